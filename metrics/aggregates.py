@@ -1,0 +1,321 @@
+"""Exact aggregates: count, sum, mean, rate, null rate and category share.
+
+All of them are integers or an exact float sum underneath, so they merge exactly and give
+bit-identical values whatever the chunking.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+
+from metrics.base import Aggregate, ColumnKind
+from metrics.counters import CounterState, ratio
+from metrics.exact_sum import ExactSum
+
+__all__ = ["Count", "Mean", "NullRate", "Rate", "Share", "Sum", "count", "mean", "null_rate",
+           "rate", "share", "sum_of"]
+
+
+class _CounterAggregate(Aggregate):
+    """An aggregate whose state is a few integer counters."""
+
+    counter_names: tuple[str, ...] = ("hits", "rows")
+
+    def _count(self, frame: pd.DataFrame) -> Mapping[str, int]:
+        raise NotImplementedError
+
+    def new_state(self) -> CounterState:
+        return CounterState(self._count, self.counter_names)
+
+    def state_from_bytes(self, data: bytes) -> CounterState:
+        return self.new_state().load(data)
+
+
+@dataclass(frozen=True)
+class Count(_CounterAggregate):
+    """The number of events.
+
+    >>> agg = count()
+    >>> state = agg.new_state()
+    >>> state.update(pd.DataFrame({"x": [1, 2, 3]}))
+    >>> agg.value(state)
+    {'count': 3.0}
+    """
+
+    kind = "count"
+    counter_names = ("rows",)
+
+    def columns(self) -> dict[str, ColumnKind]:
+        return {}
+
+    def fields(self) -> tuple[str, ...]:
+        return ("count",)
+
+    def _count(self, frame: pd.DataFrame) -> Mapping[str, int]:
+        return {"rows": len(frame)}
+
+    def value(self, state: CounterState) -> dict[str, float]:
+        return {"count": float(state.counts["rows"])}
+
+
+class SumState:
+    """An exact sum and the number of non-null values behind it."""
+
+    __slots__ = ("column", "n", "total")
+
+    def __init__(self, column: str) -> None:
+        self.column = column
+        self.total = ExactSum()
+        self.n = 0
+
+    def update(self, frame: pd.DataFrame) -> None:
+        values = frame[self.column].to_numpy(dtype=np.float64, na_value=np.nan)
+        values = values[~np.isnan(values)]
+        self.total.add(values)  # raises on inf: the stages reject it before it gets here
+        self.n += len(values)
+
+    def merge(self, other: Self) -> None:
+        if other.column != self.column:
+            raise ValueError(f"cannot merge a sum of {other.column!r} into one of {self.column!r}")
+        self.total.merge(other.total)
+        self.n += other.n
+
+    def to_bytes(self) -> bytes:
+        return json.dumps({"units": hex(self.total.units), "n": self.n}).encode()
+
+    def load(self, data: bytes) -> Self:
+        raw = json.loads(data)
+        self.total = ExactSum(int(raw["units"], 16))
+        self.n = int(raw["n"])
+        return self
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, SumState) and self.column == other.column
+                and self.total == other.total and self.n == other.n)
+
+
+@dataclass(frozen=True)
+class Sum(Aggregate):
+    """The exact sum of a numeric column (nulls skipped).
+
+    >>> agg = sum_of("amount")
+    >>> state = agg.new_state()
+    >>> state.update(pd.DataFrame({"amount": [0.1, 0.2, None]}))
+    >>> agg.value(state)
+    {'sum': 0.30000000000000004}
+    """
+
+    column: str | None
+    kind = "sum"
+
+    def columns(self) -> dict[str, ColumnKind]:
+        return {_bound(self): "numeric"}
+
+    def fields(self) -> tuple[str, ...]:
+        return ("sum",)
+
+    def new_state(self) -> SumState:
+        return SumState(_bound(self))
+
+    def state_from_bytes(self, data: bytes) -> SumState:
+        return self.new_state().load(data)
+
+    def value(self, state: SumState) -> dict[str, float]:
+        return {"sum": state.total.value()}
+
+
+@dataclass(frozen=True)
+class Mean(Aggregate):
+    """The mean of a numeric column (nulls skipped), from an exact sum.
+
+    >>> agg = mean("latency_ms")
+    >>> state = agg.new_state()
+    >>> state.update(pd.DataFrame({"latency_ms": [10.0, 20.0, None, 30.0]}))
+    >>> agg.value(state)
+    {'mean': 20.0}
+    """
+
+    column: str | None
+    kind = "mean"
+
+    def columns(self) -> dict[str, ColumnKind]:
+        return {_bound(self): "numeric"}
+
+    def fields(self) -> tuple[str, ...]:
+        return ("mean",)
+
+    def new_state(self) -> SumState:
+        return SumState(_bound(self))
+
+    def state_from_bytes(self, data: bytes) -> SumState:
+        return self.new_state().load(data)
+
+    def value(self, state: SumState) -> dict[str, float]:
+        # Python's int/int division rounds once, so the mean is as exact as a float can be.
+        if state.n == 0:
+            return {"mean": float("nan")}
+        return {"mean": _exact_ratio(state.total.units, state.n)}
+
+
+@dataclass(frozen=True)
+class Rate(Aggregate):
+    """The share of events for which a condition holds.
+
+    ``condition`` is a boolean column or a pandas expression such as
+    ``"latency_ms > 500"``. Events where the condition is null are left out of both sides.
+
+    >>> agg = rate("clicked")
+    >>> state = agg.new_state()
+    >>> state.update(pd.DataFrame({"clicked": [True, False, False, None]}))
+    >>> agg.value(state)
+    {'rate': 0.3333333333333333}
+    >>> slow = rate("latency_ms > 500")
+    >>> state = slow.new_state()
+    >>> state.update(pd.DataFrame({"latency_ms": [100.0, 700.0, 900.0, 50.0]}))
+    >>> slow.value(state)
+    {'rate': 0.5}
+    """
+
+    condition: str
+    kind = "rate"
+
+    def __post_init__(self) -> None:
+        try:
+            tree = ast.parse(self.condition, mode="eval")
+        except SyntaxError as err:
+            raise ValueError(f"rate condition {self.condition!r} is not an expression: {err.msg}")
+        names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+        object.__setattr__(self, "_names", tuple(sorted(names - {"True", "False", "None"})))
+
+    def columns(self) -> dict[str, ColumnKind]:
+        names: tuple[str, ...] = getattr(self, "_names")
+        if self.condition.isidentifier():
+            return {self.condition: "bool"}
+        return dict.fromkeys(names, "any")
+
+    def fields(self) -> tuple[str, ...]:
+        return ("rate",)
+
+    def _count(self, frame: pd.DataFrame) -> Mapping[str, int]:
+        if self.condition.isidentifier():
+            held = frame[self.condition]
+            known = held.notna()
+            return {"hits": int(held[known].astype(bool).sum()), "rows": int(known.sum())}
+        held = frame.eval(self.condition)
+        known = frame[list(self.columns())].notna().all(axis=1)
+        return {"hits": int((held & known).sum()), "rows": int(known.sum())}
+
+    def new_state(self) -> CounterState:
+        return CounterState(self._count, ("hits", "rows"))
+
+    def state_from_bytes(self, data: bytes) -> CounterState:
+        return self.new_state().load(data)
+
+    def value(self, state: CounterState) -> dict[str, float]:
+        return {"rate": ratio(state.counts["hits"], state.counts["rows"])}
+
+
+@dataclass(frozen=True)
+class NullRate(_CounterAggregate):
+    """The share of events where a column is missing.
+
+    >>> agg = null_rate("country")
+    >>> state = agg.new_state()
+    >>> state.update(pd.DataFrame({"country": ["SE", None, "DE", None]}))
+    >>> agg.value(state)
+    {'null_rate': 0.5}
+    """
+
+    column: str | None
+    kind = "null_rate"
+
+    def columns(self) -> dict[str, ColumnKind]:
+        return {_bound(self): "any"}
+
+    def fields(self) -> tuple[str, ...]:
+        return ("null_rate",)
+
+    def _count(self, frame: pd.DataFrame) -> Mapping[str, int]:
+        return {"hits": int(frame[_bound(self)].isna().sum()), "rows": len(frame)}
+
+    def value(self, state: CounterState) -> dict[str, float]:
+        return {"null_rate": ratio(state.counts["hits"], state.counts["rows"])}
+
+
+@dataclass(frozen=True)
+class Share(_CounterAggregate):
+    """The share of all events whose column equals a category.
+
+    >>> agg = share("device", "ios")
+    >>> state = agg.new_state()
+    >>> state.update(pd.DataFrame({"device": ["ios", "android", "ios", "web"]}))
+    >>> agg.value(state)
+    {'share': 0.5}
+    """
+
+    column: str
+    category: str | int | bool
+    kind = "share"
+
+    def columns(self) -> dict[str, ColumnKind]:
+        return {self.column: "category"}
+
+    def fields(self) -> tuple[str, ...]:
+        return ("share",)
+
+    def _count(self, frame: pd.DataFrame) -> Mapping[str, int]:
+        return {"hits": int((frame[self.column] == self.category).sum()), "rows": len(frame)}
+
+    def value(self, state: CounterState) -> dict[str, float]:
+        return {"share": ratio(state.counts["hits"], state.counts["rows"])}
+
+
+def _bound(aggregate: Any) -> str:
+    column: str | None = aggregate.column
+    if column is None:
+        raise ValueError(
+            f"{aggregate.kind} has no input column: pass one, or use it as the aggregate of "
+            "a per-event function with @mon.metric"
+        )
+    return column
+
+
+def _exact_ratio(units: int, n: int) -> float:
+    from metrics.exact_sum import _OFFSET
+
+    try:
+        return units / (n << _OFFSET)
+    except OverflowError:
+        return float("inf") if units > 0 else float("-inf")
+
+
+# Presets: functions that return specs, as the rest of the library does.
+def count() -> Count:
+    return Count()
+
+
+def sum_of(column: str | None = None) -> Sum:
+    return Sum(column)
+
+
+def mean(column: str | None = None) -> Mean:
+    return Mean(column)
+
+
+def rate(condition: str) -> Rate:
+    return Rate(condition)
+
+
+def null_rate(column: str | None = None) -> NullRate:
+    return NullRate(column)
+
+
+def share(column: str, category: str | int | bool) -> Share:
+    return Share(column, category)

@@ -1,0 +1,165 @@
+"""The contract every metric aggregate follows: a frozen definition plus a mergeable state.
+
+An :class:`Aggregate` is the *definition*: frozen, serializable, hashable, with a stable
+``kind`` name. It makes fresh :class:`State` objects and turns a state into values.
+A state is the *running aggregate*: ``update`` on a DataFrame chunk, ``merge`` with a
+state of the same definition, ``to_bytes``/``from_bytes``; no I/O.
+
+Research, batch and streaming all call the same four methods, so a metric computes the
+same numbers in every stage. Built-in states are deterministic and merge exactly, which
+makes the values bit-identical whatever the chunking, ordering or partitioning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
+
+import pandas as pd
+
+__all__ = [
+    "Aggregate",
+    "ColumnKind",
+    "State",
+    "aggregate_from_dict",
+    "canonical_json",
+]
+
+# What an aggregate needs of an input column; checked against the stream schema at
+# registration so a mistyped metric fails before it sees data.
+ColumnKind = str  # "numeric" | "bool" | "category" | "any"
+
+
+@runtime_checkable
+class State(Protocol):
+    """A mergeable running aggregate with no I/O."""
+
+    def update(self, frame: pd.DataFrame) -> None:
+        """Absorb a chunk of events (vectorised)."""
+
+    def merge(self, other: Self) -> None:
+        """Absorb another state of the same definition; associative and commutative."""
+
+    def to_bytes(self) -> bytes:
+        """Serialize exactly; the aggregate's ``state_from_bytes`` gives an equal state back.
+
+        Deserializing goes through the aggregate rather than a ``State.from_bytes``
+        classmethod because the parameters (sketch accuracy, reference bins) belong to the
+        definition and need not be repeated in every stored state.
+        """
+
+
+def canonical_json(obj: Any) -> str:
+    """JSON with sorted keys and no whitespace: the input of every stable hash."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+_KINDS: dict[str, type[Aggregate]] = {}
+
+
+class Aggregate(ABC):
+    """A frozen, serializable definition of how events become values.
+
+    Subclasses are frozen dataclasses with a class attribute ``kind``: a stable type name
+    that, with the parameters, makes the aggregate's id. Renaming a Python module does not
+    change it, so stored results survive refactoring.
+    """
+
+    kind: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        kind = cls.__dict__.get("kind")
+        if kind is None:
+            return
+        if kind in _KINDS and _KINDS[kind].__qualname__ != cls.__qualname__:
+            raise TypeError(f"aggregate kind {kind!r} is defined twice")
+        _KINDS[kind] = cls
+
+    # -- the definition ---------------------------------------------------------------
+
+    @abstractmethod
+    def columns(self) -> dict[str, ColumnKind]:
+        """The input columns this aggregate reads, with what kind of column each must be."""
+
+    @abstractmethod
+    def fields(self) -> tuple[str, ...]:
+        """The names of the values :meth:`value` returns, in a stable order."""
+
+    @abstractmethod
+    def new_state(self) -> State:
+        """An empty state."""
+
+    @abstractmethod
+    def state_from_bytes(self, data: bytes) -> State:
+        """Rebuild a state of this aggregate from :meth:`State.to_bytes` output."""
+
+    @abstractmethod
+    def value(self, state: Any) -> dict[str, float]:
+        """The values of a state, one per field."""
+
+    # -- binding ----------------------------------------------------------------------
+
+    def unbound_column(self) -> bool:
+        """True when the aggregate's input column is left for a per-event function to fill."""
+        return getattr(self, "column", "") is None
+
+    def with_column(self, column: str) -> Self:
+        """A copy reading ``column``: how ``@mon.metric`` feeds a per-event function in."""
+        if not dataclasses.is_dataclass(self) or "column" not in {
+            f.name for f in dataclasses.fields(self)
+        }:
+            raise TypeError(f"{self.kind} aggregates more than one column")
+        return dataclasses.replace(self, column=column)  # type: ignore[type-var]
+
+    def reference_name(self) -> str | None:
+        """The name of the reference profile this aggregate compares against, if any."""
+        return None
+
+    def bind_reference(self, profile: Any) -> Self:
+        """A copy that compares against ``profile``; only drift aggregates take one."""
+        raise TypeError(f"{self.kind} does not compare against a reference profile")
+
+    # -- serialization ----------------------------------------------------------------
+
+    def params(self) -> dict[str, Any]:
+        """The parameters that define this aggregate, JSON-ready."""
+        if not dataclasses.is_dataclass(self):
+            raise TypeError(f"{type(self).__name__} must be a dataclass")
+        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **self.params()}
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> Self:
+        """Inverse of :meth:`params`; subclasses with nested parameters override it."""
+        return cls(**params)
+
+    @property
+    def id(self) -> str:
+        """A stable hash of the kind and parameters."""
+        return hashlib.sha256(canonical_json(self.to_dict()).encode()).hexdigest()[:16]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return value
+
+
+def aggregate_from_dict(data: dict[str, Any]) -> Aggregate:
+    """Rebuild an aggregate from :meth:`Aggregate.to_dict`."""
+    params = dict(data)
+    kind = params.pop("kind")
+    try:
+        cls = _KINDS[kind]
+    except KeyError:
+        known = ", ".join(sorted(_KINDS))
+        raise ValueError(f"unknown aggregate kind {kind!r}; known kinds: {known}") from None
+    return cls.from_params(params)
