@@ -1,0 +1,25 @@
+"""Errors a user can act on: each names the metric or stream and the problem."""
+
+from __future__ import annotations
+
+
+class MonitorError(Exception):
+    """Base of the errors the platform raises on purpose."""
+
+
+class DefinitionError(MonitorError, ValueError):
+    """A metric or stream definition is wrong; raised at registration."""
+
+    def __init__(self, subject: str, problem: str) -> None:
+        self.subject = subject
+        self.problem = problem
+        super().__init__(f"{subject}: {problem}")
+
+
+class MetricComputeError(MonitorError, RuntimeError):
+    """A metric failed on real data (e.g. its per-event function returned the wrong length)."""
+
+    def __init__(self, metric: str, problem: str) -> None:
+        self.metric = metric
+        self.problem = problem
+        super().__init__(f"metric {metric!r}: {problem}")

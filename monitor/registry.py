@@ -1,0 +1,324 @@
+"""The explicit registry users declare their streams and metrics in.
+
+There is no global registry: a user module builds a ``Monitor`` and the CLI loads it by
+``module:attribute``. Registration validates everything it can without data and raises
+:class:`DefinitionError` naming the metric and the problem.
+
+>>> import metrics
+>>> mon = Monitor()
+>>> home = mon.stream("home", schema={"latency_ms": "float", "country": "str"})
+>>> spec = mon.metric("latency", "home", metrics.quantiles("latency_ms"), segment_by=["country"])
+>>> spec.segment_by
+('country',)
+>>> mon.metric("latency", "home", metrics.count())
+Traceback (most recent call last):
+...
+monitor.errors.DefinitionError: metric 'latency': is already registered; pick another name
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, overload
+
+import numpy as np
+import pandas as pd
+
+from metrics.base import Aggregate
+from monitor.alerts.rules import Rule
+from monitor.errors import DefinitionError
+from monitor.schema import FieldType, Schema
+from monitor.spec import MetricSpec, PerEvent, PerEventFunction, StreamSpec
+from monitor.windows import Windows, parse_duration_ns
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,127}$")
+_SAMPLE_ROWS = 4
+
+
+class Monitor:
+    """Streams, metrics and reference profiles of one application."""
+
+    def __init__(self, name: str = "monitor") -> None:
+        self.name = name
+        self.streams: dict[str, StreamSpec] = {}
+        self.metrics: dict[str, MetricSpec] = {}
+        self.references: dict[str, Path] = {}
+
+    # -- streams ------------------------------------------------------------------------
+
+    def stream(
+        self,
+        name: str,
+        *,
+        schema: Mapping[str, str],
+        time: str = "ts",
+        topic: str | None = None,
+        table: str | None = None,
+        files: str | None = None,
+    ) -> StreamSpec:
+        """Declare an event stream and where each stage finds it.
+
+        ``schema`` maps each field to ``"float"``, ``"int"``, ``"bool"`` or ``"str"``, with a
+        trailing ``?`` when it may be missing; ``time`` names the event-time field.
+        """
+        subject = f"stream {name!r}"
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise DefinitionError(subject, "names start with a letter and use letters, digits, _ . -")
+        if name in self.streams:
+            raise DefinitionError(subject, "is already registered")
+        try:
+            parsed = Schema.parse(schema, time=time)
+        except ValueError as err:
+            raise DefinitionError(subject, str(err)) from None
+        spec = StreamSpec(name, parsed, topic=topic, table=table, files=files)
+        self.streams[name] = spec
+        return spec
+
+    # -- references ---------------------------------------------------------------------
+
+    def reference(self, name: str, path: str | Path) -> None:
+        """Declare where the reference profile ``name`` is kept: a profile JSON file, or a
+        data file (JSON lines, CSV or Parquet) to fit it from."""
+        if name in self.references:
+            raise DefinitionError(f"reference {name!r}", "is already registered")
+        self.references[name] = Path(path)
+
+    # -- metrics ------------------------------------------------------------------------
+
+    @overload
+    def metric(
+        self, name: str, stream: str | StreamSpec, compute: Aggregate, **options: Any
+    ) -> MetricSpec: ...
+
+    @overload
+    def metric(
+        self, name: str, stream: str | StreamSpec, compute: None = None, **options: Any
+    ) -> Callable[[PerEventFunction], MetricSpec]: ...
+
+    def metric(
+        self,
+        name: str,
+        stream: str | StreamSpec,
+        compute: Aggregate | None = None,
+        *,
+        aggregate: Aggregate | None = None,
+        window: str = "1h",
+        lateness: str = "0s",
+        segment_by: Sequence[str] = (),
+        alerts: Iterable[Rule] = (),
+        owner: str | None = None,
+        description: str = "",
+    ) -> MetricSpec | Callable[[PerEventFunction], MetricSpec]:
+        """Register a metric, or (without ``compute``) return a decorator for a per-event
+        function ``f(events: DataFrame) -> Series`` whose values ``aggregate`` aggregates.
+
+        ``window`` is a tumbling window on event time (``"5m"``, ``"1h"``, ``"1d"``);
+        ``lateness`` how long after its end a window still takes events; ``segment_by``
+        the columns whose combinations get values of their own besides the overall one.
+        """
+        options = dict(
+            window=window,
+            lateness=lateness,
+            segment_by=tuple(segment_by),
+            alerts=tuple(alerts),
+            owner=owner,
+            description=description,
+        )
+        if compute is not None:
+            if aggregate is not None:
+                raise DefinitionError(
+                    f"metric {name!r}", "pass either compute or aggregate=, not both"
+                )
+            return self._register(name, stream, compute, None, options)
+        if aggregate is None:
+            raise DefinitionError(
+                f"metric {name!r}",
+                "needs a compute aggregate, or aggregate= when used as a decorator",
+            )
+
+        def decorate(function: PerEventFunction) -> MetricSpec:
+            if not callable(function):
+                raise DefinitionError(f"metric {name!r}", "decorates a function")
+            return self._register(name, stream, aggregate, function, options)
+
+        return decorate
+
+    def get(self, name: str) -> MetricSpec:
+        try:
+            return self.metrics[name]
+        except KeyError:
+            known = ", ".join(sorted(self.metrics)) or "none registered"
+            raise KeyError(f"no metric named {name!r}; known metrics: {known}") from None
+
+    def metrics_of(self, stream: str) -> list[MetricSpec]:
+        return [m for m in self.metrics.values() if m.stream.name == stream]
+
+    # -- validation ---------------------------------------------------------------------
+
+    def _register(
+        self,
+        name: str,
+        stream: str | StreamSpec,
+        aggregate: Aggregate,
+        function: PerEventFunction | None,
+        options: dict[str, Any],
+    ) -> MetricSpec:
+        subject = f"metric {name!r}"
+
+        def fail(problem: str) -> DefinitionError:
+            return DefinitionError(subject, problem)
+
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise fail("names start with a letter and use letters, digits, _ . - (max 128)")
+        if name in self.metrics:
+            raise fail("is already registered; pick another name")
+        stream_spec = self._stream(stream, fail)
+        schema = stream_spec.schema
+        if not isinstance(aggregate, Aggregate):
+            raise fail(f"compute must be a metrics aggregate (e.g. metrics.mean(...)), "
+                       f"not {type(aggregate).__name__}")
+        try:
+            Windows.parse(options["window"])
+        except ValueError as err:
+            raise fail(f"window: {err}") from None
+        try:
+            parse_duration_ns(options["lateness"])
+        except ValueError as err:
+            raise fail(f"lateness: {err}") from None
+
+        for column in options["segment_by"]:
+            field = schema.field(column)
+            if field is None:
+                raise fail(f"segment column {column!r} is not in the schema of stream "
+                           f"{stream_spec.name!r} ({', '.join(schema.names)})")
+            if field.type == "float":
+                raise fail(f"segment column {column!r} is a float; segment by a category")
+
+        per_event = None
+        if function is not None:
+            if not aggregate.unbound_column():
+                raise fail(
+                    f"the aggregate of a per-event function must not name a column "
+                    f"(got {aggregate.to_dict()}); write e.g. metrics.quantiles()"
+                )
+            try:
+                aggregate = aggregate.with_column(name)
+            except TypeError as err:
+                raise fail(str(err)) from None
+            per_event = PerEvent.of(function)
+            _try_per_event(subject, function, schema, aggregate.columns()[name])
+        elif aggregate.unbound_column():
+            raise fail(f"{aggregate.kind} needs an input column, e.g. "
+                       f"metrics.{aggregate.kind}('latency_ms')")
+
+        for column, kind in aggregate.columns().items():
+            if per_event is not None and column == name:
+                continue
+            field = schema.field(column)
+            if field is None:
+                raise fail(f"unknown column {column!r}: stream {stream_spec.name!r} has "
+                           f"{', '.join(schema.names)}")
+            if not _kind_fits(kind, field):
+                raise fail(f"column {column!r} is {field.type} but {aggregate.kind} needs a "
+                           f"{kind} column")
+
+        rules = tuple(self._resolve_rule(rule, aggregate, fail) for rule in options["alerts"])
+        titles = [rule.title for rule in rules]
+        if len(set(titles)) != len(titles):
+            raise fail("two alert rules have the same name; give them name=")
+        spec = MetricSpec(
+            name=name,
+            stream=stream_spec,
+            aggregate=aggregate,
+            per_event=per_event,
+            **{**options, "alerts": rules},
+        )
+        self.metrics[name] = spec
+        return spec
+
+    def _stream(self, stream: str | StreamSpec, fail: Callable[[str], Exception]) -> StreamSpec:
+        key = stream.name if isinstance(stream, StreamSpec) else stream
+        if key not in self.streams:
+            known = ", ".join(sorted(self.streams)) or "none registered"
+            raise fail(f"unknown stream {key!r}; declare it with mon.stream() first "
+                       f"(known: {known})")
+        return self.streams[key]
+
+    @staticmethod
+    def _resolve_rule(rule: Rule, aggregate: Aggregate, fail: Callable[[str], Exception]) -> Rule:
+        if not isinstance(rule, Rule):
+            raise fail(f"alerts must be rules (Threshold, Change, Anomaly), not {rule!r}")
+        fields = aggregate.fields()
+        if rule.field is None:
+            if len(fields) != 1:
+                raise fail(f"alert rule {rule.describe()} must name field= (one of "
+                           f"{', '.join(fields)})")
+            return rule.for_field(fields[0])
+        if rule.field not in fields:
+            raise fail(f"alert rule on unknown field {rule.field!r}; fields are "
+                       f"{', '.join(fields)}")
+        return rule
+
+
+def _kind_fits(kind: str, field: FieldType) -> bool:
+    if kind == "numeric":
+        return field.is_numeric
+    if kind == "bool":
+        return field.type in ("bool", "int")
+    if kind == "category":
+        return field.type in ("str", "int", "bool")
+    return True
+
+
+def sample_events(schema: Schema, rows: int = _SAMPLE_ROWS) -> pd.DataFrame:
+    """A few typed, plausible events of a schema, to try a per-event function on."""
+    start = pd.Timestamp("2026-01-01T00:00:00Z")
+    data: dict[str, Any] = {schema.time: pd.date_range(start, periods=rows, freq="min")}
+    for field in schema.fields:
+        if field.type == "float":
+            data[field.name] = np.linspace(1.0, 2.0, rows)
+        elif field.type == "int":
+            data[field.name] = pd.array(range(1, rows + 1), dtype="Int64")
+        elif field.type == "bool":
+            data[field.name] = pd.array([i % 2 == 0 for i in range(rows)], dtype="boolean")
+        else:
+            data[field.name] = [f"{field.name}-{i}" for i in range(rows)]
+    return pd.DataFrame(data)
+
+
+def _try_per_event(subject: str, function: PerEventFunction, schema: Schema, kind: str) -> None:
+    """Run the function on sample events so a wrong return fails at registration."""
+    sample = sample_events(schema)
+    try:
+        result = function(sample.copy())
+    except Exception as err:  # the user's code: report whatever it raised
+        raise DefinitionError(
+            subject,
+            f"per-event function failed on sample events with {type(err).__name__}: {err} "
+            f"(it receives a DataFrame with columns {', '.join(sample.columns)})",
+        ) from err
+    check_per_event_result(subject, result, len(sample), kind)
+
+
+def check_per_event_result(subject: str, result: Any, rows: int, kind: str) -> pd.Series:
+    """The per-event result as a Series, or a DefinitionError saying what is wrong."""
+    if isinstance(result, np.ndarray) and result.ndim == 1:
+        result = pd.Series(result)
+    if not isinstance(result, pd.Series):
+        raise DefinitionError(
+            subject, f"per-event function must return a pandas Series, not {type(result).__name__}"
+        )
+    if len(result) != rows:
+        raise DefinitionError(
+            subject, f"per-event function returned {len(result)} values for {rows} events; "
+            "it must return one value per event"
+        )
+    numeric = pd.api.types.is_numeric_dtype(result) or pd.api.types.is_bool_dtype(result)
+    if kind in ("numeric", "bool") and not numeric:
+        raise DefinitionError(
+            subject, f"per-event function returned {result.dtype} values; its aggregate needs "
+            f"{kind} values"
+        )
+    return result

@@ -1,0 +1,218 @@
+"""A stream's schema and the validation that splits raw events into clean rows and rejects.
+
+Types are ``"float"``, ``"int"``, ``"bool"`` and ``"str"``; a trailing ``?`` makes the field
+nullable (it may be missing or null). The event-time field is required and is ISO 8601 or
+epoch milliseconds. Validation is vectorised: each rejected row gets the first reason that
+applies, and the clean rows come out typed (numbers as float64 / Int64, booleans as
+pandas ``boolean``, event time as UTC ``datetime64[ns]``).
+
+>>> schema = Schema.parse({"latency_ms": "float", "country": "str?"}, time="ts")
+>>> raw = pd.DataFrame({"ts": ["2026-01-01T00:00:00Z", "yesterday", 1767225600000],
+...                     "latency_ms": [12.5, 3.0, "fast"], "country": ["SE", None, "DE"]})
+>>> clean, rejects = schema.validate(raw)
+>>> len(clean), list(rejects["reason"])
+(1, ['unparseable timestamp in ts', "field 'latency_ms' is not a number"])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+TYPES = ("float", "int", "bool", "str")
+_TRUE = {"true", "1", "yes", "t"}
+_FALSE = {"false", "0", "no", "f"}
+
+
+@dataclass(frozen=True)
+class FieldType:
+    name: str
+    type: str
+    nullable: bool
+
+    @property
+    def spec(self) -> str:
+        return self.type + ("?" if self.nullable else "")
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.type in ("float", "int", "bool")
+
+
+@dataclass(frozen=True)
+class Schema:
+    time: str
+    fields: tuple[FieldType, ...]
+
+    @classmethod
+    def parse(cls, spec: Mapping[str, str], time: str = "ts") -> Schema:
+        """Build from ``{"column": "float?"}``; ValueError names a bad type."""
+        fields = []
+        for name, text in spec.items():
+            if name == time:
+                continue  # the event-time field is always there and always a timestamp
+            if not isinstance(text, str) or text.rstrip("?") not in TYPES:
+                raise ValueError(
+                    f"field {name!r} has type {text!r}; use one of {', '.join(TYPES)} "
+                    "with an optional trailing '?' for nullable"
+                )
+            fields.append(FieldType(name, text.rstrip("?"), text.endswith("?")))
+        return cls(time, tuple(fields))
+
+    def to_dict(self) -> dict[str, str]:
+        return {f.name: f.spec for f in self.fields}
+
+    def field(self, name: str) -> FieldType | None:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        return None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.time, *(f.name for f in self.fields))
+
+    def validate(
+        self, raw: pd.DataFrame, max_time: pd.Timestamp | None = None
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Split ``raw`` into typed clean rows and rejects with columns ``row`` and ``reason``.
+
+        ``row`` is the index label of the rejected row in ``raw``. Events later than
+        ``max_time`` (when given) are rejected as from the future.
+        """
+        reasons = pd.Series(None, index=raw.index, dtype=object)
+
+        def reject(mask: pd.Series | np.ndarray, reason: str) -> None:
+            fresh = np.asarray(mask, dtype=bool) & reasons.isna().to_numpy()
+            if fresh.any():
+                reasons[fresh] = reason
+
+        columns: dict[str, pd.Series] = {}
+        if self.time not in raw.columns:
+            reject(np.ones(len(raw), dtype=bool), f"missing field {self.time!r}")
+            times = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]")
+        else:
+            times = parse_times(raw[self.time])
+            reject(raw[self.time].isna(), f"missing field {self.time!r}")
+            reject(times.isna(), f"unparseable timestamp in {self.time}")
+            if max_time is not None:
+                reject(times > max_time, f"timestamp in {self.time} is in the future")
+        columns[self.time] = times
+
+        for field in self.fields:
+            if field.name not in raw.columns:
+                if not field.nullable:
+                    reject(np.ones(len(raw), dtype=bool), f"missing field {field.name!r}")
+                columns[field.name] = _null_column(field, raw.index)
+                continue
+            values = raw[field.name]
+            missing = values.isna()
+            if not field.nullable:
+                reject(missing, f"field {field.name!r} is null")
+            typed, mistyped = _coerce(field, values, missing)
+            reject(mistyped, _type_error(field))
+            if field.type in ("float", "int"):
+                reject(np.isinf(typed.to_numpy(dtype=np.float64, na_value=np.nan)),
+                       f"field {field.name!r} is not finite")
+            columns[field.name] = typed
+
+        clean_mask = reasons.isna().to_numpy()
+        extra = [c for c in raw.columns if c not in columns]
+        clean = pd.DataFrame(columns, index=raw.index)
+        if extra:
+            clean = pd.concat([clean, raw[extra]], axis=1)
+        clean = clean[clean_mask].reset_index(drop=True)
+        clean[self.time] = clean[self.time].astype("datetime64[ns, UTC]")
+        for field in self.fields:
+            clean[field.name] = _final_dtype(field, clean[field.name])
+        rejects = pd.DataFrame(
+            {"row": raw.index[~clean_mask], "reason": reasons[~clean_mask].to_numpy()}
+        )
+        return clean, rejects
+
+
+def parse_times(values: pd.Series) -> pd.Series:
+    """UTC timestamps from ISO 8601 strings or epoch milliseconds (NaT where unparseable)."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        if getattr(values.dt, "tz", None) is None:
+            return values.dt.tz_localize("UTC")
+        return values.dt.tz_convert("UTC")
+    if pd.api.types.is_string_dtype(values) and values.dtype != object:
+        return pd.to_datetime(values, format="ISO8601", utc=True, errors="coerce").astype(
+            "datetime64[ns, UTC]"
+        )
+    as_number = pd.to_numeric(values, errors="coerce")
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        millis = as_number
+    else:
+        millis = as_number.where(~values.map(lambda v: isinstance(v, bool)))
+    # Epoch milliseconds beyond year 9999 or NaN/inf are unparseable, not an overflow.
+    finite = np.isfinite(millis.to_numpy(dtype=np.float64, na_value=np.nan))
+    finite &= np.abs(millis.to_numpy(dtype=np.float64, na_value=np.nan)) < 2.5e14
+    from_millis = pd.to_datetime(millis.where(finite), unit="ms", utc=True, errors="coerce")
+    text = values.where(~finite & values.map(lambda v: isinstance(v, str)))
+    from_text = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+    return from_millis.fillna(from_text).astype("datetime64[ns, UTC]")
+
+
+def _coerce(field: FieldType, values: pd.Series, missing: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Typed values (null where missing or mistyped) and the mask of mistyped ones."""
+    present = ~missing
+    if field.type in ("float", "int"):
+        if _is_plain_number(values):
+            typed = values.astype("float64")
+        elif pd.api.types.is_bool_dtype(values):
+            typed = pd.Series(np.nan, index=values.index)
+        else:
+            typed = pd.to_numeric(values, errors="coerce").astype("float64")
+            is_bool = values.map(lambda v: isinstance(v, bool | np.bool_))
+            typed = typed.where(~is_bool)
+        mistyped = present & typed.isna()
+        if field.type == "int":
+            arr = typed.to_numpy(dtype=np.float64, na_value=np.nan)
+            with np.errstate(invalid="ignore"):
+                fractional = np.isfinite(arr) & (arr != np.round(arr))
+            mistyped |= fractional
+            typed = typed.where(~fractional)
+        return typed, mistyped
+    if field.type == "bool":
+        if pd.api.types.is_bool_dtype(values):
+            typed = values.astype("boolean")
+            return typed, pd.Series(False, index=values.index)
+        as_text = values.map(lambda v: str(v).strip().lower() if v is not None else None)
+        typed = pd.Series(pd.NA, index=values.index, dtype="boolean")
+        typed[as_text.isin(_TRUE).to_numpy()] = True
+        typed[as_text.isin(_FALSE).to_numpy()] = False
+        return typed, present & typed.isna()
+    # str: anything present is a string; containers (lists, dicts) are not
+    if pd.api.types.is_string_dtype(values) and values.dtype != object:
+        return values, pd.Series(False, index=values.index)
+    is_container = values.map(lambda v: isinstance(v, list | dict | tuple))
+    typed = values.where(missing | is_container, values.astype(str)).where(~is_container)
+    return typed.astype(object).where(typed.notna(), None), present & is_container
+
+
+def _is_plain_number(values: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+
+
+def _type_error(field: FieldType) -> str:
+    kinds = {"float": "a number", "int": "an integer", "bool": "a boolean", "str": "a string"}
+    return f"field {field.name!r} is not {kinds[field.type]}"
+
+
+def _null_column(field: FieldType, index: pd.Index) -> pd.Series:
+    return pd.Series(None, index=index, dtype=object)
+
+
+def _final_dtype(field: FieldType, values: pd.Series) -> pd.Series:
+    if field.type == "float":
+        return values.astype("float64")
+    if field.type == "int":
+        return values.astype("float64").astype("Int64")
+    if field.type == "bool":
+        return values.astype("boolean")
+    return values.astype(object).where(values.notna(), None)

@@ -1,0 +1,61 @@
+"""Metric values as plain records, and the values CSV format of the platform.
+
+One row per field: ``metric,stage,segment,window_start,window_end,field,value,count``,
+timestamps ISO 8601 in UTC. Floats are written with Python's shortest round-trip
+representation, so a values file read back gives the same bits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import astuple, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+COLUMNS = ["metric", "stage", "segment", "window_start", "window_end", "field", "value", "count"]
+STAGES = ("research", "batch", "streaming")
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    metric: str
+    stage: str
+    segment: str
+    window_start: pd.Timestamp
+    window_end: pd.Timestamp
+    field: str
+    value: float
+    count: int
+
+
+def values_frame(values: Iterable[MetricValue]) -> pd.DataFrame:
+    """Values as a DataFrame in the values-file column order, sorted for stable output."""
+    frame = pd.DataFrame([astuple(v) for v in values], columns=COLUMNS)
+    if frame.empty:
+        return frame.astype({"value": "float64", "count": "int64"})
+    frame["window_start"] = pd.to_datetime(frame["window_start"], utc=True)
+    frame["window_end"] = pd.to_datetime(frame["window_end"], utc=True)
+    return frame.sort_values(["metric", "stage", "segment", "window_start", "field"],
+                             kind="stable").reset_index(drop=True)
+
+
+def iso(ts: pd.Timestamp) -> str:
+    return ts.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def write_values_csv(frame: pd.DataFrame, path: str | Path) -> None:
+    out = frame.copy()
+    for column in ("window_start", "window_end"):
+        out[column] = [iso(t) for t in out[column]]
+    out["value"] = [repr(float(v)) for v in out["value"]]
+    out.to_csv(path, index=False, columns=COLUMNS)
+
+
+def read_values_csv(path: str | Path) -> pd.DataFrame:
+    frame = pd.read_csv(path, dtype={"segment": str, "field": str}, keep_default_na=False,
+                        float_precision="round_trip")
+    frame["window_start"] = pd.to_datetime(frame["window_start"], utc=True)
+    frame["window_end"] = pd.to_datetime(frame["window_end"], utc=True)
+    frame["value"] = frame["value"].astype("float64")
+    return frame
