@@ -187,18 +187,22 @@ class Rate(Aggregate):
     kind = "rate"
 
     def __post_init__(self) -> None:
+        self._names()  # a condition that does not parse fails here, at definition
+
+    def _names(self) -> list[str]:
         try:
             tree = ast.parse(self.condition, mode="eval")
         except SyntaxError as err:
-            raise ValueError(f"rate condition {self.condition!r} is not an expression: {err.msg}")
+            raise ValueError(
+                f"rate condition {self.condition!r} is not an expression: {err.msg}"
+            ) from None
         names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
-        object.__setattr__(self, "_names", tuple(sorted(names - {"True", "False", "None"})))
+        return sorted(names - {"True", "False", "None"})
 
     def columns(self) -> dict[str, ColumnKind]:
-        names: tuple[str, ...] = getattr(self, "_names")
         if self.condition.isidentifier():
             return {self.condition: "bool"}
-        return dict.fromkeys(names, "any")
+        return dict.fromkeys(self._names(), "any")
 
     def fields(self) -> tuple[str, ...]:
         return ("rate",)
@@ -208,7 +212,7 @@ class Rate(Aggregate):
             held = frame[self.condition]
             known = held.notna()
             return {"hits": int(held[known].astype(bool).sum()), "rows": int(known.sum())}
-        held = frame.eval(self.condition)
+        held = pd.Series(frame.eval(self.condition), index=frame.index).astype(bool)
         known = frame[list(self.columns())].notna().all(axis=1)
         return {"hits": int((held & known).sum()), "rows": int(known.sum())}
 

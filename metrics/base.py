@@ -113,7 +113,7 @@ class Aggregate(ABC):
             f.name for f in dataclasses.fields(self)
         }:
             raise TypeError(f"{self.kind} aggregates more than one column")
-        return dataclasses.replace(self, column=column)  # type: ignore[type-var]
+        return dataclasses.replace(self, column=column)
 
     def reference_name(self) -> str | None:
         """The name of the reference profile this aggregate compares against, if any."""

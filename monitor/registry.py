@@ -65,7 +65,9 @@ class Monitor:
         """
         subject = f"stream {name!r}"
         if not isinstance(name, str) or not _NAME.match(name):
-            raise DefinitionError(subject, "names start with a letter and use letters, digits, _ . -")
+            raise DefinitionError(
+                subject, "names start with a letter and use letters, digits, _ . -"
+            )
         if name in self.streams:
             raise DefinitionError(subject, "is already registered")
         try:
@@ -89,12 +91,33 @@ class Monitor:
 
     @overload
     def metric(
-        self, name: str, stream: str | StreamSpec, compute: Aggregate, **options: Any
+        self,
+        name: str,
+        stream: str | StreamSpec,
+        compute: Aggregate,
+        *,
+        window: str = ...,
+        lateness: str = ...,
+        segment_by: Sequence[str] = ...,
+        alerts: Iterable[Rule] = ...,
+        owner: str | None = ...,
+        description: str = ...,
     ) -> MetricSpec: ...
 
     @overload
     def metric(
-        self, name: str, stream: str | StreamSpec, compute: None = None, **options: Any
+        self,
+        name: str,
+        stream: str | StreamSpec,
+        compute: None = None,
+        *,
+        aggregate: Aggregate,
+        window: str = ...,
+        lateness: str = ...,
+        segment_by: Sequence[str] = ...,
+        alerts: Iterable[Rule] = ...,
+        owner: str | None = ...,
+        description: str = ...,
     ) -> Callable[[PerEventFunction], MetricSpec]: ...
 
     def metric(

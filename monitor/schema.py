@@ -161,6 +161,7 @@ def parse_times(values: pd.Series) -> pd.Series:
 def _coerce(field: FieldType, values: pd.Series, missing: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Typed values (null where missing or mistyped) and the mask of mistyped ones."""
     present = ~missing
+    typed: pd.Series
     if field.type in ("float", "int"):
         if _is_plain_number(values):
             typed = values.astype("float64")

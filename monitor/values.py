@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import astuple, dataclass
 from pathlib import Path
+from typing import TextIO
 
 import pandas as pd
 
@@ -44,7 +45,7 @@ def iso(ts: pd.Timestamp) -> str:
     return ts.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def write_values_csv(frame: pd.DataFrame, path: str | Path) -> None:
+def write_values_csv(frame: pd.DataFrame, path: str | Path | TextIO) -> None:
     out = frame.copy()
     for column in ("window_start", "window_end"):
         out[column] = [iso(t) for t in out[column]]
@@ -53,8 +54,7 @@ def write_values_csv(frame: pd.DataFrame, path: str | Path) -> None:
 
 
 def read_values_csv(path: str | Path) -> pd.DataFrame:
-    frame = pd.read_csv(path, dtype={"segment": str, "field": str}, keep_default_na=False,
-                        float_precision="round_trip")
+    frame = pd.read_csv(path, dtype={"segment": str, "field": str}, keep_default_na=False)
     frame["window_start"] = pd.to_datetime(frame["window_start"], utc=True)
     frame["window_end"] = pd.to_datetime(frame["window_end"], utc=True)
     frame["value"] = frame["value"].astype("float64")

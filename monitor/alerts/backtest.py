@@ -54,7 +54,9 @@ def alert_episodes(metric: MetricSpec, values: pd.DataFrame) -> pd.DataFrame:
 
 
 def _replay(rule: Rule, segment: str, series: pd.DataFrame) -> list[_Episode]:
-    state, history, episodes = AlertState(), [], []
+    state = AlertState()
+    history: list[float] = []
+    episodes: list[_Episode] = []
     current: _Episode | None = None
     for start, end, value in zip(
         series["window_start"], series["window_end"], series["value"], strict=True

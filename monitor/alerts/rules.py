@@ -183,10 +183,7 @@ class Anomaly(Rule):
             return Check(False, float("nan"), "not enough history")
         median = float(np.median(recent))
         mad = float(np.median(np.abs(recent - median)))
-        if mad > 0:
-            scale = mad / 0.6745
-        else:
-            scale = 1.2533 * float(np.mean(np.abs(recent - median)))
+        scale = mad / 0.6745 if mad > 0 else 1.2533 * float(np.mean(np.abs(recent - median)))
         if scale == 0:
             score = 0.0 if value == median else math.copysign(math.inf, value - median)
         else:

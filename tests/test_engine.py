@@ -1,0 +1,112 @@
+"""The engine splits events by window and segment exactly as a pandas groupby would."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import metrics
+from monitor import OVERALL, MetricComputeError, Monitor
+from monitor.research import evaluate
+
+
+def events(n: int = 2000, seed: int = 1) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp("2026-03-01T00:00:00Z")
+    return pd.DataFrame({
+        "ts": start + pd.to_timedelta(rng.integers(0, 6 * 3600, n), unit="s"),
+        "latency_ms": rng.lognormal(4, 1, n),
+        "country": rng.choice(["SE", "US", "BR"], n),
+        "device": rng.choice(["ios", "web"], n),
+    })
+
+
+@pytest.fixture
+def mon() -> Monitor:
+    mon = Monitor()
+    mon.stream("home", schema={"latency_ms": "float", "country": "str", "device": "str"})
+    return mon
+
+
+def test_values_match_a_pandas_groupby(mon: Monitor) -> None:
+    spec = mon.metric("lat", "home", metrics.mean("latency_ms"), window="1h",
+                      segment_by=["country", "device"])
+    data = events()
+    values = evaluate(spec, data)
+
+    data["window_start"] = data["ts"].dt.floor("1h")
+    keys = ["window_start", "country", "device"]
+    expected = data.groupby(keys)["latency_ms"].agg(["mean", "size"])
+    by_segment = values[values["segment"] != OVERALL]
+    assert len(by_segment) == len(expected)
+    for row in by_segment.itertuples():
+        country, device = (part.split("=")[1] for part in row.segment.split(","))
+        mean, size = expected.loc[(row.window_start, country, device)]
+        assert row.value == pytest.approx(mean, rel=1e-12)
+        assert row.count == size
+        assert row.window_end - row.window_start == pd.Timedelta("1h")
+
+    overall = values[values["segment"] == OVERALL].set_index("window_start")
+    expected_overall = data.groupby("window_start")["latency_ms"].mean()
+    assert overall["value"].to_numpy() == pytest.approx(expected_overall.to_numpy(), rel=1e-12)
+    assert int(overall["count"].sum()) == len(data)
+
+
+def test_windows_are_aligned_to_utc(mon: Monitor) -> None:
+    spec = mon.metric("n", "home", metrics.count(), window="15m")
+    data = pd.DataFrame({"ts": ["2026-03-01T10:14:59.999Z", "2026-03-01T10:15:00Z",
+                                "2026-03-01T11:29:00+01:00"],
+                         "latency_ms": [1.0, 2.0, 3.0], "country": "SE", "device": "ios"})
+    values = evaluate(spec, data)
+    assert [t.isoformat() for t in values["window_start"]] == [
+        "2026-03-01T10:00:00+00:00", "2026-03-01T10:15:00+00:00"]
+    assert list(values["value"]) == [1.0, 2.0]
+
+
+def test_values_do_not_depend_on_chunking(mon: Monitor) -> None:
+    from monitor.engine import Engine
+
+    spec = mon.metric("lat", "home", metrics.sum_of("latency_ms"), window="1h",
+                      segment_by=["country"])
+    clean, _ = spec.stream.schema.validate(events())
+    whole = Engine([spec])
+    whole.update(clean)
+    chunked = Engine([spec])
+    shuffled = clean.sample(frac=1, random_state=3)
+    for chunk in np.array_split(np.arange(len(shuffled)), 7):
+        chunked.update(shuffled.iloc[chunk])
+    assert whole.values("x") == chunked.values("x")
+
+
+def test_per_event_function_feeds_the_aggregate(mon: Monitor) -> None:
+    @mon.metric("slow_share", "home", aggregate=metrics.mean(), window="1h")
+    def slow_share(frame: pd.DataFrame) -> pd.Series:
+        return (frame["latency_ms"] > 100).astype(float)
+
+    data = events()
+    values = evaluate(slow_share, data)
+    overall = values[values["segment"] == OVERALL]
+    expected = (data["latency_ms"] > 100).groupby(data["ts"].dt.floor("1h")).mean()
+    assert overall["value"].to_numpy() == pytest.approx(expected.to_numpy(), rel=1e-12)
+
+
+def test_a_per_event_function_failing_on_real_data_names_the_metric(mon: Monitor) -> None:
+    @mon.metric("fragile", "home", aggregate=metrics.mean(), window="1h")
+    def fragile(frame: pd.DataFrame) -> pd.Series:
+        if len(frame) > 10:
+            return frame["latency_ms"].head(10)
+        return frame["latency_ms"]
+
+    with pytest.raises(MetricComputeError, match=r"metric 'fragile': .*returned 10 values"):
+        evaluate(fragile, events())
+
+
+def test_null_segment_values_get_their_own_segment() -> None:
+    mon = Monitor()
+    mon.stream("s", schema={"x": "float", "country": "str?"})
+    spec = mon.metric("n", "s", metrics.count(), segment_by=["country"])
+    data = pd.DataFrame({"ts": ["2026-01-01T00:00:00Z"] * 3, "x": [1.0, 2.0, 3.0],
+                         "country": ["SE", None, "SE"]})
+    values = evaluate(spec, data).set_index("segment")["value"]
+    assert values.to_dict() == {"*": 3.0, "country=<null>": 1.0, "country=SE": 2.0}
