@@ -83,4 +83,12 @@ def bind(metric: MetricSpec, references: References) -> MetricSpec:
         aggregate = metric.aggregate.bind_reference(profile)
     except (LookupError, ValueError) as err:
         raise DefinitionError(f"metric {metric.name!r}", str(err).strip("'\"")) from None
+    fields = aggregate.fields()
+    for rule in metric.alerts:
+        if rule.field not in fields:
+            raise DefinitionError(
+                f"metric {metric.name!r}",
+                f"alert rule {rule.title} watches field {rule.field!r}, but against reference "
+                f"{name!r} the fields are {', '.join(fields)}",
+            )
     return dataclasses.replace(metric, aggregate=aggregate)

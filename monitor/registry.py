@@ -273,7 +273,12 @@ class Monitor:
     def _resolve_rule(rule: Rule, aggregate: Aggregate, fail: Callable[[str], Exception]) -> Rule:
         if not isinstance(rule, Rule):
             raise fail(f"alerts must be rules (Threshold, Change, Anomaly), not {rule!r}")
-        fields = aggregate.fields()
+        fields = known_fields(aggregate)
+        if fields is None:  # e.g. drift(method="auto"): fields follow the reference profile
+            if rule.field is None:
+                raise fail(f"alert rule {rule.describe()} must name field=; this aggregate's "
+                           "fields depend on its reference profile")
+            return rule  # checked when the profile is bound (monitor.references.bind)
         if rule.field is None:
             if len(fields) != 1:
                 raise fail(f"alert rule {rule.describe()} must name field= (one of "
@@ -283,6 +288,16 @@ class Monitor:
             raise fail(f"alert rule on unknown field {rule.field!r}; fields are "
                        f"{', '.join(fields)}")
         return rule
+
+
+def known_fields(aggregate: Aggregate) -> tuple[str, ...] | None:
+    """The aggregate's fields, or None while they depend on a reference not yet bound."""
+    try:
+        return aggregate.fields()
+    except ValueError:
+        if aggregate.reference_name() is None:
+            raise
+        return None
 
 
 def _kind_fits(kind: str, field: FieldType) -> bool:

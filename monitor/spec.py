@@ -94,8 +94,14 @@ class MetricSpec:
         return parse_duration_ns(self.lateness)
 
     @property
-    def fields(self) -> tuple[str, ...]:
-        return self.aggregate.fields()
+    def fields(self) -> tuple[str, ...] | None:
+        """The value fields; None while they depend on a reference profile not yet bound."""
+        try:
+            return self.aggregate.fields()
+        except ValueError:
+            if self.aggregate.reference_name() is None:
+                raise
+            return None
 
     def to_dict(self) -> dict[str, Any]:
         return {

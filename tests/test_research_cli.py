@@ -69,7 +69,8 @@ def test_run_rejects_bad_rows_says_why_and_computes_from_the_rest(tmp_path: Path
 
 def test_csv_and_parquet_give_the_same_values_as_json_lines(tmp_path: Path) -> None:
     good = good_events(seed=3)
-    (tmp_path / "e.jsonl").write_text("".join(json.dumps(r) + "\n" for r in good.to_dict("records")))
+    records = good.to_dict("records")
+    (tmp_path / "e.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     good.to_parquet(tmp_path / "e.parquet")
     with (tmp_path / "e.csv").open("w") as handle:
         good.to_csv(handle, index=False)

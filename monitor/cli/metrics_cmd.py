@@ -28,7 +28,7 @@ def list_metrics(ctx: click.Context) -> None:
             "stage": "research",
             "window": m.window,
             "segments": ",".join(m.segment_by) or "-",
-            "fields": ",".join(m.fields),
+            "fields": ",".join(m.fields) if m.fields is not None else "(per reference)",
             "alerts": len(m.alerts),
             "owner": m.owner or "-",
         }

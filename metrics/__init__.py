@@ -1,0 +1,50 @@
+"""The built-in metric library: pure aggregates with mergeable states and no I/O.
+
+Every aggregate here is a frozen definition (see :mod:`metrics.base`) whose state merges
+exactly, so research, batch and streaming store bit-identical values.
+"""
+
+from metrics.aggregates import count, mean, null_rate, rate, share, sum_of
+from metrics.base import Aggregate, State, aggregate_from_dict
+from metrics.classification import accuracy, auc, precision, recall
+
+# The report is exported as drift_report: binding it as `drift` would hide the
+# metrics.drift subpackage behind a function.
+from metrics.drift import (
+    ReferenceProfile,
+    chi2,
+    hellinger,
+    jensenshannon,
+    js,
+    ks,
+    psi,
+    wasserstein,
+)
+from metrics.drift import drift as drift_report
+from metrics.tails import quantiles
+
+__all__ = [
+    "Aggregate",
+    "ReferenceProfile",
+    "State",
+    "accuracy",
+    "aggregate_from_dict",
+    "auc",
+    "chi2",
+    "count",
+    "drift_report",
+    "hellinger",
+    "jensenshannon",
+    "js",
+    "ks",
+    "mean",
+    "null_rate",
+    "precision",
+    "psi",
+    "quantiles",
+    "rate",
+    "recall",
+    "share",
+    "sum_of",
+    "wasserstein",
+]

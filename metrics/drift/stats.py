@@ -1,0 +1,250 @@
+r"""Drift statistics from bin counts alone: pure functions of two integer arrays.
+
+Every function takes ``reference`` and ``current``, counts over the same bins (numeric
+quantile bins with their two overflow bins, or categories plus the unseen bucket), and
+returns NaN when either side is empty. ``p`` and ``q`` below are the reference and
+current proportions per bin.
+
+PSI, Jensen–Shannon, Hellinger and chi-square are statistics *of the binned data*, so they
+are exact here. KS and Wasserstein are defined on the raw values; from counts they are
+estimated, with the binning error bounded in their docstrings (both bounds are attained
+by some data, so they cannot be tightened without knowing more than the counts).
+
+>>> ref, cur = np.array([0, 50, 50, 0]), np.array([10, 40, 40, 10])
+>>> round(psi(ref, cur), 4)
+1.4248
+>>> round(jensenshannon(ref, cur, base=2), 4)
+0.3287
+>>> round(hellinger(ref, cur), 4)
+0.3249
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import special
+from scipy import stats as scipy_stats
+
+__all__ = [
+    "PSI_EPSILON",
+    "chi2",
+    "hellinger",
+    "jensenshannon",
+    "ks",
+    "ks_binning_error",
+    "proportions",
+    "psi",
+    "wasserstein",
+    "wasserstein_binning_error",
+]
+
+# Evidently's floor for empty bins when no bin is smaller; a fixed value here so that PSI
+# depends on the counts alone.
+PSI_EPSILON = 1e-4
+
+_NAN = float("nan")
+
+
+def proportions(counts: np.ndarray) -> np.ndarray:
+    """Counts divided by their total (NaN everywhere when the total is 0)."""
+    counts = np.asarray(counts)
+    total = counts.sum()
+    if total == 0:
+        return np.full(len(counts), _NAN)
+    return counts / total
+
+
+def psi(reference: np.ndarray, current: np.ndarray, epsilon: float = PSI_EPSILON) -> float:
+    """Population stability index ``Σ (q − p) · ln(q / p)``.
+
+    A proportion of 0 is replaced by ``epsilon`` (1e-4) on that side before the log, so an
+    empty bin adds ``(q − 1e-4) · ln(q / 1e-4)`` rather than infinity, and a bin empty on
+    both sides adds nothing.
+    """
+    p, q = proportions(reference), proportions(current)
+    if np.isnan(p[0]) or np.isnan(q[0]):
+        return _NAN
+    p = np.where(p == 0, epsilon, p)
+    q = np.where(q == 0, epsilon, q)
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+def jensenshannon(reference: np.ndarray, current: np.ndarray, base: float = math.e) -> float:
+    """Jensen–Shannon *distance*: ``sqrt((KL(p‖m) + KL(q‖m)) / 2)`` with ``m = (p + q) / 2``.
+
+    The logarithm has base ``base``: e by default (nats), so the distance lies in
+    [0, sqrt(ln 2)] ≈ [0, 0.833]; with ``base=2`` (bits) it lies in [0, 1]. The default is
+    scipy's (``scipy.spatial.distance.jensenshannon`` with ``base=None``) and Evidently's:
+    its ``jensenshannon`` stattest calls scipy with ``base=None`` (one intermediate release
+    passed ``base=2``; the current ``evidently.legacy`` module is back to ``None``), so
+    Evidently's 0.1 threshold is in nats. NannyML's ``JensenShannonDistance`` passes
+    ``base=2``. Computed exactly as scipy does, so it equals ``jensenshannon(p, q, base)``
+    on the same proportions.
+    """
+    p, q = proportions(reference), proportions(current)
+    if np.isnan(p[0]) or np.isnan(q[0]):
+        return _NAN
+    m = (p + q) / 2.0
+    divergence = np.sum(special.rel_entr(p, m)) + np.sum(special.rel_entr(q, m))
+    divergence /= np.log(base)
+    return float(np.sqrt(max(divergence / 2.0, 0.0)))
+
+
+def hellinger(reference: np.ndarray, current: np.ndarray) -> float:
+    """Hellinger distance ``sqrt(Σ (√p − √q)² / 2)``, in [0, 1]."""
+    p, q = proportions(reference), proportions(current)
+    if np.isnan(p[0]) or np.isnan(q[0]):
+        return _NAN
+    return float(np.sqrt(np.sum((np.sqrt(p) - np.sqrt(q)) ** 2) / 2.0))
+
+
+def chi2(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
+    """Chi-square test of homogeneity: ``(statistic, p_value)``.
+
+    The same as ``scipy.stats.chi2_contingency`` (with its default Yates correction when
+    there is one degree of freedom) on the 2×K table of reference and current counts,
+    after dropping bins empty on both sides.
+    """
+    table = np.vstack([np.asarray(reference), np.asarray(current)])
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] == 0 or table.sum(axis=1).min() == 0:
+        return _NAN, _NAN
+    result = scipy_stats.chi2_contingency(table)
+    return float(result.statistic), float(result.pvalue)
+
+
+def ks(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
+    """Binned two-sample Kolmogorov–Smirnov: ``(statistic, p_value)``.
+
+    The statistic is ``D_b = max |F_ref − F_cur|`` over the bin boundaries. The p-value is
+    the one ``scipy.stats.ks_2samp`` gives with ``method="asymp"``:
+    ``kstwo.sf(D_b, round(m·n / (m + n)))``.
+
+    Binning error: the raw-data statistic ``D = sup_x |F_ref(x) − F_cur(x)|`` satisfies
+
+        D_b <= D <= D_b + max_j min(p_j, q_j)
+
+    (see :func:`ks_binning_error`). The lower bound holds because the boundaries are
+    points of the sup. For the upper one, inside bin ``j`` the difference
+    ``d = F_ref − F_cur`` starts at its value ``d_a`` at the bin's left boundary and ends
+    at ``d_b`` at the right one; it can rise above ``d_a`` by at most the reference mass
+    ``p_j`` and above ``d_b`` by at most the current mass ``q_j`` (symmetrically for
+    falling), so ``|d| <= D_b + min(p_j, q_j)`` inside the bin. The overflow bins hold no
+    reference mass, so they add no error, and quantile bins hold ~1/bins of the reference
+    each: with 100 bins the error is at most ~0.01.
+    """
+    n_ref, n_cur = int(np.sum(reference)), int(np.sum(current))
+    if n_ref == 0 or n_cur == 0:
+        return _NAN, _NAN
+    difference = np.cumsum(reference)[:-1] / n_ref - np.cumsum(current)[:-1] / n_cur
+    statistic = float(np.max(np.abs(difference), initial=0.0))
+    m, n = max(n_ref, n_cur), min(n_ref, n_cur)
+    effective = max(1, round(m * n / (m + n)))  # 1 vs 1 value would round to 0
+    p_value = float(np.clip(scipy_stats.kstwo.sf(statistic, effective), 0.0, 1.0))
+    return statistic, p_value
+
+
+def ks_binning_error(reference: np.ndarray, current: np.ndarray) -> float:
+    """The largest possible ``D − D_b`` for these counts: ``max_j min(p_j, q_j)``."""
+    p, q = proportions(reference), proportions(current)
+    return float(np.max(np.minimum(p, q)))
+
+
+def wasserstein(
+    edges: np.ndarray,
+    reference: np.ndarray,
+    current: np.ndarray,
+    outside: float = 0.0,
+    reference_means: np.ndarray | None = None,
+    current_means: np.ndarray | None = None,
+) -> float:
+    """Wasserstein-1 distance ``∫ |G| dx``, ``G = F_ref − F_cur``, from numeric bin counts.
+
+    In data units. ``outside`` is the mean, over all current values, of their distance to
+    the reference range ``[e_0, e_last]`` (0 for values inside it). The reference has no
+    mass outside its range, so there ``|G|`` is ``F_cur`` below ``e_0`` and ``1 − F_cur``
+    above ``e_last``, whose integrals add up to exactly that mean distance: the overflow
+    bins add no binning error (the state keeps the distances in fixed point, floored to
+    ``(e_last − e_0)·2**-32``, which the bound below includes).
+
+    Inside the range, bin ``[a, b)`` of width ``w`` holds reference mass ``p`` and current
+    mass ``q`` with mean values ``μ_ref`` and ``μ_cur`` (the bin's middle when the means
+    are not given: mass spread uniformly). Over the bin,
+    ``∫ G = G(a)·w + p·(b − μ_ref) − q·(b − μ_cur)`` exactly. When ``G`` has one sign at
+    both ends (or is 0 at one), the bin adds ``|∫ G|``: exact unless ``G`` changes sign
+    inside the bin. When the ends have opposite signs, ``G`` is taken as linear.
+
+    Binning error. With ``g_a = G(a)`` and ``g_b = G(b)``, inside the bin
+    ``g_a − q <= G <= g_a + p`` and ``g_b − p <= G <= g_b + q``, so per bin:
+
+    - ends of one sign: ``|∫ G| <= ∫ |G|`` always, and ``∫ |G| − |∫ G|`` is at most twice
+      the most ``∫ G⁻`` can be, ``2·w·max(0, min(q − g_a, p − g_b))`` when
+      ``g_a + g_b >= 0`` (symmetrically ``2·w·max(0, min(p + g_a, q + g_b))`` otherwise),
+      and at most ``(|g_a + g_b| + p + q)·w/2 − |∫ G|`` (the linear ``G`` plus each CDF's
+      largest departure from its linear spread, ``mass·w/2``); the smaller of the two;
+    - ends of opposite signs: at most ``(p + q)·w / 2`` (the worst departures from the
+      linear spread put all of a bin's mass at one end);
+    - plus ``(p + q)·(e_last − e_0)·2**-32`` for the fixed-point means, and
+      ``(q_below + q_above)·(e_last − e_0)·2**-32`` once for the outside distances.
+
+    The raw distance ``W`` satisfies ``|W − W_b| <= Σ`` of these over the inner bins (see
+    :func:`wasserstein_binning_error`; divide by the normalising std for the normed
+    distance). Where the distributions differ, ``|G|`` is large next to the masses of
+    narrow bins, so most one-sign terms are 0; the bound comes from bins where the CDFs
+    cross or nearly touch, and from the widest bins (a heavy tail's last bin may span
+    most of the range). The bound is attainable, but on real data the error is far
+    smaller: within 0.002 of scipy's normed distance in the tests, heavy tails included.
+    """
+    p, q = proportions(reference), proportions(current)
+    if np.isnan(p[0]) or np.isnan(q[0]):
+        return _NAN
+    _, b, width, g_a, g_b = _inner_bins(edges, p, q)
+    middle = b - width / 2.0
+    mu_ref = middle if reference_means is None else np.asarray(reference_means)[1:-1]
+    mu_cur = middle if current_means is None else np.asarray(current_means)[1:-1]
+    integral = g_a * width + p[1:-1] * (b - mu_ref) - q[1:-1] * (b - mu_cur)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        crossing = (g_a * g_a + g_b * g_b) / (2.0 * (np.abs(g_a) + np.abs(g_b))) * width
+    area = np.where(g_a * g_b >= 0, np.abs(integral), crossing)
+    return float(np.sum(area) + outside)
+
+
+def wasserstein_binning_error(
+    edges: np.ndarray,
+    reference: np.ndarray,
+    current: np.ndarray,
+    reference_means: np.ndarray | None = None,
+    current_means: np.ndarray | None = None,
+) -> float:
+    """The largest possible ``|W − W_b|`` for these counts (see :func:`wasserstein`)."""
+    p, q = proportions(reference), proportions(current)
+    if np.isnan(p[0]) or np.isnan(q[0]):
+        return _NAN
+    a, b, width, g_a, g_b = _inner_bins(edges, p, q)
+    middle = b - width / 2.0
+    mu_ref = middle if reference_means is None else np.asarray(reference_means)[1:-1]
+    mu_cur = middle if current_means is None else np.asarray(current_means)[1:-1]
+    quantum = (b[-1] - a[0]) * 2.0**-32  # the fixed point of means and outside distances
+    outside_rounding = (q[0] + q[-1]) * quantum
+    p, q = p[1:-1], q[1:-1]
+    integral = np.abs(g_a * width + p * (b - mu_ref) - q * (b - mu_cur))
+    rising = np.maximum(0.0, np.minimum(q - g_a, p - g_b))
+    falling = np.maximum(0.0, np.minimum(p + g_a, q + g_b))
+    excursion = 2.0 * width * np.where(g_a + g_b >= 0, rising, falling)
+    spread = (np.abs(g_a + g_b) + p + q) * width / 2.0 - integral
+    one_sign = np.maximum(0.0, np.minimum(excursion, spread))
+    crossing = (p + q) * width / 2.0
+    rounding = (p + q) * quantum
+    return float(np.sum(np.where(g_a * g_b >= 0, one_sign, crossing) + rounding)
+                 + outside_rounding)
+
+
+def _inner_bins(
+    edges: np.ndarray, p: np.ndarray, q: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Left and right edges, widths and the CDF gap at both ends of each inner bin."""
+    edges = np.asarray(edges, dtype=np.float64)
+    gap = (np.cumsum(p) - np.cumsum(q))[: len(edges)]  # G at e_0 … e_last
+    return edges[:-1], edges[1:], np.diff(edges), gap[:-1], gap[1:]

@@ -1,0 +1,122 @@
+"""Every built-in aggregate, with a generator of realistic input for it.
+
+The contract tests in test_contract.py run over this table, so a new built-in only has to
+add a case here to be held to the same promises as the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+import metrics.aggregates as agg
+import metrics.classification as classification
+import metrics.tails as tails
+from metrics.base import Aggregate
+from metrics.drift import ReferenceProfile, chi2, drift, hellinger, js, ks, psi, wasserstein
+
+
+@dataclass(frozen=True)
+class Case:
+    aggregate: Aggregate
+    make_frame: Callable[[np.random.Generator, int], pd.DataFrame]
+
+    @property
+    def name(self) -> str:
+        return f"{self.aggregate.kind}-{self.aggregate.id}"
+
+
+def numeric_with_nulls(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    x = rng.lognormal(mean=3.0, sigma=1.0, size=n) * np.where(rng.random(n) < 0.2, -1, 1)
+    x[rng.random(n) < 0.05] = np.nan
+    return pd.DataFrame({"x": x})
+
+
+def categories(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    device = rng.choice(["ios", "android", "web"], size=n, p=[0.5, 0.3, 0.2]).astype(object)
+    device[rng.random(n) < 0.05] = None
+    clicked = pd.array(rng.random(n) < 0.1, dtype="boolean")
+    clicked[rng.random(n) < 0.02] = pd.NA
+    return pd.DataFrame({"device": device, "clicked": clicked, "x": rng.normal(size=n)})
+
+
+def numeric_around_zero(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    """Signed values with exact zeros (both signs), subnormals and nulls: the sketch's edges."""
+    x = rng.normal(scale=10.0, size=n)
+    special = rng.random(n)
+    x[special < 0.1] = 0.0
+    x[(special >= 0.1) & (special < 0.15)] = -0.0
+    x[(special >= 0.15) & (special < 0.18)] = 5e-324
+    x[(special >= 0.18) & (special < 0.2)] = np.nan
+    return pd.DataFrame({"x": x})
+
+
+def labelled(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    """A binary label with nulls, a 0/1 prediction with nulls and a score in [0, 1]."""
+    positive = rng.random(n) < 0.3
+    score = 1.0 / (1.0 + np.exp(-(np.where(positive, 1.0, -1.0) + rng.normal(size=n))))
+    score[rng.random(n) < 0.02] = 0.0
+    score[rng.random(n) < 0.02] = 1.0
+    score[rng.random(n) < 0.03] = np.nan
+    label = pd.array(positive, dtype="boolean")
+    label[rng.random(n) < 0.03] = pd.NA
+    prediction = pd.array((score > 0.5).astype(int), dtype="Int64")
+    prediction[rng.random(n) < 0.03] = pd.NA
+    return pd.DataFrame({"label": label, "prediction": prediction, "score": score})
+
+
+def drift_window(rng: np.random.Generator, n: int, shift: float = 0.5) -> pd.DataFrame:
+    """Drift input: a shifted numeric column with nulls, infinities and far outliers,
+    categories with nulls and an unseen one ("tv"), and a nullable boolean."""
+    x = rng.normal(shift, 1.0 + shift, size=n)
+    x[rng.random(n) < 0.05] = np.nan
+    x[rng.random(n) < 0.01] = np.inf
+    if shift:  # far outliers, beyond the fixed point of the reference range
+        x[rng.random(n) < 0.01] *= 1e12
+    seen = 1.0 - shift / 5
+    device = rng.choice(["ios", "android", "web", "tv"], size=n,
+                        p=[0.5 * seen, 0.3 * seen, 0.2 * seen, 1 - seen]).astype(object)
+    device[rng.random(n) < 0.05] = None
+    clicked = pd.array(rng.random(n) < 0.1 + shift / 10, dtype="boolean")
+    clicked[rng.random(n) < 0.02] = pd.NA
+    return pd.DataFrame({"x": x, "device": device, "clicked": clicked})
+
+
+DRIFT_REFERENCE = ReferenceProfile.fit(
+    drift_window(np.random.default_rng(2024), 5000, shift=0.0), name="training"
+)
+
+
+CASES: list[Case] = [
+    Case(agg.count(), numeric_with_nulls),
+    Case(agg.sum_of("x"), numeric_with_nulls),
+    Case(agg.mean("x"), numeric_with_nulls),
+    Case(agg.rate("clicked"), categories),
+    Case(agg.rate("x > 0.5"), categories),
+    Case(agg.null_rate("device"), categories),
+    Case(agg.share("device", "ios"), categories),
+    Case(tails.quantiles("x"), numeric_with_nulls),
+    Case(tails.quantiles("x", ps=(0.001, 0.5, 0.999, 1.0), relative_accuracy=0.05),
+         numeric_around_zero),
+    Case(classification.accuracy("label", "prediction"), labelled),
+    Case(classification.precision("label", "prediction"), labelled),
+    Case(classification.recall("label", "prediction"), labelled),
+    Case(classification.auc("label", "score"), labelled),
+    Case(classification.auc("label", "score", bins=10), labelled),
+    Case(psi("x", DRIFT_REFERENCE), drift_window),
+    Case(psi("device", DRIFT_REFERENCE), drift_window),
+    Case(js("x", DRIFT_REFERENCE), drift_window),
+    Case(js("device", DRIFT_REFERENCE, base=2), drift_window),
+    Case(hellinger("clicked", DRIFT_REFERENCE), drift_window),
+    Case(chi2("x", DRIFT_REFERENCE), drift_window),
+    Case(chi2("device", DRIFT_REFERENCE), drift_window),
+    Case(ks("x", DRIFT_REFERENCE), drift_window),
+    Case(wasserstein("x", DRIFT_REFERENCE), drift_window),
+    Case(drift(["x", "device", "clicked"], DRIFT_REFERENCE), drift_window),
+    Case(drift(["x", "device"], DRIFT_REFERENCE, method="ks", categorical_method="chi2"),
+         drift_window),
+    # more built-ins register their cases below this line
+]
