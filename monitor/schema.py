@@ -83,12 +83,14 @@ class Schema:
         ``row`` is the index label of the rejected row in ``raw``. Events later than
         ``max_time`` (when given) are rejected as from the future.
         """
-        reasons = pd.Series(None, index=raw.index, dtype=object)
+        reasons = np.full(len(raw), None, dtype=object)
+        rejected = np.zeros(len(raw), dtype=bool)
 
         def reject(mask: pd.Series | np.ndarray, reason: str) -> None:
-            fresh = np.asarray(mask, dtype=bool) & reasons.isna().to_numpy()
+            fresh = np.asarray(mask, dtype=bool) & ~rejected
             if fresh.any():
                 reasons[fresh] = reason
+                rejected[fresh] = True
 
         columns: dict[str, pd.Series] = {}
         if self.time not in raw.columns:
@@ -119,17 +121,18 @@ class Schema:
                        f"field {field.name!r} is not finite")
             columns[field.name] = typed
 
-        clean_mask = reasons.isna().to_numpy()
-        extra = [c for c in raw.columns if c not in columns]
-        clean = pd.DataFrame(columns, index=raw.index)
-        if extra:
-            clean = pd.concat([clean, raw[extra]], axis=1)
-        clean = clean[clean_mask].reset_index(drop=True)
-        clean[self.time] = clean[self.time].astype("datetime64[ns, UTC]")
+        clean_mask = ~rejected
+        # Replace the columns of a shallow copy: building a new frame from the columns
+        # would consolidate (copy) every numeric column into one block.
+        clean = raw.copy(deep=False)
+        clean[self.time] = columns[self.time].astype("datetime64[ns, UTC]")
         for field in self.fields:
-            clean[field.name] = _final_dtype(field, clean[field.name])
+            clean[field.name] = _final_dtype(field, columns[field.name])
+        if not clean_mask.all():
+            clean = clean[clean_mask]
+        clean = clean.reset_index(drop=True)
         rejects = pd.DataFrame(
-            {"row": raw.index[~clean_mask], "reason": reasons[~clean_mask].to_numpy()}
+            {"row": raw.index[rejected], "reason": reasons[rejected]}
         )
         return clean, rejects
 
@@ -216,4 +219,6 @@ def _final_dtype(field: FieldType, values: pd.Series) -> pd.Series:
         return values.astype("float64").astype("Int64")
     if field.type == "bool":
         return values.astype("boolean")
+    if values.dtype == object or isinstance(values.dtype, pd.StringDtype):
+        return values  # already strings (nulls as None or NA); no need to convert
     return values.astype(object).where(values.notna(), None)
