@@ -9,7 +9,7 @@ one given directly, a profile JSON file, or a data file to fit it from (declared
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +22,11 @@ from monitor.spec import MetricSpec
 
 
 class References:
-    """Resolves reference names to fitted profiles, fitting each data file at most once."""
+    """Resolves reference names to fitted profiles.
+
+    A data file is read once per name; a profile is fitted per set of columns a metric
+    compares, so an id column nobody compares is never profiled.
+    """
 
     def __init__(
         self,
@@ -31,8 +35,11 @@ class References:
     ) -> None:
         self._profiles = dict(profiles or {})
         self._paths = {name: Path(p) for name, p in (paths or {}).items()}
+        self._events: dict[str, pd.DataFrame] = {}
+        self._fitted: dict[tuple[str, tuple[str, ...]], ReferenceProfile] = {}
 
-    def profile(self, name: str, schema: Schema) -> ReferenceProfile:
+    def profile(self, name: str, schema: Schema, columns: Sequence[str]) -> ReferenceProfile:
+        """The profile ``name``, covering at least ``columns``."""
         if name in self._profiles:
             return self._profiles[name]
         if name not in self._paths:
@@ -40,24 +47,31 @@ class References:
                 f"reference {name!r} is not available: pass --reference FILE, or declare it "
                 f"with mon.reference({name!r}, 'path/to/profile.json or data file')"
             )
-        profile = load_or_fit(self._paths[name], schema)
-        self._profiles[name] = profile
-        return profile
+        path = self._paths[name]
+        if not path.is_file():
+            raise LookupError(
+                f"reference {name!r} is declared at {path}, which does not exist; create it "
+                "or pass --reference FILE"
+            )
+        if path.suffix.lower() == ".json" and _looks_like_profile(path):
+            self._profiles[name] = ReferenceProfile.load(path)
+            return self._profiles[name]
+        key = (name, tuple(sorted(columns)))
+        if key not in self._fitted:
+            if name not in self._events:
+                clean, _ = schema.validate(read_events(path).events)
+                self._events[name] = clean
+            self._fitted[key] = fit_profile(self._events[name], schema, key[1])
+        return self._fitted[key]
 
 
-def load_or_fit(path: Path, schema: Schema) -> ReferenceProfile:
-    """A profile JSON file as is, or a profile fitted on a data file's valid events."""
-    if path.suffix.lower() == ".json" and _looks_like_profile(path):
-        return ReferenceProfile.load(path)
-    raw = read_events(path).events
-    clean, _ = schema.validate(raw)
-    return fit_profile(clean, schema)
-
-
-def fit_profile(events: pd.DataFrame, schema: Schema) -> ReferenceProfile:
-    """Profile every schema field: numbers as numeric, strings and booleans as categories."""
-    numeric = [f.name for f in schema.fields if f.type in ("float", "int")]
-    categorical = [f.name for f in schema.fields if f.type in ("str", "bool")]
+def fit_profile(
+    events: pd.DataFrame, schema: Schema, columns: Sequence[str] | None = None
+) -> ReferenceProfile:
+    """Profile schema fields (all, or ``columns``): numbers as numeric, the rest as categories."""
+    wanted = [f for f in schema.fields if columns is None or f.name in columns]
+    numeric = [f.name for f in wanted if f.type in ("float", "int")]
+    categorical = [f.name for f in wanted if f.type in ("str", "bool")]
     frame = events[numeric + categorical].copy()
     for name in categorical:
         frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
@@ -79,7 +93,7 @@ def bind(metric: MetricSpec, references: References) -> MetricSpec:
     if name is None:
         return metric
     try:
-        profile = references.profile(name, metric.stream.schema)
+        profile = references.profile(name, metric.stream.schema, list(metric.aggregate.columns()))
         aggregate = metric.aggregate.bind_reference(profile)
     except (LookupError, ValueError) as err:
         raise DefinitionError(f"metric {metric.name!r}", str(err).strip("'\"")) from None

@@ -85,5 +85,6 @@ def _references(metric: MetricSpec, reference: Any) -> References:
         return References(profiles={name: reference})
     if isinstance(reference, pd.DataFrame):
         clean, _ = metric.stream.schema.validate(reference)
-        return References(profiles={name: fit_profile(clean, metric.stream.schema)})
+        profile = fit_profile(clean, metric.stream.schema, list(metric.aggregate.columns()))
+        return References(profiles={name: profile})
     return References(paths={name: Path(reference)})

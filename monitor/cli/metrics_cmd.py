@@ -28,10 +28,20 @@ def list_metrics(ctx: click.Context) -> None:
             "stage": "research",
             "window": m.window,
             "segments": ",".join(m.segment_by) or "-",
-            "fields": ",".join(m.fields) if m.fields is not None else "(per reference)",
+            "fields": _fields(m.fields),
             "alerts": len(m.alerts),
             "owner": m.owner or "-",
         }
         for m in sorted(app.metrics.values(), key=lambda m: m.name)
     ]
     click.echo(pd.DataFrame(rows).to_string(index=False))
+
+
+def _fields(fields: tuple[str, ...] | None, width: int = 30) -> str:
+    """The field names, cut to about ``width`` characters so the table stays readable."""
+    if fields is None:
+        return "(from reference)"
+    joined = ",".join(fields)
+    if len(joined) <= width:
+        return joined
+    return f"{len(fields)} fields: {fields[0]},..."

@@ -11,6 +11,8 @@ import pandas as pd
 from monitor.alerts.backtest import alert_episodes
 from monitor.cli.app import find_metric, load_app
 from monitor.errors import MonitorError
+from monitor.references import References
+from monitor.registry import Monitor
 from monitor.research import ResearchResult, run, summarize_reasons
 from monitor.sources.files import read_events
 from monitor.spec import MetricSpec
@@ -41,8 +43,8 @@ def research_run(ctx: click.Context, metric: str, data: str, reference: Path | N
     Output is the values CSV (metric,stage,segment,window_start,window_end,field,value,
     count), one row per field; a summary of what was read and rejected goes to stderr.
     """
-    spec = find_metric(load_app(ctx.obj["app_target"]), metric)
-    result = _compute(spec, data, reference)
+    app = load_app(ctx.obj["app_target"])
+    result = _compute(app, find_metric(app, metric), data, reference)
     if out is None:
         write_values_csv(result.values, sys.stdout)
     else:
@@ -65,12 +67,13 @@ def research_backtest(ctx: click.Context, metric: str, data: str, reference: Pat
     One row per alert episode: the rule, the segment, the window it fired in, the window
     it resolved in (blank if still firing at the end), and the value that fired it.
     """
-    spec = find_metric(load_app(ctx.obj["app_target"]), metric)
+    app = load_app(ctx.obj["app_target"])
+    spec = find_metric(app, metric)
     if not spec.alerts:
         raise click.ClickException(
             f"metric {spec.name!r} has no alert rules to backtest; add alerts=[...] to it"
         )
-    result = _compute(spec, data, reference)
+    result = _compute(app, spec, data, reference)
     episodes = alert_episodes(spec, result.values)
     if out is not None:
         episodes.to_csv(out, index=False)
@@ -79,17 +82,24 @@ def research_backtest(ctx: click.Context, metric: str, data: str, reference: Pat
         return
     click.echo(f"{spec.name}: {len(episodes)} alert(s) over {_span(result.values)}")
     shown = episodes[["rule", "severity", "segment", "fired_window_start",
-                      "resolved_window_start", "windows_firing", "value", "bound"]]
+                      "resolved_window_start", "windows_firing", "value", "bound"]].copy()
+    shown["resolved_window_start"] = [
+        "still firing" if t is None or pd.isna(t) else t for t in shown["resolved_window_start"]
+    ]
     click.echo(shown.to_string(index=False))
 
 
-def _compute(spec: MetricSpec, data: str, reference: Path | None) -> ResearchResult:
+def _compute(app: Monitor, spec: MetricSpec, data: str, reference: Path | None) -> ResearchResult:
+    paths: dict[str, str | Path] = dict(app.references)
+    name = spec.aggregate.reference_name()
+    if reference is not None and name is not None:
+        paths[name] = reference
     try:
         read = read_events(data)
     except (FileNotFoundError, ValueError) as err:
         raise click.ClickException(str(err)) from None
     try:
-        result = run(spec, read.events, reference)
+        result = run(spec, read.events, references=References(paths=paths))
     except MonitorError as err:
         raise click.ClickException(str(err)) from None
     rejects = pd.concat([read.rejects[["row", "reason"]], result.rejects], ignore_index=True)
