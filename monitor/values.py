@@ -35,8 +35,10 @@ def values_frame(values: Iterable[MetricValue]) -> pd.DataFrame:
     frame = pd.DataFrame([astuple(v) for v in values], columns=COLUMNS)
     if frame.empty:
         return frame.astype({"value": "float64", "count": "int64"})
-    frame["window_start"] = pd.to_datetime(frame["window_start"], utc=True)
-    frame["window_end"] = pd.to_datetime(frame["window_end"], utc=True)
+    # Python datetimes would make microsecond columns and engine timestamps nanosecond
+    # ones; one unit keeps frames from different stages comparable.
+    for column in ("window_start", "window_end"):
+        frame[column] = pd.to_datetime(frame[column], utc=True).astype("datetime64[ns, UTC]")
     return frame.sort_values(["metric", "stage", "segment", "window_start", "field"],
                              kind="stable").reset_index(drop=True)
 
@@ -55,7 +57,7 @@ def write_values_csv(frame: pd.DataFrame, path: str | Path | TextIO) -> None:
 
 def read_values_csv(path: str | Path) -> pd.DataFrame:
     frame = pd.read_csv(path, dtype={"segment": str, "field": str}, keep_default_na=False)
-    frame["window_start"] = pd.to_datetime(frame["window_start"], utc=True)
-    frame["window_end"] = pd.to_datetime(frame["window_end"], utc=True)
+    for column in ("window_start", "window_end"):
+        frame[column] = pd.to_datetime(frame[column], utc=True).astype("datetime64[ns, UTC]")
     frame["value"] = frame["value"].astype("float64")
     return frame

@@ -10,11 +10,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = ["kafka", "faust", "aiokafka", "sqlalchemy", "alembic", "psycopg", "streamlit",
-             "apscheduler", "http.client", "urllib.request", "smtplib", "requests", "aiohttp"]
+             "apscheduler", "http.client", "urllib.request", "smtplib", "requests", "aiohttp",
+             "sqlite3"]
 # The parts of monitor/ that stages and adapters assemble; they must stay pure.
 PURE_MONITOR = ["monitor.spec", "monitor.registry", "monitor.schema", "monitor.windows",
                 "monitor.engine", "monitor.values", "monitor.research", "monitor.references",
-                "monitor.alerts.rules", "monitor.alerts.lifecycle", "monitor.alerts.backtest"]
+                "monitor.alerts.rules", "monitor.alerts.lifecycle", "monitor.alerts.backtest",
+                "monitor.storage", "monitor.storage.ports", "monitor.storage.records"]
 
 
 def test_pure_modules_import_no_io_clients() -> None:

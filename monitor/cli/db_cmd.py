@@ -13,6 +13,7 @@ from monitor.storage.database_url import (
     DEFAULT_DATABASE_URL,
     mask_url,
     normalize_url,
+    sqlite_path,
 )
 from monitor.storage.migrate import current_revision, downgrade, head_revision, upgrade
 
@@ -83,6 +84,10 @@ def db_downgrade(revision: str, yes: bool, database_url: str) -> None:
 def db_current(database_url: str) -> None:
     """Show the database's migration and whether it is the newest."""
     click.echo(f"database: {mask_url(database_url)}")
+    sqlite_file = sqlite_path(database_url)
+    if sqlite_file is not None and not sqlite_file.exists():  # don't create it by looking
+        click.echo(f"no database at {sqlite_file} yet: run `monitor db upgrade`")
+        return
     current = _migrating(lambda: current_revision(database_url))
     head = head_revision()
     if current == head:

@@ -1,0 +1,1 @@
+"""Alembic environment and revisions of the monitor database; run them with ``monitor db``."""

@@ -1,0 +1,62 @@
+"""Input a stage could not use, kept with the reason and an excerpt of the payload."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection
+
+from monitor.storage.models import NAME_LENGTH, PAYLOAD_EXCERPT_CHARS, DeadLetterRow, table_of
+from monitor.storage.records import DeadLetter
+from monitor.storage.types import to_utc, utc_now
+from monitor.storage.upsert import BATCH_ROWS, batched
+
+DEAD_LETTERS = table_of(DeadLetterRow)
+CUT = "…"
+
+
+def excerpt(payload: str | bytes, limit: int = PAYLOAD_EXCERPT_CHARS) -> str:
+    """At most ``limit`` characters of the payload, ending in … when it was cut.
+
+    >>> excerpt("x" * 5000)[-3:], len(excerpt("x" * 5000))
+    ('xx…', 1000)
+    >>> excerpt(b'{"ts": \\xff}')
+    '{"ts": \\ufffd}'
+    """
+    text = payload.decode("utf-8", errors="replace") if isinstance(payload, bytes) else payload
+    return text if len(text) <= limit else text[: limit - len(CUT)] + CUT
+
+
+def write_dead_letters(conn: Connection, letters: Iterable[DeadLetter]) -> int:
+    now = utc_now()
+    rows = (
+        {"source": _source(letter.source), "reason": letter.reason,
+         "payload": excerpt(letter.payload),
+         "created_at": now if letter.created_at is None else to_utc(letter.created_at)}
+        for letter in letters
+    )
+    written = 0
+    for batch in batched(rows, BATCH_ROWS):
+        conn.execute(insert(DEAD_LETTERS), batch)
+        written += len(batch)
+    return written
+
+
+def _source(source: str) -> str:
+    if not source or len(source) > NAME_LENGTH:
+        raise ValueError(f"a dead letter's source needs 1 to {NAME_LENGTH} characters, "
+                         f"got {source[:NAME_LENGTH]!r}...")
+    return source
+
+
+def recent_dead_letters(conn: Connection, source: str | None = None,
+                        limit: int = 100) -> list[DeadLetter]:
+    """Latest first."""
+    d = DEAD_LETTERS.c
+    query = select(d.source, d.reason, d.payload, d.created_at).order_by(
+        d.created_at.desc(), d.id.desc()).limit(limit)
+    if source is not None:
+        query = query.where(d.source == source)
+    return [DeadLetter(row.source, row.reason, row.payload, row.created_at)
+            for row in conn.execute(query)]

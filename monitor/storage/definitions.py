@@ -1,0 +1,149 @@
+"""Registered metric definitions, their versions, and their stage history.
+
+Registering a spec whose id matches the current version returns that version; a changed
+spec (a different ``MetricSpec.id``) becomes version + 1, so values computed under two
+definitions are never mixed. The current version is the highest. Going back to an older
+spec also makes a new version: the numbers only grow.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Connection, Row
+
+from monitor.spec import MetricSpec
+from monitor.storage.models import MetricDefinitionRow, StageChangeRow, table_of
+from monitor.storage.records import MetricDefinition, StageChange, check_stage
+from monitor.storage.types import to_utc, utc_now
+
+DEFINITIONS = table_of(MetricDefinitionRow)
+CHANGES = table_of(StageChangeRow)
+
+
+def register_metric(
+    conn: Connection,
+    spec: MetricSpec,
+    *,
+    stage: str = "research",
+    by: str = "monitor",
+    at: datetime | None = None,
+) -> MetricDefinition:
+    """The current definition of ``spec.name`` if ``spec`` matches it, else a new version.
+
+    A new version starts in ``stage`` and its registration is the first entry of its
+    stage history. Owner and description are not part of the spec id: a change to them
+    updates the current version in place.
+    """
+    check_stage(stage)
+    current = _current_row(conn, spec.name)
+    if current is not None and current.spec_id == spec.id:
+        if (current.owner, current.description) != (spec.owner, spec.description):
+            conn.execute(update(DEFINITIONS).where(DEFINITIONS.c.id == current.id)
+                         .values(owner=spec.owner, description=spec.description))
+            return _definition({**current._mapping, "owner": spec.owner,
+                                "description": spec.description})
+        return _definition(current._mapping)
+    version = 1 if current is None else current.version + 1
+    at = utc_now() if at is None else to_utc(at)
+    row = {"name": spec.name, "version": version, "spec_id": spec.id, "spec": spec.to_dict(),
+           "owner": spec.owner, "description": spec.description, "window": spec.window,
+           "stage": stage, "created_at": at}
+    conn.execute(insert(DEFINITIONS).values(row))
+    reason = f"registered version {version}"
+    if current is not None:
+        reason += f": spec changed from {current.spec_id} to {spec.id}"
+    _insert_change(conn, StageChange(spec.name, version, None, stage, at, by, reason))
+    return _definition(row)
+
+
+def current_definition(conn: Connection, name: str) -> MetricDefinition | None:
+    row = _current_row(conn, name)
+    return None if row is None else _definition(row._mapping)
+
+
+def get_definition(conn: Connection, name: str, version: int) -> MetricDefinition | None:
+    row = conn.execute(select(DEFINITIONS).where(DEFINITIONS.c.name == name,
+                                                 DEFINITIONS.c.version == version)).first()
+    return None if row is None else _definition(row._mapping)
+
+
+def list_definitions(conn: Connection) -> list[MetricDefinition]:
+    """The current version of every registered metric, by name."""
+    d = DEFINITIONS.c
+    newest = (select(d.name, func.max(d.version).label("version")).group_by(d.name)
+              .subquery())
+    query = (select(DEFINITIONS)
+             .join(newest, (d.name == newest.c.name) & (d.version == newest.c.version))
+             .order_by(d.name))
+    return [_definition(row._mapping) for row in conn.execute(query)]
+
+
+def record_stage_change(
+    conn: Connection,
+    metric: str,
+    version: int,
+    to_stage: str,
+    *,
+    by: str,
+    reason: str,
+    at: datetime | None = None,
+) -> StageChange:
+    """Move ``metric`` version ``version`` to ``to_stage`` and append it to the history.
+
+    Which moves are allowed is the lifecycle's rule, not the store's; the store only
+    refuses unknown stages, unknown versions, a move to the stage it is in, and a
+    change without a reason or an author.
+    """
+    check_stage(to_stage)
+    if not reason or not reason.strip():
+        raise ValueError(f"metric {metric!r}: a stage change needs a reason")
+    if not by or not by.strip():
+        raise ValueError(f"metric {metric!r}: a stage change needs to say who made it")
+    d = DEFINITIONS.c
+    row = conn.execute(select(d.id, d.stage).where(d.name == metric, d.version == version)
+                       .with_for_update()).first()
+    if row is None:
+        versions = conn.execute(select(d.version).where(d.name == metric)
+                                .order_by(d.version)).scalars().all()
+        known = f"its versions are {', '.join(map(str, versions))}" if versions else \
+            "it is not registered"
+        raise LookupError(f"metric {metric!r} has no version {version}; {known}")
+    if row.stage == to_stage:
+        raise ValueError(f"metric {metric!r} version {version} is already in stage {to_stage!r}")
+    conn.execute(update(DEFINITIONS).where(d.id == row.id).values(stage=to_stage))
+    change = StageChange(metric, version, row.stage, to_stage,
+                         utc_now() if at is None else to_utc(at), by, reason)
+    _insert_change(conn, change)
+    return change
+
+
+def stage_history(conn: Connection, metric: str) -> list[StageChange]:
+    """Every stage change of every version of ``metric``, oldest first."""
+    c = CHANGES.c
+    query = select(CHANGES).where(c.metric == metric).order_by(c.changed_at, c.id)
+    return [StageChange(row.metric, row.metric_version, row.from_stage, row.to_stage,
+                        row.changed_at, row.changed_by, row.reason)
+            for row in conn.execute(query)]
+
+
+def _current_row(conn: Connection, name: str) -> Row[Any] | None:
+    d = DEFINITIONS.c
+    return conn.execute(select(DEFINITIONS).where(d.name == name)
+                        .order_by(d.version.desc()).limit(1)).first()
+
+
+def _insert_change(conn: Connection, change: StageChange) -> None:
+    conn.execute(insert(CHANGES).values(
+        metric=change.metric, metric_version=change.version, from_stage=change.from_stage,
+        to_stage=change.to_stage, changed_at=change.at, changed_by=change.by,
+        reason=change.reason))
+
+
+def _definition(row: Any) -> MetricDefinition:
+    return MetricDefinition(
+        name=row["name"], version=row["version"], spec_id=row["spec_id"], spec=row["spec"],
+        owner=row["owner"], description=row["description"], window=row["window"],
+        stage=row["stage"], created_at=row["created_at"])

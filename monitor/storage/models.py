@@ -1,0 +1,183 @@
+"""The tables, as SQLAlchemy 2 declarative models. Migrations in ``migrations/`` create them.
+
+A test compares these models with a migrated database (Alembic's ``compare_metadata``),
+so a change here without a new migration fails the suite.
+
+Values and states use their natural key as the primary key: it is the upsert key, and
+one index fewer keeps the write path fast. Their key carries the metric *version*, so
+values of two definitions of a metric never mix.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from monitor.storage.types import Float64, UTCDateTime
+from monitor.values import STAGES
+
+NAME_LENGTH = 200  # metric, field, source and profile names
+STAGE_LENGTH = 16
+STATUS_LENGTH = 16
+PAYLOAD_EXCERPT_CHARS = 1_000  # a dead letter keeps this much of the input
+ERROR_CHARS = 10_000  # a failed run keeps this much of its error
+
+# Tables in the same database that other libraries own (APScheduler's job store);
+# migrations neither create nor drop them, and the schema check ignores them.
+FOREIGN_TABLES = frozenset({"apscheduler_jobs"})
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+_STAGE_LIST = ", ".join(f"'{s}'" for s in STAGES)
+AutoId = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER only
+
+
+def _stage_check(column: str) -> CheckConstraint:
+    return CheckConstraint(f"{column} IN ({_STAGE_LIST})", name=f"{column}_known")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class MetricDefinitionRow(Base):
+    __tablename__ = "metric_definitions"
+    __table_args__ = (UniqueConstraint("name", "version"), _stage_check("stage"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    version: Mapped[int] = mapped_column(Integer)
+    spec_id: Mapped[str] = mapped_column(String(64))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    owner: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    description: Mapped[str] = mapped_column(Text)
+    window: Mapped[str] = mapped_column(String(32))
+    stage: Mapped[str] = mapped_column(String(STAGE_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StageChangeRow(Base):
+    __tablename__ = "stage_changes"
+    __table_args__ = (
+        ForeignKeyConstraint(["metric", "metric_version"],
+                             ["metric_definitions.name", "metric_definitions.version"]),
+        Index(None, "metric", "changed_at"),
+        _stage_check("to_stage"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    metric: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    metric_version: Mapped[int] = mapped_column(Integer)
+    from_stage: Mapped[str | None] = mapped_column(String(STAGE_LENGTH))
+    to_stage: Mapped[str] = mapped_column(String(STAGE_LENGTH))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    changed_by: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class ReferenceProfileRow(Base):
+    __tablename__ = "reference_profiles"
+    __table_args__ = (UniqueConstraint("name", "profile_id"), Index(None, "name", "fitted_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    profile_id: Mapped[str] = mapped_column(String(64))
+    profile: Mapped[str] = mapped_column(Text)  # ReferenceProfile.to_json(): floats exact
+    fitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MetricValueRow(Base):
+    """One field of one (metric version, stage, segment, window). NaN is stored as NULL."""
+
+    __tablename__ = "metric_values"
+    __table_args__ = (
+        # What the dashboard and exports ask for: a metric in a stage over a time range.
+        Index(None, "metric", "stage", "window_start"),
+        _stage_check("stage"),
+    )
+
+    metric: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    metric_version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stage: Mapped[str] = mapped_column(String(STAGE_LENGTH), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    segment: Mapped[str] = mapped_column(Text, primary_key=True)
+    field: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    window_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    value: Mapped[float] = mapped_column(Float64, nullable=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MetricStateRow(Base):
+    """The serialized state of one (metric version, stage, segment, window), for roll-ups."""
+
+    __tablename__ = "metric_states"
+    __table_args__ = (_stage_check("stage"),)
+
+    metric: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    metric_version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stage: Mapped[str] = mapped_column(String(STAGE_LENGTH), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    segment: Mapped[str] = mapped_column(Text, primary_key=True)
+    window_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    state: Mapped[bytes] = mapped_column(LargeBinary)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class BatchRunRow(Base):
+    __tablename__ = "batch_runs"
+    __table_args__ = (Index(None, "metric", "started_at"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True)
+    metric: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    metric_version: Mapped[int] = mapped_column(Integer)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    window_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(STATUS_LENGTH))
+    rows_read: Mapped[int] = mapped_column(BigInteger)
+    windows_written: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class DeadLetterRow(Base):
+    __tablename__ = "dead_letters"
+    __table_args__ = (Index(None, "source", "created_at"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True)
+    source: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    reason: Mapped[str] = mapped_column(Text)
+    payload: Mapped[str] = mapped_column(String(PAYLOAD_EXCERPT_CHARS))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a model, typed as one (``__table__`` is typed as a FromClause)."""
+    table = model.__table__
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not mapped to a table")
+    return table

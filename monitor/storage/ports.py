@@ -1,0 +1,129 @@
+"""The ports the stage runners, the lifecycle and the dashboard talk to.
+
+Small ``Protocol``s, so a runner can be tested with an in-memory fake and never imports
+SQLAlchemy; :class:`monitor.storage.store.SqlStore` implements all of them over one
+database. Times are tz-aware datetimes (``pd.Timestamp`` works); a naive one is refused.
+Window ranges are half-open: ``since <= window_start < until``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Protocol
+
+import pandas as pd
+
+from metrics.drift import ReferenceProfile
+from monitor.spec import MetricSpec
+from monitor.storage.records import (
+    BatchRun,
+    DeadLetter,
+    MetricDefinition,
+    StageChange,
+    StoredState,
+    WindowResult,
+)
+
+DEFAULT_VALUES_LIMIT = 10_000  # rows a dashboard query returns unless told otherwise
+
+
+class ResultSink(Protocol):
+    def write_windows(
+        self, metric: str, version: int, stage: str, windows: Iterable[WindowResult]
+    ) -> int:
+        """Upsert the values and states of ``windows``, all in one transaction.
+
+        Idempotent: writing the same windows again leaves the same rows; new values for
+        a window replace the old. Either every window is stored or none is. Returns
+        the number of value rows written.
+        """
+        ...
+
+
+class StateStore(Protocol):
+    def read_states(
+        self,
+        metric: str,
+        version: int,
+        stage: str,
+        since: datetime,
+        until: datetime,
+        segment: str | None = None,
+    ) -> list[StoredState]:
+        """Stored states with ``since <= window_start < until``, by window then segment."""
+        ...
+
+
+class ValueReader(Protocol):
+    def read_values(
+        self,
+        *,
+        metric: str | None = None,
+        stage: str | None = None,
+        segment: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        version: int | None = None,
+        limit: int | None = DEFAULT_VALUES_LIMIT,
+    ) -> pd.DataFrame:
+        """Values in the values-file columns, sorted as :func:`monitor.values.values_frame`.
+
+        ``version`` None means the newest version of each metric that has values, so
+        two definitions never mix. With ``limit`` the latest ``limit`` rows (by window)
+        come back; ``limit=None`` reads everything (exports).
+        """
+        ...
+
+
+class MetricCatalog(Protocol):
+    def register_metric(self, spec: MetricSpec, *, stage: str = "research",
+                        by: str = "monitor") -> MetricDefinition:
+        """The current definition if its spec id matches, else a new version (+1)."""
+        ...
+
+    def current_definition(self, name: str) -> MetricDefinition | None: ...
+
+    def list_definitions(self) -> list[MetricDefinition]:
+        """The current version of every registered metric, by name."""
+        ...
+
+    def record_stage_change(self, metric: str, version: int, to_stage: str, *,
+                            by: str, reason: str) -> StageChange:
+        """Move a metric version to ``to_stage`` and keep the change in its history."""
+        ...
+
+    def stage_history(self, metric: str) -> list[StageChange]:
+        """Every stage change of every version of ``metric``, oldest first."""
+        ...
+
+
+class ProfileStore(Protocol):
+    def save_profile(self, profile: ReferenceProfile,
+                     fitted_at: datetime | None = None) -> None:
+        """Keep a fitted profile; saving the same profile again changes nothing."""
+        ...
+
+    def load_profile(self, name: str, profile_id: str | None = None) -> ReferenceProfile:
+        """The profile with that id, or the latest fitted under ``name``; LookupError if none."""
+        ...
+
+
+class RunLog(Protocol):
+    def start_run(self, metric: str, version: int, window_start: datetime,
+                  window_end: datetime) -> int:
+        """Record a run as "running" (in its own transaction); returns its id."""
+        ...
+
+    def finish_run(self, run_id: int, *, status: str, rows_read: int, windows_written: int,
+                   error: str | None = None) -> None: ...
+
+    def recent_runs(self, metric: str | None = None, limit: int = 50) -> list[BatchRun]:
+        """Latest runs first."""
+        ...
+
+
+class DeadLetterSink(Protocol):
+    def write_dead_letters(self, letters: Iterable[DeadLetter]) -> int:
+        """Store rejected input with its reason (payload cut to an excerpt); returns count."""
+        ...

@@ -1,0 +1,140 @@
+"""Plain records that cross the storage ports. No I/O; times are tz-aware UTC datetimes.
+
+A stage hands the store one :class:`WindowResult` per (segment, window) — its serialized
+state and its values — and the store writes all of them in one transaction.
+
+>>> import metrics
+>>> import pandas as pd
+>>> from monitor.engine import Engine
+>>> from monitor.spec import MetricSpec, StreamSpec
+>>> from monitor.schema import Schema
+>>> stream = StreamSpec("home", Schema.parse({"latency_ms": "float"}))
+>>> spec = MetricSpec("latency", stream, metrics.mean("latency_ms"), window="1h")
+>>> engine = Engine([spec])
+>>> engine.update(pd.DataFrame({"ts": pd.to_datetime(["2026-03-01T10:05Z", "2026-03-01T10:40Z"]),
+...                             "latency_ms": [100.0, 300.0]}))
+>>> [window] = window_results(spec, engine.partials)
+>>> window.segment, window.window_start.isoformat(), window.rows, dict(window.values)
+('*', '2026-03-01T10:00:00+00:00', 2, {'mean': 200.0})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+
+from monitor.engine import Partial, PartialKey
+from monitor.spec import MetricSpec
+from monitor.values import STAGES
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    """What a stage stores for one (segment, window) of a metric: its values and its state.
+
+    ``values`` maps each field to its value (NaN allowed); every value row gets ``rows`` as
+    its count, as :func:`monitor.engine.value_records` does. ``state`` is
+    ``state.to_bytes()``, or None for a stage that keeps no state.
+    """
+
+    segment: str
+    window_start: datetime
+    window_end: datetime
+    rows: int
+    values: Mapping[str, float]
+    state: bytes | None = None
+
+
+@dataclass(frozen=True)
+class StoredState:
+    """A serialized state read back; ``metric.aggregate.state_from_bytes(state)`` revives it."""
+
+    segment: str
+    window_start: datetime
+    window_end: datetime
+    state: bytes
+    rows: int
+
+
+@dataclass(frozen=True)
+class MetricDefinition:
+    """One registered version of a metric; the current version is the highest."""
+
+    name: str
+    version: int
+    spec_id: str
+    spec: Mapping[str, object]
+    owner: str | None
+    description: str
+    window: str
+    stage: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class StageChange:
+    """A metric version moving between stages; ``from_stage`` is None at registration."""
+
+    metric: str
+    version: int
+    from_stage: str | None
+    to_stage: str
+    at: datetime
+    by: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class BatchRun:
+    """One batch run of a metric over ``[window_start, window_end)``."""
+
+    id: int
+    metric: str
+    metric_version: int
+    window_start: datetime
+    window_end: datetime
+    status: str  # "running", then "succeeded" or "failed"
+    rows_read: int
+    windows_written: int
+    error: str | None
+    started_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """Input a stage could not use, with why; the payload is cut to an excerpt when stored."""
+
+    source: str
+    reason: str
+    payload: str | bytes
+    created_at: datetime | None = None  # None: when it is written
+
+
+def window_results(
+    metric: MetricSpec, partials: Mapping[PartialKey, Partial]
+) -> list[WindowResult]:
+    """The engine's partials of ``metric`` as window results, states serialized."""
+    width = metric.windows.width_ns
+    results = []
+    for (name, segment, start_ns), partial in sorted(partials.items()):
+        if name != metric.name:
+            continue
+        values = metric.aggregate.value(partial.state)
+        results.append(WindowResult(
+            segment=segment,
+            window_start=pd.Timestamp(start_ns, unit="ns", tz="UTC").to_pydatetime(),
+            window_end=pd.Timestamp(start_ns + width, unit="ns", tz="UTC").to_pydatetime(),
+            rows=partial.rows,
+            values={field: float(values[field]) for field in metric.aggregate.fields()},
+            state=partial.state.to_bytes(),
+        ))
+    return results
+
+
+def check_stage(stage: str) -> None:
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")

@@ -1,0 +1,50 @@
+"""Batch runs: what ran over which windows, how it ended, and how long it took."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
+
+from monitor.storage.models import ERROR_CHARS, BatchRunRow, table_of
+from monitor.storage.records import BatchRun
+from monitor.storage.types import to_utc, utc_now
+
+RUNS = table_of(BatchRunRow)
+RUN_STATUSES = ("running", "succeeded", "failed")
+
+
+def start_run(conn: Connection, metric: str, version: int, window_start: datetime,
+              window_end: datetime, *, started_at: datetime | None = None) -> int:
+    """Record a run as running; returns its id for :func:`finish_run`."""
+    row = {"metric": metric, "metric_version": version, "window_start": window_start,
+           "window_end": window_end, "status": "running", "rows_read": 0,
+           "windows_written": 0, "error": None,
+           "started_at": utc_now() if started_at is None else to_utc(started_at)}
+    run_id = conn.execute(insert(RUNS).values(row).returning(RUNS.c.id)).scalar_one()
+    return int(run_id)
+
+
+def finish_run(conn: Connection, run_id: int, *, status: str, rows_read: int,
+               windows_written: int, error: str | None = None,
+               finished_at: datetime | None = None) -> None:
+    """Close a run as succeeded or failed; the error text is cut to a bounded length."""
+    if status not in RUN_STATUSES[1:]:
+        raise ValueError(f"a run finishes as {' or '.join(RUN_STATUSES[1:])}, not {status!r}")
+    if error is not None and len(error) > ERROR_CHARS:
+        error = error[: ERROR_CHARS - 1] + "…"
+    result = conn.execute(
+        update(RUNS).where(RUNS.c.id == run_id).values(
+            status=status, rows_read=rows_read, windows_written=windows_written, error=error,
+            finished_at=utc_now() if finished_at is None else to_utc(finished_at)))
+    if result.rowcount != 1:
+        raise LookupError(f"no batch run with id {run_id}")
+
+
+def recent_runs(conn: Connection, metric: str | None = None, limit: int = 50) -> list[BatchRun]:
+    """Latest runs first."""
+    query = select(RUNS).order_by(RUNS.c.started_at.desc(), RUNS.c.id.desc()).limit(limit)
+    if metric is not None:
+        query = query.where(RUNS.c.metric == metric)
+    return [BatchRun(**row._mapping) for row in conn.execute(query)]

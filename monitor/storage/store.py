@@ -1,0 +1,166 @@
+"""Every storage port over one SQL database, one transaction per call.
+
+>>> import tempfile, pathlib
+>>> from monitor.storage.migrate import upgrade
+>>> url = f"sqlite:///{pathlib.Path(tempfile.mkdtemp()) / 'monitor.sqlite'}"
+>>> upgrade(url).after
+'0001'
+>>> with SqlStore.open(url) as store:
+...     store.recent_runs()
+[]
+
+A runner that must commit something with its windows (a watermark, say) uses the
+repository functions on ``store.database.begin()`` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from metrics.drift import ReferenceProfile
+from monitor.spec import MetricSpec
+from monitor.storage import dead_letters, definitions, profiles, results, runs
+from monitor.storage.database import Database
+from monitor.storage.ports import DEFAULT_VALUES_LIMIT
+from monitor.storage.records import (
+    BatchRun,
+    DeadLetter,
+    MetricDefinition,
+    StageChange,
+    StoredState,
+    WindowResult,
+)
+
+
+class SqlStore:
+    """The result sink, state store, value reader, catalog, profiles, runs and dead letters."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    @classmethod
+    def open(cls, url: str) -> SqlStore:
+        return cls(Database(url))
+
+    def close(self) -> None:
+        self.database.dispose()
+
+    def __enter__(self) -> SqlStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SqlStore({self.database.display_url!r})"
+
+    # -- ResultSink, StateStore, ValueReader --------------------------------------------
+
+    def write_windows(self, metric: str, version: int, stage: str,
+                      windows: Iterable[WindowResult]) -> int:
+        with self.database.begin() as conn:
+            return results.write_windows(conn, metric, version, stage, windows)
+
+    def read_states(self, metric: str, version: int, stage: str, since: datetime,
+                    until: datetime, segment: str | None = None) -> list[StoredState]:
+        with self.database.connect() as conn:
+            return results.read_states(conn, metric, version, stage, since, until, segment)
+
+    def read_values(
+        self,
+        *,
+        metric: str | None = None,
+        stage: str | None = None,
+        segment: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        version: int | None = None,
+        limit: int | None = DEFAULT_VALUES_LIMIT,
+    ) -> pd.DataFrame:
+        with self.database.connect() as conn:
+            return results.read_values(conn, metric=metric, stage=stage, segment=segment,
+                                       since=since, until=until, version=version, limit=limit)
+
+    # -- MetricCatalog --------------------------------------------------------------------
+
+    def register_metric(self, spec: MetricSpec, *, stage: str = "research",
+                        by: str = "monitor") -> MetricDefinition:
+        with self.database.begin() as conn:
+            return definitions.register_metric(conn, spec, stage=stage, by=by)
+
+    def current_definition(self, name: str) -> MetricDefinition | None:
+        with self.database.connect() as conn:
+            return definitions.current_definition(conn, name)
+
+    def list_definitions(self) -> list[MetricDefinition]:
+        with self.database.connect() as conn:
+            return definitions.list_definitions(conn)
+
+    def record_stage_change(self, metric: str, version: int, to_stage: str, *, by: str,
+                            reason: str) -> StageChange:
+        with self.database.begin() as conn:
+            return definitions.record_stage_change(conn, metric, version, to_stage, by=by,
+                                                   reason=reason)
+
+    def stage_history(self, metric: str) -> list[StageChange]:
+        with self.database.connect() as conn:
+            return definitions.stage_history(conn, metric)
+
+    # -- ProfileStore ---------------------------------------------------------------------
+
+    def save_profile(self, profile: ReferenceProfile, fitted_at: datetime | None = None) -> None:
+        with self.database.begin() as conn:
+            profiles.save_profile(conn, profile, fitted_at)
+
+    def load_profile(self, name: str, profile_id: str | None = None) -> ReferenceProfile:
+        with self.database.connect() as conn:
+            return profiles.load_profile(conn, name, profile_id)
+
+    # -- RunLog ---------------------------------------------------------------------------
+
+    def start_run(self, metric: str, version: int, window_start: datetime,
+                  window_end: datetime) -> int:
+        with self.database.begin() as conn:
+            return runs.start_run(conn, metric, version, window_start, window_end)
+
+    def finish_run(self, run_id: int, *, status: str, rows_read: int, windows_written: int,
+                   error: str | None = None) -> None:
+        with self.database.begin() as conn:
+            runs.finish_run(conn, run_id, status=status, rows_read=rows_read,
+                            windows_written=windows_written, error=error)
+
+    def recent_runs(self, metric: str | None = None, limit: int = 50) -> list[BatchRun]:
+        with self.database.connect() as conn:
+            return runs.recent_runs(conn, metric, limit)
+
+    # -- DeadLetterSink -------------------------------------------------------------------
+
+    def write_dead_letters(self, letters: Iterable[DeadLetter]) -> int:
+        with self.database.begin() as conn:
+            return dead_letters.write_dead_letters(conn, letters)
+
+    def recent_dead_letters(self, source: str | None = None,
+                            limit: int = 100) -> list[DeadLetter]:
+        with self.database.connect() as conn:
+            return dead_letters.recent_dead_letters(conn, source, limit)
+
+
+if TYPE_CHECKING:  # mypy checks that SqlStore implements every port
+    from monitor.storage.ports import (
+        DeadLetterSink,
+        MetricCatalog,
+        ProfileStore,
+        ResultSink,
+        RunLog,
+        StateStore,
+        ValueReader,
+    )
+
+    def _implements_ports(store: SqlStore) -> tuple[ResultSink, StateStore, ValueReader,
+                                                     MetricCatalog, ProfileStore, RunLog,
+                                                     DeadLetterSink]:
+        return (store, store, store, store, store, store, store)

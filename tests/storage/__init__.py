@@ -1,0 +1,1 @@
+"""Storage tests: each runs on SQLite and on a throwaway database on the real Postgres."""

@@ -1,0 +1,131 @@
+"""Metric versions, stage history, reference profiles, batch runs and dead letters."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+
+from metrics.drift import ReferenceProfile
+from monitor.storage.models import ERROR_CHARS, PAYLOAD_EXCERPT_CHARS
+from monitor.storage.records import DeadLetter
+from monitor.storage.store import SqlStore
+from tests.storage.helpers import HOUR, T0, latency_spec
+
+
+def test_the_same_spec_keeps_its_version_and_a_changed_one_gets_the_next(
+    store: SqlStore,
+) -> None:
+    first = store.register_metric(latency_spec())
+    assert (first.version, first.stage, first.spec_id) == (1, "research", latency_spec().id)
+    assert store.register_metric(latency_spec()) == first
+
+    changed = store.register_metric(latency_spec(window="15m"))
+    assert changed.version == 2 and changed.window == "15m"
+    assert store.current_definition("latency") == changed
+    assert store.register_metric(latency_spec()).version == 3  # going back is a change too
+    assert [d.version for d in store.list_definitions()] == [3]
+    assert store.current_definition("nope") is None
+
+
+def test_owner_and_description_edits_stay_in_the_version(store: SqlStore) -> None:
+    store.register_metric(latency_spec())
+    edited = store.register_metric(latency_spec(owner="search", description="p99 matters"))
+    assert (edited.version, edited.owner, edited.description) == (1, "search", "p99 matters")
+    assert store.current_definition("latency") == edited
+
+
+def test_the_spec_json_is_kept(store: SqlStore) -> None:
+    spec = latency_spec()
+    store.register_metric(spec)
+    stored = store.current_definition("latency")
+    assert stored is not None and stored.spec == spec.to_dict()
+
+
+def test_stage_changes_are_recorded_in_order(store: SqlStore) -> None:
+    store.register_metric(latency_spec())
+    store.record_stage_change("latency", 1, "batch", by="ana", reason="backtest caught INC-7")
+    store.record_stage_change("latency", 1, "streaming", by="ana", reason="alerts within 1m")
+    store.record_stage_change("latency", 1, "batch", by="bo", reason="too noisy at 1m")
+    store.register_metric(latency_spec(window="15m"), stage="batch", by="bo")
+
+    history = store.stage_history("latency")
+    assert [(c.version, c.from_stage, c.to_stage, c.by) for c in history] == [
+        (1, None, "research", "monitor"),
+        (1, "research", "batch", "ana"),
+        (1, "batch", "streaming", "ana"),
+        (1, "streaming", "batch", "bo"),
+        (2, None, "batch", "bo"),
+    ]
+    assert history[-1].reason.startswith("registered version 2: spec changed")
+    assert all(c.at.tzname() == "UTC" for c in history)
+    assert store.current_definition("latency").stage == "batch"  # type: ignore[union-attr]
+
+
+def test_bad_stage_changes_say_what_is_wrong(store: SqlStore) -> None:
+    store.register_metric(latency_spec())
+    with pytest.raises(LookupError, match="'latency' has no version 5; its versions are 1"):
+        store.record_stage_change("latency", 5, "batch", by="ana", reason="x")
+    with pytest.raises(LookupError, match="not registered"):
+        store.record_stage_change("other", 1, "batch", by="ana", reason="x")
+    with pytest.raises(ValueError, match="already in stage 'research'"):
+        store.record_stage_change("latency", 1, "research", by="ana", reason="x")
+    with pytest.raises(ValueError, match="unknown stage 'prod'"):
+        store.record_stage_change("latency", 1, "prod", by="ana", reason="x")
+    with pytest.raises(ValueError, match="needs a reason"):
+        store.record_stage_change("latency", 1, "batch", by="ana", reason=" ")
+    assert len(store.stage_history("latency")) == 1
+
+
+def profile(scale: float = 1.0) -> ReferenceProfile:
+    frame = pd.DataFrame({"latency_ms": [10.0 * scale, 20.0, 1 / 3, 1e150, -0.0],
+                          "country": ["SE", "US", "SE", None, "DE"]})
+    return ReferenceProfile.fit(frame, name="training", bins=3)
+
+
+def test_profiles_round_trip_and_the_latest_fit_wins(store: SqlStore) -> None:
+    old, new = profile(), profile(scale=1.5)
+    store.save_profile(old, fitted_at=T0)
+    store.save_profile(new, fitted_at=T0 + HOUR)
+    store.save_profile(old, fitted_at=T0 + 2 * HOUR)  # already stored: nothing changes
+
+    assert store.load_profile("training") == new
+    loaded = store.load_profile("training", old.id)
+    assert loaded == old and loaded.to_json() == old.to_json()
+    with pytest.raises(LookupError, match="no reference profile 'serving'"):
+        store.load_profile("serving")
+
+
+def test_batch_runs_are_recorded(store: SqlStore) -> None:
+    ok = store.start_run("latency", 1, T0, T0 + 3 * HOUR)
+    failed = store.start_run("latency", 1, T0 + 3 * HOUR, T0 + 4 * HOUR)
+    store.finish_run(ok, status="succeeded", rows_read=1200, windows_written=3)
+    store.finish_run(failed, status="failed", rows_read=10, windows_written=0,
+                     error="KeyError: 'latency_ms'\n" + "x" * (2 * ERROR_CHARS))
+
+    runs = store.recent_runs("latency")
+    assert [(r.id, r.status, r.rows_read, r.windows_written) for r in runs] == [
+        (failed, "failed", 10, 0), (ok, "succeeded", 1200, 3)]
+    assert len(runs[0].error or "") == ERROR_CHARS and runs[0].error.startswith("KeyError")  # type: ignore[union-attr]
+    assert runs[1].window_end - runs[1].window_start == 3 * HOUR
+    assert runs[1].finished_at is not None and runs[1].finished_at >= runs[1].started_at
+    with pytest.raises(ValueError, match="succeeded or failed"):
+        store.finish_run(ok, status="done", rows_read=0, windows_written=0)
+    with pytest.raises(LookupError, match="no batch run"):
+        store.finish_run(10**9, status="failed", rows_read=0, windows_written=0)
+
+
+def test_dead_letters_keep_a_bounded_excerpt(store: SqlStore) -> None:
+    huge = '{"ts": "not a time", "blob": "' + "x" * 50_000 + '"}'
+    written = store.write_dead_letters([
+        DeadLetter("home-events", "unparseable timestamp in 'ts'", huge),
+        DeadLetter("home-events", "not JSON", b"\xff\xfe garbage", T0),
+    ])
+    assert written == 2
+    latest, oldest = store.recent_dead_letters("home-events")
+    assert isinstance(latest.payload, str)
+    assert len(latest.payload) == PAYLOAD_EXCERPT_CHARS and latest.payload.endswith("…")
+    assert latest.payload.startswith('{"ts": "not a time"')
+    assert oldest.payload == "\ufffd\ufffd garbage" and oldest.created_at == T0
+    assert latest.created_at is not None and latest.created_at - T0 > timedelta(0)

@@ -1,0 +1,110 @@
+"""Migrations: they match the models, they round-trip, and they ship with the package."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Column, Integer, MetaData, inspect
+
+from monitor.storage.database import Database
+from monitor.storage.migrate import (
+    current_revision,
+    downgrade,
+    head_revision,
+    include_name,
+    schema_differences,
+    script_location,
+    upgrade,
+)
+from monitor.storage.models import Base
+from monitor.storage.store import SqlStore
+from tests.storage.conftest import throwaway_postgres
+from tests.storage.helpers import window
+
+ROOT = Path(__file__).resolve().parents[2]
+TABLES = set(Base.metadata.tables)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_models_and_migrations_agree(kind: str, request: pytest.FixtureRequest) -> None:
+    url = request.getfixturevalue(f"{kind}_url")
+    differences = schema_differences(url)
+    assert differences == [], (
+        "monitor/storage/models.py and migrations/versions/ disagree; write a migration "
+        f"(see monitor.storage.migrate.draft_revision): {differences}"
+    )
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_the_agreement_check_sees_a_model_change(kind: str,
+                                                 request: pytest.FixtureRequest) -> None:
+    """Guard the guard: a column added to a model without a migration is reported."""
+    changed = MetaData(naming_convention=Base.metadata.naming_convention)
+    for table in Base.metadata.sorted_tables:
+        table.to_metadata(changed)
+    changed.tables["metric_values"].append_column(Column("quality", Integer, nullable=True))
+    database: Database = request.getfixturevalue(f"{kind}_database")
+    with database.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True,
+                                                         "include_name": include_name})
+        differences = compare_metadata(context, changed)
+    assert [(d[0], d[2], d[3].name) for d in differences] == [
+        ("add_column", "metric_values", "quality")]
+
+
+def test_upgrade_downgrade_upgrade_on_postgres() -> None:
+    with throwaway_postgres("monitor_migrations") as url:
+        assert current_revision(url) is None
+        first = upgrade(url)
+        assert (first.before, first.after, first.changed) == (None, head_revision(), True)
+        assert not upgrade(url).changed  # running it again does nothing
+        with SqlStore.open(url) as store:
+            store.write_windows("latency", 1, "batch", [window(0)])
+
+        down = downgrade(url, "base")
+        assert (down.before, down.after) == (head_revision(), None)
+        assert _tables(url) == {"alembic_version"}
+
+        upgrade(url)
+        assert _tables(url) >= TABLES
+        assert schema_differences(url) == []
+        with SqlStore.open(url) as store:
+            assert store.read_values().empty  # the downgrade dropped the old rows
+
+
+def test_upgrade_downgrade_upgrade_on_sqlite(fresh_sqlite_url: str) -> None:
+    upgrade(fresh_sqlite_url)
+    downgrade(fresh_sqlite_url, "base")
+    assert _tables(fresh_sqlite_url) == {"alembic_version"}
+    upgrade(fresh_sqlite_url)
+    assert schema_differences(fresh_sqlite_url) == []
+
+
+def test_tables_of_other_libraries_are_left_alone(fresh_sqlite_url: str) -> None:
+    upgrade(fresh_sqlite_url)
+    with Database(fresh_sqlite_url) as database, database.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE apscheduler_jobs (id VARCHAR(191) PRIMARY KEY)")
+    assert schema_differences(fresh_sqlite_url) == []
+    downgrade(fresh_sqlite_url, "base")
+    assert _tables(fresh_sqlite_url) == {"alembic_version", "apscheduler_jobs"}
+
+
+def test_the_migrations_package_is_installed_with_its_versions() -> None:
+    from setuptools import find_packages
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    include = config["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = find_packages(str(ROOT), include=include)
+    assert {"migrations", "migrations.versions", "monitor.storage"} <= set(packages)
+    location = script_location()
+    assert (location / "env.py").is_file()
+    assert sorted(p.name for p in (location / "versions").glob("0*.py")) == ["0001_initial.py"]
+
+
+def _tables(url: str) -> set[str]:
+    with Database(url) as database, database.connect() as conn:
+        return set(inspect(conn).get_table_names())
