@@ -102,6 +102,7 @@ class Monitor:
         alerts: Iterable[Rule] = ...,
         owner: str | None = ...,
         description: str = ...,
+        schedule: str | None = ...,
     ) -> MetricSpec: ...
 
     @overload
@@ -118,6 +119,7 @@ class Monitor:
         alerts: Iterable[Rule] = ...,
         owner: str | None = ...,
         description: str = ...,
+        schedule: str | None = ...,
     ) -> Callable[[PerEventFunction], MetricSpec]: ...
 
     def metric(
@@ -133,13 +135,16 @@ class Monitor:
         alerts: Iterable[Rule] = (),
         owner: str | None = None,
         description: str = "",
+        schedule: str | None = None,
     ) -> MetricSpec | Callable[[PerEventFunction], MetricSpec]:
         """Register a metric, or (without ``compute``) return a decorator for a per-event
         function ``f(events: DataFrame) -> Series`` whose values ``aggregate`` aggregates.
 
         ``window`` is a tumbling window on event time (``"5m"``, ``"1h"``, ``"1d"``);
         ``lateness`` how long after its end a window still takes events; ``segment_by``
-        the columns whose combinations get values of their own besides the overall one.
+        the columns whose combinations get values of their own besides the overall one;
+        ``schedule`` a cron expression (``"15 * * * *"``) for the batch stage, which
+        otherwise runs as each window closes.
         """
         options = dict(
             window=window,
@@ -148,6 +153,7 @@ class Monitor:
             alerts=tuple(alerts),
             owner=owner,
             description=description,
+            schedule=schedule,
         )
         if compute is not None:
             if aggregate is not None:
@@ -210,6 +216,11 @@ class Monitor:
             parse_duration_ns(options["lateness"])
         except ValueError as err:
             raise fail(f"lateness: {err}") from None
+
+        if options["schedule"] is not None:
+            problem = cron_problem(options["schedule"])
+            if problem:
+                raise fail(f"schedule: {problem}")
 
         for column in options["segment_by"]:
             field = schema.field(column)
@@ -288,6 +299,20 @@ class Monitor:
             raise fail(f"alert rule on unknown field {rule.field!r}; fields are "
                        f"{', '.join(fields)}")
         return rule
+
+
+def cron_problem(expression: str) -> str | None:
+    """What is wrong with a five-field cron expression, or None when it looks right.
+
+    Only the shape is checked here (the registry stays free of scheduler imports); the
+    scheduler parses it fully when it starts.
+    """
+    if not isinstance(expression, str) or len(expression.split()) != 5:
+        return (f"{expression!r} is not a cron expression; use five fields: minute hour "
+                "day-of-month month day-of-week, e.g. '15 * * * *'")
+    if not re.fullmatch(r"[\w\s*/,\-?#LW]+", expression):
+        return f"{expression!r} has characters a cron expression cannot have"
+    return None
 
 
 def known_fields(aggregate: Aggregate) -> tuple[str, ...] | None:

@@ -84,6 +84,7 @@ class MetricSpec:
     per_event: PerEvent | None = None
     owner: str | None = None
     description: str = ""
+    schedule: str | None = None  # a cron expression for the batch stage; None: every window
 
     @property
     def windows(self) -> Windows:
@@ -119,6 +120,6 @@ class MetricSpec:
     def id(self) -> str:
         """A stable hash of everything that decides the metric's values and alerts.
 
-        Owner and description are left out: editing them does not change a value.
+        Owner, description and schedule are left out: editing them does not change a value.
         """
         return hashlib.sha256(canonical_json(self.to_dict()).encode()).hexdigest()[:16]

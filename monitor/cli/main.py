@@ -6,6 +6,7 @@ import logging
 
 import click
 
+from monitor.cli.batch_cmd import batch_group
 from monitor.cli.db_cmd import db_group
 from monitor.cli.metrics_cmd import metrics_group
 from monitor.cli.research_cmd import research_group
@@ -32,3 +33,4 @@ def cli(ctx: click.Context, app_target: str | None, verbose: bool) -> None:
 cli.add_command(metrics_group)
 cli.add_command(research_group)
 cli.add_command(db_group)
+cli.add_command(batch_group)

@@ -1,0 +1,94 @@
+"""Which metrics the batch stage runs, bound to their stored reference profiles.
+
+A metric runs in batch once it has been promoted there (or on to streaming). The batch
+stage compares drift metrics against the reference profile stored in the database — the
+one the metric was promoted with — not against whatever file is around, so a batch run
+next month computes what it computed today.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from monitor.errors import DefinitionError
+from monitor.references import References, bind
+from monitor.registry import Monitor
+from monitor.spec import MetricSpec
+from monitor.storage.ports import MetricCatalog, ProfileStore
+
+log = logging.getLogger(__name__)
+
+BATCH_STAGES = ("batch", "streaming")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A metric to run: bound to its reference, with its stored version."""
+
+    metric: MetricSpec
+    version: int
+
+
+class NotInBatch(DefinitionError):
+    """The metric is not (or, after a change to its definition, no longer) in batch."""
+
+
+class StoreForBatch(MetricCatalog, ProfileStore):
+    """The catalog and profiles a batch run looks metrics up in."""
+
+
+def bind_stored_reference(metric: MetricSpec, store: ProfileStore) -> MetricSpec:
+    """``metric`` compared against the latest profile stored under its reference's name."""
+    name = metric.aggregate.reference_name()
+    if name is None:
+        return metric
+    try:
+        profile = store.load_profile(name)
+    except LookupError:
+        raise DefinitionError(
+            f"metric {metric.name!r}",
+            f"no reference profile {name!r} is stored; run `monitor research run "
+            f"{metric.name} --data FILE --reference FILE` to fit and store it",
+        ) from None
+    return bind(metric, References(profiles={name: profile}))
+
+
+def target(app_metric: MetricSpec, store: StoreForBatch) -> Target:
+    """The stored version of ``app_metric`` to run in batch, or NotInBatch saying why."""
+    bound = bind_stored_reference(app_metric, store)
+    definition = store.current_definition(bound.name)
+    if definition is None:
+        raise NotInBatch(f"metric {bound.name!r}",
+                         f"is not registered yet; try it with `monitor research run "
+                         f"{bound.name} --data FILE`, then `monitor promote {bound.name} "
+                         "--to batch`")
+    if definition.spec_id != bound.id:
+        raise NotInBatch(f"metric {bound.name!r}",
+                         f"its definition changed since version {definition.version} was "
+                         f"registered (spec {definition.spec_id} -> {bound.id}); check the new "
+                         "definition in research and promote it again")
+    if definition.stage not in BATCH_STAGES:
+        raise NotInBatch(f"metric {bound.name!r}",
+                         f"is in {definition.stage}; promote it with `monitor promote "
+                         f"{bound.name} --to batch --reason ...`")
+    return Target(bound, definition.version)
+
+
+def batch_targets(app: Monitor, store: StoreForBatch,
+                  names: Iterable[str] = ()) -> list[Target]:
+    """The metrics to run: the ``names`` asked for (each must be in batch), or every
+    metric of the app that is in batch (the others are skipped with a log line)."""
+    wanted = list(names)
+    if wanted:
+        return [target(app.get(name), store) for name in wanted]
+    targets = []
+    for metric in app.metrics.values():
+        try:
+            targets.append(target(metric, store))
+        except NotInBatch as err:
+            log.info("skipping %s", err)
+        except DefinitionError as err:  # in batch but cannot run: say so, run the others
+            log.warning("skipping %s", err)
+    return targets

@@ -1,0 +1,209 @@
+"""Where the batch stage reads a stream's events: a SQL table, or files.
+
+Both yield raw DataFrame chunks for a half-open event-time range ``[since, until)``; the
+schema validation and the engine come after, exactly as in research. For SQL tables the
+time filter is pushed into the query, so only the rows of the range are read, in chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import pandas as pd
+import sqlalchemy as sa
+
+from monitor.errors import MonitorError
+from monitor.schema import parse_times
+from monitor.sources.files import read_events
+from monitor.spec import StreamSpec
+
+DEFAULT_CHUNK_ROWS = 100_000
+
+
+class SourceError(MonitorError):
+    """A source cannot be read as the stream declares it; the message says what to fix."""
+
+
+class EventSource(Protocol):
+    def check(self) -> None:
+        """Fail early, with a clear message, if the source does not fit the stream."""
+
+    def chunks(self, since: pd.Timestamp, until: pd.Timestamp) -> Iterator[pd.DataFrame]:
+        """Raw events with event time in ``[since, until)``, in chunks."""
+
+    def earliest(self) -> pd.Timestamp | None:
+        """The earliest event time in the source (None when it is empty)."""
+
+
+@dataclass
+class TableSource:
+    """A table in a SQL database, read with the time filter in the WHERE clause."""
+
+    engine: sa.Engine
+    stream: StreamSpec
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
+
+    def __post_init__(self) -> None:
+        if not self.stream.table:
+            raise SourceError(f"stream {self.stream.name!r} declares no table=")
+        self._table: sa.Table | None = None
+
+    @property
+    def table_name(self) -> str:
+        assert self.stream.table
+        return self.stream.table
+
+    def check(self) -> None:
+        self._reflect()
+
+    def chunks(self, since: pd.Timestamp, until: pd.Timestamp) -> Iterator[pd.DataFrame]:
+        table = self._reflect()
+        schema = self.stream.schema
+        time_column = table.c[schema.time]
+        low, high = _time_bounds(time_column, since, until)
+        present = [c for c in schema.names if c in table.c]
+        query = sa.select(*(table.c[name] for name in present)).where(
+            time_column >= low, time_column < high
+        )
+        try:
+            with self.engine.connect() as connection:
+                result = connection.execution_options(
+                    stream_results=True, yield_per=self.chunk_rows
+                ).execute(query)
+                columns = list(result.keys())
+                for rows in result.partitions():
+                    yield pd.DataFrame.from_records(rows, columns=columns)
+        except sa.exc.OperationalError as err:
+            raise SourceError(
+                f"reading table {self.table_name!r} failed: {_first_line(err)}"
+            ) from err
+
+    def earliest(self) -> pd.Timestamp | None:
+        table = self._reflect()
+        column = table.c[self.stream.schema.time]
+        with self.engine.connect() as connection:
+            first = connection.execute(sa.select(sa.func.min(column))).scalar()
+        if first is None:
+            return None
+        if isinstance(column.type, sa.DateTime):
+            stamp = pd.Timestamp(first)
+            return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        return pd.Timestamp(int(first), unit="ms", tz="UTC")
+
+    def _reflect(self) -> sa.Table:
+        if self._table is not None:
+            return self._table
+        try:
+            table = sa.Table(self.table_name, sa.MetaData(), autoload_with=self.engine)
+        except sa.exc.NoSuchTableError:
+            raise SourceError(
+                f"source table {self.table_name!r} of stream {self.stream.name!r} does not "
+                f"exist in {self.engine.url.render_as_string(hide_password=True)}; load it "
+                "or point the stream's table= at the right one"
+            ) from None
+        except sa.exc.OperationalError as err:
+            raise SourceError(
+                f"cannot reach the source database "
+                f"{self.engine.url.render_as_string(hide_password=True)}: {_first_line(err)}"
+            ) from None
+        _check_columns(table, self.stream)
+        self._table = table
+        return table
+
+
+@dataclass
+class FileSource:
+    """Event files (a path or glob), filtered to the range after reading."""
+
+    stream: StreamSpec
+
+    def check(self) -> None:
+        if not self.stream.files:
+            raise SourceError(f"stream {self.stream.name!r} declares no files=")
+
+    def chunks(self, since: pd.Timestamp, until: pd.Timestamp) -> Iterator[pd.DataFrame]:
+        assert self.stream.files
+        events = read_events(self.stream.files).events
+        if events.empty or self.stream.time not in events.columns:
+            yield events
+            return
+        times = parse_times(events[self.stream.time])
+        # Unparseable times stay in so that validation can reject them with a reason.
+        keep = times.isna() | ((times >= since) & (times < until))
+        yield events[keep.to_numpy()].reset_index(drop=True)
+
+    def earliest(self) -> pd.Timestamp | None:
+        assert self.stream.files
+        events = read_events(self.stream.files).events
+        if events.empty or self.stream.time not in events.columns:
+            return None
+        first = parse_times(events[self.stream.time]).min()
+        return None if pd.isna(first) else pd.Timestamp(first)
+
+
+def _check_columns(table: sa.Table, stream: StreamSpec) -> None:
+    schema = stream.schema
+    if schema.time not in table.c:
+        raise SourceError(
+            f"source table {table.name!r} has no event-time column {schema.time!r} "
+            f"(stream {stream.name!r}); its columns are {', '.join(table.c.keys())}"
+        )
+    for field in schema.fields:
+        if field.name not in table.c:
+            if not field.nullable:
+                raise SourceError(
+                    f"source table {table.name!r} lacks column {field.name!r}, which stream "
+                    f"{stream.name!r} requires"
+                )
+            continue
+        sql_type = table.c[field.name].type
+        if not _type_fits(field.type, sql_type):
+            raise SourceError(
+                f"source table {table.name!r} column {field.name!r} is {sql_type} but stream "
+                f"{stream.name!r} declares it {field.type}; cast it in a view or fix the schema"
+            )
+    time_type = table.c[schema.time].type
+    if not isinstance(time_type, sa.DateTime | sa.Integer | sa.Numeric):
+        raise SourceError(
+            f"source table {table.name!r} event-time column {schema.time!r} is {time_type}; "
+            "it must be a timestamp or epoch milliseconds"
+        )
+
+
+def _type_fits(declared: str, sql_type: sa.types.TypeEngine) -> bool:
+    if declared in ("float", "int"):
+        return isinstance(sql_type, sa.Integer | sa.Numeric | sa.Float)
+    if declared == "bool":
+        return isinstance(sql_type, sa.Boolean | sa.Integer)
+    return isinstance(sql_type, sa.String | sa.Enum | sa.Boolean | sa.Integer)
+
+
+def _time_bounds(
+    column: sa.Column, since: pd.Timestamp, until: pd.Timestamp
+) -> tuple[object, object]:
+    if isinstance(column.type, sa.DateTime):
+        if column.type.timezone:
+            return since.to_pydatetime(), until.to_pydatetime()
+        return since.tz_convert(None).to_pydatetime(), until.tz_convert(None).to_pydatetime()
+    return since.value // 1_000_000, until.value // 1_000_000  # epoch milliseconds
+
+
+def _first_line(err: Exception) -> str:
+    return str(getattr(err, "orig", err)).strip().splitlines()[0]
+
+
+def source_for(stream: StreamSpec, engine: sa.Engine | None) -> EventSource:
+    """The batch source a stream declares: its table when there is a database, else files."""
+    if stream.table and engine is not None:
+        return TableSource(engine, stream)
+    if stream.files:
+        return FileSource(stream)
+    raise SourceError(
+        f"stream {stream.name!r} has no batch source: declare table= (with a source database) "
+        "or files= in mon.stream()"
+    )
+
+
+__all__ = ["EventSource", "FileSource", "SourceError", "TableSource", "source_for"]

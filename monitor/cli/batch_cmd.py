@@ -1,0 +1,117 @@
+"""``monitor batch ...``: compute closed windows from upstream tables or files."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+import pandas as pd
+import sqlalchemy as sa
+
+from monitor.batch.runner import BatchRunError, BatchRunner, RunSummary
+from monitor.batch.service import batch_targets
+from monitor.batch.sources import SourceError, source_for
+from monitor.cli.app import load_app
+from monitor.cli.db_cmd import database_url_option
+from monitor.errors import MonitorError
+from monitor.storage.database import DatabaseUnavailableError
+from monitor.storage.database_url import mask_url, normalize_url
+from monitor.storage.store import SqlStore
+
+SOURCE_URL_ENV = "MONITOR_SOURCE_DATABASE_URL"
+log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def source_url_option(function: F) -> F:
+    """``--source-url``: where the streams' tables are, when not in the results database."""
+    return click.option(
+        "--source-url", "source_url", envvar=SOURCE_URL_ENV, default=None, show_envvar=True,
+        metavar="URL", help="The database holding the streams' tables [default: the results "
+                            "database].",
+    )(function)
+
+
+@click.group("batch")
+def batch_group() -> None:
+    """Compute metrics in the batch stage, one-shot or on a schedule."""
+
+
+@batch_group.command("run")
+@click.option("--metric", "metrics", multiple=True, metavar="NAME",
+              help="Only this metric (repeat for more) [default: every metric in batch].")
+@click.option("--since", type=str, metavar="TIME",
+              help="Backfill from this UTC time (ISO 8601) instead of each metric's watermark.")
+@click.option("--until", type=str, metavar="TIME",
+              help="Stop at this UTC time instead of the end of the last closed window.")
+@database_url_option
+@source_url_option
+@click.pass_context
+def batch_run(ctx: click.Context, metrics: tuple[str, ...], since: str | None,
+              until: str | None, database_url: str, source_url: str | None) -> None:
+    """Compute every closed window since each metric's watermark, and store it.
+
+    The first run of a metric starts at the earliest event in its source. With --since
+    and --until it is a backfill over that range, with a progress bar; windows already
+    stored are recomputed and replaced, so running it again is safe.
+    """
+    app = load_app(ctx.obj["app_target"])
+    start, end = _time(since, "--since"), _time(until, "--until")
+    if start is not None and end is not None and start >= end:
+        raise click.BadParameter("--since must be before --until")
+    click.echo(f"results: {mask_url(database_url)}", err=True)
+    store = SqlStore.open(database_url)
+    source_engine = sa.create_engine(normalize_url(source_url) if source_url else database_url)
+    try:
+        try:
+            targets = batch_targets(app, store, metrics)
+        except KeyError as err:
+            raise click.ClickException(str(err.args[0])) from None
+        except (MonitorError, DatabaseUnavailableError) as err:
+            raise click.ClickException(str(err)) from None
+        if not targets:
+            click.echo("no metric is in the batch stage; promote one with "
+                       "`monitor promote METRIC --to batch --reason ...`")
+            return
+        runner = BatchRunner(store, lambda m: source_for(m.stream, source_engine),
+                             progress=True)
+        failed = 0
+        for target in targets:
+            try:
+                summary = runner.run(target.metric, target.version, since=start, until=end)
+            except (BatchRunError, SourceError, DatabaseUnavailableError) as err:
+                failed += 1
+                click.echo(f"{target.metric.name}: FAILED: {err}", err=True)
+                continue
+            click.echo(describe(summary))
+        if failed:
+            raise click.ClickException(f"{failed} of {len(targets)} metrics failed")
+    finally:
+        source_engine.dispose()
+        store.close()
+
+
+def describe(summary: RunSummary) -> str:
+    head = f"{summary.metric} v{summary.version}:"
+    if summary.up_to_date:
+        return f"{head} up to date (next window closes after {summary.until:%Y-%m-%d %H:%M} UTC)"
+    text = (f"{head} {summary.windows_written} windows from {summary.since:%Y-%m-%d %H:%M} to "
+            f"{summary.until:%Y-%m-%d %H:%M} UTC, {summary.rows_read:,} rows read")
+    if summary.rows_rejected:
+        text += f", {summary.rows_rejected:,} rejected (see dead letters)"
+    if summary.failures:
+        text += f", {len(summary.failures)} failed attempts retried"
+    return text
+
+
+def _time(text: str | None, option: str) -> pd.Timestamp | None:
+    if text is None:
+        return None
+    try:
+        stamp = pd.Timestamp(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a time; use ISO 8601, e.g. 2026-03-01T00:00Z",
+                                 param_hint=option) from None
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
