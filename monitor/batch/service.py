@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from monitor.errors import DefinitionError
 from monitor.references import References, bind
@@ -35,7 +36,7 @@ class NotInBatch(DefinitionError):
     """The metric is not (or, after a change to its definition, no longer) in batch."""
 
 
-class StoreForBatch(MetricCatalog, ProfileStore):
+class StoreForBatch(MetricCatalog, ProfileStore, Protocol):
     """The catalog and profiles a batch run looks metrics up in."""
 
 
