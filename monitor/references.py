@@ -61,23 +61,26 @@ class References:
             if name not in self._events:
                 clean, _ = schema.validate(read_events(path).events)
                 self._events[name] = clean
-            self._fitted[key] = fit_profile(self._events[name], schema, key[1])
+            self._fitted[key] = fit_profile(self._events[name], schema, key[1], name)
         return self._fitted[key]
 
 
 def fit_profile(
-    events: pd.DataFrame, schema: Schema, columns: Sequence[str] | None = None
+    events: pd.DataFrame,
+    schema: Schema,
+    columns: Sequence[str] | None = None,
+    name: str = "reference",
 ) -> ReferenceProfile:
     """Profile schema fields (all, or ``columns``): numbers as numeric, the rest as categories."""
     wanted = [f for f in schema.fields if columns is None or f.name in columns]
     numeric = [f.name for f in wanted if f.type in ("float", "int")]
     categorical = [f.name for f in wanted if f.type in ("str", "bool")]
     frame = events[numeric + categorical].copy()
-    for name in categorical:
-        frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
-    for name in numeric:
-        frame[name] = frame[name].astype("float64")
-    return ReferenceProfile.fit(frame)
+    for column in categorical:
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+    for column in numeric:
+        frame[column] = frame[column].astype("float64")
+    return ReferenceProfile.fit(frame, name=name)
 
 
 def _looks_like_profile(path: Path) -> bool:

@@ -85,6 +85,6 @@ def _references(metric: MetricSpec, reference: Any) -> References:
         return References(profiles={name: reference})
     if isinstance(reference, pd.DataFrame):
         clean, _ = metric.stream.schema.validate(reference)
-        profile = fit_profile(clean, metric.stream.schema, list(metric.aggregate.columns()))
+        profile = fit_profile(clean, metric.stream.schema, list(metric.aggregate.columns()), name)
         return References(profiles={name: profile})
     return References(paths={name: Path(reference)})

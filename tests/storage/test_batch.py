@@ -1,0 +1,261 @@
+"""The batch stage on real databases: parity with research, idempotent re-runs, crashes
+that leave no partial window, and clear errors on bad sources."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from examples.music_home import mon
+from examples.music_home_events import DEFAULT_START, generate_events, generate_reference
+from monitor.batch.runner import BatchRunError, BatchRunner, Retry
+from monitor.batch.service import Target, batch_targets, bind_stored_reference
+from monitor.batch.sources import EventSource, SourceError, TableSource
+from monitor.batch.tables import events_table, load_events, rows_for_insert
+from monitor.references import fit_profile
+from monitor.research import evaluate
+from monitor.spec import MetricSpec
+from monitor.storage.database import Database, DatabaseUnavailableError
+from monitor.storage.store import SqlStore
+
+STREAM = mon.streams["home"]
+DAYS = 2
+START = DEFAULT_START
+END = START + pd.Timedelta(days=DAYS)
+
+
+@pytest.fixture(scope="module")
+def events() -> pd.DataFrame:
+    return generate_events(start=START, days=DAYS, seed=3, events_per_hour=600)
+
+
+@pytest.fixture(scope="module")
+def profile():  # type: ignore[no-untyped-def]
+    reference = generate_reference(start=START, seed=3, events_per_hour=600)
+    clean, _ = STREAM.schema.validate(reference)
+    return fit_profile(clean, STREAM.schema, name="training")
+
+
+@pytest.fixture
+def source_engine(database: Database, events: pd.DataFrame) -> Iterator[sa.Engine]:
+    """The example events in a ``home_events`` table of the test database.
+
+    Loaded once per database: tests that change the table drop it when done.
+    """
+    engine = sa.create_engine(database.url)
+    loaded = sa.inspect(engine).has_table("home_events")
+    if loaded:
+        with engine.connect() as conn:
+            loaded = conn.execute(sa.text("SELECT COUNT(*) FROM home_events")).scalar() == len(
+                events)
+    if not loaded:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE IF EXISTS home_events"))
+        load_events(engine, STREAM, events)
+    yield engine
+    engine.dispose()
+
+
+def promote(store: SqlStore, profile, names: list[str] | None = None) -> list[Target]:  # type: ignore[no-untyped-def]
+    store.save_profile(profile)
+    for spec in mon.metrics.values():
+        if names is None or spec.name in names:
+            definition = store.register_metric(bind_stored_reference(spec, store))
+            store.record_stage_change(spec.name, definition.version, "batch", by="test",
+                                      reason="parity test")
+    return batch_targets(mon, store, names or ())
+
+
+def runner(store: SqlStore, engine: sa.Engine, **options) -> BatchRunner:  # type: ignore[no-untyped-def]
+    options.setdefault("retry", Retry(attempts=1))
+    return BatchRunner(store, lambda m: TableSource(engine, m.stream, chunk_rows=5_000),
+                       **options)
+
+
+def research_values(spec: MetricSpec, events: pd.DataFrame, profile) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    return evaluate(spec, events, reference=profile).drop(columns="stage")
+
+
+def stored(store: SqlStore, metric: str) -> pd.DataFrame:
+    values = store.read_values(metric=metric, stage="batch", limit=None)
+    return values.drop(columns="stage").reset_index(drop=True)
+
+
+def test_batch_values_equal_research_values_for_every_example_metric(
+    store: SqlStore, source_engine: sa.Engine, events: pd.DataFrame, profile
+) -> None:
+    targets = promote(store, profile)
+    assert {t.metric.name for t in targets} == set(mon.metrics)
+    batch = runner(store, source_engine)
+    for target in targets:
+        summary = batch.run(target.metric, target.version, since=START, until=END)
+        assert summary.rows_read == len(events)
+        expected = research_values(target.metric, events, profile)
+        pd.testing.assert_frame_equal(stored(store, target.metric.name), expected,
+                                      check_exact=True, check_dtype=False)
+
+
+def test_rerunning_a_window_changes_nothing_and_adds_no_rows(
+    store: SqlStore, source_engine: sa.Engine, profile
+) -> None:
+    [target] = promote(store, profile, ["latency"])
+    batch = runner(store, source_engine)
+    batch.run(target.metric, target.version, since=START, until=END)
+    first = stored(store, "latency")
+    batch.run(target.metric, target.version, since=START, until=END)
+    again = stored(store, "latency")
+    pd.testing.assert_frame_equal(first, again, check_exact=True)
+    assert len(first) == DAYS * 24 * len(target.metric.fields or ())
+
+
+def test_a_run_continues_from_its_watermark(
+    store: SqlStore, source_engine: sa.Engine, events: pd.DataFrame, profile
+) -> None:
+    [target] = promote(store, profile, ["ctr"])
+    batch = runner(store, source_engine)
+    first = batch.run(target.metric, target.version, now=START + pd.Timedelta("30h"))
+    assert (first.since, first.until) == (START, START + pd.Timedelta("30h"))
+    second = batch.run(target.metric, target.version, now=END + pd.Timedelta("5min"))
+    assert (second.since, second.until) == (START + pd.Timedelta("30h"), END)
+    assert first.rows_read + second.rows_read == len(events)
+    up_to_date = batch.run(target.metric, target.version, now=END + pd.Timedelta("10min"))
+    assert up_to_date.up_to_date and up_to_date.windows_written == 0
+    expected = research_values(target.metric, events, profile)
+    pd.testing.assert_frame_equal(stored(store, "ctr"), expected, check_exact=True,
+                                  check_dtype=False)
+
+
+class CrashingSource:
+    """A source that raises in the middle of the second slice it reads."""
+
+    def __init__(self, inner: EventSource) -> None:
+        self.inner = inner
+        self.slices = 0
+
+    def check(self) -> None:
+        self.inner.check()
+
+    def earliest(self) -> pd.Timestamp | None:
+        return self.inner.earliest()
+
+    def chunks(self, since: pd.Timestamp, until: pd.Timestamp) -> Iterator[pd.DataFrame]:
+        self.slices += 1
+        for number, chunk in enumerate(self.inner.chunks(since, until)):
+            if self.slices == 2 and number == 1:
+                raise RuntimeError("injected crash after the first chunk of the slice")
+            yield chunk
+
+
+def test_a_crash_leaves_no_partial_window_and_the_next_run_completes_it(
+    store: SqlStore, source_engine: sa.Engine, events: pd.DataFrame, profile
+) -> None:
+    [target] = promote(store, profile, ["fav_rank"])
+    crashing = CrashingSource(TableSource(source_engine, STREAM, chunk_rows=5_000))
+    batch = BatchRunner(store, lambda m: crashing, retry=Retry(attempts=1))
+    with pytest.raises(BatchRunError, match="injected crash"):
+        batch.run(target.metric, target.version, since=START, until=END)
+
+    after_crash = stored(store, "fav_rank")
+    # only the first slice (day) is stored, whole; nothing of the day that crashed
+    assert after_crash["window_start"].max() == START + pd.Timedelta("23h")
+    assert after_crash["window_start"].min() == START
+    runs = store.recent_runs("fav_rank")
+    assert [r.status for r in runs] == ["failed", "succeeded"]
+    assert "injected crash" in (runs[0].error or "")
+
+    runner(store, source_engine).run(target.metric, target.version, now=END)
+    expected = research_values(target.metric, events, profile)
+    pd.testing.assert_frame_equal(stored(store, "fav_rank"), expected, check_exact=True,
+                                  check_dtype=False)
+
+
+def test_a_failing_slice_is_retried_with_backoff(
+    store: SqlStore, source_engine: sa.Engine, profile
+) -> None:
+    [target] = promote(store, profile, ["latency"])
+    crashing = CrashingSource(TableSource(source_engine, STREAM, chunk_rows=5_000))
+    waits: list[float] = []
+    batch = BatchRunner(store, lambda m: crashing, retry=Retry(attempts=3, backoff_seconds=0.5),
+                        sleep=waits.append)
+    summary = batch.run(target.metric, target.version, since=START, until=END)
+    assert waits == [0.5]  # the second slice failed once, then went through
+    assert len(summary.failures) == 1 and summary.windows_written == DAYS * 24
+
+
+def test_a_missing_source_table_is_named(store: SqlStore, database: Database, profile) -> None:
+    [target] = promote(store, profile, ["latency"])
+    engine = sa.create_engine(database.url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE IF EXISTS home_events"))
+    with pytest.raises(SourceError, match="source table 'home_events' of stream 'home' does "
+                                          "not exist"):
+        runner(store, engine).run(target.metric, target.version, since=START, until=END)
+    assert store.read_values(metric="latency", limit=None).empty
+    assert store.recent_runs("latency") == []
+    engine.dispose()
+
+
+def test_a_source_column_of_the_wrong_type_is_named(
+    store: SqlStore, database: Database, profile
+) -> None:
+    [target] = promote(store, profile, ["latency"])
+    engine = sa.create_engine(database.url)
+    columns = [sa.Column(c.name, sa.Text() if c.name == "latency_ms" else c.type)
+               for c in events_table(STREAM).columns]
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE IF EXISTS home_events"))
+    sa.Table("home_events", sa.MetaData(), *columns).create(engine)
+    try:
+        with pytest.raises(SourceError, match="column 'latency_ms' is TEXT but stream 'home' "
+                                              "declares it float"):
+            runner(store, engine).run(target.metric, target.version, since=START, until=END)
+        assert store.read_values(metric="latency", limit=None).empty
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE home_events"))
+        engine.dispose()
+
+
+def test_an_unreachable_database_says_where_and_hides_the_password() -> None:
+    store = SqlStore.open("postgresql+psycopg://monitor:s3cret-pw@127.0.0.1:1/monitor")
+    with pytest.raises(DatabaseUnavailableError) as caught:
+        store.recent_runs("latency")
+    message = str(caught.value)
+    assert "127.0.0.1:1" in message
+    assert "s3cret-pw" not in message
+    store.close()
+
+
+def test_bad_rows_in_the_source_go_to_dead_letters(
+    store: SqlStore, database: Database, events: pd.DataFrame, profile
+) -> None:
+    [target] = promote(store, profile, ["latency"])
+    engine = sa.create_engine(database.url)
+    table = events_table(STREAM)
+    for column in table.columns:
+        column.nullable = True  # an upstream table that lets a NULL through
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE IF EXISTS home_events"))
+    table.create(engine)
+    load_events(engine, STREAM, events.head(200))
+    bad, _ = STREAM.schema.validate(events.head(1))
+    bad["latency_ms"] = float("nan")
+    with engine.begin() as conn:
+        conn.execute(table.insert(), rows_for_insert(bad[[c.name for c in table.columns]]))
+    try:
+        summary = runner(store, engine).run(target.metric, target.version, since=START,
+                                            until=END)
+        assert summary.rows_read == 201 and summary.rows_rejected == 1
+        [letter] = store.recent_dead_letters()
+        assert letter.reason == "field 'latency_ms' is null"
+        assert letter.source == "batch:home_events"
+        assert f'"user_id": {bad.loc[0, "user_id"]}' in str(letter.payload)
+        counts = stored(store, "latency").groupby("window_start")["count"].first()
+        assert counts.sum() == 200  # the bad row is in no value
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE home_events"))
+        engine.dispose()
