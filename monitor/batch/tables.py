@@ -59,4 +59,4 @@ def rows_for_insert(frame: pd.DataFrame) -> list[dict[str, Any]]:
         elif pd.api.types.is_float_dtype(frame[column]):
             values = frame[column].to_numpy()
             out[column] = [None if np.isnan(v) else float(v) for v in values]
-    return out.to_dict("records")
+    return [{str(k): v for k, v in row.items()} for row in out.to_dict("records")]
