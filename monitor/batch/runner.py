@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -68,7 +68,14 @@ class RunSummary:
 
 
 class BatchRunError(MonitorError):
-    """A slice failed on every attempt; the message names the metric and the range."""
+    """A slice failed on every attempt; the message names the metrics and what went wrong.
+
+    ``summaries`` tells what each metric of the run did before (and besides) the failure.
+    """
+
+    def __init__(self, message: str, summaries: Sequence[RunSummary] = ()) -> None:
+        super().__init__(message)
+        self.summaries = list(summaries)
 
 
 def closed_until(metric: MetricSpec, now: pd.Timestamp) -> pd.Timestamp:
@@ -98,9 +105,23 @@ def slices(metric: MetricSpec, since: pd.Timestamp, until: pd.Timestamp
     return cuts
 
 
+@dataclass(frozen=True)
+class Target:
+    """A metric to run, bound to its reference, with its stored version."""
+
+    metric: MetricSpec
+    version: int
+
+
 @dataclass
 class BatchRunner:
-    """Runs one metric's windows from a source into a store."""
+    """Runs metrics' windows from their sources into a store.
+
+    Metrics of one stream with the same window and the same starting point are computed
+    together: the source is read once per slice for all of them, as the engine takes many
+    metrics of a stream. Each metric's slice is still stored in a transaction of its own
+    and recorded as its own run, so one metric's failure does not undo another's windows.
+    """
 
     store: BatchStore
     source_for: Callable[[MetricSpec], EventSource]
@@ -123,72 +144,145 @@ class BatchRunner:
         first run), ``until`` to the end of the last closed window at ``now``. Both are
         aligned to the metric's windows.
         """
-        now = pd.Timestamp.now(tz="UTC") if now is None else now
-        source = self.source_for(metric)
-        source.check()
-        end = closed_until(metric, now) if until is None else _floor(metric, until)
-        start = since if since is not None else watermark(self.store, metric.name, version)
-        if start is None:
-            earliest = source.earliest()
-            start = end if earliest is None else earliest
-        start = _floor(metric, start)
-        summary = RunSummary(metric.name, version, start, end)
-        cuts = slices(metric, start, end)
-        bar = tqdm(cuts, desc=f"{metric.name} batch", unit="slice", disable=not self.progress,
-                   leave=False)
-        for slice_start, slice_end in bar:
-            self._run_slice(metric, version, source, slice_start, slice_end, summary)
-            bar.set_postfix(windows=summary.windows_written, rows=summary.rows_read)
+        [summary] = self.run_many([Target(metric, version)], since=since, until=until, now=now)
         return summary
 
-    def _run_slice(self, metric: MetricSpec, version: int, source: EventSource,
-                   start: pd.Timestamp, end: pd.Timestamp, summary: RunSummary) -> None:
+    def run_many(
+        self,
+        targets: Sequence[Target],
+        *,
+        since: pd.Timestamp | None = None,
+        until: pd.Timestamp | None = None,
+        now: pd.Timestamp | None = None,
+    ) -> list[RunSummary]:
+        """:meth:`run` for each target, sharing source reads where the targets allow.
+
+        Raises BatchRunError after every group was tried if any metric failed; the
+        summaries of the others are in its ``summaries``.
+        """
+        now = pd.Timestamp.now(tz="UTC") if now is None else now
+        groups: dict[tuple[str, int, pd.Timestamp, pd.Timestamp], list[Target]] = {}
+        sources: dict[str, EventSource] = {}
+        for target in targets:
+            metric = target.metric
+            source = sources.get(metric.stream.name)
+            if source is None:
+                source = sources[metric.stream.name] = self.source_for(metric)
+                source.check()
+            end = closed_until(metric, now) if until is None else _floor(metric, until)
+            start = since if since is not None else watermark(self.store, metric.name,
+                                                              target.version)
+            if start is None:
+                earliest = source.earliest()
+                start = end if earliest is None else earliest
+            key = (metric.stream.name, metric.windows.width_ns, _floor(metric, start), end)
+            groups.setdefault(key, []).append(target)
+        summaries: dict[str, RunSummary] = {}
+        errors: list[BatchRunError] = []
+        for (stream, _, start, end), group in groups.items():
+            try:
+                for summary in self._run_group(group, sources[stream], start, end):
+                    summaries[summary.metric] = summary
+            except BatchRunError as err:
+                summaries.update({s.metric: s for s in err.summaries})
+                errors.append(err)
+        ordered = [summaries[t.metric.name] for t in targets if t.metric.name in summaries]
+        if errors:
+            raise BatchRunError("; ".join(str(e) for e in errors), ordered)
+        return ordered
+
+    def _run_group(self, group: list[Target], source: EventSource, start: pd.Timestamp,
+                   end: pd.Timestamp) -> list[RunSummary]:
+        summaries = {t.metric.name: RunSummary(t.metric.name, t.version, start, end)
+                     for t in group}
+        names = ", ".join(summaries)
+        cuts = slices(group[0].metric, start, end)
+        bar = tqdm(cuts, desc=f"batch {names}"[:60], unit="slice", disable=not self.progress,
+                   leave=False)
+        failed: list[str] = []
+        for slice_start, slice_end in bar:
+            pending = [t for t in group if t.metric.name not in failed]
+            if not pending:
+                break
+            failed += self._run_slice(pending, source, slice_start, slice_end, summaries)
+            rows = max(s.rows_read for s in summaries.values())
+            bar.set_postfix(rows=rows)
+        if failed:
+            raise BatchRunError(
+                "; ".join(f"metric {name!r}: {summaries[name].failures[-1]}" for name in failed)
+                + f". Nothing of the failed ranges was stored after {self.retry.attempts} "
+                "attempts; the next run starts there again.",
+                list(summaries.values()),
+            )
+        return list(summaries.values())
+
+    def _run_slice(self, targets: list[Target], source: EventSource, start: pd.Timestamp,
+                   end: pd.Timestamp, summaries: dict[str, RunSummary]) -> list[str]:
+        """Run one slice for the targets, with retries; the names that failed for good."""
+        pending = list(targets)
         delays = self.retry.delays()
         while True:
-            run_id = self.store.start_run(metric.name, version, start.to_pydatetime(),
-                                          end.to_pydatetime())
+            pending = self._attempt_slice(pending, source, start, end, summaries)
+            if not pending:
+                return []
+            delay = next(delays, None)
+            if delay is None:
+                return [t.metric.name for t in pending]
+            log.warning("batch slice %s to %s failed for %s; retrying in %.1f s",
+                        start, end, ", ".join(t.metric.name for t in pending), delay)
+            self.sleep(delay)
+
+    def _attempt_slice(self, targets: list[Target], source: EventSource, start: pd.Timestamp,
+                       end: pd.Timestamp, summaries: dict[str, RunSummary]) -> list[Target]:
+        """One try at a slice; the targets it failed for."""
+        runs = {t.metric.name: self.store.start_run(t.metric.name, t.version,
+                                                    start.to_pydatetime(), end.to_pydatetime())
+                for t in targets}
+        try:
+            engine, rows, rejected = self._compute(targets, source, start, end)
+        except Exception as err:  # recorded on every run of the slice, then retried
+            for target in targets:
+                self._failed(runs[target.metric.name], summaries[target.metric.name], err)
+            return targets
+        failed = []
+        for target in targets:
+            name = target.metric.name
             try:
-                rows, rejected, windows = self._compute_and_store(metric, version, source,
-                                                                  start, end)
-            except Exception as err:  # recorded, retried, then raised with context
-                message = f"{type(err).__name__}: {err}"
-                self.store.finish_run(run_id, status="failed", rows_read=0,
-                                      windows_written=0, error=message)
-                summary.failures.append(message)
-                delay = next(delays, None)
-                if delay is None:
-                    raise BatchRunError(
-                        f"metric {metric.name!r} batch run over {start:%Y-%m-%d %H:%M} to "
-                        f"{end:%Y-%m-%d %H:%M} UTC failed {self.retry.attempts} times; last "
-                        f"error: {message}. Nothing of that range was stored; the next run "
-                        "starts there again."
-                    ) from err
-                log.warning("metric %s: batch slice failed (%s); retrying in %.1f s",
-                            metric.name, message, delay)
-                self.sleep(delay)
+                results = window_results(target.metric, engine.partials)
+                self.store.write_windows(name, target.version, STAGE, results)
+            except Exception as err:  # this metric's slice is not stored; the others are
+                self._failed(runs[name], summaries[name], err)
+                failed.append(target)
                 continue
-            self.store.finish_run(run_id, status="succeeded", rows_read=rows,
+            windows = len({r.window_start for r in results})
+            self.store.finish_run(runs[name], status="succeeded", rows_read=rows,
                                   windows_written=windows)
+            summary = summaries[name]
             summary.rows_read += rows
             summary.rows_rejected += rejected
             summary.windows_written += windows
             summary.slices += 1
-            return
+        return failed
 
-    def _compute_and_store(self, metric: MetricSpec, version: int, source: EventSource,
-                           start: pd.Timestamp, end: pd.Timestamp) -> tuple[int, int, int]:
-        engine = Engine([metric])
+    def _failed(self, run_id: int, summary: RunSummary, err: Exception) -> None:
+        message = f"{type(err).__name__}: {err}"
+        self.store.finish_run(run_id, status="failed", rows_read=0, windows_written=0,
+                              error=message)
+        summary.failures.append(message)
+
+    def _compute(self, targets: list[Target], source: EventSource, start: pd.Timestamp,
+                 end: pd.Timestamp) -> tuple[Engine, int, int]:
+        metrics = [t.metric for t in targets]
+        engine = Engine(metrics)
         rows = rejected = 0
         for chunk in source.chunks(start, end):
             rows += len(chunk)
-            clean, rejects = metric.stream.schema.validate(chunk)
+            clean, rejects = metrics[0].stream.schema.validate(chunk)
             if len(rejects):
                 rejected += len(rejects)
-                self.store.write_dead_letters(_dead_letters(metric, chunk, rejects))
+                self.store.write_dead_letters(_dead_letters(metrics[0], chunk, rejects))
             engine.update(clean)
-        results = window_results(metric, engine.partials)
-        self.store.write_windows(metric.name, version, STAGE, results)
-        return rows, rejected, len({r.window_start for r in results})
+        return engine, rows, rejected
 
 
 def _floor(metric: MetricSpec, when: pd.Timestamp | datetime) -> pd.Timestamp:

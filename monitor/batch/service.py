@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Protocol
 
+from monitor.batch.runner import Target
 from monitor.errors import DefinitionError
 from monitor.references import References, bind
 from monitor.registry import Monitor
@@ -22,14 +22,6 @@ from monitor.storage.ports import MetricCatalog, ProfileStore
 log = logging.getLogger(__name__)
 
 BATCH_STAGES = ("batch", "streaming")
-
-
-@dataclass(frozen=True)
-class Target:
-    """A metric to run: bound to its reference, with its stored version."""
-
-    metric: MetricSpec
-    version: int
 
 
 class NotInBatch(DefinitionError):

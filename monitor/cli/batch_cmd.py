@@ -77,17 +77,17 @@ def batch_run(ctx: click.Context, metrics: tuple[str, ...], since: str | None,
             return
         runner = BatchRunner(store, lambda m: source_for(m.stream, source_engine),
                              progress=True)
-        failed = 0
-        for target in targets:
-            try:
-                summary = runner.run(target.metric, target.version, since=start, until=end)
-            except (BatchRunError, SourceError, DatabaseUnavailableError) as err:
-                failed += 1
-                click.echo(f"{target.metric.name}: FAILED: {err}", err=True)
-                continue
+        try:
+            summaries = runner.run_many(targets, since=start, until=end)
+            failure = None
+        except BatchRunError as err:
+            summaries, failure = err.summaries, err
+        except (SourceError, DatabaseUnavailableError) as err:
+            raise click.ClickException(str(err)) from None
+        for summary in summaries:
             click.echo(describe(summary))
-        if failed:
-            raise click.ClickException(f"{failed} of {len(targets)} metrics failed")
+        if failure is not None:
+            raise click.ClickException(f"batch run failed: {failure}")
     finally:
         source_engine.dispose()
         store.close()

@@ -89,10 +89,13 @@ def test_batch_values_equal_research_values_for_every_example_metric(
 ) -> None:
     targets = promote(store, profile)
     assert {t.metric.name for t in targets} == set(mon.metrics)
-    batch = runner(store, source_engine)
+    reads = []
+    batch = BatchRunner(store, lambda m: CountingSource(TableSource(source_engine, m.stream),
+                                                        reads))
+    summaries = batch.run_many(targets, since=START, until=END)
+    assert [s.rows_read for s in summaries] == [len(events)] * len(targets)
+    assert len(reads) == DAYS  # one read per day-long slice, shared by all six metrics
     for target in targets:
-        summary = batch.run(target.metric, target.version, since=START, until=END)
-        assert summary.rows_read == len(events)
         expected = research_values(target.metric, events, profile)
         pd.testing.assert_frame_equal(stored(store, target.metric.name), expected,
                                       check_exact=True, check_dtype=False)
@@ -126,6 +129,24 @@ def test_a_run_continues_from_its_watermark(
     expected = research_values(target.metric, events, profile)
     pd.testing.assert_frame_equal(stored(store, "ctr"), expected, check_exact=True,
                                   check_dtype=False)
+
+
+class CountingSource:
+    """A source that notes each range it is asked to read."""
+
+    def __init__(self, inner: EventSource, reads: list[tuple[pd.Timestamp, pd.Timestamp]]
+                 ) -> None:
+        self.inner, self.reads = inner, reads
+
+    def check(self) -> None:
+        self.inner.check()
+
+    def earliest(self) -> pd.Timestamp | None:
+        return self.inner.earliest()
+
+    def chunks(self, since: pd.Timestamp, until: pd.Timestamp) -> Iterator[pd.DataFrame]:
+        self.reads.append((since, until))
+        return self.inner.chunks(since, until)
 
 
 class CrashingSource:
@@ -259,3 +280,30 @@ def test_bad_rows_in_the_source_go_to_dead_letters(
         with engine.begin() as conn:
             conn.execute(sa.text("DROP TABLE home_events"))
         engine.dispose()
+
+
+def test_batch_run_command_backfills_and_reports(
+    store: SqlStore, database: Database, source_engine: sa.Engine, profile
+) -> None:
+    from click.testing import CliRunner
+
+    from monitor.cli.main import cli
+
+    promote(store, profile, ["latency", "ctr"])
+    args = ["--app", "examples.music_home:mon", "batch", "run", "--database-url", database.url,
+            "--since", START.isoformat(), "--until", END.isoformat()]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if line.startswith(("latency", "ctr"))]
+    assert lines == [
+        f"latency v1: {DAYS * 24} windows from 2026-03-02 00:00 to 2026-03-04 00:00 UTC, "
+        f"{len(stored_rows(source_engine)):,} rows read",
+        f"ctr v1: {DAYS * 24} windows from 2026-03-02 00:00 to 2026-03-04 00:00 UTC, "
+        f"{len(stored_rows(source_engine)):,} rows read",
+    ]
+    assert not store.read_values(metric="fav_rank", limit=None).size  # not promoted
+
+
+def stored_rows(engine: sa.Engine) -> list[object]:
+    with engine.connect() as conn:
+        return list(conn.execute(sa.text("SELECT ts FROM home_events")))
