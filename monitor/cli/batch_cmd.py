@@ -10,6 +10,7 @@ import click
 import pandas as pd
 import sqlalchemy as sa
 
+from monitor.batch.rollup import rollup, rollup_name
 from monitor.batch.runner import BatchRunError, BatchRunner, RunSummary
 from monitor.batch.service import batch_targets
 from monitor.batch.sources import SourceError, source_for
@@ -115,3 +116,36 @@ def _time(text: str | None, option: str) -> pd.Timestamp | None:
         raise click.BadParameter(f"{text!r} is not a time; use ISO 8601, e.g. 2026-03-01T00:00Z",
                                  param_hint=option) from None
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+@batch_group.command("rollup")
+@click.argument("metric")
+@click.option("--window", required=True, metavar="WINDOW",
+              help="The coarse window, a multiple of the metric's, e.g. 1d.")
+@click.option("--since", required=True, metavar="TIME", help="From this UTC time (ISO 8601).")
+@click.option("--until", required=True, metavar="TIME", help="To this UTC time (ISO 8601).")
+@click.option("--stage", default="batch", show_default=True,
+              type=click.Choice(["research", "batch", "streaming"]))
+@database_url_option
+@click.pass_context
+def batch_rollup(ctx: click.Context, metric: str, window: str, since: str, until: str,
+                 stage: str, database_url: str) -> None:
+    """Merge METRIC's stored states into coarser windows (stored as METRIC@WINDOW).
+
+    No raw data is read: the states of the fine windows are merged, which gives the same
+    values as computing the coarse windows directly.
+    """
+    app = load_app(ctx.obj["app_target"])
+    start, end = _time(since, "--since"), _time(until, "--until")
+    assert start is not None and end is not None
+    with SqlStore.open(database_url) as store:
+        try:
+            target = batch_targets(app, store, [metric])[0]
+            written = rollup(store, target.metric, target.version, window,
+                             start.to_pydatetime(), end.to_pydatetime(), stage)
+        except KeyError as err:
+            raise click.ClickException(str(err.args[0])) from None
+        except (MonitorError, ValueError) as err:
+            raise click.ClickException(str(err)) from None
+    click.echo(f"{rollup_name(metric, window)} v{target.version}: {written} windows from "
+               f"stored {target.metric.window} states")

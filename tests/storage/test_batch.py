@@ -3,6 +3,7 @@ that leave no partial window, and clear errors on bad sources."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import pandas as pd
@@ -11,6 +12,7 @@ import sqlalchemy as sa
 
 from examples.music_home import mon
 from examples.music_home_events import DEFAULT_START, generate_events, generate_reference
+from monitor.batch.rollup import rollup
 from monitor.batch.runner import BatchRunError, BatchRunner, Retry
 from monitor.batch.service import Target, batch_targets, bind_stored_reference
 from monitor.batch.sources import EventSource, SourceError, TableSource
@@ -307,3 +309,27 @@ def test_batch_run_command_backfills_and_reports(
 def stored_rows(engine: sa.Engine) -> list[object]:
     with engine.connect() as conn:
         return list(conn.execute(sa.text("SELECT ts FROM home_events")))
+
+
+@pytest.mark.parametrize("name", ["latency", "fav_rank", "feature_drift"])
+def test_daily_rollup_from_hourly_states_equals_computing_days_directly(
+    store: SqlStore, source_engine: sa.Engine, events: pd.DataFrame, profile, name: str
+) -> None:
+    [target] = promote(store, profile, [name])
+    runner(store, source_engine).run(target.metric, target.version, since=START, until=END)
+    written = rollup(store, target.metric, target.version, "1d", START.to_pydatetime(),
+                     END.to_pydatetime())
+    assert written == DAYS
+    daily = dataclasses.replace(target.metric, window="1d")
+    expected = research_values(daily, events, profile)
+    expected["metric"] = f"{name}@1d"
+    got = store.read_values(metric=f"{name}@1d", stage="batch", limit=None)
+    pd.testing.assert_frame_equal(got.drop(columns="stage").reset_index(drop=True), expected,
+                                  check_exact=True, check_dtype=False)
+
+
+def test_rollup_refuses_a_window_that_does_not_tile(store: SqlStore, profile) -> None:
+    [target] = promote(store, profile, ["latency"])
+    with pytest.raises(ValueError, match="must be a multiple of 1h"):
+        rollup(store, target.metric, target.version, "30m", START.to_pydatetime(),
+               END.to_pydatetime())
