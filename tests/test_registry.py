@@ -123,3 +123,13 @@ def test_monitors_do_not_share_metrics() -> None:
     first.stream("home", schema={"x": "float"})
     first.metric("m", "home", metrics.count())
     assert second.metrics == {}
+
+
+def test_schedule_must_be_a_cron_expression(mon: Monitor) -> None:
+    with raises_naming("schedule: 'hourly' is not a cron expression"):
+        mon.metric("m1", "home", metrics.count(), schedule="hourly")
+    spec = mon.metric("m2", "home", metrics.count(), schedule="15 * * * *")
+    plain = mon.metric("m3", "home", metrics.count())
+    assert spec.schedule == "15 * * * *"
+    # when a metric runs does not change what it computes
+    assert spec.to_dict() | {"name": "x"} == plain.to_dict() | {"name": "x"}
