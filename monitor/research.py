@@ -24,7 +24,7 @@ import pandas as pd
 
 from metrics.drift import ReferenceProfile
 from monitor.alerts.backtest import alert_episodes
-from monitor.engine import Engine
+from monitor.engine import Engine, Partial, PartialKey
 from monitor.references import References, bind, fit_profile
 from monitor.spec import MetricSpec
 from monitor.values import values_frame
@@ -39,6 +39,8 @@ class ResearchResult:
     values: pd.DataFrame
     rejects: pd.DataFrame  # row, reason (and excerpt for rows that did not parse)
     events: int  # events offered, rejected ones included
+    metric: MetricSpec  # as computed: its reference profile bound in
+    partials: dict[PartialKey, Partial]  # the window states, for a stage that stores them
 
 
 def run(metric: MetricSpec, events: pd.DataFrame, reference: ReferenceLike = None,
@@ -52,7 +54,8 @@ def run(metric: MetricSpec, events: pd.DataFrame, reference: ReferenceLike = Non
                     len(events), summarize_reasons(rejects))
     engine = Engine([bound])
     engine.update(clean)
-    return ResearchResult(values_frame(engine.values("research")), rejects, len(events))
+    return ResearchResult(values_frame(engine.values("research")), rejects, len(events), bound,
+                          engine.partials)
 
 
 def evaluate(

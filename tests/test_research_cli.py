@@ -1,4 +1,7 @@
-"""`monitor research run/backtest` and `monitor metrics list` on real files."""
+"""`monitor research run/backtest` and `monitor metrics list` on real files.
+
+The runs are recorded in a SQLite results database of this module's own.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +15,23 @@ from click.testing import CliRunner
 
 from monitor.cli.main import cli
 from monitor.research import evaluate
+from monitor.storage.migrate import upgrade
 from monitor.values import read_values_csv
 from tests.cli_app import mon
 
 APP = ["--app", "tests.cli_app:mon"]
+
+
+@pytest.fixture(scope="module")
+def results_database(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('research-cli') / 'monitor.sqlite'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(autouse=True)
+def record_in(results_database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MONITOR_DATABASE_URL", results_database)
 
 
 def good_events(n: int = 300, seed: int = 0) -> pd.DataFrame:
@@ -100,12 +116,14 @@ def test_backtest_lists_the_alerts(tmp_path: Path) -> None:
                    for line in lines)
 
 
-def test_metrics_list_shows_windows_segments_and_owners() -> None:
+def test_metrics_list_shows_windows_segments_and_owners(monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
+    monkeypatch.setenv("MONITOR_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.sqlite'}")
     result = invoke("metrics", "list")
     assert result.exit_code == 0
     latency = next(line for line in result.stdout.splitlines() if line.startswith("latency"))
-    assert latency.split() == ["latency", "home", "research", "1h", "country", "p50,p99", "1",
-                               "platform"]
+    assert latency.split() == ["latency", "home", "unregistered", "-", "1h", "country",
+                               "p50,p99", "1", "platform", "-"]
 
 
 @pytest.mark.parametrize(
@@ -121,6 +139,30 @@ def test_errors_say_what_to_do(args: list[str], message: str) -> None:
     result = CliRunner().invoke(cli, [*APP, *args])
     assert result.exit_code == 1
     assert message in result.output
+
+
+def test_without_a_results_database_a_run_says_how_to_make_one_or_not_to_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MONITOR_DATABASE_URL")
+    data = tmp_path / "events.jsonl"
+    good_events().to_json(data, orient="records", lines=True)
+    for command in ("run", "backtest"):
+        result = CliRunner().invoke(cli, [*APP, "research", command, "latency", "--data",
+                                          str(data)])
+        assert result.exit_code == 1
+        assert f"no results database at {tmp_path / 'monitor.sqlite'} yet: create it with " \
+               "`monitor db upgrade`" in result.output
+        assert "pass --no-store" in result.output
+    computed = invoke("research", "run", "latency", "--data", str(data), "--no-store")
+    assert computed.exit_code == 0, computed.output
+    (tmp_path / "values.csv").write_text(computed.stdout)
+    pd.testing.assert_frame_equal(read_values_csv(tmp_path / "values.csv"),
+                                  evaluate(mon.get("latency"), good_events()),
+                                  check_dtype=False, check_exact=True)
+    assert "recorded" not in computed.stderr
+    assert not (tmp_path / "monitor.sqlite").exists()
 
 
 def test_a_missing_app_says_how_to_name_one(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,10 @@ import click
 from monitor.cli.batch_cmd import batch_group
 from monitor.cli.db_cmd import db_group
 from monitor.cli.metrics_cmd import metrics_group
+from monitor.cli.promote_cmd import promote
 from monitor.cli.research_cmd import research_group
+from monitor.cli.schedule_cmd import schedule_command
+from monitor.cli.values_cmd import values_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -34,3 +37,6 @@ cli.add_command(metrics_group)
 cli.add_command(research_group)
 cli.add_command(db_group)
 cli.add_command(batch_group)
+batch_group.add_command(schedule_command)
+cli.add_command(promote)
+cli.add_command(values_group)

@@ -1,26 +1,44 @@
-"""``monitor research ...``: try a metric on a file and backtest its alert rules."""
+"""``monitor research ...``: try a metric on a file and backtest its alert rules.
+
+Both record the run in the results database (unless ``--no-store``): the metric's
+definition, bound to its reference profile, is registered (a changed definition becomes
+a new version), the profile is stored, and the values are stored as stage "research".
+That recorded run is what ``monitor promote METRIC --to batch`` asks for.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 import pandas as pd
 
+from metrics.drift import ReferenceProfile
 from monitor.alerts.backtest import alert_episodes
 from monitor.cli.app import find_metric, load_app
+from monitor.cli.db_cmd import database_url_option
+from monitor.cli.promote_cmd import current_user
+from monitor.cli.values_cmd import ResultsDatabaseError, check_results_database
 from monitor.errors import MonitorError
 from monitor.references import References
 from monitor.registry import Monitor
 from monitor.research import ResearchResult, run, summarize_reasons
 from monitor.sources.files import read_events
 from monitor.spec import MetricSpec
+from monitor.storage import definitions, profiles, results
+from monitor.storage.database_url import mask_url
+from monitor.storage.records import window_results
+from monitor.storage.store import SqlStore
 from monitor.values import write_values_csv
 
 DATA_HELP = "Events: a JSON lines, CSV or Parquet file, or a quoted glob of them."
 REFERENCE_HELP = ("Reference data (JSON lines, CSV, Parquet) or a fitted profile (.json) for "
                   "drift metrics; overrides the one the app declares.")
+NO_STORE_HELP = "Do not record the run (definition, reference profile, values) in the database."
 
 
 @click.group("research")
@@ -35,16 +53,26 @@ def research_group() -> None:
               metavar="FILE", help=REFERENCE_HELP)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), metavar="CSV",
               help="Write the values file here instead of standard output.")
+@click.option("--no-store", is_flag=True, help=NO_STORE_HELP)
+@database_url_option
 @click.pass_context
 def research_run(ctx: click.Context, metric: str, data: str, reference: Path | None,
-                 out: Path | None) -> None:
-    """Compute METRIC over a file of events and write its values.
+                 out: Path | None, no_store: bool, database_url: str) -> None:
+    """Compute METRIC over a file of events, write its values and record the run.
 
     Output is the values CSV (metric,stage,segment,window_start,window_end,field,value,
     count), one row per field; a summary of what was read and rejected goes to stderr.
+    The run is recorded in the results database (run `monitor db upgrade` once first):
+    the definition (a changed one becomes a new version), the reference profile and the
+    values, as stage "research".
     """
     app = load_app(ctx.obj["app_target"])
-    result = _compute(app, find_metric(app, metric), data, reference)
+    spec = find_metric(app, metric)
+    with _recording(database_url, no_store) as store:
+        computed = _compute(app, spec, data, reference, store)
+        if store is not None:
+            _record(store, computed)
+    result = computed.result
     if out is None:
         write_values_csv(result.values, sys.stdout)
     else:
@@ -59,13 +87,16 @@ def research_run(ctx: click.Context, metric: str, data: str, reference: Path | N
               metavar="FILE", help=REFERENCE_HELP)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), metavar="CSV",
               help="Also write the alert episodes to this CSV file.")
+@click.option("--no-store", is_flag=True, help=NO_STORE_HELP)
+@database_url_option
 @click.pass_context
 def research_backtest(ctx: click.Context, metric: str, data: str, reference: Path | None,
-                      out: Path | None) -> None:
+                      out: Path | None, no_store: bool, database_url: str) -> None:
     """List the alerts METRIC's rules would have fired over a file of events.
 
     One row per alert episode: the rule, the segment, the window it fired in, the window
-    it resolved in (blank if still firing at the end), and the value that fired it.
+    it resolved in (blank if still firing at the end), and the value that fired it. The
+    values are recorded as a research run, as `monitor research run` does.
     """
     app = load_app(ctx.obj["app_target"])
     spec = find_metric(app, metric)
@@ -73,7 +104,11 @@ def research_backtest(ctx: click.Context, metric: str, data: str, reference: Pat
         raise click.ClickException(
             f"metric {spec.name!r} has no alert rules to backtest; add alerts=[...] to it"
         )
-    result = _compute(app, spec, data, reference)
+    with _recording(database_url, no_store) as store:
+        computed = _compute(app, spec, data, reference, store)
+        if store is not None:
+            _record(store, computed)
+    result = computed.result
     episodes = alert_episodes(spec, result.values)
     if out is not None:
         episodes.to_csv(out, index=False)
@@ -89,7 +124,29 @@ def research_backtest(ctx: click.Context, metric: str, data: str, reference: Pat
     click.echo(shown.to_string(index=False))
 
 
-def _compute(app: Monitor, spec: MetricSpec, data: str, reference: Path | None) -> ResearchResult:
+@dataclass
+class Computed:
+    result: ResearchResult
+    profile: ReferenceProfile | None  # the reference profile to store with the run
+
+
+@contextmanager
+def _recording(database_url: str, no_store: bool) -> Iterator[SqlStore | None]:
+    """The results store to record in (checked before any work), or None with --no-store."""
+    if no_store:
+        yield None
+        return
+    try:
+        check_results_database(database_url)
+    except ResultsDatabaseError as err:
+        raise click.ClickException(f"{err.message}\nTo compute without recording the run, "
+                                   "pass --no-store.") from None
+    with SqlStore.open(database_url) as store:
+        yield store
+
+
+def _compute(app: Monitor, spec: MetricSpec, data: str, reference: Path | None,
+             store: SqlStore | None) -> Computed:
     paths: dict[str, str | Path] = dict(app.references)
     name = spec.aggregate.reference_name()
     if reference is not None and name is not None:
@@ -99,7 +156,12 @@ def _compute(app: Monitor, spec: MetricSpec, data: str, reference: Path | None) 
     except (FileNotFoundError, ValueError) as err:
         raise click.ClickException(str(err)) from None
     try:
-        result = run(spec, read.events, references=References(paths=paths))
+        if store is None or name is None:
+            references, profile = References(paths=paths), None
+        else:
+            profile = _profile_to_store(app, spec, name, paths, store)
+            references = References(profiles={name: profile})
+        result = run(spec, read.events, references=references)
     except MonitorError as err:
         raise click.ClickException(str(err)) from None
     rejects = pd.concat([read.rejects[["row", "reason"]], result.rejects], ignore_index=True)
@@ -108,7 +170,80 @@ def _compute(app: Monitor, spec: MetricSpec, data: str, reference: Path | None) 
     if len(rejects):
         message += f", rejected {len(rejects)}: {summarize_reasons(rejects)}"
     click.echo(message, err=True)
-    return result
+    return Computed(result, profile)
+
+
+def _profile_to_store(app: Monitor, spec: MetricSpec, name: str,
+                      paths: dict[str, str | Path], store: SqlStore) -> ReferenceProfile:
+    """The reference profile a recorded run compares against, and stores.
+
+    From the --reference file or the one the app declares: a profile JSON as it is, or
+    data fitted over every column the app's metrics compare against this reference, so
+    the one stored profile (batch binds the latest stored under the name) serves them
+    all. Without a file, the profile already stored under the name.
+    """
+    path = paths.get(name)
+    if path is None or not Path(path).is_file():
+        try:
+            stored = store.load_profile(name)
+        except LookupError:
+            pass  # References below says what is missing
+        else:
+            click.echo(f"comparing against the stored reference profile {name!r} "
+                       f"({stored.id})", err=True)
+            return stored
+    columns = sorted({
+        column for metric in app.metrics.values()
+        if metric.stream.name == spec.stream.name and metric.aggregate.reference_name() == name
+        for column in metric.aggregate.columns()
+    })
+    try:
+        profile = References(paths=paths).profile(name, spec.stream.schema, columns)
+    except (LookupError, ValueError) as err:
+        problem = str(err).strip("'\"")  # a KeyError's message comes quoted
+        raise click.ClickException(f"metric {spec.name!r}: {problem}") from None
+    if profile.name != name:
+        raise click.ClickException(
+            f"metric {spec.name!r}: the reference profile in {path} is named {profile.name!r}, "
+            f"but the metric compares against {name!r}; fit it with name={name!r}, pass the "
+            "reference data instead, or try it with --no-store")
+    return profile
+
+
+def _record(store: SqlStore, computed: Computed) -> None:
+    """Register the definition, store the profile and the values, in one transaction."""
+    bound = computed.result.metric
+    windows = window_results(bound, computed.result.partials)
+    if not windows:
+        click.echo(f"nothing recorded: no event of {bound.name} fell in a window", err=True)
+        return
+    try:
+        with store.database.begin() as conn:
+            before = definitions.current_definition(conn, bound.name)
+            latest_profile = None
+            if computed.profile is not None:
+                profiles.save_profile(conn, computed.profile)
+                latest_profile = profiles.load_profile(conn, computed.profile.name)
+            definition = definitions.register_metric(conn, bound, by=current_user())
+            written = results.write_windows(conn, bound.name, definition.version, "research",
+                                            windows)
+    except MonitorError as err:  # the database went away mid-run: nothing was recorded
+        raise click.ClickException(str(err)) from None
+    if before is None:
+        why = "newly registered"
+    elif before.version != definition.version:
+        why = f"the definition changed; version {before.version} was in {before.stage}"
+    else:
+        why = f"in {definition.stage}"
+    click.echo(f"recorded research run of {bound.name} as version {definition.version} "
+               f"({why}): {written} values in {mask_url(store.database.url)}", err=True)
+    if computed.profile is not None and latest_profile != computed.profile:
+        assert latest_profile is not None
+        click.echo(
+            f"note: reference profile {computed.profile.name!r} {computed.profile.id} was "
+            f"stored before; batch and `monitor promote` compare against the latest stored "
+            f"one, {latest_profile.id}, so to them this metric's definition has changed",
+            err=True)
 
 
 def _span(values: pd.DataFrame) -> str:

@@ -101,8 +101,14 @@ def draft_revision(url: str, message: str, rev_id: str | None = None) -> None:
 
 
 def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
-    """Leave out tables other libraries own in the same database (APScheduler's jobs)."""
-    return not (type_ == "table" and name in FOREIGN_TABLES)
+    """Compare only the tables this project owns.
+
+    The results database may also hold upstream event tables the batch stage reads, and
+    APScheduler's job table; migrations must neither drop nor report them.
+    """
+    if type_ != "table":
+        return True
+    return name in Base.metadata.tables and name not in FOREIGN_TABLES
 
 
 def _run(url: str, direction: str, revision: str) -> Migration:

@@ -1,0 +1,170 @@
+"""The metric lifecycle: research → batch → streaming, one stage at a time.
+
+A metric moves forward one stage at a time and back (a demotion) to any earlier stage.
+Every move names who made it and why, and is kept in the metric's stage history.
+
+Promotion works on the definition the app has *now*: the app's spec, bound to the
+reference profile stored under its reference's name (what the batch stage computes
+against), must be the current stored version. When it is not, the definition changed;
+a research run of the new definition registers it as a new version, and that version
+is the one to promote. Going to batch needs, besides, the stored reference profile (for
+a metric that compares against one) and a recorded research run of the version: values
+of stage "research" stored for it by ``monitor research run`` or ``backtest``.
+
+Demotion is always allowed (stopping is safe), with a reason; it moves the current
+stored version whatever the app's definition is now.
+
+Pure logic over the storage ports: the database is the caller's business.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from metrics.base import canonical_json
+from monitor.errors import MonitorError
+from monitor.references import References, bind
+from monitor.spec import MetricSpec
+from monitor.storage.ports import MetricCatalog, ProfileStore, ValueReader
+from monitor.storage.records import MetricDefinition, StageChange
+from monitor.values import STAGES
+
+FIRST_STAGE = STAGES[0]
+
+
+class LifecycleStore(MetricCatalog, ProfileStore, ValueReader, Protocol):
+    """What the lifecycle reads and writes: the catalog, the profiles and the values."""
+
+
+class StageChangeRefused(MonitorError, ValueError):
+    """A stage change the lifecycle does not allow; the message says what to run instead."""
+
+    def __init__(self, metric: str, problem: str) -> None:
+        self.metric = metric
+        self.problem = problem
+        super().__init__(f"metric {metric!r}: {problem}")
+
+
+@dataclass(frozen=True)
+class MetricStatus:
+    """Where a metric of the app stands in the catalog.
+
+    ``definition`` is the current stored version (None: never registered). ``current``
+    says whether the app's definition is that version: False when it changed since, and
+    also when it cannot be bound to a stored reference profile.
+    """
+
+    name: str
+    definition: MetricDefinition | None
+    current: bool
+    last_change: StageChange | None
+
+    @property
+    def stage(self) -> str | None:
+        return None if self.definition is None else self.definition.stage
+
+
+def change_stage(metric: MetricSpec, to_stage: str, store: LifecycleStore, *, by: str,
+                 reason: str) -> StageChange:
+    """Move ``metric`` to ``to_stage``, or raise :class:`StageChangeRefused` saying why not.
+
+    ``metric`` is the app's definition, reference unbound (as the app declares it).
+    """
+    if to_stage not in STAGES:
+        raise ValueError(f"unknown stage {to_stage!r}; stages are {', '.join(STAGES)}")
+    name = metric.name
+    if not reason or not reason.strip():
+        raise StageChangeRefused(name, "a stage change needs a reason: say why with --reason")
+    if not by or not by.strip():
+        raise StageChangeRefused(name, "a stage change needs to say who made it: pass --by")
+    definition = store.current_definition(name)
+    from_stage = FIRST_STAGE if definition is None else definition.stage
+    step = STAGES.index(to_stage) - STAGES.index(from_stage)
+    if definition is not None and step < 0:
+        return store.record_stage_change(name, definition.version, to_stage, by=by,
+                                         reason=reason)
+    if step > 1:
+        following = STAGES[STAGES.index(from_stage) + 1]
+        raise StageChangeRefused(
+            name, f"is in {from_stage} and cannot skip {following}: stages go "
+                  f"{' -> '.join(STAGES)}; promote it to {following} first with `monitor "
+                  f"promote {name} --to {following} --reason ...`")
+    bound = bind_stored_reference(metric, store)
+    if definition is None:
+        raise StageChangeRefused(
+            name, f"is not registered yet: record a research run with `monitor research run "
+                  f"{name} --data FILE` (it registers the metric), then promote it")
+    if definition.spec_id != bound.id:
+        raise StageChangeRefused(
+            name, f"its definition changed since version {definition.version} was "
+                  f"registered ({describe_change(definition.spec, bound)}); record a research "
+                  f"run of the new definition with `monitor research run {name} --data FILE`, "
+                  f"which registers it as version {definition.version + 1}, then promote that")
+    if step == 0:
+        raise StageChangeRefused(name, f"version {definition.version} is already in {to_stage}")
+    if to_stage == "batch" and not has_research_run(store, name, definition.version):
+        raise StageChangeRefused(
+            name, f"no research run is recorded for version {definition.version}; run "
+                  f"`monitor research run {name} --data FILE` (or `monitor research backtest "
+                  f"{name} --data FILE`) to record one, then promote it")
+    return store.record_stage_change(name, definition.version, to_stage, by=by, reason=reason)
+
+
+def bind_stored_reference(metric: MetricSpec, profiles: ProfileStore) -> MetricSpec:
+    """``metric`` compared against the latest profile stored under its reference's name.
+
+    The same binding as the batch stage's (:mod:`monitor.batch.service`), so what is
+    promoted is what batch runs.
+    """
+    name = metric.aggregate.reference_name()
+    if name is None:
+        return metric
+    try:
+        profile = profiles.load_profile(name)
+    except LookupError:
+        raise StageChangeRefused(
+            metric.name, f"no reference profile {name!r} is stored; run `monitor research run "
+                         f"{metric.name} --data FILE --reference FILE` to fit and store it",
+        ) from None
+    return bind(metric, References(profiles={name: profile}))
+
+
+def has_research_run(values: ValueReader, metric: str, version: int) -> bool:
+    """Whether research values are stored for that version of ``metric``."""
+    return not values.read_values(metric=metric, stage="research", version=version,
+                                  limit=1).empty
+
+
+def metric_status(metric: MetricSpec, store: LifecycleStore) -> MetricStatus:
+    """The stored version of ``metric``, whether it is the app's definition, and the last
+    change in its history."""
+    definition = store.current_definition(metric.name)
+    if definition is None:
+        return MetricStatus(metric.name, None, False, None)
+    try:
+        current = bind_stored_reference(metric, store).id == definition.spec_id
+    except MonitorError:  # no stored profile, or one that cannot serve the metric
+        current = False
+    history = store.stage_history(metric.name)
+    return MetricStatus(metric.name, definition, current, history[-1] if history else None)
+
+
+def describe_change(stored: Mapping[str, Any], metric: MetricSpec) -> str:
+    """What differs between a stored spec (its JSON) and ``metric``, in a few words."""
+    now = json.loads(canonical_json(metric.to_dict()))
+    changed = _differing(stored, now)
+    if changed == ["aggregate"]:
+        before, after = stored["aggregate"], now["aggregate"]
+        inner = _differing(before, after)
+        if inner == ["profile_id"]:
+            return (f"its reference profile was refitted: {before['profile_id']} -> "
+                    f"{after['profile_id']}")
+        return f"aggregate {', '.join(inner)} changed"
+    return f"{', '.join(changed) or 'spec'} changed"
+
+
+def _differing(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    return [key for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)]
