@@ -92,11 +92,12 @@ def change_stage(metric: MetricSpec, to_stage: str, store: LifecycleStore, *, by
             name, f"is in {from_stage} and cannot skip {following}: stages go "
                   f"{' -> '.join(STAGES)}; promote it to {following} first with `monitor "
                   f"promote {name} --to {following} --reason ...`")
-    bound = bind_stored_reference(metric, store)
     if definition is None:
+        bind_stored_reference(metric, store)  # a missing profile is the first thing to say
         raise StageChangeRefused(
             name, f"is not registered yet: record a research run with `monitor research run "
                   f"{name} --data FILE` (it registers the metric), then promote it")
+    bound = bind_stored_reference(metric, store, definition)
     if definition.spec_id != bound.id:
         raise StageChangeRefused(
             name, f"its definition changed since version {definition.version} was "
@@ -113,23 +114,35 @@ def change_stage(metric: MetricSpec, to_stage: str, store: LifecycleStore, *, by
     return store.record_stage_change(name, definition.version, to_stage, by=by, reason=reason)
 
 
-def bind_stored_reference(metric: MetricSpec, profiles: ProfileStore) -> MetricSpec:
-    """``metric`` compared against the latest profile stored under its reference's name.
+def bind_stored_reference(
+    metric: MetricSpec, profiles: ProfileStore, definition: MetricDefinition | None = None
+) -> MetricSpec:
+    """``metric`` compared against a stored reference profile.
 
-    The same binding as the batch stage's (:mod:`monitor.batch.service`), so what is
-    promoted is what batch runs.
+    The profile is the one ``definition`` (a registered version) was computed with, so a
+    later refit under the same name does not silently change what a promoted metric
+    compares against; without a definition, the latest profile stored under the name.
+    The batch stage binds the same way, so what is promoted is what batch runs.
     """
     name = metric.aggregate.reference_name()
     if name is None:
         return metric
+    pinned = registered_profile_id(definition) if definition is not None else None
     try:
-        profile = profiles.load_profile(name)
+        profile = profiles.load_profile(name, pinned)
     except LookupError:
         raise StageChangeRefused(
             metric.name, f"no reference profile {name!r} is stored; run `monitor research run "
                          f"{metric.name} --data FILE --reference FILE` to fit and store it",
         ) from None
     return bind(metric, References(profiles={name: profile}))
+
+
+def registered_profile_id(definition: MetricDefinition) -> str | None:
+    """The id of the reference profile a registered version was computed with, if any."""
+    aggregate = definition.spec.get("aggregate")
+    profile_id = aggregate.get("profile_id") if isinstance(aggregate, Mapping) else None
+    return profile_id if isinstance(profile_id, str) else None
 
 
 def has_research_run(values: ValueReader, metric: str, version: int) -> bool:
@@ -145,7 +158,7 @@ def metric_status(metric: MetricSpec, store: LifecycleStore) -> MetricStatus:
     if definition is None:
         return MetricStatus(metric.name, None, False, None)
     try:
-        current = bind_stored_reference(metric, store).id == definition.spec_id
+        current = bind_stored_reference(metric, store, definition).id == definition.spec_id
     except MonitorError:  # no stored profile, or one that cannot serve the metric
         current = False
     history = store.stage_history(metric.name)

@@ -1,9 +1,9 @@
 """Which metrics the batch stage runs, bound to their stored reference profiles.
 
 A metric runs in batch once it has been promoted there (or on to streaming). The batch
-stage compares drift metrics against the reference profile stored in the database — the
-one the metric was promoted with — not against whatever file is around, so a batch run
-next month computes what it computed today.
+stage compares drift metrics against the reference profile stored in the database that
+its registered version was computed with — not against whatever file is around or was
+fitted since — so a batch run next month computes what it computed today.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from monitor.batch.runner import Target
-from monitor.errors import DefinitionError
-from monitor.references import References, bind
+from monitor.errors import DefinitionError, MonitorError
+from monitor.lifecycle import bind_stored_reference
 from monitor.registry import Monitor
 from monitor.spec import MetricSpec
 from monitor.storage.ports import MetricCatalog, ProfileStore
@@ -32,26 +32,10 @@ class StoreForBatch(MetricCatalog, ProfileStore, Protocol):
     """The catalog and profiles a batch run looks metrics up in."""
 
 
-def bind_stored_reference(metric: MetricSpec, store: ProfileStore) -> MetricSpec:
-    """``metric`` compared against the latest profile stored under its reference's name."""
-    name = metric.aggregate.reference_name()
-    if name is None:
-        return metric
-    try:
-        profile = store.load_profile(name)
-    except LookupError:
-        raise DefinitionError(
-            f"metric {metric.name!r}",
-            f"no reference profile {name!r} is stored; run `monitor research run "
-            f"{metric.name} --data FILE --reference FILE` to fit and store it",
-        ) from None
-    return bind(metric, References(profiles={name: profile}))
-
-
 def target(app_metric: MetricSpec, store: StoreForBatch) -> Target:
     """The stored version of ``app_metric`` to run in batch, or NotInBatch saying why."""
-    bound = bind_stored_reference(app_metric, store)
-    definition = store.current_definition(bound.name)
+    definition = store.current_definition(app_metric.name)
+    bound = bind_stored_reference(app_metric, store, definition)
     if definition is None:
         raise NotInBatch(f"metric {bound.name!r}",
                          f"is not registered yet; try it with `monitor research run "
@@ -82,6 +66,6 @@ def batch_targets(app: Monitor, store: StoreForBatch,
             targets.append(target(metric, store))
         except NotInBatch as err:
             log.info("skipping %s", err)
-        except DefinitionError as err:  # in batch but cannot run: say so, run the others
+        except MonitorError as err:  # in batch but cannot run: say so, run the others
             log.warning("skipping %s", err)
     return targets

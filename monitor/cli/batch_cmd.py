@@ -14,9 +14,11 @@ from monitor.batch.rollup import rollup, rollup_name
 from monitor.batch.runner import BatchRunError, BatchRunner, RunSummary
 from monitor.batch.service import batch_targets
 from monitor.batch.sources import SourceError, source_for
+from monitor.batch.tables import load_events
 from monitor.cli.app import load_app
 from monitor.cli.db_cmd import database_url_option
 from monitor.errors import MonitorError
+from monitor.sources.files import read_events
 from monitor.storage.database import DatabaseUnavailableError
 from monitor.storage.database_url import mask_url, normalize_url
 from monitor.storage.store import SqlStore
@@ -149,3 +151,48 @@ def batch_rollup(ctx: click.Context, metric: str, window: str, since: str, until
             raise click.ClickException(str(err)) from None
     click.echo(f"{rollup_name(metric, window)} v{target.version}: {written} windows from "
                f"stored {target.metric.window} states")
+
+
+@batch_group.command("load")
+@click.argument("data", metavar="FILE")
+@click.option("--stream", "stream_name", metavar="NAME",
+              help="The stream whose table to fill [default: the app's only stream].")
+@click.option("--table", metavar="NAME", help="Load into this table instead of the stream's.")
+@source_url_option
+@database_url_option
+@click.pass_context
+def batch_load(ctx: click.Context, data: str, stream_name: str | None, table: str | None,
+               source_url: str | None, database_url: str) -> None:
+    """Append a file's events (JSON lines, CSV, Parquet) to a stream's table.
+
+    For trying the batch stage on files: the table is created, typed from the stream's
+    schema, if it does not exist. Rows that fail validation are counted and left out.
+    """
+    app = load_app(ctx.obj["app_target"])
+    if stream_name is None:
+        if len(app.streams) != 1:
+            raise click.UsageError(f"which stream? pass --stream, one of {', '.join(app.streams)}")
+        stream_name = next(iter(app.streams))
+    if stream_name not in app.streams:
+        raise click.UsageError(f"no stream {stream_name!r}; streams: {', '.join(app.streams)}")
+    stream = app.streams[stream_name]
+    try:
+        read = read_events(data)
+    except (FileNotFoundError, ValueError) as err:
+        raise click.ClickException(str(err)) from None
+    url = normalize_url(source_url) if source_url else database_url
+    engine = sa.create_engine(url)
+    try:
+        loaded = load_events(engine, stream, read.events, table)
+    except (ValueError, sa.exc.SQLAlchemyError) as err:
+        raise click.ClickException(f"loading into {mask_url(url)} failed: {_first_line(err)}"
+                                   ) from None
+    finally:
+        engine.dispose()
+    rejected = len(read.events) + len(read.rejects) - loaded
+    click.echo(f"loaded {loaded:,} events into {table or stream.table} ({mask_url(url)})"
+               + (f"; {rejected:,} rejected" if rejected else ""))
+
+
+def _first_line(err: Exception) -> str:
+    return str(getattr(err, "orig", None) or err).strip().splitlines()[0]

@@ -333,3 +333,15 @@ def test_rollup_refuses_a_window_that_does_not_tile(store: SqlStore, profile) ->
     with pytest.raises(ValueError, match="must be a multiple of 1h"):
         rollup(store, target.metric, target.version, "30m", START.to_pydatetime(),
                END.to_pydatetime())
+
+
+def test_a_refit_reference_does_not_change_what_a_promoted_metric_compares_against(
+    store: SqlStore, events: pd.DataFrame, profile
+) -> None:
+    [before] = promote(store, profile, ["score_psi"])
+    clean, _ = STREAM.schema.validate(events)  # a "refit" on other data, same name
+    store.save_profile(fit_profile(clean, STREAM.schema, ["score"], name="training"))
+    assert store.load_profile("training").id != profile.id
+    [after] = batch_targets(mon, store, ["score_psi"])
+    assert after.metric.aggregate.to_dict()["profile_id"] == profile.id
+    assert (after.metric.id, after.version) == (before.metric.id, before.version)
