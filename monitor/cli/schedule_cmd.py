@@ -1,0 +1,108 @@
+"""``monitor batch schedule``: the batch stage as a daemon, one job per metric."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+
+import click
+
+from monitor.batch.runner import Target
+from monitor.batch.schedule import (
+    DEFAULT_DELAY_S,
+    DEFAULT_MISFIRE_GRACE_S,
+    BatchScheduler,
+    ScheduleSettings,
+)
+from monitor.batch.service import NotInBatch, target
+from monitor.cli.app import APP_ENV, find_metric, load_app
+from monitor.cli.batch_cmd import source_url_option
+from monitor.cli.db_cmd import database_url_option
+from monitor.errors import DefinitionError, MonitorError
+from monitor.registry import Monitor
+from monitor.storage.database import DatabaseUnavailableError
+from monitor.storage.database_url import mask_url
+from monitor.storage.store import SqlStore
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@click.command("schedule")
+@click.option("--metric", "metrics", multiple=True, metavar="NAME",
+              help="Only this metric (repeat for more) [default: every metric in batch].")
+@click.option("--misfire-grace", type=click.IntRange(min=1), default=DEFAULT_MISFIRE_GRACE_S,
+              show_default=True, metavar="SECONDS",
+              help="How late a missed run may still start. Runs missed while the scheduler "
+                   "was down collapse into one, started on restart if the latest of them is "
+                   "at most this late; otherwise the next run catches up.")
+@click.option("--delay", type=click.FloatRange(min=0), default=DEFAULT_DELAY_S,
+              show_default=True, metavar="SECONDS",
+              help="How long after a window becomes final (its end + the metric's lateness) "
+                   "its run starts.")
+@database_url_option
+@source_url_option
+@click.pass_context
+def schedule_command(ctx: click.Context, metrics: tuple[str, ...], misfire_grace: int,
+                     delay: float, database_url: str, source_url: str | None) -> None:
+    """Run every metric in batch as each of its windows closes, until SIGINT or SIGTERM.
+
+    Each run computes every window closed since the metric's watermark, so windows that
+    closed while the scheduler was down are caught up when it restarts. A metric's cron
+    schedule (schedule= in mon.metric) overrides its window. Jobs are kept in the
+    results database (table apscheduler_jobs): run one scheduler per database.
+    """
+    app = load_app(ctx.obj["app_target"])
+    app_target = ctx.obj["app_target"] or os.environ[APP_ENV]  # as load_app found it
+    click.echo(f"results: {mask_url(database_url)}")
+    targets = _targets(app, database_url, metrics)
+    if not targets:
+        raise click.ClickException("no metric is in the batch stage; promote one with "
+                                   "`monitor promote METRIC --to batch --reason ...`")
+    settings = ScheduleSettings(app_target, database_url, source_url,
+                                misfire_grace_s=misfire_grace, delay_s=delay)
+    scheduler = BatchScheduler(settings)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, _stopper(stop)) for sig in STOP_SIGNALS}
+    try:
+        try:
+            scheduled = scheduler.start(targets)
+        except (MonitorError, DatabaseUnavailableError) as err:
+            raise click.ClickException(str(err)) from None
+        for job in scheduled:
+            click.echo(job.describe())
+        click.echo("scheduler running; stop it with Ctrl-C or SIGTERM")
+        while not stop.wait(1.0):  # a timed wait: signal handlers run in between
+            pass
+        click.echo("stopping: waiting for running jobs to finish")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)  # a second Ctrl-C while waiting interrupts
+        scheduler.shutdown(wait=True)
+    click.echo("scheduler stopped")
+
+
+def _targets(app: Monitor, database_url: str, names: tuple[str, ...]) -> list[Target]:
+    """The metrics to schedule, saying why each other metric is skipped."""
+    specs = [find_metric(app, name) for name in names] or list(app.metrics.values())
+    targets = []
+    try:
+        with SqlStore.open(database_url) as store:
+            for spec in specs:
+                try:
+                    targets.append(target(spec, store))
+                except NotInBatch as err:
+                    click.echo(f"skip {err}")
+                except DefinitionError as err:  # in batch but cannot run: the others can
+                    click.echo(f"skip {err}", err=True)
+    except DatabaseUnavailableError as err:
+        raise click.ClickException(str(err)) from None
+    return targets
+
+
+def _stopper(stop: threading.Event) -> Callable[[int, FrameType | None], None]:
+    def handle(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+    return handle
