@@ -56,12 +56,15 @@ class Monitor:
         time: str = "ts",
         topic: str | None = None,
         table: str | None = None,
+        query: str | None = None,
         files: str | None = None,
     ) -> StreamSpec:
         """Declare an event stream and where each stage finds it.
 
         ``schema`` maps each field to ``"float"``, ``"int"``, ``"bool"`` or ``"str"``, with a
-        trailing ``?`` when it may be missing; ``time`` names the event-time field.
+        trailing ``?`` when it may be missing; ``time`` names the event-time field. The
+        batch stage reads ``table`` or ``query`` (a SELECT whose columns are the schema's),
+        or ``files`` (a path or glob); streaming reads ``topic``.
         """
         subject = f"stream {name!r}"
         if not isinstance(name, str) or not _NAME.match(name):
@@ -74,7 +77,9 @@ class Monitor:
             parsed = Schema.parse(schema, time=time)
         except ValueError as err:
             raise DefinitionError(subject, str(err)) from None
-        spec = StreamSpec(name, parsed, topic=topic, table=table, files=files)
+        if table and query:
+            raise DefinitionError(subject, "declare table= or query=, not both")
+        spec = StreamSpec(name, parsed, topic=topic, table=table, query=query, files=files)
         self.streams[name] = spec
         return spec
 

@@ -34,6 +34,7 @@ class StreamSpec:
     schema: Schema
     topic: str | None = None
     table: str | None = None
+    query: str | None = None
     files: str | None = None
 
     @property
@@ -47,6 +48,7 @@ class StreamSpec:
             "schema": self.schema.to_dict(),
             "topic": self.topic,
             "table": self.table,
+            "query": self.query,
             "files": self.files,
         }
 

@@ -9,22 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import pandas as pd
-import psycopg
 import sqlalchemy as sa
 
-from monitor.errors import MonitorError
+from monitor.batch.sql_rows import SourceError, first_line, read_rows
 from monitor.schema import parse_times
 from monitor.sources.files import read_events
 from monitor.spec import StreamSpec
 
 DEFAULT_CHUNK_ROWS = 100_000
-
-
-class SourceError(MonitorError):
-    """A source cannot be read as the stream declares it; the message says what to fix."""
 
 
 class EventSource(Protocol):
@@ -68,45 +63,7 @@ class TableSource:
         query = sa.select(*(table.c[name] for name in present)).where(
             time_column >= low, time_column < high
         )
-        try:
-            if self.engine.dialect.name == "postgresql":
-                yield from self._postgres_chunks(query)
-                return
-            with self.engine.connect() as connection:
-                result = connection.execution_options(
-                    stream_results=True, yield_per=self.chunk_rows
-                ).execute(query)
-                columns = list(result.keys())
-                for rows in result.partitions():
-                    # Plain tuples: pandas probes Row objects attribute by attribute,
-                    # which costs more than the whole read.
-                    yield pd.DataFrame.from_records([tuple(r) for r in rows], columns=columns)
-        except sa.exc.OperationalError as err:
-            raise SourceError(
-                f"reading table {self.table_name!r} failed: {_first_line(err)}"
-            ) from err
-
-    def _postgres_chunks(self, query: sa.Select[Any]) -> Iterator[pd.DataFrame]:
-        """Rows from a psycopg server-side cursor, as plain tuples.
-
-        Measured in bench/batch.py: SQLAlchemy's Row objects cost about a third of the
-        whole read; the driver's tuples go straight into the DataFrame.
-        """
-        compiled = query.compile(dialect=self.engine.dialect)
-        raw = self.engine.raw_connection()
-        driver = raw.driver_connection
-        assert driver is not None
-        try:
-            with driver.cursor(name="monitor_batch_source") as cursor:
-                cursor.itersize = self.chunk_rows
-                cursor.execute(str(compiled), compiled.params)
-                columns = [column.name for column in cursor.description]
-                while rows := cursor.fetchmany(self.chunk_rows):
-                    yield pd.DataFrame.from_records(rows, columns=columns)
-        except psycopg.OperationalError as err:
-            raise SourceError(f"reading table {self.table_name!r} failed: {err}") from err
-        finally:
-            raw.close()
+        yield from read_rows(self.engine, query, self.chunk_rows, f"table {self.table_name!r}")
 
     def earliest(self) -> pd.Timestamp | None:
         table = self._reflect()
@@ -219,18 +176,23 @@ def _time_bounds(
 
 
 def _first_line(err: Exception) -> str:
-    return str(getattr(err, "orig", err)).strip().splitlines()[0]
+    return first_line(err)
 
 
 def source_for(stream: StreamSpec, engine: sa.Engine | None) -> EventSource:
-    """The batch source a stream declares: its table when there is a database, else files."""
+    """The batch source a stream declares: its table or query when there is a database,
+    else its files."""
     if stream.table and engine is not None:
         return TableSource(engine, stream)
+    if stream.query and engine is not None:
+        from monitor.batch.query_source import QuerySource
+
+        return QuerySource(engine, stream)
     if stream.files:
         return FileSource(stream)
     raise SourceError(
-        f"stream {stream.name!r} has no batch source: declare table= (with a source database) "
-        "or files= in mon.stream()"
+        f"stream {stream.name!r} has no batch source: declare table= or query= (with a source "
+        "database) or files= in mon.stream()"
     )
 
 

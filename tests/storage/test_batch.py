@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from examples.music_home import mon
 from examples.music_home_events import DEFAULT_START, generate_events, generate_reference
+from monitor.batch.query_source import QuerySource
 from monitor.batch.rollup import rollup
 from monitor.batch.runner import BatchRunError, BatchRunner, Retry
 from monitor.batch.service import Target, batch_targets, bind_stored_reference
@@ -345,3 +346,37 @@ def test_a_refit_reference_does_not_change_what_a_promoted_metric_compares_again
     [after] = batch_targets(mon, store, ["score_psi"])
     assert after.metric.aggregate.to_dict()["profile_id"] == profile.id
     assert (after.metric.id, after.version) == (before.metric.id, before.version)
+
+
+def test_a_query_source_feeds_the_batch_stage_like_a_table(
+    store: SqlStore, source_engine: sa.Engine, events: pd.DataFrame, profile
+) -> None:
+    from monitor import Monitor
+
+    app = Monitor("query")
+    app.stream("home", schema=STREAM.schema.to_dict(),
+               query="SELECT * FROM home_events WHERE country <> 'BR'")
+    spec = dataclasses.replace(mon.get("ctr"), stream=app.streams["home"])
+    version = store.register_metric(spec).version
+    source = QuerySource(source_engine, spec.stream, chunk_rows=7_000)
+    summary = BatchRunner(store, lambda m: source).run(spec, version, since=START, until=END)
+    kept = events[events["country"] != "BR"]
+    assert summary.rows_read == len(kept)
+    expected = research_values(spec, kept, profile)
+    pd.testing.assert_frame_equal(stored(store, "ctr"), expected, check_exact=True,
+                                  check_dtype=False)
+
+
+def test_a_query_whose_column_has_the_wrong_type_is_named(
+    store: SqlStore, source_engine: sa.Engine
+) -> None:
+    from monitor import Monitor
+
+    app = Monitor("query")
+    app.stream("home", schema=STREAM.schema.to_dict(),
+               query="SELECT ts, user_id, country, device, model_version, carousels_served, "
+                     "fav_carousel, fav_carousel_rank, score, 'fast' AS latency_ms, clicked, "
+                     "session_length_s, tracks_played_7d FROM home_events")
+    with pytest.raises(SourceError, match="gives no usable row in a sample of 100: field "
+                                          "'latency_ms' is not a number"):
+        QuerySource(source_engine, app.streams["home"]).check()
