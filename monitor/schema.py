@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -138,7 +139,8 @@ class Schema:
 
 
 def parse_times(values: pd.Series) -> pd.Series:
-    """UTC timestamps from ISO 8601 strings or epoch milliseconds (NaT where unparseable)."""
+    """UTC timestamps from ISO 8601 strings, epoch milliseconds or datetime objects (a
+    column read from several files may mix them); NaT where unparseable."""
     if pd.api.types.is_datetime64_any_dtype(values):
         if getattr(values.dt, "tz", None) is None:
             return values.dt.tz_localize("UTC")
@@ -148,17 +150,24 @@ def parse_times(values: pd.Series) -> pd.Series:
             "datetime64[ns, UTC]"
         )
     as_number = pd.to_numeric(values, errors="coerce")
+    moments = None
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         millis = as_number
     else:
-        millis = as_number.where(~values.map(lambda v: isinstance(v, bool)))
+        is_moment = values.map(lambda v: isinstance(v, datetime))
+        if is_moment.any():
+            moments = pd.to_datetime(values.where(is_moment), utc=True, errors="coerce")
+        millis = as_number.where(~values.map(lambda v: isinstance(v, bool)) & ~is_moment)
     # Epoch milliseconds beyond year 9999 or NaN/inf are unparseable, not an overflow.
     finite = np.isfinite(millis.to_numpy(dtype=np.float64, na_value=np.nan))
     finite &= np.abs(millis.to_numpy(dtype=np.float64, na_value=np.nan)) < 2.5e14
     from_millis = pd.to_datetime(millis.where(finite), unit="ms", utc=True, errors="coerce")
     text = values.where(~finite & values.map(lambda v: isinstance(v, str)))
     from_text = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
-    return from_millis.fillna(from_text).astype("datetime64[ns, UTC]")
+    times = from_millis.fillna(from_text)
+    if moments is not None:
+        times = times.fillna(moments)
+    return times.astype("datetime64[ns, UTC]")
 
 
 def _coerce(field: FieldType, values: pd.Series, missing: pd.Series) -> tuple[pd.Series, pd.Series]:

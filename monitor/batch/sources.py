@@ -100,9 +100,16 @@ class TableSource:
 
 @dataclass
 class FileSource:
-    """Event files (a path or glob), filtered to the range after reading."""
+    """Event files (a path or glob), filtered to the range after reading.
+
+    Rows whose event time cannot be read belong to no range; they are handed on once per
+    source (with the first range read), so validation dead-letters them once per run.
+    """
 
     stream: StreamSpec
+
+    def __post_init__(self) -> None:
+        self._timeless_done = False
 
     def check(self) -> None:
         if not self.stream.files:
@@ -115,9 +122,11 @@ class FileSource:
             yield events
             return
         times = parse_times(events[self.stream.time])
-        # Unparseable times stay in so that validation can reject them with a reason.
-        keep = times.isna() | ((times >= since) & (times < until))
-        yield events[keep.to_numpy()].reset_index(drop=True)
+        keep = ((times >= since) & (times < until)).to_numpy().copy()
+        if not self._timeless_done:
+            keep |= times.isna().to_numpy()
+            self._timeless_done = True
+        yield events[keep].reset_index(drop=True)
 
     def earliest(self) -> pd.Timestamp | None:
         assert self.stream.files

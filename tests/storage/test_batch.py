@@ -16,7 +16,7 @@ from monitor.batch.query_source import QuerySource
 from monitor.batch.rollup import rollup
 from monitor.batch.runner import BatchRunError, BatchRunner, Retry
 from monitor.batch.service import Target, batch_targets, bind_stored_reference
-from monitor.batch.sources import EventSource, SourceError, TableSource
+from monitor.batch.sources import EventSource, FileSource, SourceError, TableSource, source_for
 from monitor.batch.tables import events_table, load_events, rows_for_insert
 from monitor.references import fit_profile
 from monitor.research import evaluate
@@ -380,3 +380,28 @@ def test_a_query_whose_column_has_the_wrong_type_is_named(
     with pytest.raises(SourceError, match="gives no usable row in a sample of 100: field "
                                           "'latency_ms' is not a number"):
         QuerySource(source_engine, app.streams["home"]).check()
+
+
+def test_files_matched_by_a_glob_feed_the_batch_stage(
+    store: SqlStore, events: pd.DataFrame, profile, tmp_path
+) -> None:
+    from examples.music_home_events import write_events
+    from monitor import Monitor
+
+    days = events.groupby(pd.to_datetime(events["ts"], utc=True).dt.strftime("%Y-%m-%d"))
+    for number, (day, frame) in enumerate(days):
+        suffix = ["jsonl", "csv", "parquet"][number % 3]  # any mix of formats
+        write_events(frame, tmp_path / f"home-{day}.{suffix}")
+    app = Monitor("files")
+    app.stream("home", schema=STREAM.schema.to_dict(), files=str(tmp_path / "home-*"))
+    spec = dataclasses.replace(mon.get("latency"), stream=app.streams["home"])
+    version = store.register_metric(spec).version
+    source = source_for(spec.stream, None)
+    assert isinstance(source, FileSource)
+    summary = BatchRunner(store, lambda m: source).run(spec, version,
+                                                      now=END + pd.Timedelta("1min"))
+    assert (summary.since, summary.until) == (START, END)  # the first run starts at the data
+    assert summary.rows_read == len(events)
+    expected = research_values(spec, events, profile)
+    pd.testing.assert_frame_equal(stored(store, "latency"), expected, check_exact=True,
+                                  check_dtype=False)
