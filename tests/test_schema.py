@@ -87,8 +87,12 @@ def test_times_mixed_from_several_files_are_all_read() -> None:
     """A column concatenated from Parquet (datetimes), JSON (text) and CSV (epoch ms)."""
     from datetime import UTC, datetime
 
-    events = [good(ts=datetime(2026, 1, 1, tzinfo=UTC)), good(ts=pd.Timestamp("2026-01-01T00:00:00Z")),
-              good(ts="2026-01-01T00:00:00Z"), good(ts=1767225600000)]
+    events = [
+        good(ts=datetime(2026, 1, 1, tzinfo=UTC)),
+        good(ts=pd.Timestamp("2026-01-01T00:00:00Z")),
+        good(ts="2026-01-01T00:00:00Z"),
+        good(ts=1767225600000),
+    ]
     clean, rejects = SCHEMA.validate(pd.DataFrame(events))
     assert rejects.empty
     assert (clean["ts"] == pd.Timestamp("2026-01-01T00:00:00Z")).all()

@@ -7,11 +7,13 @@ import logging
 import click
 
 from monitor.cli.batch_cmd import batch_group
+from monitor.cli.broker_cmd import broker
 from monitor.cli.db_cmd import db_group
 from monitor.cli.metrics_cmd import metrics_group
 from monitor.cli.promote_cmd import promote
 from monitor.cli.research_cmd import research_group
 from monitor.cli.schedule_cmd import schedule_command
+from monitor.cli.stream_cmd import stream_group
 from monitor.cli.values_cmd import values_group
 
 
@@ -40,3 +42,5 @@ cli.add_command(batch_group)
 batch_group.add_command(schedule_command)
 cli.add_command(promote)
 cli.add_command(values_group)
+cli.add_command(stream_group)
+cli.add_command(broker)

@@ -1,0 +1,160 @@
+"""The Kafka message encoding of events: one JSON object, or a JSON array of them.
+
+An event is a flat JSON object with an event-time field (``ts`` by default) holding an
+ISO 8601 string or epoch milliseconds. A message value carries one event as an object,
+or several as an array (the emitter batches for throughput). Pure: no Kafka here.
+
+>>> value = encode_events([{"ts": "2026-01-01T00:00:00Z", "x": 1.5}, {"ts": 1767225600000}])
+>>> value
+b'[{"ts":"2026-01-01T00:00:00Z","x":1.5},{"ts":1767225600000}]'
+>>> decode(value)
+[{'ts': '2026-01-01T00:00:00Z', 'x': 1.5}, {'ts': 1767225600000}]
+>>> decode(b'{"ts": 1767225600000')
+Traceback (most recent call last):
+...
+streaming.codec.DecodeError: malformed_json: Expecting ',' delimiter at line 1, column 21
+
+Decoding accepts the ``NaN`` and ``Infinity`` tokens Python writes (and ``1e999``
+overflowing to infinity): rejecting them here would dead-letter every other event of
+the batch with them, so schema validation rejects just the event that has one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+MAX_MESSAGE_BYTES = 1_048_576  # Kafka's default message.max.bytes, roughly
+
+# Stable reason codes, for counting dead letters per reason.
+EMPTY = "empty"
+OVERSIZED = "oversized"
+MALFORMED_JSON = "malformed_json"
+NOT_AN_EVENT = "not_an_event"
+
+
+class DecodeError(ValueError):
+    """A message value that is not an event or an array of events.
+
+    ``reason`` is one of the stable codes (``empty``, ``oversized``, ``malformed_json``,
+    ``not_an_event``); ``detail`` says exactly what is wrong.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class EncodeError(ValueError):
+    """An event that cannot be written as a JSON object."""
+
+
+def encode_event(event: Mapping[str, Any]) -> bytes:
+    """One event as compact UTF-8 JSON.
+
+    Datetimes (including pandas Timestamps) become ISO 8601 strings, naive ones taken as
+    UTC; numpy scalars become plain numbers. NaN and infinity have no JSON form, so they
+    raise EncodeError naming the field (drop the field, or send null, to mean missing).
+    """
+    if not isinstance(event, Mapping):
+        raise EncodeError(f"an event is a mapping of field names to values, "
+                          f"not {type(event).__name__}")
+    for name, value in event.items():
+        if not isinstance(name, str):
+            raise EncodeError(f"field name {name!r} is not a string")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise EncodeError(f"field {name!r} is {value}, which JSON cannot represent")
+    try:
+        text = json.dumps(event, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False, default=_json_default)
+    except (TypeError, ValueError) as err:
+        raise EncodeError(f"event is not JSON-serializable: {err}") from None
+    return text.encode("utf-8")
+
+
+def join_encoded(encoded: Sequence[bytes]) -> bytes:
+    """A message value from already encoded events: the object itself when there is one."""
+    if len(encoded) == 1:
+        return encoded[0]
+    return b"[" + b",".join(encoded) + b"]"
+
+
+def joined_size(count: int, total_bytes: int) -> int:
+    """The size of ``join_encoded`` over ``count`` events of ``total_bytes`` together."""
+    return total_bytes if count == 1 else total_bytes + count + 1  # brackets and commas
+
+
+def encode_events(events: Sequence[Mapping[str, Any]]) -> bytes:
+    """A message value holding ``events``: an object for one, an array for several."""
+    if not events:
+        raise EncodeError("no events to encode")
+    return join_encoded([encode_event(event) for event in events])
+
+
+def decode(value: bytes | None, *, max_bytes: int = MAX_MESSAGE_BYTES) -> list[dict[str, Any]]:
+    """The events a message value carries; DecodeError says why it carries none.
+
+    An empty array is valid and carries no events.
+    """
+    if not value:
+        raise DecodeError(EMPTY, "the message has no value")
+    if len(value) > max_bytes:
+        raise DecodeError(OVERSIZED, f"{len(value)} bytes, over the limit of {max_bytes}")
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DecodeError(MALFORMED_JSON, f"not UTF-8 text (byte {err.start})") from None
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DecodeError(MALFORMED_JSON,
+                          f"{err.msg} at line {err.lineno}, column {err.colno}") from None
+    except RecursionError:
+        raise DecodeError(MALFORMED_JSON, "nested too deeply") from None
+    if isinstance(parsed, dict):
+        return [parsed]
+    if not isinstance(parsed, list):
+        raise DecodeError(NOT_AN_EVENT, f"a JSON {_json_type(parsed)}, not an object or "
+                                        "an array of objects")
+    for index, item in enumerate(parsed):
+        if not isinstance(item, dict):
+            raise DecodeError(NOT_AN_EVENT, f"element {index} of the array is a JSON "
+                                            f"{_json_type(item)}, not an object")
+    return parsed
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        if value != value:  # pandas NaT
+            raise ValueError("NaT (a missing timestamp) has no JSON form")
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, np.generic):
+        item = value.item()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError(f"{item} has no JSON form")
+        return item
+    raise TypeError(f"{type(value).__name__} {value!r} has no JSON form")
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return type(value).__name__

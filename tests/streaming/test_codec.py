@@ -1,0 +1,132 @@
+"""The Kafka message encoding of events: round trips and every way a value is refused."""
+
+from __future__ import annotations
+
+import datetime as dt
+import doctest
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import streaming.codec
+from streaming.codec import (
+    EMPTY,
+    MALFORMED_JSON,
+    NOT_AN_EVENT,
+    OVERSIZED,
+    DecodeError,
+    EncodeError,
+    decode,
+    encode_event,
+    encode_events,
+    join_encoded,
+    joined_size,
+)
+
+
+def test_docstring_examples() -> None:
+    # streaming/ is not among the doctest paths, so run the module's examples here
+    assert doctest.testmod(streaming.codec).failed == 0
+
+
+def test_one_event_is_an_object_several_are_an_array() -> None:
+    one: dict[str, object] = {"ts": "2026-05-01T12:00:00Z", "latency_ms": 87.5, "country": "SE"}
+    assert json.loads(encode_events([one])) == one
+    assert decode(encode_events([one])) == [one]
+    many: list[dict[str, object]] = [one, {"ts": 1777636800000, "clicked": True, "note": None}]
+    assert json.loads(encode_events(many)) == many
+    assert decode(encode_events(many)) == many
+
+
+def test_times_and_numpy_values_become_plain_json() -> None:
+    event = {"ts": pd.Timestamp("2026-05-01T12:00:00"), "day": dt.date(2026, 5, 1),
+             "n": np.int64(3), "x": np.float32(0.5), "ok": np.bool_(True),
+             "aware": dt.datetime(2026, 5, 1, 14, tzinfo=dt.timezone(dt.timedelta(hours=2)))}
+    assert decode(encode_event(event)) == [{
+        "ts": "2026-05-01T12:00:00+00:00", "day": "2026-05-01", "n": 3, "x": 0.5, "ok": True,
+        "aware": "2026-05-01T14:00:00+02:00",
+    }]
+
+
+def test_floats_keep_every_bit() -> None:
+    values = [0.1, 1 / 3, 2.0**-1074, 1.7976931348623157e308, -0.0, 123456789.123456789]
+    [back] = decode(encode_event({"v": values}))
+    assert [v.hex() for v in back["v"]] == [v.hex() for v in values]
+
+
+json_values = st.none() | st.booleans() | st.integers() | st.text() | st.floats(
+    allow_nan=False, allow_infinity=False)
+events = st.dictionaries(st.text(), json_values, max_size=8)
+
+
+@given(st.lists(events, min_size=1, max_size=20))
+def test_round_trip(batch: list[dict[str, object]]) -> None:
+    encoded = [encode_event(event) for event in batch]
+    value = join_encoded(encoded)
+    assert value == encode_events(batch)
+    assert len(value) == joined_size(len(encoded), sum(map(len, encoded)))
+    assert decode(value) == batch
+
+
+@pytest.mark.parametrize(("value", "reason", "detail"), [
+    (b"", EMPTY, "no value"),
+    (None, EMPTY, "no value"),
+    (b'{"ts": 1', MALFORMED_JSON, "line 1, column 9"),
+    (b'{"ts": 1}{"ts": 2}', MALFORMED_JSON, "Extra data"),
+    (b"\xff\xfe{}", MALFORMED_JSON, "not UTF-8"),
+    (b"[" * 100_000, MALFORMED_JSON, ""),
+    (b'"an event"', NOT_AN_EVENT, "a JSON string, not an object or an array of objects"),
+    (b"42", NOT_AN_EVENT, "a JSON number"),
+    (b"null", NOT_AN_EVENT, "a JSON null"),
+    (b'[{"ts": 1}, [1, 2]]', NOT_AN_EVENT, "element 1 of the array is a JSON array"),
+    (b'[{"ts": 1}, true]', NOT_AN_EVENT, "element 1 of the array is a JSON boolean"),
+])
+def test_decode_says_why_a_value_is_not_events(value: bytes | None, reason: str,
+                                               detail: str) -> None:
+    with pytest.raises(DecodeError) as raised:
+        decode(value)
+    assert raised.value.reason == reason
+    assert detail in raised.value.detail
+    assert str(raised.value).startswith(reason)
+
+
+def test_oversized_values_are_refused_before_parsing() -> None:
+    value = encode_events([{"ts": 1, "pad": "x" * 100}] * 20)
+    assert len(decode(value, max_bytes=len(value))) == 20
+    with pytest.raises(DecodeError) as raised:
+        decode(value, max_bytes=len(value) - 1)
+    assert raised.value.reason == OVERSIZED
+    assert raised.value.detail == f"{len(value)} bytes, over the limit of {len(value) - 1}"
+
+
+def test_an_empty_array_carries_no_events() -> None:
+    assert decode(b"[]") == []
+
+
+def test_nan_tokens_pass_for_validation_to_reject_one_event() -> None:
+    # Refusing the message would dead-letter the good events batched with the bad one.
+    first, second = decode(b'[{"x": NaN}, {"x": 1e999}]')
+    assert math.isnan(first["x"]) and second["x"] == math.inf
+
+
+@pytest.mark.parametrize(("event", "problem"), [
+    ({"ts": 1, "x": float("nan")}, "field 'x' is nan"),
+    ({"ts": 1, "x": np.float64("inf")}, "field 'x' is inf"),
+    ({"ts": pd.NaT}, "NaT"),
+    ({"ts": 1, "tags": {"a", "b"}}, "set"),
+    ({1: "x"}, "field name 1 is not a string"),
+    ([("ts", 1)], "not list"),
+])
+def test_encode_refuses_what_json_cannot_hold(event: object, problem: str) -> None:
+    with pytest.raises(EncodeError, match=problem):
+        encode_event(event)  # type: ignore[arg-type]
+
+
+def test_no_events_is_not_a_message() -> None:
+    with pytest.raises(EncodeError, match="no events"):
+        encode_events([])
