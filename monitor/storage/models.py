@@ -181,3 +181,44 @@ def table_of(model: type[Base]) -> Table:
     if not isinstance(table, Table):
         raise TypeError(f"{model.__name__} is not mapped to a table")
     return table
+
+
+class StreamCheckpointRow(Base):
+    """How far the streaming stage has absorbed one source partition, durably.
+
+    Written in the same transaction as the partition's partial states, so a worker that
+    restarts (or takes the partition over) resumes exactly where the stored states end:
+    events at or below ``offset`` are skipped. ``watermark`` is the partition's event-time
+    watermark (advanced by wall clock while the partition is idle).
+    """
+
+    __tablename__ = "stream_checkpoints"
+
+    topic: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    offset: Mapped[int] = mapped_column(BigInteger)  # -1: nothing absorbed yet
+    watermark: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    events: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StreamPartialRow(Base):
+    """One source partition's share of an open streaming window.
+
+    The stored value of a window is the merge of its partials over all partitions, made
+    once every partition's watermark has passed the window's end plus its lateness; the
+    partials are deleted in that same transaction.
+    """
+
+    __tablename__ = "stream_partials"
+
+    metric: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    metric_version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    segment: Mapped[str] = mapped_column(Text, primary_key=True)
+    topic: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    window_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    state: Mapped[bytes] = mapped_column(LargeBinary)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -4,7 +4,7 @@
 >>> from monitor.storage.migrate import upgrade
 >>> url = f"sqlite:///{pathlib.Path(tempfile.mkdtemp()) / 'monitor.sqlite'}"
 >>> upgrade(url).after
-'0001'
+'0002'
 >>> with SqlStore.open(url) as store:
 ...     store.recent_runs()
 []
