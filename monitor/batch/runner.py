@@ -6,6 +6,8 @@ computed by the same engine as research, and written — values and states of ev
 of the slice — in one transaction, recorded as one batch run. A failure leaves no partial
 window: the slice's transaction never commits, its run is recorded as failed with the
 error, and the next run starts again from the last slice that succeeded (the watermark).
+The metric's alert rules are evaluated on each slice in that same transaction (see
+:mod:`monitor.alerts.evaluate`), so a stored window has been evaluated exactly once.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from monitor.batch.sources import EventSource
 from monitor.engine import Engine
 from monitor.errors import MonitorError
 from monitor.spec import MetricSpec
-from monitor.storage.ports import DeadLetterSink, ResultSink, RunLog
+from monitor.storage.ports import DeadLetterSink, EvaluatingResultSink, ResultSink, RunLog
 from monitor.storage.records import DeadLetter, window_results
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,7 @@ STAGE = "batch"
 MAX_SLICE = pd.Timedelta("1D")  # a slice reads at most a day of events (or one window)
 
 
-class BatchStore(ResultSink, RunLog, DeadLetterSink, Protocol):
+class BatchStore(ResultSink, EvaluatingResultSink, RunLog, DeadLetterSink, Protocol):
     """What a batch run needs of storage."""
 
 
@@ -128,6 +130,7 @@ class BatchRunner:
     retry: Retry = field(default_factory=Retry)
     progress: bool = False
     sleep: Callable[[float], None] = time.sleep
+    alerts: bool = True  # evaluate alert rules on each slice, in its transaction
 
     def run(
         self,
@@ -181,7 +184,7 @@ class BatchRunner:
         errors: list[BatchRunError] = []
         for (stream, _, start, end), group in groups.items():
             try:
-                for summary in self._run_group(group, sources[stream], start, end):
+                for summary in self._run_group(group, sources[stream], start, end, now):
                     summaries[summary.metric] = summary
             except BatchRunError as err:
                 summaries.update({s.metric: s for s in err.summaries})
@@ -192,7 +195,7 @@ class BatchRunner:
         return ordered
 
     def _run_group(self, group: list[Target], source: EventSource, start: pd.Timestamp,
-                   end: pd.Timestamp) -> list[RunSummary]:
+                   end: pd.Timestamp, now: pd.Timestamp) -> list[RunSummary]:
         summaries = {t.metric.name: RunSummary(t.metric.name, t.version, start, end)
                      for t in group}
         names = ", ".join(summaries)
@@ -204,7 +207,7 @@ class BatchRunner:
             pending = [t for t in group if t.metric.name not in failed]
             if not pending:
                 break
-            failed += self._run_slice(pending, source, slice_start, slice_end, summaries)
+            failed += self._run_slice(pending, source, slice_start, slice_end, summaries, now)
             rows = max(s.rows_read for s in summaries.values())
             bar.set_postfix(rows=rows)
         if failed:
@@ -217,12 +220,13 @@ class BatchRunner:
         return list(summaries.values())
 
     def _run_slice(self, targets: list[Target], source: EventSource, start: pd.Timestamp,
-                   end: pd.Timestamp, summaries: dict[str, RunSummary]) -> list[str]:
+                   end: pd.Timestamp, summaries: dict[str, RunSummary],
+                   now: pd.Timestamp) -> list[str]:
         """Run one slice for the targets, with retries; the names that failed for good."""
         pending = list(targets)
         delays = self.retry.delays()
         while True:
-            pending = self._attempt_slice(pending, source, start, end, summaries)
+            pending = self._attempt_slice(pending, source, start, end, summaries, now)
             if not pending:
                 return []
             delay = next(delays, None)
@@ -233,7 +237,8 @@ class BatchRunner:
             self.sleep(delay)
 
     def _attempt_slice(self, targets: list[Target], source: EventSource, start: pd.Timestamp,
-                       end: pd.Timestamp, summaries: dict[str, RunSummary]) -> list[Target]:
+                       end: pd.Timestamp, summaries: dict[str, RunSummary],
+                       now: pd.Timestamp) -> list[Target]:
         """One try at a slice; the targets it failed for."""
         runs = {t.metric.name: self.store.start_run(t.metric.name, t.version,
                                                     start.to_pydatetime(), end.to_pydatetime())
@@ -249,7 +254,11 @@ class BatchRunner:
             name = target.metric.name
             try:
                 results = window_results(target.metric, engine.partials)
-                self.store.write_windows(name, target.version, STAGE, results)
+                if self.alerts and target.metric.alerts:
+                    self.store.write_windows_and_evaluate(target.metric, target.version, STAGE,
+                                                          results, now.to_pydatetime())
+                else:
+                    self.store.write_windows(name, target.version, STAGE, results)
             except Exception as err:  # this metric's slice is not stored; the others are
                 self._failed(runs[name], summaries[name], err)
                 failed.append(target)

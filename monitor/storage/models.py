@@ -222,3 +222,135 @@ class StreamPartialRow(Base):
     state: Mapped[bytes] = mapped_column(LargeBinary)
     rows: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# -- alerting (migration 0003) -----------------------------------------------------------
+
+ALERT_STATUS_LENGTH = 16
+CHANNEL_LENGTH = 32
+KEY_LENGTH = 64
+
+
+class AlertStateRow(Base):
+    """Where one alert stands: a rule of a metric version on a segment, in a stage.
+
+    ``last_window_start`` is the newest window evaluated; a window at or before it is not
+    evaluated again, so re-storing windows never repeats a transition. ``notified_at`` is
+    when a firing (or repeat) notification was last queued, for the repeat interval.
+    """
+
+    __tablename__ = "alert_states"
+    __table_args__ = (Index(None, "status"),)
+
+    metric: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    metric_version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stage: Mapped[str] = mapped_column(String(STAGE_LENGTH), primary_key=True)
+    rule: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    segment: Mapped[str] = mapped_column(Text, primary_key=True)
+    status: Mapped[str] = mapped_column(String(ALERT_STATUS_LENGTH))
+    consecutive: Mapped[int] = mapped_column(Integer)
+    last_window_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_window_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    active_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    value: Mapped[float] = mapped_column(Float64, nullable=True)
+    bound: Mapped[float] = mapped_column(Float64, nullable=True)
+    detail: Mapped[str] = mapped_column(Text)
+    severity: Mapped[str] = mapped_column(String(ALERT_STATUS_LENGTH))
+    labels: Mapped[dict[str, str]] = mapped_column(JSON)
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AlertEventRow(Base):
+    """Every transition of every alert (pending, firing, resolved, cleared): its history."""
+
+    __tablename__ = "alert_events"
+    __table_args__ = (Index(None, "at"), Index(None, "metric", "window_start"))
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True)
+    metric: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    metric_version: Mapped[int] = mapped_column(Integer)
+    stage: Mapped[str] = mapped_column(String(STAGE_LENGTH))
+    rule: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    segment: Mapped[str] = mapped_column(Text)
+    transition: Mapped[str] = mapped_column(String(ALERT_STATUS_LENGTH))
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    window_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    value: Mapped[float] = mapped_column(Float64, nullable=True)
+    bound: Mapped[float] = mapped_column(Float64, nullable=True)
+    detail: Mapped[str] = mapped_column(Text)
+    severity: Mapped[str] = mapped_column(String(ALERT_STATUS_LENGTH))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AlertNotificationRow(Base):
+    """The transactional outbox: a notification queued with the transition that caused it.
+
+    ``key`` is its idempotency key. The dispatcher routes it (``routed_at``, ``outcome``:
+    routed, silenced, muted or unrouted) into one delivery per channel.
+    """
+
+    __tablename__ = "alert_notifications"
+    __table_args__ = (UniqueConstraint("key"), Index(None, "routed_at"))
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    kind: Mapped[str] = mapped_column(String(ALERT_STATUS_LENGTH))
+    metric: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    metric_version: Mapped[int] = mapped_column(Integer)
+    stage: Mapped[str] = mapped_column(String(STAGE_LENGTH))
+    rule: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    segment: Mapped[str] = mapped_column(Text)
+    severity: Mapped[str] = mapped_column(String(ALERT_STATUS_LENGTH))
+    labels: Mapped[dict[str, str]] = mapped_column(JSON)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    window_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    value: Mapped[float] = mapped_column(Float64, nullable=True)
+    bound: Mapped[float] = mapped_column(Float64, nullable=True)
+    detail: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    routed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(ALERT_STATUS_LENGTH))
+    silence_id: Mapped[int | None] = mapped_column(AutoId)
+
+
+class AlertDeliveryRow(Base):
+    """One notification on one channel: pending, sent, failed (and why), or silenced.
+
+    Deliveries sent together share a ``message_key`` (the message's idempotency key),
+    fixed when the group is formed so that a retry is the same message.
+    """
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (
+        UniqueConstraint("notification_id", "channel"),
+        ForeignKeyConstraint(["notification_id"], ["alert_notifications.id"]),
+        Index(None, "status", "channel"),
+    )
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True)
+    notification_id: Mapped[int] = mapped_column(AutoId)
+    channel: Mapped[str] = mapped_column(String(CHANNEL_LENGTH))
+    status: Mapped[str] = mapped_column(String(ALERT_STATUS_LENGTH))
+    message_key: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AlertSilenceRow(Base):
+    """Mutes matching alerts until ``ends_at`` (see :mod:`monitor.alerts.silences`)."""
+
+    __tablename__ = "alert_silences"
+    __table_args__ = (Index(None, "ends_at"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True)
+    metric: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    segment: Mapped[str | None] = mapped_column(Text)
+    labels: Mapped[dict[str, str]] = mapped_column(JSON)
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -8,7 +8,7 @@ Window ranges are half-open: ``since <= window_start < until``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -38,6 +38,16 @@ class ResultSink(Protocol):
         a window replace the old. Either every window is stored or none is. Returns
         the number of value rows written.
         """
+        ...
+
+
+class EvaluatingResultSink(Protocol):
+    def write_windows_and_evaluate(
+        self, metric: MetricSpec, version: int, stage: str, windows: Sequence[WindowResult],
+        now: datetime | None = None,
+    ) -> int:
+        """:meth:`ResultSink.write_windows`, and the metric's alert rules evaluated on the
+        windows, in the same transaction (see :mod:`monitor.alerts.evaluate`)."""
         ...
 
 

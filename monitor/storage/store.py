@@ -4,7 +4,7 @@
 >>> from monitor.storage.migrate import upgrade
 >>> url = f"sqlite:///{pathlib.Path(tempfile.mkdtemp()) / 'monitor.sqlite'}"
 >>> upgrade(url).after
-'0002'
+'0003'
 >>> with SqlStore.open(url) as store:
 ...     store.recent_runs()
 []
@@ -15,13 +15,14 @@ repository functions on ``store.database.begin()`` instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from metrics.drift import ReferenceProfile
+from monitor.alerts.evaluate import evaluate_windows
 from monitor.spec import MetricSpec
 from monitor.storage import dead_letters, definitions, profiles, results, runs
 from monitor.storage.database import Database
@@ -64,6 +65,16 @@ class SqlStore:
                       windows: Iterable[WindowResult]) -> int:
         with self.database.begin() as conn:
             return results.write_windows(conn, metric, version, stage, windows)
+
+    def write_windows_and_evaluate(self, metric: MetricSpec, version: int, stage: str,
+                                   windows: Sequence[WindowResult],
+                                   now: datetime | None = None) -> int:
+        """:meth:`write_windows`, then the metric's alert rules on those windows, in one
+        transaction: values, alert transitions and queued notifications commit together."""
+        with self.database.begin() as conn:
+            written = results.write_windows(conn, metric.name, version, stage, windows)
+            evaluate_windows(conn, metric, version, stage, windows, now)
+            return written
 
     def read_states(self, metric: str, version: int, stage: str, since: datetime,
                     until: datetime, segment: str | None = None) -> list[StoredState]:
@@ -152,6 +163,7 @@ class SqlStore:
 if TYPE_CHECKING:  # mypy checks that SqlStore implements every port
     from monitor.storage.ports import (
         DeadLetterSink,
+        EvaluatingResultSink,
         MetricCatalog,
         ProfileStore,
         ResultSink,
@@ -162,5 +174,5 @@ if TYPE_CHECKING:  # mypy checks that SqlStore implements every port
 
     def _implements_ports(store: SqlStore) -> tuple[ResultSink, StateStore, ValueReader,
                                                      MetricCatalog, ProfileStore, RunLog,
-                                                     DeadLetterSink]:
-        return (store, store, store, store, store, store, store)
+                                                     DeadLetterSink, EvaluatingResultSink]:
+        return (store, store, store, store, store, store, store, store)

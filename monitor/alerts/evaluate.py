@@ -1,0 +1,149 @@
+"""Live evaluation: new windows of a metric through its alert rules, inside the caller's
+transaction.
+
+A stage calls :func:`evaluate_windows` on the same connection, in the same transaction,
+as it stores the windows. The values, the alert transitions and the notifications they
+queue then commit together or not at all (a transactional outbox): a crash can neither
+lose a notification for stored values nor send one for values that were rolled back.
+
+Each (rule, segment) walks its new windows in window order with the stored values of
+the windows before them as history — the same rule code, lifecycle and history as the
+research backtest, so the stages fire what the backtest predicted. A window at or before
+the last one evaluated for an alert is skipped, so storing windows again is harmless.
+
+Firing and resolved transitions queue a notification; pending and cleared (a breach that
+stopped within ``for_windows``) only go to the history. Transitions on windows that ended
+more than ``notify_within`` before ``now`` (a backfill over old data) are recorded
+without a notification: nobody should be paged about last month.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from monitor.alerts.records import (
+    AlertKey,
+    AlertTransition,
+    Notification,
+    NotificationKind,
+    alert_labels,
+)
+from monitor.alerts.rules import Rule
+from monitor.alerts.walk import Walked, walk
+from monitor.spec import MetricSpec
+from monitor.storage import alert_states, outbox
+from monitor.storage.models import MetricValueRow, table_of
+from monitor.storage.records import WindowResult, check_stage
+from monitor.storage.types import to_utc, utc_now
+
+log = logging.getLogger(__name__)
+
+NOTIFY_WITHIN = timedelta(days=1)
+VALUES = table_of(MetricValueRow)
+
+
+def evaluate_windows(
+    conn: Connection,
+    metric: MetricSpec,
+    version: int,
+    stage: str,
+    results: Sequence[WindowResult],
+    now: datetime | None = None,
+    *,
+    notify_within: timedelta = NOTIFY_WITHIN,
+) -> list[AlertTransition]:
+    """Evaluate ``metric``'s rules on ``results`` (already stored on ``conn``); store the
+    alert states, the transitions and the notifications on ``conn``; return the
+    transitions in window order per alert.
+
+    Runs inside the caller's transaction and commits nothing itself. ``results`` may hold
+    any windows and segments in any order; only windows newer than an alert's last
+    evaluated window are evaluated.
+    """
+    check_stage(stage)
+    if not metric.alerts or not results:
+        return []
+    now = to_utc(utc_now() if now is None else now)
+    by_segment: dict[str, list[WindowResult]] = {}
+    for result in results:
+        by_segment.setdefault(result.segment, []).append(result)
+    labels: dict[AlertKey, tuple[str, dict[str, str]]] = {}
+    rules: dict[AlertKey, Rule] = {}
+    for segment in sorted(by_segment):
+        by_segment[segment].sort(key=lambda r: r.window_start)
+        for rule in metric.alerts:
+            key = AlertKey(metric.name, version, stage, rule.title, segment)
+            rules[key] = rule
+            labels[key] = (rule.severity, alert_labels(metric, rule, segment, stage))
+    positions = alert_states.lock_positions(conn, list(rules), labels, now)
+    transitions: list[AlertTransition] = []
+    notifications: list[Notification] = []
+    for key, rule in rules.items():
+        position, notified_at = positions[key]
+        windows = [w for w in by_segment[key.segment]
+                   if position.last_window is None or w.window_start > position.last_window]
+        if not windows:
+            continue
+        field = rule.field or ""
+        history = _history(conn, key, field, windows[0].window_start, rule.history_needed)
+        walked = walk(rule, position, history,
+                      [(w.window_start, w.window_end, w.values.get(field, math.nan))
+                       for w in windows])
+        severity, alert_labels_ = labels[key]
+        found = [AlertTransition(key, s.transition, s.window_start, s.window_end, s.value,
+                                 s.check.bound, s.check.detail, severity, alert_labels_)
+                 for s in walked.steps]
+        transitions.extend(found)
+        for transition in found:
+            if transition.transition == "firing":
+                notified_at = now  # a stale firing still starts the repeat interval
+            if transition.transition in ("firing", "resolved"):
+                if to_utc(transition.window_end) >= now - notify_within:
+                    notifications.append(_notification(transition, now))
+                else:
+                    log.info("alert %s %s on window %s: too old to notify", key,
+                             transition.transition, transition.window_start)
+        _save(conn, key, walked, windows[-1].window_end, severity, alert_labels_, notified_at,
+              now)
+    alert_states.record_events(conn, transitions, now)
+    outbox.enqueue(conn, notifications)
+    return transitions
+
+
+def _save(conn: Connection, key: AlertKey, walked: Walked, last_window_end: datetime,
+          severity: str, labels: dict[str, str], notified_at: datetime | None,
+          now: datetime) -> None:
+    value, check = walked.last if walked.last is not None else (math.nan, None)
+    alert_states.save_position(
+        conn, key, walked.position, last_window_end=last_window_end, value=value,
+        bound=check.bound if check is not None else math.nan,
+        detail=check.detail if check is not None else "", severity=severity, labels=labels,
+        notified_at=notified_at if walked.position.state.status == "firing" else None,
+        now=now)
+
+
+def _history(conn: Connection, key: AlertKey, field: str, before: datetime,
+             needed: int) -> list[float]:
+    """The stored values of the ``needed`` windows before ``before``, oldest first."""
+    if needed <= 0:
+        return []
+    v = VALUES.c
+    query = (select(v.value).where(v.metric == key.metric, v.metric_version == key.version,
+                                   v.stage == key.stage, v.segment == key.segment,
+                                   v.field == field, v.window_start < to_utc(before))
+             .order_by(v.window_start.desc()).limit(needed))
+    return [float(value) for value in reversed(conn.execute(query).scalars().all())]
+
+
+def _notification(transition: AlertTransition, now: datetime) -> Notification:
+    kind: NotificationKind = "firing" if transition.transition == "firing" else "resolved"
+    key = transition.key.digest(kind, to_utc(transition.window_start).isoformat())
+    return Notification(key, kind, transition.key, transition.severity, transition.labels,
+                        transition.window_start, transition.window_end, transition.value,
+                        transition.bound, transition.detail, now)

@@ -1,0 +1,99 @@
+"""Plain records of live alerting: which alert, what happened to it, what gets sent.
+
+An alert is one rule of one metric version on one segment in one stage; its
+:class:`AlertKey` names it. Labels are what silences, routes and grouping match on: the
+metric, rule, segment (and each of its ``column=value`` parts), stage, severity and owner,
+plus the rule's own labels (which cannot override the built-in ones).
+
+>>> import metrics
+>>> from monitor import Monitor, Threshold
+>>> mon = Monitor()
+>>> _ = mon.stream("home", schema={"latency_ms": "float", "country": "str"})
+>>> spec = mon.metric("latency", "home", metrics.mean("latency_ms"), segment_by=["country"],
+...                   owner="platform", alerts=[Threshold(above=900, name="slow")])
+>>> labels = alert_labels(spec, spec.alerts[0], "country=BR", "batch")
+>>> labels["country"], labels["owner"], labels["severity"]
+('BR', 'platform', 'warning')
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from monitor.alerts.lifecycle import Transition
+from monitor.alerts.rules import Rule
+from monitor.spec import OVERALL, MetricSpec
+
+NotificationKind = Literal["firing", "resolved", "repeat", "test"]
+NOTIFICATION_KINDS: tuple[NotificationKind, ...] = ("firing", "resolved", "repeat", "test")
+
+
+@dataclass(frozen=True, order=True)
+class AlertKey:
+    """One alert: a rule (by title) of a metric version on a segment, in a stage."""
+
+    metric: str
+    version: int
+    stage: str
+    rule: str
+    segment: str
+
+    def digest(self, *parts: str) -> str:
+        """A stable id of this alert and ``parts``, for idempotency keys."""
+        text = "|".join([self.metric, str(self.version), self.stage, self.rule, self.segment,
+                         *parts])
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class AlertTransition:
+    """An alert changed state on a window (see :mod:`monitor.alerts.lifecycle`)."""
+
+    key: AlertKey
+    transition: Transition
+    window_start: datetime
+    window_end: datetime
+    value: float
+    bound: float
+    detail: str
+    severity: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Notification:
+    """What one message says about one alert; ``key`` is its idempotency key."""
+
+    key: str
+    kind: NotificationKind
+    alert: AlertKey
+    severity: str
+    labels: Mapping[str, str]
+    window_start: datetime
+    window_end: datetime
+    value: float
+    bound: float
+    detail: str
+    created_at: datetime
+
+
+def segment_labels(segment: str) -> dict[str, str]:
+    """``"country=BR,device=ios"`` as ``{"country": "BR", "device": "ios"}``; ``*`` is none."""
+    if segment == OVERALL:
+        return {}
+    pairs = (part.partition("=") for part in segment.split(","))
+    return {name: value for name, _, value in pairs if name}
+
+
+def alert_labels(metric: MetricSpec, rule: Rule, segment: str, stage: str) -> dict[str, str]:
+    """The labels of ``rule`` on ``segment``; built-in labels win over the rule's own."""
+    labels = {**dict(rule.labels), **segment_labels(segment)}
+    labels.update(metric=metric.name, rule=rule.title, segment=segment, stage=stage,
+                  severity=rule.severity)
+    if metric.owner:
+        labels["owner"] = metric.owner
+    return labels

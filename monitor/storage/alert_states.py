@@ -1,0 +1,175 @@
+"""Alert states and their history, on the caller's connection and transaction.
+
+:func:`lock_positions` creates the missing states of a metric's alerts and locks them
+(``SELECT ... FOR UPDATE`` on Postgres; SQLite serializes writers anyway), so two
+writers evaluating the same windows cannot both fire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.engine import Connection
+
+from monitor.alerts.lifecycle import AlertState
+from monitor.alerts.records import AlertKey, AlertTransition
+from monitor.alerts.walk import Position
+from monitor.storage.insert_ignore import insert_ignore
+from monitor.storage.models import AlertEventRow, AlertStateRow, table_of
+
+STATES = table_of(AlertStateRow)
+EVENTS = table_of(AlertEventRow)
+STATE_KEY = ("metric", "metric_version", "stage", "rule", "segment")
+
+
+@dataclass(frozen=True)
+class StoredAlert:
+    """An alert state as stored, for listing and for the repeat interval."""
+
+    key: AlertKey
+    status: str
+    consecutive: int
+    last_window_start: datetime | None
+    last_window_end: datetime | None
+    active_since: datetime | None
+    value: float
+    bound: float
+    detail: str
+    severity: str
+    labels: dict[str, str]
+    notified_at: datetime | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    key: AlertKey
+    transition: str
+    window_start: datetime
+    window_end: datetime
+    value: float
+    bound: float
+    detail: str
+    severity: str
+    at: datetime
+
+
+def lock_positions(conn: Connection, keys: Sequence[AlertKey],
+                   labels: dict[AlertKey, tuple[str, dict[str, str]]], now: datetime
+                   ) -> dict[AlertKey, tuple[Position, datetime | None]]:
+    """The position (and ``notified_at``) of each alert in ``keys``, created inactive
+    when new and locked for this transaction. ``labels`` gives each key's severity and
+    labels."""
+    if not keys:
+        return {}
+    fresh = [{**_key_columns(key), "status": "inactive", "consecutive": 0,
+              "last_window_start": None, "last_window_end": None, "active_since": None,
+              "value": None, "bound": None,
+              "detail": "", "severity": labels[key][0], "labels": labels[key][1],
+              "notified_at": None, "updated_at": now} for key in keys]
+    insert_ignore(conn, STATES, fresh, STATE_KEY)
+    first = keys[0]
+    c = STATES.c
+    query = (select(c.rule, c.segment, c.status, c.consecutive, c.last_window_start,
+                    c.active_since, c.notified_at)
+             .where(c.metric == first.metric, c.metric_version == first.version,
+                    c.stage == first.stage, c.segment.in_(sorted({k.segment for k in keys})))
+             .with_for_update())
+    wanted = set(keys)
+    found = {}
+    for row in conn.execute(query):
+        key = AlertKey(first.metric, first.version, first.stage, row.rule, row.segment)
+        if key in wanted:
+            state = AlertState(row.status, row.consecutive)
+            found[key] = (Position(state, row.last_window_start, row.active_since),
+                          row.notified_at)
+    return found
+
+
+def save_position(conn: Connection, key: AlertKey, position: Position, *,
+                  last_window_end: datetime | None, value: float, bound: float, detail: str,
+                  severity: str, labels: dict[str, str], notified_at: datetime | None,
+                  now: datetime) -> None:
+    conn.execute(update(STATES).where(_where(key)).values(
+        status=position.state.status, consecutive=position.state.consecutive,
+        last_window_start=position.last_window, last_window_end=last_window_end,
+        active_since=position.active_since,
+        value=value, bound=bound, detail=detail, severity=severity, labels=labels,
+        notified_at=notified_at, updated_at=now))
+
+
+def mark_notified(conn: Connection, key: AlertKey, at: datetime) -> None:
+    conn.execute(update(STATES).where(_where(key)).values(notified_at=at))
+
+
+def record_events(conn: Connection, transitions: Iterable[AlertTransition],
+                  now: datetime) -> None:
+    rows = [{**_key_columns(t.key), "transition": t.transition,
+             "window_start": t.window_start, "window_end": t.window_end, "value": t.value,
+             "bound": t.bound, "detail": t.detail, "severity": t.severity, "at": now}
+            for t in transitions]
+    if rows:
+        conn.execute(EVENTS.insert(), rows)
+
+
+def active_alerts(conn: Connection, *, status: Sequence[str] = ("pending", "firing"),
+                  metric: str | None = None) -> list[StoredAlert]:
+    """Alerts in ``status``, firing first, then by metric, rule and segment."""
+    c = STATES.c
+    query = select(STATES).where(c.status.in_(list(status)))
+    if metric is not None:
+        query = query.where(c.metric == metric)
+    rows = [_stored(row._mapping) for row in conn.execute(query)]
+    return sorted(rows, key=lambda a: (a.status != "firing", a.key))
+
+
+def recent_events(conn: Connection, *, limit: int = 50, metric: str | None = None
+                  ) -> list[AlertEvent]:
+    """The latest transitions, newest first."""
+    query = select(EVENTS).order_by(EVENTS.c.id.desc()).limit(limit)
+    if metric is not None:
+        query = query.where(EVENTS.c.metric == metric)
+    return [_event(row._mapping) for row in conn.execute(query)]
+
+
+def events_of(conn: Connection, metric: str, stage: str) -> list[AlertEvent]:
+    """Every transition of ``metric`` in ``stage``, in the order they happened."""
+    query = (select(EVENTS).where(EVENTS.c.metric == metric, EVENTS.c.stage == stage)
+             .order_by(EVENTS.c.id))
+    return [_event(row._mapping) for row in conn.execute(query)]
+
+
+def _key_columns(key: AlertKey) -> dict[str, Any]:
+    return {"metric": key.metric, "metric_version": key.version, "stage": key.stage,
+            "rule": key.rule, "segment": key.segment}
+
+
+def _where(key: AlertKey) -> Any:
+    c = STATES.c
+    return and_(c.metric == key.metric, c.metric_version == key.version,
+                c.stage == key.stage, c.rule == key.rule, c.segment == key.segment)
+
+
+def _key_of(row: Any) -> AlertKey:
+    return AlertKey(row["metric"], row["metric_version"], row["stage"], row["rule"],
+                    row["segment"])
+
+
+def _stored(row: Any) -> StoredAlert:
+    return StoredAlert(_key_of(row), row["status"], row["consecutive"],
+                       row["last_window_start"], row["last_window_end"], row["active_since"],
+                       row["value"],
+                       row["bound"], row["detail"], row["severity"], dict(row["labels"]),
+                       row["notified_at"], row["updated_at"])
+
+
+def _event(row: Any) -> AlertEvent:
+    return AlertEvent(_key_of(row), row["transition"], row["window_start"],
+                      row["window_end"], row["value"], row["bound"], row["detail"],
+                      row["severity"], row["at"])
+
+
