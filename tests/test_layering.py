@@ -16,6 +16,9 @@ FORBIDDEN = ["kafka", "faust", "aiokafka", "sqlalchemy", "alembic", "psycopg", "
 PURE_MONITOR = ["monitor.spec", "monitor.registry", "monitor.schema", "monitor.windows",
                 "monitor.engine", "monitor.values", "monitor.research", "monitor.references",
                 "monitor.alerts.rules", "monitor.alerts.lifecycle", "monitor.alerts.backtest",
+                "monitor.alerts.records", "monitor.alerts.walk", "monitor.alerts.silences",
+                "monitor.alerts.routing", "monitor.alerts.policy", "monitor.alerts.grouping",
+                "monitor.alerts.render", "monitor.alerts.settings", "monitor.alerts.ports",
                 "monitor.storage", "monitor.storage.ports", "monitor.storage.records"]
 
 

@@ -1,0 +1,256 @@
+"""The dispatcher: delivers queued notifications, Alertmanager-style, with retries.
+
+Each round (:meth:`Dispatcher.run_once`) is four short steps, each its own transaction,
+so a dispatcher killed anywhere resumes from what the rows say:
+
+1. **repeat** — firing alerts last notified ``repeat_interval`` ago queue a reminder;
+2. **route** — each new notification is silenced (an active silence matches it), muted
+   (a resolved notice with ``send_resolved`` off) or given one delivery per channel of
+   its route;
+3. **group** — deliveries waiting on a channel are grouped by the ``group_by`` labels
+   once the oldest has waited ``group_wait``; a group becomes one message whose key
+   (the idempotency key) is fixed from then on;
+4. **send** — messages go out per channel in the order their alerts happened. A failed
+   send is retried with exponential backoff, and later messages on that channel wait
+   behind it, so a channel never shows an alert's resolution before its firing. A
+   message is given up (status failed) after a permanent error or ``give_up_after``.
+
+Delivery is at least once: a message is marked sent after the channel accepted it, so
+a dispatcher killed between the two sends it again — with the same idempotency key, for
+the receiver to recognise. On Postgres a session advisory lock lets one dispatcher run a
+round at a time; run a single dispatcher per SQLite file.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import text
+
+from monitor.alerts.grouping import ready_groups
+from monitor.alerts.policy import Policy
+from monitor.alerts.ports import Channel, DeliveryError, scrub
+from monitor.alerts.records import Notification
+from monitor.alerts.routing import Route, channels_for
+from monitor.alerts.silences import silencing
+from monitor.errors import MonitorError
+from monitor.storage import alert_states, outbox, silences
+from monitor.storage.database import Database
+from monitor.storage.types import utc_now
+
+log = logging.getLogger(__name__)
+
+ADVISORY_LOCK_ID = 0x6D6F6E616C657274  # "monalert": one dispatcher round at a time
+
+
+@dataclass
+class DispatchReport:
+    """What one round did."""
+
+    repeats: int = 0
+    routed: int = 0
+    silenced: int = 0
+    messages_sent: int = 0
+    failed_attempts: int = 0
+    gave_up: int = 0
+    skipped: bool = False  # another dispatcher held the lock
+
+    def __str__(self) -> str:
+        if self.skipped:
+            return "another dispatcher is running a round; skipped"
+        return (f"{self.messages_sent} messages sent, {self.failed_attempts} failed attempts "
+                f"(retrying), {self.gave_up} given up, {self.routed} notifications routed, "
+                f"{self.silenced} silenced, {self.repeats} repeats")
+
+
+class Dispatcher:
+    """Delivers the outbox of one database to its channels."""
+
+    def __init__(
+        self,
+        database: Database,
+        channels: Mapping[str, Channel],
+        *,
+        routes: Sequence[Route] = (),
+        policy: Policy | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        secrets: Sequence[str] = (),
+        missing: Callable[[str], str] = lambda channel: f"channel {channel} is not configured",
+    ) -> None:
+        self.database = database
+        self.channels = dict(channels)
+        self.routes = list(routes)
+        self.policy = policy or Policy()
+        self.clock = clock
+        self.secrets = tuple(secrets)
+        self.missing = missing
+
+    def run_once(self) -> DispatchReport:
+        report = DispatchReport()
+        with self._exclusive() as mine:
+            if not mine:
+                report.skipped = True
+                return report
+            self._repeat(report)
+            self._route(report)
+            self._group()
+            self._send(report)
+        return report
+
+    def run(self, stop: threading.Event, poll_seconds: float = 1.0) -> None:
+        """Rounds every ``poll_seconds`` until ``stop`` is set; a database outage is
+        logged and retried, never fatal."""
+        while not stop.is_set():
+            try:
+                report = self.run_once()
+                if report.messages_sent or report.failed_attempts or report.gave_up:
+                    log.info("alert dispatch: %s", report)
+            except MonitorError as err:  # e.g. the database is down: try again later
+                log.warning("alert dispatch round failed: %s", scrub(str(err), self.secrets))
+            stop.wait(poll_seconds)
+
+    # -- steps ----------------------------------------------------------------------------
+
+    def _repeat(self, report: DispatchReport) -> None:
+        now = self.clock()
+        with self.database.begin() as conn:
+            reminders = []
+            for alert in alert_states.active_alerts(conn, status=("firing",)):
+                if alert.last_window_start is None or alert.last_window_end is None:
+                    continue
+                if not self.policy.repeat_due(alert.notified_at, now):
+                    continue
+                reminders.append(Notification(
+                    alert.key.digest("repeat", now.isoformat()), "repeat", alert.key,
+                    alert.severity, alert.labels, alert.last_window_start,
+                    alert.last_window_end, alert.value, alert.bound, alert.detail, now))
+                alert_states.mark_notified(conn, alert.key, now)
+            report.repeats += outbox.enqueue(conn, reminders)
+
+    def _route(self, report: DispatchReport) -> None:
+        now = self.clock()
+        with self.database.begin() as conn:
+            active = silences.list_silences(conn, now)
+            for notification_id, note in outbox.unrouted(conn):
+                report.routed += 1
+                if note.kind == "resolved" and not self.policy.send_resolved:
+                    outbox.route(conn, notification_id, outcome="muted", now=now)
+                    continue
+                silence = silencing(active, note.labels, now)
+                if silence is not None:
+                    report.silenced += 1
+                    log.info("notification %s silenced by silence %s (%s)", note.key,
+                             silence.id, silence.describe())
+                    outbox.route(conn, notification_id, outcome="silenced", now=now,
+                                 silence_id=silence.id)
+                    continue
+                wanted = channels_for(note.labels, self.routes, list(self.channels))
+                ready = [c for c in wanted if c in self.channels]
+                failed = {c: self.missing(c) for c in wanted if c not in self.channels}
+                for channel, reason in failed.items():
+                    log.warning("notification %s routed to %s: %s", note.key, channel, reason)
+                outbox.route(conn, notification_id, outcome="routed" if wanted else "unrouted",
+                             now=now, channels=ready, failed=failed)
+
+    def _group(self) -> None:
+        now = self.clock()
+        with self.database.begin() as conn:
+            groups = ready_groups(outbox.waiting(conn), now, self.policy.group_wait,
+                                  self.policy.group_by)
+            for group in groups:
+                outbox.assign_message(conn, [m.delivery_id for m in group.members],
+                                      group.message_key)
+
+    def _send(self, report: DispatchReport) -> None:
+        with self.database.connect() as conn:
+            messages = outbox.pending_messages(conn)
+        blocked: set[str] = set()
+        for message in messages:
+            if message.channel in blocked:
+                continue
+            now = self.clock()
+            if message.next_attempt_at is not None and message.next_attempt_at > now:
+                blocked.add(message.channel)  # in backoff; later messages wait behind it
+                continue
+            channel = self.channels.get(message.channel)
+            try:
+                if channel is None:
+                    raise DeliveryError(self.missing(message.channel))
+                channel.send(message.key, message.notifications)
+            except Exception as err:  # a channel bug must not stop the other channels
+                self._failed(message, err, report, blocked)
+                continue
+            with self.database.begin() as conn:
+                outbox.mark_sent(conn, message, self.clock())
+            report.messages_sent += 1
+            log.info("sent %s message %s with %d notification(s)", message.channel,
+                     message.key, len(message.notifications))
+
+    def _failed(self, message: outbox.Message, err: Exception, report: DispatchReport,
+                blocked: set[str]) -> None:
+        transient = err.transient if isinstance(err, DeliveryError) else True
+        problem = str(err) if isinstance(err, DeliveryError) else f"{type(err).__name__}: {err}"
+        problem = scrub(problem, self.secrets)
+        now = self.clock()
+        attempts = message.attempts + 1
+        if not transient or self.policy.gave_up(message.created_at, now):
+            report.gave_up += 1
+            retry_at = None
+            log.error("giving up on %s message %s after %d attempt(s): %s", message.channel,
+                      message.key, attempts, problem)
+        else:
+            report.failed_attempts += 1
+            delay = self.policy.retry_delay(attempts)
+            retry_at = now + delay
+            blocked.add(message.channel)
+            log.warning("%s message %s failed (attempt %d), retrying in %.0f s: %s",
+                        message.channel, message.key, attempts, delay.total_seconds(), problem)
+        with self.database.begin() as conn:
+            outbox.mark_failed_attempt(conn, message, problem, retry_at=retry_at)
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[bool]:
+        """Whether this dispatcher may run a round: a Postgres session advisory lock."""
+        if self.database.dialect != "postgresql":
+            yield True
+            return
+        with self.database.connect() as conn:
+            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:id)"),
+                                    {"id": ADVISORY_LOCK_ID}).scalar())
+            conn.commit()
+            try:
+                yield got
+            finally:
+                if got:
+                    conn.execute(text("SELECT pg_advisory_unlock(:id)"),
+                                 {"id": ADVISORY_LOCK_ID})
+                    conn.commit()
+
+
+class DispatcherThread:
+    """A dispatcher looping in a daemon thread, for the demo and the scheduler."""
+
+    def __init__(self, dispatcher: Dispatcher, poll_seconds: float = 1.0) -> None:
+        self.dispatcher = dispatcher
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=dispatcher.run, args=(self._stop, poll_seconds),
+                                        name="alert-dispatcher", daemon=True)
+
+    def start(self) -> DispatcherThread:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def __enter__(self) -> DispatcherThread:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

@@ -1,0 +1,143 @@
+"""End to end against a real SMTP server and a real webhook receiver on loopback: stored
+windows fire alerts, and the dispatcher delivers what Alertmanager would."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from monitor.alerts.settings import AlertSettings
+from monitor.alerts.silences import Silence
+from monitor.storage import outbox
+from monitor.storage import silences as silence_store
+from monitor.storage.database import Database
+from monitor.storage.store import SqlStore
+from tests.alerts.conftest import RECIPIENT, dispatcher_for
+from tests.alerts.helpers import Clock, hour, latency_metric
+from tests.alerts.servers import SmtpServer, WebhookReceiver
+
+SPEC = latency_metric()
+
+
+def store_hours(database: Database, clock: Clock, *hours: list) -> None:  # type: ignore[type-arg]
+    """Store each hour's windows as the batch stage does, an hour of clock per window."""
+    store = SqlStore(database)
+    for windows in hours:
+        clock.advance(hours=1)
+        store.write_windows_and_evaluate(SPEC, 1, "batch", windows, clock())
+
+
+def deliver(database: Database, settings: AlertSettings, clock: Clock) -> None:
+    """Let the group wait pass and run dispatcher rounds."""
+    dispatcher = dispatcher_for(database, settings, clock)
+    dispatcher.run_once()
+    clock.advance(seconds=31)
+    dispatcher.run_once()
+
+
+def test_firing_and_resolved_arrive_with_their_content(
+    database: Database, settings: AlertSettings, clock: Clock, webhook: WebhookReceiver,
+    smtp_server: SmtpServer,
+) -> None:
+    store_hours(database, clock, hour(0, {"country=BR": 200.0}),
+                hour(1, {"country=BR": 1450.0}), hour(2, {"country=BR": 1500.0}))
+    deliver(database, settings, clock)
+    [firing] = webhook.requests
+    assert firing["path"].endswith(webhook.secret)  # it went to the configured webhook
+    body = firing["body"]
+    assert body["text"] == ("FIRING latency [country=BR] p99 over 1s: value 1500 vs threshold "
+                            "1000 (1500 > 1000), window 2026-03-02 02:00-03:00 UTC")
+    section = body["blocks"][1]["text"]["text"]
+    assert "<https://monitor.example.com/?page=alerts&metric=latency&segment=country%3DBR" \
+           "&stage=batch|dashboard>" in section
+    assert "critical" in section
+    assert firing["headers"]["Idempotency-Key"] == body["idempotency_key"]
+    [mail] = smtp_server.messages
+    assert mail["Subject"] == "[FIRING] latency: p99 over 1s (critical)"
+    assert mail["To"] == RECIPIENT
+    assert mail["Message-ID"] == f"<{mail['X-Idempotency-Key']}@domain-monitor>"
+    plain = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    html = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "value 1500 vs threshold 1000" in plain and "owner home-platform" in plain
+    assert "<td>country=BR</td>" in html and "<td>1500</td>" in html
+
+    store_hours(database, clock, hour(3, {"country=BR": 300.0}))
+    deliver(database, settings, clock)
+    assert len(webhook.requests) == 2 and len(smtp_server.messages) == 2
+    resolved = webhook.bodies[1]
+    assert resolved["text"].startswith("RESOLVED latency [country=BR] p99 over 1s: value 300")
+    assert smtp_server.messages[1]["Subject"] == "[RESOLVED] latency: p99 over 1s (critical)"
+    assert resolved["idempotency_key"] != body["idempotency_key"]
+
+
+def test_a_silenced_alert_sends_nothing(
+    database: Database, settings: AlertSettings, clock: Clock, webhook: WebhookReceiver,
+    smtp_server: SmtpServer,
+) -> None:
+    with database.begin() as conn:
+        silence_store.add_silence(conn, Silence(None, metric="latency",
+                                                labels={"country": "BR"},
+                                                ends_at=clock() + timedelta(hours=6),
+                                                reason="planned failover", created_by="t"),
+                                  clock())
+    store_hours(database, clock, hour(0, {"country=BR": 1450.0, "country=SE": 1450.0}),
+                hour(1, {"country=BR": 1500.0, "country=SE": 1500.0}),
+                hour(2, {"country=BR": 100.0, "country=SE": 1500.0}))
+    deliver(database, settings, clock)
+    texts = [b["text"] for b in webhook.bodies]
+    assert texts == ["FIRING latency [country=SE] p99 over 1s: value 1500 vs threshold 1000 "
+                     "(1500 > 1000), window 2026-03-02 01:00-02:00 UTC"]
+    assert [m["Subject"] for m in smtp_server.messages] == [
+        "[FIRING] latency: p99 over 1s (critical)"]
+    with database.connect() as conn:
+        outcomes = [n for n in outbox.recent_deliveries(conn) if "BR" in n.notification.key]
+    assert outcomes == []  # BR's firing and resolved were silenced: no delivery at all
+
+
+def test_a_value_that_flaps_within_for_windows_sends_nothing(
+    database: Database, settings: AlertSettings, clock: Clock, webhook: WebhookReceiver,
+    smtp_server: SmtpServer,
+) -> None:
+    flapping = [1450.0, 200.0, 1450.0, 200.0, 1450.0, 200.0]  # never two breaches in a row
+    store_hours(database, clock, *(hour(i, {"country=BR": v}) for i, v in enumerate(flapping)))
+    deliver(database, settings, clock)
+    assert webhook.requests == [] and smtp_server.messages == []
+    with database.connect() as conn:
+        assert outbox.unrouted(conn) == [] and outbox.recent_deliveries(conn) == []
+
+
+def test_alerts_that_fire_together_arrive_as_one_message(
+    database: Database, settings: AlertSettings, clock: Clock, webhook: WebhookReceiver,
+    smtp_server: SmtpServer,
+) -> None:
+    both = {"country=BR": 1450.0, "country=SE": 1600.0, "country=US": 1700.0}
+    store_hours(database, clock, hour(0, both, p50=600.0), hour(1, both, p50=700.0))
+    dispatcher = dispatcher_for(database, settings, clock)
+    dispatcher.run_once()
+    assert webhook.requests == []  # the group is still waiting
+    clock.advance(seconds=31)
+    dispatcher.run_once()
+    [message] = webhook.bodies
+    lines = message["text"].splitlines()
+    assert len(lines) == 6  # p99 and p50 rules on three countries
+    assert message["blocks"][0]["text"]["text"] == "[FIRING:6] latency: 6 alerts"
+    assert {line.split(" [")[1].split("]")[0] for line in lines} == {
+        "country=BR", "country=SE", "country=US"}
+    [mail] = smtp_server.messages
+    assert mail["Subject"] == "[FIRING:6] latency: 6 alerts"
+
+
+def test_an_alert_that_stays_firing_is_repeated_after_the_repeat_interval(
+    database: Database, settings: AlertSettings, clock: Clock, webhook: WebhookReceiver,
+    smtp_server: SmtpServer,
+) -> None:
+    store_hours(database, clock, hour(0, {"*": 1450.0}), hour(1, {"*": 1500.0}))
+    deliver(database, settings, clock)
+    store_hours(database, clock, hour(2, {"*": 1600.0}))  # still firing, 1 h later: quiet
+    deliver(database, settings, clock)
+    assert len(webhook.requests) == 1
+    clock.advance(hours=4)
+    deliver(database, settings, clock)
+    assert [b["text"].split(" latency")[0] for b in webhook.bodies] == ["FIRING",
+                                                                        "STILL FIRING"]
+    assert "value 1600" in webhook.bodies[1]["text"]
+    assert len(smtp_server.messages) == 2
