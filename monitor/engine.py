@@ -51,15 +51,23 @@ class Engine:
 
     def update(self, events: pd.DataFrame) -> None:
         """Absorb validated events (event time as UTC datetimes)."""
+        for name in self.metrics:
+            self.update_metric(name, events)
+
+    def update_metric(self, name: str, events: pd.DataFrame) -> list[PartialKey]:
+        """Absorb validated events into one metric's states; the keys it touched."""
         if events.empty:
-            return
-        for metric in self.metrics.values():
-            for key, rows in self._split(metric, events):
-                partial = self.partials.get(key)
-                if partial is None:
-                    partial = self.partials[key] = Partial(metric.aggregate.new_state())
-                partial.state.update(rows)
-                partial.rows += len(rows)
+            return []
+        metric = self.metrics[name]
+        touched = []
+        for key, rows in self._split(metric, events):
+            partial = self.partials.get(key)
+            if partial is None:
+                partial = self.partials[key] = Partial(metric.aggregate.new_state())
+            partial.state.update(rows)
+            partial.rows += len(rows)
+            touched.append(key)
+        return touched
 
     def values(self, stage: str) -> list[MetricValue]:
         """The values of every partial, one record per field."""

@@ -32,8 +32,10 @@ class StoreForBatch(MetricCatalog, ProfileStore, Protocol):
     """The catalog and profiles a batch run looks metrics up in."""
 
 
-def target(app_metric: MetricSpec, store: StoreForBatch) -> Target:
-    """The stored version of ``app_metric`` to run in batch, or NotInBatch saying why."""
+def target(app_metric: MetricSpec, store: StoreForBatch,
+           stages: tuple[str, ...] = BATCH_STAGES) -> Target:
+    """The stored version of ``app_metric`` to run in a stage that runs metrics in
+    ``stages`` (batch runs those in batch or beyond), or NotInBatch saying why."""
     definition = store.current_definition(app_metric.name)
     bound = bind_stored_reference(app_metric, store, definition)
     if definition is None:
@@ -46,24 +48,24 @@ def target(app_metric: MetricSpec, store: StoreForBatch) -> Target:
                          f"its definition changed since version {definition.version} was "
                          f"registered (spec {definition.spec_id} -> {bound.id}); check the new "
                          "definition in research and promote it again")
-    if definition.stage not in BATCH_STAGES:
+    if definition.stage not in stages:
         raise NotInBatch(f"metric {bound.name!r}",
                          f"is in {definition.stage}; promote it with `monitor promote "
-                         f"{bound.name} --to batch --reason ...`")
+                         f"{bound.name} --to {stages[0]} --reason ...`")
     return Target(bound, definition.version)
 
 
-def batch_targets(app: Monitor, store: StoreForBatch,
-                  names: Iterable[str] = ()) -> list[Target]:
-    """The metrics to run: the ``names`` asked for (each must be in batch), or every
-    metric of the app that is in batch (the others are skipped with a log line)."""
+def batch_targets(app: Monitor, store: StoreForBatch, names: Iterable[str] = (),
+                  stages: tuple[str, ...] = BATCH_STAGES) -> list[Target]:
+    """The metrics to run: the ``names`` asked for (each must be in one of ``stages``), or
+    every metric of the app that is (the others are skipped with a log line)."""
     wanted = list(names)
     if wanted:
-        return [target(app.get(name), store) for name in wanted]
+        return [target(app.get(name), store, stages) for name in wanted]
     targets = []
     for metric in app.metrics.values():
         try:
-            targets.append(target(metric, store))
+            targets.append(target(metric, store, stages))
         except NotInBatch as err:
             log.info("skipping %s", err)
         except MonitorError as err:  # in batch but cannot run: say so, run the others

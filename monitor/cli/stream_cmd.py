@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -30,9 +29,9 @@ from streaming.broker import (
     list_topics,
     wait_until_reachable,
 )
+from streaming.codec import event_dicts
 from streaming.emitter import Emitter, EmitterStats
 
-CHUNK = 10_000  # rows turned into event dicts at a time
 CONNECT_TIMEOUT_S = 10.0
 
 
@@ -100,7 +99,7 @@ def replay(ctx: click.Context, file: str, topic: str | None, stream_name: str | 
         with tqdm(total=len(events), unit="ev", unit_scale=True, desc=topic,
                   file=sys.stderr) as progress:
             pacing = iter(offsets) if offsets is not None else itertools.repeat(None)
-            for offset, event in zip(pacing, _event_dicts(events), strict=False):
+            for offset, event in zip(pacing, event_dicts(events), strict=False):
                 if offset is not None:
                     _sleep_until(started + offset, progress)
                 emitter.emit(event)
@@ -187,19 +186,6 @@ def _sleep_until(moment: float, progress: tqdm[Any]) -> None:
     while (left := moment - time.monotonic()) > 0:
         time.sleep(min(left, 0.5))
         progress.refresh()
-
-
-def _event_dicts(events: pd.DataFrame) -> Iterator[dict[str, Any]]:
-    """Each row as a dict, leaving out missing values (as a JSON line would have)."""
-    for start in range(0, len(events), CHUNK):
-        chunk = events.iloc[start:start + CHUNK]
-        missing: np.ndarray = chunk.isna().to_numpy()
-        any_missing = np.asarray(missing.any(axis=1)).tolist()
-        rows: list[dict[str, Any]] = chunk.to_dict("records")  # type: ignore[assignment]
-        for row, gaps, has_gaps in zip(rows, missing, any_missing, strict=True):
-            if has_gaps:
-                row = {k: v for (k, v), gap in zip(row.items(), gaps, strict=True) if not gap}
-            yield row
 
 
 def _totals(stats: EmitterStats, topic: str, bootstrap: str, elapsed: float,

@@ -1,0 +1,127 @@
+"""Kafka messages of one stream to a validated DataFrame micro-batch, and its dead letters.
+
+Pure: no Kafka here. A message carries one event or a JSON array of them; every event
+keeps the partition and offset of its message (two columns named by :data:`PARTITION`
+and :data:`OFFSET`) so the worker can skip replays and advance watermarks per partition.
+Whatever cannot be used becomes a :class:`Rejected` with a reason, never an exception:
+bad input must not stop a worker.
+
+>>> from monitor.schema import Schema
+>>> schema = Schema.parse({"latency_ms": "float"})
+>>> batch = decode_messages([
+...     RawMessage(0, 7, b'[{"ts": 1767225600000, "latency_ms": 12.5}, {"ts": "soon"}]'),
+...     RawMessage(1, 3, b'{"ts": 1767225600000, "latency_ms": 1e999}'),
+...     RawMessage(1, 4, b'{"ts": '),
+... ], schema)
+>>> batch.events[["latency_ms", PARTITION, OFFSET]].to_dict("records")
+[{'latency_ms': 12.5, '__partition': 0, '__offset': 7}]
+>>> for r in batch.rejected:
+...     print(r.partition, r.offset, r.reason)
+1 4 malformed_json
+0 7 unparseable timestamp in ts
+1 3 field 'latency_ms' is not finite
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from monitor.schema import Schema
+from streaming.codec import MAX_MESSAGE_BYTES, DecodeError, decode
+
+PARTITION = "__partition"
+OFFSET = "__offset"
+LATE = "late"
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    partition: int
+    offset: int
+    value: bytes | None
+    key: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A message, or one event of a message, that the stream cannot use, and why.
+
+    ``reason`` is a short label to count by (a codec reason code, a schema problem such
+    as ``field 'x' is null``, or ``late``); ``detail`` says more; ``payload`` is the
+    whole message for a message that could not be decoded, else the one event as JSON.
+    """
+
+    partition: int
+    offset: int
+    reason: str
+    detail: str
+    payload: bytes
+    key: bytes | None = None
+
+
+@dataclass(frozen=True)
+class DecodedBatch:
+    events: pd.DataFrame  # validated and typed, plus PARTITION and OFFSET columns
+    rejected: list[Rejected]
+
+
+def decode_messages(messages: Sequence[RawMessage], schema: Schema, *,
+                    max_bytes: int = MAX_MESSAGE_BYTES,
+                    max_time: pd.Timestamp | None = None) -> DecodedBatch:
+    """The usable events of ``messages`` (in message order) and everything rejected.
+
+    Only the schema's fields are read from each event: a hostile event with thousands of
+    keys costs nothing. Events later than ``max_time`` are rejected as from the future.
+    """
+    rejected: list[Rejected] = []
+    events: list[dict[str, Any]] = []
+    origins: list[RawMessage] = []
+    counts: list[int] = []
+    for message in messages:
+        try:
+            items = decode(message.value, max_bytes=max_bytes)
+        except DecodeError as err:
+            rejected.append(Rejected(message.partition, message.offset, err.reason, err.detail,
+                                     message.value or b"", message.key))
+            continue
+        events.extend(items)
+        origins.append(message)
+        counts.append(len(items))
+    names = list(schema.names)
+    if not events:
+        return DecodedBatch(_empty(schema), rejected)
+    raw = pd.DataFrame.from_records(events, columns=names)
+    raw[PARTITION] = np.repeat(np.array([m.partition for m in origins], dtype=np.int64), counts)
+    raw[OFFSET] = np.repeat(np.array([m.offset for m in origins], dtype=np.int64), counts)
+    clean, rejects = schema.validate(raw, max_time=max_time)
+    if len(rejects):
+        message_of = np.repeat(np.arange(len(origins)), counts)
+        for row, reason in zip(rejects["row"].tolist(), rejects["reason"].tolist(),
+                               strict=True):
+            origin = origins[message_of[row]]
+            rejected.append(Rejected(origin.partition, origin.offset, reason,
+                                     f"event {row - _first(counts, message_of[row])} of the "
+                                     "message", _event_bytes(events[row]), origin.key))
+    return DecodedBatch(clean, rejected)
+
+
+def _first(counts: list[int], message: int) -> int:
+    return int(sum(counts[:message]))
+
+
+def _event_bytes(event: dict[str, Any]) -> bytes:
+    return json.dumps(event, default=str, ensure_ascii=False).encode("utf-8", "replace")
+
+
+def _empty(schema: Schema) -> pd.DataFrame:
+    frame = pd.DataFrame({name: pd.Series(dtype=object) for name in schema.names})
+    clean, _ = schema.validate(frame)
+    clean[PARTITION] = pd.Series(dtype=np.int64)
+    clean[OFFSET] = pd.Series(dtype=np.int64)
+    return clean

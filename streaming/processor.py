@@ -1,0 +1,290 @@
+"""The streaming stage for one stream, without Kafka: messages in, stored values out.
+
+The Faust worker (:mod:`streaming.worker`) feeds it micro-batches of raw messages and
+calls :meth:`StreamProcessor.tick` on a timer; tests can drive it directly. For each
+micro-batch:
+
+1. :meth:`~StreamProcessor.prepare` skips messages at or below each partition's absorbed
+   offset (replays after a crash or a rebalance), decodes and validates the rest, and
+   decides which events are late. It changes nothing, so the worker can first deliver the
+   dead letters to their topic;
+2. :meth:`~StreamProcessor.absorb` adds the good events to the per-partition states;
+3. :meth:`~StreamProcessor.store` writes every changed partial, the partitions' offsets
+   and watermarks, and the dead-letter counts in one transaction. Only then does the
+   worker acknowledge the messages, so Kafka's committed offset never runs ahead of the
+   database.
+
+:meth:`~StreamProcessor.tick` advances idle partitions' watermarks by wall clock and
+finalizes: a window whose end plus lateness every partition's stored watermark has
+passed gets the merge of its partials stored as the streaming value (one transaction
+with the removal of the partials and the alert evaluation hook).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.engine import Connection
+
+from monitor.batch.runner import Target
+from monitor.spec import MetricSpec, StreamSpec
+from monitor.storage.database import Database
+from monitor.storage.dead_letters import write_dead_letters
+from monitor.storage.records import DeadLetter, WindowResult
+from monitor.storage.results import write_windows
+from streaming import state_store
+from streaming.codec import MAX_MESSAGE_BYTES
+from streaming.messages import LATE, OFFSET, PARTITION, RawMessage, Rejected, decode_messages
+from streaming.partition import PartitionState, in_offset_order
+
+log = logging.getLogger(__name__)
+
+STAGE = "streaming"
+DEAD_LETTER_WINDOW = pd.Timedelta("1h")
+MAX_SAMPLES_PER_BATCH = 1_000  # dead letters kept in the database per micro-batch
+
+AfterFinal = Callable[[Connection, MetricSpec, int, list[WindowResult]], None]
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    idle_timeout_s: float = 10.0  # a partition without messages this long advances by clock
+    max_future_s: float = 86_400.0  # events further ahead of the wall clock are rejected
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+
+
+@dataclass
+class Prepared:
+    """A micro-batch decided but not yet applied."""
+
+    messages: Sequence[RawMessage]
+    events: dict[int, pd.DataFrame]  # per partition, in offset order
+    late: dict[int, dict[str, np.ndarray]]
+    through: dict[int, int]  # per partition, the highest offset of the batch
+    rejected: list[Rejected] = field(default_factory=list)
+    skipped: int = 0  # messages at or below the stored offsets
+
+
+@dataclass
+class Finalized:
+    metric: str
+    windows: list[WindowResult]
+
+
+class StreamProcessor:
+    def __init__(self, database: Database, stream: StreamSpec, topic: str, partitions: int,
+                 targets: Sequence[Target], settings: StreamSettings | None = None, *,
+                 after_final: AfterFinal | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], pd.Timestamp] = lambda: pd.Timestamp.now(tz="UTC"),
+                 ) -> None:
+        if any(t.metric.stream.name != stream.name for t in targets):
+            raise ValueError(f"every metric of a processor reads stream {stream.name!r}")
+        self.database = database
+        self.stream = stream
+        self.topic = topic
+        self.partitions = partitions
+        self.targets = {t.metric.name: (t.metric, t.version) for t in targets}
+        self.versions = {name: version for name, (_, version) in self.targets.items()}
+        self.settings = settings or StreamSettings()
+        self.after_final = after_final
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.owned: dict[int, PartitionState] = {}
+        self.dead_letter_metric = f"{stream.name}.dead_letters"
+        self._dead_letter_counts: Counter[tuple[datetime, datetime, str]] = Counter()
+        self._samples: list[DeadLetter] = []
+
+    @property
+    def metrics(self) -> list[MetricSpec]:
+        return [metric for metric, _ in self.targets.values()]
+
+    # -- ownership -----------------------------------------------------------------------
+
+    def assign(self, partitions: Iterable[int]) -> None:
+        """Load the stored states of partitions this worker now owns."""
+        with self.database.begin() as conn:
+            for partition in partitions:
+                self.owned[partition] = self._load(conn, partition)
+
+    def revoke(self, partitions: Iterable[int]) -> None:
+        """Forget partitions another worker owns now (their states are stored)."""
+        for partition in partitions:
+            self.owned.pop(partition, None)
+
+    def _load(self, conn: Connection, partition: int) -> PartitionState:
+        checkpoint = state_store.load_checkpoint(conn, self.topic, partition)
+        partials = state_store.load_partials(conn, self.topic, partition, self.targets)
+        log.info("%s[%d]: resuming after offset %d with %d open partial states",
+                 self.topic, partition, checkpoint.offset, len(partials))
+        return PartitionState.restore(self.topic, partition, self.metrics, checkpoint,
+                                      partials, self.clock())
+
+    def _state(self, partition: int) -> PartitionState:
+        state = self.owned.get(partition)
+        if state is None:  # a message before the assignment callback: load it now
+            self.assign([partition])
+            state = self.owned[partition]
+        return state
+
+    # -- micro-batches -------------------------------------------------------------------
+
+    def prepare(self, messages: Sequence[RawMessage]) -> Prepared:
+        now = self.clock()
+        fresh = []
+        through: dict[int, int] = {}
+        for message in messages:
+            state = self._state(message.partition)
+            state.last_event_at = now
+            if state.is_new(message.offset):
+                fresh.append(message)
+                through[message.partition] = max(through.get(message.partition, -1),
+                                                  message.offset)
+        max_time = self.wall_clock() + pd.Timedelta(seconds=self.settings.max_future_s)
+        batch = decode_messages(fresh, self.stream.schema,
+                                max_bytes=self.settings.max_message_bytes, max_time=max_time)
+        prepared = Prepared(messages, {}, {}, through, list(batch.rejected),
+                            len(messages) - len(fresh))
+        time_field = self.stream.time
+        for key, events in batch.events.groupby(PARTITION, sort=True):
+            partition = int(key)  # type: ignore[arg-type]
+            events = in_offset_order(events)
+            late = self.owned[partition].late_for(events, time_field)
+            prepared.events[partition] = events
+            prepared.late[partition] = late
+            prepared.rejected.extend(_late_letters(events, late))
+        return prepared
+
+    def absorb(self, prepared: Prepared) -> None:
+        for partition, offset in prepared.through.items():
+            state = self.owned[partition]
+            events = prepared.events.get(partition)
+            if events is None:
+                events = prepared_empty(self.stream)
+            state.absorb(events, self.stream.time, prepared.late.get(partition, {}), offset)
+        self._count_dead_letters(prepared.rejected)
+
+    def handle(self, messages: Sequence[RawMessage]) -> Prepared:
+        """prepare, absorb and store in one go (no dead-letter topic in between)."""
+        prepared = self.prepare(messages)
+        self.absorb(prepared)
+        return self.store_or_reload(prepared)
+
+    def store_or_reload(self, prepared: Prepared, attempts: int = 3) -> Prepared:
+        """:meth:`store`; on a conflict, reload the partitions and apply the batch again."""
+        for _ in range(attempts):
+            try:
+                self.store()
+                return prepared
+            except state_store.CheckpointConflict as err:
+                log.warning("%s; reloading its stored state", err)
+                self._dead_letter_counts.clear()
+                self._samples.clear()
+                self.assign(list(prepared.through) or list(self.owned))
+                prepared = self.prepare(prepared.messages)
+                self.absorb(prepared)
+        self.store()
+        return prepared
+
+    def store(self) -> int:
+        """Write what changed since the last store in one transaction; partitions written."""
+        pending = [s for s in self.owned.values() if s.needs_store]
+        if not pending and not self._dead_letter_counts and not self._samples:
+            return 0
+        with self.database.begin() as conn:
+            for state in pending:
+                state_store.store_partition(conn, state, self.versions)
+            state_store.add_counts(conn, self.dead_letter_metric, STAGE,
+                                   dict(self._dead_letter_counts))
+            if self._samples:
+                write_dead_letters(conn, self._samples)
+        for state in pending:
+            state.stored()
+        self._dead_letter_counts.clear()
+        self._samples.clear()
+        return len(pending)
+
+    def _count_dead_letters(self, rejected: Sequence[Rejected]) -> None:
+        if not rejected:
+            return
+        start = self.wall_clock().floor(DEAD_LETTER_WINDOW)
+        end = start + DEAD_LETTER_WINDOW
+        window = (start.to_pydatetime(), end.to_pydatetime())
+        for letter in rejected:
+            self._dead_letter_counts[(*window, f"reason={letter.reason}")] += 1
+            self._dead_letter_counts[(*window, "*")] += 1
+        room = MAX_SAMPLES_PER_BATCH - len(self._samples)
+        self._samples.extend(
+            DeadLetter(f"stream:{self.topic}", f"{letter.reason}: {letter.detail}",
+                       letter.payload)
+            for letter in rejected[:max(room, 0)])
+
+    # -- the clock -----------------------------------------------------------------------
+
+    def tick(self) -> list[Finalized]:
+        """Advance idle partitions, store, and finalize the windows every partition passed."""
+        idle_ns = int(self.settings.idle_timeout_s * 1e9)
+        now = self.clock()
+        wall_ns = self.wall_clock().value
+        for state in self.owned.values():
+            if now - state.last_event_at >= self.settings.idle_timeout_s:
+                state.advance_idle(wall_ns - idle_ns)
+        self.store()
+        return self.finalize()
+
+    def finalize(self) -> list[Finalized]:
+        finalized = []
+        with self.database.begin() as conn:
+            checkpoints = state_store.load_checkpoints(conn, self.topic)
+            marks = [checkpoints[p].watermark_ns if p in checkpoints else None
+                     for p in range(self.partitions)]
+            if any(mark is None for mark in marks):
+                return []
+            low = min(mark for mark in marks if mark is not None)
+            for name, (metric, version) in self.targets.items():
+                cutoff_ns = low - metric.lateness_ns
+                cutoff = pd.Timestamp(cutoff_ns - cutoff_ns % 1000, unit="ns",
+                                      tz="UTC").to_pydatetime()
+                results = state_store.final_windows(conn, self.topic, metric, version, cutoff)
+                if results:
+                    write_windows(conn, name, version, STAGE, results)
+                    state_store.delete_partials(conn, self.topic, name, version, cutoff)
+                    if self.after_final is not None:
+                        self.after_final(conn, metric, version, results)
+                    finalized.append(Finalized(name, results))
+                for state in self.owned.values():
+                    state.evict(name, cutoff_ns)
+        return finalized
+
+
+def prepared_empty(stream: StreamSpec) -> pd.DataFrame:
+    return pd.DataFrame({stream.time: pd.Series(dtype="datetime64[ns, UTC]"),
+                         OFFSET: pd.Series(dtype=np.int64)})
+
+
+def _late_letters(events: pd.DataFrame, late: dict[str, np.ndarray]) -> list[Rejected]:
+    if not late:
+        return []
+    names = list(late)
+    matrix = np.column_stack([late[n] for n in names])
+    rows = np.flatnonzero(matrix.any(axis=1))
+    if not len(rows):
+        return []
+    partitions = events[PARTITION].to_numpy()
+    offsets = events[OFFSET].to_numpy()
+    records = events.iloc[rows].drop(columns=[PARTITION, OFFSET]).to_json(
+        orient="records", lines=True, date_format="iso").splitlines()
+    return [
+        Rejected(int(partitions[row]), int(offsets[row]), LATE,
+                 "too late for the closed window of "
+                 + ", ".join(n for n, flags in zip(names, matrix[row], strict=True) if flags),
+                 record.encode())
+        for row, record in zip(rows.tolist(), records, strict=True)
+    ]

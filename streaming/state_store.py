@@ -1,0 +1,209 @@
+"""The streaming stage's durable state: per-partition checkpoints and partial window states.
+
+Functions take a connection inside the caller's transaction. A partition's dirty partials
+and its checkpoint (offset, watermark) are written together, so after a crash the stored
+states contain exactly the events up to the stored offset — the worker skips everything
+at or below it, and nothing is lost or counted twice. The checkpoint is written with an
+optimistic check against what the writer last read: if another worker wrote the
+partition in between (a rebalance), :class:`CheckpointConflict` rolls the write back and
+the caller reloads.
+
+Why the database and not Faust's changelog tables: the values must land in the database
+anyway, and one transaction there makes "states absorbed up to offset N" atomic with no
+Kafka transactions (which the embedded broker cannot do). Faust's table recovery also
+reads the changelog's end offset, which Tansu reports wrongly (DESIGN.md), losing the
+last changelog record on recovery.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from monitor.engine import Partial, PartialKey
+from monitor.spec import MetricSpec
+from monitor.storage.models import (
+    MetricValueRow,
+    StreamCheckpointRow,
+    StreamPartialRow,
+    table_of,
+)
+from monitor.storage.records import WindowResult
+from monitor.storage.types import utc_now
+from monitor.storage.upsert import bind_processors, upsert_rows
+from streaming.partition import Checkpoint, PartitionState
+
+CHECKPOINTS = table_of(StreamCheckpointRow)
+PARTIALS = table_of(StreamPartialRow)
+VALUES = table_of(MetricValueRow)
+PARTIAL_COLUMNS = ("metric", "metric_version", "window_start", "segment", "topic", "partition",
+                   "window_end", "state", "rows", "updated_at")
+
+
+class CheckpointConflict(RuntimeError):
+    """Another worker stored this partition since we read it."""
+
+
+def load_checkpoint(conn: Connection, topic: str, partition: int) -> Checkpoint:
+    c = CHECKPOINTS.c
+    row = conn.execute(select(c.offset, c.watermark, c.events).where(
+        c.topic == topic, c.partition == partition)).first()
+    if row is None:
+        return Checkpoint()
+    return Checkpoint(row.offset, _to_ns(row.watermark), row.events)
+
+
+def load_checkpoints(conn: Connection, topic: str) -> dict[int, Checkpoint]:
+    c = CHECKPOINTS.c
+    rows = conn.execute(select(c.partition, c.offset, c.watermark, c.events).where(
+        c.topic == topic))
+    return {row.partition: Checkpoint(row.offset, _to_ns(row.watermark), row.events)
+            for row in rows}
+
+
+def load_partials(conn: Connection, topic: str, partition: int,
+                  targets: Mapping[str, tuple[MetricSpec, int]]) -> dict[PartialKey, Partial]:
+    """The stored partials of ``partition`` for the metric versions in ``targets``."""
+    p = PARTIALS.c
+    partials: dict[PartialKey, Partial] = {}
+    for name, (metric, version) in targets.items():
+        rows = conn.execute(select(p.window_start, p.segment, p.state, p.rows).where(
+            p.topic == topic, p.partition == partition, p.metric == name,
+            p.metric_version == version))
+        for row in rows:
+            key = (name, row.segment, pd.Timestamp(row.window_start).value)
+            partials[key] = Partial(metric.aggregate.state_from_bytes(row.state), row.rows)
+    return partials
+
+
+def store_partition(conn: Connection, state: PartitionState, versions: Mapping[str, int],
+                    ) -> None:
+    """Write ``state``'s dirty partials and its checkpoint; CheckpointConflict if the stored
+    checkpoint is no longer the one ``state`` was loaded from (or last stored)."""
+    now = utc_now()
+    binds = bind_processors(conn, PARTIALS)
+    as_time, as_state = binds["window_start"], binds["state"]
+    rows: list[tuple[Any, ...]] = []
+    for key in sorted(state.dirty):
+        name, segment, start_ns = key
+        partial = state.engine.partials[key]
+        width = state.metrics[name].windows.width_ns
+        rows.append((name, versions[name], as_time(_time(start_ns)), segment, state.topic,
+                     state.partition, as_time(_time(start_ns + width)),
+                     as_state(partial.state.to_bytes()), partial.rows, as_time(now)))
+    upsert_rows(conn, PARTIALS, PARTIAL_COLUMNS, rows)
+    _write_checkpoint(conn, state, now)
+
+
+def _write_checkpoint(conn: Connection, state: PartitionState, now: datetime) -> None:
+    c = CHECKPOINTS.c
+    values = {"offset": state.offset, "watermark": _watermark(state.watermark_ns),
+              "events": state.events, "updated_at": now}
+    before = state.checkpoint
+    if before.offset == -1 and before.events == 0 and before.watermark_ns is None:
+        exists = conn.execute(select(c.offset).where(
+            c.topic == state.topic, c.partition == state.partition)).first()
+        if exists is None:
+            conn.execute(CHECKPOINTS.insert().values(topic=state.topic,
+                                                     partition=state.partition, **values))
+            return
+    result = conn.execute(update(CHECKPOINTS).where(
+        c.topic == state.topic, c.partition == state.partition, c.offset == before.offset,
+        c.events == before.events).values(**values))
+    if result.rowcount != 1:
+        raise CheckpointConflict(f"{state.topic}[{state.partition}] was stored by another "
+                                 "worker since it was loaded here")
+
+
+def final_windows(conn: Connection, topic: str, metric: MetricSpec, version: int,
+                  until: datetime) -> list[WindowResult]:
+    """Windows of ``metric`` ending by ``until``: their partials of every partition merged."""
+    p = PARTIALS.c
+    rows = conn.execute(
+        select(p.window_start, p.window_end, p.segment, p.partition, p.state, p.rows)
+        .where(p.topic == topic, p.metric == metric.name, p.metric_version == version,
+               p.window_end <= until)
+        .order_by(p.window_start, p.segment, p.partition))
+    merged: dict[tuple[datetime, str], tuple[datetime, Partial]] = {}
+    for row in rows:
+        partial = Partial(metric.aggregate.state_from_bytes(row.state), row.rows)
+        key = (row.window_start, row.segment)
+        if key in merged:
+            merged[key][1].merge(partial)
+        else:
+            merged[key] = (row.window_end, partial)
+    results = []
+    for (start, segment), (end, partial) in merged.items():
+        values = metric.aggregate.value(partial.state)
+        results.append(WindowResult(
+            segment=segment, window_start=start, window_end=end, rows=partial.rows,
+            values={f: float(values[f]) for f in metric.aggregate.fields()},
+            state=partial.state.to_bytes()))
+    return results
+
+
+def delete_partials(conn: Connection, topic: str, metric: str, version: int,
+                    until: datetime) -> None:
+    p = PARTIALS.c
+    conn.execute(delete(PARTIALS).where(p.topic == topic, p.metric == metric,
+                                        p.metric_version == version, p.window_end <= until))
+
+
+def add_counts(conn: Connection, metric: str, stage: str,
+               counts: Mapping[tuple[datetime, datetime, str], int]) -> None:
+    """Add ``counts`` per (window start, window end, segment) to a counting metric's values
+    (field ``count``): how the stage counts its dead letters, in the offset's transaction."""
+    if not counts:
+        return
+    now = utc_now()
+    dialect = conn.dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    rows = [{"metric": metric, "metric_version": 1, "stage": stage, "window_start": start,
+             "segment": segment, "field": "count", "window_end": end, "value": float(n),
+             "count": n, "computed_at": now}
+            for (start, end, segment), n in sorted(counts.items())]
+    statement = insert(VALUES)
+    v = VALUES.c
+    statement = statement.on_conflict_do_update(
+        index_elements=[v.metric, v.metric_version, v.stage, v.window_start, v.segment,
+                        v.field],
+        set_={"value": v.value + statement.excluded.value,
+              "count": v.count + statement.excluded.count,
+              "computed_at": statement.excluded.computed_at})
+    conn.execute(statement, rows)
+
+
+def clear_topic(conn: Connection, topic: str) -> None:
+    """Forget a topic's streaming state (tests, and a reset of a recreated topic)."""
+    conn.execute(delete(PARTIALS).where(PARTIALS.c.topic == topic))
+    conn.execute(delete(CHECKPOINTS).where(CHECKPOINTS.c.topic == topic))
+
+
+def group_counts(items: Iterable[tuple[datetime, datetime, str]]
+                 ) -> dict[tuple[datetime, datetime, str], int]:
+    counts: dict[tuple[datetime, datetime, str], int] = defaultdict(int)
+    for item in items:
+        counts[item] += 1
+    return dict(counts)
+
+
+def _time(ns: int) -> datetime:
+    return pd.Timestamp(ns, unit="ns", tz="UTC").to_pydatetime()
+
+
+def _watermark(ns: int | None) -> datetime | None:
+    if ns is None:
+        return None
+    return pd.Timestamp(ns - ns % 1000, unit="ns", tz="UTC").to_pydatetime()  # µs, floored
+
+
+def _to_ns(value: datetime | None) -> int | None:
+    return None if value is None else pd.Timestamp(value).value
+

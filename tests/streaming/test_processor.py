@@ -1,0 +1,221 @@
+"""The streaming stage's logic without Kafka: parity with research, replays skipped,
+crashes resumed from the stored state, lateness, idle partitions and dead letters."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator, Sequence
+
+import pandas as pd
+import pytest
+
+from examples.music_home import mon
+from examples.music_home_events import DEFAULT_START, generate_events, generate_reference
+from monitor.batch.service import Target, batch_targets, bind_stored_reference
+from monitor.references import fit_profile
+from monitor.research import evaluate
+from monitor.storage.store import SqlStore
+from streaming.codec import encode_events, event_dicts
+from streaming.messages import RawMessage
+from streaming.processor import StreamProcessor, StreamSettings
+
+STREAM = mon.streams["home"]
+TOPIC = "home-events"
+PARTITIONS = 4
+START = DEFAULT_START
+DAYS = 1
+
+
+@pytest.fixture(scope="module")
+def events() -> pd.DataFrame:
+    return generate_events(start=START, days=DAYS, seed=5, events_per_hour=400)
+
+
+@pytest.fixture(scope="module")
+def profile():  # type: ignore[no-untyped-def]
+    reference = generate_reference(start=START, seed=5, events_per_hour=400)
+    clean, _ = STREAM.schema.validate(reference)
+    return fit_profile(clean, STREAM.schema, name="training")
+
+
+@pytest.fixture
+def store(results_url: str) -> Iterator[SqlStore]:
+    with SqlStore.open(results_url) as store:
+        yield store
+
+
+@pytest.fixture
+def targets(store: SqlStore, profile) -> list[Target]:  # type: ignore[no-untyped-def]
+    store.save_profile(profile)
+    for spec in mon.metrics.values():
+        definition = store.register_metric(bind_stored_reference(spec, store))
+        for stage in ("batch", "streaming"):
+            store.record_stage_change(spec.name, definition.version, stage, by="test",
+                                      reason="streaming test")
+    return batch_targets(mon, store, stages=("streaming",))
+
+
+def messages_of(events: pd.DataFrame, *, seed: int = 0, max_batch: int = 40
+                ) -> list[RawMessage]:
+    """The events as a producer keyed by user would send them: per partition in file
+    order, batched into messages of 1 to ``max_batch`` events."""
+    rng = random.Random(seed)
+    per_partition: dict[int, list[dict[str, object]]] = {p: [] for p in range(PARTITIONS)}
+    for event in event_dicts(events):
+        per_partition[hash(str(event["user_id"])) % PARTITIONS].append(event)
+    messages = []
+    for partition, items in per_partition.items():
+        offset = 0
+        while items:
+            size = rng.randint(1, max_batch)
+            chunk, items = items[:size], items[size:]
+            messages.append(RawMessage(partition, offset, encode_events(chunk)))
+            offset += 1
+    return messages
+
+
+def interleave(messages: Sequence[RawMessage], seed: int, most: int = 30
+               ) -> Iterator[list[RawMessage]]:
+    """Micro-batches as a consumer would fetch them: partitions interleaved, each in order."""
+    rng = random.Random(seed)
+    queues = {p: [m for m in messages if m.partition == p] for p in range(PARTITIONS)}
+    while any(queues.values()):
+        batch = []
+        for partition in rng.sample(sorted(queues), PARTITIONS):
+            take = rng.randint(0, most)
+            batch += queues[partition][:take]
+            queues[partition] = queues[partition][take:]
+        if batch:
+            yield batch
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.monotonic = 0.0
+        self.wall = pd.Timestamp.now(tz="UTC")
+
+    def later(self, seconds: float) -> None:
+        self.monotonic += seconds
+        self.wall += pd.Timedelta(seconds=seconds)
+
+
+def processor(store: SqlStore, targets: list[Target], clock: Clock) -> StreamProcessor:
+    return StreamProcessor(store.database, STREAM, TOPIC, PARTITIONS, targets,
+                           StreamSettings(idle_timeout_s=5), clock=lambda: clock.monotonic,
+                           wall_clock=lambda: clock.wall)
+
+
+def stored(store: SqlStore, metric: str) -> pd.DataFrame:
+    values = store.read_values(metric=metric, stage="streaming", limit=None)
+    return values.drop(columns="stage").reset_index(drop=True)
+
+
+def assert_parity(store: SqlStore, targets: list[Target], events: pd.DataFrame,
+                  profile) -> None:  # type: ignore[no-untyped-def]
+    for target in targets:
+        expected = evaluate(target.metric, events, reference=profile).drop(columns="stage")
+        pd.testing.assert_frame_equal(stored(store, target.metric.name), expected,
+                                      check_exact=True, check_dtype=False)
+
+
+def test_streaming_values_equal_research_values_for_every_example_metric(
+    store: SqlStore, targets: list[Target], events: pd.DataFrame, profile
+) -> None:
+    clock = Clock()
+    stage = processor(store, targets, clock)
+    stage.assign(range(PARTITIONS))
+    messages = messages_of(events)
+    for batch in interleave(messages, seed=1):
+        stage.handle(batch)
+        clock.later(0.2)
+        stage.tick()
+    clock.later(6)  # every partition idle: the watermarks move to the wall clock
+    finalized = stage.tick()
+    assert {f.metric for f in finalized} == {t.metric.name for t in targets}
+    assert_parity(store, targets, events, profile)
+    with store.database.connect() as conn:
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM stream_partials").scalar() == 0
+    assert all(not s.engine.partials for s in stage.owned.values())  # memory freed
+
+
+def test_a_crash_loses_and_doubles_nothing(
+    store: SqlStore, targets: list[Target], events: pd.DataFrame, profile
+) -> None:
+    """Workers die at random points (states in memory gone, some batches never stored);
+    a new one replays from the committed offsets, as Kafka would redeliver."""
+    clock = Clock()
+    messages = messages_of(events, seed=2)
+    batches = list(interleave(messages, seed=3, most=4))
+    rng = random.Random(4)
+    stage = processor(store, targets, clock)
+    stage.assign(range(PARTITIONS))
+    committed: dict[int, int] = {}  # Kafka's committed offsets: acked after a store
+    position = 0
+    crashes = 0
+    while position < len(batches):
+        batch = batches[position]
+        if rng.random() < 0.1:
+            crashes += 1
+            if rng.random() < 0.5:  # absorbed but the process died before storing
+                stage.absorb(stage.prepare(batch))
+            stage = processor(store, targets, clock)
+            stage.assign(range(PARTITIONS))  # the group hands the partitions over
+            # Kafka redelivers from the committed offsets: rewind to the oldest batch
+            # holding a message past them (messages at or below them come again too).
+            position = min(i for i, b in enumerate(batches)
+                           if any(m.offset > committed.get(m.partition, -1) for m in b))
+            continue
+        stage.handle(batch)
+        for message in batch:
+            committed[message.partition] = max(committed.get(message.partition, -1),
+                                               message.offset)
+        clock.later(0.2)
+        if rng.random() < 0.3:
+            stage.tick()
+        position += 1
+    assert crashes >= 3
+    clock.later(6)
+    stage.tick()
+    assert_parity(store, targets, events, profile)
+
+
+def test_late_events_are_dead_lettered_and_counted(
+    store: SqlStore, targets: list[Target], events: pd.DataFrame
+) -> None:
+    clock = Clock()
+    stage = processor(store, targets, clock)
+    [latency] = [t for t in targets if t.metric.name == "latency"]
+    lateness = pd.Timedelta(latency.metric.lateness_ns)
+    base = next(event_dicts(events.head(1)))
+    t0 = START + pd.Timedelta(hours=1)
+    on_time = [{**base, "ts": (t0 + pd.Timedelta(minutes=m)).isoformat()} for m in (0, 10)]
+    far = {**base, "ts": (t0 + pd.Timedelta(hours=2) + lateness).isoformat()}
+    late = {**base, "ts": (t0 + pd.Timedelta(minutes=30)).isoformat(), "latency_ms": 9e9}
+    stage.handle([RawMessage(0, 0, encode_events(on_time)),
+                  RawMessage(0, 1, encode_events([far])),
+                  RawMessage(0, 2, json.dumps(late).encode())])
+    with store.database.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT segment, value FROM metric_values WHERE metric = 'home.dead_letters' "
+            "ORDER BY segment").all()
+        letters = conn.exec_driver_sql(
+            "SELECT reason, payload FROM dead_letters WHERE source = 'stream:home-events'"
+        ).all()
+    assert [(r[0], r[1]) for r in rows] == [("*", 1.0), ("reason=late", 1.0)]
+    assert letters[-1][0].startswith("late: too late for the closed window of ")
+    assert "9000000000" in letters[-1][1]
+    partials = stage.owned[0].engine.partials
+    assert sum(p.rows for k, p in partials.items() if k[0] == "latency" and k[1] == "*") == 3
+
+
+def test_replayed_messages_are_skipped(store: SqlStore, targets: list[Target],
+                                       events: pd.DataFrame) -> None:
+    clock = Clock()
+    stage = processor(store, targets, clock)
+    messages = messages_of(events.head(500))
+    stage.handle(messages)
+    again = processor(store, targets, clock)
+    prepared = again.handle(messages)
+    assert prepared.skipped == len(messages)
+    assert not prepared.events
