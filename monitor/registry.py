@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from metrics.base import Aggregate
+from monitor.alerts.routing import Route
 from monitor.alerts.rules import Rule
 from monitor.errors import DefinitionError
 from monitor.schema import FieldType, Schema
@@ -45,6 +46,7 @@ class Monitor:
         self.streams: dict[str, StreamSpec] = {}
         self.metrics: dict[str, MetricSpec] = {}
         self.references: dict[str, Path] = {}
+        self.routes: list[Route] = []
 
     # -- streams ------------------------------------------------------------------------
 
@@ -91,6 +93,30 @@ class Monitor:
         if name in self.references:
             raise DefinitionError(f"reference {name!r}", "is already registered")
         self.references[name] = Path(path)
+
+    # -- alert routing ------------------------------------------------------------------
+
+    def route(
+        self,
+        channels: Sequence[str],
+        *,
+        metric: str | None = None,
+        severity: str | Sequence[str] | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> Route:
+        """Send matching alert notifications to ``channels`` ("slack", "email"; an empty
+        list drops them). Routes are tried in the order declared, after any in
+        ``MONITOR_ALERT_ROUTES``; the first that matches decides, and notifications no
+        route matches go to every configured channel."""
+        severities = (severity,) if isinstance(severity, str) else severity
+        try:
+            route = Route(tuple(channels), metric=metric,
+                          severity=tuple(severities) if severities is not None else None,
+                          labels=dict(labels or {}))
+        except ValueError as err:
+            raise DefinitionError(f"alert route to {list(channels)}", str(err)) from None
+        self.routes.append(route)
+        return route
 
     # -- metrics ------------------------------------------------------------------------
 

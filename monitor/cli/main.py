@@ -6,6 +6,7 @@ import logging
 
 import click
 
+from monitor.cli.alerts_cmd import alerts_group
 from monitor.cli.batch_cmd import batch_group
 from monitor.cli.broker_cmd import broker
 from monitor.cli.db_cmd import db_group
@@ -44,3 +45,4 @@ cli.add_command(promote)
 cli.add_command(values_group)
 cli.add_command(stream_group)
 cli.add_command(broker)
+cli.add_command(alerts_group)

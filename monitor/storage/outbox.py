@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
 from monitor.alerts.grouping import Waiting
@@ -73,6 +73,12 @@ def unrouted(conn: Connection, limit: int = 1000) -> list[tuple[int, Notificatio
     query = (select(NOTIFICATIONS).where(NOTIFICATIONS.c.routed_at.is_(None))
              .order_by(NOTIFICATIONS.c.id).limit(limit))
     return [(row.id, notification_of(row._mapping)) for row in conn.execute(query)]
+
+
+def count_unrouted(conn: Connection) -> int:
+    query = select(func.count()).select_from(NOTIFICATIONS).where(
+        NOTIFICATIONS.c.routed_at.is_(None))
+    return int(conn.execute(query).scalar_one())
 
 
 def route(conn: Connection, notification_id: int, *, outcome: str, now: datetime,
