@@ -11,10 +11,13 @@ the windows before them as history — the same rule code, lifecycle and history
 research backtest, so the stages fire what the backtest predicted. A window at or before
 the last one evaluated for an alert is skipped, so storing windows again is harmless.
 
-Firing and resolved transitions queue a notification; pending and cleared (a breach that
-stopped within ``for_windows``) only go to the history. Transitions on windows that ended
-more than ``notify_within`` before ``now`` (a backfill over old data) are recorded
-without a notification: nobody should be paged about last month.
+Firing transitions queue a notification, and so do the resolutions of alerts that were
+announced; pending and cleared (a breach that stopped within ``for_windows``) only go to
+the history. A firing on a window that ended more than ``notify_within`` before ``now``
+(a backfill over old data) is not announced — nobody should be paged about last month —
+unless the alert is still firing on a recent window: then it is announced once, late.
+``notified_at`` on the alert state is when its episode was last announced; the
+dispatcher repeats announced alerts that stay firing.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ def evaluate_windows(
     now: datetime | None = None,
     *,
     notify_within: timedelta = NOTIFY_WITHIN,
+    notify: bool = True,
 ) -> list[AlertTransition]:
     """Evaluate ``metric``'s rules on ``results`` (already stored on ``conn``); store the
     alert states, the transitions and the notifications on ``conn``; return the
@@ -64,7 +68,9 @@ def evaluate_windows(
 
     Runs inside the caller's transaction and commits nothing itself. ``results`` may hold
     any windows and segments in any order; only windows newer than an alert's last
-    evaluated window are evaluated.
+    evaluated window are evaluated. With ``notify`` False the alerts are evaluated and
+    recorded but announce nothing new (another stage owns the metric's notifications);
+    the resolution of an alert that was announced is still sent.
     """
     check_stage(stage)
     if not metric.alerts or not results:
@@ -100,17 +106,30 @@ def evaluate_windows(
                                  s.check.bound, s.check.detail, severity, alert_labels_)
                  for s in walked.steps]
         transitions.extend(found)
+        recent = now - notify_within
         for transition in found:
             if transition.transition == "firing":
-                notified_at = now  # a stale firing still starts the repeat interval
-            if transition.transition in ("firing", "resolved"):
-                if to_utc(transition.window_end) >= now - notify_within:
-                    notifications.append(_notification(transition, now))
+                if notify and to_utc(transition.window_end) >= recent:
+                    notifications.append(_notification(transition, "firing", now))
+                    notified_at = now
                 else:
-                    log.info("alert %s %s on window %s: too old to notify", key,
-                             transition.transition, transition.window_start)
-        _save(conn, key, walked, windows[-1].window_end, severity, alert_labels_, notified_at,
-              now)
+                    log.info("alert %s fired on window %s: %s", key, transition.window_start,
+                             "too old to notify" if notify else "not notified from this stage")
+            elif transition.transition == "resolved":
+                if notified_at is not None:  # resolve only what was announced
+                    notifications.append(_notification(transition, "resolved", now))
+                notified_at = None
+        last = windows[-1]
+        if (notify and walked.position.state.status == "firing" and notified_at is None
+                and to_utc(last.window_end) >= recent and walked.last is not None):
+            # it fired on old windows (a backfill, a stage catching up) and is firing now
+            value, check = walked.last
+            since = walked.position.active_since or last.window_start
+            late = AlertTransition(key, "firing", last.window_start, last.window_end, value,
+                                   check.bound, check.detail, severity, alert_labels_)
+            notifications.append(_notification(late, "firing", now, episode=since))
+            notified_at = now
+        _save(conn, key, walked, last.window_end, severity, alert_labels_, notified_at, now)
     alert_states.record_events(conn, transitions, now)
     outbox.enqueue(conn, notifications)
     return transitions
@@ -141,9 +160,14 @@ def _history(conn: Connection, key: AlertKey, field: str, before: datetime,
     return [float(value) for value in reversed(conn.execute(query).scalars().all())]
 
 
-def _notification(transition: AlertTransition, now: datetime) -> Notification:
-    kind: NotificationKind = "firing" if transition.transition == "firing" else "resolved"
-    key = transition.key.digest(kind, to_utc(transition.window_start).isoformat())
+def _notification(transition: AlertTransition, kind: NotificationKind, now: datetime,
+                  episode: datetime | None = None) -> Notification:
+    """The notification of a transition; its key names the alert, the kind and the window
+    (or, for a late announcement, the episode's first window), so it is queued once."""
+    if episode is None:
+        key = transition.key.digest(kind, to_utc(transition.window_start).isoformat())
+    else:
+        key = transition.key.digest(kind, "episode", to_utc(episode).isoformat())
     return Notification(key, kind, transition.key, transition.severity, transition.labels,
                         transition.window_start, transition.window_end, transition.value,
                         transition.bound, transition.detail, now)

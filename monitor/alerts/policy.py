@@ -39,8 +39,9 @@ class Policy:
         return min(self.retry_initial * 2**exponent, self.retry_max)
 
     def repeat_due(self, notified_at: datetime | None, now: datetime) -> bool:
-        """Whether a firing alert last notified at ``notified_at`` should be repeated."""
-        return notified_at is None or now - notified_at >= self.repeat_interval
+        """Whether a firing alert last announced at ``notified_at`` should be repeated
+        (never for one that was not announced: old, or owned by another stage)."""
+        return notified_at is not None and now - notified_at >= self.repeat_interval
 
     def gave_up(self, created_at: datetime, now: datetime) -> bool:
         return now - created_at >= self.give_up_after

@@ -109,10 +109,15 @@ def slices(metric: MetricSpec, since: pd.Timestamp, until: pd.Timestamp
 
 @dataclass(frozen=True)
 class Target:
-    """A metric to run, bound to its reference, with its stored version."""
+    """A metric to run, bound to its reference, with its stored version.
+
+    ``notify`` False: its alerts are evaluated and recorded but another stage (streaming)
+    announces them, so a metric in two stages does not page twice.
+    """
 
     metric: MetricSpec
     version: int
+    notify: bool = True
 
 
 @dataclass
@@ -256,7 +261,8 @@ class BatchRunner:
                 results = window_results(target.metric, engine.partials)
                 if self.alerts and target.metric.alerts:
                     self.store.write_windows_and_evaluate(target.metric, target.version, STAGE,
-                                                          results, now.to_pydatetime())
+                                                          results, now.to_pydatetime(),
+                                                          notify=target.notify)
                 else:
                     self.store.write_windows(name, target.version, STAGE, results)
             except Exception as err:  # this metric's slice is not stored; the others are

@@ -52,7 +52,9 @@ def target(app_metric: MetricSpec, store: StoreForBatch,
         raise NotInBatch(f"metric {bound.name!r}",
                          f"is in {definition.stage}; promote it with `monitor promote "
                          f"{bound.name} --to {stages[0]} --reason ...`")
-    return Target(bound, definition.version)
+    # A metric promoted to streaming is still computed in batch; its alerts are announced
+    # by the streaming stage, so the batch stage only records them.
+    return Target(bound, definition.version, notify=definition.stage == "batch")
 
 
 def batch_targets(app: Monitor, store: StoreForBatch, names: Iterable[str] = (),

@@ -44,10 +44,11 @@ class ResultSink(Protocol):
 class EvaluatingResultSink(Protocol):
     def write_windows_and_evaluate(
         self, metric: MetricSpec, version: int, stage: str, windows: Sequence[WindowResult],
-        now: datetime | None = None,
+        now: datetime | None = None, *, notify: bool = True,
     ) -> int:
         """:meth:`ResultSink.write_windows`, and the metric's alert rules evaluated on the
-        windows, in the same transaction (see :mod:`monitor.alerts.evaluate`)."""
+        windows, in the same transaction (see :mod:`monitor.alerts.evaluate`); ``notify``
+        False records alerts without announcing new ones."""
         ...
 
 

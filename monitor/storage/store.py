@@ -68,12 +68,12 @@ class SqlStore:
 
     def write_windows_and_evaluate(self, metric: MetricSpec, version: int, stage: str,
                                    windows: Sequence[WindowResult],
-                                   now: datetime | None = None) -> int:
+                                   now: datetime | None = None, *, notify: bool = True) -> int:
         """:meth:`write_windows`, then the metric's alert rules on those windows, in one
         transaction: values, alert transitions and queued notifications commit together."""
         with self.database.begin() as conn:
             written = results.write_windows(conn, metric.name, version, stage, windows)
-            evaluate_windows(conn, metric, version, stage, windows, now)
+            evaluate_windows(conn, metric, version, stage, windows, now, notify=notify)
             return written
 
     def read_states(self, metric: str, version: int, stage: str, since: datetime,

@@ -74,15 +74,54 @@ def test_a_rolled_back_write_leaves_no_alert_state_or_notification(database: Dat
         assert [n.kind for _, n in outbox.unrouted(conn)] == ["firing"]
 
 
-def test_old_windows_are_recorded_but_not_notified(database: Database) -> None:
-    windows = [w for i, v in enumerate([1450.0, 1500.0]) for w in hour(i, {"*": v})]
-    SqlStore(database).write_windows_and_evaluate(SPEC, 1, "batch", windows,
-                                                  T0 + timedelta(days=3))
+def test_old_windows_are_recorded_but_only_a_current_alert_is_announced(
+    database: Database,
+) -> None:
+    store = SqlStore(database)
+    days_later = T0 + timedelta(days=3)
+    old = [w for i, v in enumerate([1450.0, 1500.0, 200.0, 1450.0, 1500.0])
+           for w in hour(i, {"*": v})]
+    store.write_windows_and_evaluate(SPEC, 1, "batch", old, days_later)
+    with database.connect() as conn:
+        assert outbox.unrouted(conn) == []  # two episodes, both on old windows
+        [alert] = alert_states.active_alerts(conn)
+    assert alert.status == "firing" and alert.notified_at is None  # nothing to repeat
+    # the backfill reaches the present and the alert is still firing: announced, once
+    recent = [w for i in range(5, 3 * 24 - 1) for w in hour(i, {"*": 1600.0})]
+    store.write_windows_and_evaluate(SPEC, 1, "batch", recent, days_later)
+    store.write_windows_and_evaluate(SPEC, 1, "batch", hour(3 * 24 - 1, {"*": 1700.0}),
+                                     days_later)
+    with database.connect() as conn:
+        [(_, late)] = outbox.unrouted(conn)
+        [alert] = alert_states.active_alerts(conn)
+    assert late.kind == "firing" and late.value == 1600.0
+    assert late.window_start == T0 + (3 * 24 - 2) * HOUR
+    assert alert.notified_at == days_later
+    store.write_windows_and_evaluate(SPEC, 1, "batch", hour(3 * 24, {"*": 100.0}),
+                                     days_later + HOUR)
+    with database.connect() as conn:
+        assert [n.kind for _, n in outbox.unrouted(conn)] == ["firing", "resolved"]
+
+
+def test_a_stage_that_does_not_notify_records_alerts_but_resolves_announced_ones(
+    database: Database,
+) -> None:
+    store = SqlStore(database)
+    firing = [w for i, v in enumerate([1450.0, 1500.0]) for w in hour(i, {"*": v})]
+    store.write_windows_and_evaluate(SPEC, 1, "batch", firing, T0 + 2 * HOUR, notify=False)
     with database.connect() as conn:
         assert outbox.unrouted(conn) == []
-        [alert] = alert_states.active_alerts(conn)
-    assert alert.status == "firing"
-    assert alert.notified_at == T0 + timedelta(days=3)  # repeats start from now
+        assert [a.status for a in alert_states.active_alerts(conn)] == ["firing"]
+    store.write_windows_and_evaluate(SPEC, 1, "batch", hour(2, {"*": 100.0}), T0 + 3 * HOUR)
+    with database.connect() as conn:
+        assert outbox.unrouted(conn) == []  # it was never announced: no resolved notice
+
+    store.write_windows_and_evaluate(SPEC, 1, "batch", hour(3, {"*": 1450.0})
+                                     + hour(4, {"*": 1500.0}), T0 + 5 * HOUR)
+    store.write_windows_and_evaluate(SPEC, 1, "batch", hour(5, {"*": 100.0}), T0 + 6 * HOUR,
+                                     notify=False)  # e.g. promoted to streaming meanwhile
+    with database.connect() as conn:
+        assert [n.kind for _, n in outbox.unrouted(conn)] == ["firing", "resolved"]
 
 
 def history_metric() -> Monitor:

@@ -57,7 +57,7 @@ def test_a_message_key_depends_only_on_its_members() -> None:
 
 def test_repeat_interval() -> None:
     policy = Policy(repeat_interval=timedelta(hours=4))
-    assert policy.repeat_due(None, T0)
+    assert not policy.repeat_due(None, T0)  # never announced
     assert not policy.repeat_due(T0, T0 + timedelta(hours=3, minutes=59))
     assert policy.repeat_due(T0, T0 + timedelta(hours=4))
 
