@@ -24,6 +24,7 @@ from monitor.spec import MetricSpec
 from streaming.messages import OFFSET
 
 NO_OFFSET = -1
+IDLE_STEP_NS = 1_000_000_000
 
 
 @dataclass
@@ -94,9 +95,10 @@ class PartitionState:
             self.offset = through_offset
             self.moved = True
 
-    def advance_idle(self, now_ns: int) -> bool:
-        """Move the watermark up to ``now_ns`` (the wall clock minus the idle timeout)."""
-        if self.watermark_ns is not None and self.watermark_ns >= now_ns:
+    def advance_idle(self, now_ns: int, step_ns: int = IDLE_STEP_NS) -> bool:
+        """Move the watermark up to ``now_ns`` (the wall clock minus the idle timeout), in
+        steps of at least ``step_ns`` so an idle partition is not rewritten every tick."""
+        if self.watermark_ns is not None and self.watermark_ns + step_ns > now_ns:
             return False
         self.watermark_ns = now_ns
         self.moved = True

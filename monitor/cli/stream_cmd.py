@@ -17,13 +17,14 @@ import pandas as pd
 from tqdm import tqdm
 
 from monitor.cli.app import load_app
+from monitor.cli.kafka_options import bootstrap_option
+from monitor.cli.worker_cmd import worker
 from monitor.research import summarize_reasons
 from monitor.schema import parse_times
 from monitor.sources.files import read_events
 from monitor.spec import StreamSpec
 from streaming.broker import (
     BOOTSTRAP_ENV,
-    DEFAULT_BOOTSTRAP,
     BrokerError,
     create_topics,
     list_topics,
@@ -35,18 +36,12 @@ from streaming.emitter import Emitter, EmitterStats
 CONNECT_TIMEOUT_S = 10.0
 
 
-def bootstrap_option(function: Any) -> Any:
-    """``--bootstrap``, read from ``MONITOR_KAFKA_BOOTSTRAP`` when not given."""
-    return click.option(
-        "--bootstrap", envvar=BOOTSTRAP_ENV, default=DEFAULT_BOOTSTRAP, show_default=True,
-        show_envvar=True, metavar="HOST:PORT[,...]",
-        help="The Kafka cluster; the default is where `monitor broker` listens.",
-    )(function)
-
-
 @click.group("stream")
 def stream_group() -> None:
     """Send events to Kafka and run the streaming stage."""
+
+
+stream_group.add_command(worker)
 
 
 @stream_group.command("replay")

@@ -1,0 +1,99 @@
+"""``monitor stream worker``: a Faust worker computing the streaming-stage metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import click
+
+from monitor.batch.service import batch_targets
+from monitor.cli.app import load_app
+from monitor.cli.db_cmd import database_url_option
+from monitor.cli.kafka_options import bootstrap_option
+from monitor.errors import MonitorError
+from monitor.storage.database import DatabaseUnavailableError
+from monitor.storage.database_url import mask_url
+from monitor.storage.store import SqlStore
+from streaming.broker import BrokerError, wait_until_reachable
+from streaming.codec import MAX_MESSAGE_BYTES
+from streaming.processor import StreamSettings
+
+LOG_LEVELS = ["crit", "error", "warn", "info", "debug"]
+
+
+@click.command("worker")
+@database_url_option
+@bootstrap_option
+@click.option("--group", metavar="NAME",
+              help="Consumer group: workers with the same group share the partitions "
+                   "[default: monitor-APPNAME].")
+@click.option("--partitions", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Partitions of the stream topics, if the worker has to create them.")
+@click.option("--idle-timeout", type=click.FloatRange(min=0.1), default=10.0,
+              show_default=True, metavar="SECONDS",
+              help="A partition without messages this long stops holding windows open: its "
+                   "watermark follows the wall clock.")
+@click.option("--max-future", type=click.FloatRange(min=0), default=86_400.0,
+              show_default=True, metavar="SECONDS",
+              help="Events further ahead of the wall clock are dead-lettered.")
+@click.option("--topic", "topics", multiple=True, metavar="STREAM=TOPIC",
+              help="Read STREAM from TOPIC instead of the topic the app declares (repeat for "
+                   "more streams), e.g. a staging topic.")
+@click.option("--max-message-bytes", type=click.IntRange(min=1), default=MAX_MESSAGE_BYTES,
+              show_default=True, help="Larger messages are dead-lettered as oversized.")
+@click.option("--loglevel", type=click.Choice(LOG_LEVELS), default="warn", show_default=True)
+@click.pass_context
+def worker(ctx: click.Context, database_url: str, bootstrap: str, group: str | None,
+           partitions: int, idle_timeout: float, max_future: float, topics: tuple[str, ...],
+           max_message_bytes: int, loglevel: str) -> None:
+    """Compute every metric in the streaming stage from its stream's Kafka topic.
+
+    Start as many workers (same --group) as you like: they share the topics' partitions.
+    Values of a window are stored once every partition's event time has passed its end
+    plus the metric's lateness. Bad messages go to TOPIC.dead-letters with the reason
+    and are counted as the metric STREAM.dead_letters. Stop with Ctrl-C; a killed worker
+    loses nothing: the next one resumes from the stored offsets.
+    """
+    import faust  # imported here: Faust is slow to import and only this command needs it
+
+    from streaming.worker import WorkerSettings, build_app
+
+    app = load_app(ctx.obj["app_target"])
+    store = SqlStore.open(database_url)
+    try:
+        store.database.check()
+        targets = batch_targets(app, store, stages=("streaming",))
+    except (MonitorError, DatabaseUnavailableError) as err:
+        raise click.ClickException(str(err)) from None
+    if not targets:
+        raise click.ClickException("no metric is in the streaming stage; promote one with "
+                                   "`monitor promote METRIC --to streaming --reason ...`")
+    try:
+        wait_until_reachable(bootstrap, 10.0)
+    except BrokerError as err:
+        raise click.ClickException(f"{err}\nStart the embedded broker with `monitor broker`, "
+                                   "or point --bootstrap at your Kafka cluster.") from None
+    settings = WorkerSettings(
+        bootstrap=bootstrap, group=group or f"monitor-{app.name}", partitions=partitions,
+        topics=_topic_overrides(topics, app.streams),
+        stream=StreamSettings(idle_timeout_s=idle_timeout, max_future_s=max_future,
+                              max_message_bytes=max_message_bytes))
+    faust_app = build_app(settings, store.database, targets)
+    names = ", ".join(t.metric.name for t in targets)
+    click.echo(f"streaming {names} from {bootstrap} into {mask_url(database_url)} "
+               f"(group {settings.group})", err=True)
+    faust.Worker(faust_app, loglevel=loglevel, quiet=True).execute_from_commandline()
+
+
+def _topic_overrides(pairs: tuple[str, ...], streams: Mapping[str, object]) -> dict[str, str]:
+    overrides = {}
+    for pair in pairs:
+        name, _, topic = pair.partition("=")
+        if not name or not topic:
+            raise click.BadParameter(f"{pair!r} should look like STREAM=TOPIC",
+                                     param_hint="--topic")
+        if name not in streams:
+            raise click.BadParameter(f"the app has no stream {name!r}; it has "
+                                     f"{', '.join(sorted(streams))}", param_hint="--topic")
+        overrides[name] = topic
+    return overrides

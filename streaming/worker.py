@@ -1,0 +1,214 @@
+"""The Faust worker of the streaming stage: one agent per stream topic, one processor each.
+
+Faust runs the consumer group (several workers share the partitions), the micro-batches
+(``take_events``) and the timer; :class:`streaming.processor.StreamProcessor` does the
+rest. An agent acknowledges a micro-batch only after its states, offsets and dead-letter
+counts are committed to the database (and its dead letters delivered to their topic), so
+Kafka's committed offsets never run ahead of what is stored; what comes again after a
+crash is skipped by offset. A database outage is retried with backoff, holding the
+batch, instead of dropping it.
+
+No Faust tables: the per-partition states live in the database (see
+:mod:`streaming.state_store` for why), so Faust's ``exactly_once`` (Kafka transactions,
+which the embedded broker cannot do) is not needed for exactly-once values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+from kafka import KafkaConsumer
+
+from monitor.batch.runner import Target
+from monitor.spec import StreamSpec
+from monitor.storage.database import Database
+from streaming.broker import create_topics, list_topics
+from streaming.messages import RawMessage, Rejected
+from streaming.processor import AfterFinal, StreamProcessor, StreamSettings
+
+log = logging.getLogger(__name__)
+
+DEAD_LETTER_SUFFIX = ".dead-letters"
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    bootstrap: str
+    group: str
+    topics: dict[str, str] = field(default_factory=dict)  # stream name -> topic, overriding
+    partitions: int = 4  # of topics the worker has to create
+    take_messages: int = 1_000  # a micro-batch holds at most this many messages...
+    take_within_s: float = 0.25  # ...or what arrived within this time
+    tick_interval_s: float = 0.25  # how often idle partitions advance and windows close
+    session_timeout_s: float = 10.0
+    retry_backoff_s: float = 0.5  # first wait after a failed database write; doubles to 30 s
+    stream: StreamSettings = field(default_factory=StreamSettings)
+
+
+def dead_letter_topic(topic: str) -> str:
+    return topic + DEAD_LETTER_SUFFIX
+
+
+def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int) -> dict[str, int]:
+    """Create missing topics; every topic's partition count."""
+    existing = list_topics(bootstrap)
+    missing = {t: partitions for t in topics if t not in existing}
+    if missing:
+        create_topics(bootstrap, missing)
+        log.info("created topics %s with %d partitions", ", ".join(missing), partitions)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        counts = {}
+        for topic in topics:
+            found = consumer.partitions_for_topic(topic)
+            if not found:
+                raise RuntimeError(f"topic {topic} has no partitions on {bootstrap}")
+            counts[topic] = len(found)
+        return counts
+    finally:
+        consumer.close()
+
+
+def build_app(settings: WorkerSettings, database: Database, targets: Sequence[Target], *,
+              after_final: AfterFinal | None = None,
+              on_processor: Callable[[StreamProcessor], None] | None = None) -> faust.App:
+    """A Faust app with an agent per stream that has metrics in ``targets``."""
+    streams: dict[str, tuple[StreamSpec, list[Target]]] = {}
+    for target in targets:
+        stream = target.metric.stream
+        if stream.name in settings.topics:
+            stream = dataclasses.replace(stream, topic=settings.topics[stream.name])
+        if stream.topic is None:
+            raise ValueError(f"stream {stream.name!r} declares no topic; give it one with "
+                             f"mon.stream({stream.name!r}, topic=...) to stream its metrics")
+        streams.setdefault(stream.name, (stream, []))[1].append(target)
+    topics = [s.topic for s, _ in streams.values() if s.topic is not None]
+    counts = ensure_topics(settings.bootstrap,
+                           topics + [dead_letter_topic(t) for t in topics], settings.partitions)
+    app = faust.App(
+        settings.group,
+        broker=f"kafka://{settings.bootstrap}",
+        store="memory://",
+        topic_replication_factor=1,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=max(settings.session_timeout_s / 6, 0.5),
+        stream_wait_empty=True,
+        web_enabled=False,
+        datadir=tempfile.mkdtemp(prefix="monitor-faust-"),
+        producer_max_request_size=2 * settings.stream.max_message_bytes,
+    )
+    for stream, stream_targets in streams.values():
+        assert stream.topic is not None
+        processor = StreamProcessor(database, stream, stream.topic, counts[stream.topic],
+                                    stream_targets, settings.stream, after_final=after_final)
+        if on_processor is not None:
+            on_processor(processor)
+        _wire(app, settings, processor)
+    return app
+
+
+def _wire(app: faust.App, settings: WorkerSettings, processor: StreamProcessor) -> None:
+    topic_name = processor.topic
+    source = app.topic(topic_name, value_serializer="raw", key_serializer="raw")
+    dead_letters = app.topic(dead_letter_topic(topic_name), value_serializer="raw",
+                             key_serializer="raw")
+    retry = _Retry(settings.retry_backoff_s)
+
+    async def consume(stream: Any) -> None:
+        async for batch in stream.take_events(settings.take_messages,
+                                              within=settings.take_within_s):
+            messages = [RawMessage(e.message.partition, e.message.offset, e.message.value,
+                                   e.message.key) for e in batch]
+            prepared = processor.prepare(messages)
+            if prepared.rejected:
+                await _send_dead_letters(dead_letters, topic_name, prepared.rejected)
+            processor.absorb(prepared)
+            await retry.until_done(lambda p=prepared: processor.store_or_reload(p),  # type: ignore[misc]
+                                   f"storing a micro-batch of {topic_name}")
+
+    consume.__name__ = f"stream_{processor.stream.name}"
+    app.agent(source, name=f"monitor.stream.{processor.stream.name}")(consume)
+
+    async def tick() -> None:
+        try:
+            for done in processor.tick():
+                log.info("%s: stored %d final windows of %s", topic_name, len(done.windows),
+                         done.metric)
+        except Exception as err:  # the next tick tries again; the data is held, not lost
+            log.warning("%s: closing windows failed (%s: %s); trying again", topic_name,
+                        type(err).__name__, err)
+
+    tick.__name__ = f"tick_{processor.stream.name}"
+    app.timer(settings.tick_interval_s, name=f"monitor.tick.{processor.stream.name}")(tick)
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
+        mine = [tp.partition for tp in revoked if tp.topic == topic_name]
+        if mine:
+            await retry.until_done(processor.store, f"storing {topic_name} before a rebalance")
+            processor.revoke(mine)
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def assigned(sender: Any, assigned: set[Any], **_: Any) -> None:
+        mine = sorted(tp.partition for tp in assigned if tp.topic == topic_name)
+        gone = [p for p in processor.owned if p not in mine]
+        processor.revoke(gone)
+        new = [p for p in mine if p not in processor.owned]
+        if new:
+            await retry.until_done(lambda: processor.assign(new),
+                                   f"loading the stored state of {topic_name} {new}")
+        log.info("%s: this worker owns partitions %s", topic_name, mine)
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def stopped(sender: Any, **_: Any) -> None:
+        try:
+            processor.store()
+        except Exception as err:  # nothing is lost: the messages were not acknowledged
+            log.warning("%s: final store failed (%s); the next worker replays", topic_name,
+                        type(err).__name__)
+
+
+async def _send_dead_letters(topic: Any, source: str, rejected: Sequence[Rejected]) -> None:
+    """Deliver the dead letters (waiting for the broker's acknowledgement of each)."""
+    pending = []
+    for letter in rejected:
+        value = json.dumps({
+            "reason": letter.reason, "detail": letter.detail, "topic": source,
+            "partition": letter.partition, "offset": letter.offset,
+            "payload": letter.payload[:_MAX_PAYLOAD].decode("utf-8", "replace"),
+            "payload_bytes": len(letter.payload),
+        }).encode()
+        pending.append(await topic.send(key=letter.key, value=value))
+    await asyncio.gather(*pending)
+
+
+_MAX_PAYLOAD = 64 * 1024  # of the original message kept in its dead letter
+
+
+class _Retry:
+    """Retries a step that writes to the database, waiting longer each time (to 30 s)."""
+
+    def __init__(self, backoff_s: float) -> None:
+        self.backoff_s = backoff_s
+
+    async def until_done(self, step: Callable[[], object], what: str) -> None:
+        delay = self.backoff_s
+        while True:
+            try:
+                step()
+                return
+            except Exception as err:
+                log.warning("%s failed (%s: %s); retrying in %.1f s", what,
+                            type(err).__name__, err, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
