@@ -141,3 +141,66 @@ def test_an_alert_that_stays_firing_is_repeated_after_the_repeat_interval(
                                                                         "STILL FIRING"]
     assert "value 1600" in webhook.bodies[1]["text"]
     assert len(smtp_server.messages) == 2
+
+
+def test_routes_pick_channels_and_a_route_to_an_unconfigured_channel_is_recorded(
+    database: Database, smtp_server: SmtpServer, webhook: WebhookReceiver, clock: Clock,
+) -> None:
+    only_slack = AlertSettings.from_env({
+        "MONITOR_SLACK_WEBHOOK_URL": webhook.url,
+        "MONITOR_ALERT_ROUTES": '[{"severity": ["critical"], "channels": ["email"]}]'})
+    store_hours(database, clock, hour(0, {"*": 1450.0}, p50=600.0),
+                hour(1, {"*": 1500.0}, p50=700.0))
+    deliver(database, only_slack, clock)
+    assert [b["text"].split(":")[0] for b in webhook.bodies] == [
+        "FIRING latency [*] p50 over 500ms"]  # the warning; the critical one goes to email
+    with database.connect() as conn:
+        [failed] = [d for d in outbox.recent_deliveries(conn) if d.status == "failed"]
+    assert failed.channel == "email" and failed.notification.severity == "critical"
+    assert "set MONITOR_SMTP_URL" in (failed.last_error or "")
+
+
+def test_a_server_error_is_retried_and_a_rejected_message_given_up(
+    database: Database, settings: AlertSettings, clock: Clock, webhook: WebhookReceiver,
+    smtp_server: SmtpServer,
+) -> None:
+    dispatcher = dispatcher_for(database, settings, clock)
+    webhook.status = 503
+    store_hours(database, clock, hour(0, {"*": 1450.0}), hour(1, {"*": 1500.0}))
+    clock.advance(seconds=31)
+    assert dispatcher.run_once().failed_attempts == 1  # slack 503; email went through
+    webhook.status = 200
+    clock.advance(seconds=5)
+    assert dispatcher.run_once().messages_sent == 0  # backing off for 10 s
+    clock.advance(seconds=5)
+    assert dispatcher.run_once().messages_sent == 1
+    assert len(webhook.requests) == 1
+
+    webhook.status = 400  # e.g. the webhook was revoked: retrying will not help
+    store_hours(database, clock, hour(2, {"*": 100.0}))
+    clock.advance(seconds=31)
+    report = dispatcher.run_once()
+    assert (report.gave_up, report.messages_sent) == (1, 1)  # slack failed, email sent
+    with database.connect() as conn:
+        [failed] = [d for d in outbox.recent_deliveries(conn) if d.status == "failed"]
+    assert failed.notification.kind == "resolved"
+    assert failed.last_error == "Slack webhook answered HTTP 400 Bad Request"
+
+
+def test_a_channel_down_for_longer_than_give_up_after_moves_on(
+    database: Database, settings: AlertSettings, clock: Clock, webhook: WebhookReceiver,
+    smtp_server: SmtpServer,
+) -> None:
+    webhook.stop()
+    dispatcher = dispatcher_for(database, settings, clock)
+    store_hours(database, clock, hour(0, {"*": 1450.0}), hour(1, {"*": 1500.0}))
+    clock.advance(seconds=31)
+    dispatcher.run_once()
+    clock.advance(days=1)
+    assert dispatcher.run_once().gave_up == 1
+    webhook.start()
+    store_hours(database, clock, hour(2, {"*": 100.0}))
+    deliver(database, settings, clock)
+    [message] = webhook.bodies  # the first firing was given up; the 4 h reminder was not
+    assert [line.split(" latency")[0] for line in message["text"].splitlines()] == [
+        "STILL FIRING", "RESOLVED"]

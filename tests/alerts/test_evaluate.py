@@ -175,3 +175,31 @@ def test_history_rules_agree_with_the_backtest_however_windows_arrive(
     ends = expected.dropna(subset=["resolved_window_start"])
     assert resolved == sorted(zip(ends["rule"], ends["segment"],
                                   ends["resolved_window_start"], strict=True))
+
+
+def test_two_writers_storing_the_same_windows_at_once_fire_once(database: Database) -> None:
+    import threading
+
+    windows = [w for i, v in enumerate([1450.0, 1500.0]) for w in hour(i, {"*": v})]
+    SqlStore(database).write_windows_and_evaluate(SPEC, 1, "batch", windows[:1], T0 + HOUR)
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            start.wait()
+            SqlStore(database).write_windows_and_evaluate(SPEC, 1, "batch", windows,
+                                                          T0 + 2 * HOUR)
+        except BaseException as err:  # reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=writer) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    with database.connect() as conn:
+        assert [n.kind for _, n in outbox.unrouted(conn)] == ["firing"]
+        events = [e.transition for e in alert_states.events_of(conn, "latency", "batch")]
+    assert events == ["pending", "firing"]
