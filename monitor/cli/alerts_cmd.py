@@ -17,11 +17,11 @@ from typing import Any
 import click
 
 from monitor.alerts.channels import build_channels
-from monitor.alerts.dispatcher import Dispatcher
 from monitor.alerts.policy import Policy
 from monitor.alerts.ports import DeliveryError, scrub
 from monitor.alerts.records import AlertKey, Notification
 from monitor.alerts.routing import Route
+from monitor.alerts.service import dispatcher_from_env
 from monitor.alerts.settings import AlertSettings
 from monitor.alerts.silences import Silence, parse_duration, parse_label
 from monitor.cli.app import load_app
@@ -207,9 +207,9 @@ def alerts_dispatch(ctx: click.Context, once: bool, poll_seconds: float,
     outbox. Run one per database.
     """
     settings = _settings()
-    routes: list[Route] = list(settings.routes)
+    app_routes: list[Route] = []
     if ctx.obj and ctx.obj.get("app_target"):
-        routes += load_app(ctx.obj["app_target"]).routes
+        app_routes = load_app(ctx.obj["app_target"]).routes
     channels = build_channels(settings)
     click.echo(f"results: {mask_url(database_url)}", err=True)
     click.echo(f"channels: {_describe_channels(settings) or 'none configured'}", err=True)
@@ -220,8 +220,7 @@ def alerts_dispatch(ctx: click.Context, once: bool, poll_seconds: float,
     policy = Policy(group_wait=group_wait, repeat_interval=repeat_interval,
                     send_resolved=not no_resolved)
     with _open(database_url) as database:
-        dispatcher = Dispatcher(database, channels, routes=routes, policy=policy,
-                                secrets=settings.secrets(), missing=settings.missing)
+        dispatcher = dispatcher_from_env(database, app_routes, policy, settings=settings)
         if once:
             try:
                 click.echo(str(dispatcher.run_once()))

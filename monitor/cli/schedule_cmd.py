@@ -10,6 +10,8 @@ from types import FrameType
 
 import click
 
+from monitor.alerts.dispatcher import DispatcherThread
+from monitor.alerts.service import start_dispatcher_thread
 from monitor.batch.runner import Target
 from monitor.batch.schedule import (
     DEFAULT_DELAY_S,
@@ -23,7 +25,7 @@ from monitor.cli.batch_cmd import source_url_option
 from monitor.cli.db_cmd import database_url_option
 from monitor.errors import DefinitionError, MonitorError
 from monitor.registry import Monitor
-from monitor.storage.database import DatabaseUnavailableError
+from monitor.storage.database import Database, DatabaseUnavailableError
 from monitor.storage.database_url import mask_url
 from monitor.storage.store import SqlStore
 
@@ -42,11 +44,15 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
               show_default=True, metavar="SECONDS",
               help="How long after a window becomes final (its end + the metric's lateness) "
                    "its run starts.")
+@click.option("--dispatch-alerts", is_flag=True,
+              help="Also deliver alert notifications (as `monitor alerts dispatch` does) "
+                   "in a thread of this process.")
 @database_url_option
 @source_url_option
 @click.pass_context
 def schedule_command(ctx: click.Context, metrics: tuple[str, ...], misfire_grace: int,
-                     delay: float, database_url: str, source_url: str | None) -> None:
+                     delay: float, dispatch_alerts: bool, database_url: str,
+                     source_url: str | None) -> None:
     """Run every metric in batch as each of its windows closes, until SIGINT or SIGTERM.
 
     Each run computes every window closed since the metric's watermark, so windows that
@@ -64,6 +70,7 @@ def schedule_command(ctx: click.Context, metrics: tuple[str, ...], misfire_grace
     settings = ScheduleSettings(app_target, database_url, source_url,
                                 misfire_grace_s=misfire_grace, delay_s=delay)
     scheduler = BatchScheduler(settings)
+    dispatcher = _dispatcher(app, database_url) if dispatch_alerts else None
     stop = threading.Event()
     previous = {sig: signal.signal(sig, _stopper(stop)) for sig in STOP_SIGNALS}
     try:
@@ -81,7 +88,20 @@ def schedule_command(ctx: click.Context, metrics: tuple[str, ...], misfire_grace
         for sig, handler in previous.items():
             signal.signal(sig, handler)  # a second Ctrl-C while waiting interrupts
         scheduler.shutdown(wait=True)
+        if dispatcher is not None:
+            dispatcher.stop()
+            dispatcher.dispatcher.database.dispose()
     click.echo("scheduler stopped")
+
+
+def _dispatcher(app: Monitor, database_url: str) -> DispatcherThread:
+    try:
+        thread = start_dispatcher_thread(Database(database_url), app.routes)
+    except ValueError as err:  # e.g. a malformed MONITOR_SMTP_URL
+        raise click.ClickException(str(err)) from None
+    channels = ", ".join(thread.dispatcher.channels) or "none configured"
+    click.echo(f"dispatching alerts to: {channels}")
+    return thread
 
 
 def _targets(app: Monitor, database_url: str, names: tuple[str, ...]) -> list[Target]:

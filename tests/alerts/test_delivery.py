@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from monitor.alerts.settings import AlertSettings
 from monitor.alerts.silences import Silence
 from monitor.storage import outbox
@@ -204,3 +206,26 @@ def test_a_channel_down_for_longer_than_give_up_after_moves_on(
     [message] = webhook.bodies  # the first firing was given up; the 4 h reminder was not
     assert [line.split(" latency")[0] for line in message["text"].splitlines()] == [
         "STILL FIRING", "RESOLVED"]
+
+
+def test_the_dispatcher_thread_delivers_in_the_background(
+    database: Database, webhook: WebhookReceiver, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    from monitor.alerts.policy import Policy
+    from monitor.alerts.service import start_dispatcher_thread
+    from tests.alerts.test_cli import fire_recently
+
+    monkeypatch.setenv("MONITOR_SLACK_WEBHOOK_URL", webhook.url)
+    thread = start_dispatcher_thread(database, policy=Policy(group_wait=timedelta(0)),
+                                     poll_seconds=0.05)
+    try:
+        fire_recently(database, [1450.0, 1500.0])
+        deadline = time.monotonic() + 10
+        while not webhook.requests and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        thread.stop()
+    [body] = webhook.bodies
+    assert body["text"].startswith("FIRING latency [country=BR] p99 over 1s")
