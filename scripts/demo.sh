@@ -32,6 +32,8 @@ echo "== batch: load the week into the home_events table and backfill every metr
 $monitor batch load data/home.jsonl
 $monitor batch run --since 2026-03-02T00:00Z --until 2026-03-09T00:00Z
 $monitor batch rollup latency --window 1d --since 2026-03-02T00:00Z --until 2026-03-09T00:00Z
+echo "== alerts the batch stage fired (the same the backtests found; old windows page nobody)"
+$monitor alerts list --history 12
 $monitor values export --stage batch --out out/values-batch.csv
 $monitor values export --stage research --out out/values-research.csv
 $monitor metrics list

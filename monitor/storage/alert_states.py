@@ -129,8 +129,9 @@ def active_alerts(conn: Connection, *, status: Sequence[str] = ("pending", "firi
 
 def recent_events(conn: Connection, *, limit: int = 50, metric: str | None = None
                   ) -> list[AlertEvent]:
-    """The latest transitions, newest first."""
-    query = select(EVENTS).order_by(EVENTS.c.id.desc()).limit(limit)
+    """The transitions on the latest windows, newest first."""
+    query = select(EVENTS).order_by(EVENTS.c.window_start.desc(), EVENTS.c.id.desc()
+                                    ).limit(limit)
     if metric is not None:
         query = query.where(EVENTS.c.metric == metric)
     return [_event(row._mapping) for row in conn.execute(query)]
