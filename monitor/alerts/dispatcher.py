@@ -38,7 +38,6 @@ from monitor.alerts.ports import Channel, DeliveryError, scrub
 from monitor.alerts.records import Notification
 from monitor.alerts.routing import Route, channels_for
 from monitor.alerts.silences import silencing
-from monitor.errors import MonitorError
 from monitor.storage import alert_states, outbox, silences
 from monitor.storage.database import Database
 from monitor.storage.types import utc_now
@@ -110,8 +109,10 @@ class Dispatcher:
                 report = self.run_once()
                 if report.messages_sent or report.failed_attempts or report.gave_up:
                     log.info("alert dispatch: %s", report)
-            except MonitorError as err:  # e.g. the database is down: try again later
-                log.warning("alert dispatch round failed: %s", scrub(str(err), self.secrets))
+            except Exception as err:  # e.g. the database is down: a loop must outlive it
+                problem = scrub(f"{type(err).__name__}: {err}", self.secrets)
+                log.warning("alert dispatch round failed, trying again in %.1f s: %s",
+                            poll_seconds, problem)
             stop.wait(poll_seconds)
 
     # -- steps ----------------------------------------------------------------------------

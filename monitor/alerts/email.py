@@ -63,12 +63,14 @@ class SmtpEmail:
                                           context=self._tls())
             else:
                 client = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout_s)
-            with client:
+            try:
                 if smtp.starttls:
                     client.starttls(context=self._tls())
                 if smtp.username:
                     client.login(smtp.username, smtp.password or "")
                 client.send_message(message)
+            finally:
+                _close(client)
         except smtplib.SMTPResponseException as err:
             raise DeliveryError(self._clean(
                 f"SMTP server {smtp.host}:{smtp.port} answered {err.smtp_code} "
@@ -87,6 +89,15 @@ class SmtpEmail:
 
     def _clean(self, text: str) -> str:
         return scrub(text, [self.smtp.password or ""])
+
+
+def _close(client: smtplib.SMTP) -> None:
+    """Say goodbye; once the message is accepted, a failing QUIT must not make it fail
+    (it would be sent again)."""
+    try:
+        client.quit()
+    except (smtplib.SMTPException, OSError):
+        client.close()
 
 
 def _text(reply: bytes | str) -> str:

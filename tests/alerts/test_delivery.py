@@ -3,6 +3,7 @@ windows fire alerts, and the dispatcher delivers what Alertmanager would."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -229,3 +230,31 @@ def test_the_dispatcher_thread_delivers_in_the_background(
         thread.stop()
     [body] = webhook.bodies
     assert body["text"].startswith("FIRING latency [country=BR] p99 over 1s")
+
+
+class Rounds(threading.Event):
+    """Stops a dispatcher loop after ``n`` rounds, without waiting between them."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.left = n
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.left -= 1
+        if self.left <= 0:
+            self.set()
+        return self.is_set()
+
+
+def test_the_dispatcher_loop_outlives_an_unreachable_database(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from monitor.alerts.dispatcher import Dispatcher
+
+    database = Database("postgresql+psycopg://monitor:pw-s3cret@127.0.0.1:1/monitor")
+    Dispatcher(database, {}).run(Rounds(3), poll_seconds=5.0)
+    failures = [r.getMessage() for r in caplog.records
+                if r.getMessage().startswith("alert dispatch round failed")]
+    assert len(failures) == 3
+    assert "127.0.0.1" in failures[0] and "pw-s3cret" not in caplog.text
+    database.dispose()
