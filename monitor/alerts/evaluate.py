@@ -62,11 +62,19 @@ def evaluate_windows(
     notify_within: timedelta = NOTIFY_WITHIN,
     notify: bool = True,
 ) -> list[AlertTransition]:
-    """Evaluate ``metric``'s rules on ``results`` (already stored on ``conn``); store the
-    alert states, the transitions and the notifications on ``conn``; return the
-    transitions in window order per alert.
+    """Evaluate ``metric``'s rules on ``results``; store the alert states, the transitions
+    and the notifications on ``conn``; return the transitions in window order per alert.
 
-    Runs inside the caller's transaction and commits nothing itself. ``results`` may hold
+    Runs inside the caller's transaction and commits nothing itself: store ``results`` on
+    the same connection in the same transaction (the history of earlier windows is read
+    from the stored values), e.g. in the streaming stage, after merging final windows::
+
+        with database.begin() as conn:
+            results.write_windows(conn, metric.name, version, "streaming", final)
+            evaluate_windows(conn, metric, version, "streaming", final, now)
+
+    ``monitor alerts dispatch`` (or :func:`monitor.alerts.service.start_dispatcher_thread`)
+    then delivers what was queued. ``results`` may hold
     any windows and segments in any order; only windows newer than an alert's last
     evaluated window are evaluated. With ``notify`` False the alerts are evaluated and
     recorded but announce nothing new (another stage owns the metric's notifications);
@@ -94,6 +102,12 @@ def evaluate_windows(
         position, notified_at = positions[key]
         windows = [w for w in by_segment[key.segment]
                    if position.last_window is None or w.window_start > position.last_window]
+        late = [w for w in by_segment[key.segment] if position.last_window is not None
+                and w.window_start < position.last_window]
+        if late:
+            log.info("alert %s: %d window(s) before the last evaluated (%s) not evaluated; "
+                     "windows of a segment must come in order", key, len(late),
+                     position.last_window)
         if not windows:
             continue
         field = rule.field or ""
@@ -125,9 +139,9 @@ def evaluate_windows(
             # it fired on old windows (a backfill, a stage catching up) and is firing now
             value, check = walked.last
             since = walked.position.active_since or last.window_start
-            late = AlertTransition(key, "firing", last.window_start, last.window_end, value,
-                                   check.bound, check.detail, severity, alert_labels_)
-            notifications.append(_notification(late, "firing", now, episode=since))
+            current = AlertTransition(key, "firing", last.window_start, last.window_end, value,
+                                      check.bound, check.detail, severity, alert_labels_)
+            notifications.append(_notification(current, "firing", now, episode=since))
             notified_at = now
         _save(conn, key, walked, last.window_end, severity, alert_labels_, notified_at, now)
     alert_states.record_events(conn, transitions, now)

@@ -9,7 +9,7 @@ To add a revision after changing :mod:`monitor.storage.models`, upgrade a scratc
 database to head and let Alembic draft the difference, then review it by hand::
 
     python -c "from monitor.storage.migrate import draft_revision; \\
-               draft_revision('sqlite:///scratch.sqlite', 'add x', rev_id='0002')"
+               draft_revision('sqlite:///scratch.sqlite', 'add x', rev_id='0004')"
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from monitor.storage.models import (
 
 NOTIFICATIONS = table_of(AlertNotificationRow)
 DELIVERIES = table_of(AlertDeliveryRow)
-DELIVERY_STATUSES = ("pending", "sent", "failed", "silenced")
+DELIVERY_STATUSES = ("pending", "sent", "failed")  # silenced ones get no delivery
 
 
 @dataclass(frozen=True)
