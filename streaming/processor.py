@@ -101,6 +101,8 @@ class StreamProcessor:
         self.dead_letter_metric = f"{stream.name}.dead_letters"
         self._dead_letter_counts: Counter[tuple[datetime, datetime, str]] = Counter()
         self._samples: list[DeadLetter] = []
+        self._in_flight = False  # a micro-batch prepared and not yet stored
+        self._backlog_until = 0.0  # monotonic time until which the consumer counts as behind
 
     @property
     def metrics(self) -> list[MetricSpec]:
@@ -136,8 +138,14 @@ class StreamProcessor:
 
     # -- micro-batches -------------------------------------------------------------------
 
+    def note_backlog(self) -> None:
+        """The consumer is behind (its last micro-batch was full): a partition missing from
+        the batches now is waiting in line, not idle, until the backlog is gone."""
+        self._backlog_until = self.clock() + self.settings.idle_timeout_s
+
     def prepare(self, messages: Sequence[RawMessage]) -> Prepared:
         now = self.clock()
+        self._in_flight = True
         fresh = []
         through: dict[int, int] = {}
         for message in messages:
@@ -182,6 +190,7 @@ class StreamProcessor:
         for _ in range(attempts):
             try:
                 self.store()
+                self._done(prepared)
                 return prepared
             except state_store.CheckpointConflict as err:
                 log.warning("%s; reloading its stored state", err)
@@ -191,7 +200,16 @@ class StreamProcessor:
                 prepared = self.prepare(prepared.messages)
                 self.absorb(prepared)
         self.store()
+        self._done(prepared)
         return prepared
+
+    def _done(self, prepared: Prepared) -> None:
+        """A micro-batch is stored. Its partitions were busy, not idle, until now."""
+        now = self.clock()
+        for partition in {m.partition for m in prepared.messages}:
+            if partition in self.owned:
+                self.owned[partition].last_event_at = now
+        self._in_flight = False
 
     def store(self) -> int:
         """Write what changed since the last store in one transaction; partitions written."""
@@ -233,9 +251,13 @@ class StreamProcessor:
         idle_ns = int(self.settings.idle_timeout_s * 1e9)
         now = self.clock()
         wall_ns = self.wall_clock().value
-        for state in self.owned.values():
-            if now - state.last_event_at >= self.settings.idle_timeout_s:
-                state.advance_idle(wall_ns - idle_ns)
+        # While a micro-batch is in flight or the consumer is behind, a partition that sent
+        # nothing lately may just be queued: advancing it by the clock would turn its
+        # events late. Idleness is judged only when the worker keeps up.
+        if not self._in_flight and now >= self._backlog_until:
+            for state in self.owned.values():
+                if now - state.last_event_at >= self.settings.idle_timeout_s:
+                    state.advance_idle(wall_ns - idle_ns)
         self.store()
         return self.finalize()
 

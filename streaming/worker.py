@@ -122,13 +122,15 @@ def _wire(app: faust.App, settings: WorkerSettings, processor: StreamProcessor) 
     source = app.topic(topic_name, value_serializer="raw", key_serializer="raw")
     dead_letters = app.topic(dead_letter_topic(topic_name), value_serializer="raw",
                              key_serializer="raw")
-    retry = _Retry(settings.retry_backoff_s)
+    retry = _Retry(settings.retry_backoff_s, lambda: bool(app.should_stop))
 
     async def consume(stream: Any) -> None:
         async for batch in stream.take_events(settings.take_messages,
                                               within=settings.take_within_s):
             messages = [RawMessage(e.message.partition, e.message.offset, e.message.value,
                                    e.message.key) for e in batch]
+            if len(messages) >= settings.take_messages:
+                processor.note_backlog()
             prepared = processor.prepare(messages)
             if prepared.rejected:
                 await _send_dead_letters(dead_letters, topic_name, prepared.rejected)
@@ -145,8 +147,8 @@ def _wire(app: faust.App, settings: WorkerSettings, processor: StreamProcessor) 
                 log.info("%s: stored %d final windows of %s", topic_name, len(done.windows),
                          done.metric)
         except Exception as err:  # the next tick tries again; the data is held, not lost
-            log.warning("%s: closing windows failed (%s: %s); trying again", topic_name,
-                        type(err).__name__, err)
+            log.warning("%s: closing windows failed (%s); trying again", topic_name,
+                        describe(err))
 
     tick.__name__ = f"tick_{processor.stream.name}"
     app.timer(settings.tick_interval_s, name=f"monitor.tick.{processor.stream.name}")(tick)
@@ -175,7 +177,7 @@ def _wire(app: faust.App, settings: WorkerSettings, processor: StreamProcessor) 
             processor.store()
         except Exception as err:  # nothing is lost: the messages were not acknowledged
             log.warning("%s: final store failed (%s); the next worker replays", topic_name,
-                        type(err).__name__)
+                        describe(err))
 
 
 async def _send_dead_letters(topic: Any, source: str, rejected: Sequence[Rejected]) -> None:
@@ -196,10 +198,15 @@ _MAX_PAYLOAD = 64 * 1024  # of the original message kept in its dead letter
 
 
 class _Retry:
-    """Retries a step that writes to the database, waiting longer each time (to 30 s)."""
+    """Retries a step that writes to the database, waiting longer each time (to 30 s).
 
-    def __init__(self, backoff_s: float) -> None:
+    When the worker is stopping it gives up by raising: the step's messages are then not
+    acknowledged, and whoever owns the partition next replays them.
+    """
+
+    def __init__(self, backoff_s: float, stopping: Callable[[], bool]) -> None:
         self.backoff_s = backoff_s
+        self.stopping = stopping
 
     async def until_done(self, step: Callable[[], object], what: str) -> None:
         delay = self.backoff_s
@@ -208,7 +215,21 @@ class _Retry:
                 step()
                 return
             except Exception as err:
-                log.warning("%s failed (%s: %s); retrying in %.1f s", what,
-                            type(err).__name__, err, delay)
+                if self.stopping():
+                    raise StoppedBeforeStored(f"{what}: stopping before it was stored; it "
+                                              "will be replayed") from err
+                log.warning("%s failed (%s); retrying in %.1f s", what, describe(err), delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+
+
+class StoppedBeforeStored(RuntimeError):
+    """The worker stopped while a micro-batch could not be stored."""
+
+
+def describe(err: BaseException, limit: int = 300) -> str:
+    """One short line: a driver error's message without the SQL and its parameters."""
+    origin = getattr(err, "orig", None) or err
+    first = (str(origin).strip().splitlines() or [""])[0]
+    text = f"{type(err).__name__}: {first}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"

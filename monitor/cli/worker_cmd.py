@@ -41,11 +41,15 @@ LOG_LEVELS = ["crit", "error", "warn", "info", "debug"]
                    "more streams), e.g. a staging topic.")
 @click.option("--max-message-bytes", type=click.IntRange(min=1), default=MAX_MESSAGE_BYTES,
               show_default=True, help="Larger messages are dead-lettered as oversized.")
+@click.option("--session-timeout", type=click.FloatRange(min=1), default=10.0,
+              show_default=True, metavar="SECONDS",
+              help="How long the group waits for a silent worker before giving its partitions "
+                   "to the others.")
 @click.option("--loglevel", type=click.Choice(LOG_LEVELS), default="warn", show_default=True)
 @click.pass_context
 def worker(ctx: click.Context, database_url: str, bootstrap: str, group: str | None,
            partitions: int, idle_timeout: float, max_future: float, topics: tuple[str, ...],
-           max_message_bytes: int, loglevel: str) -> None:
+           max_message_bytes: int, session_timeout: float, loglevel: str) -> None:
     """Compute every metric in the streaming stage from its stream's Kafka topic.
 
     Start as many workers (same --group) as you like: they share the topics' partitions.
@@ -75,7 +79,7 @@ def worker(ctx: click.Context, database_url: str, bootstrap: str, group: str | N
                                    "or point --bootstrap at your Kafka cluster.") from None
     settings = WorkerSettings(
         bootstrap=bootstrap, group=group or f"monitor-{app.name}", partitions=partitions,
-        topics=_topic_overrides(topics, app.streams),
+        topics=_topic_overrides(topics, app.streams), session_timeout_s=session_timeout,
         stream=StreamSettings(idle_timeout_s=idle_timeout, max_future_s=max_future,
                               max_message_bytes=max_message_bytes))
     faust_app = build_app(settings, store.database, targets)

@@ -21,17 +21,18 @@ def excerpt(payload: str | bytes, limit: int = PAYLOAD_EXCERPT_CHARS) -> str:
 
     >>> excerpt("x" * 5000)[-3:], len(excerpt("x" * 5000))
     ('xx…', 1000)
-    >>> excerpt(b'{"ts": \\xff}')
-    '{"ts": \\ufffd}'
+    >>> excerpt(b'{"ts": \\xff}'), excerpt("a\\x00b")
+    ('{"ts": \\ufffd}', 'a\\ufffdb')
     """
     text = payload.decode("utf-8", errors="replace") if isinstance(payload, bytes) else payload
+    text = text.replace("\x00", "\ufffd")  # Postgres text cannot hold NUL
     return text if len(text) <= limit else text[: limit - len(CUT)] + CUT
 
 
 def write_dead_letters(conn: Connection, letters: Iterable[DeadLetter]) -> int:
     now = utc_now()
     rows = (
-        {"source": _source(letter.source), "reason": letter.reason,
+        {"source": _source(letter.source), "reason": letter.reason.replace("\x00", "\ufffd"),
          "payload": excerpt(letter.payload),
          "created_at": now if letter.created_at is None else to_utc(letter.created_at)}
         for letter in letters
