@@ -10,7 +10,8 @@ so a dispatcher killed anywhere resumes from what the rows say:
 3. **group** — deliveries waiting on a channel are grouped by the ``group_by`` labels
    once the oldest has waited ``group_wait``; a group becomes one message whose key
    (the idempotency key) is fixed from then on;
-4. **send** — messages go out per channel in the order their alerts happened. A failed
+4. **send** — messages go out per channel in the order their alerts happened, less any
+   notification a silence created since covers (say, during an outage). A failed
    send is retried with exponential backoff, and later messages on that channel wait
    behind it, so a channel never shows an alert's resolution before its firing. A
    message is given up (status failed) after a permanent error or ``give_up_after``.
@@ -37,7 +38,7 @@ from monitor.alerts.policy import Policy
 from monitor.alerts.ports import Channel, DeliveryError, scrub
 from monitor.alerts.records import Notification
 from monitor.alerts.routing import Route, channels_for
-from monitor.alerts.silences import silencing
+from monitor.alerts.silences import Silence, silencing
 from monitor.storage import alert_states, outbox, silences
 from monitor.storage.database import Database
 from monitor.storage.types import utc_now
@@ -170,6 +171,7 @@ class Dispatcher:
     def _send(self, report: DispatchReport) -> None:
         with self.database.connect() as conn:
             messages = outbox.pending_messages(conn)
+            active = silences.list_silences(conn, self.clock())
         blocked: set[str] = set()
         for message in messages:
             if message.channel in blocked:
@@ -177,6 +179,9 @@ class Dispatcher:
             now = self.clock()
             if message.next_attempt_at is not None and message.next_attempt_at > now:
                 blocked.add(message.channel)  # in backoff; later messages wait behind it
+                continue
+            message = self._unsilenced(message, active, now, report)
+            if not message.delivery_ids:
                 continue
             channel = self.channels.get(message.channel)
             try:
@@ -191,6 +196,25 @@ class Dispatcher:
             report.messages_sent += 1
             log.info("sent %s message %s with %d notification(s)", message.channel,
                      message.key, len(message.notifications))
+
+    def _unsilenced(self, message: outbox.Message, active: Sequence[Silence], now: datetime,
+                    report: DispatchReport) -> outbox.Message:
+        """The message less what a silence created since it was routed now covers."""
+        muted: dict[int, Silence] = {}
+        for delivery_id, note in zip(message.delivery_ids, message.notifications, strict=True):
+            silence = silencing(active, note.labels, now)
+            if silence is not None:
+                muted[delivery_id] = silence
+        if not muted:
+            return message
+        report.silenced += len(muted)
+        with self.database.begin() as conn:
+            for silence in {s.id: s for s in muted.values()}.values():
+                ids = [d for d, s in muted.items() if s.id == silence.id]
+                outbox.mark_silenced(conn, ids, silence.id)
+        log.info("%d notification(s) of %s message %s silenced before sending", len(muted),
+                 message.channel, message.key)
+        return outbox.without(message, list(muted))
 
     def _failed(self, message: outbox.Message, err: Exception, report: DispatchReport,
                 blocked: set[str]) -> None:

@@ -315,7 +315,8 @@ class AlertNotificationRow(Base):
 
 
 class AlertDeliveryRow(Base):
-    """One notification on one channel: pending, sent, or failed (and why).
+    """One notification on one channel: pending, sent, failed (and why), or silenced
+    after it was routed (a silence created while it waited, e.g. during an outage).
 
     Deliveries sent together share a ``message_key`` (the message's idempotency key),
     fixed when the group is formed so that a retry is the same message.

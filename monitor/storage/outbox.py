@@ -10,7 +10,7 @@ at any point resumes where the stored rows say.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +29,7 @@ from monitor.storage.models import (
 
 NOTIFICATIONS = table_of(AlertNotificationRow)
 DELIVERIES = table_of(AlertDeliveryRow)
-DELIVERY_STATUSES = ("pending", "sent", "failed")  # silenced ones get no delivery
+DELIVERY_STATUSES = ("pending", "sent", "failed", "silenced")
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,20 @@ def pending_messages(conn: Connection) -> list[Message]:
                                 max(r.attempts for r in rows), rows[0].next_attempt_at,
                                 min(note.created_at for note in notes)))
     return sorted(messages, key=lambda m: m.delivery_ids[0])
+
+
+def without(message: Message, delivery_ids: Sequence[int]) -> Message:
+    """``message`` less some of its deliveries (e.g. silenced since it was formed)."""
+    keep = [i for i, d in enumerate(message.delivery_ids) if d not in set(delivery_ids)]
+    return replace(message, delivery_ids=tuple(message.delivery_ids[i] for i in keep),
+                   notifications=tuple(message.notifications[i] for i in keep))
+
+
+def mark_silenced(conn: Connection, delivery_ids: Sequence[int], silence_id: int | None
+                  ) -> None:
+    conn.execute(update(DELIVERIES).where(DELIVERIES.c.id.in_(list(delivery_ids)))
+                 .values(status="silenced", next_attempt_at=None,
+                         last_error=f"silenced by silence {silence_id}"))
 
 
 def mark_sent(conn: Connection, message: Message, now: datetime) -> None:

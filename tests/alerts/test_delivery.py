@@ -258,3 +258,32 @@ def test_the_dispatcher_loop_outlives_an_unreachable_database(
     assert len(failures) == 3
     assert "127.0.0.1" in failures[0] and "pw-s3cret" not in caplog.text
     database.dispose()
+
+
+def test_a_silence_set_during_an_outage_holds_back_what_was_queued(
+    database: Database, settings: AlertSettings, clock: Clock, webhook: WebhookReceiver,
+    smtp_server: SmtpServer,
+) -> None:
+    webhook.stop()
+    smtp_server.stop()
+    dispatcher = dispatcher_for(database, settings, clock)
+    store_hours(database, clock, hour(0, {"country=BR": 1450.0, "country=SE": 1450.0}),
+                hour(1, {"country=BR": 1500.0, "country=SE": 1500.0}))
+    clock.advance(seconds=31)
+    assert dispatcher.run_once().failed_attempts == 2  # one grouped message per channel
+    with database.begin() as conn:
+        silence_store.add_silence(conn, Silence(None, segment="country=BR",
+                                                ends_at=clock() + timedelta(hours=6),
+                                                reason="known", created_by="t"), clock())
+    webhook.start()
+    smtp_server.start()
+    clock.advance(minutes=5)
+    assert dispatcher.run_once().messages_sent == 2
+    [body] = webhook.bodies
+    assert [line.split("]")[0] for line in body["text"].splitlines()] == [
+        "FIRING latency [country=SE"]
+    assert "country=BR" not in smtp_server.messages[0].get_body(  # type: ignore[union-attr]
+        ("plain",)).get_content()
+    with database.connect() as conn:
+        statuses = sorted(d.status for d in outbox.recent_deliveries(conn))
+    assert statuses == ["sent", "sent", "silenced", "silenced"]
