@@ -5,14 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import click
+from sqlalchemy.engine import Connection
 
+from monitor.alerts.evaluate import evaluate_windows
 from monitor.batch.service import batch_targets
 from monitor.cli.app import load_app
 from monitor.cli.db_cmd import database_url_option
 from monitor.cli.kafka_options import bootstrap_option
 from monitor.errors import MonitorError
+from monitor.spec import MetricSpec
 from monitor.storage.database import DatabaseUnavailableError
 from monitor.storage.database_url import mask_url
+from monitor.storage.records import WindowResult
 from monitor.storage.store import SqlStore
 from streaming.broker import BrokerError, wait_until_reachable
 from streaming.codec import MAX_MESSAGE_BYTES
@@ -54,7 +58,8 @@ def worker(ctx: click.Context, database_url: str, bootstrap: str, group: str | N
 
     Start as many workers (same --group) as you like: they share the topics' partitions.
     Values of a window are stored once every partition's event time has passed its end
-    plus the metric's lateness. Bad messages go to TOPIC.dead-letters with the reason
+    plus the metric's lateness, and its alert rules are evaluated then (run `monitor alerts
+    dispatch` to deliver the notifications). Bad messages go to TOPIC.dead-letters with the reason
     and are counted as the metric STREAM.dead_letters. Stop with Ctrl-C; a killed worker
     loses nothing: the next one resumes from the stored offsets.
     """
@@ -82,11 +87,18 @@ def worker(ctx: click.Context, database_url: str, bootstrap: str, group: str | N
         topics=_topic_overrides(topics, app.streams), session_timeout_s=session_timeout,
         stream=StreamSettings(idle_timeout_s=idle_timeout, max_future_s=max_future,
                               max_message_bytes=max_message_bytes))
-    faust_app = build_app(settings, store.database, targets)
+    faust_app = build_app(settings, store.database, targets, after_final=evaluate_alerts)
     names = ", ".join(t.metric.name for t in targets)
     click.echo(f"streaming {names} from {bootstrap} into {mask_url(database_url)} "
                f"(group {settings.group})", err=True)
     faust.Worker(faust_app, loglevel=loglevel, quiet=True).execute_from_commandline()
+
+
+def evaluate_alerts(conn: Connection, metric: MetricSpec, version: int,
+                    windows: list[WindowResult]) -> None:
+    """Alert rules on the final windows, in the transaction that stores them (the outbox
+    is written with them; `monitor alerts dispatch` delivers)."""
+    evaluate_windows(conn, metric, version, "streaming", windows)
 
 
 def _topic_overrides(pairs: tuple[str, ...], streams: Mapping[str, object]) -> dict[str, str]:

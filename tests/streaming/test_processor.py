@@ -219,3 +219,50 @@ def test_replayed_messages_are_skipped(store: SqlStore, targets: list[Target],
     prepared = again.handle(messages)
     assert prepared.skipped == len(messages)
     assert not prepared.events
+
+
+def test_streaming_fires_exactly_the_alerts_the_backtest_predicted(
+    store: SqlStore, targets: list[Target], profile
+) -> None:
+    """A week with the example incidents, streamed with alert evaluation in the
+    transaction that stores each final window."""
+    from monitor.alerts.evaluate import evaluate_windows
+    from monitor.research import backtest
+    from monitor.storage import alert_states
+
+    week = generate_events(start=START, days=7, seed=8, events_per_hour=150)
+    clock = Clock()
+    stage = StreamProcessor(
+        store.database, STREAM, TOPIC, PARTITIONS, targets, StreamSettings(idle_timeout_s=5),
+        clock=lambda: clock.monotonic, wall_clock=lambda: clock.wall,
+        after_final=lambda conn, metric, version, windows: evaluate_windows(
+            conn, metric, version, "streaming", windows))
+    stage.assign(range(PARTITIONS))
+    for batch in interleave(messages_of(week, max_batch=200), seed=9):
+        stage.handle(batch)
+        clock.later(0.2)
+        stage.tick()
+    clock.later(6)
+    stage.tick()
+
+    predicted = set()
+    for target in targets:
+        for row in backtest(target.metric, week, profile).to_dict("records"):
+            resolved = row["resolved_window_start"]
+            predicted.add((row["metric"], row["rule"], row["segment"],
+                           row["fired_window_start"].to_pydatetime(),
+                           None if pd.isna(resolved) else resolved.to_pydatetime()))
+    fired = set()
+    with store.database.connect() as conn:
+        for target in targets:
+            metric = target.metric.name
+            open_: dict[tuple[str, str], object] = {}
+            for event in alert_states.events_of(conn, metric, "streaming"):
+                alert = (event.key.rule, event.key.segment)
+                if event.transition == "firing":
+                    open_[alert] = event.window_start
+                elif event.transition == "resolved":
+                    fired.add((metric, *alert, open_.pop(alert), event.window_start))
+            fired |= {(metric, *alert, start, None) for alert, start in open_.items()}
+    assert {episode[0] for episode in predicted} >= {"latency", "fav_rank"}
+    assert fired == predicted
