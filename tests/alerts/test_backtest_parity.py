@@ -49,12 +49,12 @@ class FrameSource:
 
 @pytest.fixture(scope="module")
 def events() -> pd.DataFrame:
-    return generate_events(start=DEFAULT_START, days=DAYS, seed=7, events_per_hour=1000)
+    return generate_events(start=DEFAULT_START, days=DAYS, seed=7, events_per_hour=600)
 
 
 @pytest.fixture(scope="module")
 def profile() -> ReferenceProfile:
-    reference = generate_reference(start=DEFAULT_START, seed=7, events_per_hour=1000)
+    reference = generate_reference(start=DEFAULT_START, seed=7, events_per_hour=600)
     clean, _ = STREAM.schema.validate(reference)
     return fit_profile(clean, STREAM.schema, name="training")
 
