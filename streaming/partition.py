@@ -6,9 +6,14 @@ offset stored with the states says how far they go), and the event-time watermar
 highest event time seen so far on the partition (advanced by wall clock while it is idle).
 
 An event is *late* for a metric when its window ended, plus the metric's allowed
-lateness, at or before the partition's watermark before it: that window may already be
-final everywhere, so the event is dead-lettered instead of silently changing it. The rule
-looks at this partition only, so replaying the partition decides exactly the same way.
+lateness, at or before the highest event time of the partition before it. The rule looks
+at this partition's events only, so replaying the partition decides exactly the same way.
+
+While a partition is idle, its *mark* (how far it lets windows close everywhere) follows
+the wall clock instead, so a quiet partition does not hold every window open. Events it
+receives after that are judged by their own event times as always; if their window was
+closed in the meantime, their partial is merged into the stored window later (a
+correction), so nothing is lost to a pause.
 """
 
 from __future__ import annotations
@@ -32,8 +37,14 @@ class Checkpoint:
     """What is durably stored for a partition: how far its states go."""
 
     offset: int = NO_OFFSET
-    watermark_ns: int | None = None
+    watermark_ns: int | None = None  # the highest event time absorbed
     events: int = 0
+    idle_mark_ns: int | None = None  # how far it lets windows close (at least the above)
+
+    @property
+    def mark_ns(self) -> int | None:
+        marks = [m for m in (self.watermark_ns, self.idle_mark_ns) if m is not None]
+        return max(marks) if marks else None
 
 
 @dataclass
@@ -43,8 +54,9 @@ class PartitionState:
     engine: Engine
     checkpoint: Checkpoint = field(default_factory=Checkpoint)  # as stored
     offset: int = NO_OFFSET  # highest offset absorbed in memory
-    watermark_ns: int | None = None
+    watermark_ns: int | None = None  # highest event time absorbed
     events: int = 0
+    idle_mark_ns: int | None = None
     dirty: set[PartialKey] = field(default_factory=set)
     moved: bool = False  # offset or watermark changed since the last store
     last_event_at: float = 0.0  # wall clock (monotonic) of the last message seen
@@ -56,7 +68,8 @@ class PartitionState:
         engine = Engine(metrics)
         engine.partials.update(partials)
         return cls(topic, partition, engine, checkpoint, checkpoint.offset,
-                   checkpoint.watermark_ns, checkpoint.events, last_event_at=now)
+                   checkpoint.watermark_ns, checkpoint.events, checkpoint.idle_mark_ns,
+                   last_event_at=now)
 
     @property
     def metrics(self) -> dict[str, MetricSpec]:
@@ -95,18 +108,27 @@ class PartitionState:
             self.offset = through_offset
             self.moved = True
 
+    @property
+    def mark_ns(self) -> int | None:
+        """How far this partition lets windows close: its event watermark, or the idle
+        mark when that is further."""
+        marks = [m for m in (self.watermark_ns, self.idle_mark_ns) if m is not None]
+        return max(marks) if marks else None
+
     def advance_idle(self, now_ns: int, step_ns: int = IDLE_STEP_NS) -> bool:
-        """Move the watermark up to ``now_ns`` (the wall clock minus the idle timeout), in
-        steps of at least ``step_ns`` so an idle partition is not rewritten every tick."""
-        if self.watermark_ns is not None and self.watermark_ns + step_ns > now_ns:
+        """Move the mark up to ``now_ns`` (the wall clock minus the idle timeout), in steps
+        of at least ``step_ns`` so an idle partition is not rewritten every tick."""
+        mark = self.mark_ns
+        if mark is not None and mark + step_ns > now_ns:
             return False
-        self.watermark_ns = now_ns
+        self.idle_mark_ns = now_ns
         self.moved = True
         return True
 
     def stored(self) -> None:
         """The current states, offset and watermark are durable now."""
-        self.checkpoint = Checkpoint(self.offset, self.watermark_ns, self.events)
+        self.checkpoint = Checkpoint(self.offset, self.watermark_ns, self.events,
+                                     self.idle_mark_ns)
         self.dirty.clear()
         self.moved = False
 

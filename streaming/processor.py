@@ -213,7 +213,9 @@ class StreamProcessor:
 
     def store(self) -> int:
         """Write what changed since the last store in one transaction; partitions written."""
-        pending = [s for s in self.owned.values() if s.needs_store]
+        # In partition order: two transactions locking checkpoint rows in the same order
+        # cannot deadlock.
+        pending = [s for _, s in sorted(self.owned.items()) if s.needs_store]
         if not pending and not self._dead_letter_counts and not self._samples:
             return 0
         with self.database.begin() as conn:
@@ -264,8 +266,8 @@ class StreamProcessor:
     def finalize(self) -> list[Finalized]:
         finalized = []
         with self.database.begin() as conn:
-            checkpoints = state_store.load_checkpoints(conn, self.topic)
-            marks = [checkpoints[p].watermark_ns if p in checkpoints else None
+            checkpoints = state_store.load_checkpoints(conn, self.topic, lock=True)
+            marks = [checkpoints[p].mark_ns if p in checkpoints else None
                      for p in range(self.partitions)]
             if any(mark is None for mark in marks):
                 return []

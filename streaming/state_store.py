@@ -36,6 +36,7 @@ from monitor.storage.models import (
     table_of,
 )
 from monitor.storage.records import WindowResult
+from monitor.storage.results import read_states
 from monitor.storage.types import utc_now
 from monitor.storage.upsert import bind_processors, upsert_rows
 from streaming.partition import Checkpoint, PartitionState
@@ -53,19 +54,27 @@ class CheckpointConflict(RuntimeError):
 
 def load_checkpoint(conn: Connection, topic: str, partition: int) -> Checkpoint:
     c = CHECKPOINTS.c
-    row = conn.execute(select(c.offset, c.watermark, c.events).where(
+    row = conn.execute(select(c.offset, c.watermark, c.event_watermark, c.events).where(
         c.topic == topic, c.partition == partition)).first()
-    if row is None:
-        return Checkpoint()
-    return Checkpoint(row.offset, _to_ns(row.watermark), row.events)
+    return Checkpoint() if row is None else _checkpoint(row)
 
 
-def load_checkpoints(conn: Connection, topic: str) -> dict[int, Checkpoint]:
+def load_checkpoints(conn: Connection, topic: str, *, lock: bool = False
+                     ) -> dict[int, Checkpoint]:
+    """Every partition's checkpoint; with ``lock``, held until the transaction ends (on
+    Postgres), so that windows are closed by one worker at a time and no partial is
+    stored halfway through."""
     c = CHECKPOINTS.c
-    rows = conn.execute(select(c.partition, c.offset, c.watermark, c.events).where(
-        c.topic == topic))
-    return {row.partition: Checkpoint(row.offset, _to_ns(row.watermark), row.events)
-            for row in rows}
+    query = select(c.partition, c.offset, c.watermark, c.event_watermark, c.events).where(
+        c.topic == topic).order_by(c.partition)
+    if lock:
+        query = query.with_for_update()
+    return {row.partition: _checkpoint(row) for row in conn.execute(query)}
+
+
+def _checkpoint(row: Any) -> Checkpoint:
+    return Checkpoint(row.offset, _to_ns(row.event_watermark), row.events,
+                      _to_ns(row.watermark))
 
 
 def load_partials(conn: Connection, topic: str, partition: int,
@@ -104,10 +113,11 @@ def store_partition(conn: Connection, state: PartitionState, versions: Mapping[s
 
 def _write_checkpoint(conn: Connection, state: PartitionState, now: datetime) -> None:
     c = CHECKPOINTS.c
-    values = {"offset": state.offset, "watermark": _watermark(state.watermark_ns),
-              "events": state.events, "updated_at": now}
+    values = {"offset": state.offset, "watermark": _watermark(state.mark_ns),
+              "event_watermark": _watermark(state.watermark_ns), "events": state.events,
+              "updated_at": now}
     before = state.checkpoint
-    if before.offset == -1 and before.events == 0 and before.watermark_ns is None:
+    if before == Checkpoint():
         exists = conn.execute(select(c.offset).where(
             c.topic == state.topic, c.partition == state.partition)).first()
         if exists is None:
@@ -123,15 +133,24 @@ def _write_checkpoint(conn: Connection, state: PartitionState, now: datetime) ->
 
 
 def final_windows(conn: Connection, topic: str, metric: MetricSpec, version: int,
-                  until: datetime) -> list[WindowResult]:
-    """Windows of ``metric`` ending by ``until``: their partials of every partition merged."""
+                  until: datetime, stage: str = "streaming") -> list[WindowResult]:
+    """Windows of ``metric`` ending by ``until`` that have partials: the partials of every
+    partition merged, into the window's stored state when it was closed before."""
     p = PARTIALS.c
     rows = conn.execute(
         select(p.window_start, p.window_end, p.segment, p.partition, p.state, p.rows)
         .where(p.topic == topic, p.metric == metric.name, p.metric_version == version,
                p.window_end <= until)
-        .order_by(p.window_start, p.segment, p.partition))
+        .order_by(p.window_start, p.segment, p.partition)).all()
     merged: dict[tuple[datetime, str], tuple[datetime, Partial]] = {}
+    if rows:
+        for stored in read_states(conn, metric.name, version, stage,
+                                  min(r.window_start for r in rows), until):
+            key = (stored.window_start, stored.segment)
+            merged[key] = (stored.window_end, Partial(
+                metric.aggregate.state_from_bytes(stored.state), stored.rows))
+    fresh = {(row.window_start, row.segment) for row in rows}
+    merged = {key: value for key, value in merged.items() if key in fresh}
     for row in rows:
         partial = Partial(metric.aggregate.state_from_bytes(row.state), row.rows)
         key = (row.window_start, row.segment)

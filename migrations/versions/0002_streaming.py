@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("partition", sa.Integer(), nullable=False),
         sa.Column("offset", sa.BigInteger(), nullable=False),
         sa.Column("watermark", UTC_TIME, nullable=True),
+        sa.Column("event_watermark", UTC_TIME, nullable=True),
         sa.Column("events", sa.BigInteger(), nullable=False),
         sa.Column("updated_at", UTC_TIME, nullable=False),
         sa.PrimaryKeyConstraint("topic", "partition", name="pk_stream_checkpoints"),

@@ -188,8 +188,10 @@ class StreamCheckpointRow(Base):
 
     Written in the same transaction as the partition's partial states, so a worker that
     restarts (or takes the partition over) resumes exactly where the stored states end:
-    events at or below ``offset`` are skipped. ``watermark`` is the partition's event-time
-    watermark (advanced by wall clock while the partition is idle).
+    events at or below ``offset`` are skipped. ``event_watermark`` is the highest event
+    time absorbed (it decides which events are late); ``watermark`` is how far the
+    partition lets windows close: the event watermark, or the wall clock minus the idle
+    timeout while the partition is idle.
     """
 
     __tablename__ = "stream_checkpoints"
@@ -198,6 +200,7 @@ class StreamCheckpointRow(Base):
     partition: Mapped[int] = mapped_column(Integer, primary_key=True)
     offset: Mapped[int] = mapped_column(BigInteger)  # -1: nothing absorbed yet
     watermark: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    event_watermark: Mapped[datetime | None] = mapped_column(UTCDateTime)
     events: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -207,7 +210,8 @@ class StreamPartialRow(Base):
 
     The stored value of a window is the merge of its partials over all partitions, made
     once every partition's watermark has passed the window's end plus its lateness; the
-    partials are deleted in that same transaction.
+    partials are deleted in that same transaction. A partial that comes later (a partition
+    that was idle had let the window close) is merged into the stored state the same way.
     """
 
     __tablename__ = "stream_partials"

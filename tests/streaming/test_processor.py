@@ -266,3 +266,35 @@ def test_streaming_fires_exactly_the_alerts_the_backtest_predicted(
             fired |= {(metric, *alert, start, None) for alert, start in open_.items()}
     assert {episode[0] for episode in predicted} >= {"latency", "fav_rank"}
     assert fired == predicted
+
+
+def test_a_partition_that_pauses_past_the_idle_timeout_loses_nothing(
+    store: SqlStore, targets: list[Target], events: pd.DataFrame, profile
+) -> None:
+    """Partition 3 goes quiet mid-replay: the others close their windows without it
+    (its mark follows the wall clock); when it comes back, its events still count, merged
+    into the windows already stored."""
+    clock = Clock()
+    stage = processor(store, targets, clock)
+    stage.assign(range(PARTITIONS))
+    messages = messages_of(events, seed=6)
+    held = [m for m in messages if m.partition == 3]
+    first, rest = held[: len(held) // 3], held[len(held) // 3:]
+    others = [m for m in messages if m.partition != 3]
+    for batch in interleave(others + first, seed=7):
+        stage.handle(batch)
+        clock.later(0.2)
+        stage.tick()
+    clock.later(6)
+    closed = stage.tick()  # partition 3 is idle: windows close without its later events
+    assert closed
+    early = stored(store, "latency")
+    assert len(early) > 0
+    for batch in interleave(rest, seed=8):
+        prepared = stage.handle(batch)
+        assert not [r for r in prepared.rejected if r.reason == "late"]
+        clock.later(0.2)
+        stage.tick()
+    clock.later(6)
+    stage.tick()
+    assert_parity(store, targets, events, profile)

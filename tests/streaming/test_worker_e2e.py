@@ -29,13 +29,13 @@ from tests.streaming.workers import (
     STREAM,
     Worker,
     absorbed_events,
-    all_stored,
     assert_same_values,
     example_event_dicts,
     expected_values,
     new_topic,
     promote_to_streaming,
     send,
+    settled,
     wait_for,
 )
 
@@ -73,6 +73,10 @@ def run_id() -> str:
     return uuid.uuid4().hex[:8]
 
 
+def valid_count(events: pd.DataFrame) -> int:
+    return len(STREAM.schema.validate(events)[0])
+
+
 def workers(tmp_path: Path, count: int, *, postgres_url: str, bootstrap: str, run_id: str,
             **options: Any) -> list[Worker]:
     return [Worker(tmp_path / f"worker-{i}.log", database_url=postgres_url,
@@ -99,7 +103,8 @@ def test_streaming_values_equal_research_for_every_example_metric(
                                  for w in pool), 60, "two workers with 2 partitions each",
                      pool)
         send(bootstrap, topic, example_event_dicts(events))
-        wait_for(lambda: all_stored(store, expected), 90, "every window stored", pool)
+        wait_for(settled(store, topic, valid_count(events), expected), 90,
+                 "every window stored", pool)
         assert all(w.alive for w in pool)
     finally:
         codes = [w.stop() for w in pool]
@@ -144,11 +149,12 @@ def test_workers_killed_during_a_replay_lose_and_double_nothing(
             kills += 1
             worker.start()
         producer.join(120)
-        wait_for(lambda: all_stored(store, expected), 120, "every window stored", [worker])
+        wait_for(settled(store, topic, valid_count(events), expected), 120,
+                 "every window stored", [worker])
     finally:
         worker.stop()
     assert kills == 3
-    assert absorbed_events(store, topic) == len(STREAM.schema.validate(events)[0])
+    assert absorbed_events(store, topic) == valid_count(events)
     assert_same_values(store, expected)
 
 
@@ -225,7 +231,8 @@ def test_hostile_input_is_dead_lettered_and_changes_no_value(
         for key, (_, value) in enumerate(late):
             producer.send(topic, value=value, key=str(key).encode())
         producer.flush()
-        wait_for(lambda: all_stored(store, expected), 120, "every window stored", [worker])
+        wait_for(settled(store, topic, valid_count(valid_events), expected), 120,
+                 "every window stored", [worker])
         letters = read_topic(bootstrap, dead_letter_topic(topic),
                              events=len(bad) + len(late), timeout=60)
         assert worker.alive, worker.tail()

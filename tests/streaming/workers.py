@@ -132,6 +132,20 @@ def absorbed_events(store: SqlStore, topic: str) -> int:
     return int(total or 0)
 
 
+def open_partials(store: SqlStore, topic: str) -> int:
+    with store.database.connect() as conn:
+        count = conn.exec_driver_sql(
+            f"SELECT COUNT(*) FROM stream_partials WHERE topic = '{topic}'").scalar()
+    return int(count or 0)
+
+
+def settled(store: SqlStore, topic: str, events: int, expected: dict[str, pd.DataFrame]
+            ) -> Callable[[], bool]:
+    """A condition: every event absorbed, every window stored, nothing left open."""
+    return lambda: (absorbed_events(store, topic) >= events and all_stored(store, expected)
+                    and open_partials(store, topic) == 0)
+
+
 def expected_values(targets: list[Target], events: pd.DataFrame, profile: Any
                     ) -> dict[str, pd.DataFrame]:
     return {t.metric.name: evaluate(t.metric, events, reference=profile).drop(columns="stage")
