@@ -1,0 +1,476 @@
+"""Read-only, bounded queries for the dashboard.
+
+Every query has a limit, a time range or an aggregation in SQL, so a page costs about
+the same with a week of history or a year: series with more windows than a chart can
+show are bucketed in the database (mean, min and max per bucket), the overview reads the
+last windows of each metric through the ``(metric, stage, window_start)`` index, and dead
+letters are counted with ``GROUP BY``.
+
+:class:`DashboardQueries` opens its connections read-only (``default_transaction_read_only``
+on Postgres, ``PRAGMA query_only`` on SQLite): a dashboard bug cannot change the results.
+
+>>> import tempfile, pathlib
+>>> from monitor.storage.migrate import upgrade
+>>> url = f"sqlite:///{pathlib.Path(tempfile.mkdtemp()) / 'monitor.sqlite'}"
+>>> _ = upgrade(url)
+>>> with DashboardQueries.open(url) as queries:
+...     queries.overview(), queries.has_data()
+([], False)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import ColumnElement, Integer, and_, case, cast, event, func, literal, select
+from sqlalchemy.engine import Connection
+
+from metrics.drift import ReferenceProfile
+from monitor.alerts.silences import Silence
+from monitor.spec import OVERALL
+from monitor.storage import (
+    alert_states,
+    dead_letters,
+    definitions,
+    outbox,
+    profiles,
+    results,
+    silences,
+)
+from monitor.storage.alert_states import StoredAlert
+from monitor.storage.dashboard_records import (
+    DEFAULT_MAX_POINTS,
+    DEFAULT_SPARK_WINDOWS,
+    NO_DATA,
+    MetricOverview,
+    TimeRange,
+    worst_status,
+)
+from monitor.storage.database import Database
+from monitor.storage.models import (
+    AlertDeliveryRow,
+    AlertEventRow,
+    AlertNotificationRow,
+    AlertStateRow,
+    MetricValueRow,
+    table_of,
+)
+from monitor.storage.records import DeadLetter, MetricDefinition, StageChange, StoredState
+from monitor.storage.types import to_utc
+from monitor.values import STAGES
+from monitor.windows import Windows
+
+VALUES = table_of(MetricValueRow)
+STATES = table_of(AlertStateRow)
+EVENTS = table_of(AlertEventRow)
+NOTIFICATIONS = table_of(AlertNotificationRow)
+DELIVERIES = table_of(AlertDeliveryRow)
+
+SERIES_COLUMNS = ["stage", "segment", "field", "window_start", "value", "low", "high",
+                  "windows"]
+MAX_SERIES_ROWS = 200_000  # a hard stop: a chart of more points is no use anyway
+DEAD_LETTER_SUFFIX = ".dead_letters"  # the streaming stage's count of rejected input
+
+
+class DashboardQueries:
+    """The dashboard's reads over one database; each call is one short read-only session."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        _make_read_only(database)
+
+    @classmethod
+    def open(cls, url: str) -> DashboardQueries:
+        return cls(Database(url))
+
+    def close(self) -> None:
+        self.database.dispose()
+
+    def __enter__(self) -> DashboardQueries:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"DashboardQueries({self.database.display_url!r})"
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.database.connect() as conn:
+            try:
+                yield conn
+            finally:
+                conn.rollback()
+
+    # -- catalog --------------------------------------------------------------------------
+
+    def has_data(self) -> bool:
+        """Whether anything is stored yet: a registered metric or a value."""
+        with self._read() as conn:
+            for table in (definitions.DEFINITIONS, VALUES):
+                if conn.execute(select(literal(1)).select_from(table).limit(1)).first():
+                    return True
+        return False
+
+    def definitions(self) -> list[MetricDefinition]:
+        with self._read() as conn:
+            return definitions.list_definitions(conn)
+
+    def definition(self, name: str) -> MetricDefinition | None:
+        with self._read() as conn:
+            return definitions.current_definition(conn, name)
+
+    def stage_history(self, metric: str) -> list[StageChange]:
+        with self._read() as conn:
+            return definitions.stage_history(conn, metric)
+
+    def unregistered_metrics(self) -> list[str]:
+        """Metrics with values but no definition (the streaming stage's dead-letter
+        counts), found through the value index, one probe per stage."""
+        with self._read() as conn:
+            known = set(conn.execute(select(definitions.DEFINITIONS.c.name)).scalars())
+            v = VALUES.c
+            names = set(conn.execute(select(v.metric).where(
+                v.metric.like(f"%{DEAD_LETTER_SUFFIX}")).distinct().limit(100)).scalars())
+        return sorted(names - known)
+
+    # -- the overview ---------------------------------------------------------------------
+
+    def overview(self, spark_windows: int = DEFAULT_SPARK_WINDOWS) -> list[MetricOverview]:
+        """Every registered metric's current version: stage, last value, alert status and
+        the last ``spark_windows`` values of its headline field; firing metrics first."""
+        with self._read() as conn:
+            found = definitions.list_definitions(conn)
+            statuses = _alert_counts(conn)
+            rows = [_metric_overview(conn, d, statuses.get((d.name, d.version), {}),
+                                     spark_windows) for d in found]
+        order = {"firing": 0, "pending": 1, "ok": 2, NO_DATA: 3}
+        return sorted(rows, key=lambda m: (order[m.status], m.name))
+
+    # -- values ---------------------------------------------------------------------------
+
+    def latest_window(self, metric: str, version: int | None = None) -> datetime | None:
+        """The newest window start of ``metric`` in any stage (of ``version`` if given)."""
+        with self._read() as conn:
+            starts = [_latest(conn, metric, stage, version) for stage in STAGES]
+        found = [s for s in starts if s is not None]
+        return max(found) if found else None
+
+    def stages_with_values(self, metric: str, version: int) -> list[str]:
+        """The stages ``metric`` has values in, in stage order."""
+        with self._read() as conn:
+            return [stage for stage in STAGES
+                    if _latest(conn, metric, stage, version) is not None]
+
+    def segments_and_fields(self, metric: str, version: int, span: TimeRange
+                            ) -> tuple[list[str], list[str]]:
+        """The segments and fields ``metric`` has values for in ``span``, overall first."""
+        v = VALUES.c
+        where = (v.metric == metric, v.metric_version == version,
+                 v.window_start >= to_utc(span.since), v.window_start < to_utc(span.until))
+        with self._read() as conn:
+            segments = list(conn.execute(select(v.segment).where(*where).distinct()
+                                         .limit(1_000)).scalars())
+            fields = list(conn.execute(select(v.field).where(*where).distinct()
+                                       .limit(1_000)).scalars())
+        segments.sort(key=lambda s: (s != OVERALL, s))
+        return segments, sorted(fields)
+
+    def series(
+        self,
+        metric: str,
+        version: int,
+        span: TimeRange,
+        *,
+        window: str,
+        fields: Sequence[str],
+        segments: Sequence[str],
+        stages: Sequence[str] = STAGES,
+        max_points: int = DEFAULT_MAX_POINTS,
+    ) -> pd.DataFrame:
+        """Values of ``fields`` x ``segments`` x ``stages`` over ``span``, one row per
+        plotted point (columns :data:`SERIES_COLUMNS`).
+
+        When the span holds more than ``max_points`` windows of the metric's ``window``,
+        windows are grouped into buckets in SQL: ``value`` is their mean, ``low``/``high``
+        their min/max and ``windows`` how many there were.
+        """
+        if not fields or not segments or not stages:
+            return _empty_series()
+        width = int(Windows.parse(window).width.total_seconds())
+        bucket = span.bucket_seconds(width, max_points)
+        v = VALUES.c
+        where = and_(v.metric == metric, v.metric_version == version,
+                     v.stage.in_(list(stages)), v.segment.in_(list(segments)),
+                     v.field.in_(list(fields)), v.window_start >= to_utc(span.since),
+                     v.window_start < to_utc(span.until))
+        with self._read() as conn:
+            if bucket == width:
+                query = (select(v.stage, v.segment, v.field, v.window_start, v.value)
+                         .where(where).order_by(v.window_start).limit(MAX_SERIES_ROWS))
+                frame = _frame(conn.execute(query).all(),
+                               ["stage", "segment", "field", "window_start", "value"])
+                frame["low"] = frame["value"]
+                frame["high"] = frame["value"]
+                frame["windows"] = 1
+            else:
+                start = _epoch(conn, v.window_start)
+                slot = cast(func.floor(start / bucket), Integer)
+                query = (select(v.stage, v.segment, v.field, slot.label("slot"),
+                                func.avg(v.value), func.min(v.value), func.max(v.value),
+                                func.count())
+                         .where(where).group_by(v.stage, v.segment, v.field, slot)
+                         .order_by(slot).limit(MAX_SERIES_ROWS))
+                frame = _frame(conn.execute(query).all(),
+                               ["stage", "segment", "field", "slot", "value", "low", "high",
+                                "windows"])
+                frame["window_start"] = pd.to_datetime(frame["slot"].astype("int64") * bucket,
+                                                       unit="s", utc=True)
+        if frame.empty:
+            return _empty_series()
+        frame["window_start"] = pd.to_datetime(frame["window_start"], utc=True)
+        for column in ("value", "low", "high"):
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+        frame["windows"] = frame["windows"].astype("int64")
+        return frame[SERIES_COLUMNS].reset_index(drop=True)
+
+    def states(self, metric: str, version: int, stage: str, span: TimeRange,
+               segment: str, limit: int = 2_000) -> list[StoredState]:
+        """Stored states of one segment over ``span`` (at most ``limit``, the newest)."""
+        with self._read() as conn:
+            found = results.read_states(conn, metric, version, stage, span.since, span.until,
+                                        segment)
+        return found[-limit:]
+
+    def profile(self, name: str, profile_id: str | None) -> ReferenceProfile | None:
+        with self._read() as conn:
+            try:
+                return profiles.load_profile(conn, name, profile_id)
+            except LookupError:
+                return None
+
+    # -- alerts ---------------------------------------------------------------------------
+
+    def active_alerts(self, metric: str | None = None, limit: int = 500) -> list[StoredAlert]:
+        """Firing, then pending alerts."""
+        with self._read() as conn:
+            return alert_states.active_alerts(conn, metric=metric)[:limit]
+
+    def alert_events(self, *, metric: str | None = None, span: TimeRange | None = None,
+                     transitions: Sequence[str] | None = None, limit: int = 500
+                     ) -> pd.DataFrame:
+        """Alert transitions on the latest windows first."""
+        e = EVENTS.c
+        query = select(e.metric, e.metric_version, e.stage, e.rule, e.segment, e.transition,
+                       e.window_start, e.window_end, e.value, e.bound, e.detail, e.severity,
+                       e.at)
+        if metric is not None:
+            query = query.where(e.metric == metric)
+        if span is not None:
+            query = query.where(e.window_start >= to_utc(span.since),
+                                e.window_start < to_utc(span.until))
+        if transitions is not None:
+            query = query.where(e.transition.in_(list(transitions)))
+        query = query.order_by(e.window_start.desc(), e.id.desc()).limit(limit)
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        columns = ["metric", "version", "stage", "rule", "segment", "transition",
+                   "window_start", "window_end", "value", "bound", "detail", "severity", "at"]
+        frame = _frame(rows, columns)
+        for column in ("window_start", "window_end", "at"):
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+        return frame
+
+    def silences(self, now: datetime, limit: int = 200) -> list[Silence]:
+        """Every silence, newest first: active ones and those that ended."""
+        with self._read() as conn:
+            return silences.list_silences(conn, now, include_expired=True)[:limit]
+
+    def delivery_counts(self) -> pd.DataFrame:
+        """Deliveries per channel and status, plus notifications not routed yet."""
+        d = DELIVERIES.c
+        with self._read() as conn:
+            rows = conn.execute(select(d.channel, d.status, func.count())
+                                .group_by(d.channel, d.status)
+                                .order_by(d.channel, d.status)).all()
+            waiting = outbox.count_unrouted(conn)
+            n = NOTIFICATIONS.c
+            outcomes = conn.execute(select(n.outcome, func.count()).where(
+                n.outcome.is_not(None)).group_by(n.outcome)).all()
+        frame = _frame(rows, ["channel", "status", "count"])
+        extra = [("(outbox)", "not routed yet", waiting)] if waiting else []
+        extra += [("(outbox)", str(outcome), count) for outcome, count in outcomes
+                  if outcome != "routed"]
+        if extra:
+            frame = pd.concat([frame, _frame(extra, ["channel", "status", "count"])],
+                              ignore_index=True)
+        return frame
+
+    def recent_deliveries(self, limit: int = 100) -> list[outbox.Delivery]:
+        with self._read() as conn:
+            return outbox.recent_deliveries(conn, limit)
+
+    # -- dead letters ---------------------------------------------------------------------
+
+    def dead_letter_counts(self, since: datetime | None = None) -> pd.DataFrame:
+        """Stored dead letters by source and reason (the part before ``: detail``)."""
+        d = dead_letters.DEAD_LETTERS.c
+        with self._read() as conn:
+            reason = _reason_prefix(conn, d.reason)
+            query = (select(d.source, reason.label("reason"), func.count().label("count"),
+                            func.max(d.created_at).label("latest"))
+                     .group_by(d.source, reason).order_by(func.count().desc()).limit(200))
+            if since is not None:
+                query = query.where(d.created_at >= to_utc(since))
+            frame = _frame(conn.execute(query).all(), ["source", "reason", "count", "latest"])
+        frame["latest"] = pd.to_datetime(frame["latest"], utc=True)
+        return frame
+
+    def dead_letter_metric_counts(self, span: TimeRange) -> pd.DataFrame:
+        """Every rejected input the streaming stage counted (its samples are capped), by
+        metric and reason over ``span``."""
+        v = VALUES.c
+        with self._read() as conn:
+            query = (select(v.metric, v.segment, func.sum(v.value))
+                     .where(v.metric.like(f"%{DEAD_LETTER_SUFFIX}"),
+                            v.segment.like("reason=%"), v.field == "count",
+                            v.window_start >= to_utc(span.since),
+                            v.window_start < to_utc(span.until))
+                     .group_by(v.metric, v.segment).order_by(func.sum(v.value).desc())
+                     .limit(200))
+            frame = _frame(conn.execute(query).all(), ["metric", "segment", "count"])
+        frame["reason"] = frame["segment"].str.removeprefix("reason=")
+        frame["count"] = pd.to_numeric(frame["count"]).fillna(0).astype("int64")
+        return frame[["metric", "reason", "count"]]
+
+    def recent_dead_letters(self, limit: int = 50) -> list[DeadLetter]:
+        with self._read() as conn:
+            return dead_letters.recent_dead_letters(conn, None, limit)
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def _make_read_only(database: Database) -> None:
+    dialect = database.dialect
+
+    @event.listens_for(database.engine, "connect")
+    def _read_only(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        if dialect == "sqlite":
+            cursor.execute("PRAGMA query_only = ON")
+        elif dialect == "postgresql":
+            cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            dbapi_connection.commit()
+        cursor.close()
+
+
+def _latest(conn: Connection, metric: str, stage: str, version: int | None) -> datetime | None:
+    v = VALUES.c
+    query = select(func.max(v.window_start)).where(v.metric == metric, v.stage == stage)
+    if version is not None:
+        query = query.where(v.metric_version == version)
+    found = conn.execute(query).scalar()
+    return None if found is None else to_utc(found)
+
+
+def _alert_counts(conn: Connection) -> dict[tuple[str, int], dict[str, int]]:
+    s = STATES.c
+    rows = conn.execute(select(s.metric, s.metric_version, s.status, func.count())
+                        .where(s.status.in_(["pending", "firing"]))
+                        .group_by(s.metric, s.metric_version, s.status)).all()
+    counts: dict[tuple[str, int], dict[str, int]] = {}
+    for metric, version, status, count in rows:
+        counts.setdefault((metric, version), {})[status] = int(count)
+    return counts
+
+
+def headline_field(definition: MetricDefinition) -> str | None:
+    """The field the metric's first alert rule watches, if it has rules."""
+    for rule in definition.spec.get("alerts") or ():  # type: ignore[attr-defined]
+        if isinstance(rule, dict) and rule.get("field"):
+            return str(rule["field"])
+    return None
+
+
+def _metric_overview(conn: Connection, definition: MetricDefinition,
+                     alerts: dict[str, int], spark_windows: int) -> MetricOverview:
+    latest = {stage: _latest(conn, definition.name, stage, definition.version)
+              for stage in STAGES}
+    if latest[definition.stage] is not None:
+        stage: str | None = definition.stage
+    else:
+        with_values = [(t, s) for s, t in latest.items() if t is not None]
+        stage = max(with_values)[1] if with_values else None
+    field = headline_field(definition)
+    last_start = latest[stage] if stage is not None else None
+    sparkline: tuple[float, ...] = ()
+    last_value = math.nan
+    if stage is not None and last_start is not None:
+        v = VALUES.c
+        if field is None:
+            field = conn.execute(select(v.field).where(
+                v.metric == definition.name, v.metric_version == definition.version,
+                v.stage == stage, v.window_start == last_start).order_by(v.field).limit(1)
+            ).scalar()
+        width = Windows.parse(definition.window).width.to_pytimedelta()
+        since = last_start - width * (spark_windows - 1)
+        rows = conn.execute(select(v.window_start, v.value).where(
+            v.metric == definition.name, v.metric_version == definition.version,
+            v.stage == stage, v.segment == OVERALL, v.field == field,
+            v.window_start >= since, v.window_start <= last_start)
+            .order_by(v.window_start)).all()
+        sparkline = tuple(float(value) for _, value in rows)
+        if rows and to_utc(rows[-1][0]) == last_start:
+            last_value = float(rows[-1][1])
+    status = NO_DATA if stage is None else worst_status(alerts)
+    return MetricOverview(
+        name=definition.name, version=definition.version, stage=definition.stage,
+        owner=definition.owner, window=definition.window, description=definition.description,
+        value_stage=stage, headline=field, last_window_start=last_start, last_value=last_value,
+        status=status, alerts=dict(alerts), sparkline=sparkline)
+
+
+def _epoch(conn: Connection, column: Any) -> ColumnElement[Any]:
+    """Seconds since 1970 of a UTC datetime column, in this database's SQL."""
+    if conn.dialect.name == "sqlite":
+        return cast(func.strftime("%s", column), Integer)
+    return func.extract("epoch", column)
+
+
+def _reason_prefix(conn: Connection, column: Any) -> ColumnElement[Any]:
+    """The reason without its ``: detail`` (the streaming stage appends one per message)."""
+    if conn.dialect.name == "postgresql":
+        return func.split_part(column, ": ", 1)
+    at = func.instr(column, ": ")
+    return case((at > 0, func.substr(column, 1, at - 1)), else_=column)
+
+
+def _frame(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:
+    if not rows:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
+    return pd.DataFrame([tuple(row) for row in rows], columns=columns)
+
+
+def _empty_series() -> pd.DataFrame:
+    frame = pd.DataFrame({c: pd.Series(dtype="object") for c in SERIES_COLUMNS})
+    frame["window_start"] = pd.Series(dtype="datetime64[ns, UTC]")
+    for column in ("value", "low", "high"):
+        frame[column] = pd.Series(dtype="float64")
+    frame["windows"] = pd.Series(dtype="int64")
+    return frame
+
+
+def default_range(latest: datetime | None, days: float, now: datetime | None = None
+                  ) -> TimeRange:
+    """``days`` back from just after the newest window (or from now without one)."""
+    end = latest + timedelta(seconds=1) if latest is not None else (now or datetime.now(UTC))
+    return TimeRange(end - timedelta(days=days), end)
+
+
