@@ -9,6 +9,7 @@ import click
 from monitor.cli.alerts_cmd import alerts_group
 from monitor.cli.batch_cmd import batch_group
 from monitor.cli.broker_cmd import broker
+from monitor.cli.dashboard_cmd import dashboard_command
 from monitor.cli.db_cmd import db_group
 from monitor.cli.metrics_cmd import metrics_group
 from monitor.cli.promote_cmd import promote
@@ -46,3 +47,4 @@ cli.add_command(values_group)
 cli.add_command(stream_group)
 cli.add_command(broker)
 cli.add_command(alerts_group)
+cli.add_command(dashboard_command)

@@ -1,0 +1,166 @@
+"""Charts: pure functions from the queries' frames to Altair charts (or SVG for sparklines).
+
+No Streamlit and no database here, so the drawing is tested apart from the pages. Times
+are shown in UTC, like the windows they are.
+
+>>> svg = sparkline_svg([1.0, 3.0, float("nan"), 2.0])
+>>> svg.startswith("<svg") and svg.count("<polyline") == 2  # a gap where a value is missing
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from decimal import Decimal
+
+import altair as alt
+import pandas as pd
+
+UTC_AXIS = alt.Axis(format="%b %d %H:%M", title="window start (UTC)", labelOverlap=True)
+UTC_SCALE = alt.Scale(type="utc")
+STAGE_DASH = alt.Scale(domain=["research", "batch", "streaming"],
+                       range=[[2, 2], [1, 0], [6, 3]])
+TRANSITION_COLORS = alt.Scale(domain=["firing", "resolved", "pending", "cleared"],
+                              range=["#d62728", "#2ca02c", "#ff7f0e", "#7f7f7f"])
+
+
+def sparkline_svg(values: Sequence[float], width: int = 140, height: int = 28) -> str:
+    """An inline SVG line of ``values`` (oldest first); missing values leave a gap."""
+    finite = [v for v in values if not math.isnan(v)]
+    if not finite:
+        return f'<svg width="{width}" height="{height}"></svg>'
+    low, high = min(finite), max(finite)
+    spread = (high - low) or 1.0
+    step = width / max(len(values) - 1, 1)
+    runs: list[list[str]] = [[]]
+    for i, value in enumerate(values):
+        if math.isnan(value):
+            runs.append([])
+            continue
+        y = height - 2 - (value - low) / spread * (height - 4)
+        runs[-1].append(f"{i * step:.1f},{y:.1f}")
+    lines = "".join(
+        f'<polyline fill="none" stroke="#1f77b4" stroke-width="1.5" points="{" ".join(r)}"/>'
+        for r in runs if r)
+    return (f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+            f'role="img">{lines}</svg>')
+
+
+def series_chart(series: pd.DataFrame, thresholds: pd.DataFrame | None = None,
+                 markers: pd.DataFrame | None = None, *, title: str = "") -> alt.LayerChart:
+    """Lines per segment (colour) and stage (dash), a min-max band where points are
+    buckets of windows, threshold rules and alert markers.
+
+    ``series`` has the columns of :data:`monitor.storage.dashboard_queries.SERIES_COLUMNS`;
+    ``thresholds`` has ``rule`` and ``bound``; ``markers`` has ``window_start``, ``value``,
+    ``transition``, ``rule`` and ``segment``.
+    """
+    base = alt.Chart(series).encode(
+        x=alt.X("window_start:T", axis=UTC_AXIS, scale=UTC_SCALE),
+        color=alt.Color("segment:N", title="segment"),
+    )
+    tooltip = [alt.Tooltip("window_start:T", format="%Y-%m-%d %H:%M", title="window (UTC)"),
+               "stage:N", "segment:N", alt.Tooltip("value:Q", format=".4g"), "windows:Q"]
+    line = base.mark_line(point=len(series) <= 200, strokeWidth=1.6).encode(
+        y=alt.Y("value:Q", title=title or "value", scale=alt.Scale(zero=False)),
+        strokeDash=alt.StrokeDash("stage:N", scale=STAGE_DASH, title="stage"),
+        detail="stage:N", tooltip=tooltip)
+    layers: list[alt.Chart] = []
+    if len(series) and int(series["windows"].max()) > 1:
+        layers.append(base.mark_area(opacity=0.15).encode(y="low:Q", y2="high:Q",
+                                                          detail="stage:N"))
+    layers.append(line)
+    if thresholds is not None and len(thresholds):
+        layers.append(alt.Chart(thresholds).mark_rule(color="#d62728", strokeDash=[4, 4])
+                      .encode(y="bound:Q", tooltip=["rule:N", "bound:Q"]))
+    if markers is not None and len(markers):
+        layers.append(alt.Chart(markers).mark_point(size=90, filled=True, shape="triangle-up")
+                      .encode(x=alt.X("window_start:T", scale=UTC_SCALE),
+                              y="value:Q",
+                              color=alt.Color("transition:N", scale=TRANSITION_COLORS,
+                                              title="alert"),
+                              tooltip=["transition:N", "rule:N", "segment:N",
+                                       alt.Tooltip("window_start:T", format="%Y-%m-%d %H:%M"),
+                                       alt.Tooltip("value:Q", format=".4g")]))
+    return alt.layer(*layers).resolve_scale(color="independent").properties(height=280)
+
+
+def tails_chart(frame: pd.DataFrame, low: str, high: str, *, log: bool = False
+                ) -> alt.LayerChart:
+    """A band from quantile ``low`` to ``high`` with a line per quantile.
+
+    ``frame`` is long: ``window_start``, ``field`` (p50, p95, ...) and ``value``.
+    """
+    wide = frame.pivot_table(index="window_start", columns="field", values="value",
+                             aggfunc="mean").reset_index()
+    scale = alt.Scale(type="log" if log else "linear", zero=False)
+    x = alt.X("window_start:T", axis=UTC_AXIS, scale=UTC_SCALE)
+    band = alt.Chart(wide).mark_area(opacity=0.2, color="#1f77b4").encode(
+        x=x, y=alt.Y(f"{_quoted(low)}:Q", scale=scale, title="value"),
+        y2=f"{_quoted(high)}:Q")
+    lines = alt.Chart(frame).mark_line(strokeWidth=1.5).encode(
+        x=x, y=alt.Y("value:Q", scale=scale),
+        color=alt.Color("field:N", title="quantile", sort=sorted(frame["field"].unique(),
+                                                                 key=_quantile_order)),
+        tooltip=[alt.Tooltip("window_start:T", format="%Y-%m-%d %H:%M"), "field:N",
+                 alt.Tooltip("value:Q", format=".4g")])
+    return alt.LayerChart(layer=[band, lines], height=300)
+
+
+def histogram_chart(bins: pd.DataFrame, *, numeric: bool) -> alt.Chart:
+    """Reference against current shares per bin.
+
+    Numeric ``bins``: ``left``, ``right``, ``share`` and ``which`` (reference/current),
+    drawn as densities over the value axis (quantile bins have unequal widths);
+    categorical: ``category``, ``share`` and ``which``, as grouped bars.
+    """
+    colors = alt.Scale(domain=["reference", "current"], range=["#9aa5b1", "#d62728"])
+    if numeric:
+        data = bins.assign(density=bins["share"] / (bins["right"] - bins["left"]))
+        return alt.Chart(data).mark_bar(opacity=0.55, binSpacing=0).encode(
+            x=alt.X("left:Q", title="value"), x2="right:Q",
+            y=alt.Y("density:Q", title="share per unit", stack=None),
+            color=alt.Color("which:N", scale=colors, title=None),
+            tooltip=["which:N", alt.Tooltip("left:Q", format=".4g"),
+                     alt.Tooltip("right:Q", format=".4g"), alt.Tooltip("share:Q", format=".2%")],
+        ).properties(height=260)
+    return alt.Chart(bins).mark_bar().encode(
+        x=alt.X("category:N", title=None, sort="-y"), xOffset="which:N",
+        y=alt.Y("share:Q", axis=alt.Axis(format="%")),
+        color=alt.Color("which:N", scale=colors, title=None),
+        tooltip=["which:N", "category:N", alt.Tooltip("share:Q", format=".2%")],
+    ).properties(height=260)
+
+
+def bar_chart(frame: pd.DataFrame, category: str, count: str, color: str | None = None
+              ) -> alt.Chart:
+    encoding = {"y": alt.Y(f"{category}:N", sort="-x", title=None),
+                "x": alt.X(f"{count}:Q", title=count),
+                "tooltip": [f"{category}:N", f"{count}:Q"]}
+    if color is not None:
+        encoding["color"] = alt.Color(f"{color}:N")
+    return alt.Chart(frame).mark_bar().encode(**encoding).properties(
+        height=max(80, 28 * frame[category].nunique()))
+
+
+def _quoted(field: str) -> str:
+    """A field name for an Altair shorthand (dots would mean nesting)."""
+    return field.replace(".", "\\.")
+
+
+def quantile_of(field: str) -> float:
+    """The quantile a tails field names: ``p99.9`` is 0.999 (NaN for other fields).
+
+    >>> [quantile_of(f) for f in ("p5", "p50", "p99.9", "count")]
+    [0.05, 0.5, 0.999, nan]
+    """
+    try:
+        return float(Decimal(field[1:]).scaleb(-2)) if field.startswith("p") else math.nan
+    except ArithmeticError:  # not a number after the p
+        return math.nan
+
+
+def _quantile_order(field: str) -> float:
+    found = quantile_of(field)
+    return math.inf if math.isnan(found) else found

@@ -1,0 +1,3 @@
+from dashboard.views import dead_letters
+
+dead_letters.render()

@@ -1,0 +1,180 @@
+"""A realistic results database for the dashboard tests: the example app's week through
+the batch stage (alerts included), research and streaming twins of some metrics, dead
+letters, silences and alert deliveries (sent, failed, silenced, pending).
+
+Seeding takes a few seconds, so the tests build one SQLite file per session and only read
+it: the dashboard never writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from examples.music_home import mon
+from examples.music_home_events import DEFAULT_START, generate_events, generate_reference
+from monitor.alerts.dispatcher import Dispatcher
+from monitor.alerts.ports import DeliveryError
+from monitor.alerts.records import Notification
+from monitor.alerts.silences import Silence
+from monitor.batch.runner import BatchRunner
+from monitor.batch.service import batch_targets, bind_stored_reference
+from monitor.engine import Engine
+from monitor.references import fit_profile
+from monitor.storage import alert_states, silences
+from monitor.storage.migrate import upgrade
+from monitor.storage.records import DeadLetter, WindowResult, window_results
+from monitor.storage.store import SqlStore
+
+DAYS = 7  # every incident of the example week
+EVENTS_PER_HOUR = 300
+START = DEFAULT_START
+STREAM = mon.streams["home"]
+RESEARCH_METRICS = ("latency", "ctr")  # stored as research too: parity on the metric page
+STREAMING_METRIC = "latency"  # and streamed over the last two days
+DEAD_LETTER_METRIC = "home.dead_letters"
+# A dead letter whose payload looks like a secret: the secrets test checks it is masked.
+PAYLOAD_WITH_TOKEN = '{"ts": "not a time", "note": "token=SEEDED-TOKEN-123"}'
+
+
+@dataclass(frozen=True)
+class Seeded:
+    url: str
+    metrics: tuple[str, ...]
+    firing: tuple[str, ...]  # metrics with an alert still firing at the end
+
+
+class FrameSource:
+    """Events held in memory, served like a table: by event time, in one chunk a slice."""
+
+    def __init__(self, events: pd.DataFrame) -> None:
+        self.events = events
+        self.times = pd.to_datetime(events["ts"], utc=True, errors="coerce")
+
+    def check(self) -> None:
+        pass
+
+    def earliest(self) -> pd.Timestamp | None:
+        return self.times.min()
+
+    def chunks(self, since: pd.Timestamp, until: pd.Timestamp) -> Iterator[pd.DataFrame]:
+        yield self.events[(self.times >= since) & (self.times < until)]
+
+
+class FakeChannel:
+    """Slack succeeds; email fails for good (a wrong recipient, say)."""
+
+    def __init__(self, name: str, fail: bool) -> None:
+        self.name = name
+        self.fail = fail
+
+    def send(self, key: str, notifications: Sequence[Notification]) -> None:
+        if self.fail:
+            raise DeliveryError("550 mailbox unavailable", transient=False)
+
+
+def seed(url: str, *, days: int = DAYS, secrets_in_rows: Sequence[str] = ()) -> Seeded:
+    """Migrate ``url`` and fill it with ``days`` of the example week; ``secrets_in_rows``
+    are planted in a delivery error and a dead letter, as a careless channel or producer
+    might leave them."""
+    upgrade(url)
+    end = START + pd.Timedelta(days=days)
+    now = (end + pd.Timedelta("5min")).to_pydatetime()
+    events = generate_events(start=START, days=days, seed=5, events_per_hour=EVENTS_PER_HOUR)
+    events = _with_bad_rows(events)
+    reference = generate_reference(start=START, seed=5, events_per_hour=EVENTS_PER_HOUR)
+    clean, _ = STREAM.schema.validate(reference)
+    profile = fit_profile(clean, STREAM.schema, name="training")
+    with SqlStore.open(url) as store:
+        store.save_profile(profile, fitted_at=START.to_pydatetime())
+        for spec in mon.metrics.values():
+            version = store.register_metric(bind_stored_reference(spec, store),
+                                            by="seed").version
+            store.record_stage_change(spec.name, version, "batch", by="seed",
+                                      reason="backtest over the example week")
+        targets = {t.metric.name: t for t in batch_targets(mon, store)}
+        BatchRunner(store, lambda m: FrameSource(events)).run_many(
+            list(targets.values()), since=START, until=end, now=pd.Timestamp(now))
+        valid, _ = STREAM.schema.validate(events)
+        for name in RESEARCH_METRICS:
+            target = targets[name]
+            _write_engine(store, target.metric, target.version, "research", valid)
+        latest = valid[pd.to_datetime(valid["ts"], utc=True) >= end - pd.Timedelta("2D")]
+        streamed = targets[STREAMING_METRIC]
+        store.record_stage_change(STREAMING_METRIC, streamed.version, "streaming", by="seed",
+                                  reason="parity with batch over two days")
+        _write_engine(store, streamed.metric, streamed.version, "streaming", latest)
+        _dead_letters(store, end, secrets_in_rows)
+        _dispatch(store, now, secrets_in_rows)
+        with store.database.begin() as conn:
+            silences.add_silence(conn, Silence(
+                None, metric="ctr", labels={"country": "SE"},
+                ends_at=now + timedelta(hours=6), reason="SE holiday traffic",
+                created_by="oncall"), now - timedelta(hours=1))
+        firing = sorted({a.key.metric for a in _firing(store)})
+    return Seeded(url, tuple(mon.metrics), tuple(firing))
+
+
+def _with_bad_rows(events: pd.DataFrame) -> pd.DataFrame:
+    """A few rows the schema rejects, so the batch stage writes dead letters."""
+    bad = events.sample(8, random_state=1).copy()
+    bad.iloc[:4, bad.columns.get_loc("latency_ms")] = np.inf
+    bad.iloc[4:, bad.columns.get_loc("country")] = None
+    return pd.concat([events, bad], ignore_index=True)
+
+
+def _write_engine(store: SqlStore, metric, version: int, stage: str,  # type: ignore[no-untyped-def]
+                  events: pd.DataFrame) -> None:
+    engine = Engine([metric])
+    engine.update(events)
+    store.write_windows(metric.name, version, stage, window_results(metric, engine.partials))
+
+
+def _dead_letters(store: SqlStore, end: pd.Timestamp, secrets: Sequence[str]) -> None:
+    """Streaming dead letters: samples in the table and counts as the stream's metric."""
+    reasons = {"invalid JSON": 40, "unparseable timestamp in ts": 25, "oversized message": 3}
+    letters = []
+    windows = []
+    for hour in range(24):
+        start = (end - pd.Timedelta(hours=24 - hour)).to_pydatetime()
+        counts = {reason: n * (1 + hour % 3) // 3 for reason, n in reasons.items()}
+        for reason, count in counts.items():
+            windows.append(WindowResult(f"reason={reason}", start, start + timedelta(hours=1),
+                                        count, {"count": float(count)}))
+            letters += [DeadLetter("stream:home-events", f"{reason}: sample {i}",
+                                   '{"ts": 17, "user_id": "x"' if reason == "invalid JSON"
+                                   else PAYLOAD_WITH_TOKEN,
+                                   start + timedelta(minutes=i)) for i in range(min(count, 2))]
+        windows.append(WindowResult("*", start, start + timedelta(hours=1),
+                                    sum(counts.values()), {"count": float(sum(counts.values()))}))
+    for secret in secrets:
+        letters.append(DeadLetter("stream:home-events", "invalid JSON: leaked",
+                                  f'{{"password": "{secret}"}}', end.to_pydatetime()))
+    store.write_dead_letters(letters)
+    store.write_windows(DEAD_LETTER_METRIC, 1, "streaming", windows)
+
+
+def _dispatch(store: SqlStore, at: datetime, secrets: Sequence[str]) -> None:
+    """Deliver what the batch stage queued: Slack accepts, email refuses."""
+    channels = {"slack": FakeChannel("slack", fail=False), "email": FakeChannel("email", True)}
+    now = [at]
+    dispatcher = Dispatcher(store.database, channels, clock=lambda: now[0])
+    for minutes in (1, 2):  # route, then send once the group wait has passed
+        now[0] = at + timedelta(minutes=minutes)
+        dispatcher.run_once()
+    if secrets:
+        with store.database.begin() as conn:
+            conn.exec_driver_sql(
+                "UPDATE alert_deliveries SET last_error = ? WHERE status = 'failed'"
+                if store.database.dialect == "sqlite" else
+                "UPDATE alert_deliveries SET last_error = %s WHERE status = 'failed'",
+                (f"POST {' '.join(secrets)} failed",))
+
+
+def _firing(store: SqlStore) -> list[alert_states.StoredAlert]:
+    with store.database.connect() as conn:
+        return alert_states.active_alerts(conn, status=("firing",))

@@ -1,0 +1,200 @@
+"""Every dashboard page on the seeded example week and on an empty database (AppTest)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from urllib.parse import parse_qsl, urlsplit
+
+import pandas as pd
+import pytest
+
+from monitor.alerts.records import AlertKey, Notification
+from monitor.alerts.render import dashboard_link
+from tests.dashboard.conftest import PAGES, AppFactory
+from tests.dashboard.helpers import charts, marks, texts
+from tests.dashboard.seed import DEAD_LETTER_METRIC, Seeded
+
+
+def test_overview_lists_every_metric_with_firing_alerts_on_top(
+    seeded: Seeded, run_app: AppFactory
+) -> None:
+    app = run_app(seeded.url)
+    assert [t.value for t in app.title] == ["domain-monitor"]
+    [table] = [m.value for m in app.markdown if "monitor-overview" in m.value]
+    rows = table.split("<tr>")[2:]  # after the header
+    assert len(rows) == len(seeded.metrics)
+    names = [next(name for name in seeded.metrics if f">{name}</a>" in row) for row in rows]
+    assert set(names) == set(seeded.metrics)
+    firing = set(seeded.firing)
+    assert firing, "the seeded week leaves alerts firing"
+    assert set(names[: len(firing)]) == firing  # firing metrics first
+    assert all("firing" in row for row in rows[: len(firing)])
+    assert all(row.count("<polyline") >= 1 for row in rows)  # a sparkline each
+    assert 'href="metric?metric=latency"' in table
+    assert "home-platform" in table and "streaming" in table  # owner and stage
+    text = texts(app)
+    assert f"Firing alerts ({len(firing)})" in text
+    assert all(name in text for name in firing)
+    assert DEAD_LETTER_METRIC in text
+
+
+def test_metric_page_overlays_stages_with_thresholds_and_alert_markers(
+    seeded: Seeded, run_app: AppFactory
+) -> None:
+    app = run_app(seeded.url, metric="latency")  # the short link: /?metric=NAME
+    assert [t.value for t in app.title] == ["latency"]
+    [(spec, data)] = charts(app)
+    assert marks(spec) == ["line", "rule", "point"]  # series, threshold, alert markers
+    series, threshold, markers = data
+    assert set(series["stage"]) == {"research", "batch", "streaming"}
+    assert set(series["field"]) == {"p99"} and set(series["segment"]) == {"*"}
+    assert list(threshold["bound"]) == [1000.0]
+    assert set(markers["transition"]) == {"firing", "resolved"}
+    [parity, history] = [t.value for t in app.table]
+    assert set(parity["verdict"]) == {"identical"}
+    assert list(history["to"]) == ["research", "batch", "streaming"]
+
+
+def test_metric_page_link_preselects_the_segment_and_a_longer_range(
+    seeded: Seeded, run_app: AppFactory
+) -> None:
+    app = run_app(seeded.url, page="metric", metric="ctr", segment="country=BR")
+    assert app.selectbox(key="metric").value == "ctr"
+    assert app.multiselect(key="segments:ctr").value == ["*", "country=BR"]
+    app.radio(key="metric_range").set_value("last 30 days").run()
+    [(_, data)] = charts(app)
+    assert set(data[0]["segment"]) == {"*", "country=BR"}
+    assert set(data[0]["stage"]) == {"research", "batch"}
+    assert len(data[0]) == 2 * 2 * 7 * 24  # the whole week, a point per window and stage
+
+
+def test_long_ranges_are_bucketed_in_sql(seeded: Seeded, run_app: AppFactory) -> None:
+    from monitor.storage.dashboard_queries import DashboardQueries, default_range
+
+    with DashboardQueries.open(seeded.url) as queries:
+        latest = queries.latest_window("latency", 1)
+        span = default_range(latest, 7)
+        points = queries.series("latency", 1, span, window="1h", fields=["p99"],
+                                segments=["*"], stages=["batch"], max_points=24)
+        full = queries.series("latency", 1, span, window="1h", fields=["p99"],
+                              segments=["*"], stages=["batch"])
+    assert len(full) == 168 and len(points) <= 25
+    assert points["windows"].sum() == 168
+    assert points["high"].max() == full["value"].max()  # the spike survives bucketing
+    assert points["value"].mean() == pytest.approx(full["value"].mean(), rel=0.05)
+
+
+def test_alert_message_links_open_the_alerts_page_for_that_alert(
+    seeded: Seeded, run_app: AppFactory
+) -> None:
+    t = datetime(2026, 3, 4, 13, tzinfo=UTC)
+    note = Notification("k", "firing", AlertKey("latency", 1, "batch",
+                                                "homepage P99 latency over 1s", "*"),
+                        "critical", {}, t, t, 2951.9, 1000.0, "", t)
+    link = urlsplit(dashboard_link("http://dashboard.internal:8501", note))
+    app = run_app(seeded.url, **dict(parse_qsl(link.query)))
+    assert [t.value for t in app.title] == ["Alerts"]
+    history = app.dataframe[0].value
+    assert set(history["metric"]) == {"latency"} and set(history["stage"]) == {"batch"}
+    assert {"firing", "resolved"} <= set(history["transition"])
+    links = [p.proto.page for p in app.get("page_link")]
+    assert any(page.endswith("metric") for page in links)  # on to the metric page
+
+
+def test_drift_page_compares_reference_and_current_histograms(
+    seeded: Seeded, run_app: AppFactory
+) -> None:
+    app = run_app(seeded.url, page="drift", metric="feature_drift")
+    assert app.selectbox(key="drift_metric").value == "feature_drift"
+    drawn = charts(app)
+    statistics = [data[0] for spec, data in drawn if "line" in marks(spec)]
+    assert {"session_length_s.wasserstein", "tracks_played_7d.wasserstein",
+            "n_drifted"} <= {f for frame in statistics for f in set(frame["field"])}
+    [bins] = [d[0] for s, d in drawn if marks(s) == ["bar"]]
+    assert set(bins["which"]) == {"reference", "current"}
+    for which in ("reference", "current"):
+        assert bins[bins["which"] == which]["share"].sum() == pytest.approx(1.0, abs=0.01)
+    app.radio(key="drift_scope").set_value("the whole time range").run()
+    assert "168 window(s)" in texts(app)
+    app = run_app(seeded.url, page="drift", metric="score_psi")
+    assert any(marks(s) == ["bar"] for s, _ in charts(app))
+
+
+def test_tails_page_draws_the_p50_to_p99_band(seeded: Seeded, run_app: AppFactory) -> None:
+    app = run_app(seeded.url, page="tails", metric="latency")
+    [(spec, data)] = charts(app)
+    assert marks(spec) == ["area", "line"]
+    band, lines = data
+    assert {"p50", "p99"} <= set(band.columns)
+    assert (band["p99"] >= band["p50"]).all()
+    assert set(lines["field"]) == {"p50", "p95", "p99", "p99.9"}
+    [summary] = [t.value for t in app.table]
+    assert list(summary["quantile"]) == ["p50", "p95", "p99", "p99.9"]
+    app.toggle(key="tails_log").set_value(True).run()
+    [(spec, _)] = charts(app)
+    assert spec["layer"][0]["encoding"]["y"]["scale"]["type"] == "log"
+    app = run_app(seeded.url, page="tails", metric="fav_rank")
+    assert app.selectbox(key="tails_segment:fav_rank").options[0] == "*"
+
+
+def test_alerts_page_shows_active_alerts_silences_and_deliveries(
+    seeded: Seeded, run_app: AppFactory
+) -> None:
+    app = run_app(seeded.url, page="alerts")
+    active, silences = (t.value for t in app.table)
+    assert set(active[active["status"] == "firing"]["metric"]) == set(seeded.firing)
+    assert list(silences["reason"]) == ["SE holiday traffic"]
+    assert "country=SE" in silences["matches"].iloc[0]
+    history, deliveries = (d.value for d in app.dataframe)
+    assert len(history) > 0
+    assert set(zip(deliveries["channel"], deliveries["status"], strict=True)) == {
+        ("slack", "sent"), ("email", "failed")}
+    assert set(deliveries[deliveries["status"] == "failed"]["last error"]) == {
+        "550 mailbox unavailable"}
+    [(_, [counts])] = charts(app)
+    assert set(counts["status"]) == {"sent", "failed"}
+
+
+def test_dead_letters_page_counts_reasons_and_shows_excerpts(
+    seeded: Seeded, run_app: AppFactory
+) -> None:
+    app = run_app(seeded.url, page="dead_letters")
+    counted, stored = (t.value for t in app.table)
+    assert set(counted["reason"]) == {"invalid JSON", "unparseable timestamp in ts",
+                                      "oversized message"}
+    assert counted["count"].sum() > len(app.dataframe[0].value)  # counts beyond samples
+    assert {"field 'latency_ms' is not finite", "field 'country' is null",
+            "invalid JSON"} <= set(stored["reason"])
+    assert set(stored["source"]) == {"batch:home_events", "stream:home-events"}
+    samples = app.dataframe[0].value
+    assert samples["payload excerpt"].str.len().max() <= 240
+    assert not samples["payload excerpt"].str.contains("SEEDED-TOKEN-123").any()
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_an_empty_database_says_to_run_the_demo(
+    empty_url: str, run_app: AppFactory, page: str
+) -> None:
+    app = run_app(empty_url, page=page)
+    [info] = [i.value for i in app.info]
+    assert "No data yet" in info and "monitor demo" in info
+    assert not app.get("vega_lite_chart")
+
+
+def test_an_unreachable_database_is_named_without_its_password(run_app: AppFactory) -> None:
+    app = run_app("postgresql+psycopg://monitor:hunter2-secret@127.0.0.1:9/monitor")
+    [error] = [e.value for e in app.error]
+    assert "cannot connect" in error and "127.0.0.1" in error
+    assert "hunter2-secret" not in error + texts(app)
+    assert "monitor:***@" in " ".join(c.value for c in app.sidebar.caption)
+
+
+def test_series_of_a_metric_without_values_is_empty(seeded: Seeded) -> None:
+    from monitor.storage.dashboard_queries import DashboardQueries, default_range
+
+    with DashboardQueries.open(seeded.url) as queries:
+        frame = queries.series("nothing", 1, default_range(None, 1), window="1h",
+                               fields=["p99"], segments=["*"])
+    assert frame.empty and list(frame.columns)[:4] == ["stage", "segment", "field",
+                                                       "window_start"]
+    assert isinstance(frame["window_start"].dtype, pd.DatetimeTZDtype)
