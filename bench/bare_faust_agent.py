@@ -1,0 +1,86 @@
+"""The baseline of bench/stream.py: a bare Faust agent that only parses and counts.
+
+    .venv/bin/python bench/bare_faust_agent.py --bootstrap HOST:PORT --topic T \
+        --group G --expect EVENTS --out result.json
+
+Same Faust settings as ``streaming.worker.build_app`` (memory store, raw serializers,
+session timeout 10 s, ``stream_wait_empty``, no web server), and one agent iterating
+``async for value in stream``: ``json.loads`` of each message, counting its events (an
+array's length, or 1). Once ``--expect`` events are counted it writes a JSON object to
+``--out`` and exits at once (``os._exit``: the bench does not need a clean leave).
+
+Rate: the events after the first message over the time from the first message to the
+last, the same steady-state measure bench/stream.py applies to our worker's checkpoints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import tempfile
+import time
+from typing import Any
+
+import faust
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--topic", required=True)
+    parser.add_argument("--group", required=True)
+    parser.add_argument("--expect", type=int, required=True, help="events to count")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--session-timeout", type=float, default=10.0)
+    args = parser.parse_args()
+
+    app = faust.App(
+        args.group,
+        broker=f"kafka://{args.bootstrap}",
+        store="memory://",
+        topic_replication_factor=1,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=args.session_timeout,
+        broker_heartbeat_interval=max(args.session_timeout / 6, 0.5),
+        stream_wait_empty=True,
+        web_enabled=False,
+        datadir=tempfile.mkdtemp(prefix="bench-bare-faust-"),
+    )
+    source = app.topic(args.topic, value_serializer="raw", key_serializer="raw")
+    counts = {"messages": 0, "events": 0}
+    marks: dict[str, float] = {}
+
+    async def count(stream: Any) -> None:
+        async for value in stream:
+            parsed = json.loads(value)
+            n = len(parsed) if isinstance(parsed, list) else 1
+            counts["messages"] += 1
+            counts["events"] += n
+            if counts["messages"] == 1:
+                marks["first"] = time.time()
+                marks["first_events"] = n
+            if counts["events"] >= args.expect:
+                done = time.time()
+                seconds = done - marks["first"]
+                steady = counts["events"] - marks["first_events"]
+                with open(args.out + ".tmp", "w") as out:
+                    json.dump({"messages": counts["messages"], "events": counts["events"],
+                               "first_at": marks["first"], "last_at": done,
+                               "seconds": seconds,
+                               "events_per_second": steady / seconds if seconds > 0 else None,
+                               "messages_per_second": (counts["messages"] - 1) / seconds
+                               if seconds > 0 else None}, out)
+                os.replace(args.out + ".tmp", args.out)
+                logging.shutdown()
+                os._exit(0)
+
+    count.__name__ = "bare_count"
+    app.agent(source, name="bench.bare")(count)
+    faust.Worker(app, loglevel="warn", quiet=True).execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""Where the streaming worker spends its time, without Kafka: StreamProcessor alone.
+
+    .venv/bin/python bench/stream_processor.py [--profile] [--sizes 1x100,1x1000,500x20]
+
+Drives ``streaming.processor.StreamProcessor`` (the code the Faust agent runs per
+micro-batch: prepare = decode + validate + lateness, absorb = engine updates, store =
+partials and checkpoints upserted) with the 10 metrics x 3 segments of
+bench/stream_app.py, against a throwaway Postgres database, for micro-batches of
+``EVENTS_PER_MESSAGE x MESSAGES`` (e.g. ``1x1000``: 1000 single-event messages). Prints
+the time per micro-batch split into prepare / absorb / store / tick, the events/s this
+processor alone can reach at that batch shape, and with ``--profile`` a cProfile of
+each shape (top functions by own time). Last line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import secrets
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.stream import PARTITIONS, event_bodies, messages, promote_all  # noqa: E402
+from bench.stream_app import throughput  # noqa: E402
+from monitor.batch.service import batch_targets  # noqa: E402
+from monitor.storage.migrate import upgrade  # noqa: E402
+from monitor.storage.store import SqlStore  # noqa: E402
+from streaming.messages import RawMessage  # noqa: E402
+from streaming.processor import StreamProcessor  # noqa: E402
+
+ADMIN_URL = os.environ.get("MONITOR_BENCH_POSTGRES_URL",
+                           "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def shape_run(store: SqlStore, per_message: int, count: int, batches: int,
+              profile: bool) -> dict[str, Any]:
+    stream = throughput.streams["events"]
+    topic = f"proc-{per_message}x{count}-{secrets.token_hex(3)}"
+    targets = batch_targets(throughput, store, stages=("streaming",))
+    processor = StreamProcessor(store.database, stream, topic, PARTITIONS, targets)
+    processor.assign(range(PARTITIONS))
+    bodies = event_bodies(4096, seed=2)
+    total_events = per_message * count * batches
+    start_ms = (int(time.time()) // 3600 - 2) * 3600 * 1000
+    offsets = [0] * PARTITIONS
+    raw = []
+    for partition, value in messages(total_events, per_message, start_ms, 2_400_000, bodies):
+        raw.append(RawMessage(partition, offsets[partition], value))
+        offsets[partition] += 1
+    split = {"prepare": 0.0, "absorb": 0.0, "store": 0.0, "tick": 0.0}
+    profiler = cProfile.Profile() if profile else None
+    began = last_tick = time.perf_counter()
+    for b in range(batches):
+        batch = raw[b * count:(b + 1) * count]
+        if profiler:
+            profiler.enable()
+        t0 = time.perf_counter()
+        prepared = processor.prepare(batch)
+        t1 = time.perf_counter()
+        processor.absorb(prepared)
+        t2 = time.perf_counter()
+        processor.store_or_reload(prepared)
+        t3 = time.perf_counter()
+        if t3 - last_tick >= 0.25 or b == batches - 1:  # the worker's timer: every 0.25 s
+            processor.tick()
+            last_tick = t3
+        t4 = time.perf_counter()
+        if profiler:
+            profiler.disable()
+        split["prepare"] += t1 - t0
+        split["absorb"] += t2 - t1
+        split["store"] += t3 - t2
+        split["tick"] += t4 - t3
+    seconds = time.perf_counter() - began
+    result: dict[str, Any] = {
+        "shape": f"{per_message}x{count}", "batches": batches, "events": total_events,
+        "seconds": seconds, "events_per_second": total_events / seconds,
+        "ms_per_batch": {k: 1000 * v / batches for k, v in split.items()},
+        "ms_per_batch_total": 1000 * seconds / batches,
+    }
+    if profiler:
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(18)
+        result["profile_top"] = out.getvalue()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1x1,1x10,1x100,1x1000,500x1,500x20,500x200",
+                        help="comma-separated EVENTS_PER_MESSAGExMESSAGES micro-batch shapes")
+    parser.add_argument("--events", type=int, default=400_000,
+                        help="about this many events per shape (at least 3 batches)")
+    parser.add_argument("--max-batches", type=int, default=60)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"bench_stream_{secrets.token_hex(4)}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    results = []
+    try:
+        upgrade(url)
+        promote_all(url)
+        with SqlStore.open(url) as store:
+            for size in args.sizes.split(","):
+                per_message, count = (int(x) for x in size.split("x"))
+                batches = max(3, min(args.max_batches, args.events // (per_message * count)))
+                r = shape_run(store, per_message, count, batches, args.profile)
+                ms = r["ms_per_batch"]
+                print(f"{r['shape']:>8} x {batches:5} batches: {r['events_per_second']:>10,.0f} "
+                      f"events/s; per batch {r['ms_per_batch_total']:7.2f} ms = prepare "
+                      f"{ms['prepare']:.2f} + absorb {ms['absorb']:.2f} + store "
+                      f"{ms['store']:.2f} + tick {ms['tick']:.2f}", file=sys.stderr, flush=True)
+                if args.profile:
+                    print(r["profile_top"], file=sys.stderr)
+                results.append({k: v for k, v in r.items() if k != "profile_top"})
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    print(json.dumps({"benchmark": "stream_processor", "metrics": len(throughput.metrics),
+                      "results": results}))
+
+
+if __name__ == "__main__":
+    main()
