@@ -11,6 +11,7 @@ from monitor.cli.batch_cmd import batch_group
 from monitor.cli.broker_cmd import broker
 from monitor.cli.dashboard_cmd import dashboard_command
 from monitor.cli.db_cmd import db_group
+from monitor.cli.demo_cmd import demo
 from monitor.cli.metrics_cmd import metrics_group
 from monitor.cli.promote_cmd import promote
 from monitor.cli.research_cmd import research_group
@@ -48,3 +49,4 @@ cli.add_command(stream_group)
 cli.add_command(broker)
 cli.add_command(alerts_group)
 cli.add_command(dashboard_command)
+cli.add_command(demo)
