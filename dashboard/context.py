@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import streamlit as st
+from sqlalchemy.exc import DBAPIError
 
 from monitor.alerts.settings import SLACK_ENV, SMTP_ENV, AlertSettings
 from monitor.storage.dashboard_queries import DashboardQueries, default_range
@@ -94,6 +95,11 @@ def require_data() -> DashboardQueries:
         st.stop()
     except ValueError as err:  # a malformed MONITOR_DATABASE_URL (already masked)
         st.error(current.scrub(err))
+        st.stop()
+    except DBAPIError as err:  # reachable, but not a migrated results database
+        problem = " ".join(str(err.orig).split()) if err.orig is not None else str(err)
+        st.error(current.scrub(f"Cannot read the results database {current.display_url}: "
+                               f"{problem}. Run `monitor db upgrade` to create its tables."))
         st.stop()
     return found
 

@@ -75,8 +75,8 @@ def render() -> None:
     if counts.empty:
         st.caption("Nothing was queued for delivery yet.")
         return
-    counts = counts.assign(**{"channel · status": counts["channel"] + " · " + counts["status"]})
-    st.altair_chart(bar_chart(counts, "channel · status", "count", color="status"),
+    counts = counts.assign(delivery=counts["channel"] + " " + counts["status"])
+    st.altair_chart(bar_chart(counts, "delivery", "count", color="status"),
                     width="stretch")
     deliveries = queries.recent_deliveries()
     if deliveries:

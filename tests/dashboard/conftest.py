@@ -21,8 +21,14 @@ AppFactory = Callable[..., AppTest]
 
 
 @pytest.fixture(scope="session")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> Seeded:
-    return seed(f"sqlite:///{tmp_path_factory.mktemp('dashboard') / 'seeded.sqlite'}")
+def seeded_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Where :func:`seeded` puts its database (known before it is filled)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('dashboard') / 'seeded.sqlite'}"
+
+
+@pytest.fixture(scope="session")
+def seeded(seeded_url: str) -> Seeded:
+    return seed(seeded_url)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pandas as pd
@@ -198,3 +199,10 @@ def test_series_of_a_metric_without_values_is_empty(seeded: Seeded) -> None:
     assert frame.empty and list(frame.columns)[:4] == ["stage", "segment", "field",
                                                        "window_start"]
     assert isinstance(frame["window_start"].dtype, pd.DatetimeTZDtype)
+
+
+def test_a_database_without_tables_says_to_upgrade_it(tmp_path: Path,
+                                                      run_app: AppFactory) -> None:
+    app = run_app(f"sqlite:///{tmp_path / 'blank.sqlite'}")
+    [error] = [e.value for e in app.error]
+    assert "monitor db upgrade" in error
