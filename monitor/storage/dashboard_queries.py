@@ -23,11 +23,23 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import ColumnElement, Integer, and_, case, cast, event, func, literal, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    and_,
+    case,
+    cast,
+    event,
+    func,
+    literal,
+    select,
+    union_all,
+)
 from sqlalchemy.engine import Connection
 
 from metrics.drift import ReferenceProfile
@@ -131,14 +143,10 @@ class DashboardQueries:
             return definitions.stage_history(conn, metric)
 
     def unregistered_metrics(self) -> list[str]:
-        """Metrics with values but no definition (the streaming stage's dead-letter
-        counts), found through the value index, one probe per stage."""
+        """The streaming stage's dead-letter counts (``STREAM.dead_letters``) that have
+        values: one probe of the value index per stream of the registered metrics."""
         with self._read() as conn:
-            known = set(conn.execute(select(definitions.DEFINITIONS.c.name)).scalars())
-            v = VALUES.c
-            names = set(conn.execute(select(v.metric).where(
-                v.metric.like(f"%{DEAD_LETTER_SUFFIX}")).distinct().limit(100)).scalars())
-        return sorted(names - known)
+            return _dead_letter_metrics(conn)
 
     # -- the overview ---------------------------------------------------------------------
 
@@ -148,8 +156,7 @@ class DashboardQueries:
         with self._read() as conn:
             found = definitions.list_definitions(conn)
             statuses = _alert_counts(conn)
-            rows = [_metric_overview(conn, d, statuses.get((d.name, d.version), {}),
-                                     spark_windows) for d in found]
+            rows = _overviews(conn, found, statuses, spark_windows)
         order = {"firing": 0, "pending": 1, "ok": 2, NO_DATA: 3}
         return sorted(rows, key=lambda m: (order[m.status], m.name))
 
@@ -338,7 +345,7 @@ class DashboardQueries:
         v = VALUES.c
         with self._read() as conn:
             query = (select(v.metric, v.segment, func.sum(v.value))
-                     .where(v.metric.like(f"%{DEAD_LETTER_SUFFIX}"),
+                     .where(v.metric.in_(_dead_letter_metrics(conn)),
                             v.segment.like("reason=%"), v.field == "count",
                             v.window_start >= to_utc(span.since),
                             v.window_start < to_utc(span.until))
@@ -371,6 +378,15 @@ def _make_read_only(database: Database) -> None:
         cursor.close()
 
 
+def _dead_letter_metrics(conn: Connection) -> list[str]:
+    specs = conn.execute(select(definitions.DEFINITIONS.c.spec)).scalars()
+    streams = {spec["stream"]["name"] for spec in specs
+               if isinstance(spec, dict) and isinstance(spec.get("stream"), dict)}
+    v = VALUES.c
+    return [name for name in sorted(f"{stream}{DEAD_LETTER_SUFFIX}" for stream in streams)
+            if conn.execute(select(literal(1)).where(v.metric == name).limit(1)).first()]
+
+
 def _latest(conn: Connection, metric: str, stage: str, version: int | None) -> datetime | None:
     v = VALUES.c
     query = select(func.max(v.window_start)).where(v.metric == metric, v.stage == stage)
@@ -399,42 +415,113 @@ def headline_field(definition: MetricDefinition) -> str | None:
     return None
 
 
-def _metric_overview(conn: Connection, definition: MetricDefinition,
-                     alerts: dict[str, int], spark_windows: int) -> MetricOverview:
-    latest = {stage: _latest(conn, definition.name, stage, definition.version)
-              for stage in STAGES}
-    if latest[definition.stage] is not None:
-        stage: str | None = definition.stage
-    else:
-        with_values = [(t, s) for s, t in latest.items() if t is not None]
-        stage = max(with_values)[1] if with_values else None
-    field = headline_field(definition)
-    last_start = latest[stage] if stage is not None else None
-    sparkline: tuple[float, ...] = ()
-    last_value = math.nan
-    if stage is not None and last_start is not None:
-        v = VALUES.c
-        if field is None:
-            field = conn.execute(select(v.field).where(
-                v.metric == definition.name, v.metric_version == definition.version,
-                v.stage == stage, v.window_start == last_start).order_by(v.field).limit(1)
-            ).scalar()
-        width = Windows.parse(definition.window).width.to_pytimedelta()
-        since = last_start - width * (spark_windows - 1)
-        rows = conn.execute(select(v.window_start, v.value).where(
-            v.metric == definition.name, v.metric_version == definition.version,
-            v.stage == stage, v.segment == OVERALL, v.field == field,
-            v.window_start >= since, v.window_start <= last_start)
-            .order_by(v.window_start)).all()
-        sparkline = tuple(float(value) for _, value in rows)
-        if rows and to_utc(rows[-1][0]) == last_start:
-            last_value = float(rows[-1][1])
-    status = NO_DATA if stage is None else worst_status(alerts)
-    return MetricOverview(
-        name=definition.name, version=definition.version, stage=definition.stage,
-        owner=definition.owner, window=definition.window, description=definition.description,
-        value_stage=stage, headline=field, last_window_start=last_start, last_value=last_value,
-        status=status, alerts=dict(alerts), sparkline=sparkline)
+@dataclass(frozen=True)
+class _Spark:
+    """Where one metric's sparkline comes from."""
+
+    definition: MetricDefinition
+    stage: str | None
+    field: str | None
+    last_start: datetime | None
+    since: datetime | None
+
+
+def _overviews(conn: Connection, found: Sequence[MetricDefinition],
+               statuses: dict[tuple[str, int], dict[str, int]],
+               spark_windows: int) -> list[MetricOverview]:
+    """The overview rows of ``found`` in a fixed number of queries, whatever their count:
+    the newest window per stage (correlated subqueries on the value index), the headline
+    fields of metrics without rules, and every sparkline (UNION ALL, in chunks)."""
+    latest = _latest_by_stage(conn, found)
+    sparks = []
+    for definition in found:
+        starts = latest.get((definition.name, definition.version), {})
+        stage: str | None = definition.stage if starts.get(definition.stage) else None
+        if stage is None and starts:
+            stage = max((t, s) for s, t in starts.items())[1]
+        last_start = starts.get(stage) if stage is not None else None
+        since = None
+        if last_start is not None:
+            width = Windows.parse(definition.window).width.to_pytimedelta()
+            since = last_start - width * (spark_windows - 1)
+        sparks.append(_Spark(definition, stage, headline_field(definition), last_start, since))
+    sparks = [_with_field(conn, spark) for spark in sparks]
+    values = _spark_values(conn, [s for s in sparks if s.since is not None])
+    rows = []
+    for spark in sparks:
+        d = spark.definition
+        points = values.get(d.name, [])
+        last_value = math.nan
+        if points and spark.last_start is not None and points[-1][0] == spark.last_start:
+            last_value = points[-1][1]
+        alerts = statuses.get((d.name, d.version), {})
+        rows.append(MetricOverview(
+            name=d.name, version=d.version, stage=d.stage, owner=d.owner, window=d.window,
+            description=d.description, value_stage=spark.stage, headline=spark.field,
+            last_window_start=spark.last_start, last_value=last_value,
+            status=NO_DATA if spark.stage is None else worst_status(alerts),
+            alerts=dict(alerts), sparkline=tuple(value for _, value in points)))
+    return rows
+
+
+def _latest_by_stage(conn: Connection, found: Sequence[MetricDefinition]
+                     ) -> dict[tuple[str, int], dict[str, datetime]]:
+    """The newest window start per stage of each definition, in one query."""
+    d, v = definitions.DEFINITIONS.c, VALUES.c
+    if not found:
+        return {}
+    newest = [select(func.max(v.window_start)).where(
+        v.metric == d.name, v.metric_version == d.version, v.stage == stage
+    ).scalar_subquery().label(stage) for stage in STAGES]
+    query = select(d.name, d.version, *newest).where(
+        d.name.in_(sorted({f.name for f in found})))
+    wanted = {(f.name, f.version) for f in found}
+    latest: dict[tuple[str, int], dict[str, datetime]] = {}
+    for row in conn.execute(query):
+        if (row.name, row.version) in wanted:
+            latest[(row.name, row.version)] = {
+                stage: to_utc(_as_datetime(row._mapping[stage])) for stage in STAGES
+                if row._mapping[stage] is not None}
+    return latest
+
+
+def _as_datetime(value: Any) -> datetime:
+    """A correlated ``max()`` comes back untyped on SQLite: ISO text in UTC."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _with_field(conn: Connection, spark: _Spark) -> _Spark:
+    """A metric without alert rules shows its first field (one query each)."""
+    if spark.field is not None or spark.stage is None or spark.last_start is None:
+        return spark
+    v = VALUES.c
+    d = spark.definition
+    field = conn.execute(select(v.field).where(
+        v.metric == d.name, v.metric_version == d.version, v.stage == spark.stage,
+        v.window_start == spark.last_start).order_by(v.field).limit(1)).scalar()
+    return replace(spark, field=field)
+
+
+def _spark_values(conn: Connection, sparks: Sequence[_Spark], chunk: int = 100
+                  ) -> dict[str, list[tuple[datetime, float]]]:
+    """The overall segment's values of each metric's headline field since ``since``."""
+    v = VALUES.c
+    found: dict[str, list[tuple[datetime, float]]] = {}
+    for first in range(0, len(sparks), chunk):
+        parts = [select(v.metric, v.window_start, v.value).where(
+            v.metric == s.definition.name, v.metric_version == s.definition.version,
+            v.stage == s.stage, v.segment == OVERALL, v.field == s.field,
+            v.window_start >= s.since, v.window_start <= s.last_start)
+            for s in sparks[first:first + chunk]]
+        query = parts[0] if len(parts) == 1 else union_all(*parts)
+        for metric, start, value in conn.execute(query):
+            found.setdefault(metric, []).append((to_utc(_as_datetime(start)),
+                                                 math.nan if value is None else float(value)))
+    for points in found.values():
+        points.sort()
+    return found
 
 
 def _epoch(conn: Connection, column: Any) -> ColumnElement[Any]:
