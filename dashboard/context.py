@@ -31,6 +31,7 @@ from monitor.storage.records import MetricDefinition
 EMPTY_MESSAGE = ("No data yet — run `monitor demo` (or `bash scripts/demo.sh`) to fill the "
                  "database with the example app's week, or point `MONITOR_DATABASE_URL` at "
                  "a results database.")
+MARKDOWN_SPECIALS = frozenset("\\`*_{}[]()#+-.!|<>~$:")
 RANGES: Mapping[str, float | None] = {"last 24 hours": 1, "last 7 days": 7,
                                       "last 30 days": 30, "last 90 days": 90}
 STATUS_COLORS = {"firing": "#d62728", "pending": "#ff7f0e", "ok": "#2ca02c",
@@ -130,6 +131,15 @@ def aggregate_kind(definition: MetricDefinition) -> str | None:
     aggregate = definition.spec.get("aggregate")
     kind = aggregate.get("kind") if isinstance(aggregate, Mapping) else None
     return kind if isinstance(kind, str) else None
+
+
+def md(text: object) -> str:
+    r"""Text shown literally inside Markdown: no formatting, links or HTML from data.
+
+    >>> print(md("a_b [x](javascript:y)"))
+    a\_b \[x\]\(javascript\:y\)
+    """
+    return "".join("\\" + c if c in MARKDOWN_SPECIALS else c for c in str(text))
 
 
 def fmt(value: float) -> str:

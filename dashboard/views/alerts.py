@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.charts import bar_chart
-from dashboard.context import fmt, query_param, require_data, settings
+from dashboard.context import fmt, md, query_param, require_data, settings
 
 HISTORY_LIMIT = 300
 
@@ -20,10 +20,10 @@ def render() -> None:
     st.title("Alerts")
     metric, segment, stage = (query_param(p) for p in ("metric", "segment", "stage"))
     if metric is not None:
-        where = " · ".join(f"{k} `{v}`" for k, v in
+        where = " · ".join(f"{k} **{md(scrub(v))}**" for k, v in
                            (("metric", metric), ("segment", segment), ("stage", stage)) if v)
         left, right = st.columns([3, 1])
-        left.markdown(f"Showing {scrub(where)}")
+        left.markdown(f"Showing {where}")
         right.page_link("screens/metric.py", label=f"open {metric}", icon=":material/show_chart:",
                         query_params={k: v for k, v in (("metric", metric),
                                                         ("segment", segment),

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.charts import bar_chart, series_chart
-from dashboard.context import pick_range, require_data, settings
+from dashboard.context import md, pick_range, require_data, settings
 from monitor.spec import OVERALL
 
 SAMPLE_CHARS = 240
@@ -38,7 +38,7 @@ def render() -> None:
                 series = queries.series(metric, 1, span, window="1h", fields=["count"],
                                         segments=[OVERALL], stages=["streaming"])
                 if not series.empty:
-                    st.markdown(f"#### {metric} per hour")
+                    st.markdown(f"#### {md(metric)} per hour")
                     st.altair_chart(series_chart(series, title="rejected"), width="stretch")
 
     st.subheader("Stored samples by source and reason")

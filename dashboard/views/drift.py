@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.charts import histogram_chart, series_chart
-from dashboard.context import aggregate_kind, fmt, pick_one, pick_range, require_data
+from dashboard.context import aggregate_kind, fmt, md, pick_one, pick_range, require_data
 from dashboard.views.metric import rules_of, thresholds
 from metrics.base import aggregate_from_dict
 from metrics.drift import ReferenceProfile
@@ -62,7 +62,7 @@ def render() -> None:
     for field in [*scores, *[f for f in FLAG_FIELDS if f in fields]]:
         shown = series[series["field"] == field]
         if not shown.empty:
-            st.markdown(f"#### {field}")
+            st.markdown(f"#### {md(field)}")
             st.altair_chart(series_chart(shown, thresholds(rules, field), title=field),
                             width="stretch")
 

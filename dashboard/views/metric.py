@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.charts import series_chart
-from dashboard.context import fmt, pick_one, pick_range, query_param, require_data, settings
+from dashboard.context import fmt, md, pick_one, pick_range, query_param, require_data, settings
 from monitor.alerts.rules import Rule, Threshold, rule_from_dict
 from monitor.spec import OVERALL
 from monitor.storage.dashboard_queries import headline_field
@@ -75,7 +75,7 @@ def _series(name: str, version: int, window: str, latest: datetime,
     events = queries.alert_events(metric=name, span=span, transitions=("firing", "resolved"))
     for field in chosen_fields:
         shown = series[series["field"] == field]
-        st.markdown(f"#### {field}")
+        st.markdown(f"#### {md(field)}")
         st.altair_chart(series_chart(shown, thresholds(rules, field),
                                      markers(events, rules, field, chosen_segments),
                                      title=field), width="stretch")

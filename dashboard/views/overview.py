@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from dashboard.charts import sparkline_svg
-from dashboard.context import STATUS_BADGES, STATUS_COLORS, fmt, require_data, settings
+from dashboard.context import STATUS_BADGES, STATUS_COLORS, fmt, md, require_data, settings
 from monitor.storage.alert_states import StoredAlert
 from monitor.storage.dashboard_records import MetricOverview
 
@@ -42,7 +42,7 @@ def render() -> None:
                 unsafe_allow_html=True)
     others = queries.unregistered_metrics()
     if others:
-        st.caption("Also stored: " + ", ".join(f"`{name}`" for name in others)
+        st.caption("Also stored: " + ", ".join(md(name) for name in others)
                    + " (see Dead letters)")
 
 
@@ -56,7 +56,7 @@ def _firing_alerts(alerts: Sequence[StoredAlert]) -> None:
         since = f"{alert.active_since:%Y-%m-%d %H:%M} UTC" if alert.active_since else "—"
         cols = st.columns([3, 2])
         cols[0].markdown(
-            f"**{_md(key.metric)}** [{_md(key.segment)}] {_md(key.rule)} · "
+            f"**{md(key.metric)}** [{md(key.segment)}] {md(key.rule)} · "
             f"{alert.severity} · {key.stage} · value {fmt(alert.value)} vs "
             f"{fmt(alert.bound)} · since {since}")
         cols[1].page_link("screens/metric.py", label=f"open {key.metric}",
@@ -96,8 +96,3 @@ def overview_table(metrics: Sequence[MetricOverview],
 
 def _attr(text: object) -> str:
     return html.escape(str(text)[:300], quote=True)
-
-
-def _md(text: str) -> str:
-    """Text safe inside Markdown: no formatting, links or HTML from data."""
-    return "".join("\\" + c if c in "\\`*_{}[]()#+-.!|<>~$" else c for c in text)

@@ -10,7 +10,15 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.charts import quantile_of, tails_chart
-from dashboard.context import aggregate_kind, fmt, pick_one, pick_range, query_param, require_data
+from dashboard.context import (
+    aggregate_kind,
+    fmt,
+    md,
+    pick_one,
+    pick_range,
+    query_param,
+    require_data,
+)
 from monitor.spec import OVERALL
 
 TAILS_KINDS = frozenset({"quantiles"})
@@ -54,7 +62,7 @@ def render() -> None:
         st.info("No values for this segment and stage in the range.")
         return
     low, high = band_edges(quantiles)
-    st.markdown(f"Band: **{low}** to **{high}** · segment `{segment}` · stage {stage}")
+    st.markdown(f"Band: **{md(low)}** to **{md(high)}** · segment {md(segment)} · stage {stage}")
     st.altair_chart(tails_chart(series, low, high, log=log), width="stretch")
     st.table(tail_summary(series, quantiles))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -41,9 +42,10 @@ def marks(spec: dict[str, Any]) -> list[str]:
 
 
 def texts(app: AppTest) -> str:
-    """The text of the markdown, captions, titles, headers and alerts, one per line."""
+    """The text of the markdown, captions, titles, headers and alerts, one per line,
+    Markdown escapes removed."""
     parts: list[str] = []
     for kind in ("title", "header", "subheader", "markdown", "caption", "info", "success",
                  "warning", "error"):
         parts += [str(element.value) for element in getattr(app, kind)]
-    return "\n".join(parts)
+    return re.sub(r"\\(.)", r"\1", "\n".join(parts))
