@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 import altair as alt
+import numpy as np
 import pandas as pd
 
 UTC_AXIS = alt.Axis(format="%b %d %H:%M", title="window start (UTC)", labelOverlap=True)
@@ -108,27 +109,46 @@ def tails_chart(frame: pd.DataFrame, low: str, high: str, *, log: bool = False
     return alt.LayerChart(layer=[band, lines], height=300)
 
 
-def histogram_chart(bins: pd.DataFrame, *, numeric: bool) -> alt.Chart:
+def histogram_chart(bins: pd.DataFrame, *, numeric: bool, by_quantile: bool = False
+                    ) -> alt.Chart | alt.LayerChart:
     """Reference against current shares per bin.
 
-    Numeric ``bins``: ``left``, ``right``, ``share`` and ``which`` (reference/current),
-    drawn as densities over the value axis (quantile bins have unequal widths);
-    categorical: ``category``, ``share`` and ``which``, as grouped bars.
+    Numeric ``bins``: ``bin`` (1, 2, ...), ``left``, ``right``, ``share`` and ``which``
+    (reference/current). By value they are drawn as densities over the value axis
+    (quantile bins have unequal widths), on a log axis when the values are positive and
+    span more than two decades; ``by_quantile`` draws one equal-width bar per reference
+    bin instead, the reference as a step line (flat for quantile bins). Categorical:
+    ``category``, ``share`` and ``which``, as grouped bars.
     """
     colors = alt.Scale(domain=["reference", "current"], range=["#9aa5b1", "#d62728"])
+    color = alt.Color("which:N", scale=colors, title=None)
+    tooltip = ["which:N", alt.Tooltip("left:Q", format=".4g"),
+               alt.Tooltip("right:Q", format=".4g"), alt.Tooltip("share:Q", format=".2%")]
+    if numeric and by_quantile:
+        current = alt.Chart(bins[bins["which"] == "current"]).mark_bar(color="#d62728").encode(
+            x=alt.X("bin:Q", title="reference quantile bin"),
+            y=alt.Y("share:Q", axis=alt.Axis(format="%"), title="share"), tooltip=tooltip)
+        reference = alt.Chart(bins[bins["which"] == "reference"]).mark_line(
+            interpolate="step-after", color="#555").encode(x="bin:Q", y="share:Q",
+                                                           tooltip=tooltip)
+        return alt.LayerChart(layer=[current, reference], height=260)
     if numeric:
-        data = bins.assign(density=bins["share"] / (bins["right"] - bins["left"]))
-        return alt.Chart(data).mark_bar(opacity=0.55, binSpacing=0).encode(
-            x=alt.X("left:Q", title="value"), x2="right:Q",
-            y=alt.Y("density:Q", title="share per unit", stack=None),
-            color=alt.Color("which:N", scale=colors, title=None),
-            tooltip=["which:N", alt.Tooltip("left:Q", format=".4g"),
-                     alt.Tooltip("right:Q", format=".4g"), alt.Tooltip("share:Q", format=".2%")],
+        log = bool(len(bins)) and float(bins["left"].min()) > 0 and \
+            float(bins["right"].max()) / float(bins["left"].min()) > 100
+        widths = (np.log10(bins["right"]) - np.log10(bins["left"])) if log else \
+            bins["right"] - bins["left"]
+        data = bins.assign(density=bins["share"] / widths, floor=0.0)
+        # Rectangles from 0 up: a bar with x and x2 would lie on its side.
+        return alt.Chart(data).mark_rect(opacity=0.55).encode(
+            x=alt.X("left:Q", title="value (log scale)" if log else "value",
+                    scale=alt.Scale(type="log" if log else "linear")),
+            x2="right:Q",
+            y=alt.Y("density:Q", title="share per decade" if log else "share per unit"),
+            y2="floor:Q", color=color, tooltip=tooltip,
         ).properties(height=260)
     return alt.Chart(bins).mark_bar().encode(
         x=alt.X("category:N", title=None, sort="-y"), xOffset="which:N",
-        y=alt.Y("share:Q", axis=alt.Axis(format="%")),
-        color=alt.Color("which:N", scale=colors, title=None),
+        y=alt.Y("share:Q", axis=alt.Axis(format="%")), color=color,
         tooltip=["which:N", "category:N", alt.Tooltip("share:Q", format=".2%")],
     ).properties(height=260)
 
@@ -140,8 +160,9 @@ def bar_chart(frame: pd.DataFrame, category: str, count: str, color: str | None 
                 "tooltip": [f"{category}:N", f"{count}:Q"]}
     if color is not None:
         encoding["color"] = alt.Color(f"{color}:N")
+    # Streamlit fits the whole chart, axes and titles included, into the height.
     return alt.Chart(frame).mark_bar().encode(**encoding).properties(
-        height=max(80, 28 * frame[category].nunique()))
+        height=70 + 32 * frame[category].nunique())
 
 
 def _quoted(field: str) -> str:

@@ -83,7 +83,11 @@ def render() -> None:
     counts = merged_counts(definition, profile, [s.state for s in states], column)
     bins, outside = histogram_bins(profile.column(column), counts)
     numeric = isinstance(profile.column(column), NumericProfile) and "left" in bins
-    st.altair_chart(histogram_chart(bins, numeric=numeric), width="stretch")
+    by_quantile = numeric and st.radio(
+        "Bins", ["by value", "by reference quantile"], horizontal=True,
+        key="drift_bins") == "by reference quantile"
+    st.altair_chart(histogram_chart(bins, numeric=numeric, by_quantile=by_quantile),
+                    width="stretch")
     st.caption(f"{len(states)} window(s), {int(counts.sum()):,} values · "
                + " · ".join(f"{k}: reference {fmt(r)}, current {fmt(c)}"
                             for k, (r, c) in outside.items()))
@@ -121,7 +125,8 @@ def histogram_bins(reference: ColumnProfile, current: np.ndarray
     if isinstance(reference, NumericProfile):
         edges = np.asarray(reference.edges, dtype=float)
         if len(edges) >= 2 and np.all(np.diff(edges) > 0):
-            inner = pd.DataFrame({"left": edges[:-1], "right": edges[1:]})
+            inner = pd.DataFrame({"bin": np.arange(1, len(edges)), "left": edges[:-1],
+                                  "right": edges[1:]})
             bins = pd.concat([inner.assign(which="reference", share=ref_share[1:-1]),
                               inner.assign(which="current", share=cur_share[1:-1])],
                              ignore_index=True)

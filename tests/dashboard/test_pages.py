@@ -111,14 +111,17 @@ def test_drift_page_compares_reference_and_current_histograms(
     statistics = [data[0] for spec, data in drawn if "line" in marks(spec)]
     assert {"session_length_s.wasserstein", "tracks_played_7d.wasserstein",
             "n_drifted"} <= {f for frame in statistics for f in set(frame["field"])}
-    [bins] = [d[0] for s, d in drawn if marks(s) == ["bar"]]
+    [bins] = [d[0] for s, d in drawn if marks(s) == ["rect"]]
     assert set(bins["which"]) == {"reference", "current"}
     for which in ("reference", "current"):
         assert bins[bins["which"] == which]["share"].sum() == pytest.approx(1.0, abs=0.01)
     app.radio(key="drift_scope").set_value("the whole time range").run()
     assert "168 window(s)" in texts(app)
+    app.radio(key="drift_bins").set_value("by reference quantile").run()
+    [[current, reference]] = [d for s, d in charts(app) if marks(s) == ["bar", "line"]]
+    assert set(current["which"]) == {"current"} and set(reference["which"]) == {"reference"}
     app = run_app(seeded.url, page="drift", metric="score_psi")
-    assert any(marks(s) == ["bar"] for s, _ in charts(app))
+    assert any(marks(s) == ["rect"] for s, _ in charts(app))
 
 
 def test_tails_page_draws_the_p50_to_p99_band(seeded: Seeded, run_app: AppFactory) -> None:
