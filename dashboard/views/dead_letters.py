@@ -12,6 +12,7 @@ from monitor.spec import OVERALL
 
 SAMPLE_CHARS = 240
 SAMPLES = 50
+COUNTS_VERSION = 1  # the streaming stage stores its dead-letter counts as version 1
 
 
 def render() -> None:
@@ -35,7 +36,7 @@ def render() -> None:
                             width="stretch")
             st.table(counts)
             for metric in counted:
-                series = queries.series(metric, 1, span, window="1h", fields=["count"],
+                series = queries.series(metric, COUNTS_VERSION, span, window="1h", fields=["count"],
                                         segments=[OVERALL], stages=["streaming"])
                 if not series.empty:
                     st.markdown(f"#### {md(metric)} per hour")
