@@ -30,7 +30,7 @@ from monitor.storage.migrate import upgrade
 from monitor.storage.records import DeadLetter, WindowResult, window_results
 from monitor.storage.store import SqlStore
 
-DAYS = 7  # every incident of the example week
+DAYS = 6  # every incident of the example week (the last starts at hour 132)
 EVENTS_PER_HOUR = 300
 START = DEFAULT_START
 STREAM = mon.streams["home"]

@@ -13,7 +13,7 @@ from monitor.alerts.records import AlertKey, Notification
 from monitor.alerts.render import dashboard_link
 from tests.dashboard.conftest import PAGES, AppFactory
 from tests.dashboard.helpers import charts, marks, texts
-from tests.dashboard.seed import DEAD_LETTER_METRIC, Seeded
+from tests.dashboard.seed import DAYS, DEAD_LETTER_METRIC, Seeded
 
 
 def test_overview_lists_every_metric_with_firing_alerts_on_top(
@@ -66,7 +66,7 @@ def test_metric_page_link_preselects_the_segment_and_a_longer_range(
     [(_, data)] = charts(app)
     assert set(data[0]["segment"]) == {"*", "country=BR"}
     assert set(data[0]["stage"]) == {"research", "batch"}
-    assert len(data[0]) == 2 * 2 * 7 * 24  # the whole week, a point per window and stage
+    assert len(data[0]) == 2 * 2 * DAYS * 24  # every window, a point per segment and stage
 
 
 def test_long_ranges_are_bucketed_in_sql(seeded: Seeded, run_app: AppFactory) -> None:
@@ -79,8 +79,8 @@ def test_long_ranges_are_bucketed_in_sql(seeded: Seeded, run_app: AppFactory) ->
                                 segments=["*"], stages=["batch"], max_points=24)
         full = queries.series("latency", 1, span, window="1h", fields=["p99"],
                               segments=["*"], stages=["batch"])
-    assert len(full) == 168 and len(points) <= 25
-    assert points["windows"].sum() == 168
+    assert len(full) == DAYS * 24 and len(points) <= 25
+    assert points["windows"].sum() == DAYS * 24
     assert points["high"].max() == full["value"].max()  # the spike survives bucketing
     assert points["value"].mean() == pytest.approx(full["value"].mean(), rel=0.05)
 
@@ -116,7 +116,7 @@ def test_drift_page_compares_reference_and_current_histograms(
     for which in ("reference", "current"):
         assert bins[bins["which"] == which]["share"].sum() == pytest.approx(1.0, abs=0.01)
     app.radio(key="drift_scope").set_value("the whole time range").run()
-    assert "168 window(s)" in texts(app)
+    assert f"{DAYS * 24} window(s)" in texts(app)
     app.radio(key="drift_bins").set_value("by reference quantile").run()
     [[current, reference]] = [d for s, d in charts(app) if marks(s) == ["bar", "line"]]
     assert set(current["which"]) == {"current"} and set(reference["which"]) == {"reference"}
