@@ -13,7 +13,7 @@ fi
 if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
     if command -v apt-get >/dev/null 2>&1; then
         sudo=""
-        if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+        if [ "$(id -u)" -ne 0 ]; then sudo="sudo -n"; fi  # never wait for a password
         echo "installing chromium (the dashboard's browser test)"
         { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
             $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
