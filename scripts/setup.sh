@@ -15,8 +15,8 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
         sudo=""
         if [ "$(id -u)" -ne 0 ]; then sudo="sudo -n"; fi  # never wait for a password
         echo "installing chromium (the dashboard's browser test)"
-        { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-            $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
+        { $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -qq chromium >/dev/null; } \
             || echo "could not install chromium; the dashboard's browser test will fail" >&2
     else
         echo "chromium is not installed and apt-get is not available; install Chromium" \
