@@ -9,6 +9,9 @@ session timeout 10 s, ``stream_wait_empty``, no web server), and one agent itera
 array's length, or 1). Once ``--expect`` events are counted it writes a JSON object to
 ``--out`` and exits at once (``os._exit``: the bench does not need a clean leave).
 
+Also its memory (VmRSS) as it passes 1M, 2M, 5M, 10M (and every 5M more) events, to
+compare with the worker's: what Faust itself holds.
+
 Rate: the events after the first message over the time from the first message to the
 last, the same steady-state measure bench/stream.py applies to our worker's checkpoints.
 """
@@ -24,6 +27,14 @@ import time
 from typing import Any
 
 import faust
+
+
+def rss_mb(field: str = "VmRSS") -> float | None:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return None
 
 
 def main() -> None:
@@ -52,6 +63,9 @@ def main() -> None:
     source = app.topic(args.topic, value_serializer="raw", key_serializer="raw")
     counts = {"messages": 0, "events": 0}
     marks: dict[str, float] = {}
+    rss_marks = [1_000_000, 2_000_000, 5_000_000,
+                 *range(10_000_000, args.expect + 1, 5_000_000)]
+    rss: dict[str, float | None] = {}
 
     async def count(stream: Any) -> None:
         async for value in stream:
@@ -59,6 +73,8 @@ def main() -> None:
             n = len(parsed) if isinstance(parsed, list) else 1
             counts["messages"] += 1
             counts["events"] += n
+            while rss_marks and counts["events"] >= rss_marks[0]:
+                rss[f"{rss_marks.pop(0) // 1_000_000}M"] = rss_mb()
             if counts["messages"] == 1:
                 marks["first"] = time.time()
                 marks["first_events"] = n
@@ -72,7 +88,8 @@ def main() -> None:
                                "seconds": seconds,
                                "events_per_second": steady / seconds if seconds > 0 else None,
                                "messages_per_second": (counts["messages"] - 1) / seconds
-                               if seconds > 0 else None}, out)
+                               if seconds > 0 else None,
+                               "rss_mb": rss, "peak_rss_mb": rss_mb("VmHWM")}, out)
                 os.replace(args.out + ".tmp", args.out)
                 logging.shutdown()
                 os._exit(0)
