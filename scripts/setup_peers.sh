@@ -4,9 +4,12 @@
 # runs pandas 3, on which Evidently does not import, and the peers' dependency trees
 # (plotly, lightgbm, xgboost, gcsfs, s3fs ...) have no business in ours. Idempotent: a venv whose pinned
 # packages are all there is left alone. Usage: scripts/setup_peers.sh [evidently|nannyml ...]
+# PEERS_DIR (default .peers, relative to the repository) is where the venvs go; bench/peers.py
+# reads the same variable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3.11}
+PEERS_DIR=${PEERS_DIR:-.peers}
 
 # name -> pinned pip requirements: the peer, pyarrow to read the benchmark's Parquet files,
 # and what the peer's own requirements get wrong. Both allow pandas 3: Evidently 0.7.23
@@ -22,7 +25,7 @@ peers=("$@")
 [ ${#peers[@]} -eq 0 ] && peers=(evidently nannyml)
 
 for peer in "${peers[@]}"; do
-    venv=".peers/$peer"
+    venv="$PEERS_DIR/$peer"
     want=${REQUIREMENTS[$peer]:?unknown peer $peer (known: ${!REQUIREMENTS[*]})}
     # shellcheck disable=SC2086
     if [ -x "$venv/bin/python" ] && "$venv/bin/python" - $want <<'PY' 2>/dev/null
@@ -35,8 +38,8 @@ PY
         continue
     fi
     echo "$venv: installing ${REQUIREMENTS[$peer]}"
-    mkdir -p .peers
-    [ -f .peers/.gitignore ] || echo '*' > .peers/.gitignore  # not part of the repository
+    mkdir -p "$PEERS_DIR"
+    [ -f "$PEERS_DIR/.gitignore" ] || echo '*' > "$PEERS_DIR/.gitignore"  # not in the repository
     [ -x "$venv/bin/python" ] || "$PYTHON" -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --upgrade pip
     # shellcheck disable=SC2086
