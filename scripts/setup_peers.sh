@@ -44,5 +44,5 @@ PY
     "$venv/bin/python" -m pip install --quiet --upgrade pip
     # shellcheck disable=SC2086
     "$venv/bin/python" -m pip install --quiet ${REQUIREMENTS[$peer]}
-    "$venv/bin/python" -c "import $peer; print('$venv:', '$peer', $peer.__version__)"
+    NML_DISABLE_USAGE_LOGGING=1 DO_NOT_TRACK=1 "$venv/bin/python" -c "import $peer; print('$venv:', '$peer', $peer.__version__)"
 done
