@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import text, update
 
 from examples.music_home import mon
 from examples.music_home_events import DEFAULT_START, generate_events, generate_reference
@@ -26,7 +27,11 @@ from monitor.batch.service import batch_targets, bind_stored_reference
 from monitor.engine import Engine
 from monitor.references import fit_profile
 from monitor.storage import alert_states, silences
+from monitor.storage.database import Database
+from monitor.storage.dead_letters import write_dead_letters
 from monitor.storage.migrate import upgrade
+from monitor.storage.models import Base
+from monitor.storage.outbox import DELIVERIES
 from monitor.storage.records import DeadLetter, WindowResult, window_results
 from monitor.storage.store import SqlStore
 
@@ -77,10 +82,8 @@ class FakeChannel:
             raise DeliveryError("550 mailbox unavailable", transient=False)
 
 
-def seed(url: str, *, days: int = DAYS, secrets_in_rows: Sequence[str] = ()) -> Seeded:
-    """Migrate ``url`` and fill it with ``days`` of the example week; ``secrets_in_rows``
-    are planted in a delivery error and a dead letter, as a careless channel or producer
-    might leave them."""
+def seed(url: str, *, days: int = DAYS) -> Seeded:
+    """Migrate ``url`` and fill it with ``days`` of the example week."""
     upgrade(url)
     end = START + pd.Timedelta(days=days)
     now = (end + pd.Timedelta("5min")).to_pydatetime()
@@ -108,8 +111,8 @@ def seed(url: str, *, days: int = DAYS, secrets_in_rows: Sequence[str] = ()) -> 
         store.record_stage_change(STREAMING_METRIC, streamed.version, "streaming", by="seed",
                                   reason="parity with batch over two days")
         _write_engine(store, streamed.metric, streamed.version, "streaming", latest)
-        _dead_letters(store, end, secrets_in_rows)
-        _dispatch(store, now, secrets_in_rows)
+        _dead_letters(store, end)
+        _dispatch(store, now)
         with store.database.begin() as conn:
             silences.add_silence(conn, Silence(
                 None, metric="ctr", labels={"country": "SE"},
@@ -134,7 +137,7 @@ def _write_engine(store: SqlStore, metric, version: int, stage: str,  # type: ig
     store.write_windows(metric.name, version, stage, window_results(metric, engine.partials))
 
 
-def _dead_letters(store: SqlStore, end: pd.Timestamp, secrets: Sequence[str]) -> None:
+def _dead_letters(store: SqlStore, end: pd.Timestamp) -> None:
     """Streaming dead letters: samples in the table and counts as the stream's metric."""
     reasons = {"invalid JSON": 40, "unparseable timestamp in ts": 25, "oversized message": 3}
     letters = []
@@ -151,14 +154,11 @@ def _dead_letters(store: SqlStore, end: pd.Timestamp, secrets: Sequence[str]) ->
                                    start + timedelta(minutes=i)) for i in range(min(count, 2))]
         windows.append(WindowResult("*", start, start + timedelta(hours=1),
                                     sum(counts.values()), {"count": float(sum(counts.values()))}))
-    for secret in secrets:
-        letters.append(DeadLetter("stream:home-events", "invalid JSON: leaked",
-                                  f'{{"password": "{secret}"}}', end.to_pydatetime()))
     store.write_dead_letters(letters)
     store.write_windows(DEAD_LETTER_METRIC, 1, "streaming", windows)
 
 
-def _dispatch(store: SqlStore, at: datetime, secrets: Sequence[str]) -> None:
+def _dispatch(store: SqlStore, at: datetime) -> None:
     """Deliver what the batch stage queued: Slack accepts, email refuses."""
     channels = {"slack": FakeChannel("slack", fail=False), "email": FakeChannel("email", True)}
     now = [at]
@@ -166,15 +166,33 @@ def _dispatch(store: SqlStore, at: datetime, secrets: Sequence[str]) -> None:
     for minutes in (1, 2):  # route, then send once the group wait has passed
         now[0] = at + timedelta(minutes=minutes)
         dispatcher.run_once()
-    if secrets:
-        with store.database.begin() as conn:
-            conn.exec_driver_sql(
-                "UPDATE alert_deliveries SET last_error = ? WHERE status = 'failed'"
-                if store.database.dialect == "sqlite" else
-                "UPDATE alert_deliveries SET last_error = %s WHERE status = 'failed'",
-                (f"POST {' '.join(secrets)} failed",))
 
 
 def _firing(store: SqlStore) -> list[alert_states.StoredAlert]:
     with store.database.connect() as conn:
         return alert_states.active_alerts(conn, status=("firing",))
+
+
+def copy_database(source_url: str, target_url: str) -> None:
+    """Every table of a seeded database into a migrated, empty one: faster than seeding
+    again. Ids are kept, and Postgres' id sequences moved past them."""
+    with Database(source_url) as source, Database(target_url) as target, \
+            source.connect() as read, target.begin() as write:
+        for table in Base.metadata.sorted_tables:
+            rows = [dict(row) for row in read.execute(table.select()).mappings()]
+            for first in range(0, len(rows), 5_000):
+                write.execute(table.insert(), rows[first:first + 5_000])
+            if target.dialect == "postgresql" and "id" in table.c and rows:
+                write.execute(text(f"SELECT setval(pg_get_serial_sequence('{table.name}', "
+                                   f"'id'), (SELECT MAX(id) FROM {table.name}))"))
+
+
+def plant_secrets(url: str, secrets: Sequence[str]) -> None:
+    """Secrets in a delivery error and a dead letter, as a careless channel or producer
+    might leave them."""
+    with Database(url) as database, database.begin() as conn:
+        conn.execute(update(DELIVERIES).where(DELIVERIES.c.status == "failed")
+                     .values(last_error=f"POST {' '.join(secrets)} failed"))
+        write_dead_letters(conn, [DeadLetter("stream:home-events", "invalid JSON: leaked",
+                                             f'{{"password": "{secret}"}}')
+                                  for secret in secrets])

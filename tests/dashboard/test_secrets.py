@@ -3,9 +3,9 @@ given), not the Slack webhook URL nor the SMTP password (in the environment), ev
 they were stored in rows by a careless producer or channel.
 
 The database is a throwaway Postgres database reached with a password (the test server
-trusts loopback, so any password works), seeded with the secrets planted in a delivery
-error and a dead letter. Every element of every page is checked in its serialized form:
-text, tables, chart specs and chart data.
+trusts loopback, so any password works): a copy of the seeded one, with the secrets
+planted in a delivery error and a dead letter. Every element of every page is checked
+in its serialized form: text, tables, chart specs and chart data.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from monitor.alerts.settings import SLACK_ENV, SMTP_ENV
+from monitor.storage.migrate import upgrade
 from tests.dashboard.conftest import PAGES, AppFactory
 from tests.dashboard.helpers import page_bytes
-from tests.dashboard.seed import seed
+from tests.dashboard.seed import Seeded, copy_database, plant_secrets
 from tests.storage.conftest import throwaway_postgres
 
 DB_PASSWORD = "pg-Secret-4f9a2"
@@ -30,11 +31,13 @@ SECRETS = (DB_PASSWORD, WEBHOOK, WEBHOOK_TOKEN, SMTP_PASSWORD)
 
 
 @pytest.fixture(scope="module")
-def secret_url() -> Iterator[str]:
+def secret_url(seeded: Seeded) -> Iterator[str]:
     with throwaway_postgres("monitor_dashboard") as url:
         with_password = make_url(url).set(password=DB_PASSWORD).render_as_string(
             hide_password=False)
-        seed(with_password, days=3, secrets_in_rows=[DB_PASSWORD, WEBHOOK, SMTP_PASSWORD])
+        upgrade(with_password)
+        copy_database(seeded.url, with_password)
+        plant_secrets(with_password, [DB_PASSWORD, WEBHOOK, SMTP_PASSWORD])
         yield with_password
 
 
