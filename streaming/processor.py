@@ -264,18 +264,19 @@ class StreamProcessor:
         return self.finalize()
 
     def finalize(self) -> list[Finalized]:
+        """Store the windows every partition has passed. A cheap look first (the marks and
+        each metric's earliest open window): most ticks close nothing, and the closing
+        transaction locks the checkpoints that every worker's store updates."""
+        with self.database.connect() as conn:
+            due = self._due(conn, lock=False)
+        if not due:
+            return []
         finalized = []
         with self.database.begin() as conn:
-            checkpoints = state_store.load_checkpoints(conn, self.topic, lock=True)
-            marks = [checkpoints[p].mark_ns if p in checkpoints else None
-                     for p in range(self.partitions)]
-            if any(mark is None for mark in marks):
-                return []
-            low = min(mark for mark in marks if mark is not None)
-            for name, (metric, version) in self.targets.items():
-                cutoff_ns = low - metric.lateness_ns
-                cutoff = pd.Timestamp(cutoff_ns - cutoff_ns % 1000, unit="ns",
-                                      tz="UTC").to_pydatetime()
+            due_cutoffs = self._due(conn, lock=True)
+            for name, cutoff_ns in due_cutoffs.items():
+                metric, version = self.targets[name]
+                cutoff = _time(cutoff_ns)
                 results = state_store.final_windows(conn, self.topic, metric, version, cutoff)
                 if results:
                     write_windows(conn, name, version, STAGE, results)
@@ -283,9 +284,40 @@ class StreamProcessor:
                     if self.after_final is not None:
                         self.after_final(conn, metric, version, results)
                     finalized.append(Finalized(name, results))
-                for state in self.owned.values():
-                    state.evict(name, cutoff_ns)
+        for item in finalized:  # committed: what was closed is counted in the database
+            for state in self.owned.values():
+                state.evict(item.metric, due_cutoffs[item.metric])
         return finalized
+
+    def _due(self, conn: Connection, *, lock: bool) -> dict[str, int]:
+        """Per metric with a window to close, the cutoff (window ends at or before it are
+        final); forgets in memory what is final already."""
+        checkpoints = state_store.load_checkpoints(conn, self.topic, lock=lock)
+        marks = [checkpoints[p].mark_ns if p in checkpoints else None
+                 for p in range(self.partitions)]
+        if any(mark is None for mark in marks):
+            return {}
+        low = min(mark for mark in marks if mark is not None)
+        earliest = state_store.earliest_open_ends(conn, self.topic)
+        due = {}
+        for name, (metric, version) in self.targets.items():
+            cutoff_ns = low - metric.lateness_ns
+            cutoff_ns -= cutoff_ns % 1000  # the database keeps microseconds
+            first = earliest.get((name, version))
+            first_ns = None if first is None else pd.Timestamp(first).value
+            if first_ns is not None and first_ns <= cutoff_ns:
+                due[name] = cutoff_ns
+            # Windows ending before the earliest stored partial were closed (by any
+            # worker): their states here are counted already. The others wait for their
+            # closing transaction, which deletes their stored partials.
+            below = cutoff_ns if first_ns is None else min(cutoff_ns, first_ns - 1)
+            for state in self.owned.values():
+                state.evict(name, below)
+        return due
+
+
+def _time(ns: int) -> datetime:
+    return pd.Timestamp(ns, unit="ns", tz="UTC").to_pydatetime()
 
 
 def prepared_empty(stream: StreamSpec) -> pd.DataFrame:

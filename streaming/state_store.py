@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -166,6 +166,14 @@ def final_windows(conn: Connection, topic: str, metric: MetricSpec, version: int
             values={f: float(values[f]) for f in metric.aggregate.fields()},
             state=partial.state.to_bytes()))
     return results
+
+
+def earliest_open_ends(conn: Connection, topic: str) -> dict[tuple[str, int], datetime]:
+    """Per (metric, version), the earliest end of a window with partials (one query)."""
+    p = PARTIALS.c
+    rows = conn.execute(select(p.metric, p.metric_version, func.min(p.window_end))
+                        .where(p.topic == topic).group_by(p.metric, p.metric_version))
+    return {(row[0], row[1]): row[2] for row in rows}
 
 
 def delete_partials(conn: Connection, topic: str, metric: str, version: int,

@@ -47,7 +47,7 @@ class WorkerSettings:
     partitions: int = 4  # of topics the worker has to create
     take_messages: int = 1_000  # a micro-batch holds at most this many messages...
     take_within_s: float = 0.25  # ...or what arrived within this time
-    tick_interval_s: float = 0.25  # how often idle partitions advance and windows close
+    tick_interval_s: float = 0.1  # how often idle partitions advance and windows close
     session_timeout_s: float = 10.0
     retry_backoff_s: float = 0.5  # first wait after a failed database write; doubles to 30 s
     stream: StreamSettings = field(default_factory=StreamSettings)
