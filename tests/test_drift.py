@@ -573,3 +573,21 @@ def _value(agg, frame: pd.DataFrame) -> dict[str, float]:
 
 def _frame_of(seed: int, shift: float) -> pd.DataFrame:
     return current_frame(np.random.default_rng(seed), 20_000, shift)
+
+
+def test_wasserstein_where_both_cdfs_reach_one_at_the_last_edge() -> None:
+    """Regression: summing proportions left the CDF gap at the last edge at -1.1e-16
+    instead of 0, which sent that bin — a heavy tail's widest — through the branch for
+    CDFs that cross, ignoring where its values lie (0.0145 for an exact 0.0059 in
+    bench/peers.py). Both CDFs reach 1 there: the gap is 0 and the bin is integrated."""
+    reference = np.array([0, 8, 7, 6, 0])
+    current = np.array([0, 4, 4, 9, 0])
+    edges = np.array([0.0, 1.0, 2.0, 100.0])  # the last inner bin is the wide tail
+    means = np.array([0.0, 0.5, 1.5, 3.0, 0.0])  # its values sit near its left end
+    p, q = reference / reference.sum(), current / current.sum()
+    gap = [0.0, p[1] - q[1], p[1] + p[2] - q[1] - q[2], 0.0]  # G at the edges, exactly
+    expected = sum(abs(gap[i] * (edges[i + 1] - edges[i])
+                       + (p[i + 1] - q[i + 1]) * (edges[i + 1] - means[i + 1]))
+                   for i in range(3))
+    got = drift_stats.wasserstein(edges, reference, current, 0.0, means, means)
+    assert got == pytest.approx(expected, rel=1e-12)

@@ -200,7 +200,7 @@ def wasserstein(
     p, q = proportions(reference), proportions(current)
     if np.isnan(p[0]) or np.isnan(q[0]):
         return _NAN
-    _, b, width, g_a, g_b = _inner_bins(edges, p, q)
+    _, b, width, g_a, g_b = _inner_bins(edges, reference, current)
     middle = b - width / 2.0
     mu_ref = middle if reference_means is None else np.asarray(reference_means)[1:-1]
     mu_cur = middle if current_means is None else np.asarray(current_means)[1:-1]
@@ -222,7 +222,7 @@ def wasserstein_binning_error(
     p, q = proportions(reference), proportions(current)
     if np.isnan(p[0]) or np.isnan(q[0]):
         return _NAN
-    a, b, width, g_a, g_b = _inner_bins(edges, p, q)
+    a, b, width, g_a, g_b = _inner_bins(edges, reference, current)
     middle = b - width / 2.0
     mu_ref = middle if reference_means is None else np.asarray(reference_means)[1:-1]
     mu_cur = middle if current_means is None else np.asarray(current_means)[1:-1]
@@ -242,9 +242,18 @@ def wasserstein_binning_error(
 
 
 def _inner_bins(
-    edges: np.ndarray, p: np.ndarray, q: np.ndarray
+    edges: np.ndarray, reference: np.ndarray, current: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Left and right edges, widths and the CDF gap at both ends of each inner bin."""
+    """Left and right edges, widths and the CDF gap at both ends of each inner bin.
+
+    The CDFs are cumulative *counts* divided by the totals, not sums of proportions: where
+    both CDFs reach the same value (1 at the last edge, typically) the gap is exactly 0,
+    so its sign — which decides how a bin is integrated — is never a rounding error's.
+    """
     edges = np.asarray(edges, dtype=np.float64)
-    gap = (np.cumsum(p) - np.cumsum(q))[: len(edges)]  # G at e_0 … e_last
+    reference = np.asarray(reference, dtype=np.float64)
+    current = np.asarray(current, dtype=np.float64)
+    cdf_ref = np.cumsum(reference) / reference.sum()
+    cdf_cur = np.cumsum(current) / current.sum()
+    gap = (cdf_ref - cdf_cur)[: len(edges)]  # G at e_0 … e_last
     return edges[:-1], edges[1:], np.diff(edges), gap[:-1], gap[1:]
