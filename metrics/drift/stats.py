@@ -25,7 +25,6 @@ import math
 
 import numpy as np
 from scipy import special
-from scipy import stats as scipy_stats
 
 __all__ = [
     "PSI_EPSILON",
@@ -111,6 +110,8 @@ def chi2(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] == 0 or table.sum(axis=1).min() == 0:
         return _NAN, _NAN
+    from scipy import stats as scipy_stats  # here: importing scipy.stats costs ~1 s
+
     result = scipy_stats.chi2_contingency(table)
     return float(result.statistic), float(result.pvalue)
 
@@ -142,6 +143,8 @@ def ks(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
     statistic = float(np.max(np.abs(difference), initial=0.0))
     m, n = max(n_ref, n_cur), min(n_ref, n_cur)
     effective = max(1, round(m * n / (m + n)))  # 1 vs 1 value would round to 0
+    from scipy import stats as scipy_stats  # here: importing scipy.stats costs ~1 s
+
     p_value = float(np.clip(scipy_stats.kstwo.sf(statistic, effective), 0.0, 1.0))
     return statistic, p_value
 
