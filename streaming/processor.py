@@ -254,8 +254,9 @@ class StreamProcessor:
         now = self.clock()
         wall_ns = self.wall_clock().value
         # While a micro-batch is in flight or the consumer is behind, a partition that sent
-        # nothing lately may just be queued: advancing it by the clock would turn its
-        # events late. Idleness is judged only when the worker keeps up.
+        # nothing lately may just be queued: advancing it by the clock would close windows
+        # before its events arrive (they would come in later as corrections, and alerts
+        # would judge incomplete windows). Idleness is judged only when the worker keeps up.
         if not self._in_flight and now >= self._backlog_until:
             for state in self.owned.values():
                 if now - state.last_event_at >= self.settings.idle_timeout_s:
