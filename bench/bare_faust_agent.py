@@ -22,11 +22,12 @@ import argparse
 import json
 import logging
 import os
-import tempfile
 import time
 from typing import Any
 
 import faust
+
+from streaming.worker import WorkerSettings, faust_app
 
 
 def rss_mb(field: str = "VmRSS") -> float | None:
@@ -47,19 +48,9 @@ def main() -> None:
     parser.add_argument("--session-timeout", type=float, default=10.0)
     args = parser.parse_args()
 
-    app = faust.App(
-        args.group,
-        broker=f"kafka://{args.bootstrap}",
-        store="memory://",
-        topic_replication_factor=1,
-        topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=args.session_timeout,
-        broker_heartbeat_interval=max(args.session_timeout / 6, 0.5),
-        stream_wait_empty=True,
-        web_enabled=False,
-        datadir=tempfile.mkdtemp(prefix="bench-bare-faust-"),
-    )
+    # The worker's own Faust settings, so the two differ only in what the agent does.
+    app = faust_app(WorkerSettings(args.bootstrap, args.group,
+                                   session_timeout_s=args.session_timeout))
     source = app.topic(args.topic, value_serializer="raw", key_serializer="raw")
     counts = {"messages": 0, "events": 0}
     marks: dict[str, float] = {}

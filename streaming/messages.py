@@ -102,17 +102,15 @@ def decode_messages(messages: Sequence[RawMessage], schema: Schema, *,
     clean, rejects = schema.validate(raw, max_time=max_time)
     if len(rejects):
         message_of = np.repeat(np.arange(len(origins)), counts)
+        first_event = np.cumsum([0, *counts[:-1]])  # of each message, in ``events``
         for row, reason in zip(rejects["row"].tolist(), rejects["reason"].tolist(),
                                strict=True):
-            origin = origins[message_of[row]]
+            message = message_of[row]
+            origin = origins[message]
             rejected.append(Rejected(origin.partition, origin.offset, reason,
-                                     f"event {row - _first(counts, message_of[row])} of the "
-                                     "message", _event_bytes(events[row]), origin.key))
+                                     f"event {row - first_event[message]} of the message",
+                                     _event_bytes(events[row]), origin.key))
     return DecodedBatch(clean, rejected)
-
-
-def _first(counts: list[int], message: int) -> int:
-    return int(sum(counts[:message]))
 
 
 def _event_bytes(event: dict[str, Any]) -> bytes:

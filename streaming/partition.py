@@ -43,8 +43,7 @@ class Checkpoint:
 
     @property
     def mark_ns(self) -> int | None:
-        marks = [m for m in (self.watermark_ns, self.idle_mark_ns) if m is not None]
-        return max(marks) if marks else None
+        return mark(self.watermark_ns, self.idle_mark_ns)
 
 
 @dataclass
@@ -110,10 +109,7 @@ class PartitionState:
 
     @property
     def mark_ns(self) -> int | None:
-        """How far this partition lets windows close: its event watermark, or the idle
-        mark when that is further."""
-        marks = [m for m in (self.watermark_ns, self.idle_mark_ns) if m is not None]
-        return max(marks) if marks else None
+        return mark(self.watermark_ns, self.idle_mark_ns)
 
     def advance_idle(self, now_ns: int, step_ns: int = IDLE_STEP_NS) -> bool:
         """Move the mark up to ``now_ns`` (the wall clock minus the idle timeout), in steps
@@ -145,6 +141,13 @@ class PartitionState:
             del self.engine.partials[key]
             self.dirty.discard(key)
         return len(gone)
+
+
+def mark(watermark_ns: int | None, idle_mark_ns: int | None) -> int | None:
+    """How far a partition lets windows close: its event watermark, or its idle mark when
+    that is further (None before either exists)."""
+    marks = [m for m in (watermark_ns, idle_mark_ns) if m is not None]
+    return max(marks) if marks else None
 
 
 def in_offset_order(events: pd.DataFrame) -> pd.DataFrame:

@@ -277,7 +277,7 @@ class StreamProcessor:
             due_cutoffs = self._due(conn, lock=True)
             for name, cutoff_ns in due_cutoffs.items():
                 metric, version = self.targets[name]
-                cutoff = _time(cutoff_ns)
+                cutoff = state_store.utc_time(cutoff_ns)
                 results = state_store.final_windows(conn, self.topic, metric, version, cutoff)
                 if results:
                     write_windows(conn, name, version, STAGE, results)
@@ -315,10 +315,6 @@ class StreamProcessor:
             for state in self.owned.values():
                 state.evict(name, below)
         return due
-
-
-def _time(ns: int) -> datetime:
-    return pd.Timestamp(ns, unit="ns", tz="UTC").to_pydatetime()
 
 
 def prepared_empty(stream: StreamSpec) -> pd.DataFrame:

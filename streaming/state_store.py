@@ -17,8 +17,7 @@ last changelog record on recovery.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -104,8 +103,8 @@ def store_partition(conn: Connection, state: PartitionState, versions: Mapping[s
         name, segment, start_ns = key
         partial = state.engine.partials[key]
         width = state.metrics[name].windows.width_ns
-        rows.append((name, versions[name], as_time(_time(start_ns)), segment, state.topic,
-                     state.partition, as_time(_time(start_ns + width)),
+        rows.append((name, versions[name], as_time(utc_time(start_ns)), segment, state.topic,
+                     state.partition, as_time(utc_time(start_ns + width)),
                      as_state(partial.state.to_bytes()), partial.rows, as_time(now)))
     upsert_rows(conn, PARTIALS, PARTIAL_COLUMNS, rows)
     _write_checkpoint(conn, state, now)
@@ -207,28 +206,12 @@ def add_counts(conn: Connection, metric: str, stage: str,
     conn.execute(statement, rows)
 
 
-def clear_topic(conn: Connection, topic: str) -> None:
-    """Forget a topic's streaming state (tests, and a reset of a recreated topic)."""
-    conn.execute(delete(PARTIALS).where(PARTIALS.c.topic == topic))
-    conn.execute(delete(CHECKPOINTS).where(CHECKPOINTS.c.topic == topic))
-
-
-def group_counts(items: Iterable[tuple[datetime, datetime, str]]
-                 ) -> dict[tuple[datetime, datetime, str], int]:
-    counts: dict[tuple[datetime, datetime, str], int] = defaultdict(int)
-    for item in items:
-        counts[item] += 1
-    return dict(counts)
-
-
-def _time(ns: int) -> datetime:
+def utc_time(ns: int) -> datetime:
     return pd.Timestamp(ns, unit="ns", tz="UTC").to_pydatetime()
 
 
 def _watermark(ns: int | None) -> datetime | None:
-    if ns is None:
-        return None
-    return pd.Timestamp(ns - ns % 1000, unit="ns", tz="UTC").to_pydatetime()  # µs, floored
+    return None if ns is None else utc_time(ns - ns % 1000)  # µs, floored
 
 
 def _to_ns(value: datetime | None) -> int | None:

@@ -93,7 +93,21 @@ def build_app(settings: WorkerSettings, database: Database, targets: Sequence[Ta
     topics = [s.topic for s, _ in streams.values() if s.topic is not None]
     counts = ensure_topics(settings.bootstrap,
                            topics + [dead_letter_topic(t) for t in topics], settings.partitions)
-    app = faust.App(
+    app = faust_app(settings)
+    for stream, stream_targets in streams.values():
+        assert stream.topic is not None
+        processor = StreamProcessor(database, stream, stream.topic, counts[stream.topic],
+                                    stream_targets, settings.stream, after_final=after_final)
+        if on_processor is not None:
+            on_processor(processor)
+        _wire(app, settings, processor)
+    return app
+
+
+def faust_app(settings: WorkerSettings) -> faust.App:
+    """The Faust app of a worker, with no agents: a consumer group on ``settings.bootstrap``
+    that works on a single broker (Tansu included) and starts from the earliest offset."""
+    return faust.App(
         settings.group,
         broker=f"kafka://{settings.bootstrap}",
         store="memory://",
@@ -107,14 +121,6 @@ def build_app(settings: WorkerSettings, database: Database, targets: Sequence[Ta
         datadir=tempfile.mkdtemp(prefix="monitor-faust-"),
         producer_max_request_size=2 * settings.stream.max_message_bytes,
     )
-    for stream, stream_targets in streams.values():
-        assert stream.topic is not None
-        processor = StreamProcessor(database, stream, stream.topic, counts[stream.topic],
-                                    stream_targets, settings.stream, after_final=after_final)
-        if on_processor is not None:
-            on_processor(processor)
-        _wire(app, settings, processor)
-    return app
 
 
 def _wire(app: faust.App, settings: WorkerSettings, processor: StreamProcessor) -> None:
