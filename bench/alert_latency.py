@@ -37,7 +37,8 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.stream import ADMIN_URL, percentile, say, start_worker, stop  # noqa: E402
+from bench.postgres import throwaway_database  # noqa: E402
+from bench.stream import percentile, say, start_worker, stop  # noqa: E402
 from monitor import Monitor, Threshold  # noqa: E402
 from monitor.storage.migrate import upgrade  # noqa: E402
 from monitor.storage.store import SqlStore  # noqa: E402
@@ -98,19 +99,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.seconds = 40.0
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"bench_alerts_{secrets.token_hex(4)}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     logs = Path(tempfile.mkdtemp(prefix="bench-alerts-"))
-    try:
-        with EmbeddedBroker() as broker:
-            result = run(url, broker.bootstrap, args, logs)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with throwaway_database("bench_alerts") as url, EmbeddedBroker() as broker:
+        result = run(url, broker.bootstrap, args, logs)
     say(f"logs in {logs}")
     print(json.dumps(result))
 

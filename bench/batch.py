@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets
 import sys
 import time
 from collections.abc import Callable
@@ -32,6 +30,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.postgres import throwaway_database
 from examples.music_home import mon
 from examples.music_home_events import DEFAULT_START, generate_events, generate_reference
 from monitor.batch.runner import BatchRunner
@@ -42,8 +41,6 @@ from monitor.references import fit_profile
 from monitor.storage.migrate import upgrade
 from monitor.storage.store import SqlStore
 
-ADMIN_URL = os.environ.get("MONITOR_BENCH_POSTGRES_URL",
-                           "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 TARGET_RATIO = 1.5
 RESULT_TABLES = ("metric_values", "metric_states", "batch_runs", "dead_letters")
 
@@ -69,17 +66,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"monitor_bench_{secrets.token_hex(4)}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    try:
+    with throwaway_database("monitor_bench") as url:
         run(url, args)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def run(url: str, args: argparse.Namespace) -> None:

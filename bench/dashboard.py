@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +37,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import metrics
+from bench.postgres import throwaway_database
 from monitor import Monitor, Threshold
 from monitor.spec import OVERALL, MetricSpec
 from monitor.storage import alert_states
@@ -47,8 +47,6 @@ from monitor.storage.migrate import upgrade
 from monitor.storage.records import WindowResult
 from monitor.storage.store import SqlStore
 
-ADMIN_URL = os.environ.get("MONITOR_BENCH_POSTGRES_URL",
-                           "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 TARGET_S = 2.0
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -178,20 +176,12 @@ def main() -> None:
     if not 1 <= args.segments <= len(COUNTRIES) + 1:
         parser.error(f"--segments must be 1 to {len(COUNTRIES) + 1}")
 
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"monitor_bench_dashboard_{secrets.token_hex(4)}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.engine.make_url(ADMIN_URL).set(database=name).render_as_string(
-        hide_password=False)
-    try:
+    with throwaway_database("monitor_bench_dashboard") as url:
         upgrade(url)
         mon = build_app(args.metrics, args.segments)
         started = time.perf_counter()
         rows = fill(url, mon, args.segments, args.days)
         fill_s = time.perf_counter() - started
-        with admin.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
         engine = sa.create_engine(url)
         with engine.connect() as conn:
             conn.execute(sa.text("ANALYZE"))
@@ -253,10 +243,6 @@ def main() -> None:
             "queries_s": query_s, "page_s": page_s,
             "target_s": TARGET_S, "within_target": within,
         }))
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 if __name__ == "__main__":

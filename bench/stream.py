@@ -58,13 +58,12 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.postgres import throwaway_database  # noqa: E402
 from bench.stream_app import COUNTRIES, DEVICES, live, throughput  # noqa: E402
 from monitor.storage.migrate import upgrade  # noqa: E402
 from monitor.storage.store import SqlStore  # noqa: E402
 from streaming.broker import EmbeddedBroker, create_topics  # noqa: E402
 
-ADMIN_URL = os.environ.get("MONITOR_BENCH_POSTGRES_URL",
-                           "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 PYTHON = sys.executable
 MONITOR = str(Path(sys.executable).with_name("monitor"))
 PARTITIONS = 4
@@ -464,19 +463,9 @@ def main() -> None:
         args.rounds = 1
         args.live_seconds = 20.0
 
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"bench_stream_{secrets.token_hex(4)}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     logs = Path(tempfile.mkdtemp(prefix="bench-stream-"))
-    try:
-        with EmbeddedBroker() as broker:
-            result = run(url, broker.bootstrap, args, logs)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with throwaway_database("bench_stream") as url, EmbeddedBroker() as broker:
+        result = run(url, broker.bootstrap, args, logs)
     say(f"logs in {logs}")
     print(json.dumps(_no_nan(result)))
 

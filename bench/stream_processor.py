@@ -18,7 +18,6 @@ import argparse
 import cProfile
 import io
 import json
-import os
 import pstats
 import secrets
 import sys
@@ -26,11 +25,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.postgres import throwaway_database  # noqa: E402
 from bench.stream import PARTITIONS, event_bodies, messages, promote_all  # noqa: E402
 from bench.stream_app import throughput  # noqa: E402
 from monitor.batch.service import batch_targets  # noqa: E402
@@ -38,9 +36,6 @@ from monitor.storage.migrate import upgrade  # noqa: E402
 from monitor.storage.store import SqlStore  # noqa: E402
 from streaming.messages import RawMessage  # noqa: E402
 from streaming.processor import StreamProcessor  # noqa: E402
-
-ADMIN_URL = os.environ.get("MONITOR_BENCH_POSTGRES_URL",
-                           "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
 def shape_run(store: SqlStore, per_message: int, count: int, batches: int,
@@ -105,13 +100,8 @@ def main() -> None:
     parser.add_argument("--max-batches", type=int, default=60)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"bench_stream_{secrets.token_hex(4)}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     results = []
-    try:
+    with throwaway_database("bench_stream") as url:
         upgrade(url)
         promote_all(url)
         with SqlStore.open(url) as store:
@@ -127,10 +117,6 @@ def main() -> None:
                 if args.profile:
                     print(r["profile_top"], file=sys.stderr)
                 results.append({k: v for k, v in r.items() if k != "profile_top"})
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
     print(json.dumps({"benchmark": "stream_processor", "metrics": len(throughput.metrics),
                       "results": results}))
 
