@@ -12,13 +12,14 @@ import pytest
 
 from examples.music_home import mon
 from examples.music_home_events import DEFAULT_START, generate_events, generate_reference
-from monitor.batch.service import Target, batch_targets, bind_stored_reference
+from monitor.batch.service import Target
 from monitor.references import fit_profile
 from monitor.research import evaluate
 from monitor.storage.store import SqlStore
 from streaming.codec import encode_events, event_dicts
 from streaming.messages import RawMessage
 from streaming.processor import StreamProcessor, StreamSettings
+from tests.streaming.workers import promote_to_streaming
 
 STREAM = mon.streams["home"]
 TOPIC = "home-events"
@@ -47,13 +48,7 @@ def store(results_url: str) -> Iterator[SqlStore]:
 
 @pytest.fixture
 def targets(store: SqlStore, profile) -> list[Target]:  # type: ignore[no-untyped-def]
-    store.save_profile(profile)
-    for spec in mon.metrics.values():
-        definition = store.register_metric(bind_stored_reference(spec, store))
-        for stage in ("batch", "streaming"):
-            store.record_stage_change(spec.name, definition.version, stage, by="test",
-                                      reason="streaming test")
-    return batch_targets(mon, store, stages=("streaming",))
+    return promote_to_streaming(store, profile)
 
 
 def messages_of(events: pd.DataFrame, *, seed: int = 0, max_batch: int = 40
