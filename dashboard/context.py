@@ -126,6 +126,18 @@ def pick_one(label: str, options: Sequence[str], *, param: str | None = None,
     return str(st.selectbox(label, options, index=index, key=key))
 
 
+def pick_metric_of_kind(queries: DashboardQueries, kinds: frozenset[str], label: str,
+                        none_found: str, key: str) -> MetricDefinition | None:
+    """A select box over the registered metrics whose aggregate is one of ``kinds``
+    (starting on ``?metric=``), or None after saying ``none_found``."""
+    found = [d for d in queries.definitions() if aggregate_kind(d) in kinds]
+    if not found:
+        st.info(none_found)
+        return None
+    name = pick_one(label, [d.name for d in found], param="metric", key=key)
+    return next(d for d in found if d.name == name)
+
+
 def aggregate_kind(definition: MetricDefinition) -> str | None:
     """The kind of a registered metric's aggregate (quantiles, psi, drift, rate...)."""
     aggregate = definition.spec.get("aggregate")

@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.charts import histogram_chart, series_chart
-from dashboard.context import aggregate_kind, fmt, md, pick_one, pick_range, require_data
+from dashboard.context import fmt, md, pick_metric_of_kind, pick_range, require_data
 from dashboard.views.metric import rules_of, thresholds
 from metrics.base import aggregate_from_dict
 from metrics.drift import ReferenceProfile
@@ -28,13 +28,14 @@ FLAG_FIELDS = ("n_drifted", "share_drifted")
 
 def render() -> None:
     queries = require_data()
-    found = [d for d in queries.definitions() if aggregate_kind(d) in DRIFT_KINDS]
     st.title("Drift")
-    if not found:
-        st.info("No drift metric is registered (metrics.psi, metrics.drift_report, ...).")
+    definition = pick_metric_of_kind(
+        queries, DRIFT_KINDS, "Drift metric",
+        "No drift metric is registered (metrics.psi, metrics.drift_report, ...).",
+        key="drift_metric")
+    if definition is None:
         return
-    name = pick_one("Drift metric", [d.name for d in found], param="metric", key="drift_metric")
-    definition = next(d for d in found if d.name == name)
+    name = definition.name
     aggregate = dict(definition.spec["aggregate"])  # type: ignore[call-overload]
     columns = list(aggregate.get("column_names") or [aggregate.get("column")])
     st.caption(f"{aggregate['kind']} of {', '.join(map(str, columns))} against reference "

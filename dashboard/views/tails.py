@@ -11,10 +11,9 @@ import streamlit as st
 
 from dashboard.charts import quantile_of, tails_chart
 from dashboard.context import (
-    aggregate_kind,
     fmt,
     md,
-    pick_one,
+    pick_metric_of_kind,
     pick_range,
     query_param,
     require_data,
@@ -26,13 +25,13 @@ TAILS_KINDS = frozenset({"quantiles"})
 
 def render() -> None:
     queries = require_data()
-    found = [d for d in queries.definitions() if aggregate_kind(d) in TAILS_KINDS]
     st.title("Tails")
-    if not found:
-        st.info("No tails metric is registered (metrics.quantiles).")
+    definition = pick_metric_of_kind(queries, TAILS_KINDS, "Tails metric",
+                                     "No tails metric is registered (metrics.quantiles).",
+                                     key="tails_metric")
+    if definition is None:
         return
-    name = pick_one("Tails metric", [d.name for d in found], param="metric", key="tails_metric")
-    definition = next(d for d in found if d.name == name)
+    name = definition.name
     latest = queries.latest_window(name, definition.version)
     if latest is None:
         st.info(f"No values are stored for version {definition.version} of {name} yet.")
