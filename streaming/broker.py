@@ -5,7 +5,7 @@ loopback port, in memory. ``MONITOR_KAFKA_BOOTSTRAP`` (read by ``configured_boot
 at the entry point) points everything at a real cluster instead; ``kafka_bootstrap()``
 gives that address, or starts an embedded broker when it is not set.
 
->>> with EmbeddedBroker() as broker:  # doctest: +SKIP
+>>> with EmbeddedBroker() as broker:
 ...     create_topics(broker.bootstrap, {"home_events": 4})
 {'home_events': 4}
 
