@@ -89,3 +89,13 @@ def _origin(output: str, fallback: pd.Timestamp) -> pd.Timestamp:
     """The demo's "now": the end of the history it printed."""
     found = re.search(r"--until (\S+)", output)
     return pd.Timestamp(found.group(1)).tz_convert("UTC") if found else fallback
+
+
+def test_the_demo_refuses_to_empty_a_folder_it_did_not_make(tmp_path: Path) -> None:
+    precious = tmp_path / "notes.txt"
+    precious.write_text("mine")
+    result = subprocess.run([MONITOR, "demo", "--workdir", str(tmp_path), "--duration", "10"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "not a folder an earlier demo made" in result.stderr
+    assert precious.read_text() == "mine"

@@ -38,6 +38,7 @@ HISTORY_HOURS = 56  # the example week up to just before its latency incident (h
 LIVE_HOURS = 16  # streamed live: hours 56-72, with the latency spike at 60-64
 EVENTS_PER_HOUR = 1_500
 DEFAULT_HOUR_SECONDS = 15.0  # wall seconds per event-time hour without --duration
+DEMO_MARKER = ".monitor-demo"  # only a folder holding this is emptied by a new demo
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,8 @@ class Plan:
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("out/demo"), show_default=True,
               help="Where the demo writes its data, logs and (by default) its database. "
-                   "It is emptied first.")
+                   "A folder of an earlier demo is emptied first; any other must be new "
+                   "or empty.")
 @click.option("--port", "dashboard_port", type=click.IntRange(1, 65535), default=8501,
               show_default=True, help="The dashboard's port on 127.0.0.1.")
 @click.option("--seed", type=int, default=1, show_default=True,
@@ -71,9 +73,14 @@ def demo(duration: float | None, workdir: Path, dashboard_port: int, seed: int) 
     contain an incident. Ctrl-C stops everything cleanly.
     """
     workdir = workdir.resolve()
-    if workdir.exists():
+    if workdir.exists() and any(workdir.iterdir()):
+        if not (workdir / DEMO_MARKER).exists():
+            raise click.ClickException(
+                f"{workdir} is not empty and not a folder an earlier demo made; the demo "
+                "empties its --workdir, so pass a new or empty folder")
         shutil.rmtree(workdir)
     (workdir / "logs").mkdir(parents=True)
+    (workdir / DEMO_MARKER).write_text("made by `monitor demo`; it empties this folder\n")
     url = os.environ.get(DATABASE_URL_ENV) or f"sqlite:///{workdir / 'demo.sqlite'}"
     plan = Plan(workdir, url, duration, dashboard_port, seed)
     interrupted = False
