@@ -1,6 +1,7 @@
 """Where the streaming worker spends its time, without Kafka: StreamProcessor alone.
 
-    .venv/bin/python bench/stream_processor.py [--profile] [--sizes 1x100,1x1000,500x20]
+    .venv/bin/python bench/stream_processor.py [--profile [--profile-sort cumulative]]
+        [--sizes 1x100,1x1000,500x20]
 
 Drives ``streaming.processor.StreamProcessor`` (the code the Faust agent runs per
 micro-batch: prepare = decode + validate + lateness, absorb = engine updates, store =
@@ -39,7 +40,7 @@ from streaming.processor import StreamProcessor  # noqa: E402
 
 
 def shape_run(store: SqlStore, per_message: int, count: int, batches: int,
-              profile: bool) -> dict[str, Any]:
+              profile: bool, sort: str = "tottime", top: int = 18) -> dict[str, Any]:
     stream = throughput.streams["events"]
     topic = f"proc-{per_message}x{count}-{secrets.token_hex(3)}"
     targets = batch_targets(throughput, store, stages=("streaming",))
@@ -86,7 +87,7 @@ def shape_run(store: SqlStore, per_message: int, count: int, batches: int,
     }
     if profiler:
         out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(18)
+        pstats.Stats(profiler, stream=out).sort_stats(sort).print_stats(top)
         result["profile_top"] = out.getvalue()
     return result
 
@@ -99,6 +100,9 @@ def main() -> None:
                         help="about this many events per shape (at least 3 batches)")
     parser.add_argument("--max-batches", type=int, default=60)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--profile-sort", default="tottime",
+                        help="cProfile order: tottime (own time) or cumulative")
+    parser.add_argument("--profile-top", type=int, default=18)
     args = parser.parse_args()
     results = []
     with throwaway_database("bench_stream") as url:
@@ -108,7 +112,8 @@ def main() -> None:
             for size in args.sizes.split(","):
                 per_message, count = (int(x) for x in size.split("x"))
                 batches = max(3, min(args.max_batches, args.events // (per_message * count)))
-                r = shape_run(store, per_message, count, batches, args.profile)
+                r = shape_run(store, per_message, count, batches, args.profile,
+                              args.profile_sort, args.profile_top)
                 ms = r["ms_per_batch"]
                 print(f"{r['shape']:>8} x {batches:5} batches: {r['events_per_second']:>10,.0f} "
                       f"events/s; per batch {r['ms_per_batch_total']:7.2f} ms = prepare "

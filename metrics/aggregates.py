@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ast
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -16,26 +16,18 @@ import numpy as np
 import pandas as pd
 
 from metrics.base import Aggregate, ColumnKind
-from metrics.counters import CounterState, ratio
+from metrics.counters import CounterState, RowCounting, every_row, ratio
 from metrics.exact_sum import ExactSum
+from metrics.groups import Groups
 
 __all__ = ["Count", "Mean", "NullRate", "Rate", "Share", "Sum", "count", "mean", "null_rate",
            "rate", "share", "sum_of"]
 
 
-class _CounterAggregate(Aggregate):
+class _CounterAggregate(RowCounting, Aggregate):
     """An aggregate whose state is a few integer counters."""
 
     counter_names: tuple[str, ...] = ("hits", "rows")
-
-    def _count(self, frame: pd.DataFrame) -> Mapping[str, int]:
-        raise NotImplementedError
-
-    def new_state(self) -> CounterState:
-        return CounterState(self._count, self.counter_names)
-
-    def state_from_bytes(self, data: bytes) -> CounterState:
-        return self.new_state().load(data)
 
 
 @dataclass(frozen=True)
@@ -58,8 +50,8 @@ class Count(_CounterAggregate):
     def fields(self) -> tuple[str, ...]:
         return ("count",)
 
-    def _count(self, frame: pd.DataFrame) -> Mapping[str, int]:
-        return {"rows": len(frame)}
+    def row_counts(self, frame: pd.DataFrame) -> Mapping[str, np.ndarray]:
+        return {"rows": every_row(frame)}
 
     def value(self, state: CounterState) -> dict[str, float]:
         return {"count": float(state.counts["rows"])}
@@ -77,8 +69,11 @@ class SumState:
 
     def update(self, frame: pd.DataFrame) -> None:
         values = frame[self.column].to_numpy(dtype=np.float64, na_value=np.nan)
-        values = values[~np.isnan(values)]
-        self.total.add(values)  # raises on inf: the stages reject it before it gets here
+        self.add(values[~np.isnan(values)])
+
+    def add(self, values: np.ndarray) -> None:
+        """Add non-null values; raises on inf (the stages reject it before it gets here)."""
+        self.total.add(values)
         self.n += len(values)
 
     def merge(self, other: Self) -> None:
@@ -124,6 +119,12 @@ class Sum(Aggregate):
     def new_state(self) -> SumState:
         return SumState(_bound(self))
 
+    def update_groups(self, states: Sequence[SumState], frame: pd.DataFrame, groups: Groups
+                      ) -> None:
+        values = frame[_bound(self)].to_numpy(dtype=np.float64, na_value=np.nan)
+        for state, part in zip(states, groups.split_finite(values), strict=True):
+            state.add(part)
+
     def state_from_bytes(self, data: bytes) -> SumState:
         return self.new_state().load(data)
 
@@ -154,6 +155,12 @@ class Mean(Aggregate):
     def new_state(self) -> SumState:
         return SumState(_bound(self))
 
+    def update_groups(self, states: Sequence[SumState], frame: pd.DataFrame, groups: Groups
+                      ) -> None:
+        values = frame[_bound(self)].to_numpy(dtype=np.float64, na_value=np.nan)
+        for state, part in zip(states, groups.split_finite(values), strict=True):
+            state.add(part)
+
     def state_from_bytes(self, data: bytes) -> SumState:
         return self.new_state().load(data)
 
@@ -165,7 +172,7 @@ class Mean(Aggregate):
 
 
 @dataclass(frozen=True)
-class Rate(Aggregate):
+class Rate(_CounterAggregate):
     """The share of events for which a condition holds.
 
     ``condition`` is a boolean column or a pandas expression such as
@@ -207,20 +214,16 @@ class Rate(Aggregate):
     def fields(self) -> tuple[str, ...]:
         return ("rate",)
 
-    def _count(self, frame: pd.DataFrame) -> Mapping[str, int]:
+    def row_counts(self, frame: pd.DataFrame) -> Mapping[str, np.ndarray]:
         if self.condition.isidentifier():
             held = frame[self.condition]
-            known = held.notna()
-            return {"hits": int(held[known].astype(bool).sum()), "rows": int(known.sum())}
+            known = held.notna().to_numpy()
+            hits = np.zeros(len(frame), dtype=bool)
+            hits[known] = held[known].astype(bool).to_numpy()
+            return {"hits": hits, "rows": known}
         held = pd.Series(frame.eval(self.condition), index=frame.index).astype(bool)
-        known = frame[list(self.columns())].notna().all(axis=1)
-        return {"hits": int((held & known).sum()), "rows": int(known.sum())}
-
-    def new_state(self) -> CounterState:
-        return CounterState(self._count, ("hits", "rows"))
-
-    def state_from_bytes(self, data: bytes) -> CounterState:
-        return self.new_state().load(data)
+        known = frame[list(self.columns())].notna().all(axis=1).to_numpy()
+        return {"hits": held.to_numpy(dtype=bool) & known, "rows": known}
 
     def value(self, state: CounterState) -> dict[str, float]:
         return {"rate": ratio(state.counts["hits"], state.counts["rows"])}
@@ -246,8 +249,8 @@ class NullRate(_CounterAggregate):
     def fields(self) -> tuple[str, ...]:
         return ("null_rate",)
 
-    def _count(self, frame: pd.DataFrame) -> Mapping[str, int]:
-        return {"hits": int(frame[_bound(self)].isna().sum()), "rows": len(frame)}
+    def row_counts(self, frame: pd.DataFrame) -> Mapping[str, np.ndarray]:
+        return {"hits": frame[_bound(self)].isna().to_numpy(), "rows": every_row(frame)}
 
     def value(self, state: CounterState) -> dict[str, float]:
         return {"null_rate": ratio(state.counts["hits"], state.counts["rows"])}
@@ -274,8 +277,9 @@ class Share(_CounterAggregate):
     def fields(self) -> tuple[str, ...]:
         return ("share",)
 
-    def _count(self, frame: pd.DataFrame) -> Mapping[str, int]:
-        return {"hits": int((frame[self.column] == self.category).sum()), "rows": len(frame)}
+    def row_counts(self, frame: pd.DataFrame) -> Mapping[str, np.ndarray]:
+        hits = (frame[self.column] == self.category).to_numpy(dtype=bool, na_value=False)
+        return {"hits": hits, "rows": every_row(frame)}
 
     def value(self, state: CounterState) -> dict[str, float]:
         return {"share": ratio(state.counts["hits"], state.counts["rows"])}

@@ -16,9 +16,12 @@ import dataclasses
 import hashlib
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 import pandas as pd
+
+from metrics.groups import Groups
 
 __all__ = [
     "Aggregate",
@@ -100,6 +103,18 @@ class Aggregate(ABC):
     @abstractmethod
     def value(self, state: Any) -> dict[str, float]:
         """The values of a state, one per field."""
+
+    def update_groups(self, states: Sequence[Any], frame: pd.DataFrame, groups: Groups
+                      ) -> None:
+        """Absorb ``frame`` into many states: row ``i`` goes to ``states[groups.codes[i]]``.
+
+        Each state must end up exactly as ``update`` on its rows would leave it. This
+        default does just that, group by group; built-ins override it with one vectorised
+        pass over the whole frame, which is what keeps a micro-batch touching hundreds of
+        (segment, window) states cheap.
+        """
+        for state, rows in zip(states, groups.frames(frame), strict=True):
+            state.update(rows)
 
     # -- binding ----------------------------------------------------------------------
 

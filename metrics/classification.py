@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from metrics.base import Aggregate, ColumnKind
-from metrics.counters import CounterState, ratio
+from metrics.counters import CounterState, RowCounting, ratio
 
 __all__ = ["AUC", "AUCState", "Accuracy", "Precision", "Recall", "accuracy", "auc",
            "binary_column", "precision", "recall", "score_bins"]
@@ -56,35 +56,27 @@ def binary_column(frame: pd.DataFrame, column: str) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class _ConfusionAggregate(Aggregate):
+class _ConfusionAggregate(RowCounting, Aggregate):
     """An aggregate of a binary confusion matrix: four integer counters."""
 
     label: str
     prediction: str
+    counter_names = _CONFUSION
 
     def columns(self) -> dict[str, ColumnKind]:
         return {self.label: "bool", self.prediction: "bool"}
 
-    def _count(self, frame: pd.DataFrame) -> Mapping[str, int]:
+    def row_counts(self, frame: pd.DataFrame) -> Mapping[str, np.ndarray]:
         label = binary_column(frame, self.label)
         prediction = binary_column(frame, self.prediction)
         known = ~(np.isnan(label) | np.isnan(prediction))
-        actual, predicted = label[known] == 1.0, prediction[known] == 1.0
-        true_positives = int(np.count_nonzero(actual & predicted))
-        false_positives = int(np.count_nonzero(predicted)) - true_positives
-        false_negatives = int(np.count_nonzero(actual)) - true_positives
+        actual, predicted = known & (label == 1.0), known & (prediction == 1.0)
         return {
-            "true_positives": true_positives,
-            "false_positives": false_positives,
-            "false_negatives": false_negatives,
-            "true_negatives": len(actual) - true_positives - false_positives - false_negatives,
+            "true_positives": actual & predicted,
+            "false_positives": predicted & ~actual,
+            "false_negatives": actual & ~predicted,
+            "true_negatives": known & ~actual & ~predicted,
         }
-
-    def new_state(self) -> CounterState:
-        return CounterState(self._count, _CONFUSION)
-
-    def state_from_bytes(self, data: bytes) -> CounterState:
-        return self.new_state().load(data)
 
 
 @dataclass(frozen=True)

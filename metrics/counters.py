@@ -1,16 +1,20 @@
 """A state made of named integer counters: exact, mergeable and cheap to serialize.
 
 Most exact aggregates (counts, rates, shares, null rates, confusion matrices) are a few
-integers; this is their shared state so each aggregate only says how a chunk counts.
+integers; this is their shared state so each aggregate only says how each row counts
+(:class:`RowCounting`), which serves one state (a sum) and many at once (a bincount).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Self
 
+import numpy as np
 import pandas as pd
+
+from metrics.groups import Groups
 
 Counter = Callable[[pd.DataFrame], Mapping[str, int]]
 
@@ -57,3 +61,37 @@ class CounterState:
 def ratio(numerator: int, denominator: int) -> float:
     """numerator / denominator, NaN when there is nothing to divide by."""
     return numerator / denominator if denominator else float("nan")
+
+
+class RowCounting:
+    """Mixin for aggregates whose state is counters: each row adds 0 or 1 to each counter.
+
+    Subclasses name their ``counter_names`` and say per row what counts in
+    :meth:`row_counts`; one state's update and the grouped update both follow from it.
+    """
+
+    counter_names: tuple[str, ...]
+
+    def row_counts(self, frame: pd.DataFrame) -> Mapping[str, np.ndarray]:
+        """Per counter, a boolean array: does each row of ``frame`` count."""
+        raise NotImplementedError
+
+    def count(self, frame: pd.DataFrame) -> dict[str, int]:
+        return {name: int(np.count_nonzero(hits))
+                for name, hits in self.row_counts(frame).items()}
+
+    def new_state(self) -> CounterState:
+        return CounterState(self.count, self.counter_names)
+
+    def state_from_bytes(self, data: bytes) -> CounterState:
+        return self.new_state().load(data)
+
+    def update_groups(self, states: Sequence[CounterState], frame: pd.DataFrame,
+                      groups: Groups) -> None:
+        for name, hits in self.row_counts(frame).items():
+            for state, n in zip(states, groups.sums(hits).tolist(), strict=True):
+                state.counts[name] += n
+
+
+def every_row(frame: pd.DataFrame) -> np.ndarray:
+    return np.ones(len(frame), dtype=bool)

@@ -34,6 +34,7 @@ import math
 import struct
 import sys
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Context, Decimal
 from functools import lru_cache
@@ -44,6 +45,7 @@ import pandas as pd
 
 from metrics.aggregates import _bound
 from metrics.base import Aggregate, ColumnKind
+from metrics.groups import Groups
 
 __all__ = ["QuantileSketch", "QuantileState", "Quantiles", "quantile_field", "quantiles"]
 
@@ -470,6 +472,12 @@ class Quantiles(Aggregate):
 
     def state_from_bytes(self, data: bytes) -> QuantileState:
         return self.new_state().load(data)
+
+    def update_groups(self, states: Sequence[QuantileState], frame: pd.DataFrame,
+                      groups: Groups) -> None:
+        values = frame[_bound(self)].to_numpy(dtype=np.float64, na_value=np.nan)
+        for state, part in zip(states, groups.split_finite(values), strict=True):
+            state.sketch.add(part)
 
     def value(self, state: QuantileState) -> dict[str, float]:
         return {quantile_field(p): state.sketch.quantile(p) for p in self.ps}

@@ -95,10 +95,7 @@ class PartitionState:
         """Add this partition's events (offset order) to the states, except where ``late``;
         everything up to ``through_offset`` then counts as absorbed."""
         if not events.empty:
-            for name in self.metrics:
-                mask = late.get(name)
-                rows = events if mask is None or not mask.any() else events[~mask]
-                self.dirty.update(self.engine.update_metric(name, rows))
+            self.dirty.update(self.engine.update(events, skip=late))
             top = int(_ns(events[time]).max())
             self.watermark_ns = top if self.watermark_ns is None else max(self.watermark_ns,
                                                                           top)

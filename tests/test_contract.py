@@ -2,7 +2,9 @@
 
 - bytes round trip: a state rebuilt from its bytes is equal and gives the same values;
 - any chunking, merged in any order, gives values bit-identical to one update over all;
-- merging an empty state changes nothing.
+- merging an empty state changes nothing;
+- ``update_groups`` (the engine's one pass over a chunk's many groups) leaves each state
+  byte-identical to ``update`` on that group's rows.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metrics.base import Aggregate, aggregate_from_dict
+from metrics.groups import Groups
 from tests.builtins import CASES, Case
 
 ids = [case.name for case in CASES]
@@ -94,3 +97,28 @@ def test_any_chunking_and_merge_order_is_bit_identical(
 def test_values_name_every_field(case: Case) -> None:
     values = whole(case.aggregate, case.make_frame(np.random.default_rng(3), 300))
     assert tuple(values) == case.aggregate.fields()
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids)
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), rows=st.integers(1, 400), n_groups=st.integers(1, 12),
+       twice=st.booleans())
+def test_grouped_update_equals_update_per_group(case: Case, seed: int, rows: int,
+                                                 n_groups: int, twice: bool) -> None:
+    """As the engine calls it: each row in one group, or (``twice``) each row in an overall
+    group and again in a segment's group, as segmented metrics do."""
+    rng = np.random.default_rng(seed)
+    frame = case.make_frame(rng, rows)
+    codes = rng.integers(0, n_groups, rows)
+    entries = np.arange(rows)
+    if twice:
+        codes = np.concatenate([codes, n_groups + rng.integers(0, n_groups, rows)])
+        entries = np.concatenate([entries, entries])
+        n_groups *= 2
+    grouped = [case.aggregate.new_state() for _ in range(n_groups)]
+    case.aggregate.update_groups(grouped, frame, Groups(codes, n_groups, entries))
+    for group, state in enumerate(grouped):
+        alone = case.aggregate.new_state()
+        alone.update(frame.iloc[entries[codes == group]])
+        assert state.to_bytes() == alone.to_bytes(), f"group {group}"
+        assert same_bits(case.aggregate.value(state), case.aggregate.value(alone))

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from typing import Any, Self, cast
+
+import pandas as pd
 
 from metrics.base import Aggregate
 from metrics.drift.profile import ReferenceProfile
+from metrics.groups import Groups
 
 __all__ = ["ReferenceBound", "check_base", "split_reference"]
 
@@ -63,6 +67,12 @@ class ReferenceBound(Aggregate):
                 f"the profiles registered under that name)"
             )
         return self.profile
+
+    def update_groups(self, states: Sequence[Any], frame: pd.DataFrame, groups: Groups
+                      ) -> None:
+        """Drift states (a BinCountsState each) convert a numeric column once for all."""
+        if states:
+            states[0].update_groups(states, frame, groups)
 
     def params(self) -> dict[str, Any]:
         """The parameters, with the bound profile's id in place of the profile."""

@@ -220,7 +220,7 @@ class NumericProfile:
 
     def count(self, values: pd.Series | np.ndarray) -> NumericTally:
         """Counts per bin and what lies outside the edges (finite values only)."""
-        return _bin_counts(self._search, self._scale, _float_array(values))
+        return _bin_counts(self._search, self._scale, float_array(values))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -418,7 +418,7 @@ def _check_counts(counts: tuple[int, ...], length: int, n: int) -> None:
         raise ValueError(f"bin counts add up to {sum(counts)}, not the reference size {n}")
 
 
-def _float_array(values: pd.Series | np.ndarray) -> np.ndarray:
+def float_array(values: pd.Series | np.ndarray) -> np.ndarray:
     if isinstance(values, np.ndarray):
         return values.astype(np.float64, copy=False)
     if values.dtype == np.float64:

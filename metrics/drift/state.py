@@ -16,8 +16,15 @@ from typing import Self
 import numpy as np
 import pandas as pd
 
-from metrics.drift.columns import Beyond, ColumnProfile, NumericProfile
+from metrics.drift.columns import (
+    Beyond,
+    CategoricalProfile,
+    ColumnProfile,
+    NumericProfile,
+    float_array,
+)
 from metrics.drift.profile import ReferenceProfile
+from metrics.groups import Groups
 
 __all__ = ["BinCountsState", "ColumnCounts"]
 
@@ -80,25 +87,47 @@ class BinCountsState:
 
     def update(self, frame: pd.DataFrame) -> None:
         for name, profile in self._columns.items():
-            try:
-                series = frame[name]
-            except KeyError:
-                raise ValueError(f"the frame has no column {name!r} to compare for drift") from None
+            series = _column(frame, name)
             if isinstance(profile, NumericProfile):
-                try:
-                    tally = profile.count(series)
-                except ValueError as err:
-                    message = f"column {name!r} is numeric in the reference: {err}"
-                    raise ValueError(message) from None
-                counts = tally.counts
-                self.offsets[name] += tally.offsets
-                self.low[name] = _lower(self.low[name], tally.low)
-                self.high[name] = _higher(self.high[name], tally.high)
-                self.below[name].merge(tally.below)
-                self.above[name].merge(tally.above)
+                self.add_numeric(name, _numeric(name, series))
             else:
-                counts = profile.count(series)
-            self.counts[name] += counts
+                self.add_categories(name, series)
+
+    def add_numeric(self, name: str, values: np.ndarray) -> None:
+        """Count float values (NaN for nulls) of a numeric column."""
+        profile = self._columns[name]
+        assert isinstance(profile, NumericProfile)
+        tally = profile.count(values)
+        self.counts[name] += tally.counts
+        self.offsets[name] += tally.offsets
+        self.low[name] = _lower(self.low[name], tally.low)
+        self.high[name] = _higher(self.high[name], tally.high)
+        self.below[name].merge(tally.below)
+        self.above[name].merge(tally.above)
+
+    def add_categories(self, name: str, values: pd.Series) -> None:
+        """Count the values of a categorical column."""
+        profile = self._columns[name]
+        assert isinstance(profile, CategoricalProfile)
+        self.counts[name] += profile.count(values)
+
+    def update_groups(self, states: Sequence[BinCountsState], frame: pd.DataFrame,
+                      groups: Groups) -> None:
+        """Update many states of this definition (this one need not be among them), each
+        on its group of ``frame``; numeric columns are converted once and cut with numpy."""
+        categorical = []
+        for name, profile in self._columns.items():
+            series = _column(frame, name)
+            if isinstance(profile, NumericProfile):
+                parts = groups.split(_numeric(name, series))
+                for state, part in zip(states, parts, strict=True):
+                    state.add_numeric(name, part)
+            else:
+                categorical.append(name)
+        if categorical:
+            for state, rows in zip(states, groups.frames(frame[categorical]), strict=True):
+                for name in categorical:
+                    state.add_categories(name, rows[name])
 
     def merge(self, other: Self) -> None:
         if other.profile_id != self.profile_id:
@@ -187,6 +216,20 @@ class BinCountsState:
 
     def __repr__(self) -> str:
         return f"BinCountsState(profile={self.profile_id}, columns={list(self.counts)})"
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    try:
+        return frame[name]
+    except KeyError:
+        raise ValueError(f"the frame has no column {name!r} to compare for drift") from None
+
+
+def _numeric(name: str, series: pd.Series) -> np.ndarray:
+    try:
+        return float_array(series)
+    except ValueError as err:
+        raise ValueError(f"column {name!r} is numeric in the reference: {err}") from None
 
 
 def _lower(a: float | None, b: float | None) -> float | None:

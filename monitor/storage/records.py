@@ -11,8 +11,9 @@ state and its values — and the store writes all of them in one transaction.
 >>> stream = StreamSpec("home", Schema.parse({"latency_ms": "float"}))
 >>> spec = MetricSpec("latency", stream, metrics.mean("latency_ms"), window="1h")
 >>> engine = Engine([spec])
->>> engine.update(pd.DataFrame({"ts": pd.to_datetime(["2026-03-01T10:05Z", "2026-03-01T10:40Z"]),
-...                             "latency_ms": [100.0, 300.0]}))
+>>> events = pd.DataFrame({"ts": pd.to_datetime(["2026-03-01T10:05Z", "2026-03-01T10:40Z"]),
+...                        "latency_ms": [100.0, 300.0]})
+>>> touched = engine.update(events)
 >>> [window] = window_results(spec, engine.partials)
 >>> window.segment, window.window_start.isoformat(), window.rows, dict(window.values)
 ('*', '2026-03-01T10:00:00+00:00', 2, {'mean': 200.0})
