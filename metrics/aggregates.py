@@ -6,16 +6,17 @@ bit-identical values whatever the chunking.
 
 from __future__ import annotations
 
-import ast
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Self
 
 import numpy as np
 import pandas as pd
 
 from metrics.base import Aggregate, ColumnKind
+from metrics.conditions import Condition
 from metrics.counters import CounterState, RowCounting, every_row, ratio
 from metrics.exact_sum import ExactSum
 from metrics.groups import Groups
@@ -194,22 +195,21 @@ class Rate(_CounterAggregate):
     kind = "rate"
 
     def __post_init__(self) -> None:
-        self._names()  # a condition that does not parse fails here, at definition
+        self._parsed  # noqa: B018 - a condition that does not parse fails here, at definition
 
-    def _names(self) -> list[str]:
+    @cached_property
+    def _parsed(self) -> Condition:  # parsed once per definition; not part of its id
         try:
-            tree = ast.parse(self.condition, mode="eval")
+            return Condition(self.condition)
         except SyntaxError as err:
             raise ValueError(
                 f"rate condition {self.condition!r} is not an expression: {err.msg}"
             ) from None
-        names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
-        return sorted(names - {"True", "False", "None"})
 
     def columns(self) -> dict[str, ColumnKind]:
         if self.condition.isidentifier():
             return {self.condition: "bool"}
-        return dict.fromkeys(self._names(), "any")
+        return dict.fromkeys(self._parsed.names, "any")
 
     def fields(self) -> tuple[str, ...]:
         return ("rate",)
@@ -221,8 +221,11 @@ class Rate(_CounterAggregate):
             hits = np.zeros(len(frame), dtype=bool)
             hits[known] = held[known].astype(bool).to_numpy()
             return {"hits": hits, "rows": known}
-        held = pd.Series(frame.eval(self.condition), index=frame.index).astype(bool)
-        known = frame[list(self.columns())].notna().all(axis=1).to_numpy()
+        held = pd.Series(self._parsed.evaluate(frame), index=frame.index).astype(bool)
+        known = np.logical_and.reduce(
+            [frame[name].notna().to_numpy() for name in self._parsed.names]
+            + [np.ones(len(frame), dtype=bool)]
+        )
         return {"hits": held.to_numpy(dtype=bool) & known, "rows": known}
 
     def value(self, state: CounterState) -> dict[str, float]:

@@ -12,6 +12,7 @@ import hashlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import pandas as pd
@@ -88,11 +89,11 @@ class MetricSpec:
     description: str = ""
     schedule: str | None = None  # a cron expression for the batch stage; None: every window
 
-    @property
+    @cached_property  # parsed once: the engine asks for it per chunk and per metric
     def windows(self) -> Windows:
         return Windows.parse(self.window)
 
-    @property
+    @cached_property
     def lateness_ns(self) -> int:
         return parse_duration_ns(self.lateness)
 

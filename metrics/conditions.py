@@ -1,0 +1,87 @@
+"""Row conditions of rate metrics (``"latency_ms > 500 and device == 'ios'"``), parsed once.
+
+``DataFrame.eval`` parses the expression and resolves every column of the frame on each
+call: about 3 ms per chunk and per metric, which made one rate metric cost more than all
+the other metrics of a streaming micro-batch together. Here the condition is parsed once
+into a code object over the columns it names, with the words pandas.eval treats as
+elementwise (``and``, ``or``, ``not``, chained comparisons) rewritten as the operators
+pandas.eval maps them to, and evaluated on the columns as Series. A condition using
+anything beyond comparisons, arithmetic and the boolean words (``&``, ``|``, ``in``,
+calls, attributes) is left to ``DataFrame.eval`` as before.
+
+>>> condition = Condition("latency_ms > 500 and not cached")
+>>> condition.fast
+True
+>>> frame = pd.DataFrame({"latency_ms": [100.0, 700.0, 900.0], "cached": [False, False, True]})
+>>> condition.evaluate(frame).tolist()
+[False, True, False]
+>>> Condition("device in ['ios', 'web']").fast
+False
+"""
+
+from __future__ import annotations
+
+import ast
+from types import CodeType
+from typing import Any
+
+import pandas as pd
+
+_ELEMENTWISE = (
+    ast.Expression, ast.Compare, ast.BoolOp, ast.UnaryOp, ast.BinOp, ast.Name, ast.Constant,
+    ast.Load, ast.And, ast.Or, ast.Not, ast.USub, ast.UAdd, ast.Invert, ast.Eq, ast.NotEq,
+    ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv,
+    ast.Mod, ast.Pow,
+)
+# Not here: ``&`` and ``|``, which pandas.eval binds looser than comparisons (``a > 1 | b``
+# is ``(a > 1) | b`` there, ``a > (1 | b)`` in Python), and ``in``, calls, attributes.
+
+
+class Condition:
+    """A boolean expression over a frame's columns, as ``DataFrame.eval`` reads it."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        tree = ast.parse(text, mode="eval")  # SyntaxError: the caller names the metric
+        self.names = sorted({node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+                            - {"True", "False", "None"})
+        self.fast = all(isinstance(node, _ELEMENTWISE) for node in ast.walk(tree))
+        self._code: CodeType | None = None
+        if self.fast:
+            elementwise = ast.fix_missing_locations(_Elementwise().visit(tree))
+            self._code = compile(elementwise, f"<condition {text!r}>", "eval")
+
+    def evaluate(self, frame: pd.DataFrame) -> Any:
+        """The condition per row (what ``frame.eval(text)`` gives)."""
+        if self._code is None:
+            return frame.eval(self.text)
+        columns = {name: frame[name] for name in self.names}
+        return eval(self._code, {"__builtins__": {}}, columns)
+
+
+class _Elementwise(ast.NodeTransformer):
+    """``and``/``or``/``not`` and chained comparisons as ``&``/``|``/``~``, as pandas.eval
+    reads them."""
+
+    def visit_BoolOp(self, node: ast.BoolOp) -> ast.AST:
+        values = [self.visit(v) for v in node.values]
+        op: ast.operator = ast.BitAnd() if isinstance(node.op, ast.And) else ast.BitOr()
+        result = values[0]
+        for value in values[1:]:
+            result = ast.BinOp(result, op, value)
+        return result
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> ast.AST:
+        operand = self.visit(node.operand)
+        if isinstance(node.op, ast.Not):
+            return ast.UnaryOp(ast.Invert(), operand)
+        return ast.UnaryOp(node.op, operand)
+
+    def visit_Compare(self, node: ast.Compare) -> ast.AST:
+        operands = [self.visit(node.left), *(self.visit(c) for c in node.comparators)]
+        pairs = [ast.Compare(operands[i], [op], [operands[i + 1]])
+                 for i, op in enumerate(node.ops)]
+        result: ast.expr = pairs[0]
+        for pair in pairs[1:]:
+            result = ast.BinOp(result, ast.BitAnd(), pair)
+        return result

@@ -1,0 +1,58 @@
+"""Rate conditions parsed once give what DataFrame.eval gives, row for row."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from metrics.conditions import Condition
+
+EXPRESSIONS = [
+    "latency_ms > 500",
+    "latency_ms >= 500 and device == 'ios'",
+    "latency_ms > 500 or clicked",
+    "not clicked",
+    "100 < latency_ms <= 900",
+    "latency_ms / 1000 > 0.25 and not (device != 'web' or clicked)",
+    "-latency_ms < -300",
+    "score ** 2 % 1 > 0.1",
+]
+
+
+def frame(seed: int, rows: int = 500) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    latency = rng.lognormal(5.5, 1.0, rows)
+    latency[rng.random(rows) < 0.1] = np.nan
+    return pd.DataFrame({
+        "latency_ms": latency,
+        "device": rng.choice(["ios", "android", "web"], rows),
+        "clicked": rng.random(rows) < 0.3,
+        "score": rng.random(rows),
+    })
+
+
+@pytest.mark.parametrize("text", EXPRESSIONS)
+@pytest.mark.parametrize("seed", [1, 2])
+def test_same_rows_as_dataframe_eval(text: str, seed: int) -> None:
+    events = frame(seed)
+    condition = Condition(text)
+    assert condition.fast
+    ours = pd.Series(condition.evaluate(events), index=events.index)
+    pandas = pd.Series(events.eval(text), index=events.index)
+    pd.testing.assert_series_equal(ours, pandas, check_names=False)
+
+
+@pytest.mark.parametrize("text", ["device in ['ios', 'web']",
+                                  "latency_ms * 2 + 1 > score * 1000 | clicked",
+                                  "latency_ms > 500 & ~clicked"])
+def test_other_expressions_go_to_dataframe_eval(text: str) -> None:
+    """``in`` and ``&``/``|`` (looser than comparisons in pandas.eval, not in Python)."""
+    events = frame(3)
+    condition = Condition(text)
+    assert not condition.fast
+    assert condition.evaluate(events).tolist() == events.eval(text).tolist()
+
+
+def test_names_are_the_columns_read() -> None:
+    assert Condition("a > 1 and b == True or c is None").names == ["a", "b", "c"]
