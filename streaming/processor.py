@@ -219,8 +219,7 @@ class StreamProcessor:
         if not pending and not self._dead_letter_counts and not self._samples:
             return 0
         with self.database.begin() as conn:
-            for state in pending:
-                state_store.store_partition(conn, state, self.versions)
+            state_store.store_partitions(conn, pending, self.versions)
             state_store.add_counts(conn, self.dead_letter_metric, STAGE,
                                    dict(self._dead_letter_counts))
             if self._samples:

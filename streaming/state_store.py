@@ -17,7 +17,7 @@ last changelog record on recovery.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -91,23 +91,26 @@ def load_partials(conn: Connection, topic: str, partition: int,
     return partials
 
 
-def store_partition(conn: Connection, state: PartitionState, versions: Mapping[str, int],
-                    ) -> None:
-    """Write ``state``'s dirty partials and its checkpoint; CheckpointConflict if the stored
-    checkpoint is no longer the one ``state`` was loaded from (or last stored)."""
+def store_partitions(conn: Connection, states: Sequence[PartitionState],
+                     versions: Mapping[str, int]) -> None:
+    """Write the states' dirty partials (one upsert for all) and their checkpoints;
+    CheckpointConflict if a stored checkpoint is no longer the one its state was loaded
+    from (or last stored)."""
     now = utc_now()
     binds = bind_processors(conn, PARTIALS)
     as_time, as_state = binds["window_start"], binds["state"]
     rows: list[tuple[Any, ...]] = []
-    for key in sorted(state.dirty):
-        name, segment, start_ns = key
-        partial = state.engine.partials[key]
-        width = state.metrics[name].windows.width_ns
-        rows.append((name, versions[name], as_time(utc_time(start_ns)), segment, state.topic,
-                     state.partition, as_time(utc_time(start_ns + width)),
-                     as_state(partial.state.to_bytes()), partial.rows, as_time(now)))
+    for state in states:
+        for key in sorted(state.dirty):
+            name, segment, start_ns = key
+            partial = state.engine.partials[key]
+            width = state.metrics[name].windows.width_ns
+            rows.append((name, versions[name], as_time(utc_time(start_ns)), segment,
+                         state.topic, state.partition, as_time(utc_time(start_ns + width)),
+                         as_state(partial.state.to_bytes()), partial.rows, as_time(now)))
     upsert_rows(conn, PARTIALS, PARTIAL_COLUMNS, rows)
-    _write_checkpoint(conn, state, now)
+    for state in states:
+        _write_checkpoint(conn, state, now)
 
 
 def _write_checkpoint(conn: Connection, state: PartitionState, now: datetime) -> None:

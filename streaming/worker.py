@@ -8,6 +8,10 @@ Kafka's committed offsets never run ahead of what is stored; what comes again af
 crash is skipped by offset. A database outage is retried with backoff, holding the
 batch, instead of dropping it.
 
+Database work (storing a micro-batch, closing windows) runs on one thread of its own, so
+while it waits on Postgres the event loop keeps fetching and decoding the next messages;
+a lock keeps the agent, the timer and rebalances from touching the processor at once.
+
 No Faust tables: the per-partition states live in the database (see
 :mod:`streaming.state_store` for why), so Faust's ``exactly_once`` (Kafka transactions,
 which the embedded broker cannot do) is not needed for exactly-once values.
@@ -21,6 +25,7 @@ import json
 import logging
 import tempfile
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +50,7 @@ class WorkerSettings:
     group: str
     topics: dict[str, str] = field(default_factory=dict)  # stream name -> topic, overriding
     partitions: int = 4  # of topics the worker has to create
-    take_messages: int = 1_000  # a micro-batch holds at most this many messages...
+    take_messages: int = 4_000  # a micro-batch holds at most this many messages...
     take_within_s: float = 0.25  # ...or what arrived within this time
     tick_interval_s: float = 0.1  # how often idle partitions advance and windows close
     session_timeout_s: float = 10.0
@@ -128,28 +133,34 @@ def _wire(app: faust.App, settings: WorkerSettings, processor: StreamProcessor) 
     source = app.topic(topic_name, value_serializer="raw", key_serializer="raw")
     dead_letters = app.topic(dead_letter_topic(topic_name), value_serializer="raw",
                              key_serializer="raw")
-    retry = _Retry(settings.retry_backoff_s, lambda: bool(app.should_stop))
+    database_thread = ThreadPoolExecutor(1, thread_name_prefix=f"monitor-db-{topic_name}")
+    retry = _Retry(settings.retry_backoff_s, lambda: bool(app.should_stop), database_thread)
+    busy = asyncio.Lock()  # one of: a micro-batch, a tick, a rebalance, the final store
 
     async def consume(stream: Any) -> None:
         async for batch in stream.take_events(settings.take_messages,
                                               within=settings.take_within_s):
             messages = [RawMessage(e.message.partition, e.message.offset, e.message.value,
                                    e.message.key) for e in batch]
-            if len(messages) >= settings.take_messages:
-                processor.note_backlog()
-            prepared = processor.prepare(messages)
-            if prepared.rejected:
-                await _send_dead_letters(dead_letters, topic_name, prepared.rejected)
-            processor.absorb(prepared)
-            await retry.until_done(lambda p=prepared: processor.store_or_reload(p),  # type: ignore[misc]
-                                   f"storing a micro-batch of {topic_name}")
+            async with busy:
+                if len(messages) >= settings.take_messages:
+                    processor.note_backlog()
+                prepared = processor.prepare(messages)
+                if prepared.rejected:
+                    await _send_dead_letters(dead_letters, topic_name, prepared.rejected)
+                processor.absorb(prepared)
+                await retry.until_done(lambda p=prepared: processor.store_or_reload(p),  # type: ignore[misc]
+                                       f"storing a micro-batch of {topic_name}")
 
     consume.__name__ = f"stream_{processor.stream.name}"
     app.agent(source, name=f"monitor.stream.{processor.stream.name}")(consume)
 
     async def tick() -> None:
         try:
-            for done in processor.tick():
+            async with busy:
+                closed = await asyncio.get_running_loop().run_in_executor(database_thread,
+                                                                          processor.tick)
+            for done in closed:
                 log.info("%s: stored %d final windows of %s", topic_name, len(done.windows),
                          done.metric)
         except Exception as err:  # the next tick tries again; the data is held, not lost
@@ -163,27 +174,35 @@ def _wire(app: faust.App, settings: WorkerSettings, processor: StreamProcessor) 
     async def revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
         mine = [tp.partition for tp in revoked if tp.topic == topic_name]
         if mine:
-            await retry.until_done(processor.store, f"storing {topic_name} before a rebalance")
-            processor.revoke(mine)
+            async with busy:
+                await retry.until_done(processor.store,
+                                       f"storing {topic_name} before a rebalance")
+                processor.revoke(mine)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def assigned(sender: Any, assigned: set[Any], **_: Any) -> None:
         mine = sorted(tp.partition for tp in assigned if tp.topic == topic_name)
-        gone = [p for p in processor.owned if p not in mine]
-        processor.revoke(gone)
-        new = [p for p in mine if p not in processor.owned]
-        if new:
-            await retry.until_done(lambda: processor.assign(new),
-                                   f"loading the stored state of {topic_name} {new}")
+        async with busy:
+            gone = [p for p in processor.owned if p not in mine]
+            processor.revoke(gone)
+            new = [p for p in mine if p not in processor.owned]
+            if new:
+                await retry.until_done(lambda: processor.assign(new),
+                                       f"loading the stored state of {topic_name} {new}")
         log.info("%s: this worker owns partitions %s", topic_name, mine)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def stopped(sender: Any, **_: Any) -> None:
         try:
-            processor.store()
+            # On the database thread: after a store a cancelled agent left running there.
+            async with busy:
+                await asyncio.get_running_loop().run_in_executor(database_thread,
+                                                                 processor.store)
         except Exception as err:  # nothing is lost: the messages were not acknowledged
             log.warning("%s: final store failed (%s); the next worker replays", topic_name,
                         describe(err))
+        finally:
+            database_thread.shutdown(wait=False)
 
 
 async def _send_dead_letters(topic: Any, source: str, rejected: Sequence[Rejected]) -> None:
@@ -210,15 +229,18 @@ class _Retry:
     acknowledged, and whoever owns the partition next replays them.
     """
 
-    def __init__(self, backoff_s: float, stopping: Callable[[], bool]) -> None:
+    def __init__(self, backoff_s: float, stopping: Callable[[], bool],
+                 executor: Executor | None = None) -> None:
         self.backoff_s = backoff_s
         self.stopping = stopping
+        self.executor = executor  # where the step runs (None: the event loop's default)
 
     async def until_done(self, step: Callable[[], object], what: str) -> None:
         delay = self.backoff_s
+        loop = asyncio.get_running_loop()
         while True:
             try:
-                step()
+                await loop.run_in_executor(self.executor, step)
                 return
             except Exception as err:
                 if self.stopping():
