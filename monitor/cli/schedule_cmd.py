@@ -21,7 +21,7 @@ from monitor.batch.schedule import (
 )
 from monitor.batch.service import NotInBatch, target
 from monitor.cli.app import APP_ENV, find_metric, load_app
-from monitor.cli.batch_cmd import source_url_option
+from monitor.cli.batch_cmd import batch_group, source_url_option
 from monitor.cli.db_cmd import database_url_option
 from monitor.errors import DefinitionError, MonitorError
 from monitor.registry import Monitor
@@ -126,3 +126,7 @@ def _stopper(stop: threading.Event) -> Callable[[int, FrameType | None], None]:
     def handle(signum: int, frame: FrameType | None) -> None:
         stop.set()
     return handle
+
+
+# `monitor batch schedule`: the CLI loads the batch group from here, with this command.
+batch_group.add_command(schedule_command)
