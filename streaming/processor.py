@@ -23,6 +23,7 @@ with the removal of the partials and the alert evaluation hook).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -58,6 +59,9 @@ class StreamSettings:
     idle_timeout_s: float = 10.0  # a partition without messages this long advances by clock
     max_future_s: float = 86_400.0  # events further ahead of the wall clock are rejected
     max_message_bytes: int = MAX_MESSAGE_BYTES
+
+
+LOOK_INTERVAL_S = 1.0  # see StreamProcessor._worth_a_look
 
 
 @dataclass
@@ -103,6 +107,8 @@ class StreamProcessor:
         self._samples: list[DeadLetter] = []
         self._in_flight = False  # a micro-batch prepared and not yet stored
         self._backlog_until = 0.0  # monotonic time until which the consumer counts as behind
+        self._looked_at = -math.inf  # when tick last looked for windows to close...
+        self._looked_marks: tuple[int | None, ...] = ()  # ...and the owned marks then
 
     @property
     def metrics(self) -> list[MetricSpec]:
@@ -261,7 +267,20 @@ class StreamProcessor:
                 if now - state.last_event_at >= self.settings.idle_timeout_s:
                     state.advance_idle(wall_ns - idle_ns)
         self.store()
+        if not self._worth_a_look(now):
+            return []
         return self.finalize()
+
+    def _worth_a_look(self, now: float) -> bool:
+        """Whether this tick should look for windows to close: when a mark of this worker
+        moved since the last look (the worker whose partition passes a window last is the
+        one that sees it close), else once every LOOK_INTERVAL_S in case another worker's
+        look failed. Each look is two queries, ten times a second otherwise."""
+        marks = tuple(state.mark_ns for _, state in sorted(self.owned.items()))
+        if marks == self._looked_marks and now - self._looked_at < LOOK_INTERVAL_S:
+            return False
+        self._looked_marks, self._looked_at = marks, now
+        return True
 
     def finalize(self) -> list[Finalized]:
         """Store the windows every partition has passed. A cheap look first (the marks and

@@ -14,7 +14,7 @@ from monitor.cli.db_cmd import database_url_option
 from monitor.cli.kafka_options import bootstrap_option
 from monitor.errors import MonitorError
 from monitor.spec import MetricSpec
-from monitor.storage.database import DatabaseUnavailableError
+from monitor.storage.database import Database, DatabaseUnavailableError
 from monitor.storage.database_url import mask_url
 from monitor.storage.records import WindowResult
 from monitor.storage.store import SqlStore
@@ -87,7 +87,9 @@ def worker(ctx: click.Context, database_url: str, bootstrap: str, group: str | N
         topics=_topic_overrides(topics, app.streams), session_timeout_s=session_timeout,
         stream=StreamSettings(idle_timeout_s=idle_timeout, max_future_s=max_future,
                               max_message_bytes=max_message_bytes))
-    faust_app = build_app(settings, store.database, targets, after_final=evaluate_alerts)
+    # Its own pool without pre-ping: the worker retries every failed write anyway.
+    database = Database(database_url, pre_ping=False)
+    faust_app = build_app(settings, database, targets, after_final=evaluate_alerts)
     names = ", ".join(t.metric.name for t in targets)
     click.echo(f"streaming {names} from {bootstrap} into {mask_url(database_url)} "
                f"(group {settings.group})", err=True)

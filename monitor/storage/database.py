@@ -50,11 +50,14 @@ class DatabaseUnavailableError(MonitorError, ConnectionError):
 class Database:
     """One database: an engine plus connections whose failures explain themselves."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, pre_ping: bool = True) -> None:
+        """``pre_ping`` False saves a round trip per connection checkout, for a caller
+        that retries a failed transaction anyway (the failure drops the stale connection
+        from the pool, the retry gets a fresh one): the streaming worker."""
         self.url = normalize_url(url)
         self.display_url = mask_url(self.url)
         self._secrets = url_secrets(self.url)
-        self.engine = _create_engine(self.url, echo=echo)
+        self.engine = _create_engine(self.url, echo=echo, pre_ping=pre_ping)
 
     @property
     def dialect(self) -> str:
@@ -109,7 +112,7 @@ class Database:
         return DatabaseUnavailableError(self.display_url, target, problem, hint)
 
 
-def _create_engine(url: str, *, echo: bool) -> Engine:
+def _create_engine(url: str, *, echo: bool, pre_ping: bool) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(url, echo=echo)
@@ -121,7 +124,7 @@ def _create_engine(url: str, *, echo: bool) -> Engine:
             connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
         if "options" not in parsed.query:
             connect_args["options"] = "-c timezone=UTC"
-    return create_engine(url, echo=echo, pool_pre_ping=True, connect_args=connect_args)
+    return create_engine(url, echo=echo, pool_pre_ping=pre_ping, connect_args=connect_args)
 
 
 def _make_sqlite_transactional(engine: Engine) -> None:

@@ -5,7 +5,9 @@ per-row work is left to SQLAlchemy:
 
 - Postgres: binary ``COPY`` into a session-local staging table, then one
   ``INSERT ... SELECT ... ON CONFLICT (key) DO UPDATE``. Single-row INSERTs cost about
-  4 s per 10^5 rows here; this path well under one.
+  4 s per 10^5 rows here; this path well under one. A handful of rows (a closing window's
+  values) go as one multi-row ``INSERT ... VALUES`` instead: measured, 0.7 ms for 4 rows
+  against the staging table's 2.9 ms (its five round trips), even at about 40 rows.
 - SQLite: one ``executemany`` of ``INSERT ... ON CONFLICT (key) DO UPDATE``.
 
 A conflicting row is only rewritten when one of its columns differs (``touch`` columns
@@ -26,6 +28,7 @@ from sqlalchemy.engine import Connection
 from monitor.storage.types import Float64
 
 BATCH_ROWS = 20_000  # rows per round trip: big enough to be fast, small enough to stream
+FEW_ROWS = 32  # up to this many, one INSERT ... VALUES beats COPY through a staging table
 
 Processor = Callable[[Any], Any]
 
@@ -52,7 +55,12 @@ def upsert_rows(conn: Connection, table: Table, columns: Sequence[str],
     if not rows:
         return
     dialect = conn.dialect.name
-    if dialect == "postgresql":
+    if dialect == "postgresql" and len(rows) <= FEW_ROWS:
+        row = f"({', '.join(['%s'] * len(columns))})"
+        source = "VALUES " + ", ".join([row] * len(rows))
+        conn.exec_driver_sql(_upsert_sql(conn, table, columns, source, touch),
+                             tuple(value for each in rows for value in each))
+    elif dialect == "postgresql":
         _upsert_postgres(conn, table, columns, rows, touch)
     elif dialect == "sqlite":
         sql = _upsert_sql(conn, table, columns, "VALUES ({params})", touch)

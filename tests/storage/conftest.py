@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from monitor.storage import upsert
 from monitor.storage.database import Database
 from monitor.storage.migrate import upgrade
 from monitor.storage.models import Base
@@ -79,10 +80,14 @@ def sqlite_database(sqlite_url: str) -> Iterator[Database]:
         yield database
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest) -> Database:
-    """The migrated database of each kind, emptied for the test."""
-    database: Database = request.getfixturevalue(f"{request.param}_database")
+@pytest.fixture(params=["sqlite", "postgres", "postgres-copy"])
+def database(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Database:
+    """The migrated database of each kind, emptied for the test. ``postgres-copy`` writes
+    every upsert through COPY, which otherwise only takes more than a few rows."""
+    if request.param == "postgres-copy":
+        monkeypatch.setattr(upsert, "FEW_ROWS", 0)
+    kind = request.param.removesuffix("-copy")
+    database: Database = request.getfixturevalue(f"{kind}_database")
     with database.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(table.delete())
