@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -113,12 +113,11 @@ def decode(value: bytes | None, *, max_bytes: int = MAX_MESSAGE_BYTES) -> list[d
     except UnicodeDecodeError as err:
         raise DecodeError(MALFORMED_JSON, f"not UTF-8 text (byte {err.start})") from None
     try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise DecodeError(MALFORMED_JSON,
-                          f"{err.msg} at line {err.lineno}, column {err.colno}") from None
-    except RecursionError:
-        raise DecodeError(MALFORMED_JSON, "nested too deeply") from None
+        parsed, end = _scan_once(text, 0)
+        if end != len(text):
+            raise ValueError("more after the value")
+    except (StopIteration, ValueError, RecursionError):
+        parsed = _loads_or_explain(text)
     if isinstance(parsed, dict):
         return [parsed]
     if not isinstance(parsed, list):
@@ -129,6 +128,24 @@ def decode(value: bytes | None, *, max_bytes: int = MAX_MESSAGE_BYTES) -> list[d
             raise DecodeError(NOT_AN_EVENT, f"element {index} of the array is a JSON "
                                             f"{_json_type(item)}, not an object")
     return parsed
+
+
+# The C scanner json.loads ends in, called directly: the wrappers around it cost 1.8 of
+# json.loads' 4.4 us on an event (bench: 10k 120-byte objects). Anything it does not take
+# whole (whitespace around the value, bad JSON) goes through json.loads, for its message.
+_scan_once: Callable[[str, int], tuple[Any, int]] = (
+    json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+)
+
+
+def _loads_or_explain(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DecodeError(MALFORMED_JSON,
+                          f"{err.msg} at line {err.lineno}, column {err.colno}") from None
+    except RecursionError:
+        raise DecodeError(MALFORMED_JSON, "nested too deeply") from None
 
 
 def _json_default(value: Any) -> Any:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -40,8 +40,7 @@ OFFSET = "__offset"
 LATE = "late"
 
 
-@dataclass(frozen=True)
-class RawMessage:
+class RawMessage(NamedTuple):  # a tuple: one is made per Kafka message, 3x cheaper
     partition: int
     offset: int
     value: bytes | None

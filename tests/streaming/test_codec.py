@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import streaming.codec
@@ -130,3 +130,43 @@ def test_encode_refuses_what_json_cannot_hold(event: object, problem: str) -> No
 def test_no_events_is_not_a_message() -> None:
     with pytest.raises(EncodeError, match="no events"):
         encode_events([])
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner,
+                                                                 max_size=3),
+    max_leaves=8,
+)
+
+
+def _decode_with_json_loads(value: bytes) -> list[dict[str, object]] | str:
+    """What decode gave when it called json.loads: the events, or the error's reason."""
+    try:
+        parsed = json.loads(value.decode("utf-8"))
+    except (json.JSONDecodeError, RecursionError):
+        return MALFORMED_JSON
+    if isinstance(parsed, dict):
+        return [parsed]
+    if isinstance(parsed, list) and all(isinstance(item, dict) for item in parsed):
+        return parsed
+    return NOT_AN_EVENT
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=json_values, space=st.sampled_from(["", " ", "\n", "\t "]),
+       cut=st.integers(0, 40), extra=st.sampled_from(["", ",", "}", "]", "x", "{}"]))
+def test_decode_agrees_with_json_loads(value: object, space: str, cut: int,
+                                        extra: str) -> None:
+    """The direct scanner call gives json.loads' results on valid, padded and broken JSON."""
+    text = json.dumps(value)
+    for candidate in (text, space + text + space, text[:cut], text + extra):
+        raw = candidate.encode("utf-8")
+        if not raw:
+            continue
+        expected = _decode_with_json_loads(raw)
+        try:
+            got: list[dict[str, object]] | str = decode(raw)
+        except DecodeError as err:
+            got = err.reason
+        assert json.dumps(got, sort_keys=True) == json.dumps(expected, sort_keys=True), candidate
