@@ -221,12 +221,13 @@ class Rate(_CounterAggregate):
             hits = np.zeros(len(frame), dtype=bool)
             hits[known] = held[known].astype(bool).to_numpy()
             return {"hits": hits, "rows": known}
-        held = pd.Series(self._parsed.evaluate(frame), index=frame.index).astype(bool)
+        held = pd.Series(self._parsed.evaluate(frame), index=frame.index)
         known = np.logical_and.reduce(
             [frame[name].notna().to_numpy() for name in self._parsed.names]
             + [np.ones(len(frame), dtype=bool)]
         )
-        return {"hits": held.to_numpy(dtype=bool) & known, "rows": known}
+        # NA where a nullable column is null: those rows are not known, so count nowhere.
+        return {"hits": held.to_numpy(dtype=bool, na_value=False) & known, "rows": known}
 
     def value(self, state: CounterState) -> dict[str, float]:
         return {"rate": ratio(state.counts["hits"], state.counts["rows"])}

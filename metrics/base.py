@@ -5,9 +5,11 @@ An :class:`Aggregate` is the *definition*: frozen, serializable, hashable, with 
 A state is the *running aggregate*: ``update`` on a DataFrame chunk, ``merge`` with a
 state of the same definition, ``to_bytes``/``from_bytes``; no I/O.
 
-Research, batch and streaming all call the same four methods, so a metric computes the
-same numbers in every stage. Built-in states are deterministic and merge exactly, which
-makes the values bit-identical whatever the chunking, ordering or partitioning.
+Research, batch and streaming all call the same methods, so a metric computes the same
+numbers in every stage. (The engine feeds many states at once through
+:meth:`Aggregate.update_groups`, which by default is ``update`` on each group's rows.)
+Built-in states are deterministic and merge exactly, which makes the values
+bit-identical whatever the chunking, ordering or partitioning.
 """
 
 from __future__ import annotations
@@ -113,7 +115,10 @@ class Aggregate(ABC):
         pass over the whole frame, which is what keeps a micro-batch touching hundreds of
         (segment, window) states cheap.
         """
-        for state, rows in zip(states, groups.frames(frame), strict=True):
+        # Only the declared columns, as ``update`` on one state gets them: the engine hands
+        # over the whole chunk (bookkeeping columns included) for the vectorised overrides.
+        columns = frame[list(self.columns())]
+        for state, rows in zip(states, groups.frames(columns), strict=True):
             state.update(rows)
 
     # -- binding ----------------------------------------------------------------------

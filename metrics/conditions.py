@@ -51,6 +51,9 @@ class Condition:
             elementwise = ast.fix_missing_locations(_Elementwise().visit(tree))
             self._code = compile(elementwise, f"<condition {text!r}>", "eval")
 
+    def __reduce__(self) -> tuple[type[Condition], tuple[str]]:
+        return Condition, (self.text,)  # the code object does not pickle: parse again
+
     def evaluate(self, frame: pd.DataFrame) -> Any:
         """The condition per row (what ``frame.eval(text)`` gives)."""
         if self._code is None:

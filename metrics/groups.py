@@ -57,14 +57,11 @@ class Groups:
         return np.bincount(self.codes, minlength=self.n).astype(np.int64)
 
     def sums(self, per_row: np.ndarray) -> np.ndarray:
-        """Per group, the sum of an integer or boolean per-row array (exact, int64)."""
-        values = np.asarray(per_row)
+        """Per group, how many of its rows a boolean per-row array marks (int64)."""
+        marked = np.asarray(per_row, dtype=bool)
         if self.rows is not None:
-            values = values[self.rows]
-        if values.dtype == bool:
-            return np.bincount(self.codes[values], minlength=self.n).astype(np.int64)
-        # bincount adds in float64: exact while each group's sum stays below 2**53.
-        return np.bincount(self.codes, weights=values, minlength=self.n).astype(np.int64)
+            marked = marked[self.rows]
+        return np.bincount(self.codes[marked], minlength=self.n).astype(np.int64)
 
     def split(self, per_row: np.ndarray) -> list[np.ndarray]:
         """A per-row numpy array cut into one array per group (rows in chunk order)."""

@@ -146,6 +146,8 @@ def _loads_or_explain(text: str) -> Any:
                           f"{err.msg} at line {err.lineno}, column {err.colno}") from None
     except RecursionError:
         raise DecodeError(MALFORMED_JSON, "nested too deeply") from None
+    except ValueError as err:  # e.g. an integer of more digits than Python converts
+        raise DecodeError(MALFORMED_JSON, str(err)) from None
 
 
 def _json_default(value: Any) -> Any:

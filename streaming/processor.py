@@ -105,7 +105,9 @@ class StreamProcessor:
         self.dead_letter_metric = f"{stream.name}.dead_letters"
         self._dead_letter_counts: Counter[tuple[datetime, datetime, str]] = Counter()
         self._samples: list[DeadLetter] = []
-        self._in_flight = False  # a micro-batch prepared and not yet stored
+        # A micro-batch prepared and not yet stored (the Faust worker's lock keeps ticks
+        # out of that span; a caller driving the processor itself may tick inside it).
+        self._in_flight = False
         self._backlog_until = 0.0  # monotonic time until which the consumer counts as behind
         self._looked_at = -math.inf  # when tick last looked for windows to close...
         self._looked_marks: tuple[int | None, ...] = ()  # ...and the owned marks then

@@ -8,9 +8,11 @@ Kafka's committed offsets never run ahead of what is stored; what comes again af
 crash is skipped by offset. A database outage is retried with backoff, holding the
 batch, instead of dropping it.
 
-Database work (storing a micro-batch, closing windows) runs on one thread of its own, so
-while it waits on Postgres the event loop keeps fetching and decoding the next messages;
-a lock keeps the agent, the timer and rebalances from touching the processor at once.
+Database work (storing a micro-batch, closing windows, loading a partition's state) runs
+on one thread of its own, so while it waits on Postgres the event loop keeps fetching the
+next messages; a lock keeps the agent, the timer and rebalances from touching the
+processor at once. Every database step is retried (see :class:`_Retry`), which is why the
+worker's connection pool can skip pre-ping.
 
 No Faust tables: the per-partition states live in the database (see
 :mod:`streaming.state_store` for why), so Faust's ``exactly_once`` (Kafka transactions,
@@ -53,6 +55,7 @@ class WorkerSettings:
     take_messages: int = 4_000  # a micro-batch holds at most this many messages...
     take_within_s: float = 0.25  # ...or what arrived within this time
     tick_interval_s: float = 0.1  # how often idle partitions advance and windows close
+    # (a tick looks for closed windows when this worker's marks moved, else once a second)
     session_timeout_s: float = 10.0
     retry_backoff_s: float = 0.5  # first wait after a failed database write; doubles to 30 s
     stream: StreamSettings = field(default_factory=StreamSettings)
@@ -145,6 +148,11 @@ def _wire(app: faust.App, settings: WorkerSettings, processor: StreamProcessor) 
             async with busy:
                 if len(messages) >= settings.take_messages:
                     processor.note_backlog()
+                unloaded = sorted({m.partition for m in messages} - set(processor.owned))
+                if unloaded:  # messages before the assignment callback: load them first
+                    await retry.until_done(lambda u=unloaded: processor.assign(u),  # type: ignore[misc]
+                                           f"loading the stored state of {topic_name} "
+                                           f"{unloaded}")
                 prepared = processor.prepare(messages)
                 if prepared.rejected:
                     await _send_dead_letters(dead_letters, topic_name, prepared.rejected)
@@ -193,11 +201,13 @@ def _wire(app: faust.App, settings: WorkerSettings, processor: StreamProcessor) 
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def stopped(sender: Any, **_: Any) -> None:
+        loop = asyncio.get_running_loop()
         try:
-            # On the database thread: after a store a cancelled agent left running there.
             async with busy:
-                await asyncio.get_running_loop().run_in_executor(database_thread,
-                                                                 processor.store)
+                try:
+                    await loop.run_in_executor(database_thread, processor.store)
+                except Exception:  # once more: a pooled connection may have gone stale
+                    await loop.run_in_executor(database_thread, processor.store)
         except Exception as err:  # nothing is lost: the messages were not acknowledged
             log.warning("%s: final store failed (%s); the next worker replays", topic_name,
                         describe(err))

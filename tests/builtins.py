@@ -96,6 +96,7 @@ CASES: list[Case] = [
     Case(agg.mean("x"), numeric_with_nulls),
     Case(agg.rate("clicked"), categories),
     Case(agg.rate("x > 0.5"), categories),
+    Case(agg.rate("clicked and x > 0"), categories),  # NA where clicked is: left out
     Case(agg.null_rate("device"), categories),
     Case(agg.share("device", "ios"), categories),
     Case(tails.quantiles("x"), numeric_with_nulls),

@@ -110,3 +110,33 @@ def test_null_segment_values_get_their_own_segment() -> None:
                          "country": ["SE", None, "SE"]})
     values = evaluate(spec, data).set_index("segment")["value"]
     assert values.to_dict() == {"*": 3.0, "country=<null>": 1.0, "country=SE": 2.0}
+
+
+def test_an_aggregate_without_a_grouped_update_sees_only_its_columns(mon: Monitor) -> None:
+    """The engine hands whole chunks to ``update_groups``; the default one passes each
+    state only the columns its aggregate declares, as a single ``update`` always had."""
+    from dataclasses import dataclass
+
+    from metrics.aggregates import Sum, SumState
+
+    seen: list[list[str]] = []
+
+    class Spy(SumState):
+        def update(self, frame: pd.DataFrame) -> None:
+            seen.append(list(frame.columns))
+            super().update(frame)
+
+    @dataclass(frozen=True)
+    class SpySum(Sum):
+        kind = "test_spy_sum"
+
+        def new_state(self) -> Spy:
+            return Spy("latency_ms")
+
+        update_groups = metrics.base.Aggregate.update_groups  # the default, per group
+
+    spec = mon.metric("spy", "home", SpySum("latency_ms"), window="1h",
+                      segment_by=["country"])
+    values = evaluate(spec, events())
+    assert seen and all(columns == ["latency_ms"] for columns in seen)
+    assert len(values)

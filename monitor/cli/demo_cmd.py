@@ -159,19 +159,15 @@ def _run(plan: Plan, stack: ExitStack) -> None:
         Service("scheduler", ["--app", APP, "batch", "schedule", *db], logs, env),
         Service("dispatcher", ["--app", APP, "alerts", "dispatch", *db, "--group-wait", "2s"],
                 logs, env),
+        Service("dashboard", ["dashboard", "--port", str(plan.dashboard_port), *db], logs, env),
     ]
-    dashboard_url = None
-    if _has_command("dashboard"):
-        services.append(Service("dashboard", ["dashboard", "--port", str(plan.dashboard_port),
-                                              *db], logs, env))
-        dashboard_url = f"http://127.0.0.1:{plan.dashboard_port}"
+    dashboard_url = f"http://127.0.0.1:{plan.dashboard_port}"
     for service in services:
         stack.callback(_stop, service)
         service.start()
         _say(f"started {service.name} (pid {service.pid}, log {service.log_path})")
-    if dashboard_url is not None:
-        _wait_for_port(plan.dashboard_port, 60)
-        _say(f"dashboard: {dashboard_url}")
+    _wait_for_port(plan.dashboard_port, 60)
+    _say(f"dashboard: {dashboard_url}")
 
     hour_seconds = (plan.duration / LIVE_HOURS if plan.duration is not None
                     else DEFAULT_HOUR_SECONDS)
@@ -288,12 +284,6 @@ def _monitor(args: list[str]) -> None:
 
 def _masked(args: list[str]) -> list[str]:
     return [mask_url(a) if "://" in a else a for a in args]
-
-
-def _has_command(name: str) -> bool:
-    from monitor.cli.main import cli
-
-    return name in cli.commands
 
 
 def _app() -> Any:

@@ -74,6 +74,8 @@ def worker(ctx: click.Context, database_url: str, bootstrap: str, group: str | N
         targets = batch_targets(app, store, stages=("streaming",))
     except (MonitorError, DatabaseUnavailableError) as err:
         raise click.ClickException(str(err)) from None
+    finally:
+        store.database.dispose()  # the worker writes through a pool of its own, below
     if not targets:
         raise click.ClickException("no metric is in the streaming stage; promote one with "
                                    "`monitor promote METRIC --to streaming --reason ...`")

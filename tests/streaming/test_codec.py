@@ -170,3 +170,9 @@ def test_decode_agrees_with_json_loads(value: object, space: str, cut: int,
         except DecodeError as err:
             got = err.reason
         assert json.dumps(got, sort_keys=True) == json.dumps(expected, sort_keys=True), candidate
+
+
+def test_an_integer_too_long_to_convert_is_malformed_not_a_crash() -> None:
+    with pytest.raises(DecodeError) as caught:
+        decode(b'{"ts": 1767225600000, "n": ' + b"9" * 5000 + b"}")
+    assert caught.value.reason == MALFORMED_JSON
