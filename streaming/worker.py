@@ -33,10 +33,11 @@ from typing import Any
 
 import faust
 from kafka import KafkaConsumer
+from sqlalchemy import exc as sa_exc
 
 from monitor.batch.runner import Target
 from monitor.spec import StreamSpec
-from monitor.storage.database import Database
+from monitor.storage.database import Database, DatabaseUnavailableError
 from streaming.broker import create_topics, list_topics
 from streaming.messages import RawMessage, Rejected
 from streaming.processor import AfterFinal, StreamProcessor, StreamSettings
@@ -256,9 +257,22 @@ class _Retry:
                 if self.stopping():
                     raise StoppedBeforeStored(f"{what}: stopping before it was stored; it "
                                               "will be replayed") from err
-                log.warning("%s failed (%s); retrying in %.1f s", what, describe(err), delay)
+                if _looks_like_an_outage(err):
+                    log.warning("%s failed (%s); retrying in %.1f s", what, describe(err),
+                                delay)
+                else:  # retried all the same: giving up would drop the batch
+                    log.error("%s failed (%s): this does not look like an outage but like "
+                              "a database that does not match this version (run `monitor "
+                              "db upgrade`) or a bug; nothing is acknowledged or lost, "
+                              "retrying in %.1f s", what, describe(err), delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+
+
+def _looks_like_an_outage(err: BaseException) -> bool:
+    """A lost or refused connection, a timeout, a deadlock: what waiting can cure."""
+    return isinstance(err, (sa_exc.OperationalError, sa_exc.InterfaceError,
+                            DatabaseUnavailableError, ConnectionError, TimeoutError))
 
 
 class StoppedBeforeStored(RuntimeError):
