@@ -97,6 +97,13 @@ class SumState:
                 and self.total == other.total and self.n == other.n)
 
 
+def _add_groups(states: Sequence[SumState], column: pd.Series, groups: Groups) -> None:
+    """Each state's group of a column's non-null values, from one conversion."""
+    values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+    for state, part in zip(states, groups.split_finite(values), strict=True):
+        state.add(part)
+
+
 @dataclass(frozen=True)
 class Sum(Aggregate):
     """The exact sum of a numeric column (nulls skipped).
@@ -122,9 +129,7 @@ class Sum(Aggregate):
 
     def update_groups(self, states: Sequence[SumState], frame: pd.DataFrame, groups: Groups
                       ) -> None:
-        values = frame[_bound(self)].to_numpy(dtype=np.float64, na_value=np.nan)
-        for state, part in zip(states, groups.split_finite(values), strict=True):
-            state.add(part)
+        _add_groups(states, frame[_bound(self)], groups)
 
     def state_from_bytes(self, data: bytes) -> SumState:
         return self.new_state().load(data)
@@ -158,9 +163,7 @@ class Mean(Aggregate):
 
     def update_groups(self, states: Sequence[SumState], frame: pd.DataFrame, groups: Groups
                       ) -> None:
-        values = frame[_bound(self)].to_numpy(dtype=np.float64, na_value=np.nan)
-        for state, part in zip(states, groups.split_finite(values), strict=True):
-            state.add(part)
+        _add_groups(states, frame[_bound(self)], groups)
 
     def state_from_bytes(self, data: bytes) -> SumState:
         return self.new_state().load(data)
