@@ -9,34 +9,48 @@ import click
 
 # Each command's module is imported when that command runs: importing them all (Faust,
 # Streamlit, APScheduler, SQLAlchemy models, scipy) made every `monitor ...` take ~3.5 s.
+# `monitor --help` lists the summaries below instead of importing every command for its
+# own; tests/test_cli_help.py fails when one drifts from its command's docstring.
 COMMANDS = {
-    "metrics": "monitor.cli.metrics_cmd:metrics_group",
-    "research": "monitor.cli.research_cmd:research_group",
-    "db": "monitor.cli.db_cmd:db_group",
-    "batch": "monitor.cli.schedule_cmd:batch_group",  # with `schedule` added
-    "promote": "monitor.cli.promote_cmd:promote",
-    "values": "monitor.cli.values_cmd:values_group",
-    "stream": "monitor.cli.stream_cmd:stream_group",
-    "broker": "monitor.cli.broker_cmd:broker",
-    "alerts": "monitor.cli.alerts_cmd:alerts_group",
-    "dashboard": "monitor.cli.dashboard_cmd:dashboard_command",
-    "demo": "monitor.cli.demo_cmd:demo",
+    "metrics": ("monitor.cli.metrics_cmd:metrics_group", "Inspect the registered metrics."),
+    "research": ("monitor.cli.research_cmd:research_group",
+                 "Compute a metric ad hoc and backtest its alerts on history."),
+    "db": ("monitor.cli.db_cmd:db_group", "Create and migrate the database that keeps "
+           "values, states and the metric catalog."),
+    "batch": ("monitor.cli.schedule_cmd:batch_group",  # with `schedule` added
+              "Compute metrics in the batch stage, one-shot or on a schedule."),
+    "promote": ("monitor.cli.promote_cmd:promote",
+                "Move METRIC's current version to another stage."),
+    "values": ("monitor.cli.values_cmd:values_group", "Read the stored metric values."),
+    "stream": ("monitor.cli.stream_cmd:stream_group",
+               "Send events to Kafka and run the streaming stage."),
+    "broker": ("monitor.cli.broker_cmd:broker", "Run a Kafka-compatible broker (Tansu, in "
+               "memory) on 127.0.0.1 until Ctrl-C."),
+    "alerts": ("monitor.cli.alerts_cmd:alerts_group", "See, silence and deliver alerts."),
+    "dashboard": ("monitor.cli.dashboard_cmd:dashboard_command", "Serve the dashboard: "
+                  "metrics, stages, drift, tails, alerts and dead letters."),
+    "demo": ("monitor.cli.demo_cmd:demo", "Everything end to end: research, batch, "
+             "streaming, alerts and the dashboard."),
 }
 
 
 class LazyGroup(click.Group):
-    """A group whose subcommands are imported on first use (listing them imports all)."""
+    """A group whose subcommands are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *COMMANDS])
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
+        if cmd_name not in COMMANDS:
             return super().get_command(ctx, cmd_name)
-        module, _, attribute = target.partition(":")
+        module, _, attribute = COMMANDS[cmd_name][0].partition(":")
         command: click.Command = getattr(importlib.import_module(module), attribute)
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in sorted(COMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 @click.group(cls=LazyGroup,
