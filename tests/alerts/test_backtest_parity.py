@@ -8,7 +8,6 @@ over the same events: same metric, rule, segment, firing window and resolving wi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pandas as pd
@@ -24,27 +23,11 @@ from monitor.research import backtest
 from monitor.storage import alert_states, outbox
 from monitor.storage.database import Database
 from monitor.storage.store import SqlStore
+from tests.frame_source import FrameSource
 
 DAYS = 7
 END = DEFAULT_START + pd.Timedelta(days=DAYS)
 STREAM = mon.streams["home"]
-
-
-class FrameSource:
-    """Events held in memory, served like a table: by event time, in chunks."""
-
-    def __init__(self, events: pd.DataFrame) -> None:
-        self.events = events
-        self.times = pd.to_datetime(events["ts"], utc=True)
-
-    def check(self) -> None:
-        pass
-
-    def earliest(self) -> pd.Timestamp | None:
-        return self.times.min()
-
-    def chunks(self, since: pd.Timestamp, until: pd.Timestamp) -> Iterator[pd.DataFrame]:
-        yield self.events[(self.times >= since) & (self.times < until)]
 
 
 @pytest.fixture(scope="module")

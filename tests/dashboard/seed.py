@@ -8,7 +8,7 @@ it: the dashboard never writes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -34,6 +34,7 @@ from monitor.storage.models import Base
 from monitor.storage.outbox import DELIVERIES
 from monitor.storage.records import DeadLetter, WindowResult, window_results
 from monitor.storage.store import SqlStore
+from tests.frame_source import FrameSource
 
 DAYS = 6  # every incident of the example week (the last starts at hour 132)
 EVENTS_PER_HOUR = 300
@@ -51,23 +52,6 @@ class Seeded:
     url: str
     metrics: tuple[str, ...]
     firing: tuple[str, ...]  # metrics with an alert still firing at the end
-
-
-class FrameSource:
-    """Events held in memory, served like a table: by event time, in one chunk a slice."""
-
-    def __init__(self, events: pd.DataFrame) -> None:
-        self.events = events
-        self.times = pd.to_datetime(events["ts"], utc=True, errors="coerce")
-
-    def check(self) -> None:
-        pass
-
-    def earliest(self) -> pd.Timestamp | None:
-        return self.times.min()
-
-    def chunks(self, since: pd.Timestamp, until: pd.Timestamp) -> Iterator[pd.DataFrame]:
-        yield self.events[(self.times >= since) & (self.times < until)]
 
 
 class FakeChannel:
