@@ -118,6 +118,29 @@ def pick_range(latest: datetime | None, key: str, default: str = "last 7 days") 
     return default_range(latest, RANGES[choice] or 7)
 
 
+@dataclass(frozen=True)
+class StoredRange:
+    """What a metric version has stored in the range the reader picked."""
+
+    latest: datetime  # start of its newest stored window, which anchors the ranges
+    span: TimeRange
+    segments: list[str]  # overall first
+    fields: list[str]
+
+
+def pick_stored_range(queries: DashboardQueries, name: str, version: int, key: str
+                      ) -> StoredRange | None:
+    """The range picker over one metric version's values, with the segments and fields
+    found in the range; None, after saying so, while the version has no values yet."""
+    latest = queries.latest_window(name, version)
+    if latest is None:
+        st.info(f"No values are stored for version {version} of {name} yet.")
+        return None
+    span = pick_range(latest, key=key)
+    segments, fields = queries.segments_and_fields(name, version, span)
+    return StoredRange(latest, span, segments, fields)
+
+
 def pick_one(label: str, options: Sequence[str], *, param: str | None = None,
              key: str | None = None) -> str:
     """A select box that starts on the option named in the URL (``?param=``) if any."""

@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.charts import histogram_chart, series_chart
-from dashboard.context import fmt, md, pick_metric_of_kind, pick_range, require_data
+from dashboard.context import fmt, md, pick_metric_of_kind, pick_stored_range, require_data
 from dashboard.views.metric import rules_of, thresholds
 from metrics.base import aggregate_from_dict
 from metrics.drift import ReferenceProfile
@@ -40,12 +40,10 @@ def render() -> None:
     columns = list(aggregate.get("column_names") or [aggregate.get("column")])
     st.caption(f"{aggregate['kind']} of {', '.join(map(str, columns))} against reference "
                f"profile **{aggregate.get('reference')}** ({aggregate.get('profile_id')})")
-    latest = queries.latest_window(name, definition.version)
-    if latest is None:
-        st.info(f"No values are stored for version {definition.version} of {name} yet.")
+    stored = pick_stored_range(queries, name, definition.version, key="drift_range")
+    if stored is None:
         return
-    span = pick_range(latest, key="drift_range")
-    segments, fields = queries.segments_and_fields(name, definition.version, span)
+    latest, span, segments, fields = stored.latest, stored.span, stored.segments, stored.fields
     if not fields:
         st.info("No values in this time range; pick a longer one.")
         return

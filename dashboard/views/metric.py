@@ -5,14 +5,21 @@ overlaid (parity at a glance), and its stage history. ``?metric=NAME`` picks the
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from itertools import combinations
 
 import pandas as pd
 import streamlit as st
 
 from dashboard.charts import series_chart
-from dashboard.context import fmt, md, pick_one, pick_range, query_param, require_data, settings
+from dashboard.context import (
+    fmt,
+    md,
+    pick_one,
+    pick_stored_range,
+    query_param,
+    require_data,
+    settings,
+)
 from monitor.alerts.rules import Rule, Threshold, rule_from_dict
 from monitor.spec import OVERALL
 from monitor.storage.dashboard_queries import headline_field
@@ -36,12 +43,8 @@ def render() -> None:
                f"{definition.window} · version {definition.version}")
     if definition.description:
         st.markdown(scrub(definition.description))
-    latest = queries.latest_window(name, definition.version)
-    if latest is None:
-        st.info(f"No values are stored for version {definition.version} of {name} yet.")
-    else:
-        _series(definition.name, definition.version, definition.window, latest,
-                rules_of(definition.spec), headline_field(definition))
+    _series(definition.name, definition.version, definition.window,
+            rules_of(definition.spec), headline_field(definition))
     st.subheader("Stage history")
     history = queries.stage_history(name)
     st.table(pd.DataFrame([{"at (UTC)": f"{c.at:%Y-%m-%d %H:%M}", "version": c.version,
@@ -49,11 +52,13 @@ def render() -> None:
                             "reason": scrub(c.reason)} for c in history]))
 
 
-def _series(name: str, version: int, window: str, latest: datetime,
-            rules: Sequence[Rule], headline: str | None) -> None:
+def _series(name: str, version: int, window: str, rules: Sequence[Rule],
+            headline: str | None) -> None:
     queries = require_data()
-    span = pick_range(latest, key="metric_range")
-    segments, fields = queries.segments_and_fields(name, version, span)
+    stored = pick_stored_range(queries, name, version, key="metric_range")
+    if stored is None:
+        return
+    span, segments, fields = stored.span, stored.segments, stored.fields
     if not fields:
         st.info("No values in this time range; pick a longer one.")
         return

@@ -14,7 +14,7 @@ from dashboard.context import (
     fmt,
     md,
     pick_metric_of_kind,
-    pick_range,
+    pick_stored_range,
     query_param,
     require_data,
 )
@@ -32,12 +32,10 @@ def render() -> None:
     if definition is None:
         return
     name = definition.name
-    latest = queries.latest_window(name, definition.version)
-    if latest is None:
-        st.info(f"No values are stored for version {definition.version} of {name} yet.")
+    stored = pick_stored_range(queries, name, definition.version, key="tails_range")
+    if stored is None:
         return
-    span = pick_range(latest, key="tails_range")
-    segments, fields = queries.segments_and_fields(name, definition.version, span)
+    span, segments, fields = stored.span, stored.segments, stored.fields
     quantiles = sorted((f for f in fields if not math.isnan(quantile_of(f))), key=quantile_of)
     if not quantiles:
         st.info("No quantiles in this time range; pick a longer one.")
