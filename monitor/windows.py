@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -79,3 +80,8 @@ class Windows:
         Every window starting before the returned value is final.
         """
         return ((watermark_ns - lateness_ns) // self.width_ns) * self.width_ns
+
+
+def utc_from_ns(ns: int) -> datetime:
+    """A time in ns since the epoch (how the engine keys windows) as a UTC datetime."""
+    return pd.Timestamp(ns, unit="ns", tz="UTC").to_pydatetime()

@@ -40,6 +40,7 @@ from monitor.storage.database import Database
 from monitor.storage.dead_letters import write_dead_letters
 from monitor.storage.records import DeadLetter, WindowResult
 from monitor.storage.results import write_windows
+from monitor.windows import utc_from_ns
 from streaming import state_store
 from streaming.codec import MAX_MESSAGE_BYTES
 from streaming.messages import LATE, OFFSET, PARTITION, RawMessage, Rejected, decode_messages
@@ -297,7 +298,7 @@ class StreamProcessor:
             due_cutoffs = self._due(conn, lock=True)
             for name, cutoff_ns in due_cutoffs.items():
                 metric, version = self.targets[name]
-                cutoff = state_store.utc_time(cutoff_ns)
+                cutoff = utc_from_ns(cutoff_ns)
                 results = state_store.final_windows(conn, self.topic, metric, version, cutoff)
                 if results:
                     write_windows(conn, name, version, STAGE, results)

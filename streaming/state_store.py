@@ -38,6 +38,7 @@ from monitor.storage.records import WindowResult
 from monitor.storage.results import read_states
 from monitor.storage.types import utc_now
 from monitor.storage.upsert import bind_processors, upsert_rows
+from monitor.windows import utc_from_ns
 from streaming.partition import Checkpoint, PartitionState
 
 CHECKPOINTS = table_of(StreamCheckpointRow)
@@ -105,8 +106,8 @@ def store_partitions(conn: Connection, states: Sequence[PartitionState],
             name, segment, start_ns = key
             partial = state.engine.partials[key]
             width = state.metrics[name].windows.width_ns
-            rows.append((name, versions[name], as_time(utc_time(start_ns)), segment,
-                         state.topic, state.partition, as_time(utc_time(start_ns + width)),
+            rows.append((name, versions[name], as_time(utc_from_ns(start_ns)), segment,
+                         state.topic, state.partition, as_time(utc_from_ns(start_ns + width)),
                          as_state(partial.state.to_bytes()), partial.rows, as_time(now)))
     upsert_rows(conn, PARTIALS, PARTIAL_COLUMNS, rows)
     for state in states:
@@ -209,12 +210,8 @@ def add_counts(conn: Connection, metric: str, stage: str,
     conn.execute(statement, rows)
 
 
-def utc_time(ns: int) -> datetime:
-    return pd.Timestamp(ns, unit="ns", tz="UTC").to_pydatetime()
-
-
 def _watermark(ns: int | None) -> datetime | None:
-    return None if ns is None else utc_time(ns - ns % 1000)  # µs, floored
+    return None if ns is None else utc_from_ns(ns - ns % 1000)  # µs, floored
 
 
 def _to_ns(value: datetime | None) -> int | None:

@@ -25,11 +25,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-import pandas as pd
-
 from monitor.engine import Partial, PartialKey
 from monitor.spec import MetricSpec
 from monitor.values import STAGES
+from monitor.windows import utc_from_ns
 
 
 @dataclass(frozen=True)
@@ -127,8 +126,8 @@ def window_results(
         values = metric.aggregate.value(partial.state)
         results.append(WindowResult(
             segment=segment,
-            window_start=pd.Timestamp(start_ns, unit="ns", tz="UTC").to_pydatetime(),
-            window_end=pd.Timestamp(start_ns + width, unit="ns", tz="UTC").to_pydatetime(),
+            window_start=utc_from_ns(start_ns),
+            window_end=utc_from_ns(start_ns + width),
             rows=partial.rows,
             values={field: float(values[field]) for field in metric.aggregate.fields()},
             state=partial.state.to_bytes(),
