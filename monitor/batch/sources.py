@@ -91,7 +91,7 @@ class TableSource:
         except sa.exc.OperationalError as err:
             raise SourceError(
                 f"cannot reach the source database "
-                f"{self.engine.url.render_as_string(hide_password=True)}: {_first_line(err)}"
+                f"{self.engine.url.render_as_string(hide_password=True)}: {first_line(err)}"
             ) from None
         _check_columns(table, self.stream)
         self._table = table
@@ -182,10 +182,6 @@ def _time_bounds(
             return since.to_pydatetime(), until.to_pydatetime()
         return since.tz_convert(None).to_pydatetime(), until.tz_convert(None).to_pydatetime()
     return since.value // 1_000_000, until.value // 1_000_000  # epoch milliseconds
-
-
-def _first_line(err: Exception) -> str:
-    return first_line(err)
 
 
 def source_for(stream: StreamSpec, engine: sa.Engine | None) -> EventSource:

@@ -14,6 +14,7 @@ from monitor.batch.rollup import rollup, rollup_name
 from monitor.batch.runner import BatchRunError, BatchRunner, RunSummary
 from monitor.batch.service import batch_targets
 from monitor.batch.sources import SourceError, source_for
+from monitor.batch.sql_rows import first_line
 from monitor.batch.tables import load_events
 from monitor.cli.app import load_app
 from monitor.cli.db_cmd import database_url_option
@@ -185,14 +186,10 @@ def batch_load(ctx: click.Context, data: str, stream_name: str | None, table: st
     try:
         loaded = load_events(engine, stream, read.events, table)
     except (ValueError, sa.exc.SQLAlchemyError) as err:
-        raise click.ClickException(f"loading into {mask_url(url)} failed: {_first_line(err)}"
+        raise click.ClickException(f"loading into {mask_url(url)} failed: {first_line(err)}"
                                    ) from None
     finally:
         engine.dispose()
     rejected = len(read.events) + len(read.rejects) - loaded
     click.echo(f"loaded {loaded:,} events into {table or stream.table} ({mask_url(url)})"
                + (f"; {rejected:,} rejected" if rejected else ""))
-
-
-def _first_line(err: Exception) -> str:
-    return str(getattr(err, "orig", None) or err).strip().splitlines()[0]
