@@ -39,7 +39,7 @@ from monitor.spec import MetricSpec, StreamSpec
 from monitor.storage.database import Database
 from monitor.storage.dead_letters import write_dead_letters
 from monitor.storage.records import DeadLetter, WindowResult
-from monitor.storage.results import write_windows
+from monitor.storage.results import write_metrics_windows
 from monitor.windows import utc_from_ns
 from streaming import state_store
 from streaming.codec import MAX_MESSAGE_BYTES
@@ -290,22 +290,21 @@ class StreamProcessor:
         each metric's earliest open window): most ticks close nothing, and the closing
         transaction locks the checkpoints that every worker's store updates."""
         with self.database.connect() as conn:
-            due = self._due(conn, lock=False)
-        if not due:
-            return []
-        finalized = []
+            if not self._due(conn, lock=False):
+                return []
         with self.database.begin() as conn:
             due_cutoffs = self._due(conn, lock=True)
-            for name, cutoff_ns in due_cutoffs.items():
-                metric, version = self.targets[name]
-                cutoff = utc_from_ns(cutoff_ns)
-                results = state_store.final_windows(conn, self.topic, metric, version, cutoff)
-                if results:
-                    write_windows(conn, name, version, STAGE, results)
-                    state_store.delete_partials(conn, self.topic, name, version, cutoff)
-                    if self.after_final is not None:
-                        self.after_final(conn, metric, version, results)
-                    finalized.append(Finalized(name, results))
+            due = {name: (*self.targets[name], utc_from_ns(cutoff_ns))
+                   for name, cutoff_ns in due_cutoffs.items()}
+            closed = state_store.final_windows(conn, self.topic, due)
+            write_metrics_windows(conn, STAGE, ((name, due[name][1], results)
+                                                for name, results in closed.items()))
+            state_store.delete_partials(conn, self.topic, {
+                name: (due[name][1], due[name][2]) for name in closed})
+            if self.after_final is not None:
+                for name, results in closed.items():
+                    self.after_final(conn, due[name][0], due[name][1], results)
+        finalized = [Finalized(name, results) for name, results in closed.items()]
         for item in finalized:  # committed: what was closed is counted in the database
             for state in self.owned.values():
                 state.evict(item.metric, due_cutoffs[item.metric])

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -34,8 +34,8 @@ from monitor.storage.models import (
     StreamPartialRow,
     table_of,
 )
-from monitor.storage.records import WindowResult
-from monitor.storage.results import read_states
+from monitor.storage.records import StoredState, WindowResult
+from monitor.storage.results import read_metrics_states
 from monitor.storage.types import utc_now
 from monitor.storage.upsert import bind_processors, upsert_rows
 from monitor.windows import utc_from_ns
@@ -135,25 +135,41 @@ def _write_checkpoint(conn: Connection, state: PartitionState, now: datetime) ->
                                  "worker since it was loaded here")
 
 
-def final_windows(conn: Connection, topic: str, metric: MetricSpec, version: int,
-                  until: datetime, stage: str = "streaming") -> list[WindowResult]:
-    """Windows of ``metric`` ending by ``until`` that have partials: the partials of every
-    partition merged, into the window's stored state when it was closed before."""
+def final_windows(conn: Connection, topic: str,
+                  due: Mapping[str, tuple[MetricSpec, int, datetime]],
+                  stage: str = "streaming") -> dict[str, list[WindowResult]]:
+    """Per metric name in ``due`` (metric, version, cutoff), its windows ending by the
+    cutoff that have partials: the partials of every partition merged, into the window's
+    stored state when it was closed before. Metrics with none are left out. Two queries
+    for all the metrics: every tick that closes a window closes one of each metric."""
+    if not due:
+        return {}
     p = PARTIALS.c
     rows = conn.execute(
-        select(p.window_start, p.window_end, p.segment, p.partition, p.state, p.rows)
-        .where(p.topic == topic, p.metric == metric.name, p.metric_version == version,
-               p.window_end <= until)
-        .order_by(p.window_start, p.segment, p.partition)).all()
-    merged: dict[tuple[datetime, str], tuple[datetime, Partial]] = {}
-    if rows:
-        for stored in read_states(conn, metric.name, version, stage,
-                                  min(r.window_start for r in rows), until):
-            key = (stored.window_start, stored.segment)
-            merged[key] = (stored.window_end, Partial(
-                metric.aggregate.state_from_bytes(stored.state), stored.rows))
+        select(p.metric, p.window_start, p.window_end, p.segment, p.state, p.rows)
+        .where(p.topic == topic, or_(*(
+            and_(p.metric == name, p.metric_version == version, p.window_end <= until)
+            for name, (_, version, until) in due.items())))
+        .order_by(p.metric, p.window_start, p.segment, p.partition)).all()
+    by_metric: dict[str, list[Any]] = {}
+    for row in rows:
+        by_metric.setdefault(row.metric, []).append(row)
+    stored = read_metrics_states(conn, stage, {
+        (name, due[name][1]): (min(r.window_start for r in found), due[name][2])
+        for name, found in by_metric.items()})
+    return {name: _merged(due[name][0], found, stored[(name, due[name][1])])
+            for name, found in by_metric.items()}
+
+
+def _merged(metric: MetricSpec, rows: Sequence[Any], stored: Sequence[StoredState]
+            ) -> list[WindowResult]:
+    """The windows of a metric's partial ``rows``, each the merge of its partials and the
+    state ``stored`` for it before (a correction of a closed window), if any."""
     fresh = {(row.window_start, row.segment) for row in rows}
-    merged = {key: value for key, value in merged.items() if key in fresh}
+    merged: dict[tuple[datetime, str], tuple[datetime, Partial]] = {
+        (s.window_start, s.segment): (s.window_end, Partial(
+            metric.aggregate.state_from_bytes(s.state), s.rows))
+        for s in stored if (s.window_start, s.segment) in fresh}
     for row in rows:
         partial = Partial(metric.aggregate.state_from_bytes(row.state), row.rows)
         key = (row.window_start, row.segment)
@@ -179,11 +195,15 @@ def earliest_open_ends(conn: Connection, topic: str) -> dict[tuple[str, int], da
     return {(row[0], row[1]): row[2] for row in rows}
 
 
-def delete_partials(conn: Connection, topic: str, metric: str, version: int,
-                    until: datetime) -> None:
+def delete_partials(conn: Connection, topic: str,
+                    closed: Mapping[str, tuple[int, datetime]]) -> None:
+    """Remove the partials of each metric name -> (version, cutoff) ending by the cutoff."""
+    if not closed:
+        return
     p = PARTIALS.c
-    conn.execute(delete(PARTIALS).where(p.topic == topic, p.metric == metric,
-                                        p.metric_version == version, p.window_end <= until))
+    conn.execute(delete(PARTIALS).where(p.topic == topic, or_(*(
+        and_(p.metric == name, p.metric_version == version, p.window_end <= until)
+        for name, (version, until) in closed.items()))))
 
 
 def add_counts(conn: Connection, metric: str, stage: str,

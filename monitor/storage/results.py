@@ -8,12 +8,12 @@ and states of every window in the call are stored together or not at all.
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.engine import Connection
 
 from monitor.storage.models import NAME_LENGTH, MetricStateRow, MetricValueRow, table_of
@@ -49,7 +49,21 @@ def write_windows(
     ``computed_at`` (default: now) is when a value last *changed*: re-writing a window
     with the same values leaves its rows, times included, as they were.
     """
-    check_key(metric, version, stage)
+    return write_metrics_windows(conn, stage, [(metric, version, windows)],
+                                 computed_at=computed_at, batch_rows=batch_rows)
+
+
+def write_metrics_windows(
+    conn: Connection,
+    stage: str,
+    metrics: Iterable[tuple[str, int, Iterable[WindowResult]]],
+    *,
+    computed_at: datetime | None = None,
+    batch_rows: int = BATCH_ROWS,
+) -> int:
+    """:func:`write_windows` for several (metric, version, windows) in shared upserts: the
+    streaming stage closes a window of every metric at once, and one statement for all
+    of them costs a tenth of one per metric."""
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
     # Bind once per window, not per row: the fast path hands the driver ready values.
@@ -60,19 +74,21 @@ def write_windows(
     value_rows: list[tuple[Any, ...]] = []
     state_rows: list[tuple[Any, ...]] = []
     written = 0
-    for window in _unique(windows):
-        start, end = as_time(window.window_start), as_time(window.window_end)
-        rows = _count(window.rows)
-        segment = window.segment
-        value_rows.extend(
-            (metric, version, stage, segment, start, field, end, as_value(value), rows, at)
-            for field, value in window.values.items()
-        )
-        if window.state is not None:
-            state_rows.append((metric, version, stage, segment, start, end,
-                               as_state(window.state), rows, at))
-        if len(value_rows) >= batch_rows or len(state_rows) >= batch_rows:
-            written += _flush(conn, value_rows, state_rows)
+    for metric, version, windows in metrics:
+        check_key(metric, version, stage)
+        for window in _unique(windows):
+            start, end = as_time(window.window_start), as_time(window.window_end)
+            rows = _count(window.rows)
+            segment = window.segment
+            value_rows.extend(
+                (metric, version, stage, segment, start, field, end, as_value(value), rows, at)
+                for field, value in window.values.items()
+            )
+            if window.state is not None:
+                state_rows.append((metric, version, stage, segment, start, end,
+                                   as_state(window.state), rows, at))
+            if len(value_rows) >= batch_rows or len(state_rows) >= batch_rows:
+                written += _flush(conn, value_rows, state_rows)
     return written + _flush(conn, value_rows, state_rows)
 
 
@@ -174,6 +190,32 @@ def read_states(
         query = query.where(s.segment == segment)
     return [StoredState(row.segment, row.window_start, row.window_end, bytes(row.state),
                         row.rows) for row in conn.execute(query)]
+
+
+def read_metrics_states(
+    conn: Connection,
+    stage: str,
+    ranges: Mapping[tuple[str, int], tuple[datetime, datetime]],
+) -> dict[tuple[str, int], list[StoredState]]:
+    """:func:`read_states` of several (metric, version) -> (since, until) in one query;
+    every key of ``ranges`` is in the result, by window start then segment."""
+    found: dict[tuple[str, int], list[StoredState]] = {key: [] for key in ranges}
+    if not ranges:
+        return found
+    s = STATES.c
+    for (metric, version), _ in ranges.items():
+        check_key(metric, version, stage)
+    query = (select(s.metric, s.metric_version, s.segment, s.window_start, s.window_end,
+                    s.state, s.rows)
+             .where(s.stage == stage, or_(*(
+                 and_(s.metric == metric, s.metric_version == version,
+                      s.window_start >= to_utc(since), s.window_start < to_utc(until))
+                 for (metric, version), (since, until) in ranges.items())))
+             .order_by(s.metric, s.metric_version, s.window_start, s.segment))
+    for row in conn.execute(query):
+        found[(row.metric, row.metric_version)].append(StoredState(
+            row.segment, row.window_start, row.window_end, bytes(row.state), row.rows))
+    return found
 
 
 def _unique(windows: Iterable[WindowResult]) -> Iterator[WindowResult]:
