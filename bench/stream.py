@@ -188,25 +188,43 @@ def dead_letters(conn: sa.Connection) -> int:
 # -- processes ------------------------------------------------------------------------------
 
 
+def family(pid: int) -> list[int]:
+    """``pid`` and its descendants: the worker runs each processor in a child process."""
+    found = [pid]
+    for parent in found:
+        try:
+            with open(f"/proc/{parent}/task/{parent}/children") as children:
+                found.extend(int(child) for child in children.read().split())
+        except OSError:
+            continue
+    return found
+
+
 def rss_mb(pid: int, field: str = "VmRSS") -> float | None:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
+    """Resident memory of the process and its children together (None once it is gone)."""
+    total = None
+    for member in family(pid):
+        try:
+            with open(f"/proc/{member}/status") as status:
+                for line in status:
+                    if line.startswith(field + ":"):
+                        total = (total or 0.0) + int(line.split()[1]) / 1024
+        except OSError:
+            continue
+    return total
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time the process has used (its threads included)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time the process and its children have used (threads included)."""
+    total = None
+    for member in family(pid):
+        try:
+            with open(f"/proc/{member}/stat") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total = (total or 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 8.0) -> None:
@@ -263,7 +281,8 @@ def run_ours(url: str, engine: sa.Engine, bootstrap: str, topic: str, events: in
                         if profile_with:
                             profiler = subprocess.Popen(
                                 [profile_with, "record", "-p", str(worker.pid), "-r", "50",
-                                 "-f", "raw", "-o", str(logs / f"py-spy-{label}.txt"),
+                                 "--subprocesses", "-f", "raw",
+                                 "-o", str(logs / f"py-spy-{label}.txt"),
                                  "--nonblocking"], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
                     while marks and total >= marks[0]:

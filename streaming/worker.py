@@ -8,11 +8,14 @@ Kafka's committed offsets never run ahead of what is stored; what comes again af
 crash is skipped by offset. A database outage is retried with backoff, holding the
 batch, instead of dropping it.
 
-Database work (storing a micro-batch, closing windows, loading a partition's state) runs
-on one thread of its own, so while it waits on Postgres the event loop keeps fetching the
-next messages; a lock keeps the agent, the timer and rebalances from touching the
-processor at once. Every database step is retried (see :class:`_Retry`), which is why the
-worker's connection pool can skip pre-ping.
+The processor runs in a process of its own (:mod:`streaming.processor_process`): the
+agent ships a micro-batch's raw messages there and awaits, so Faust keeps fetching on
+this process's core while the other decodes, computes and stores. A lock keeps the
+agent, the timer and rebalances from overlapping; while micro-batches keep coming, the
+agent ticks after storing one instead of the timer. Every step that touches the
+database is retried (see :class:`_Retry`), which is why the processor's connection
+pool can skip pre-ping. If the processor's process dies, the worker stops: nothing it
+had not stored was acknowledged, so whoever owns the partitions next resumes.
 
 No Faust tables: the per-partition states live in the database (see
 :mod:`streaming.state_store` for why), so Faust's ``exactly_once`` (Kafka transactions,
@@ -23,26 +26,34 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import logging
 import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import faust
 from kafka import KafkaConsumer
-from sqlalchemy import exc as sa_exc
 
 from monitor.batch.runner import Target
 from monitor.spec import StreamSpec
-from monitor.storage.database import Database, DatabaseUnavailableError
 from streaming.broker import create_topics, list_topics
 from streaming.messages import RawMessage, Rejected
-from streaming.processor import AfterFinal, StreamProcessor, StreamSettings
+from streaming.processor import AfterFinal, StreamSettings
+from streaming.processor_process import (
+    ProcessorGone,
+    ProcessorProcess,
+    ProcessorSpec,
+    StepFailed,
+    describe,
+    looks_like_an_outage,
+)
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEAD_LETTER_SUFFIX = ".dead-letters"
 
@@ -59,6 +70,7 @@ class WorkerSettings:
     # (a tick looks for closed windows when this worker's marks moved, else once a second)
     session_timeout_s: float = 10.0
     retry_backoff_s: float = 0.5  # first wait after a failed database write; doubles to 30 s
+    log_level: str = "info"  # of the processors' processes (Faust's own is the worker's)
     stream: StreamSettings = field(default_factory=StreamSettings)
 
 
@@ -86,10 +98,11 @@ def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int) -> dic
         consumer.close()
 
 
-def build_app(settings: WorkerSettings, database: Database, targets: Sequence[Target], *,
-              after_final: AfterFinal | None = None,
-              on_processor: Callable[[StreamProcessor], None] | None = None) -> faust.App:
-    """A Faust app with an agent per stream that has metrics in ``targets``."""
+def build_app(settings: WorkerSettings, database_url: str, app_target: str,
+              targets: Sequence[Target], *, after_final: AfterFinal | None = None) -> faust.App:
+    """A Faust app with an agent per stream that has metrics in ``targets`` (of the
+    Monitor at ``app_target``); each agent's processor runs in a process of its own (see
+    :mod:`streaming.processor_process`), started now, with a connection pool of its own."""
     streams: dict[str, tuple[StreamSpec, list[Target]]] = {}
     for target in targets:
         stream = target.metric.stream
@@ -105,11 +118,10 @@ def build_app(settings: WorkerSettings, database: Database, targets: Sequence[Ta
     app = faust_app(settings)
     for stream, stream_targets in streams.values():
         assert stream.topic is not None
-        processor = StreamProcessor(database, stream, stream.topic, counts[stream.topic],
-                                    stream_targets, settings.stream, after_final=after_final)
-        if on_processor is not None:
-            on_processor(processor)
-        _wire(app, settings, processor)
+        spec = ProcessorSpec(database_url, app_target, stream, counts[stream.topic],
+                             tuple(t.metric.name for t in stream_targets), settings.stream,
+                             after_final, logging.getLevelName(settings.log_level.upper()))
+        _wire(app, settings, stream.name, spec)
     return app
 
 
@@ -132,69 +144,85 @@ def faust_app(settings: WorkerSettings) -> faust.App:
     )
 
 
-def _wire(app: faust.App, settings: WorkerSettings, processor: StreamProcessor) -> None:
-    topic_name = processor.topic
+def _wire(app: faust.App, settings: WorkerSettings, stream_name: str,
+          spec: ProcessorSpec) -> None:
+    topic_name = spec.topic
     source = app.topic(topic_name, value_serializer="raw", key_serializer="raw")
     dead_letters = app.topic(dead_letter_topic(topic_name), value_serializer="raw",
                              key_serializer="raw")
-    database_thread = ThreadPoolExecutor(1, thread_name_prefix=f"monitor-db-{topic_name}")
-    retry = _Retry(settings.retry_backoff_s, lambda: bool(app.should_stop), database_thread)
+    # Calls to the processor's process block, so they run on a thread of their own.
+    caller = ThreadPoolExecutor(1, thread_name_prefix=f"monitor-processor-{topic_name}")
+    retry = _Retry(settings.retry_backoff_s, lambda: bool(app.should_stop), caller)
     busy = asyncio.Lock()  # one of: a micro-batch, a tick, a rebalance, the final store
+    processor = ProcessorProcess(spec)
+
+    last_tick = [0.0]  # loop time of the last tick
+
+    async def call(step: Callable[[], Any]) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(caller, step)
+
+    async def tick_now() -> None:
+        """Advance idle partitions and close due windows (``busy`` held by the caller)."""
+        last_tick[0] = asyncio.get_running_loop().time()
+        try:
+            closed = await call(processor.tick)
+        except ProcessorGone:
+            raise
+        except Exception as err:  # the next tick tries again; the data is held, not lost
+            log.warning("%s: closing windows failed (%s); trying again", topic_name,
+                        describe(err))
+            return
+        for metric, windows in closed:
+            log.info("%s: stored %d final windows of %s", topic_name, windows, metric)
 
     async def consume(stream: Any) -> None:
         async for batch in stream.take_events(settings.take_messages,
                                               within=settings.take_within_s):
             messages = [RawMessage(e.message.partition, e.message.offset, e.message.value,
                                    e.message.key) for e in batch]
+            backlog = len(messages) >= settings.take_messages
             async with busy:
-                if len(messages) >= settings.take_messages:
-                    processor.note_backlog()
-                unloaded = sorted({m.partition for m in messages} - set(processor.owned))
-                if unloaded:  # messages before the assignment callback: load them first
-                    await retry.until_done(lambda u=unloaded: processor.assign(u),  # type: ignore[misc]
-                                           f"loading the stored state of {topic_name} "
-                                           f"{unloaded}")
-                prepared = processor.prepare(messages)
-                if prepared.rejected:
-                    await _send_dead_letters(dead_letters, topic_name, prepared.rejected)
-                processor.absorb(prepared)
-                await retry.until_done(lambda p=prepared: processor.store_or_reload(p),  # type: ignore[misc]
+                rejected: list[Rejected] = await retry.until_done(
+                    functools.partial(processor.prepare, messages, backlog),
+                    f"preparing a micro-batch of {topic_name}")
+                if rejected:
+                    await _send_dead_letters(dead_letters, topic_name, rejected)
+                await retry.until_done(processor.commit,
                                        f"storing a micro-batch of {topic_name}")
+                # Busy with one micro-batch after another, the agent ticks itself: the
+                # timer skips ticks while it works (and would warn that it overlaps).
+                if asyncio.get_running_loop().time() - last_tick[0] >= settings.tick_interval_s:
+                    await tick_now()
 
-    consume.__name__ = f"stream_{processor.stream.name}"
-    app.agent(source, name=f"monitor.stream.{processor.stream.name}")(consume)
+    consume.__name__ = f"stream_{stream_name}"
+    app.agent(source, name=f"monitor.stream.{stream_name}")(consume)
 
     async def tick() -> None:
-        try:
-            async with busy:
-                closed = await asyncio.get_running_loop().run_in_executor(database_thread,
-                                                                          processor.tick)
-            for done in closed:
-                log.info("%s: stored %d final windows of %s", topic_name, len(done.windows),
-                         done.metric)
-        except Exception as err:  # the next tick tries again; the data is held, not lost
-            log.warning("%s: closing windows failed (%s); trying again", topic_name,
-                        describe(err))
+        if busy.locked():  # a micro-batch (which ticks when it is done) or a rebalance
+            return
+        async with busy:
+            await tick_now()
 
-    tick.__name__ = f"tick_{processor.stream.name}"
-    app.timer(settings.tick_interval_s, name=f"monitor.tick.{processor.stream.name}")(tick)
+    tick.__name__ = f"tick_{stream_name}"
+    app.timer(settings.tick_interval_s, name=f"monitor.tick.{stream_name}")(tick)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
         mine = [tp.partition for tp in revoked if tp.topic == topic_name]
         if mine:
             async with busy:
-                await retry.until_done(processor.store,
+                await retry.until_done(lambda: processor.store(),
                                        f"storing {topic_name} before a rebalance")
-                processor.revoke(mine)
+                await call(lambda: processor.revoke(mine))
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def assigned(sender: Any, assigned: set[Any], **_: Any) -> None:
         mine = sorted(tp.partition for tp in assigned if tp.topic == topic_name)
         async with busy:
-            gone = [p for p in processor.owned if p not in mine]
-            processor.revoke(gone)
-            new = [p for p in mine if p not in processor.owned]
+            owned = await call(lambda: processor.owned())
+            gone = [p for p in owned if p not in mine]
+            new = [p for p in mine if p not in owned]
+            await call(lambda: processor.revoke(gone))
             if new:
                 await retry.until_done(lambda: processor.assign(new),
                                        f"loading the stored state of {topic_name} {new}")
@@ -202,18 +230,18 @@ def _wire(app: faust.App, settings: WorkerSettings, processor: StreamProcessor) 
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def stopped(sender: Any, **_: Any) -> None:
-        loop = asyncio.get_running_loop()
         try:
             async with busy:
                 try:
-                    await loop.run_in_executor(database_thread, processor.store)
-                except Exception:  # once more: a pooled connection may have gone stale
-                    await loop.run_in_executor(database_thread, processor.store)
+                    await call(processor.store)
+                except StepFailed:  # once more: a pooled connection may have gone stale
+                    await call(processor.store)
         except Exception as err:  # nothing is lost: the messages were not acknowledged
             log.warning("%s: final store failed (%s); the next worker replays", topic_name,
                         describe(err))
         finally:
-            database_thread.shutdown(wait=False)
+            await call(processor.close)
+            caller.shutdown(wait=False)
 
 
 async def _send_dead_letters(topic: Any, source: str, rejected: Sequence[Rejected]) -> None:
@@ -246,18 +274,19 @@ class _Retry:
         self.stopping = stopping
         self.executor = executor  # where the step runs (None: the event loop's default)
 
-    async def until_done(self, step: Callable[[], object], what: str) -> None:
+    async def until_done(self, step: Callable[[], T], what: str) -> T:
         delay = self.backoff_s
         loop = asyncio.get_running_loop()
         while True:
             try:
-                await loop.run_in_executor(self.executor, step)
-                return
+                return await loop.run_in_executor(self.executor, step)
+            except ProcessorGone:
+                raise  # nothing to wait for: the worker stops, the next one resumes
             except Exception as err:
                 if self.stopping():
                     raise StoppedBeforeStored(f"{what}: stopping before it was stored; it "
                                               "will be replayed") from err
-                if _looks_like_an_outage(err):
+                if looks_like_an_outage(err):
                     log.warning("%s failed (%s); retrying in %.1f s", what, describe(err),
                                 delay)
                 else:  # retried all the same: giving up would drop the batch
@@ -269,19 +298,5 @@ class _Retry:
                 delay = min(delay * 2, 30.0)
 
 
-def _looks_like_an_outage(err: BaseException) -> bool:
-    """A lost or refused connection, a timeout, a deadlock: what waiting can cure."""
-    return isinstance(err, (sa_exc.OperationalError, sa_exc.InterfaceError,
-                            DatabaseUnavailableError, ConnectionError, TimeoutError))
-
-
 class StoppedBeforeStored(RuntimeError):
     """The worker stopped while a micro-batch could not be stored."""
-
-
-def describe(err: BaseException, limit: int = 300) -> str:
-    """One short line: a driver error's message without the SQL and its parameters."""
-    origin = getattr(err, "orig", None) or err
-    first = (str(origin).strip().splitlines() or [""])[0]
-    text = f"{type(err).__name__}: {first}"
-    return text if len(text) <= limit else text[: limit - 1] + "…"

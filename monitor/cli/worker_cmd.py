@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 import click
@@ -9,12 +10,12 @@ from sqlalchemy.engine import Connection
 
 from monitor.alerts.evaluate import evaluate_windows
 from monitor.batch.service import batch_targets
-from monitor.cli.app import load_app
+from monitor.cli.app import APP_ENV, load_app
 from monitor.cli.db_cmd import database_url_option
 from monitor.cli.kafka_options import bootstrap_option
 from monitor.errors import MonitorError
 from monitor.spec import MetricSpec
-from monitor.storage.database import Database, DatabaseUnavailableError
+from monitor.storage.database import DatabaseUnavailableError
 from monitor.storage.database_url import mask_url
 from monitor.storage.records import WindowResult
 from monitor.storage.store import SqlStore
@@ -87,11 +88,13 @@ def worker(ctx: click.Context, database_url: str, bootstrap: str, group: str | N
     settings = WorkerSettings(
         bootstrap=bootstrap, group=group or f"monitor-{app.name}", partitions=partitions,
         topics=_topic_overrides(topics, app.streams), session_timeout_s=session_timeout,
+        log_level=loglevel,
         stream=StreamSettings(idle_timeout_s=idle_timeout, max_future_s=max_future,
                               max_message_bytes=max_message_bytes))
-    # Its own pool without pre-ping: the worker retries every failed write anyway.
-    database = Database(database_url, pre_ping=False)
-    faust_app = build_app(settings, database, targets, after_final=evaluate_alerts)
+    # The processors' processes import the app again, as found here.
+    app_target = ctx.obj["app_target"] or os.environ[APP_ENV]
+    faust_app = build_app(settings, database_url, app_target, targets,
+                          after_final=evaluate_alerts)
     names = ", ".join(t.metric.name for t in targets)
     click.echo(f"streaming {names} from {bootstrap} into {mask_url(database_url)} "
                f"(group {settings.group})", err=True)
