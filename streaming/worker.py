@@ -29,6 +29,8 @@ import dataclasses
 import functools
 import json
 import logging
+import os
+import signal
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -103,7 +105,8 @@ def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int) -> dic
 
 
 def build_app(settings: WorkerSettings, database_url: str, app_target: str,
-              targets: Sequence[Target], *, after_final: AfterFinal | None = None) -> faust.App:
+              targets: Sequence[Target], *, after_final: AfterFinal | None = None,
+              on_failure: Callable[[str], None] = lambda reason: None) -> faust.App:
     """A Faust app with an agent per stream that has metrics in ``targets`` (of the
     Monitor at ``app_target``); each agent's processor runs in a process of its own (see
     :mod:`streaming.processor_process`), started now, with a connection pool of its own."""
@@ -125,7 +128,7 @@ def build_app(settings: WorkerSettings, database_url: str, app_target: str,
         spec = ProcessorSpec(database_url, app_target, stream, counts[stream.topic],
                              tuple(t.metric.name for t in stream_targets), settings.stream,
                              after_final, logging.getLevelName(settings.log_level.upper()))
-        _wire(app, settings, stream.name, spec)
+        _wire(app, settings, stream.name, spec, on_failure)
     return app
 
 
@@ -148,8 +151,8 @@ def faust_app(settings: WorkerSettings) -> faust.App:
     )
 
 
-def _wire(app: faust.App, settings: WorkerSettings, stream_name: str,
-          spec: ProcessorSpec) -> None:
+def _wire(app: faust.App, settings: WorkerSettings, stream_name: str, spec: ProcessorSpec,
+          on_failure: Callable[[str], None]) -> None:
     topic_name = spec.topic
     source = app.topic(topic_name, value_serializer="raw", key_serializer="raw")
     dead_letters = app.topic(dead_letter_topic(topic_name), value_serializer="raw",
@@ -161,6 +164,18 @@ def _wire(app: faust.App, settings: WorkerSettings, stream_name: str,
     processor = ProcessorProcess(spec)
 
     last_tick = [0.0]  # loop time of the last tick
+    gave_up: list[str] = []
+
+    def give_up(err: ProcessorGone) -> None:
+        """The processor's process died: stop the worker (Faust's orderly shutdown). What
+        it had not stored was not acknowledged, so whoever owns the partitions next
+        resumes from the stored offsets."""
+        if gave_up:
+            return
+        gave_up.append(str(err))
+        log.critical("%s; stopping this worker", err)
+        on_failure(str(err))
+        os.kill(os.getpid(), signal.SIGTERM)
 
     async def call(step: Callable[[], Any]) -> Any:
         return await asyncio.get_running_loop().run_in_executor(caller, step)
@@ -170,8 +185,9 @@ def _wire(app: faust.App, settings: WorkerSettings, stream_name: str,
         last_tick[0] = asyncio.get_running_loop().time()
         try:
             closed = await call(processor.tick)
-        except ProcessorGone:
-            raise
+        except ProcessorGone as err:
+            give_up(err)
+            return
         except Exception as err:  # the next tick tries again; the data is held, not lost
             log.warning("%s: closing windows failed (%s); trying again", topic_name,
                         describe(err))
@@ -186,14 +202,19 @@ def _wire(app: faust.App, settings: WorkerSettings, stream_name: str,
                                    e.message.key) for e in batch]
             backlog = len(messages) >= settings.take_messages
             async with busy:
-                for part in by_size(messages, settings.take_bytes):
-                    rejected: list[Rejected] = await retry.until_done(
-                        functools.partial(processor.prepare, part, backlog),
-                        f"preparing a micro-batch of {topic_name}")
-                    if rejected:
-                        await _send_dead_letters(dead_letters, topic_name, rejected)
-                    await retry.until_done(processor.commit,
-                                           f"storing a micro-batch of {topic_name}")
+                try:
+                    for part in by_size(messages, settings.take_bytes):
+                        rejected: list[Rejected] = await retry.until_done(
+                            functools.partial(processor.prepare, part, backlog),
+                            f"preparing a micro-batch of {topic_name}")
+                        if rejected:
+                            await _send_dead_letters(dead_letters, topic_name, rejected)
+                        await retry.until_done(processor.commit,
+                                               f"storing a micro-batch of {topic_name}")
+                except ProcessorGone as err:
+                    give_up(err)
+            if gave_up:  # this batch is not acknowledged, nor anything after it
+                await asyncio.Event().wait()  # until the shutdown cancels the agent
                 # Busy with one micro-batch after another, the agent ticks itself: the
                 # timer skips ticks while it works (and would warn that it overlaps).
                 if asyncio.get_running_loop().time() - last_tick[0] >= settings.tick_interval_s:
@@ -216,21 +237,28 @@ def _wire(app: faust.App, settings: WorkerSettings, stream_name: str,
         mine = [tp.partition for tp in revoked if tp.topic == topic_name]
         if mine:
             async with busy:
-                await retry.until_done(lambda: processor.store(),
-                                       f"storing {topic_name} before a rebalance")
-                await call(lambda: processor.revoke(mine))
+                try:
+                    await retry.until_done(lambda: processor.store(),
+                                           f"storing {topic_name} before a rebalance")
+                    await call(lambda: processor.revoke(mine))
+                except ProcessorGone as err:
+                    give_up(err)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def assigned(sender: Any, assigned: set[Any], **_: Any) -> None:
         mine = sorted(tp.partition for tp in assigned if tp.topic == topic_name)
         async with busy:
-            owned = await call(lambda: processor.owned())
-            gone = [p for p in owned if p not in mine]
-            new = [p for p in mine if p not in owned]
-            await call(lambda: processor.revoke(gone))
-            if new:
-                await retry.until_done(lambda: processor.assign(new),
-                                       f"loading the stored state of {topic_name} {new}")
+            try:
+                owned = await call(lambda: processor.owned())
+                gone = [p for p in owned if p not in mine]
+                new = [p for p in mine if p not in owned]
+                await call(lambda: processor.revoke(gone))
+                if new:
+                    await retry.until_done(lambda: processor.assign(new),
+                                           f"loading the stored state of {topic_name} {new}")
+            except ProcessorGone as err:
+                give_up(err)
+                return
         log.info("%s: this worker owns partitions %s", topic_name, mine)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]

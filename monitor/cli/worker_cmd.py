@@ -93,12 +93,19 @@ def worker(ctx: click.Context, database_url: str, bootstrap: str, group: str | N
                               max_message_bytes=max_message_bytes))
     # The processors' processes import the app again, as found here.
     app_target = ctx.obj["app_target"] or os.environ[APP_ENV]
+    failures: list[str] = []
     faust_app = build_app(settings, database_url, app_target, targets,
-                          after_final=evaluate_alerts)
+                          after_final=evaluate_alerts, on_failure=failures.append)
     names = ", ".join(t.metric.name for t in targets)
     click.echo(f"streaming {names} from {bootstrap} into {mask_url(database_url)} "
                f"(group {settings.group})", err=True)
-    faust.Worker(faust_app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    try:
+        faust.Worker(faust_app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    except SystemExit:
+        if failures:
+            raise click.ClickException(f"{failures[0]}; start the worker again: it resumes "
+                                       "from the stored offsets, nothing is lost") from None
+        raise
 
 
 def evaluate_alerts(conn: Connection, metric: MetricSpec, version: int,

@@ -4,7 +4,9 @@ workers sharing 4 partitions, SIGKILL crashes during a replay, and hostile input
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
 import threading
 import time
 import uuid
@@ -156,6 +158,49 @@ def test_workers_killed_during_a_replay_lose_and_double_nothing(
     assert kills == 3
     assert absorbed_events(store, topic) == valid_count(events)
     assert_same_values(store, expected)
+
+
+def test_a_worker_whose_processor_dies_stops_and_the_next_one_loses_nothing(
+    tmp_path: Path, store: SqlStore, targets: list[Target], events: pd.DataFrame,
+    profile: Any, bootstrap: str, postgres_url: str, run_id: str,
+) -> None:
+    """The processor runs in a child process of the worker; if that dies (OOM killer,
+    a bug), the worker must not go on without it: it stops with an error saying so, and
+    a new worker resumes from the stored offsets."""
+    topic = f"home-{run_id}"
+    new_topic(bootstrap, topic)
+    expected = expected_values(targets, events, profile)
+    rows = example_event_dicts(events)
+    [worker] = workers(tmp_path, 1, postgres_url=postgres_url, bootstrap=bootstrap,
+                       run_id=run_id)
+    worker.start()
+    try:
+        send(bootstrap, topic, rows[: len(rows) // 2])
+        wait_for(lambda: absorbed_events(store, topic) > 0, 90, "the first events absorbed",
+                 [worker])
+        assert worker.process is not None
+        os.kill(processor_pid(worker.process.pid), signal.SIGKILL)
+        send(bootstrap, topic, rows[len(rows) // 2:])
+        wait_for(lambda: not worker.alive, 60, "the worker to stop", [worker])
+        assert worker.process.returncode != 0
+        assert "start the worker again" in worker.tail(), worker.tail()
+        worker.start()
+        wait_for(settled(store, topic, valid_count(events), expected), 90,
+                 "every window stored", [worker])
+    finally:
+        worker.stop()
+    assert_same_values(store, expected)
+
+
+def processor_pid(worker_pid: int) -> int:
+    """The worker's child process that runs the processor (not multiprocessing's resource
+    tracker)."""
+    with open(f"/proc/{worker_pid}/task/{worker_pid}/children") as children:
+        for pid in children.read().split():
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                if b"spawn_main" in cmdline.read():
+                    return int(pid)
+    raise AssertionError(f"worker {worker_pid} has no processor process")
 
 
 def hostile_messages(valid: list[dict[str, Any]], rng: random.Random
