@@ -213,12 +213,14 @@ def _wire(app: faust.App, settings: WorkerSettings, stream_name: str, spec: Proc
                                                f"storing a micro-batch of {topic_name}")
                 except ProcessorGone as err:
                     give_up(err)
+                else:
+                    # Busy with one micro-batch after another, the agent ticks itself:
+                    # the timer skips ticks while it works (and would warn it overlaps).
+                    loop_time = asyncio.get_running_loop().time()
+                    if loop_time - last_tick[0] >= settings.tick_interval_s:
+                        await tick_now()
             if gave_up:  # this batch is not acknowledged, nor anything after it
                 await asyncio.Event().wait()  # until the shutdown cancels the agent
-                # Busy with one micro-batch after another, the agent ticks itself: the
-                # timer skips ticks while it works (and would warn that it overlaps).
-                if asyncio.get_running_loop().time() - last_tick[0] >= settings.tick_interval_s:
-                    await tick_now()
 
     consume.__name__ = f"stream_{stream_name}"
     app.agent(source, name=f"monitor.stream.{stream_name}")(consume)
