@@ -1,6 +1,6 @@
 """Streaming stage throughput, window-close delay and worker memory, against a bare Faust agent.
 
-    .venv/bin/python bench/stream.py            # the full run, about 11-12 minutes
+    .venv/bin/python bench/stream.py            # the full run, about 6 minutes
     .venv/bin/python bench/stream.py --quick    # a smoke run, about 2 minutes
 
 Starts the embedded broker (Tansu) and a throwaway Postgres database (127.0.0.1:5432, or
@@ -19,8 +19,9 @@ alternating which goes first, ``--rounds`` times:
   ``json.loads`` each message and counts its events; the same steady-state measure
   (events after the first message over the time from the first message to the last).
 
-The first round reads the whole batched topic, and the worker's memory (VmRSS) is read
-as it passes 1M, 2M, 5M, 10M (and every 5M more) absorbed events; later rounds read its
+The first round reads the whole batched topic, and the worker's memory (VmRSS of its
+processes together) is read as it passes 1M, 2M, 5M, 10M (and every 5M more) absorbed
+events; later rounds read its
 first ``--repeat-batched-events`` (2M) events, bare and ours alike. Rates reported are
 the best run of each (``runs`` has every run, with the worker's CPU share). Then live
 traffic (ts = now, 3,000 events/s through ``streaming.emitter.Emitter`` keyed over 4
