@@ -21,12 +21,12 @@ alternating which goes first, ``--rounds`` times:
 
 The first round reads the whole batched topic, and the worker's memory (VmRSS of its
 processes together) is read as it passes 1M, 2M, 5M, 10M (and every 5M more) absorbed
-events; later rounds read its
-first ``--repeat-batched-events`` (2M) events, bare and ours alike. Rates reported are
-the best run of each (``runs`` has every run, with the worker's CPU share). Then live
-traffic (ts = now, 3,000 events/s through ``streaming.emitter.Emitter`` keyed over 4
-partitions) with 5 s windows and no lateness for 2 minutes: per window stored, delay =
-the latest ``computed_at`` of its values - (window end + lateness).
+events; later rounds read its first ``--repeat-batched-events`` (2M) events, bare and ours
+alike. Rates reported are the best run of each (``runs`` has every run, with the worker's
+CPU share). Then live traffic (ts = now, 3,000 events/s through
+``streaming.emitter.Emitter`` keyed over 4 partitions) with 5 s windows and no lateness
+for 2 minutes: per window stored, delay = the latest ``computed_at`` of its values -
+(window end + lateness).
 
 Targets (issue 4): single-event messages >= 0.8x the bare agent; batched >= 100,000
 events/s per worker; window-close delay p99 <= 2 s; worker memory flat from 1M to 10M.
