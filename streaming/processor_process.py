@@ -3,7 +3,7 @@
 Why a process: Faust spends about 90 µs of Python on the event loop per message, and the
 processor (decoding, the engine, building the rows to store) about 30 µs per event more.
 Both hold the GIL, so in one process they add up: single-event messages went at 0.72 to
-0.88 of a bare agent's rate. Time the agent spends *awaiting* is hidden instead: a bare
+0.91 of a bare agent's rate. Time the agent spends *awaiting* is hidden instead: a bare
 agent that awaits 35 µs per event per micro-batch runs as fast as one that does not
 (measured side by side, see the closing note of issue 4), because Faust keeps fetching
 meanwhile. So the agent ships each micro-batch's raw messages here over a pipe (a

@@ -30,12 +30,11 @@ import functools
 import json
 import logging
 import os
-import signal
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import faust
 from kafka import KafkaConsumer
@@ -58,6 +57,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEAD_LETTER_SUFFIX = ".dead-letters"
+EXIT_PROCESSOR_GONE = 3  # the worker's exit code when its processor's process died
 
 
 @dataclass(frozen=True)
@@ -105,8 +105,8 @@ def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int) -> dic
 
 
 def build_app(settings: WorkerSettings, database_url: str, app_target: str,
-              targets: Sequence[Target], *, after_final: AfterFinal | None = None,
-              on_failure: Callable[[str], None] = lambda reason: None) -> faust.App:
+              targets: Sequence[Target], *, after_final: AfterFinal | None = None
+              ) -> faust.App:
     """A Faust app with an agent per stream that has metrics in ``targets`` (of the
     Monitor at ``app_target``); each agent's processor runs in a process of its own (see
     :mod:`streaming.processor_process`), started now, with a connection pool of its own."""
@@ -128,7 +128,7 @@ def build_app(settings: WorkerSettings, database_url: str, app_target: str,
         spec = ProcessorSpec(database_url, app_target, stream, counts[stream.topic],
                              tuple(t.metric.name for t in stream_targets), settings.stream,
                              after_final, logging.getLevelName(settings.log_level.upper()))
-        _wire(app, settings, stream.name, spec, on_failure)
+        _wire(app, settings, stream.name, spec)
     return app
 
 
@@ -156,8 +156,8 @@ def faust_app(settings: WorkerSettings) -> faust.App:
     )
 
 
-def _wire(app: faust.App, settings: WorkerSettings, stream_name: str, spec: ProcessorSpec,
-          on_failure: Callable[[str], None]) -> None:
+def _wire(app: faust.App, settings: WorkerSettings, stream_name: str,
+          spec: ProcessorSpec) -> None:
     topic_name = spec.topic
     source = app.topic(topic_name, value_serializer="raw", key_serializer="raw")
     dead_letters = app.topic(dead_letter_topic(topic_name), value_serializer="raw",
@@ -169,18 +169,15 @@ def _wire(app: faust.App, settings: WorkerSettings, stream_name: str, spec: Proc
     processor = ProcessorProcess(spec)
 
     last_tick = [0.0]  # loop time of the last tick
-    gave_up: list[str] = []
-
-    def give_up(err: ProcessorGone) -> None:
-        """The processor's process died: stop the worker (Faust's orderly shutdown). What
-        it had not stored was not acknowledged, so whoever owns the partitions next
-        resumes from the stored offsets."""
-        if gave_up:
-            return
-        gave_up.append(str(err))
-        log.critical("%s; stopping this worker", err)
-        on_failure(str(err))
-        os.kill(os.getpid(), signal.SIGTERM)
+    def give_up(err: ProcessorGone) -> NoReturn:
+        """The processor's process died: the worker exits at once. Not through Faust's
+        shutdown, which would wait for the micro-batch in hand to be acknowledged, and it
+        must not be: it was not stored. Nothing unstored was acknowledged, so whoever
+        owns the partitions next resumes from the stored offsets."""
+        log.critical("%s: this worker stops; start the worker again: it resumes from the "
+                     "stored offsets, nothing is lost", err)
+        logging.shutdown()
+        os._exit(EXIT_PROCESSOR_GONE)
 
     async def call(step: Callable[[], Any]) -> Any:
         return await asyncio.get_running_loop().run_in_executor(caller, step)
@@ -192,7 +189,6 @@ def _wire(app: faust.App, settings: WorkerSettings, stream_name: str, spec: Proc
             closed = await call(processor.tick)
         except ProcessorGone as err:
             give_up(err)
-            return
         except Exception as err:  # the next tick tries again; the data is held, not lost
             log.warning("%s: closing windows failed (%s); trying again", topic_name,
                         describe(err))
@@ -218,14 +214,10 @@ def _wire(app: faust.App, settings: WorkerSettings, stream_name: str, spec: Proc
                                                f"storing a micro-batch of {topic_name}")
                 except ProcessorGone as err:
                     give_up(err)
-                else:
-                    # Busy with one micro-batch after another, the agent ticks itself:
-                    # the timer skips ticks while it works (and would warn it overlaps).
-                    loop_time = asyncio.get_running_loop().time()
-                    if loop_time - last_tick[0] >= settings.tick_interval_s:
-                        await tick_now()
-            if gave_up:  # this batch is not acknowledged, nor anything after it
-                await asyncio.Event().wait()  # until the shutdown cancels the agent
+                # Busy with one micro-batch after another, the agent ticks itself: the
+                # timer skips ticks while it works (and would warn that it overlaps).
+                if asyncio.get_running_loop().time() - last_tick[0] >= settings.tick_interval_s:
+                    await tick_now()
 
     consume.__name__ = f"stream_{stream_name}"
     app.agent(source, name=f"monitor.stream.{stream_name}")(consume)
@@ -265,7 +257,6 @@ def _wire(app: faust.App, settings: WorkerSettings, stream_name: str, spec: Proc
                                            f"loading the stored state of {topic_name} {new}")
             except ProcessorGone as err:
                 give_up(err)
-                return
         log.info("%s: this worker owns partitions %s", topic_name, mine)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]

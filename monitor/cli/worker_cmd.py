@@ -62,7 +62,9 @@ def worker(ctx: click.Context, database_url: str, bootstrap: str, group: str | N
     plus the metric's lateness, and its alert rules are evaluated then (run `monitor alerts
     dispatch` to deliver the notifications). Bad messages go to TOPIC.dead-letters with the reason
     and are counted as the metric STREAM.dead_letters. Stop with Ctrl-C; a killed worker
-    loses nothing: the next one resumes from the stored offsets.
+    loses nothing: the next one resumes from the stored offsets. A worker is two processes
+    (Faust, and the processor that decodes, computes and stores); if the processor dies,
+    the worker exits with code 3: start it again.
     """
     import faust  # imported here: Faust is slow to import and only this command needs it
 
@@ -93,19 +95,12 @@ def worker(ctx: click.Context, database_url: str, bootstrap: str, group: str | N
                               max_message_bytes=max_message_bytes))
     # The processors' processes import the app again, as found here.
     app_target = ctx.obj["app_target"] or os.environ[APP_ENV]
-    failures: list[str] = []
     faust_app = build_app(settings, database_url, app_target, targets,
-                          after_final=evaluate_alerts, on_failure=failures.append)
+                          after_final=evaluate_alerts)
     names = ", ".join(t.metric.name for t in targets)
     click.echo(f"streaming {names} from {bootstrap} into {mask_url(database_url)} "
                f"(group {settings.group})", err=True)
-    try:
-        faust.Worker(faust_app, loglevel=loglevel, quiet=True).execute_from_commandline()
-    except SystemExit:
-        if failures:
-            raise click.ClickException(f"{failures[0]}; start the worker again: it resumes "
-                                       "from the stored offsets, nothing is lost") from None
-        raise
+    faust.Worker(faust_app, loglevel=loglevel, quiet=True).execute_from_commandline()
 
 
 def evaluate_alerts(conn: Connection, metric: MetricSpec, version: int,

@@ -25,7 +25,7 @@ from monitor.storage.database import Database
 from monitor.storage.models import Base
 from monitor.storage.store import SqlStore
 from streaming.codec import encode_event as encode
-from streaming.worker import dead_letter_topic
+from streaming.worker import EXIT_PROCESSOR_GONE, dead_letter_topic
 from tests.streaming.helpers import read_topic
 from tests.streaming.workers import (
     STREAM,
@@ -165,7 +165,7 @@ def test_a_worker_whose_processor_dies_stops_and_the_next_one_loses_nothing(
     profile: Any, bootstrap: str, postgres_url: str, run_id: str,
 ) -> None:
     """The processor runs in a child process of the worker; if that dies (OOM killer,
-    a bug), the worker must not go on without it: it stops with an error saying so, and
+    a bug), the worker must not go on without it: it exits with code 3 and says so, and
     a new worker resumes from the stored offsets."""
     topic = f"home-{run_id}"
     new_topic(bootstrap, topic)
@@ -182,7 +182,7 @@ def test_a_worker_whose_processor_dies_stops_and_the_next_one_loses_nothing(
         os.kill(processor_pid(worker.process.pid), signal.SIGKILL)
         send(bootstrap, topic, rows[len(rows) // 2:])
         wait_for(lambda: not worker.alive, 60, "the worker to stop", [worker])
-        assert worker.process.returncode != 0
+        assert worker.process.returncode == EXIT_PROCESSOR_GONE, worker.tail()
         assert "start the worker again" in worker.tail(), worker.tail()
         worker.start()
         wait_for(settled(store, topic, valid_count(events), expected), 90,
