@@ -163,6 +163,10 @@ class ProcessorProcess:
 
 def serve(conn: Connection, spec: ProcessorSpec) -> None:
     """The child's loop: one step per request, until ``close`` or the parent's end."""
+    # Ctrl-C reaches the whole process group, and a service manager's SIGTERM may too:
+    # the worker stops this process itself, after its final store through it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent()
     logging.basicConfig(level=spec.log_level, stream=sys.stderr,
                         format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s")

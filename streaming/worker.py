@@ -169,6 +169,7 @@ def _wire(app: faust.App, settings: WorkerSettings, stream_name: str,
     processor = ProcessorProcess(spec)
 
     last_tick = [0.0]  # loop time of the last tick
+
     def give_up(err: ProcessorGone) -> NoReturn:
         """The processor's process died: the worker exits at once. Not through Faust's
         shutdown, which would wait for the micro-batch in hand to be acknowledged, and it
@@ -237,7 +238,7 @@ def _wire(app: faust.App, settings: WorkerSettings, stream_name: str,
         if mine:
             async with busy:
                 try:
-                    await retry.until_done(lambda: processor.store(),
+                    await retry.until_done(processor.store,
                                            f"storing {topic_name} before a rebalance")
                     await call(lambda: processor.revoke(mine))
                 except ProcessorGone as err:

@@ -179,7 +179,11 @@ def test_a_worker_whose_processor_dies_stops_and_the_next_one_loses_nothing(
         wait_for(lambda: absorbed_events(store, topic) > 0, 90, "the first events absorbed",
                  [worker])
         assert worker.process is not None
-        os.kill(processor_pid(worker.process.pid), signal.SIGKILL)
+        child = processor_pid(worker.process.pid)
+        os.kill(child, signal.SIGINT)  # Ctrl-C reaches the group: the worker handles it
+        time.sleep(1.0)
+        assert running(child) and worker.alive, worker.tail()
+        os.kill(child, signal.SIGKILL)
         send(bootstrap, topic, rows[len(rows) // 2:])
         wait_for(lambda: not worker.alive, 60, "the worker to stop", [worker])
         assert worker.process.returncode == EXIT_PROCESSOR_GONE, worker.tail()
@@ -190,6 +194,15 @@ def test_a_worker_whose_processor_dies_stops_and_the_next_one_loses_nothing(
     finally:
         worker.stop()
     assert_same_values(store, expected)
+
+
+def running(pid: int) -> bool:
+    """Alive, not a zombie waiting to be reaped."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return not any(line.startswith("State:") and "Z" in line for line in status)
+    except FileNotFoundError:
+        return False
 
 
 def processor_pid(worker_pid: int) -> int:
