@@ -161,13 +161,10 @@ class _Store:
     def total(self) -> int:
         return int(self.counts.sum())
 
-    def key_at_rank(self, rank: float, lower: bool = True) -> int:
+    def key_at_rank(self, rank: int) -> int:
         """The key of the bucket holding the value of 0-based ``rank`` (DDSketch's rule)."""
         cumulative = np.cumsum(self.counts)
-        if lower:
-            index = np.searchsorted(cumulative, rank, side="right")
-        else:
-            index = np.searchsorted(cumulative, rank + 1, side="left")
+        index = np.searchsorted(cumulative, rank, side="right")
         return self.offset + min(int(index), len(self.counts) - 1)
 
     def pack(self) -> bytes:
@@ -304,10 +301,12 @@ class QuantileSketch:
             raise ValueError(f"quantile must be in [0, 1], got {q}")
         if self.count == 0:
             return math.nan
-        rank = q * (self.count - 1)
+        # The lower quantile's 0-based rank, as an integer: the negative side counts down
+        # from it, and in floats 2 - 0.9999999999999999 - 1 is 0, one value off.
+        rank = math.floor(q * (self.count - 1))
         negatives = self.negative.total()
         if rank < negatives:
-            key = self.negative.key_at_rank(negatives - rank - 1, lower=False)
+            key = self.negative.key_at_rank(negatives - rank - 1)
             estimate = -_representative(self.gamma, key)
         elif rank < negatives + self.zero_count:
             estimate = 0.0
