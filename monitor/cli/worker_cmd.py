@@ -64,7 +64,8 @@ def worker(ctx: click.Context, database_url: str, bootstrap: str, group: str | N
     and are counted as the metric STREAM.dead_letters. Stop with Ctrl-C; a killed worker
     loses nothing: the next one resumes from the stored offsets. A worker is two processes
     (Faust, and the processor that decodes, computes and stores); if the processor dies,
-    the worker exits with code 3: start it again.
+    the worker exits with code 3: start it again. The metrics are read at start: after
+    promoting another metric to streaming (or a new version), restart the workers.
     """
     import faust  # imported here: Faust is slow to import and only this command needs it
 
