@@ -294,16 +294,15 @@ class StreamProcessor:
                 return []
         with self.database.begin() as conn:
             due_cutoffs = self._due(conn, lock=True)
-            due = {name: (*self.targets[name], utc_from_ns(cutoff_ns))
+            due = {name: state_store.Cutoff(*self.targets[name], utc_from_ns(cutoff_ns))
                    for name, cutoff_ns in due_cutoffs.items()}
-            closed = state_store.final_windows(conn, self.topic, due)
-            write_metrics_windows(conn, STAGE, ((name, due[name][1], results)
+            closed = state_store.final_windows(conn, self.topic, due.values())
+            write_metrics_windows(conn, STAGE, ((name, due[name].version, results)
                                                 for name, results in closed.items()))
-            state_store.delete_partials(conn, self.topic, {
-                name: (due[name][1], due[name][2]) for name in closed})
+            state_store.delete_partials(conn, self.topic, [due[name] for name in closed])
             if self.after_final is not None:
                 for name, results in closed.items():
-                    self.after_final(conn, due[name][0], due[name][1], results)
+                    self.after_final(conn, due[name].metric, due[name].version, results)
         finalized = [Finalized(name, results) for name, results in closed.items()]
         for item in finalized:  # committed: what was closed is counted in the database
             for state in self.owned.values():

@@ -17,14 +17,15 @@ last changelog record on recovery.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
 from monitor.engine import Partial, PartialKey
 from monitor.spec import MetricSpec
@@ -135,29 +136,35 @@ def _write_checkpoint(conn: Connection, state: PartitionState, now: datetime) ->
                                  "worker since it was loaded here")
 
 
-def final_windows(conn: Connection, topic: str,
-                  due: Mapping[str, tuple[MetricSpec, int, datetime]],
+class Cutoff(NamedTuple):
+    """A metric version whose windows ending by ``until`` are to be closed."""
+
+    metric: MetricSpec
+    version: int
+    until: datetime
+
+
+def final_windows(conn: Connection, topic: str, due: Iterable[Cutoff],
                   stage: str = "streaming") -> dict[str, list[WindowResult]]:
-    """Per metric name in ``due`` (metric, version, cutoff), its windows ending by the
-    cutoff that have partials: the partials of every partition merged, into the window's
-    stored state when it was closed before. Metrics with none are left out. Two queries
-    for all the metrics: every tick that closes a window closes one of each metric."""
-    if not due:
+    """Per metric name of ``due``, its windows ending by the cutoff that have partials: the
+    partials of every partition merged, into the window's stored state when it was closed
+    before. Metrics with none are left out. Two queries for all the metrics: every tick
+    that closes a window closes one of each metric."""
+    cutoffs = {cutoff.metric.name: cutoff for cutoff in due}
+    if not cutoffs:
         return {}
     p = PARTIALS.c
     rows = conn.execute(
         select(p.metric, p.window_start, p.window_end, p.segment, p.state, p.rows)
-        .where(p.topic == topic, or_(*(
-            and_(p.metric == name, p.metric_version == version, p.window_end <= until)
-            for name, (_, version, until) in due.items())))
+        .where(p.topic == topic, _ending_by(cutoffs.values()))
         .order_by(p.metric, p.window_start, p.segment, p.partition)).all()
     by_metric: dict[str, list[Any]] = {}
     for row in rows:
         by_metric.setdefault(row.metric, []).append(row)
     stored = read_metrics_states(conn, stage, {
-        (name, due[name][1]): (min(r.window_start for r in found), due[name][2])
+        (name, cutoffs[name].version): (min(r.window_start for r in found), cutoffs[name].until)
         for name, found in by_metric.items()})
-    return {name: _merged(due[name][0], found, stored[(name, due[name][1])])
+    return {name: _merged(cutoffs[name].metric, found, stored[(name, cutoffs[name].version)])
             for name, found in by_metric.items()}
 
 
@@ -195,15 +202,18 @@ def earliest_open_ends(conn: Connection, topic: str) -> dict[tuple[str, int], da
     return {(row[0], row[1]): row[2] for row in rows}
 
 
-def delete_partials(conn: Connection, topic: str,
-                    closed: Mapping[str, tuple[int, datetime]]) -> None:
-    """Remove the partials of each metric name -> (version, cutoff) ending by the cutoff."""
-    if not closed:
-        return
+def delete_partials(conn: Connection, topic: str, closed: Iterable[Cutoff]) -> None:
+    """Remove the partials of each metric version ending by its cutoff."""
+    cutoffs = list(closed)
+    if cutoffs:
+        conn.execute(delete(PARTIALS).where(PARTIALS.c.topic == topic, _ending_by(cutoffs)))
+
+
+def _ending_by(cutoffs: Iterable[Cutoff]) -> ColumnElement[bool]:
+    """Partials of any of the metric versions whose windows end by its cutoff."""
     p = PARTIALS.c
-    conn.execute(delete(PARTIALS).where(p.topic == topic, or_(*(
-        and_(p.metric == name, p.metric_version == version, p.window_end <= until)
-        for name, (version, until) in closed.items()))))
+    return or_(*(and_(p.metric == c.metric.name, p.metric_version == c.version,
+                      p.window_end <= c.until) for c in cutoffs))
 
 
 def add_counts(conn: Connection, metric: str, stage: str,
