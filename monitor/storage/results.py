@@ -180,22 +180,15 @@ def read_states(
     segment: str | None = None,
 ) -> list[StoredState]:
     """Stored states with ``since <= window_start < until``, by window start then segment."""
-    check_key(metric, version, stage)
-    s = STATES.c
-    query = (select(s.segment, s.window_start, s.window_end, s.state, s.rows)
-             .where(s.metric == metric, s.metric_version == version, s.stage == stage,
-                    s.window_start >= to_utc(since), s.window_start < to_utc(until))
-             .order_by(s.window_start, s.segment))
-    if segment is not None:
-        query = query.where(s.segment == segment)
-    return [StoredState(row.segment, row.window_start, row.window_end, bytes(row.state),
-                        row.rows) for row in conn.execute(query)]
+    return read_metrics_states(conn, stage, {(metric, version): (since, until)},
+                               segment=segment)[(metric, version)]
 
 
 def read_metrics_states(
     conn: Connection,
     stage: str,
     ranges: Mapping[tuple[str, int], tuple[datetime, datetime]],
+    segment: str | None = None,
 ) -> dict[tuple[str, int], list[StoredState]]:
     """:func:`read_states` of several (metric, version) -> (since, until) in one query;
     every key of ``ranges`` is in the result, by window start then segment."""
@@ -203,7 +196,7 @@ def read_metrics_states(
     if not ranges:
         return found
     s = STATES.c
-    for (metric, version), _ in ranges.items():
+    for metric, version in ranges:
         check_key(metric, version, stage)
     query = (select(s.metric, s.metric_version, s.segment, s.window_start, s.window_end,
                     s.state, s.rows)
@@ -212,6 +205,8 @@ def read_metrics_states(
                       s.window_start >= to_utc(since), s.window_start < to_utc(until))
                  for (metric, version), (since, until) in ranges.items())))
              .order_by(s.metric, s.metric_version, s.window_start, s.segment))
+    if segment is not None:
+        query = query.where(s.segment == segment)
     for row in conn.execute(query):
         found[(row.metric, row.metric_version)].append(StoredState(
             row.segment, row.window_start, row.window_end, bytes(row.state), row.rows))
