@@ -14,14 +14,20 @@ from monitor.spec import MetricSpec
 APP_ENV = "MONITOR_APP"
 
 
-def load_app(target: str | None) -> Monitor:
-    """Import ``module:attribute`` (or ``$MONITOR_APP``) and check it is a Monitor."""
+def app_target(target: str | None) -> str:
+    """``target`` (--app) or else ``$MONITOR_APP``; a usage error when neither is set."""
     target = target or os.environ.get(APP_ENV)
     if not target:
         raise click.UsageError(
             f"which app? pass --app module:attribute or set {APP_ENV}, "
             "e.g. --app examples.music_home:mon"
         )
+    return target
+
+
+def load_app(target: str | None) -> Monitor:
+    """Import ``module:attribute`` (or ``$MONITOR_APP``) and check it is a Monitor."""
+    target = app_target(target)
     module_name, _, attribute = target.partition(":")
     if not module_name or not attribute:
         raise click.UsageError(f"--app {target!r} must look like module:attribute")

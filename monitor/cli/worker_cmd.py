@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 import click
@@ -10,7 +9,7 @@ from sqlalchemy.engine import Connection
 
 from monitor.alerts.evaluate import evaluate_windows
 from monitor.batch.service import batch_targets
-from monitor.cli.app import APP_ENV, load_app
+from monitor.cli.app import app_target, load_app
 from monitor.cli.db_cmd import database_url_option
 from monitor.cli.kafka_options import bootstrap_option
 from monitor.errors import MonitorError
@@ -95,8 +94,7 @@ def worker(ctx: click.Context, database_url: str, bootstrap: str, group: str | N
         stream=StreamSettings(idle_timeout_s=idle_timeout, max_future_s=max_future,
                               max_message_bytes=max_message_bytes))
     # The processors' processes import the app again, as found here.
-    app_target = ctx.obj["app_target"] or os.environ[APP_ENV]
-    faust_app = build_app(settings, database_url, app_target, targets,
+    faust_app = build_app(settings, database_url, app_target(ctx.obj["app_target"]), targets,
                           after_final=evaluate_alerts)
     names = ", ".join(t.metric.name for t in targets)
     click.echo(f"streaming {names} from {bootstrap} into {mask_url(database_url)} "
