@@ -23,3 +23,9 @@ class MetricComputeError(MonitorError, RuntimeError):
         self.metric = metric
         self.problem = problem
         super().__init__(f"metric {metric!r}: {problem}")
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an error's message; for a driver error (SQLAlchemy wraps it in
+    ``orig``), without the SQL and parameters that follow."""
+    return (str(getattr(err, "orig", None) or err).strip().splitlines() or [""])[0]

@@ -36,6 +36,7 @@ from typing import Any
 from sqlalchemy import exc as sa_exc
 
 from monitor.batch.runner import Target
+from monitor.errors import first_line
 from monitor.spec import StreamSpec
 from monitor.storage.database import Database, DatabaseUnavailableError
 from streaming.messages import RawMessage, Rejected
@@ -251,9 +252,7 @@ def describe(err: BaseException, limit: int = 300) -> str:
     """One short line: a driver error's message without the SQL and its parameters."""
     if isinstance(err, StepFailed):
         return str(err)
-    origin = getattr(err, "orig", None) or err
-    first = (str(origin).strip().splitlines() or [""])[0]
-    text = f"{type(err).__name__}: {first}"
+    text = f"{type(err).__name__}: {first_line(err)}"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -11,7 +11,8 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from monitor.batch.sql_rows import SourceError, first_line, read_rows
+from monitor.batch.sql_rows import SourceError, read_rows
+from monitor.errors import first_line
 from monitor.spec import StreamSpec
 
 DEFAULT_CHUNK_ROWS = 100_000

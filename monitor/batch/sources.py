@@ -14,7 +14,8 @@ from typing import Protocol
 import pandas as pd
 import sqlalchemy as sa
 
-from monitor.batch.sql_rows import SourceError, first_line, read_rows
+from monitor.batch.sql_rows import SourceError, read_rows
+from monitor.errors import first_line
 from monitor.schema import parse_times
 from monitor.sources.files import read_events
 from monitor.spec import StreamSpec

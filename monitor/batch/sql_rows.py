@@ -9,15 +9,11 @@ import pandas as pd
 import psycopg
 import sqlalchemy as sa
 
-from monitor.errors import MonitorError
+from monitor.errors import MonitorError, first_line
 
 
 class SourceError(MonitorError):
     """A source cannot be read as the stream declares it; the message says what to fix."""
-
-
-def first_line(err: Exception) -> str:
-    return str(getattr(err, "orig", None) or err).strip().splitlines()[0]
 
 
 def read_rows(engine: sa.Engine, query: sa.Select[Any], chunk_rows: int, what: str

@@ -14,11 +14,10 @@ from monitor.batch.rollup import rollup, rollup_name
 from monitor.batch.runner import BatchRunError, BatchRunner, RunSummary
 from monitor.batch.service import batch_targets
 from monitor.batch.sources import SourceError, source_for
-from monitor.batch.sql_rows import first_line
 from monitor.batch.tables import load_events
 from monitor.cli.app import load_app
 from monitor.cli.db_cmd import database_url_option
-from monitor.errors import MonitorError
+from monitor.errors import MonitorError, first_line
 from monitor.sources.files import read_events
 from monitor.storage.database import DatabaseUnavailableError
 from monitor.storage.database_url import mask_url, normalize_url
