@@ -217,9 +217,8 @@ class _Steps:
         if backlog:
             self.processor.note_backlog()
         messages = [RawMessage(*fields) for fields in zip(*columns, strict=True)]
-        unloaded = sorted({m.partition for m in messages} - set(self.processor.owned))
-        if unloaded:  # messages before the assignment callback: load them first
-            self.processor.assign(unloaded)
+        # A partition whose messages come before its assignment callback is loaded by
+        # prepare itself; a failed load fails this step, which the worker retries.
         self.pending = self.processor.prepare(messages)
         self.absorbed = False
         return list(self.pending.rejected)
