@@ -19,7 +19,6 @@ end of file on its pipe elsewhere): a killed worker leaves no process writing be
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import logging
 import multiprocessing
@@ -137,12 +136,22 @@ class ProcessorProcess:
         closed: list[tuple[str, int]] = self._call("tick")
         return closed
 
-    def close(self, timeout: float = 5.0) -> None:
-        with contextlib.suppress(ProcessorGone, StepFailed):
-            self._call("close")
+    def close(self, timeout: float = 2.0) -> None:
+        """End the process: asked to, or killed if a step still holds it after
+        ``timeout`` seconds (a stopping worker must not wait on a stuck database)."""
+        if self._lock.acquire(timeout=timeout):
+            try:
+                self._conn.send(("close", ()))
+                if self._conn.poll(timeout):
+                    self._conn.recv()
+            except (EOFError, OSError):
+                pass
+            finally:
+                self._lock.release()
         self._process.join(timeout)
         if self._process.is_alive():
             self._process.kill()
+            self._process.join(timeout)
         self._conn.close()
 
     def _call(self, step: str, *args: Any) -> Any:

@@ -2,18 +2,19 @@
 
 Faust runs the consumer group (several workers share the partitions), the micro-batches
 (``take_events``) and the timer; :class:`streaming.processor.StreamProcessor` does the
-rest. An agent acknowledges a micro-batch only after its states, offsets and dead-letter
-counts are committed to the database (and its dead letters delivered to their topic), so
-Kafka's committed offsets never run ahead of what is stored; what comes again after a
-crash is skipped by offset. A database outage is retried with backoff, holding the
-batch, instead of dropping it.
+rest. A message is acknowledged only after its states, offset and dead-letter counts are
+committed to the database (and its dead letters delivered to their topic), whatever
+happens — a crash, an exception, a stop during an outage (see :class:`_StreamAgent`) — so
+Kafka's committed offsets never run ahead of what is stored; what comes again is skipped
+by offset. A database outage is retried with backoff, holding the batch, instead of
+dropping it; a stop ends the retries and is over within :data:`STOP_WITHIN_S`.
 
 The processor runs in a process of its own (:mod:`streaming.processor_process`): the
 agent ships a micro-batch's raw messages there and awaits, so Faust keeps fetching on
 this process's core while the other decodes, computes and stores. A lock keeps the
 agent, the timer and rebalances from overlapping; while micro-batches keep coming, the
 agent ticks after storing one instead of the timer. Every step that touches the
-database is retried (see :class:`_Retry`), which is why the processor's connection
+database is retried (see :mod:`streaming.retry`), which is why the processor's connection
 pool can skip pre-ping. If the processor's process dies, the worker stops: nothing it
 had not stored was acknowledged, so whoever owns the partitions next resumes.
 
@@ -32,7 +33,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar
 
@@ -48,16 +49,20 @@ from streaming.processor_process import (
     ProcessorGone,
     ProcessorProcess,
     ProcessorSpec,
-    StepFailed,
     describe,
     looks_like_an_outage,
 )
+from streaming.retry import Backoff, StoppedBeforeStored, StoreRetry
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEAD_LETTER_SUFFIX = ".dead-letters"
 EXIT_PROCESSOR_GONE = 3  # the worker's exit code when its processor's process died
+# A stopping worker lets the micro-batch in hand be stored for at most STOP_DRAIN_S, and
+# is gone within STOP_WITHIN_S of SIGTERM or Ctrl-C, whatever the database does.
+STOP_DRAIN_S = 10.0
+STOP_WITHIN_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -144,7 +149,9 @@ def faust_app(settings: WorkerSettings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=max(settings.session_timeout_s / 6, 0.5),
-        stream_wait_empty=True,
+        # Not waiting for every fetched message to be acknowledged: a message that was not
+        # stored never is (see _StreamAgent), and the stop is bounded by the agent.
+        stream_wait_empty=False,
         web_enabled=False,
         datadir=tempfile.mkdtemp(prefix="monitor-faust-"),
         producer_max_request_size=2 * settings.stream.max_message_bytes,
@@ -162,118 +169,230 @@ def _wire(app: faust.App, settings: WorkerSettings, stream_name: str,
     source = app.topic(topic_name, value_serializer="raw", key_serializer="raw")
     dead_letters = app.topic(dead_letter_topic(topic_name), value_serializer="raw",
                              key_serializer="raw")
-    # Calls to the processor's process block, so they run on a thread of their own.
-    caller = ThreadPoolExecutor(1, thread_name_prefix=f"monitor-processor-{topic_name}")
-    retry = _Retry(settings.retry_backoff_s, lambda: bool(app.should_stop), caller)
-    busy = asyncio.Lock()  # one of: a micro-batch, a tick, a rebalance, the final store
-    processor = ProcessorProcess(spec)
-
-    last_tick = [0.0]  # loop time of the last tick
-
-    def give_up(err: ProcessorGone) -> NoReturn:
-        """The processor's process died: the worker exits at once. Not through Faust's
-        shutdown, which would wait for the micro-batch in hand to be acknowledged, and it
-        must not be: it was not stored. Nothing unstored was acknowledged, so whoever
-        owns the partitions next resumes from the stored offsets."""
-        log.critical("%s: this worker stops; start the worker again: it resumes from the "
-                     "stored offsets, nothing is lost", err)
-        logging.shutdown()
-        os._exit(EXIT_PROCESSOR_GONE)
-
-    async def call(step: Callable[[], Any]) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(caller, step)
-
-    async def tick_now() -> None:
-        """Advance idle partitions and close due windows (``busy`` held by the caller)."""
-        last_tick[0] = asyncio.get_running_loop().time()
-        try:
-            closed = await call(processor.tick)
-        except ProcessorGone as err:
-            give_up(err)
-        except Exception as err:  # the next tick tries again; the data is held, not lost
-            log.warning("%s: closing windows failed (%s); trying again", topic_name,
-                        describe(err))
-            return
-        for metric, windows in closed:
-            log.info("%s: stored %d final windows of %s", topic_name, windows, metric)
+    agent = _StreamAgent(settings, spec, dead_letters, lambda: bool(app.should_stop))
 
     async def consume(stream: Any) -> None:
-        async for batch in stream.take_events(settings.take_messages,
-                                              within=settings.take_within_s):
-            messages = [RawMessage(e.message.partition, e.message.offset, e.message.value,
-                                   e.message.key) for e in batch]
-            backlog = len(messages) >= settings.take_messages
-            async with busy:
-                try:
-                    for part in by_size(messages, settings.take_bytes):
-                        rejected: list[Rejected] = await retry.until_done(
-                            functools.partial(processor.prepare, part, backlog),
-                            f"preparing a micro-batch of {topic_name}")
-                        if rejected:
-                            await _send_dead_letters(dead_letters, topic_name, rejected)
-                        await retry.until_done(processor.commit,
-                                               f"storing a micro-batch of {topic_name}")
-                except ProcessorGone as err:
-                    give_up(err)
-                # Busy with one micro-batch after another, the agent ticks itself: the
-                # timer skips ticks while it works (and would warn that it overlaps).
-                if asyncio.get_running_loop().time() - last_tick[0] >= settings.tick_interval_s:
-                    await tick_now()
+        await agent.consume(stream)
 
     consume.__name__ = f"stream_{stream_name}"
     app.agent(source, name=f"monitor.stream.{stream_name}")(consume)
 
     async def tick() -> None:
-        if busy.locked():  # a micro-batch (which ticks when it is done) or a rebalance
-            return
-        async with busy:
-            await tick_now()
+        await agent.timer_tick()
 
     tick.__name__ = f"tick_{stream_name}"
     app.timer(settings.tick_interval_s, name=f"monitor.tick.{stream_name}")(tick)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
-        mine = [tp.partition for tp in revoked if tp.topic == topic_name]
-        if mine:
-            async with busy:
-                try:
-                    await retry.until_done(processor.store,
-                                           f"storing {topic_name} before a rebalance")
-                    await call(lambda: processor.revoke(mine))
-                except ProcessorGone as err:
-                    give_up(err)
+        await agent.revoked(sorted(tp.partition for tp in revoked if tp.topic == topic_name))
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def assigned(sender: Any, assigned: set[Any], **_: Any) -> None:
-        mine = sorted(tp.partition for tp in assigned if tp.topic == topic_name)
-        async with busy:
-            try:
-                owned = await call(lambda: processor.owned())
-                gone = [p for p in owned if p not in mine]
-                new = [p for p in mine if p not in owned]
-                await call(lambda: processor.revoke(gone))
-                if new:
-                    await retry.until_done(lambda: processor.assign(new),
-                                           f"loading the stored state of {topic_name} {new}")
-            except ProcessorGone as err:
-                give_up(err)
-        log.info("%s: this worker owns partitions %s", topic_name, mine)
+        await agent.assigned(sorted(tp.partition for tp in assigned if tp.topic == topic_name))
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def stopped(sender: Any, **_: Any) -> None:
-        try:
-            async with busy:
+        await agent.stopped()
+
+
+class _StreamAgent:
+    """One stream's agent, timer and rebalance callbacks around its processor's process.
+
+    **Acknowledgements follow the database.** Faust acknowledges a micro-batch's messages
+    when the agent moves on or leaves the loop — on an exception or when the worker
+    stops too — and commits acknowledged offsets to Kafka; a new worker starts from
+    there. So each message gets a reference of its own as it arrives, released only once
+    it is stored: a message that was not stored is never acknowledged, whatever happens
+    (a stop during an outage lost a whole outage's messages before this).
+
+    **Stopping is bounded.** When the worker stops, retries end at once; the micro-batch
+    in hand gets until :data:`STOP_DRAIN_S` to be stored, then the processor's process is
+    killed. Either way nothing unstored was acknowledged, so the worker is gone within
+    :data:`STOP_WITHIN_S` of SIGTERM or Ctrl-C and the next one replays from the stored
+    offsets.
+    """
+
+    def __init__(self, settings: WorkerSettings, spec: ProcessorSpec, dead_letters: Any,
+                 app_stopping: Callable[[], bool]) -> None:
+        self.settings = settings
+        self.topic = spec.topic
+        self.dead_letters = dead_letters
+        self.app_stopping = app_stopping
+        # Calls to the processor's process block, so they run on a thread of their own.
+        self.caller = ThreadPoolExecutor(1, thread_name_prefix=f"monitor-processor-{self.topic}")
+        self.stop = asyncio.Event()  # set when the worker starts to stop
+        self.retry = StoreRetry(settings.retry_backoff_s, self.stop, self.caller)
+        self.busy = asyncio.Lock()  # one of: a micro-batch, a tick, a rebalance, the stop
+        self.processor = ProcessorProcess(spec)
+        self.last_tick = 0.0  # loop time of the last tick
+        self.tick_backoff = Backoff(settings.retry_backoff_s)
+        self.tick_after = 0.0  # loop time before which a failed tick is not tried again
+
+    # -- the agent -------------------------------------------------------------------
+
+    async def consume(self, stream: Any) -> None:
+        async for batch in stream.take_events(self.settings.take_messages,
+                                              within=self.settings.take_within_s):
+            held = [event.message for event in batch]
+            for message in held:  # released once stored: see the class's docstring
+                message.incref()
+            if self.stopping:
+                await self._hold()  # the worker is stopping: leave these for the next one
+            messages = [RawMessage(m.partition, m.offset, m.value, m.key) for m in held]
+            backlog = len(messages) >= self.settings.take_messages
+            async with self.busy:
                 try:
-                    await call(processor.store)
-                except StepFailed:  # once more: a pooled connection may have gone stale
-                    await call(processor.store)
+                    await self._store(messages, backlog)
+                except StoppedBeforeStored as err:
+                    log.warning("%s", err)
+                    stored = False
+                except ProcessorGone as err:
+                    await self._processor_gone(err)
+                else:
+                    stored = True
+                    for message in held:
+                        message.decref()
+                    # Busy with one micro-batch after another, the agent ticks itself:
+                    # the timer skips ticks while it works (and would warn that it
+                    # overlaps).
+                    if self._loop_time() - self.last_tick >= self.settings.tick_interval_s:
+                        await self._tick()
+            if not stored:
+                await self._hold()
+
+    async def _store(self, messages: Sequence[RawMessage], backlog: bool) -> None:
+        for part in by_size(messages, self.settings.take_bytes):
+            rejected: list[Rejected] = await self.retry.until_done(
+                functools.partial(self.processor.prepare, part, backlog),
+                f"preparing a micro-batch of {self.topic}")
+            if rejected:
+                await _send_dead_letters(self.dead_letters, self.topic, rejected)
+            await self.retry.until_done(self.processor.commit,
+                                        f"storing a micro-batch of {self.topic}")
+
+    async def _hold(self) -> NoReturn:
+        """Wait, holding the micro-batch unacknowledged, until the worker cancels the
+        agent as it stops."""
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    # -- the clock -------------------------------------------------------------------
+
+    async def timer_tick(self) -> None:
+        if self.busy.locked() or self.stopping:  # a micro-batch (which ticks when it is
+            return                                # done), a rebalance, or the stop
+        async with self.busy:
+            await self._tick()
+
+    async def _tick(self) -> None:
+        """Advance idle partitions and close due windows (``busy`` held by the caller).
+        After a failure (an outage) ticks back off as stores do, so an outage is not
+        logged ten times a second."""
+        now = self._loop_time()
+        self.last_tick = now
+        if now < self.tick_after or self.stopping:
+            return
+        try:
+            closed = await self._call(self.processor.tick)
+        except ProcessorGone as err:
+            await self._processor_gone(err)
+        except Exception as err:  # the next tick tries again; the data is held, not lost
+            delay = self.tick_backoff.next()
+            self.tick_after = now + delay
+            level = logging.WARNING if looks_like_an_outage(err) else logging.ERROR
+            log.log(level, "%s: closing windows failed (%s); trying again in %.1f s",
+                    self.topic, describe(err), delay)
+            return
+        self.tick_backoff.reset()
+        self.tick_after = 0.0
+        for metric, windows in closed:
+            log.info("%s: stored %d final windows of %s", self.topic, windows, metric)
+
+    # -- rebalances ------------------------------------------------------------------
+
+    async def revoked(self, partitions: list[int]) -> None:
+        if not partitions or self.stopping:
+            return
+        async with self.busy:
+            try:
+                await self.retry.until_done(self.processor.store,
+                                            f"storing {self.topic} before a rebalance")
+                await self._call(lambda: self.processor.revoke(partitions))
+            except StoppedBeforeStored as err:
+                log.warning("%s", err)
+            except ProcessorGone as err:
+                await self._processor_gone(err)
+
+    async def assigned(self, partitions: list[int]) -> None:
+        if self.stopping:
+            return
+        async with self.busy:
+            try:
+                owned = await self._call(self.processor.owned)
+                gone = [p for p in owned if p not in partitions]
+                new = [p for p in partitions if p not in owned]
+                await self._call(lambda: self.processor.revoke(gone))
+                if new:
+                    await self.retry.until_done(
+                        lambda: self.processor.assign(new),
+                        f"loading the stored state of {self.topic} {new}")
+            except StoppedBeforeStored as err:
+                log.warning("%s", err)
+                return
+            except ProcessorGone as err:
+                await self._processor_gone(err)
+        log.info("%s: this worker owns partitions %s", self.topic, partitions)
+
+    # -- the end ---------------------------------------------------------------------
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop.is_set()
+
+    async def stopped(self) -> None:
+        """The worker stops: let the micro-batch in hand be stored (for at most
+        STOP_DRAIN_S), store what is absorbed, and end the processor's process."""
+        self.stop.set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STOP_DRAIN_S
+        try:
+            await asyncio.wait_for(self.busy.acquire(), STOP_DRAIN_S)
+            await asyncio.wait_for(self._call(self.processor.store),
+                                   max(deadline - loop.time(), 0.1))
+        except TimeoutError:
+            log.warning("%s: what this worker holds was not stored within %.0f s of the "
+                        "stop; stopping without it (it was not acknowledged: the next "
+                        "worker replays it from the stored offsets)", self.topic,
+                        STOP_DRAIN_S)
         except Exception as err:  # nothing is lost: the messages were not acknowledged
-            log.warning("%s: final store failed (%s); the next worker replays", topic_name,
-                        describe(err))
-        finally:
-            await call(processor.close)
-            caller.shutdown(wait=False)
+            log.warning("%s: final store failed (%s); the next worker replays from the "
+                        "stored offsets", self.topic, describe(err))
+        # Not on self.caller: a step stuck there (a database that does not answer) must
+        # not hold up the end; close() kills the process if it does not end at once.
+        await loop.run_in_executor(None, self.processor.close)
+        self.caller.shutdown(wait=False)
+
+    async def _processor_gone(self, err: ProcessorGone) -> NoReturn:
+        """The processor's process died: the worker exits at once. Not through Faust's
+        shutdown, which would wait for the micro-batch in hand to be acknowledged, and it
+        must not be: it was not stored. Nothing unstored was acknowledged, so whoever
+        owns the partitions next resumes from the stored offsets. (While the worker
+        stops, the process is ended on purpose: then the agent just waits to be
+        cancelled.)"""
+        if self.stopping:
+            await self._hold()
+        log.critical("%s: this worker stops; start the worker again: it resumes from the "
+                     "stored offsets, nothing is lost", err)
+        logging.shutdown()
+        os._exit(EXIT_PROCESSOR_GONE)
+
+    async def _call(self, step: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.caller, step)
+
+    @staticmethod
+    def _loop_time() -> float:
+        return asyncio.get_running_loop().time()
 
 
 def by_size(messages: Sequence[RawMessage], limit: int) -> Iterator[Sequence[RawMessage]]:
@@ -305,44 +424,3 @@ async def _send_dead_letters(topic: Any, source: str, rejected: Sequence[Rejecte
 
 
 _MAX_PAYLOAD = 64 * 1024  # of the original message kept in its dead letter
-
-
-class _Retry:
-    """Retries a step that writes to the database, waiting longer each time (to 30 s).
-
-    When the worker is stopping it gives up by raising: the step's messages are then not
-    acknowledged, and whoever owns the partition next replays them.
-    """
-
-    def __init__(self, backoff_s: float, stopping: Callable[[], bool],
-                 executor: Executor | None = None) -> None:
-        self.backoff_s = backoff_s
-        self.stopping = stopping
-        self.executor = executor  # where the step runs (None: the event loop's default)
-
-    async def until_done(self, step: Callable[[], T], what: str) -> T:
-        delay = self.backoff_s
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                return await loop.run_in_executor(self.executor, step)
-            except ProcessorGone:
-                raise  # nothing to wait for: the worker stops, the next one resumes
-            except Exception as err:
-                if self.stopping():
-                    raise StoppedBeforeStored(f"{what}: stopping before it was stored; it "
-                                              "will be replayed") from err
-                if looks_like_an_outage(err):
-                    log.warning("%s failed (%s); retrying in %.1f s", what, describe(err),
-                                delay)
-                else:  # retried all the same: giving up would drop the batch
-                    log.error("%s failed (%s): this does not look like an outage but like "
-                              "a database that does not match this version (run `monitor "
-                              "db upgrade`) or a bug; nothing is acknowledged or lost, "
-                              "retrying in %.1f s", what, describe(err), delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
-
-
-class StoppedBeforeStored(RuntimeError):
-    """The worker stopped while a micro-batch could not be stored."""

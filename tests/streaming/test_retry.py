@@ -1,17 +1,19 @@
-"""The worker's retry loop: outages and mismatches are both retried, told apart in the log."""
+"""The worker's retry loop: outages and mismatches are both retried, told apart in the log;
+a stop ends the wait at once."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import pytest
 from sqlalchemy import exc
 
-from streaming.worker import StoppedBeforeStored, _Retry
+from streaming.retry import StoppedBeforeStored, StoreRetry
 
 
-def run_failing(errors: list[Exception], stopping: bool = False) -> int:
+def run_failing(errors: list[Exception], stopping: bool = False, backoff: float = 0.0) -> int:
     calls = 0
 
     def step() -> None:
@@ -20,7 +22,13 @@ def run_failing(errors: list[Exception], stopping: bool = False) -> int:
         if errors:
             raise errors.pop(0)
 
-    asyncio.run(_Retry(0.0, lambda: stopping).until_done(step, "storing a batch"))
+    async def main() -> None:
+        stop = asyncio.Event()
+        if stopping:
+            stop.set()
+        await StoreRetry(backoff, stop).until_done(step, "storing a batch")
+
+    asyncio.run(main())
     return calls
 
 
@@ -44,3 +52,26 @@ def test_a_schema_mismatch_is_retried_with_an_error_that_says_what_to_do(
 def test_stopping_gives_up_so_the_batch_is_replayed() -> None:
     with pytest.raises(StoppedBeforeStored):
         run_failing([RuntimeError("boom")], stopping=True)
+
+
+def test_a_stop_ends_the_wait_between_attempts_at_once() -> None:
+    """A worker told to stop during an outage must not sit out its backoff (it used to
+    wait up to 30 s, and a stop waited with it)."""
+    lost = exc.OperationalError("INSERT", {}, Exception("connection refused"))
+
+    async def main() -> float:
+        stop = asyncio.Event()
+
+        def step() -> None:
+            raise lost
+
+        retry = StoreRetry(60.0, stop)
+        task = asyncio.create_task(retry.until_done(step, "storing a batch"))
+        await asyncio.sleep(0.2)  # failed once, now waiting 60 s
+        began = time.monotonic()
+        stop.set()
+        with pytest.raises(StoppedBeforeStored):
+            await task
+        return time.monotonic() - began
+
+    assert asyncio.run(main()) < 5.0

@@ -85,6 +85,19 @@ class Worker:
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(10)
 
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to the worker alone (as a service manager's SIGTERM would)."""
+        assert self.process is not None
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float) -> int | None:
+        """The exit code, or None if it is still running after ``timeout`` seconds."""
+        assert self.process is not None
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
     def stop(self, timeout: float = 30.0) -> int:
         """Ctrl-C, as a user would; the exit code."""
         assert self.process is not None

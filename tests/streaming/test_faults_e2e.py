@@ -1,0 +1,138 @@
+"""Faults around real workers, the real broker and real Postgres: a worker stopped
+(SIGTERM, as an operator restarting it would) or killed (SIGKILL) during normal flow and
+during a database outage loses nothing and counts nothing twice, and stops in bounded
+time. The outage is a proxy in front of Postgres that cuts and refuses connections
+(:mod:`tests.outage_proxy`), so the rest of the test session keeps its server."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from examples.music_home_events import DEFAULT_START, generate_events, generate_reference
+from monitor.batch.service import Target
+from monitor.references import fit_profile
+from monitor.storage.database import Database
+from monitor.storage.models import Base
+from monitor.storage.store import SqlStore
+from streaming.worker import STOP_WITHIN_S
+from tests.outage_proxy import OutageProxy
+from tests.streaming.workers import (
+    STREAM,
+    Worker,
+    absorbed_events,
+    assert_same_values,
+    example_event_dicts,
+    expected_values,
+    new_topic,
+    promote_to_streaming,
+    send,
+    settled,
+    wait_for,
+)
+
+START = DEFAULT_START
+
+
+@pytest.fixture(scope="module")
+def profile() -> Any:
+    reference = generate_reference(start=START, seed=21, events_per_hour=300)
+    clean, _ = STREAM.schema.validate(reference)
+    return fit_profile(clean, STREAM.schema, name="training")
+
+
+@pytest.fixture
+def store(postgres_url: str) -> Iterator[SqlStore]:
+    with Database(postgres_url) as database, database.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+    with SqlStore.open(postgres_url) as store:
+        yield store
+
+
+@pytest.fixture
+def targets(store: SqlStore, profile: Any) -> list[Target]:
+    return promote_to_streaming(store, profile)
+
+
+@pytest.fixture
+def proxy(postgres_url: str) -> Iterator[OutageProxy]:
+    with OutageProxy.for_url(postgres_url) as proxy:
+        yield proxy
+
+
+def valid_count(events: pd.DataFrame) -> int:
+    return len(STREAM.schema.validate(events)[0])
+
+
+def log_has(worker: Worker, text: str) -> bool:
+    return worker.log_path.exists() and text in worker.log_path.read_text(errors="replace")
+
+
+@pytest.mark.parametrize("outage", [True, False], ids=["during-an-outage", "normal-flow"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["term", "kill"])
+def test_a_worker_stopped_or_killed_mid_replay_loses_and_doubles_nothing(
+    signum: int, outage: bool, tmp_path: Path, store: SqlStore, targets: list[Target],
+    profile: Any, proxy: OutageProxy, bootstrap: str, postgres_url: str,
+) -> None:
+    """The worker writes through the proxy. Half the events are stored; then (with
+    ``outage``) Postgres goes away, the rest are sent and the worker fails to store them;
+    it is stopped or killed and must be gone within STOP_WITHIN_S; Postgres comes back and
+    a new worker must end with exactly research's values."""
+    run_id = uuid.uuid4().hex[:8]
+    events = generate_events(start=START, days=1, seed=22, events_per_hour=400)
+    topic = f"home-{run_id}"
+    new_topic(bootstrap, topic)
+    expected = expected_values(targets, events, profile)
+    rows = example_event_dicts(events)
+    half = len(rows) // 2
+
+    def worker(name: str) -> Worker:
+        return Worker(tmp_path / f"{name}.log", database_url=proxy.url(postgres_url),
+                      bootstrap=bootstrap, group=f"g-{run_id}", topic=topic)
+
+    first = worker("first").start()
+    try:
+        send(bootstrap, topic, rows[:half])
+        wait_for(lambda: absorbed_events(store, topic) >= half // 2, 90,
+                 "the first events stored", [first])
+        if outage:
+            proxy.down()
+            send(bootstrap, topic, rows[half:])
+            wait_for(lambda: log_has(first, "retrying"), 60, "a failed store", [first])
+        else:  # stopped while messages keep coming
+            producer = threading.Thread(
+                target=lambda: send(bootstrap, topic, rows[half:], batch=5), daemon=True)
+            producer.start()
+            wait_for(lambda: absorbed_events(store, topic) > half, 90,
+                     "events of the second half stored", [first])
+        assert first.alive, first.tail()
+        signalled = time.monotonic()
+        first.signal(signum)
+        code = first.wait(STOP_WITHIN_S + 5)
+        took = time.monotonic() - signalled
+        assert code is not None, f"not stopped {took:.0f} s after the signal:\n{first.tail()}"
+        if signum == signal.SIGTERM:
+            assert took <= STOP_WITHIN_S + 2, first.tail()
+    finally:
+        if first.alive:
+            first.kill()
+        proxy.up()
+    if not outage:
+        producer.join(60)
+    second = worker("second").start()
+    try:
+        wait_for(settled(store, topic, valid_count(events), expected), 120,
+                 "every window stored", [second])
+    finally:
+        second.stop()
+    assert absorbed_events(store, topic) == valid_count(events)
+    assert_same_values(store, expected)
