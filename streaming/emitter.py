@@ -378,10 +378,11 @@ class Emitter:
                 producer = KafkaProducer(**self._producer_config)
                 producer.partitions_for(self.topic)  # the topic exists (or was created)
                 with self._lock:
-                    if self._closing and not self._queue:  # close() gave up on us meanwhile
-                        producer.close(timeout=0)
-                        return None
-                    self._connected = True
+                    nothing_to_send = self._closing and not self._queue
+                    self._connected = not nothing_to_send
+                if nothing_to_send:  # closed while we connected (or close() gave up on us)
+                    self._close_producer(producer)
+                    return None
                 if attempts > 1:
                     log.warning("emitter reached Kafka at %s", self.bootstrap)
                 return producer
@@ -521,11 +522,19 @@ class Emitter:
             producer.flush(timeout=remaining)
         except Exception as err:
             log.warning("emitter: not everything was delivered before close: %s", err)
+        self._close_producer(producer)
+        self._fail_everything(CLOSED, "not acknowledged when close() ran out of time")
+
+    def _close_producer(self, producer: Any) -> None:
+        """Close the producer, letting its requests in flight finish until close()'s
+        deadline. Not at once: that cancels them, and an idempotent producer (kafka-python's
+        default) asks the broker for its producer id as soon as it connects, so an emitter
+        closed before that answer came (one that sent nothing, an empty replay) logged
+        ``ERROR Fatal Error handling request InitProducerIdRequest: ... Cancelled``."""
         try:
-            producer.close(timeout=0)
+            producer.close(timeout=max(self._close_deadline - time.monotonic(), 0.0))
         except Exception as err:
             log.warning("emitter: closing the producer: %s", err)
-        self._fail_everything(CLOSED, "not acknowledged when close() ran out of time")
 
     def _fail_everything(self, reason: str, detail: str) -> None:
         with self._lock:

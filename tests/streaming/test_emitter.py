@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import defaultdict
@@ -20,6 +21,7 @@ from streaming.emitter import (
     Failure,
 )
 from tests.streaming.helpers import all_events, read_topic
+from tests.streaming.producer_threads import producers_closed
 
 
 def test_10000_events_arrive_exactly_once_in_bounded_batches(bootstrap: str,
@@ -91,6 +93,23 @@ def test_close_sends_what_is_still_lingering(bootstrap: str, topic: str) -> None
     assert len(all_events(read_topic(bootstrap, topic, events=25))) == 25
     assert not emitter.emit({"ts": 26})
     assert emitter.failed[-1].reason == CLOSED
+
+
+def test_closing_with_nothing_sent_logs_no_error(bootstrap: str, topic: str,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """kafka-python's idempotent producer asks for a producer id as soon as it connects;
+    closed at once, it cancelled that request and logged ``ERROR Fatal Error handling
+    request InitProducerIdRequest`` (nearly every time; an empty replay did this)."""
+    create_topics(bootstrap, {topic: 1})
+    caplog.set_level(logging.WARNING)
+    with producers_closed():
+        for _ in range(5):
+            emitter = Emitter(bootstrap, topic)
+            assert emitter.flush(timeout=10)
+            assert emitter.close(timeout=10)
+            assert emitter.stats().emitted == emitter.stats().failed == 0
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
 
 
 def test_linger_sends_without_a_flush(bootstrap: str, topic: str) -> None:
