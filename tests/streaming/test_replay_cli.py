@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from monitor.cli import stream_cmd
 from monitor.cli.main import cli
 from streaming.broker import create_topics, free_port
 from tests.streaming.helpers import all_events, read_topic
+from tests.streaming.producer_threads import producers_closed
 
 
 def replay(*args: str) -> Result:
@@ -116,3 +118,22 @@ def test_a_missing_file_is_a_clear_error(bootstrap: str, tmp_path: Path) -> None
     result = replay(str(tmp_path / "none.jsonl"), "--topic", "t", "--bootstrap", bootstrap)
     assert result.exit_code == 1
     assert "no event file matches" in result.output
+
+
+@pytest.mark.parametrize("lines", [[], ["", "  "], ["not json", '{"ts": ']],
+                         ids=["empty", "blank lines", "nothing parses"])
+def test_a_file_without_events_has_nothing_to_send(
+    bootstrap: str, topic: str, tmp_path: Path, lines: list[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Said plainly, exit 0 (a file with no events is not a failure to send, e.g. an
+    export of a quiet hour), and no Kafka client errors on the way out."""
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(line + "\n" for line in lines))
+    caplog.set_level(logging.WARNING)
+    with producers_closed():
+        result = replay(str(path), "--topic", topic, "--bootstrap", bootstrap)
+    assert result.exit_code == 0, result.output
+    assert f"nothing to send: {path} holds no events" in result.stdout
+    assert "sent 0 events" not in result.output
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
