@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,10 +19,9 @@ from metrics.base import State
 from metrics.groups import Groups
 from monitor.errors import DefinitionError, MetricComputeError
 from monitor.registry import check_per_event_result
+from monitor.segments import escape, label_value
 from monitor.spec import OVERALL, MetricSpec
 from monitor.values import MetricValue
-
-NULL_LABEL = "<null>"
 
 PartialKey = tuple[str, str, int]  # (metric, segment, window start in ns since epoch)
 
@@ -184,28 +182,19 @@ def _input_columns(metric: MetricSpec, events: pd.DataFrame) -> pd.DataFrame:
 
 
 def _segment_codes(events: pd.DataFrame, columns: tuple[str, ...]) -> tuple[list[str], np.ndarray]:
-    """A code per row for its combination of segment values, and each code's label."""
+    """A code per row for its combination of segment values, and each code's label (as
+    :func:`monitor.segments.segment_label` makes it, one distinct value at a time)."""
     codes = np.zeros(len(events), dtype=np.int64)
-    uniques_per_column: list[tuple[str, list[str]]] = []
+    parts_per_column: list[list[str]] = []
     for column in columns:
         column_codes, uniques = pd.factorize(events[column], use_na_sentinel=False)
-        names = [NULL_LABEL if _is_null(u) else _label_value(u) for u in uniques]
-        codes = codes * len(names) + column_codes
-        uniques_per_column.append((column, names))
-    labels = [""]
-    for column, names in uniques_per_column:
-        labels = [f"{prefix},{column}={n}".lstrip(",") for prefix in labels for n in names]
+        name = escape(column)
+        parts_per_column.append([f"{name}={label_value(u)}" for u in uniques])
+        codes = codes * len(uniques) + column_codes
+    labels = parts_per_column[0]
+    for parts in parts_per_column[1:]:
+        labels = [f"{prefix},{part}" for prefix in labels for part in parts]
     return labels, codes
-
-
-def _is_null(value: Any) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
-
-
-def _label_value(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def value_records(

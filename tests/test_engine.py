@@ -9,6 +9,7 @@ import pytest
 import metrics
 from monitor import OVERALL, MetricComputeError, Monitor
 from monitor.research import evaluate
+from monitor.segments import parse_label
 
 
 def events(n: int = 2000, seed: int = 1) -> pd.DataFrame:
@@ -41,7 +42,8 @@ def test_values_match_a_pandas_groupby(mon: Monitor) -> None:
     by_segment = values[values["segment"] != OVERALL]
     assert len(by_segment) == len(expected)
     for row in by_segment.itertuples():
-        country, device = (part.split("=")[1] for part in row.segment.split(","))
+        segment = parse_label(row.segment)
+        country, device = segment["country"], segment["device"]
         mean, size = expected.loc[(row.window_start, country, device)]
         assert row.value == pytest.approx(mean, rel=1e-12)
         assert row.count == size

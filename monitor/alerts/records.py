@@ -26,7 +26,8 @@ from typing import Literal
 
 from monitor.alerts.lifecycle import Transition
 from monitor.alerts.rules import Rule
-from monitor.spec import OVERALL, MetricSpec
+from monitor.segments import NULL_LABEL, parse_label
+from monitor.spec import MetricSpec
 
 NotificationKind = Literal["firing", "resolved", "repeat", "test"]
 NOTIFICATION_KINDS: tuple[NotificationKind, ...] = ("firing", "resolved", "repeat", "test")
@@ -82,11 +83,13 @@ class Notification:
 
 
 def segment_labels(segment: str) -> dict[str, str]:
-    """``"country=BR,device=ios"`` as ``{"country": "BR", "device": "ios"}``; ``*`` is none."""
-    if segment == OVERALL:
+    """``"country=BR,device=ios"`` as ``{"country": "BR", "device": "ios"}``, values
+    unescaped (see :mod:`monitor.segments`), a null as ``<null>``; ``*`` is none."""
+    try:
+        values = parse_label(segment)
+    except ValueError:  # not a label the engine made: no labels rather than no alert
         return {}
-    pairs = (part.partition("=") for part in segment.split(","))
-    return {name: value for name, _, value in pairs if name}
+    return {name: NULL_LABEL if value is None else value for name, value in values.items()}
 
 
 def alert_labels(metric: MetricSpec, rule: Rule, segment: str, stage: str) -> dict[str, str]:

@@ -44,6 +44,7 @@ from sqlalchemy.engine import Connection
 
 from metrics.drift import ReferenceProfile
 from monitor.alerts.silences import Silence
+from monitor.segments import parse_label
 from monitor.spec import OVERALL
 from monitor.storage import (
     alert_states,
@@ -352,7 +353,7 @@ class DashboardQueries:
                      .group_by(v.metric, v.segment).order_by(func.sum(v.value).desc())
                      .limit(200))
             frame = _frame(conn.execute(query).all(), ["metric", "segment", "count"])
-        frame["reason"] = frame["segment"].str.removeprefix("reason=")
+        frame["reason"] = [_dead_letter_reason(segment) for segment in frame["segment"]]
         frame["count"] = pd.to_numeric(frame["count"]).fillna(0).astype("int64")
         return frame[["metric", "reason", "count"]]
 
@@ -362,6 +363,15 @@ class DashboardQueries:
 
 
 # -- helpers ----------------------------------------------------------------------------
+
+
+def _dead_letter_reason(segment: str) -> str:
+    """The reason a dead-letter count's segment label (``reason=...``) names."""
+    try:
+        reason = parse_label(segment).get("reason")
+    except ValueError:  # a reason with a comma, labelled unescaped
+        reason = None
+    return reason if reason is not None else segment.removeprefix("reason=")
 
 
 def _make_read_only(database: Database) -> None:

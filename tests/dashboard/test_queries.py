@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import DBAPIError
 
+from monitor.segments import segment_label
 from monitor.storage.dashboard_queries import DashboardQueries
-from monitor.storage.dashboard_records import NO_DATA
+from monitor.storage.dashboard_records import NO_DATA, TimeRange
 from monitor.storage.migrate import upgrade
 from monitor.storage.store import SqlStore
-from tests.storage.helpers import latency_spec, window
+from tests.storage.helpers import HOUR, STREAM, T0, latency_spec, window
 
 
 @pytest.fixture
@@ -49,3 +51,20 @@ def test_the_dashboard_cannot_write(results_url: str) -> None:
     with (DashboardQueries.open(results_url) as queries, queries.database.connect() as conn,
           pytest.raises(DBAPIError, match=r"readonly|read-only")):
         conn.exec_driver_sql("DELETE FROM metric_values")
+
+
+def test_dead_letter_reasons_are_read_from_their_labels(url: str) -> None:
+    """A reason with label syntax in it is escaped in the count's segment label (and one
+    labelled before labels were escaped still reads as it was written)."""
+    reasons = ["malformed CSV row: expected 3 fields, got 4", "field 'a=b' is 100% null"]
+    with SqlStore.open(url) as store:
+        store.register_metric(latency_spec())  # its stream, home, has the dead-letter metric
+        counts = [window(0, segment_label({"reason": r}), rows=2) for r in reasons]
+        counts.append(window(0, "reason=field 'x' is null", rows=1))
+        store.write_windows(f"{STREAM.name}.dead_letters", 1, "streaming",
+                            [dataclasses.replace(w, values={"count": float(w.rows)})
+                             for w in counts])
+    with DashboardQueries.open(url) as queries:
+        frame = queries.dead_letter_metric_counts(TimeRange(T0, T0 + 2 * HOUR))
+    assert dict(zip(frame["reason"], frame["count"], strict=True)) == {
+        reasons[0]: 2, reasons[1]: 2, "field 'x' is null": 1}
