@@ -6,6 +6,14 @@ epoch milliseconds. Validation is vectorised: each rejected row gets the first r
 applies, and the clean rows come out typed (numbers as float64 / Int64, booleans as
 pandas ``boolean``, event time as UTC ``datetime64[ns]``).
 
+Null and NaN are different problems: a null (None, a missing field, SQL NULL) is "is
+null" (and allowed in a nullable field), a NaN that the source held (JSON's ``NaN``, a
+NaN in a Postgres, Parquet or CSV float column) is "is NaN" in any field, as infinity is
+"is not finite". pandas writes a null as NaN, so a NaN in a frame is a null unless it is
+:data:`SOURCE_NAN`, which the readers (:mod:`monitor.event_frames`) put where the source
+had a NaN. A ``str`` field's bytes (a Parquet binary or SQL bytea column) are text when
+they are UTF-8, and "is not UTF-8 text" otherwise.
+
 >>> schema = Schema.parse({"latency_ms": "float", "country": "str?"}, time="ts")
 >>> raw = pd.DataFrame({"ts": ["2026-01-01T00:00:00Z", "yesterday", 1767225600000],
 ...                     "latency_ms": [12.5, 3.0, "fast"], "country": ["SE", None, "DE"]})
@@ -99,7 +107,9 @@ class Schema:
             times = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]")
         else:
             times = parse_times(raw[self.time])
-            reject(raw[self.time].isna(), f"missing field {self.time!r}")
+            nan = nan_mask(raw[self.time])
+            reject(raw[self.time].isna().to_numpy() & ~nan, f"missing field {self.time!r}")
+            reject(nan, f"field {self.time!r} is NaN")
             reject(times.isna(), f"unparseable timestamp in {self.time}")
             if max_time is not None:
                 reject(times > max_time, f"timestamp in {self.time} is in the future")
@@ -113,8 +123,13 @@ class Schema:
                 continue
             values = raw[field.name]
             missing = values.isna()
+            nan = nan_mask(values)
             if not field.nullable:
-                reject(missing, f"field {field.name!r} is null")
+                reject(missing.to_numpy() & ~nan, f"field {field.name!r} is null")
+            reject(nan, f"field {field.name!r} is NaN")
+            if field.type == "str" and values.dtype == object:
+                values, undecodable = _decode_bytes(values)
+                reject(undecodable, f"field {field.name!r} is not UTF-8 text")
             typed, mistyped = _coerce(field, values, missing)
             reject(mistyped, _type_error(field))
             if field.type in ("float", "int"):
@@ -136,6 +151,35 @@ class Schema:
             {"row": raw.index[rejected], "reason": reasons[rejected]}
         )
         return clean, rejects
+
+
+class SourceNaN(float):
+    """A NaN the source held, as opposed to the NaN pandas writes for a null. It is a
+    float NaN to pandas and numpy (``isna`` is true, arithmetic gives NaN)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "nan"
+
+
+SOURCE_NAN = SourceNaN("nan")
+
+
+def nan_mask(values: pd.Series) -> np.ndarray:
+    """Where ``values`` holds a NaN of the source's, as opposed to a null.
+
+    >>> nan_mask(pd.Series([1.0, None, SOURCE_NAN, float("nan")], dtype=object)).tolist()
+    [False, False, True, False]
+    """
+    if values.dtype == object:
+        mask = np.zeros(len(values), dtype=bool)
+        missing = np.flatnonzero(values.isna().to_numpy())
+        if len(missing):
+            found = values.to_numpy()[missing]
+            mask[missing] = [isinstance(v, SourceNaN) for v in found]
+        return mask
+    return np.zeros(len(values), dtype=bool)
 
 
 def parse_times(values: pd.Series) -> pd.Series:
@@ -206,6 +250,22 @@ def _coerce(field: FieldType, values: pd.Series, missing: pd.Series) -> tuple[pd
     is_container = values.map(lambda v: isinstance(v, list | dict | tuple))
     typed = values.where(missing | is_container, values.astype(str)).where(~is_container)
     return typed.astype(object).where(typed.notna(), None), present & is_container
+
+
+def _decode_bytes(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """``values`` with UTF-8 bytes decoded to text, and where bytes were not UTF-8."""
+    items = values.to_numpy()
+    positions = [i for i, v in enumerate(items) if isinstance(v, bytes | bytearray)]
+    undecodable = np.zeros(len(values), dtype=bool)
+    if not positions:
+        return values, undecodable
+    items = items.copy()
+    for i in positions:
+        try:
+            items[i] = bytes(items[i]).decode("utf-8")
+        except UnicodeDecodeError:
+            items[i], undecodable[i] = None, True
+    return pd.Series(items, index=values.index, dtype=object), undecodable
 
 
 def _is_plain_number(values: pd.Series) -> bool:
