@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 
+from monitor.cli import research_cmd
 from monitor.cli.main import cli
 from monitor.research import evaluate
 from monitor.storage.migrate import upgrade
@@ -170,3 +172,23 @@ def test_a_missing_app_says_how_to_name_one(monkeypatch: pytest.MonkeyPatch) -> 
     result = CliRunner().invoke(cli, ["metrics", "list"])
     assert result.exit_code == 2
     assert "pass --app module:attribute or set MONITOR_APP" in result.output
+
+
+def test_a_value_the_database_refuses_is_an_error_not_a_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Labels are escaped so that no stored value is refused (tests/test_segments.py); if
+    one still is, the run says so and records nothing."""
+    data = tmp_path / "events.jsonl"
+    good_events().to_json(data, orient="records", lines=True)
+
+    def refuse(*args: object, **kwargs: object) -> int:
+        raise sa.exc.DataError("INSERT INTO metric_values ...", {}, Exception(
+            "PostgreSQL text fields cannot contain NUL (0x00) bytes"))
+
+    monkeypatch.setattr(research_cmd.results, "write_windows", refuse)
+    result = CliRunner().invoke(cli, [*APP, "research", "run", "latency", "--data", str(data)])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert ("the results database refused the run of latency, so nothing was recorded: "
+            "PostgreSQL text fields cannot contain NUL (0x00) bytes") in result.output
+    assert "pass --no-store" in result.output

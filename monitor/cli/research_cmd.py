@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 import pandas as pd
+import sqlalchemy as sa
 
 from metrics.drift import ReferenceProfile
 from monitor.alerts.backtest import alert_episodes
@@ -23,7 +24,7 @@ from monitor.cli.app import find_metric, load_app
 from monitor.cli.db_cmd import database_url_option
 from monitor.cli.promote_cmd import current_user
 from monitor.cli.values_cmd import ResultsDatabaseError, check_results_database
-from monitor.errors import MonitorError
+from monitor.errors import MonitorError, first_line
 from monitor.references import References
 from monitor.registry import Monitor
 from monitor.research import ResearchResult, run, summarize_reasons
@@ -229,6 +230,11 @@ def _record(store: SqlStore, computed: Computed) -> None:
                                             windows)
     except MonitorError as err:  # the database went away mid-run: nothing was recorded
         raise click.ClickException(str(err)) from None
+    except sa.exc.DBAPIError as err:  # a value it cannot hold: say so, not a traceback
+        raise click.ClickException(
+            f"the results database refused the run of {bound.name}, so nothing was "
+            f"recorded: {first_line(err)}\nTo compute without recording the run, pass "
+            "--no-store; please report the value that was refused.") from None
     if before is None:
         why = "newly registered"
     elif before.version != definition.version:
