@@ -5,14 +5,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sqlalchemy import insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from monitor.storage.models import NAME_LENGTH, PAYLOAD_EXCERPT_CHARS, DeadLetterRow, table_of
+from monitor.storage.models import (
+    DEAD_LETTER_KEY_CHARS,
+    NAME_LENGTH,
+    PAYLOAD_EXCERPT_CHARS,
+    DeadLetterRow,
+    table_of,
+)
 from monitor.storage.records import DeadLetter
 from monitor.storage.types import to_utc, utc_now
 from monitor.storage.upsert import BATCH_ROWS, batched
 
 DEAD_LETTERS = table_of(DeadLetterRow)
+KEY = ("source", "source_key")  # unique: a keyed letter is stored once
 CUT = "…"
 
 
@@ -30,18 +38,45 @@ def excerpt(payload: str | bytes, limit: int = PAYLOAD_EXCERPT_CHARS) -> str:
 
 
 def write_dead_letters(conn: Connection, letters: Iterable[DeadLetter]) -> int:
+    """Store ``letters``; returns how many rows were added.
+
+    A letter with a key is stored once: one whose (source, key) is stored already is left
+    out (insert-or-ignore), so writing it again in a retried transaction, a rerun or a
+    replay adds nothing. A letter without a key is added every time.
+    """
     now = utc_now()
-    rows = (
-        {"source": _source(letter.source), "reason": letter.reason.replace("\x00", "\ufffd"),
-         "payload": excerpt(letter.payload),
-         "created_at": now if letter.created_at is None else to_utc(letter.created_at)}
-        for letter in letters
-    )
+    keyed: list[dict[str, object]] = []
+    unkeyed: list[dict[str, object]] = []
+    for letter in letters:
+        row: dict[str, object] = {
+            "source": _source(letter.source), "source_key": _key(letter.key),
+            "reason": letter.reason.replace("\x00", "\ufffd"),
+            "payload": excerpt(letter.payload),
+            "created_at": now if letter.created_at is None else to_utc(letter.created_at)}
+        (unkeyed if letter.key is None else keyed).append(row)
     written = 0
-    for batch in batched(rows, BATCH_ROWS):
+    for batch in batched(unkeyed, BATCH_ROWS):
         conn.execute(insert(DEAD_LETTERS), batch)
         written += len(batch)
+    for batch in batched(keyed, BATCH_ROWS):
+        written += _insert_new(conn, batch)
     return written
+
+
+def _insert_new(conn: Connection, rows: list[dict[str, object]]) -> int:
+    """Insert the rows whose (source, key) is not stored yet; how many were new.
+
+    As :func:`monitor.storage.insert_ignore.insert_ignore`, but counted from RETURNING:
+    psycopg reports no row count (-1) for the executemany that a list of rows becomes.
+    """
+    dialect = conn.dialect.name
+    if dialect not in ("postgresql", "sqlite"):
+        raise NotImplementedError(f"dead letters with keys are written for postgresql and "
+                                  f"sqlite, not {dialect}")
+    insert_new = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(DEAD_LETTERS)
+    added = conn.execute(insert_new.on_conflict_do_nothing(index_elements=list(KEY))
+                         .returning(DEAD_LETTERS.c.id), rows)
+    return len(added.all())
 
 
 def _source(source: str) -> str:
@@ -51,13 +86,20 @@ def _source(source: str) -> str:
     return source
 
 
+def _key(key: str | None) -> str | None:
+    if key is not None and not 0 < len(key) <= DEAD_LETTER_KEY_CHARS:
+        raise ValueError(f"a dead letter's key needs 1 to {DEAD_LETTER_KEY_CHARS} characters, "
+                         f"got {key[:DEAD_LETTER_KEY_CHARS]!r}...")
+    return key
+
+
 def recent_dead_letters(conn: Connection, source: str | None = None,
                         limit: int = 100) -> list[DeadLetter]:
     """Latest first."""
     d = DEAD_LETTERS.c
-    query = select(d.source, d.reason, d.payload, d.created_at).order_by(
+    query = select(d.source, d.reason, d.payload, d.created_at, d.source_key).order_by(
         d.created_at.desc(), d.id.desc()).limit(limit)
     if source is not None:
         query = query.where(d.source == source)
-    return [DeadLetter(row.source, row.reason, row.payload, row.created_at)
+    return [DeadLetter(row.source, row.reason, row.payload, row.created_at, row.source_key)
             for row in conn.execute(query)]

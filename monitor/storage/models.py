@@ -36,6 +36,7 @@ NAME_LENGTH = 200  # metric, field, source and profile names
 STAGE_LENGTH = 16
 STATUS_LENGTH = 16
 PAYLOAD_EXCERPT_CHARS = 1_000  # a dead letter keeps this much of the input
+DEAD_LETTER_KEY_CHARS = 500  # a dead letter's key within its source (Kafka topics: 249)
 ERROR_CHARS = 10_000  # a failed run keeps this much of its error
 
 # Tables in the same database that other libraries own (APScheduler's job store);
@@ -165,11 +166,17 @@ class BatchRunRow(Base):
 
 
 class DeadLetterRow(Base):
+    """Input a stage could not use. ``source_key`` identifies it within its source (a
+    batch row's content hash, a Kafka topic/partition/offset), so a retry, a rerun or a
+    replay stores it once; rows written before migration 0004 have none."""
+
     __tablename__ = "dead_letters"
-    __table_args__ = (Index(None, "source", "created_at"),)
+    __table_args__ = (Index(None, "source", "created_at"),
+                      Index(None, "source", "source_key", unique=True))
 
     id: Mapped[int] = mapped_column(AutoId, primary_key=True)
     source: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    source_key: Mapped[str | None] = mapped_column(String(DEAD_LETTER_KEY_CHARS))
     reason: Mapped[str] = mapped_column(Text)
     payload: Mapped[str] = mapped_column(String(PAYLOAD_EXCERPT_CHARS))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -106,12 +106,18 @@ class BatchRun:
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """Input a stage could not use, with why; the payload is cut to an excerpt when stored."""
+    """Input a stage could not use, with why; the payload is cut to an excerpt when stored.
+
+    ``key`` identifies the input within its source — the same input read again gets the
+    same key (the batch stage: a hash of the row; streaming: topic/partition/offset/index)
+    — so a retry, a rerun or a replay stores it once. None: stored every time it is written.
+    """
 
     source: str
     reason: str
     payload: str | bytes
     created_at: datetime | None = None  # None: when it is written
+    key: str | None = None
 
 
 def window_results(
