@@ -3,22 +3,47 @@
 A run covers whole windows ``[since, until)``. It goes through them in slices of a few
 windows; each slice is read from the source (time filter pushed down), validated,
 computed by the same engine as research, and written — values and states of every window
-of the slice — in one transaction, recorded as one batch run. A failure leaves no partial
-window: the slice's transaction never commits, its run is recorded as failed with the
-error, and the next run starts again from the last slice that succeeded (the watermark).
-The metric's alert rules are evaluated on each slice in that same transaction (see
-:mod:`monitor.alerts.evaluate`), so a stored window has been evaluated exactly once.
+of the slice, the rows it rejected as dead letters, and its run recorded as succeeded — in
+one transaction. A failure leaves no partial window: the slice's transaction never
+commits, its run is recorded as failed with the error, and the next run starts again from
+the last slice that succeeded (the watermark). The metric's alert rules are evaluated on
+each slice in that same transaction (see :mod:`monitor.alerts.evaluate`), so a stored
+window has been evaluated exactly once.
+
+Faults (see :class:`Retry`): a database outage, of the results or of the source database,
+is waited out — every write of the run, the records of a slice's start and failure
+included — so a short restart of Postgres costs the run a pause, not its end. A store error
+that waiting cannot cure (a value the database cannot hold, a schema that does not match)
+fails the metric at once, with the reason. A slice that fails for a reason of its own (its
+source, a metric's code) is tried a few times.
+
+Abandoned runs: a run starts by closing its metrics' runs still recorded as ``running``, as
+failed with the error "abandoned: ...". A metric is run by one process at a time (the
+scheduler runs each metric's job once at a time), so such a row was left by a run that
+died, or lost the database for longer than it would wait, before it could record its end.
+(Should a manual ``monitor batch run`` of a metric run alongside the scheduler's after
+all, the other run's own end still overwrites its row: only the record is touched.)
+
+Dead letters are keyed by their row, so a retry or a rerun stores each once: the key is
+the SHA-256 of the row as read (its columns as JSON) and how many identical rows came
+before it in the slice. Identical rows share their event time, so they fall in the same
+slice whatever the range of the run, and the same row read again gets the same key. (A
+primary key would do too, but sources are tables, queries and files, and a stream's
+schema names no key.)
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from functools import partial
+from typing import Protocol, TypeVar
 
 import pandas as pd
 from tqdm import tqdm
@@ -27,29 +52,50 @@ from monitor.batch.sources import EventSource
 from monitor.engine import Engine
 from monitor.errors import MonitorError
 from monitor.spec import MetricSpec
-from monitor.storage.ports import DeadLetterSink, EvaluatingResultSink, ResultSink, RunLog
+from monitor.storage.outages import Backoff, call_through_outages, describe_error, is_outage
+from monitor.storage.ports import RunLog, SliceSink
 from monitor.storage.records import DeadLetter, window_results
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 STAGE = "batch"
 MAX_SLICE = pd.Timedelta("1D")  # a slice reads at most a day of events (or one window)
+ERROR_LIMIT = 2_000  # characters of an error kept in a run's record
+ABANDONED = ("abandoned: still recorded as running when a later run of this metric "
+             "started; the process that ran it stopped, or lost the database, before "
+             "recording how it ended")
 
 
-class BatchStore(ResultSink, EvaluatingResultSink, RunLog, DeadLetterSink, Protocol):
+class BatchStore(SliceSink, RunLog, Protocol):
     """What a batch run needs of storage."""
 
 
 @dataclass(frozen=True)
 class Retry:
-    """Retries of a failing slice: ``attempts`` in all, waiting ``backoff * 2**i`` seconds."""
+    """How a batch run meets failures.
+
+    A slice that fails for a reason of its own (its source raised, a metric's code
+    failed) is tried ``attempts`` times in all, waiting ``backoff_seconds * 2**i`` between
+    tries. A database outage (:func:`~monitor.storage.outages.is_outage`: a lost or
+    refused connection, a timeout, a server restarting), of the results or the source
+    database, is waited out instead, for up to ``outage_seconds`` at a time: each write
+    of the run is tried again after 0.5 s, 1 s, 2 s ... at most ``max_wait_seconds``
+    apart, so the run goes on within that long of the database's return. A store error
+    that is no outage is not retried: waiting cannot cure it.
+    """
 
     attempts: int = 3
     backoff_seconds: float = 2.0
+    outage_seconds: float = 300.0
+    max_wait_seconds: float = 5.0
 
     def delays(self) -> Iterator[float]:
         for i in range(self.attempts - 1):
             yield self.backoff_seconds * 2**i
+
+    def outage_backoff(self) -> Backoff:
+        return Backoff(min(0.5, self.max_wait_seconds), self.max_wait_seconds)
 
 
 @dataclass
@@ -70,7 +116,9 @@ class RunSummary:
 
 
 class BatchRunError(MonitorError):
-    """A slice failed on every attempt; the message names the metrics and what went wrong.
+    """A slice failed for good (on every attempt, with an error waiting cannot cure, or
+    through an outage longer than the run waits); the message names the metrics and what
+    went wrong.
 
     ``summaries`` tells what each metric of the run did before (and besides) the failure.
     """
@@ -120,6 +168,14 @@ class Target:
     notify: bool = True
 
 
+@dataclass(frozen=True)
+class SliceFailure:
+    """Why one metric's try at a slice failed; ``storing``: its store refused it."""
+
+    error: Exception
+    storing: bool
+
+
 @dataclass
 class BatchRunner:
     """Runs metrics' windows from their sources into a store.
@@ -136,6 +192,7 @@ class BatchRunner:
     progress: bool = False
     sleep: Callable[[float], None] = time.sleep
     alerts: bool = True  # evaluate alert rules on each slice, in its transaction
+    clock: Callable[[], float] = time.monotonic  # how long an outage has lasted
 
     def run(
         self,
@@ -166,9 +223,16 @@ class BatchRunner:
         """:meth:`run` for each target, sharing source reads where the targets allow.
 
         Raises BatchRunError after every group was tried if any metric failed; the
-        summaries of the others are in its ``summaries``.
+        summaries of the others are in its ``summaries``. Runs of the targets' metrics
+        still recorded as running are closed first, as abandoned (see the module).
         """
         now = pd.Timestamp.now(tz="UTC") if now is None else now
+        names = [t.metric.name for t in targets]
+        closed = self._through_outages("closing abandoned batch runs", lambda: (
+            self.store.close_abandoned_runs(names, ABANDONED)))
+        if closed:
+            log.warning("closed %d batch run(s) of %s left running by an earlier run, as "
+                        "abandoned", closed, ", ".join(names))
         groups: dict[tuple[str, int, pd.Timestamp, pd.Timestamp], list[Target]] = {}
         sources: dict[str, EventSource] = {}
         for target in targets:
@@ -176,12 +240,16 @@ class BatchRunner:
             source = sources.get(metric.stream.name)
             if source is None:
                 source = sources[metric.stream.name] = self.source_for(metric)
-                source.check()
+                self._through_outages(f"checking the source of stream {metric.stream.name!r}",
+                                      source.check)
             end = closed_until(metric, now) if until is None else _floor(metric, until)
-            start = since if since is not None else watermark(self.store, metric.name,
-                                                              target.version)
+            start = since if since is not None else self._through_outages(
+                f"reading the watermark of {metric.name!r}",
+                partial(watermark, self.store, metric.name, target.version))
             if start is None:
-                earliest = source.earliest()
+                earliest = self._through_outages(
+                    f"reading the earliest event of stream {metric.stream.name!r}",
+                    source.earliest)
                 start = end if earliest is None else earliest
             key = (metric.stream.name, metric.windows.width_ns, _floor(metric, start), end)
             groups.setdefault(key, []).append(target)
@@ -218,8 +286,7 @@ class BatchRunner:
         if failed:
             raise BatchRunError(
                 "; ".join(f"metric {name!r}: {summaries[name].failures[-1]}" for name in failed)
-                + f". Nothing of the failed ranges was stored after {self.retry.attempts} "
-                "attempts; the next run starts there again.",
+                + ". Nothing of the failed ranges was stored; the next run starts there again.",
                 list(summaries.values()),
             )
         return list(summaries.values())
@@ -227,75 +294,128 @@ class BatchRunner:
     def _run_slice(self, targets: list[Target], source: EventSource, start: pd.Timestamp,
                    end: pd.Timestamp, summaries: dict[str, RunSummary],
                    now: pd.Timestamp) -> list[str]:
-        """Run one slice for the targets, with retries; the names that failed for good."""
+        """Run one slice for the targets, with retries; the names that failed for good.
+
+        While every failure is an outage it is waited out (up to ``outage_seconds``);
+        a store error that is none fails its metric at once; any other failure is retried
+        ``attempts`` times in all.
+        """
         pending = list(targets)
+        given_up: list[str] = []
         delays = self.retry.delays()
+        outage_waits = self.retry.outage_backoff().delays()
+        outage_began: float | None = None
         while True:
-            pending = self._attempt_slice(pending, source, start, end, summaries, now)
+            failures = self._attempt_slice(pending, source, start, end, summaries, now)
+            lasting = [name for name, failure in failures.items()
+                       if failure.storing and not is_outage(failure.error)]
+            given_up += lasting
+            pending = [t for t in pending
+                       if t.metric.name in failures and t.metric.name not in lasting]
             if not pending:
-                return []
-            delay = next(delays, None)
+                return given_up
+            delay: float | None
+            if all(is_outage(failures[t.metric.name].error) for t in pending):
+                outage_began = self.clock() if outage_began is None else outage_began
+                waited = self.clock() - outage_began
+                delay = next(outage_waits) if waited < self.retry.outage_seconds else None
+            else:
+                delay = next(delays, None)
             if delay is None:
-                return [t.metric.name for t in pending]
+                return given_up + [t.metric.name for t in pending]
             log.warning("batch slice %s to %s failed for %s; retrying in %.1f s",
                         start, end, ", ".join(t.metric.name for t in pending), delay)
             self.sleep(delay)
 
     def _attempt_slice(self, targets: list[Target], source: EventSource, start: pd.Timestamp,
                        end: pd.Timestamp, summaries: dict[str, RunSummary],
-                       now: pd.Timestamp) -> list[Target]:
-        """One try at a slice; the targets it failed for."""
-        runs = {t.metric.name: self.store.start_run(t.metric.name, t.version,
-                                                    start.to_pydatetime(), end.to_pydatetime())
+                       now: pd.Timestamp) -> dict[str, SliceFailure]:
+        """One try at a slice; why it failed, for the targets it failed for."""
+        runs = {t.metric.name: self._record(
+                    f"recording the start of slice {start} to {end} of {t.metric.name!r}",
+                    partial(self.store.start_run, t.metric.name, t.version,
+                            start.to_pydatetime(), end.to_pydatetime()),
+                    summaries)
                 for t in targets}
         try:
             engine, rows, rejected = self._compute(targets, source, start, end)
         except Exception as err:  # recorded on every run of the slice, then retried
             for target in targets:
-                self._failed(runs[target.metric.name], summaries[target.metric.name], err)
-            return targets
-        failed = []
+                self._failed(runs[target.metric.name], summaries, target.metric.name, err)
+            return {t.metric.name: SliceFailure(err, storing=False) for t in targets}
+        failures = {}
+        letters = rejected  # stored with the first metric whose slice commits
         for target in targets:
             name = target.metric.name
+            storing = False
             try:
                 results = window_results(target.metric, engine.partials)
-                if self.alerts and target.metric.alerts:
-                    self.store.write_windows_and_evaluate(target.metric, target.version, STAGE,
-                                                          results, now.to_pydatetime(),
-                                                          notify=target.notify)
-                else:
-                    self.store.write_windows(name, target.version, STAGE, results)
+                evaluate = self.alerts and bool(target.metric.alerts)
+                storing = True
+                self.store.write_slice(
+                    target.metric, target.version, STAGE, results, run_id=runs[name],
+                    rows_read=rows, rejected=letters,
+                    evaluate_at=now.to_pydatetime() if evaluate else None,
+                    notify=target.notify)
             except Exception as err:  # this metric's slice is not stored; the others are
-                self._failed(runs[name], summaries[name], err)
-                failed.append(target)
+                self._failed(runs[name], summaries, name, err)
+                failures[name] = SliceFailure(err, storing)
                 continue
-            windows = len({r.window_start for r in results})
-            self.store.finish_run(runs[name], status="succeeded", rows_read=rows,
-                                  windows_written=windows)
+            letters = []
             summary = summaries[name]
             summary.rows_read += rows
-            summary.rows_rejected += rejected
-            summary.windows_written += windows
+            summary.rows_rejected += len(rejected)
+            summary.windows_written += len({r.window_start for r in results})
             summary.slices += 1
-        return failed
+        return failures
 
-    def _failed(self, run_id: int, summary: RunSummary, err: Exception) -> None:
-        message = f"{type(err).__name__}: {err}"
-        self.store.finish_run(run_id, status="failed", rows_read=0, windows_written=0,
-                              error=message)
-        summary.failures.append(message)
+    def _failed(self, run_id: int, summaries: dict[str, RunSummary], name: str,
+                err: Exception) -> None:
+        message = describe_error(err, ERROR_LIMIT)
+        self._record(f"recording that a slice of {name!r} failed",
+                     lambda: self.store.finish_run(run_id, status="failed", rows_read=0,
+                                                   windows_written=0, error=message),
+                     summaries)
+        summaries[name].failures.append(message)
+
+    def _record(self, what: str, operation: Callable[[], T],
+                summaries: dict[str, RunSummary]) -> T:
+        """A write of the run's records, through outages; a BatchRunError if it fails."""
+        try:
+            return self._through_outages(what, operation)
+        except Exception as err:
+            if is_outage(err):
+                advice = (f"the database was unreachable for {self.retry.outage_seconds:g} s; "
+                          "run again when it is back: the run resumes at the first slice "
+                          "not stored")
+            else:
+                advice = ("waiting cannot cure this, so it was not retried; if the database "
+                          "is older than this version, run `monitor db upgrade`")
+            raise BatchRunError(f"{what} failed: {describe_error(err)}; {advice}",
+                                list(summaries.values())) from err
+
+    def _through_outages(self, what: str, operation: Callable[[], T]) -> T:
+        return call_through_outages(operation, what,
+                                    patience_seconds=self.retry.outage_seconds,
+                                    backoff=self.retry.outage_backoff(), wait=self._wait,
+                                    clock=self.clock)
+
+    def _wait(self, seconds: float) -> bool:
+        self.sleep(seconds)
+        return False  # a batch run is stopped by its process, not here
 
     def _compute(self, targets: list[Target], source: EventSource, start: pd.Timestamp,
-                 end: pd.Timestamp) -> tuple[Engine, int, int]:
+                 end: pd.Timestamp) -> tuple[Engine, int, list[DeadLetter]]:
         metrics = [t.metric for t in targets]
         engine = Engine(metrics)
-        rows = rejected = 0
+        rows = 0
+        rejected: list[DeadLetter] = []
+        seen: Counter[str] = Counter()  # identical rows so far in the slice, by content
         for chunk in source.chunks(start, end):
             rows += len(chunk)
             clean, rejects = metrics[0].stream.schema.validate(chunk)
             if len(rejects):
-                rejected += len(rejects)
-                self.store.write_dead_letters(_dead_letters(metrics[0], chunk, rejects))
+                rejected += _dead_letters(metrics[0], chunk, rejects, seen)
             engine.update(clean)
         return engine, rows, rejected
 
@@ -306,11 +426,17 @@ def _floor(metric: MetricSpec, when: pd.Timestamp | datetime) -> pd.Timestamp:
     return metric.windows.start_of(when)
 
 
-def _dead_letters(metric: MetricSpec, chunk: pd.DataFrame, rejects: pd.DataFrame
-                  ) -> list[DeadLetter]:
+def _dead_letters(metric: MetricSpec, chunk: pd.DataFrame, rejects: pd.DataFrame,
+                  seen: Counter[str]) -> list[DeadLetter]:
+    """The rejected rows as dead letters, keyed by content (see the module); ``seen``
+    counts the rows of each content met so far in the slice."""
     source = f"batch:{metric.stream.table or metric.stream.files or metric.stream.name}"
     rows = chunk.loc[rejects["row"]]
-    return [
-        DeadLetter(source, reason, json.dumps(row, default=str))
-        for reason, row in zip(rejects["reason"], rows.to_dict("records"), strict=True)
-    ]
+    letters = []
+    for reason, row in zip(rejects["reason"], rows.to_dict("records"), strict=True):
+        payload = json.dumps(row, default=str)
+        digest = hashlib.sha256(payload.encode()).hexdigest()  # JSON: ASCII
+        key = f"row:{digest}#{seen[digest]}"
+        seen[digest] += 1
+        letters.append(DeadLetter(source, reason, payload, key=key))
+    return letters

@@ -103,14 +103,15 @@ class TableSource:
 class FileSource:
     """Event files (a path or glob), filtered to the range after reading.
 
-    Rows whose event time cannot be read belong to no range; they are handed on once per
-    source (with the first range read), so validation dead-letters them once per run.
+    Rows whose event time cannot be read belong to no range; they are handed on with the
+    first range read (and again when that range is read again: a retried slice), so
+    validation dead-letters them once per run, with the slice that stores them.
     """
 
     stream: StreamSpec
 
     def __post_init__(self) -> None:
-        self._timeless_done = False
+        self._timeless_range: tuple[pd.Timestamp, pd.Timestamp] | None = None
 
     def check(self) -> None:
         if not self.stream.files:
@@ -124,9 +125,10 @@ class FileSource:
             return
         times = parse_times(events[self.stream.time])
         keep = ((times >= since) & (times < until)).to_numpy().copy()
-        if not self._timeless_done:
+        if self._timeless_range is None:
+            self._timeless_range = (since, until)
+        if self._timeless_range == (since, until):
             keep |= times.isna().to_numpy()
-            self._timeless_done = True
         yield events[keep].reset_index(drop=True)
 
     def earliest(self) -> pd.Timestamp | None:

@@ -55,4 +55,6 @@ def _postgres_rows(engine: sa.Engine, query: sa.Select[Any], chunk_rows: int
             while rows := cursor.fetchmany(chunk_rows):
                 yield pd.DataFrame.from_records(rows, columns=columns)
     finally:
+        if driver.broken:  # the connection was lost (a restart): the pool must not roll it
+            raw.invalidate()  # back, which fails again and logs a traceback
         raw.close()

@@ -21,6 +21,7 @@ from monitor.errors import MonitorError, first_line
 from monitor.sources.files import read_events
 from monitor.storage.database import DatabaseUnavailableError
 from monitor.storage.database_url import mask_url, normalize_url
+from monitor.storage.outages import describe_error, is_outage
 from monitor.storage.store import SqlStore
 
 SOURCE_URL_ENV = "MONITOR_SOURCE_DATABASE_URL"
@@ -74,6 +75,8 @@ def batch_run(ctx: click.Context, metrics: tuple[str, ...], since: str | None,
             raise click.ClickException(str(err.args[0])) from None
         except (MonitorError, DatabaseUnavailableError) as err:
             raise click.ClickException(str(err)) from None
+        except sa.exc.SQLAlchemyError as err:
+            raise _database_failed(err) from None
         if not targets:
             click.echo("no metric is in the batch stage; promote one with "
                        "`monitor promote METRIC --to batch --reason ...`")
@@ -87,6 +90,8 @@ def batch_run(ctx: click.Context, metrics: tuple[str, ...], since: str | None,
             summaries, failure = err.summaries, err
         except (SourceError, DatabaseUnavailableError) as err:
             raise click.ClickException(str(err)) from None
+        except sa.exc.SQLAlchemyError as err:  # before its first slice: nothing stored
+            raise _database_failed(err) from None
         for summary in summaries:
             click.echo(describe(summary))
         if failure is not None:
@@ -94,6 +99,14 @@ def batch_run(ctx: click.Context, metrics: tuple[str, ...], since: str | None,
     finally:
         source_engine.dispose()
         store.close()
+
+
+def _database_failed(err: sa.exc.SQLAlchemyError) -> click.ClickException:
+    if is_outage(err):
+        advice = "the database is unreachable; run it again when it is back"
+    else:
+        advice = "if the database is older than this version, run `monitor db upgrade`"
+    return click.ClickException(f"batch run failed: {describe_error(err)}; {advice}")
 
 
 def describe(summary: RunSummary) -> str:

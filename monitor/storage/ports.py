@@ -127,7 +127,14 @@ class RunLog(Protocol):
         ...
 
     def finish_run(self, run_id: int, *, status: str, rows_read: int, windows_written: int,
-                   error: str | None = None) -> None: ...
+                   error: str | None = None) -> None:
+        """Close a run as "succeeded" or "failed" (in its own transaction). A run recorded
+        as succeeded stays so."""
+        ...
+
+    def close_abandoned_runs(self, metrics: Sequence[str], reason: str) -> int:
+        """Close every "running" run of ``metrics`` as failed with ``reason``; how many."""
+        ...
 
     def recent_runs(self, metric: str | None = None, limit: int = 50) -> list[BatchRun]:
         """Latest runs first."""
@@ -136,5 +143,21 @@ class RunLog(Protocol):
 
 class DeadLetterSink(Protocol):
     def write_dead_letters(self, letters: Iterable[DeadLetter]) -> int:
-        """Store rejected input with its reason (payload cut to an excerpt); returns count."""
+        """Store rejected input with its reason (payload cut to an excerpt), a letter with
+        a key once per (source, key); returns how many rows were added."""
+        ...
+
+
+class SliceSink(Protocol):
+    def write_slice(
+        self, metric: MetricSpec, version: int, stage: str, windows: Sequence[WindowResult],
+        *, run_id: int, rows_read: int, rejected: Sequence[DeadLetter] = (),
+        evaluate_at: datetime | None = None, notify: bool = True,
+    ) -> int:
+        """One slice of a batch run, in one transaction: ``windows`` upserted as
+        :meth:`ResultSink.write_windows` does; the metric's alert rules evaluated on them
+        as :meth:`EvaluatingResultSink.write_windows_and_evaluate` does, when
+        ``evaluate_at`` is given; the slice's ``rejected`` input stored as dead letters
+        (once per key); and run ``run_id`` finished as succeeded. Either all of it is
+        stored or none. Returns the number of value rows written."""
         ...

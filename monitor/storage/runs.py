@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import insert, select, update
@@ -29,17 +30,37 @@ def start_run(conn: Connection, metric: str, version: int, window_start: datetim
 def finish_run(conn: Connection, run_id: int, *, status: str, rows_read: int,
                windows_written: int, error: str | None = None,
                finished_at: datetime | None = None) -> None:
-    """Close a run as succeeded or failed; the error text is cut to a bounded length."""
+    """Close a run as succeeded or failed; the error text is cut to a bounded length.
+
+    A run recorded as succeeded stays so: its windows were stored in the same transaction.
+    (A failure reported after it — the commit's acknowledgement lost with a cut
+    connection — does not undo that.) A run closed as failed, e.g. as abandoned, takes the
+    status its own process reports at its end.
+    """
     if status not in RUN_STATUSES[1:]:
         raise ValueError(f"a run finishes as {' or '.join(RUN_STATUSES[1:])}, not {status!r}")
     if error is not None and len(error) > ERROR_CHARS:
         error = error[: ERROR_CHARS - 1] + "…"
     result = conn.execute(
-        update(RUNS).where(RUNS.c.id == run_id).values(
+        update(RUNS).where(RUNS.c.id == run_id, RUNS.c.status != "succeeded").values(
             status=status, rows_read=rows_read, windows_written=windows_written, error=error,
             finished_at=utc_now() if finished_at is None else to_utc(finished_at)))
-    if result.rowcount != 1:
+    if result.rowcount != 1 and conn.execute(
+            select(RUNS.c.id).where(RUNS.c.id == run_id)).first() is None:
         raise LookupError(f"no batch run with id {run_id}")
+
+
+def close_abandoned_runs(conn: Connection, metrics: Sequence[str], reason: str, *,
+                         finished_at: datetime | None = None) -> int:
+    """Close every ``running`` run of ``metrics`` as failed, with ``reason`` as its error
+    (the caller says why they are abandoned); returns how many were closed."""
+    if not metrics:
+        return 0
+    result = conn.execute(
+        update(RUNS).where(RUNS.c.status == "running", RUNS.c.metric.in_(list(metrics)))
+        .values(status="failed", error=reason[:ERROR_CHARS],
+                finished_at=utc_now() if finished_at is None else to_utc(finished_at)))
+    return int(result.rowcount)
 
 
 def recent_runs(conn: Connection, metric: str | None = None, limit: int = 50) -> list[BatchRun]:

@@ -144,9 +144,33 @@ class SqlStore:
             runs.finish_run(conn, run_id, status=status, rows_read=rows_read,
                             windows_written=windows_written, error=error)
 
+    def close_abandoned_runs(self, metrics: Sequence[str], reason: str) -> int:
+        with self.database.begin() as conn:
+            return runs.close_abandoned_runs(conn, metrics, reason)
+
     def recent_runs(self, metric: str | None = None, limit: int = 50) -> list[BatchRun]:
         with self.database.connect() as conn:
             return runs.recent_runs(conn, metric, limit)
+
+    # -- SliceSink ------------------------------------------------------------------------
+
+    def write_slice(self, metric: MetricSpec, version: int, stage: str,
+                    windows: Sequence[WindowResult], *, run_id: int, rows_read: int,
+                    rejected: Sequence[DeadLetter] = (),
+                    evaluate_at: datetime | None = None, notify: bool = True) -> int:
+        """Windows, their alert evaluation, the slice's dead letters and the end of its run
+        in one transaction: a slice is stored, evaluated and recorded as succeeded, or none
+        of it is (its retry or the next run does it again, adding nothing twice)."""
+        with self.database.begin() as conn:
+            written = results.write_windows(conn, metric.name, version, stage, windows)
+            if evaluate_at is not None:
+                evaluate_windows(conn, metric, version, stage, windows, evaluate_at,
+                                 notify=notify)
+            if rejected:
+                dead_letters.write_dead_letters(conn, rejected)
+            runs.finish_run(conn, run_id, status="succeeded", rows_read=rows_read,
+                            windows_written=len({w.window_start for w in windows}))
+            return written
 
     # -- DeadLetterSink -------------------------------------------------------------------
 
@@ -168,11 +192,13 @@ if TYPE_CHECKING:  # mypy checks that SqlStore implements every port
         ProfileStore,
         ResultSink,
         RunLog,
+        SliceSink,
         StateStore,
         ValueReader,
     )
 
     def _implements_ports(store: SqlStore) -> tuple[ResultSink, StateStore, ValueReader,
                                                      MetricCatalog, ProfileStore, RunLog,
-                                                     DeadLetterSink, EvaluatingResultSink]:
-        return (store, store, store, store, store, store, store, store)
+                                                     DeadLetterSink, EvaluatingResultSink,
+                                                     SliceSink]:
+        return (store, store, store, store, store, store, store, store, store)
