@@ -47,6 +47,8 @@ from monitor.spec import MetricSpec
 from monitor.storage.migrate import upgrade
 from monitor.storage.records import BatchRun
 from monitor.storage.store import SqlStore
+from tests.cli_process import CliProcess
+from tests.outage_proxy import OutageProxy
 from tests.storage.conftest import throwaway_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -422,3 +424,35 @@ def test_the_command_prints_its_plan_and_stops_on_sigterm(password_postgres_url:
         jobs = conn.execute(sa.text("SELECT id, job_state FROM apscheduler_jobs")).all()
     assert sorted(job_id for job_id, _ in jobs) == ["clicks", "latency"]
     assert all(pickle.loads(state)["misfire_grace_time"] == 120 for _, state in jobs)
+
+
+def test_the_command_started_while_postgres_is_down_waits_for_it(
+    password_postgres_url: str,
+) -> None:
+    url = password_postgres_url
+    engine, _ = prepare(url)
+    appender = Appender(engine)
+    appender.start()
+    with OutageProxy.for_url(url) as proxy:
+        proxy.down()
+        scheduler = CliProcess(["--app", APP_TARGET, "batch", "schedule", "--delay", "0.2"],
+                               {"MONITOR_DATABASE_URL": proxy.url(url)})
+        try:
+            scheduler.wait_for(lambda: scheduler.output.count("failed (try") >= 2, 30,
+                               "two tries while the database is down")
+            assert "scheduler running" not in scheduler.output
+            proxy.up()
+            scheduler.wait_for_line("scheduler running", 20)
+            with SqlStore.open(url) as store:
+                scheduler.wait_for(lambda: succeeded(store, "latency"), 20,
+                                   "a scheduled run to succeed")
+        finally:
+            code = scheduler.stop()
+            appender.stop()
+    engine.dispose()
+    assert code == 0, scheduler.output
+    tries = [line for line in scheduler.stderr if "failed (try" in line]
+    assert all("connecting to the database failed" in line and "Connection refused" in line
+               and "postgresql+psycopg://postgres:***@" in line for line in tries)
+    assert "Traceback" not in scheduler.output and PASSWORD not in scheduler.output
+    assert scheduler.stdout[-1] == "scheduler stopped\n"

@@ -31,6 +31,7 @@ from monitor.cli.values_cmd import check_results_database
 from monitor.storage import alert_states, outbox, silences
 from monitor.storage.database import Database, DatabaseUnavailableError
 from monitor.storage.database_url import mask_url
+from monitor.storage.outages import wait_for_database
 from monitor.storage.types import utc_now
 
 log = logging.getLogger(__name__)
@@ -219,24 +220,35 @@ def alerts_dispatch(ctx: click.Context, once: bool, poll_seconds: float,
                    err=True)
     policy = Policy(group_wait=group_wait, repeat_interval=repeat_interval,
                     send_resolved=not no_resolved)
-    with _open(database_url) as database:
-        dispatcher = dispatcher_from_env(database, app_routes, policy, settings=settings)
-        if once:
+    if once:
+        with _open(database_url) as database:
+            dispatcher = dispatcher_from_env(database, app_routes, policy, settings=settings)
             try:
                 click.echo(str(dispatcher.run_once()))
             except DatabaseUnavailableError as err:
                 raise click.ClickException(str(err)) from None
-            return
-        stop = threading.Event()
-        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        click.echo(f"dispatching every {poll_seconds:g} s; Ctrl-C to stop", err=True)
-        try:
-            dispatcher.run(stop, poll_seconds)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-        click.echo("dispatcher stopped", err=True)
+        return
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        # A dispatcher started before its database (a reboot, a restart of both) waits
+        # for it, as it rides out an outage that starts later.
+        with Database(database_url) as waiting:
+            try:
+                reachable = wait_for_database(waiting, stop)
+            except DatabaseUnavailableError as err:  # e.g. a wrong password: no outage
+                raise click.ClickException(str(err)) from None
+        if reachable:
+            with _open(database_url) as database:
+                dispatcher = dispatcher_from_env(database, app_routes, policy,
+                                                 settings=settings)
+                click.echo(f"dispatching every {poll_seconds:g} s; Ctrl-C to stop", err=True)
+                dispatcher.run(stop, poll_seconds)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    click.echo("dispatcher stopped", err=True)
 
 
 def _describe_channels(settings: AlertSettings) -> str:

@@ -27,6 +27,7 @@ from monitor.errors import DefinitionError, MonitorError
 from monitor.registry import Monitor
 from monitor.storage.database import Database, DatabaseUnavailableError
 from monitor.storage.database_url import mask_url
+from monitor.storage.outages import wait_for_database
 from monitor.storage.store import SqlStore
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -63,17 +64,22 @@ def schedule_command(ctx: click.Context, metrics: tuple[str, ...], misfire_grace
     app = load_app(ctx.obj["app_target"])
     app_target = ctx.obj["app_target"] or os.environ[APP_ENV]  # as load_app found it
     click.echo(f"results: {mask_url(database_url)}")
-    targets = _targets(app, database_url, metrics)
-    if not targets:
-        raise click.ClickException("no metric is in the batch stage; promote one with "
-                                   "`monitor promote METRIC --to batch --reason ...`")
-    settings = ScheduleSettings(app_target, database_url, source_url,
-                                misfire_grace_s=misfire_grace, delay_s=delay)
-    scheduler = BatchScheduler(settings)
-    dispatcher = _dispatcher(app, database_url) if dispatch_alerts else None
     stop = threading.Event()
     previous = {sig: signal.signal(sig, _stopper(stop)) for sig in STOP_SIGNALS}
+    scheduler: BatchScheduler | None = None
+    dispatcher: DispatcherThread | None = None
     try:
+        if not _wait_for_database(database_url, stop):
+            click.echo("stopped while waiting for the database")
+            return
+        targets = _targets(app, database_url, metrics)
+        if not targets:
+            raise click.ClickException("no metric is in the batch stage; promote one with "
+                                       "`monitor promote METRIC --to batch --reason ...`")
+        settings = ScheduleSettings(app_target, database_url, source_url,
+                                    misfire_grace_s=misfire_grace, delay_s=delay)
+        scheduler = BatchScheduler(settings)
+        dispatcher = _dispatcher(app, database_url) if dispatch_alerts else None
         try:
             scheduled = scheduler.start(targets)
         except (MonitorError, DatabaseUnavailableError) as err:
@@ -87,11 +93,23 @@ def schedule_command(ctx: click.Context, metrics: tuple[str, ...], misfire_grace
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)  # a second Ctrl-C while waiting interrupts
-        scheduler.shutdown(wait=True)
+        if scheduler is not None:
+            scheduler.shutdown(wait=True)
         if dispatcher is not None:
             dispatcher.stop()
             dispatcher.dispatcher.database.dispose()
     click.echo("scheduler stopped")
+
+
+def _wait_for_database(database_url: str, stop: threading.Event) -> bool:
+    """Wait for the results database at start (a scheduler started before its database,
+    at a reboot say, waits as it rides out an outage that starts later); False if stopped
+    first."""
+    with Database(database_url) as database:
+        try:
+            return wait_for_database(database, stop)
+        except DatabaseUnavailableError as err:  # e.g. a wrong password: no outage
+            raise click.ClickException(str(err)) from None
 
 
 def _dispatcher(app: Monitor, database_url: str) -> DispatcherThread:
