@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from monitor.event_frames import frame_from_records
 from monitor.schema import Schema
 from streaming.codec import MAX_MESSAGE_BYTES, DecodeError, decode
 
@@ -95,7 +96,7 @@ def decode_messages(messages: Sequence[RawMessage], schema: Schema, *,
     names = list(schema.names)
     if not events:
         return DecodedBatch(_empty(schema), rejected)
-    raw = pd.DataFrame.from_records(events, columns=names)
+    raw = frame_from_records(events, columns=names)  # a NaN is not a null
     raw[PARTITION] = np.repeat(np.array([m.partition for m in origins], dtype=np.int64), counts)
     raw[OFFSET] = np.repeat(np.array([m.offset for m in origins], dtype=np.int64), counts)
     clean, rejects = schema.validate(raw, max_time=max_time)

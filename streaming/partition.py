@@ -6,8 +6,15 @@ offset stored with the states says how far they go), and the event-time watermar
 highest event time seen so far on the partition (advanced by wall clock while it is idle).
 
 An event is *late* for a metric when its window ended, plus the metric's allowed
-lateness, at or before the highest event time of the partition before it. The rule looks
-at this partition's events only, so replaying the partition decides exactly the same way.
+lateness, at or before the partition's *event watermark* before it. The watermark is not
+simply the highest event time seen: one event from a device with a wrong clock would then
+make every valid event after it late (an event stamped 20 hours ahead dropped a quarter
+of a replay). It is the highest event time once the ``outliers`` highest are set aside
+(the (outliers + 1)-th highest; :func:`running_watermarks`), and an event time counts at
+most as the wall clock when it was absorbed: a watermark never passes the wall clock,
+and a few events far ahead of their partition do not move it. The rule looks at this
+partition's events only (and the wall clock when they arrive), so a replay of events
+from the past decides exactly the same way.
 
 While a partition is idle, its *mark* (how far it lets windows close everywhere) follows
 the wall clock instead, so a quiet partition does not hold every window open. Events it
@@ -30,6 +37,8 @@ from streaming.messages import OFFSET
 
 NO_OFFSET = -1
 IDLE_STEP_NS = 1_000_000_000
+OUTLIERS = 2  # event times of a partition set aside by its watermark (see the docstring)
+NO_TIME = np.iinfo(np.int64).min
 
 
 @dataclass
@@ -37,9 +46,10 @@ class Checkpoint:
     """What is durably stored for a partition: how far its states go."""
 
     offset: int = NO_OFFSET
-    watermark_ns: int | None = None  # the highest event time absorbed
+    watermark_ns: int | None = None  # the event watermark (see the module's docstring)
     events: int = 0
     idle_mark_ns: int | None = None  # how far it lets windows close (at least the above)
+    top_ns: tuple[int, ...] = ()  # the highest event times absorbed (capped), descending
 
     @property
     def mark_ns(self) -> int | None:
@@ -53,9 +63,11 @@ class PartitionState:
     engine: Engine
     checkpoint: Checkpoint = field(default_factory=Checkpoint)  # as stored
     offset: int = NO_OFFSET  # highest offset absorbed in memory
-    watermark_ns: int | None = None  # highest event time absorbed
     events: int = 0
     idle_mark_ns: int | None = None
+    outliers: int = OUTLIERS
+    # the outliers + 1 highest event times absorbed (capped by the wall clock), descending
+    top_ns: tuple[int, ...] = ()
     dirty: set[PartialKey] = field(default_factory=set)
     moved: bool = False  # offset or watermark changed since the last store
     last_event_at: float = 0.0  # wall clock (monotonic) of the last message seen
@@ -63,12 +75,15 @@ class PartitionState:
     @classmethod
     def restore(cls, topic: str, partition: int, metrics: Iterable[MetricSpec],
                 checkpoint: Checkpoint, partials: Mapping[PartialKey, Partial],
-                now: float) -> PartitionState:
+                now: float, outliers: int = OUTLIERS) -> PartitionState:
         engine = Engine(metrics)
         engine.partials.update(partials)
+        top = checkpoint.top_ns
+        if not top and checkpoint.watermark_ns is not None:  # stored before the top was
+            top = (checkpoint.watermark_ns,) * (outliers + 1)
         return cls(topic, partition, engine, checkpoint, checkpoint.offset,
-                   checkpoint.watermark_ns, checkpoint.events, checkpoint.idle_mark_ns,
-                   last_event_at=now)
+                   checkpoint.events, checkpoint.idle_mark_ns, outliers,
+                   top[:outliers + 1], last_event_at=now)
 
     @property
     def metrics(self) -> dict[str, MetricSpec]:
@@ -77,13 +92,19 @@ class PartitionState:
     def is_new(self, offset: int) -> bool:
         return offset > self.offset
 
-    def late_for(self, events: pd.DataFrame, time: str) -> dict[str, np.ndarray]:
-        """Per metric, which of ``events`` (this partition's, in offset order) are late."""
+    @property
+    def watermark_ns(self) -> int | None:
+        """The event watermark: the (outliers + 1)-th highest event time absorbed."""
+        return self.top_ns[self.outliers] if len(self.top_ns) > self.outliers else None
+
+    def late_for(self, events: pd.DataFrame, time: str, now_ns: int
+                 ) -> dict[str, np.ndarray]:
+        """Per metric, which of ``events`` (this partition's, in offset order, arriving at
+        wall clock ``now_ns``) are late."""
         if events.empty:
             return {}
         times = _ns(events[time])
-        floor = np.iinfo(np.int64).min if self.watermark_ns is None else self.watermark_ns
-        before = np.maximum.accumulate(np.concatenate(([floor], times)))[:-1]
+        before = running_watermarks(self.top_ns, np.minimum(times, now_ns), self.outliers)
         late = {}
         for name, metric in self.metrics.items():
             ends = metric.windows.starts_ns(times) + metric.windows.width_ns
@@ -91,14 +112,14 @@ class PartitionState:
         return late
 
     def absorb(self, events: pd.DataFrame, time: str, late: Mapping[str, np.ndarray],
-               through_offset: int) -> None:
-        """Add this partition's events (offset order) to the states, except where ``late``;
-        everything up to ``through_offset`` then counts as absorbed."""
+               through_offset: int, now_ns: int) -> None:
+        """Add this partition's events (offset order, arriving at wall clock ``now_ns``) to
+        the states, except where ``late``; everything up to ``through_offset`` then counts
+        as absorbed."""
         if not events.empty:
             self.dirty.update(self.engine.update(events, skip=late))
-            top = int(_ns(events[time]).max())
-            self.watermark_ns = top if self.watermark_ns is None else max(self.watermark_ns,
-                                                                          top)
+            self.top_ns = highest(self.top_ns, np.minimum(_ns(events[time]), now_ns),
+                                  self.outliers + 1)
             self.events += len(events)
         if through_offset > self.offset:
             self.offset = through_offset
@@ -121,7 +142,7 @@ class PartitionState:
     def stored(self) -> None:
         """The current states, offset and watermark are durable now."""
         self.checkpoint = Checkpoint(self.offset, self.watermark_ns, self.events,
-                                     self.idle_mark_ns)
+                                     self.idle_mark_ns, self.top_ns)
         self.dirty.clear()
         self.moved = False
 
@@ -145,6 +166,43 @@ def mark(watermark_ns: int | None, idle_mark_ns: int | None) -> int | None:
     that is further (None before either exists)."""
     marks = [m for m in (watermark_ns, idle_mark_ns) if m is not None]
     return max(marks) if marks else None
+
+
+def running_watermarks(top_ns: tuple[int, ...], times: np.ndarray, outliers: int
+                       ) -> np.ndarray:
+    """Before each of ``times`` (in arrival order), the (outliers + 1)-th highest of
+    ``top_ns`` (the highest times before them, descending) and the times before it;
+    :data:`NO_TIME` while there are not that many.
+
+    Vectorised: the k-th highest after each time is the running maximum of
+    min((k-1)-th highest before it, the time), level by level from the running maximum.
+
+    >>> hour = 3_600 * 10**9
+    >>> times = np.array([1, 2, 90, 3, 4, 5]) * hour   # one event 3 days ahead
+    >>> (running_watermarks((), times, outliers=0) // hour).tolist()[1:]   # the plain max
+    [1, 2, 90, 90, 90]
+    >>> (running_watermarks((), times, outliers=2) // hour).tolist()[3:]   # not moved by it
+    [1, 2, 3]
+    """
+    k = outliers + 1
+    n = len(times)
+    level_before = np.full(n + 1, np.iinfo(np.int64).max)  # the 0-th highest: no bound
+    for index in range(k):
+        start = top_ns[index] if index < len(top_ns) else NO_TIME
+        after = np.maximum.accumulate(
+            np.concatenate(([start], np.minimum(level_before[:-1], times))))
+        level_before = after  # this level before each time (and after the last)
+    return level_before[:-1]
+
+
+def highest(top_ns: tuple[int, ...], times: np.ndarray, count: int) -> tuple[int, ...]:
+    """The ``count`` highest of ``top_ns`` and ``times``, descending."""
+    if not len(times):
+        return top_ns
+    candidates = np.concatenate((np.asarray(top_ns, dtype=np.int64), times))
+    if len(candidates) > count:
+        candidates = np.partition(candidates, len(candidates) - count)[-count:]
+    return tuple(int(t) for t in np.sort(candidates)[::-1])
 
 
 def in_offset_order(events: pd.DataFrame) -> pd.DataFrame:

@@ -35,22 +35,28 @@ import pandas as pd
 from sqlalchemy.engine import Connection
 
 from monitor.batch.runner import Target
+from monitor.segments import segment_label
 from monitor.spec import MetricSpec, StreamSpec
 from monitor.storage.database import Database
 from monitor.storage.dead_letters import write_dead_letters
+from monitor.storage.outages import describe_error, is_outage
 from monitor.storage.records import DeadLetter, WindowResult
 from monitor.storage.results import write_metrics_windows
 from monitor.windows import utc_from_ns
 from streaming import state_store
 from streaming.codec import MAX_MESSAGE_BYTES
 from streaming.messages import LATE, OFFSET, PARTITION, RawMessage, Rejected, decode_messages
-from streaming.partition import PartitionState, in_offset_order
+from streaming.partition import OUTLIERS, PartitionState, in_offset_order
 
 log = logging.getLogger(__name__)
 
 STAGE = "streaming"
+UNSTORABLE = "unstorable"  # a dead letter's reason: the database refused to store it
 DEAD_LETTER_WINDOW = pd.Timedelta("1h")
-MAX_SAMPLES_PER_BATCH = 1_000  # dead letters kept in the database per micro-batch
+# Dead letters kept in the database as samples per micro-batch (all are counted): at most
+# SAMPLES_PER_REASON of each reason, so a flood of one kind leaves room for the rare ones.
+MAX_SAMPLES_PER_BATCH = 1_000
+SAMPLES_PER_REASON = 100
 
 AfterFinal = Callable[[Connection, MetricSpec, int, list[WindowResult]], None]
 
@@ -58,8 +64,19 @@ AfterFinal = Callable[[Connection, MetricSpec, int, list[WindowResult]], None]
 @dataclass(frozen=True)
 class StreamSettings:
     idle_timeout_s: float = 10.0  # a partition without messages this long advances by clock
-    max_future_s: float = 86_400.0  # events further ahead of the wall clock are rejected
+    # Events further ahead of the wall clock are dead-lettered: a device clock may be a few
+    # minutes off; an event stamped further ahead is more likely wrong than early. (Was a
+    # day: such events then made valid ones late, see streaming.partition.)
+    max_future_s: float = 900.0
     max_message_bytes: int = MAX_MESSAGE_BYTES
+    # the highest event times of a partition that its watermark sets aside (see
+    # streaming.partition): so many devices with wrong clocks cannot make valid events late
+    watermark_outliers: int = OUTLIERS
+
+    def __post_init__(self) -> None:
+        if self.watermark_outliers < 0:
+            raise ValueError(f"watermark_outliers must be 0 or more, not "
+                             f"{self.watermark_outliers}")
 
 
 LOOK_INTERVAL_S = 1.0  # see StreamProcessor._worth_a_look
@@ -73,6 +90,7 @@ class Prepared:
     events: dict[int, pd.DataFrame]  # per partition, in offset order
     late: dict[int, dict[str, np.ndarray]]
     through: dict[int, int]  # per partition, the highest offset of the batch
+    now_ns: int  # the wall clock when it was prepared (no watermark passes it)
     rejected: list[Rejected] = field(default_factory=list)
     skipped: int = 0  # messages at or below the stored offsets
 
@@ -136,7 +154,7 @@ class StreamProcessor:
         log.info("%s[%d]: resuming after offset %d with %d open partial states",
                  self.topic, partition, checkpoint.offset, len(partials))
         return PartitionState.restore(self.topic, partition, self.metrics, checkpoint,
-                                      partials, self.clock())
+                                      partials, self.clock(), self.settings.watermark_outliers)
 
     def _state(self, partition: int) -> PartitionState:
         state = self.owned.get(partition)
@@ -164,16 +182,17 @@ class StreamProcessor:
                 fresh.append(message)
                 through[message.partition] = max(through.get(message.partition, -1),
                                                   message.offset)
-        max_time = self.wall_clock() + pd.Timedelta(seconds=self.settings.max_future_s)
+        wall = self.wall_clock()
+        max_time = wall + pd.Timedelta(seconds=self.settings.max_future_s)
         batch = decode_messages(fresh, self.stream.schema,
                                 max_bytes=self.settings.max_message_bytes, max_time=max_time)
-        prepared = Prepared(messages, {}, {}, through, list(batch.rejected),
+        prepared = Prepared(messages, {}, {}, through, wall.value, list(batch.rejected),
                             len(messages) - len(fresh))
         time_field = self.stream.time
         for key, events in batch.events.groupby(PARTITION, sort=True):
             partition = int(key)  # type: ignore[arg-type]
             events = in_offset_order(events)
-            late = self.owned[partition].late_for(events, time_field)
+            late = self.owned[partition].late_for(events, time_field, wall.value)
             prepared.events[partition] = events
             prepared.late[partition] = late
             prepared.rejected.extend(_late_letters(events, late))
@@ -185,7 +204,8 @@ class StreamProcessor:
             events = prepared.events.get(partition)
             if events is None:
                 events = prepared_empty(self.stream)
-            state.absorb(events, self.stream.time, prepared.late.get(partition, {}), offset)
+            state.absorb(events, self.stream.time, prepared.late.get(partition, {}), offset,
+                         prepared.now_ns)
         self._count_dead_letters(prepared.rejected)
 
     def handle(self, messages: Sequence[RawMessage]) -> Prepared:
@@ -211,6 +231,62 @@ class StreamProcessor:
         self.store()
         self._done(prepared)
         return prepared
+
+    def store_isolating(self, prepared: Prepared) -> list[Rejected]:
+        """Store ``prepared`` after its store failed with an error that waiting cannot
+        cure, setting aside the messages the database refuses: their dead letters
+        (reason :data:`UNSTORABLE`), which are counted and sampled like any other.
+
+        Without this, one value the database cannot hold stalled its partition forever:
+        every retry of the micro-batch failed the same way. The states are reloaded, then
+        the messages are stored in halves, then quarters... down to single messages. A
+        message is refused only if storing it alone fails while storing its place without
+        it (its offset, its dead letter) succeeds; when that fails too the problem is not
+        the message, and the error is raised with the stored state reloaded (the caller
+        retries; :meth:`prepare` again first).
+        """
+        self.reload()
+        refused: list[Rejected] = []
+        self._store_halving(list(prepared.messages), refused)
+        self._done(prepared)
+        return refused
+
+    def _store_halving(self, messages: list[RawMessage], refused: list[Rejected]) -> None:
+        try:
+            self.handle(messages)
+            return
+        except Exception as err:
+            if is_outage(err):
+                raise
+            self.reload()
+            if len(messages) > 1:
+                half = len(messages) // 2
+                self._store_halving(messages[:half], refused)
+                self._store_halving(messages[half:], refused)
+                return
+            error = err
+        [message] = messages
+        letter = Rejected(message.partition, message.offset, UNSTORABLE,
+                          f"the database refused to store it: {describe_error(error)}",
+                          message.value or b"", message.key)
+        instead = Prepared([message], {}, {}, {message.partition: message.offset},
+                           self.wall_clock().value, [letter])
+        self.absorb(instead)
+        try:
+            self.store_or_reload(instead)
+        except Exception:
+            self.reload()
+            raise error from None
+        log.error("%s[%d]: offset %d set aside: %s", self.topic, message.partition,
+                  message.offset, letter.detail)
+        refused.append(letter)
+
+    def reload(self) -> None:
+        """Forget what is not stored: reload every owned partition's stored state."""
+        self._dead_letter_counts.clear()
+        self._samples.clear()
+        self.assign(list(self.owned))
+        self._in_flight = False
 
     def _done(self, prepared: Prepared) -> None:
         """A micro-batch is stored. Its partitions were busy, not idle, until now."""
@@ -246,13 +322,23 @@ class StreamProcessor:
         end = start + DEAD_LETTER_WINDOW
         window = (start.to_pydatetime(), end.to_pydatetime())
         for letter in rejected:
-            self._dead_letter_counts[(*window, f"reason={letter.reason}")] += 1
+            self._dead_letter_counts[(*window, segment_label({"reason": letter.reason}))] += 1
             self._dead_letter_counts[(*window, "*")] += 1
-        room = MAX_SAMPLES_PER_BATCH - len(self._samples)
-        self._samples.extend(
-            DeadLetter(f"stream:{self.topic}", f"{letter.reason}: {letter.detail}",
-                       letter.payload)
-            for letter in rejected[:max(room, 0)])
+        kept = Counter(sample.reason.split(":", 1)[0] for sample in self._samples)
+        # The n-th letter of a message (a message is never split across micro-batches and
+        # decodes the same way again): a replay after a crash stores its samples once.
+        nth: Counter[tuple[int, int]] = Counter()
+        for letter in rejected:
+            index = nth[(letter.partition, letter.offset)]
+            nth[(letter.partition, letter.offset)] += 1
+            if len(self._samples) >= MAX_SAMPLES_PER_BATCH:
+                continue
+            if kept[letter.reason] < SAMPLES_PER_REASON:
+                kept[letter.reason] += 1
+                self._samples.append(DeadLetter(
+                    f"stream:{self.topic}", f"{letter.reason}: {letter.detail}",
+                    letter.payload,
+                    key=f"{self.topic}/{letter.partition}/{letter.offset}/{index}"))
 
     # -- the clock -----------------------------------------------------------------------
 

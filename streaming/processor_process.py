@@ -32,12 +32,10 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from sqlalchemy import exc as sa_exc
-
 from monitor.batch.runner import Target
-from monitor.errors import first_line
 from monitor.spec import StreamSpec
-from monitor.storage.database import Database, DatabaseUnavailableError
+from monitor.storage.database import Database
+from monitor.storage.outages import call_through_outages, describe_error, is_outage
 from streaming.messages import RawMessage, Rejected
 from streaming.processor import AfterFinal, StreamProcessor, StreamSettings
 
@@ -124,9 +122,11 @@ class ProcessorProcess:
         rejected: list[Rejected] = self._call("prepare", columns, backlog)
         return rejected
 
-    def commit(self) -> None:
-        """Absorb the prepared micro-batch (once) and store it; call again after a failure."""
-        self._call("commit")
+    def commit(self) -> list[Rejected]:
+        """Absorb the prepared micro-batch (once) and store it; call again after a failure.
+        The messages the database refused to store, set aside as dead letters."""
+        refused: list[Rejected] = self._call("commit")
+        return refused
 
     def store(self) -> None:
         self._call("store")
@@ -181,9 +181,10 @@ def serve(conn: Connection, spec: ProcessorSpec) -> None:
     logging.basicConfig(level=spec.log_level, stream=sys.stderr,
                         format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s")
     database = Database(spec.database_url, pre_ping=False)  # every step is retried
+    targets = call_through_outages(lambda: spec.targets(database),
+                                   f"loading the streaming metrics of {spec.topic}")
     steps = _Steps(StreamProcessor(database, spec.stream, spec.topic, spec.partitions,
-                                   spec.targets(database), spec.settings,
-                                   after_final=spec.after_final))
+                                   targets, spec.settings, after_final=spec.after_final))
     try:
         while True:
             try:
@@ -232,14 +233,29 @@ class _Steps:
         self.absorbed = False
         return list(self.pending.rejected)
 
-    def commit(self) -> None:
+    def commit(self) -> list[Rejected]:
+        """Store the prepared micro-batch; the messages the database refused (see
+        StreamProcessor.store_isolating)."""
         if self.pending is None:
-            return
+            return []
         if not self.absorbed:
             self.processor.absorb(self.pending)
             self.absorbed = True
-        self.processor.store_or_reload(self.pending)
+        try:
+            self.processor.store_or_reload(self.pending)
+        except Exception as err:
+            if looks_like_an_outage(err):
+                raise  # retried as it is: what is absorbed waits in memory
+            try:
+                refused = self.processor.store_isolating(self.pending)
+            except Exception:  # reloaded: the next attempt starts from the stored state
+                self.pending = self.processor.prepare(self.pending.messages)
+                self.absorbed = False
+                raise
+        else:
+            refused = []
         self.pending = None
+        return refused
 
     def store(self) -> None:
         self.processor.store()
@@ -249,19 +265,14 @@ class _Steps:
 
 
 def looks_like_an_outage(err: BaseException) -> bool:
-    """A lost or refused connection, a timeout, a deadlock: what waiting can cure."""
-    if isinstance(err, StepFailed):
-        return err.outage
-    return isinstance(err, (sa_exc.OperationalError, sa_exc.InterfaceError,
-                            DatabaseUnavailableError, ConnectionError, TimeoutError))
+    """A lost or refused connection, a timeout, a deadlock: what waiting can cure (a
+    :class:`StepFailed` says what the child found)."""
+    return is_outage(err)
 
 
-def describe(err: BaseException, limit: int = 300) -> str:
+def describe(err: BaseException) -> str:
     """One short line: a driver error's message without the SQL and its parameters."""
-    if isinstance(err, StepFailed):
-        return str(err)
-    text = f"{type(err).__name__}: {first_line(err)}"
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return str(err) if isinstance(err, StepFailed) else describe_error(err)
 
 
 def _die_with_parent() -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import TypeVar
 
+from monitor.storage.outages import Backoff
 from streaming.processor_process import ProcessorGone, describe, looks_like_an_outage
 
 log = logging.getLogger("streaming.worker")
@@ -28,30 +29,6 @@ MAX_BACKOFF_S = 5.0
 class StoppedBeforeStored(RuntimeError):
     """The worker stopped while a step could not be done; nothing it held was
     acknowledged."""
-
-
-class Backoff:
-    """Waits that double from ``first_s`` up to ``max_s``; :meth:`reset` after a success.
-
-    >>> backoff = Backoff(0.5, 5.0)
-    >>> [backoff.next() for _ in range(6)]
-    [0.5, 1.0, 2.0, 4.0, 5.0, 5.0]
-    >>> backoff.reset(); backoff.next()
-    0.5
-    """
-
-    def __init__(self, first_s: float, max_s: float = MAX_BACKOFF_S) -> None:
-        self.first_s = first_s
-        self.max_s = max_s
-        self._next_s = first_s
-
-    def next(self) -> float:
-        delay = self._next_s
-        self._next_s = min(max(delay * 2, self.first_s), self.max_s)
-        return delay
-
-    def reset(self) -> None:
-        self._next_s = self.first_s
 
 
 class StoreRetry:
@@ -66,7 +43,7 @@ class StoreRetry:
         self.executor = executor  # where the step runs (None: the event loop's default)
 
     async def until_done(self, step: Callable[[], T], what: str) -> T:
-        backoff = Backoff(self.backoff_s, self.max_backoff_s)
+        delays = Backoff(self.backoff_s, self.max_backoff_s).delays()
         loop = asyncio.get_running_loop()
         while True:
             try:
@@ -77,7 +54,7 @@ class StoreRetry:
                 if self.stop.is_set():
                     raise StoppedBeforeStored(f"{what}: stopped before it was stored; it "
                                               "will be replayed from the stored offsets") from err
-                delay = backoff.next()
+                delay = next(delays)
                 if looks_like_an_outage(err):
                     log.warning("%s failed (%s); retrying in %.1f s", what, describe(err),
                                 delay)

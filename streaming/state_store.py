@@ -55,7 +55,8 @@ class CheckpointConflict(RuntimeError):
 
 def load_checkpoint(conn: Connection, topic: str, partition: int) -> Checkpoint:
     c = CHECKPOINTS.c
-    row = conn.execute(select(c.offset, c.watermark, c.event_watermark, c.events).where(
+    row = conn.execute(select(c.offset, c.watermark, c.event_watermark, c.events,
+                              c.event_time_top).where(
         c.topic == topic, c.partition == partition)).first()
     return Checkpoint() if row is None else _checkpoint(row)
 
@@ -66,8 +67,8 @@ def load_checkpoints(conn: Connection, topic: str, *, lock: bool = False
     Postgres), so that windows are closed by one worker at a time and no partial is
     stored halfway through."""
     c = CHECKPOINTS.c
-    query = select(c.partition, c.offset, c.watermark, c.event_watermark, c.events).where(
-        c.topic == topic).order_by(c.partition)
+    query = select(c.partition, c.offset, c.watermark, c.event_watermark, c.events,
+                   c.event_time_top).where(c.topic == topic).order_by(c.partition)
     if lock:
         query = query.with_for_update()
     return {row.partition: _checkpoint(row) for row in conn.execute(query)}
@@ -75,7 +76,13 @@ def load_checkpoints(conn: Connection, topic: str, *, lock: bool = False
 
 def _checkpoint(row: Any) -> Checkpoint:
     return Checkpoint(row.offset, _to_ns(row.event_watermark), row.events,
-                      _to_ns(row.watermark))
+                      _to_ns(row.watermark), _times(row.event_time_top))
+
+
+def _times(text: str | None) -> tuple[int, ...]:
+    """The highest event times of a checkpoint, stored as decimal nanoseconds ("1,2,3":
+    exact, where a list of timestamps would round to the database's microseconds)."""
+    return tuple(int(part) for part in text.split(",")) if text else ()
 
 
 def load_partials(conn: Connection, topic: str, partition: int,
@@ -119,6 +126,7 @@ def _write_checkpoint(conn: Connection, state: PartitionState, now: datetime) ->
     c = CHECKPOINTS.c
     values = {"offset": state.offset, "watermark": _watermark(state.mark_ns),
               "event_watermark": _watermark(state.watermark_ns), "events": state.events,
+              "event_time_top": ",".join(map(str, state.top_ns)) or None,
               "updated_at": now}
     before = state.checkpoint
     if before == Checkpoint():

@@ -42,6 +42,7 @@ from kafka import KafkaConsumer
 
 from monitor.batch.runner import Target
 from monitor.spec import StreamSpec
+from monitor.storage.outages import Backoff
 from streaming.broker import create_topics, list_topics
 from streaming.messages import RawMessage, Rejected
 from streaming.processor import AfterFinal, StreamSettings
@@ -52,7 +53,7 @@ from streaming.processor_process import (
     describe,
     looks_like_an_outage,
 )
-from streaming.retry import Backoff, StoppedBeforeStored, StoreRetry
+from streaming.retry import MAX_BACKOFF_S, StoppedBeforeStored, StoreRetry
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -80,7 +81,7 @@ class WorkerSettings:
     tick_interval_s: float = 0.1  # how often idle partitions advance and windows close
     # (a tick looks for closed windows when this worker's marks moved, else once a second)
     session_timeout_s: float = 10.0
-    retry_backoff_s: float = 0.5  # first wait after a failed database write; doubles to 30 s
+    retry_backoff_s: float = 0.5  # first wait after a failed database write; doubles to 5 s
     log_level: str = "info"  # of the processors' processes (Faust's own is the worker's)
     stream: StreamSettings = field(default_factory=StreamSettings)
 
@@ -226,7 +227,8 @@ class _StreamAgent:
         self.busy = asyncio.Lock()  # one of: a micro-batch, a tick, a rebalance, the stop
         self.processor = ProcessorProcess(spec)
         self.last_tick = 0.0  # loop time of the last tick
-        self.tick_backoff = Backoff(settings.retry_backoff_s)
+        self.tick_backoff = Backoff(settings.retry_backoff_s, MAX_BACKOFF_S)
+        self.tick_delays = self.tick_backoff.delays()
         self.tick_after = 0.0  # loop time before which a failed tick is not tried again
 
     # -- the agent -------------------------------------------------------------------
@@ -268,8 +270,10 @@ class _StreamAgent:
                 f"preparing a micro-batch of {self.topic}")
             if rejected:
                 await _send_dead_letters(self.dead_letters, self.topic, rejected)
-            await self.retry.until_done(self.processor.commit,
-                                        f"storing a micro-batch of {self.topic}")
+            refused: list[Rejected] = await self.retry.until_done(
+                self.processor.commit, f"storing a micro-batch of {self.topic}")
+            if refused:  # stored as dead letters already; to the topic too (at most once)
+                await _send_dead_letters(self.dead_letters, self.topic, refused)
 
     async def _hold(self) -> NoReturn:
         """Wait, holding the micro-batch unacknowledged, until the worker cancels the
@@ -298,13 +302,13 @@ class _StreamAgent:
         except ProcessorGone as err:
             await self._processor_gone(err)
         except Exception as err:  # the next tick tries again; the data is held, not lost
-            delay = self.tick_backoff.next()
+            delay = next(self.tick_delays)
             self.tick_after = now + delay
             level = logging.WARNING if looks_like_an_outage(err) else logging.ERROR
             log.log(level, "%s: closing windows failed (%s); trying again in %.1f s",
                     self.topic, describe(err), delay)
             return
-        self.tick_backoff.reset()
+        self.tick_delays = self.tick_backoff.delays()
         self.tick_after = 0.0
         for metric, windows in closed:
             log.info("%s: stored %d final windows of %s", self.topic, windows, metric)

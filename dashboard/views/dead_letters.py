@@ -9,6 +9,7 @@ import streamlit as st
 from dashboard.charts import bar_chart, series_chart
 from dashboard.context import md, pick_range, require_data, settings
 from monitor.spec import OVERALL
+from streaming.processor import SAMPLES_PER_REASON
 
 SAMPLE_CHARS = 240
 SAMPLES = 50
@@ -47,6 +48,9 @@ def render() -> None:
     if stored.empty:
         st.success("No dead letters are stored.", icon=":material/check_circle:")
         return
+    st.caption(f"Samples, not counts: the streaming stage stores at most "
+               f"{SAMPLES_PER_REASON} of each reason per micro-batch (the counts above "
+               "include every rejected message); the batch and research stages store all.")
     st.table(stored.assign(reason=stored["reason"].map(scrub),
                            latest=stored["latest"].dt.strftime("%Y-%m-%d %H:%M")))
 

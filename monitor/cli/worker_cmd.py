@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 
 import click
@@ -16,6 +17,7 @@ from monitor.errors import MonitorError
 from monitor.spec import MetricSpec
 from monitor.storage.database import DatabaseUnavailableError
 from monitor.storage.database_url import mask_url
+from monitor.storage.outages import wait_for_database
 from monitor.storage.records import WindowResult
 from monitor.storage.store import SqlStore
 from streaming.broker import BrokerError, wait_until_reachable
@@ -37,9 +39,15 @@ LOG_LEVELS = ["crit", "error", "warn", "info", "debug"]
               show_default=True, metavar="SECONDS",
               help="A partition without messages this long stops holding windows open: its "
                    "watermark follows the wall clock.")
-@click.option("--max-future", type=click.FloatRange(min=0), default=86_400.0,
+@click.option("--max-future", type=click.FloatRange(min=0), default=StreamSettings.max_future_s,
               show_default=True, metavar="SECONDS",
-              help="Events further ahead of the wall clock are dead-lettered.")
+              help="Events further ahead of the wall clock are dead-lettered (a device "
+                   "clock may be a few minutes off; further ahead is more likely wrong).")
+@click.option("--watermark-outliers", type=click.IntRange(min=0),
+              default=StreamSettings.watermark_outliers, show_default=True, metavar="N",
+              help="A partition's watermark (which decides what is too late for a closed "
+                   "window) sets its N highest event times aside, so N events with wrong "
+                   "clocks cannot make valid events late.")
 @click.option("--topic", "topics", multiple=True, metavar="STREAM=TOPIC",
               help="Read STREAM from TOPIC instead of the topic the app declares (repeat for "
                    "more streams), e.g. a staging topic.")
@@ -52,7 +60,8 @@ LOG_LEVELS = ["crit", "error", "warn", "info", "debug"]
 @click.option("--loglevel", type=click.Choice(LOG_LEVELS), default="warn", show_default=True)
 @click.pass_context
 def worker(ctx: click.Context, database_url: str, bootstrap: str, group: str | None,
-           partitions: int, idle_timeout: float, max_future: float, topics: tuple[str, ...],
+           partitions: int, idle_timeout: float, max_future: float, watermark_outliers: int,
+           topics: tuple[str, ...],
            max_message_bytes: int, session_timeout: float, loglevel: str) -> None:
     """Compute every metric in the streaming stage from its stream's Kafka topic.
 
@@ -60,8 +69,13 @@ def worker(ctx: click.Context, database_url: str, bootstrap: str, group: str | N
     Values of a window are stored once every partition's event time has passed its end
     plus the metric's lateness, and its alert rules are evaluated then (run `monitor alerts
     dispatch` to deliver the notifications). Bad messages go to TOPIC.dead-letters with the reason
-    and are counted as the metric STREAM.dead_letters. Stop with Ctrl-C; a killed worker
-    loses nothing: the next one resumes from the stored offsets. A worker is two processes
+    and are counted as the metric STREAM.dead_letters; so are messages holding a value the
+    database refuses to store. Stop with Ctrl-C or SIGTERM: the worker stores what it holds
+    and is gone within 15 s whatever the database does; what it could not store was not
+    acknowledged, and a killed worker loses nothing either: the next one resumes from the
+    stored offsets. Started while the database is down, it waits for it (one line per
+    try); a database outage later is retried, holding the micro-batch. A worker is two
+    processes
     (Faust, and the processor that decodes, computes and stores); if the processor dies,
     the worker exits with code 3: start it again. The metrics are read at start: after
     promoting another metric to streaming (or a new version), restart the workers.
@@ -73,7 +87,9 @@ def worker(ctx: click.Context, database_url: str, bootstrap: str, group: str | N
     app = load_app(ctx.obj["app_target"])
     store = SqlStore.open(database_url)
     try:
-        store.database.check()
+        # Started during an outage, the worker waits for the database (a line per try)
+        # rather than exit, as it does when the outage starts later.
+        wait_for_database(store.database, threading.Event())
         targets = batch_targets(app, store, stages=("streaming",))
     except (MonitorError, DatabaseUnavailableError) as err:
         raise click.ClickException(str(err)) from None
@@ -92,7 +108,8 @@ def worker(ctx: click.Context, database_url: str, bootstrap: str, group: str | N
         topics=_topic_overrides(topics, app.streams), session_timeout_s=session_timeout,
         log_level=loglevel,
         stream=StreamSettings(idle_timeout_s=idle_timeout, max_future_s=max_future,
-                              max_message_bytes=max_message_bytes))
+                              max_message_bytes=max_message_bytes,
+                              watermark_outliers=watermark_outliers))
     # The processors' processes import the app again, as found here.
     faust_app = build_app(settings, database_url, app_target(ctx.obj["app_target"]), targets,
                           after_final=evaluate_alerts)

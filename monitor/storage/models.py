@@ -195,8 +195,10 @@ class StreamCheckpointRow(Base):
 
     Written in the same transaction as the partition's partial states, so a worker that
     restarts (or takes the partition over) resumes exactly where the stored states end:
-    events at or below ``offset`` are skipped. ``event_watermark`` is the highest event
-    time absorbed (it decides which events are late); ``watermark`` is how far the
+    events at or below ``offset`` are skipped. ``event_watermark`` is the partition's
+    event watermark (it decides which events are late): its highest event time once the
+    few highest are set aside, which ``event_time_top`` keeps (decimal nanoseconds,
+    descending, comma-separated; see ``streaming.partition``). ``watermark`` is how far the
     partition lets windows close: the event watermark, or the wall clock minus the idle
     timeout while the partition is idle.
     """
@@ -210,6 +212,7 @@ class StreamCheckpointRow(Base):
     event_watermark: Mapped[datetime | None] = mapped_column(UTCDateTime)
     events: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    event_time_top: Mapped[str | None] = mapped_column(Text)
 
 
 class StreamPartialRow(Base):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from collections.abc import Iterator, Sequence
 
 import pandas as pd
@@ -18,6 +19,7 @@ from monitor.research import evaluate
 from monitor.storage.store import SqlStore
 from streaming.codec import encode_events, event_dicts
 from streaming.messages import RawMessage
+from streaming.partition import OUTLIERS
 from streaming.processor import StreamProcessor, StreamSettings
 from tests.streaming.workers import promote_to_streaming
 
@@ -185,10 +187,12 @@ def test_late_events_are_dead_lettered_and_counted(
     base = next(event_dicts(events.head(1)))
     t0 = START + pd.Timedelta(hours=1)
     on_time = [{**base, "ts": (t0 + pd.Timedelta(minutes=m)).isoformat()} for m in (0, 10)]
-    far = {**base, "ts": (t0 + pd.Timedelta(hours=2) + lateness).isoformat()}
+    # more than the watermark's outliers, so they move it past the first window
+    far = [{**base, "ts": (t0 + pd.Timedelta(hours=2, seconds=s) + lateness).isoformat()}
+           for s in range(OUTLIERS + 1)]
     late = {**base, "ts": (t0 + pd.Timedelta(minutes=30)).isoformat(), "latency_ms": 9e9}
     stage.handle([RawMessage(0, 0, encode_events(on_time)),
-                  RawMessage(0, 1, encode_events([far])),
+                  RawMessage(0, 1, encode_events(far)),
                   RawMessage(0, 2, json.dumps(late).encode())])
     with store.database.connect() as conn:
         rows = conn.exec_driver_sql(
@@ -201,7 +205,8 @@ def test_late_events_are_dead_lettered_and_counted(
     assert letters[-1][0].startswith("late: too late for the closed window of ")
     assert "9000000000" in letters[-1][1]
     partials = stage.owned[0].engine.partials
-    assert sum(p.rows for k, p in partials.items() if k[0] == "latency" and k[1] == "*") == 3
+    assert sum(p.rows for k, p in partials.items()
+               if k[0] == "latency" and k[1] == "*") == 2 + len(far)
 
 
 def test_replayed_messages_are_skipped(store: SqlStore, targets: list[Target],
@@ -293,3 +298,29 @@ def test_a_partition_that_pauses_past_the_idle_timeout_loses_nothing(
     clock.later(6)
     stage.tick()
     assert_parity(store, targets, events, profile)
+
+
+def test_a_flood_of_one_reason_leaves_room_for_samples_of_the_rare_ones(
+    store: SqlStore, targets: list[Target], events: pd.DataFrame
+) -> None:
+    """Every dead letter is counted; the stored samples are capped per reason, so 2,000
+    malformed messages do not crowd out the 5 of another kind in the same micro-batch."""
+    from streaming.processor import SAMPLES_PER_REASON
+
+    clock = Clock()
+    stage = processor(store, targets, clock)
+    base = next(event_dicts(events.head(1)))
+    flood = [RawMessage(0, i, b'{"ts": ') for i in range(2_000)]
+    rare = [RawMessage(0, 2_000 + i, encode_events([{k: v for k, v in base.items()
+                                                      if k != "country"}]))
+            for i in range(5)]
+    stage.handle(flood + rare)
+    with store.database.connect() as conn:
+        samples = conn.exec_driver_sql(
+            "SELECT reason FROM dead_letters WHERE source = 'stream:home-events'").all()
+        counted = conn.exec_driver_sql(
+            "SELECT value FROM metric_values WHERE metric = 'home.dead_letters' "
+            "AND segment = '*'").scalar()
+    reasons = Counter(reason.split(":", 1)[0] for (reason,) in samples)
+    assert reasons == {"malformed_json": SAMPLES_PER_REASON, "field 'country' is null": 5}
+    assert counted == 2_005

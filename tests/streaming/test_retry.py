@@ -13,7 +13,12 @@ from sqlalchemy import exc
 from streaming.retry import StoppedBeforeStored, StoreRetry
 
 
-def run_failing(errors: list[Exception], stopping: bool = False, backoff: float = 0.0) -> int:
+class OperationalError(Exception):
+    """A driver's error for a lost connection (PEP 249 names it so)."""
+
+
+def run_failing(errors: list[Exception], stopping: bool = False, backoff: float = 0.01
+                ) -> int:
     calls = 0
 
     def step() -> None:
@@ -33,7 +38,8 @@ def run_failing(errors: list[Exception], stopping: bool = False, backoff: float 
 
 
 def test_an_outage_is_retried_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    lost = exc.OperationalError("INSERT", {}, Exception("server closed the connection"))
+    lost = exc.OperationalError("INSERT", {},
+                                OperationalError("server closed the connection"))
     with caplog.at_level(logging.WARNING, logger="streaming.worker"):
         assert run_failing([lost, lost]) == 3
     assert [r.levelno for r in caplog.records] == [logging.WARNING, logging.WARNING]
@@ -57,7 +63,7 @@ def test_stopping_gives_up_so_the_batch_is_replayed() -> None:
 def test_a_stop_ends_the_wait_between_attempts_at_once() -> None:
     """A worker told to stop during an outage must not sit out its backoff (it used to
     wait up to 30 s, and a stop waited with it)."""
-    lost = exc.OperationalError("INSERT", {}, Exception("connection refused"))
+    lost = exc.OperationalError("INSERT", {}, OperationalError("connection refused"))
 
     async def main() -> float:
         stop = asyncio.Event()
@@ -65,7 +71,7 @@ def test_a_stop_ends_the_wait_between_attempts_at_once() -> None:
         def step() -> None:
             raise lost
 
-        retry = StoreRetry(60.0, stop)
+        retry = StoreRetry(60.0, stop, max_backoff_s=60.0)
         task = asyncio.create_task(retry.until_done(step, "storing a batch"))
         await asyncio.sleep(0.2)  # failed once, now waiting 60 s
         began = time.monotonic()

@@ -237,7 +237,7 @@ def hostile_messages(valid: list[dict[str, Any]], rng: random.Random
         bad.append(("field 'country' is null", encode(without("country"))))
         bad.append(("field 'latency_ms' is not a number",
                     encode(event(latency_ms=rng.choice(["fast", "1,5", [], {}])))))
-        bad.append(("field 'latency_ms' is null",
+        bad.append(("field 'latency_ms' is NaN",
                     json.dumps(event(latency_ms=float("nan"))).encode()))
         bad.append(("field 'latency_ms' is not finite",
                     json.dumps(event(latency_ms=rng.choice([1e999, -1e999]))).encode()))
