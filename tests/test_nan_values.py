@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
+from monitor.batch.sql_rows import read_rows
 from monitor.cli.main import cli
-from monitor.event_frames import frame_from_records
 from monitor.schema import SOURCE_NAN, Schema
 from monitor.sources.files import read_events
 
@@ -120,12 +120,15 @@ def test_rows_of_a_sql_table(source_url: str) -> None:
                 {"n": 1, "ts": TS, "x": None, "maybe": 1.0},
                 {"n": 2, "ts": TS, "x": math.nan, "maybe": 1.0},
                 {"n": 3, "ts": TS, "x": 2.0, "maybe": math.nan}])
-            result = conn.exec_driver_sql("SELECT ts, x, maybe FROM nan_events ORDER BY n")
-            rows = [tuple(row) for row in result]
+        table = sa.Table("nan_events", sa.MetaData(), autoload_with=engine)
+        query = sa.select(table.c.ts, table.c.x, table.c.maybe).order_by(table.c.n)
+        # the batch stage's own reader (monitor.batch.sql_rows), one chunk
+        [frame] = list(read_rows(engine, query, chunk_rows=100, what="nan_events"))
+        with engine.begin() as conn:
             conn.execute(sa.text("DROP TABLE nan_events"))
     finally:
         engine.dispose()
-    got = reasons(frame_from_records(rows, columns=["ts", "x", "maybe"]))
+    got = reasons(frame)
     if engine.dialect.name == "postgresql":
         assert got == [None, "field 'x' is null", "field 'x' is NaN", "field 'maybe' is NaN"]
     else:

@@ -10,6 +10,7 @@ import psycopg
 import sqlalchemy as sa
 
 from monitor.errors import MonitorError, first_line
+from monitor.event_frames import frame_from_records
 
 
 class SourceError(MonitorError):
@@ -31,7 +32,7 @@ def read_rows(engine: sa.Engine, query: sa.Select[Any], chunk_rows: int, what: s
             for rows in result.partitions():
                 # Plain tuples: pandas probes Row objects attribute by attribute, which
                 # costs more than the whole read.
-                yield pd.DataFrame.from_records([tuple(r) for r in rows], columns=columns)
+                yield frame_from_records([tuple(r) for r in rows], columns=columns)
     except (sa.exc.OperationalError, sa.exc.ProgrammingError, psycopg.Error) as err:
         raise SourceError(f"reading {what} failed: {first_line(err)}") from err
 
@@ -53,7 +54,7 @@ def _postgres_rows(engine: sa.Engine, query: sa.Select[Any], chunk_rows: int
             cursor.execute(str(compiled), compiled.params)
             columns = [column.name for column in cursor.description or ()]
             while rows := cursor.fetchmany(chunk_rows):
-                yield pd.DataFrame.from_records(rows, columns=columns)
+                yield frame_from_records(rows, columns=columns)  # NaN apart from NULL
     finally:
         if driver.broken:  # the connection was lost (a restart): the pool must not roll it
             raw.invalidate()  # back, which fails again and logs a traceback
