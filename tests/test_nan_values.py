@@ -133,3 +133,23 @@ def test_rows_of_a_sql_table(source_url: str) -> None:
         assert got == [None, "field 'x' is null", "field 'x' is NaN", "field 'maybe' is NaN"]
     else:
         assert got == [None, "field 'x' is null", "field 'x' is null", None]
+
+
+def test_batch_load_stores_a_null_as_null(source_url: str) -> None:
+    """`monitor batch load` (load_events) wrote a null float as NaN on pandas 3, which
+    Postgres keeps as NaN: every null read back as 'is NaN' and was dead-lettered."""
+    from monitor import Monitor
+    from monitor.batch.tables import load_events
+
+    mon = Monitor("nan-load")
+    stream = mon.stream("events", schema={"x": "float?"}, table="nan_load")
+    engine = sa.create_engine(source_url)
+    try:
+        load_events(engine, stream, pd.DataFrame({"ts": [TS, TS], "x": [1.5, None]}))
+        with engine.begin() as conn:
+            nulls = conn.exec_driver_sql(
+                "SELECT COUNT(*) FROM nan_load WHERE x IS NULL").scalar()
+            conn.exec_driver_sql("DROP TABLE nan_load")
+    finally:
+        engine.dispose()
+    assert nulls == 1

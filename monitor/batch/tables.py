@@ -58,5 +58,8 @@ def rows_for_insert(frame: pd.DataFrame) -> list[dict[str, Any]]:
             out[column] = [t.to_pydatetime() for t in frame[column]]
         elif pd.api.types.is_float_dtype(frame[column]):
             values = frame[column].to_numpy()
-            out[column] = [None if np.isnan(v) else float(v) for v in values]
+            # An object Series: assigned as a list, pandas 3 infers float64 again and
+            # turns every None back into NaN, which Postgres then stores as NaN, not NULL.
+            out[column] = pd.Series([None if np.isnan(v) else float(v) for v in values],
+                                    index=out.index, dtype=object)
     return [{str(k): v for k, v in row.items()} for row in out.to_dict("records")]
