@@ -69,6 +69,9 @@ class PartitionState:
     # the outliers + 1 highest event times absorbed (capped by the wall clock), descending
     top_ns: tuple[int, ...] = ()
     dirty: set[PartialKey] = field(default_factory=set)
+    # partials whose rows are in the database (loaded or stored since): if one of them is
+    # gone at the next store, a worker closed its window meanwhile (see state_store)
+    stored_keys: set[PartialKey] = field(default_factory=set)
     moved: bool = False  # offset or watermark changed since the last store
     last_event_at: float = 0.0  # wall clock (monotonic) of the last message seen
 
@@ -83,7 +86,7 @@ class PartitionState:
             top = (checkpoint.watermark_ns,) * (outliers + 1)
         return cls(topic, partition, engine, checkpoint, checkpoint.offset,
                    checkpoint.events, checkpoint.idle_mark_ns, outliers,
-                   top[:outliers + 1], last_event_at=now)
+                   top[:outliers + 1], stored_keys=set(partials), last_event_at=now)
 
     @property
     def metrics(self) -> dict[str, MetricSpec]:
@@ -143,6 +146,7 @@ class PartitionState:
         """The current states, offset and watermark are durable now."""
         self.checkpoint = Checkpoint(self.offset, self.watermark_ns, self.events,
                                      self.idle_mark_ns, self.top_ns)
+        self.stored_keys |= self.dirty
         self.dirty.clear()
         self.moved = False
 
@@ -158,6 +162,7 @@ class PartitionState:
         for key in gone:
             del self.engine.partials[key]
             self.dirty.discard(key)
+            self.stored_keys.discard(key)
         return len(gone)
 
 

@@ -225,7 +225,7 @@ class StreamProcessor:
                 log.warning("%s; reloading its stored state", err)
                 self._dead_letter_counts.clear()
                 self._samples.clear()
-                self.assign(list(prepared.through) or list(self.owned))
+                self.assign(list(self.owned))
                 prepared = self.prepare(prepared.messages)
                 self.absorb(prepared)
         self.store()

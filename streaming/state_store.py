@@ -102,10 +102,21 @@ def load_partials(conn: Connection, topic: str, partition: int,
 
 def store_partitions(conn: Connection, states: Sequence[PartitionState],
                      versions: Mapping[str, int]) -> None:
-    """Write the states' dirty partials (one upsert for all) and their checkpoints;
+    """Write the states' checkpoints and dirty partials (one upsert for all).
+
     CheckpointConflict if a stored checkpoint is no longer the one its state was loaded
-    from (or last stored)."""
+    from (or last stored), or if a partial it stored before is gone: another worker
+    closed that window meanwhile, merging what was stored, so the partial in memory
+    (what was stored plus what came since) would count the stored part twice; the caller
+    reloads and applies its micro-batch again (what came since becomes a correction).
+    The checkpoints are written first: that locks them, and a closing transaction locks
+    every checkpoint of the topic before it reads and deletes partials, so the two take
+    turns and the check sees every close that happened before this store.
+    """
     now = utc_now()
+    for state in states:
+        _write_checkpoint(conn, state, now)
+    _check_not_closed(conn, states, versions)
     binds = bind_processors(conn, PARTIALS)
     as_time, as_state = binds["window_start"], binds["state"]
     rows: list[tuple[Any, ...]] = []
@@ -118,8 +129,31 @@ def store_partitions(conn: Connection, states: Sequence[PartitionState],
                          state.topic, state.partition, as_time(utc_from_ns(start_ns + width)),
                          as_state(partial.state.to_bytes()), partial.rows, as_time(now)))
     upsert_rows(conn, PARTIALS, PARTIAL_COLUMNS, rows)
-    for state in states:
-        _write_checkpoint(conn, state, now)
+
+
+def _check_not_closed(conn: Connection, states: Sequence[PartitionState],
+                      versions: Mapping[str, int]) -> None:
+    """CheckpointConflict if a stored partial that a state is about to rewrite is gone
+    (one query for all the states)."""
+    stored = {state.partition: state.dirty & state.stored_keys for state in states}
+    stored = {partition: keys for partition, keys in stored.items() if keys}
+    if not stored:
+        return
+    p = PARTIALS.c
+    earliest = min(start_ns for keys in stored.values() for _, _, start_ns in keys)
+    rows = conn.execute(select(p.partition, p.metric, p.metric_version, p.segment,
+                               p.window_start).where(
+        p.topic == states[0].topic, p.partition.in_(sorted(stored)),
+        p.window_start >= utc_from_ns(earliest)))
+    present = {(row.partition, row.metric, row.segment, pd.Timestamp(row.window_start).value)
+               for row in rows if versions.get(row.metric) == row.metric_version}
+    for partition, keys in sorted(stored.items()):
+        if gone := {key for key in keys if (partition, *key) not in present}:
+            name, _, start_ns = min(gone)
+            raise CheckpointConflict(
+                f"{states[0].topic}[{partition}]: {len(gone)} window(s) it holds partials "
+                f"of were closed by another worker meanwhile (first: {name} at "
+                f"{utc_from_ns(start_ns):%Y-%m-%d %H:%M})")
 
 
 def _write_checkpoint(conn: Connection, state: PartitionState, now: datetime) -> None:
