@@ -148,6 +148,13 @@ def faust_app(settings: WorkerSettings) -> faust.App:
         topic_replication_factor=1,
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
+        # No standby replicas: there are no Faust tables to keep standbys of, and with the
+        # default (1) Faust's sticky assignor caps a member at ceil(partitions / members)
+        # and keeps what members hold, so a third worker on 4 partitions got none (2 + 2 +
+        # 0) until another left. With 0 and no tables Faust uses aiokafka's round-robin
+        # assignor: every member gets a share at each rebalance (faust-streaming #93,
+        # #401, #402). Stickiness bought nothing: a rebalance reloads every partition.
+        table_standby_replicas=0,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=max(settings.session_timeout_s / 6, 0.5),
         # Not waiting for every fetched message to be acknowledged: a message that was not
