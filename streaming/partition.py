@@ -11,8 +11,9 @@ simply the highest event time seen: one event from a device with a wrong clock w
 make every valid event after it late (an event stamped 20 hours ahead dropped a quarter
 of a replay). It is the highest event time once the ``outliers`` highest are set aside
 (the (outliers + 1)-th highest; :func:`running_watermarks`), and an event time counts at
-most as the wall clock when it was absorbed: a watermark never passes the wall clock,
-and a few events far ahead of their partition do not move it. The rule looks at this
+most as the wall clock when it was absorbed (plus a lead, 0 unless a replay compressed in
+time asks for one): a watermark never passes the wall clock, and a few events far ahead
+of their partition do not move it. The rule looks at this
 partition's events only (and the wall clock when they arrive), so a replay of events
 from the past decides exactly the same way.
 
@@ -102,8 +103,8 @@ class PartitionState:
 
     def late_for(self, events: pd.DataFrame, time: str, now_ns: int
                  ) -> dict[str, np.ndarray]:
-        """Per metric, which of ``events`` (this partition's, in offset order, arriving at
-        wall clock ``now_ns``) are late."""
+        """Per metric, which of ``events`` (this partition's, in offset order, arriving
+        when no watermark may pass ``now_ns``: the wall clock plus the lead) are late."""
         if events.empty:
             return {}
         times = _ns(events[time])

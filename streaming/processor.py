@@ -72,8 +72,14 @@ class StreamSettings:
     # the highest event times of a partition that its watermark sets aside (see
     # streaming.partition): so many devices with wrong clocks cannot make valid events late
     watermark_outliers: int = OUTLIERS
+    # How far a partition's watermark may run ahead of the wall clock: 0, so devices whose
+    # clocks run fast cannot close a window that is still filling; a replay compressed in
+    # time (the demo's) runs ahead on purpose and needs more.
+    watermark_lead_s: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.watermark_lead_s < 0:
+            raise ValueError(f"watermark_lead_s must be 0 or more, not {self.watermark_lead_s}")
         if self.watermark_outliers < 0:
             raise ValueError(f"watermark_outliers must be 0 or more, not "
                              f"{self.watermark_outliers}")
@@ -90,7 +96,7 @@ class Prepared:
     events: dict[int, pd.DataFrame]  # per partition, in offset order
     late: dict[int, dict[str, np.ndarray]]
     through: dict[int, int]  # per partition, the highest offset of the batch
-    now_ns: int  # the wall clock when it was prepared (no watermark passes it)
+    cap_ns: int  # no watermark passes it: the wall clock when prepared, plus the lead
     rejected: list[Rejected] = field(default_factory=list)
     skipped: int = 0  # messages at or below the stored offsets
 
@@ -186,13 +192,14 @@ class StreamProcessor:
         max_time = wall + pd.Timedelta(seconds=self.settings.max_future_s)
         batch = decode_messages(fresh, self.stream.schema,
                                 max_bytes=self.settings.max_message_bytes, max_time=max_time)
-        prepared = Prepared(messages, {}, {}, through, wall.value, list(batch.rejected),
+        cap_ns = wall.value + int(self.settings.watermark_lead_s * 1e9)
+        prepared = Prepared(messages, {}, {}, through, cap_ns, list(batch.rejected),
                             len(messages) - len(fresh))
         time_field = self.stream.time
         for key, events in batch.events.groupby(PARTITION, sort=True):
             partition = int(key)  # type: ignore[arg-type]
             events = in_offset_order(events)
-            late = self.owned[partition].late_for(events, time_field, wall.value)
+            late = self.owned[partition].late_for(events, time_field, cap_ns)
             prepared.events[partition] = events
             prepared.late[partition] = late
             prepared.rejected.extend(_late_letters(events, late))
@@ -205,7 +212,7 @@ class StreamProcessor:
             if events is None:
                 events = prepared_empty(self.stream)
             state.absorb(events, self.stream.time, prepared.late.get(partition, {}), offset,
-                         prepared.now_ns)
+                         prepared.cap_ns)
         self._count_dead_letters(prepared.rejected)
 
     def handle(self, messages: Sequence[RawMessage]) -> Prepared:

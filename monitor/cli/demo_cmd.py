@@ -154,10 +154,12 @@ def _run(plan: Plan, stack: ExitStack) -> None:
     env = {DATABASE_URL_ENV: plan.database_url}
     services = [
         # The live hours are streamed compressed in time: their events are stamped up to
-        # LIVE_HOURS ahead of the wall clock, which a worker rejects by default.
+        # LIVE_HOURS ahead of the wall clock, which a worker rejects by default (and its
+        # watermarks would wait for the wall clock to catch up).
         Service("worker", ["--app", APP, "stream", "worker", *db, "--bootstrap", bootstrap,
                            "--idle-timeout", "3", "--session-timeout", "6",
                            "--max-future", str((LIVE_HOURS + 1) * 3600),
+                           "--watermark-lead", str((LIVE_HOURS + 1) * 3600),
                            "--loglevel", "info"], logs, env),
         Service("scheduler", ["--app", APP, "batch", "schedule", *db], logs, env),
         Service("dispatcher", ["--app", APP, "alerts", "dispatch", *db, "--group-wait", "2s"],

@@ -48,6 +48,11 @@ LOG_LEVELS = ["crit", "error", "warn", "info", "debug"]
               help="A partition's watermark (which decides what is too late for a closed "
                    "window) sets its N highest event times aside, so N events with wrong "
                    "clocks cannot make valid events late.")
+@click.option("--watermark-lead", type=click.FloatRange(min=0),
+              default=StreamSettings.watermark_lead_s, show_default=True, metavar="SECONDS",
+              help="How far a partition's watermark may run ahead of the wall clock (0: "
+                   "devices with fast clocks cannot close a window still filling). Give a "
+                   "replay of future events compressed in time as much as it runs ahead.")
 @click.option("--topic", "topics", multiple=True, metavar="STREAM=TOPIC",
               help="Read STREAM from TOPIC instead of the topic the app declares (repeat for "
                    "more streams), e.g. a staging topic.")
@@ -61,7 +66,7 @@ LOG_LEVELS = ["crit", "error", "warn", "info", "debug"]
 @click.pass_context
 def worker(ctx: click.Context, database_url: str, bootstrap: str, group: str | None,
            partitions: int, idle_timeout: float, max_future: float, watermark_outliers: int,
-           topics: tuple[str, ...],
+           watermark_lead: float, topics: tuple[str, ...],
            max_message_bytes: int, session_timeout: float, loglevel: str) -> None:
     """Compute every metric in the streaming stage from its stream's Kafka topic.
 
@@ -109,7 +114,8 @@ def worker(ctx: click.Context, database_url: str, bootstrap: str, group: str | N
         log_level=loglevel,
         stream=StreamSettings(idle_timeout_s=idle_timeout, max_future_s=max_future,
                               max_message_bytes=max_message_bytes,
-                              watermark_outliers=watermark_outliers))
+                              watermark_outliers=watermark_outliers,
+                              watermark_lead_s=watermark_lead))
     # The processors' processes import the app again, as found here.
     faust_app = build_app(settings, database_url, app_target(ctx.obj["app_target"]), targets,
                           after_final=evaluate_alerts)

@@ -152,3 +152,21 @@ def test_an_event_further_ahead_than_the_future_bound_is_dead_lettered(
     prepared = stage.handle([RawMessage(0, 0, encode_events([ahead, within]))])
     assert [r.reason for r in prepared.rejected] == ["timestamp in ts is in the future"]
     assert bound <= 3600  # minutes, not the day it was
+
+
+def test_a_lead_lets_the_watermark_run_ahead_of_the_wall_clock(
+        store: SqlStore, targets: list[Target]) -> None:
+    """A replay compressed in time (the demo's) stamps events ahead of the wall clock on
+    purpose: with --watermark-lead its windows close as its event time passes."""
+    hour = START.floor("h") + pd.Timedelta(hours=5)
+    clock = Clock(hour + pd.Timedelta(minutes=59))
+    stage = StreamProcessor(store.database, STREAM, TOPIC, 1, targets,
+                            StreamSettings(idle_timeout_s=5, max_future_s=7200,
+                                           watermark_lead_s=7200),
+                            clock=lambda: clock.monotonic, wall_clock=lambda: clock.wall)
+    base = next(event_dicts(generate_events(start=START, days=1, seed=35,
+                                            events_per_hour=50).head(1)))
+    ahead = [{**base, "ts": (hour + pd.Timedelta(minutes=90, seconds=s)).isoformat()}
+             for s in range(5)]
+    stage.handle([RawMessage(0, 0, encode_events(ahead))])
+    assert stage.owned[0].watermark_ns == (hour + pd.Timedelta(minutes=90, seconds=2)).value
