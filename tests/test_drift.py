@@ -29,6 +29,7 @@ from metrics.drift import (
     wasserstein,
 )
 from metrics.drift import stats as drift_stats
+from metrics.drift.aggregates import chi2_gof
 
 # -- data ---------------------------------------------------------------------------------
 
@@ -269,6 +270,81 @@ def test_chi2_equals_scipy_chi2_contingency(
         "chi2": pytest.approx(expected.statistic, rel=1e-12),
         "p_value": pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300),
     }
+
+
+def evidently_chi_stat_test(reference: pd.Series, current: pd.Series) -> float:
+    """Evidently's ``_chi_stat_test`` (legacy stattests/chisquare_stattest.py), on values
+    without nulls: goodness of fit of the current counts to the reference proportions."""
+    reference, current = reference.dropna(), current.dropna()
+    keys = list(set(reference.unique()) | set(current.unique()))
+    ref_counts = {**dict.fromkeys(keys, 0), **dict(reference.value_counts())}
+    cur_counts = {**dict.fromkeys(keys, 0), **dict(current.value_counts())}
+    k_norm = current.shape[0] / reference.shape[0]
+    f_exp = [ref_counts[key] * k_norm for key in keys]
+    f_obs = [cur_counts[key] for key in keys]
+    with np.errstate(divide="ignore"):  # a value the reference never had: inf, p = 0
+        return float(scipy_stats.chisquare(f_obs, f_exp)[1])
+
+
+@pytest.mark.parametrize("shift", SHIFTS)
+@pytest.mark.parametrize("column", ["device", "rank", "clicked"])
+def test_chi2_gof_equals_evidentlys_chi_stat_test_on_categories(
+    reference: pd.DataFrame, profile: ReferenceProfile, column: str, shift: float
+) -> None:
+    frame = current_frame(np.random.default_rng(4), 5_000, shift)
+    agg = chi2_gof(column, profile)
+    value = agg.value(_state(agg, frame))
+    expected = evidently_chi_stat_test(reference[column], frame[column])
+    assert value["p_value"] == pytest.approx(expected, rel=1e-9, abs=1e-300)
+    if column == "clicked":  # no unseen values: scipy's statistic over the two categories
+        ref = profile.column(column).reference_counts()[:-1]
+        cur = counts_of(profile, column, frame)[:-1]
+        assert value["chi2_gof"] == scipy_stats.chisquare(cur, ref * (cur.sum() / ref.sum()))[0]
+    else:  # "tv" and rank 6 are unseen: a count where 0 was expected
+        assert (value["chi2_gof"], value["p_value"]) == (math.inf, 0.0)
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.3])
+@pytest.mark.parametrize("column", ["x", "count"])
+def test_chi2_gof_equals_scipy_chisquare_on_numeric_bins(
+    profile: ReferenceProfile, column: str, shift: float
+) -> None:
+    frame = current_frame(np.random.default_rng(4), 5_000, shift)
+    ref = profile.column(column).reference_counts()
+    cur = counts_of(profile, column, frame)
+    agg = chi2_gof(column, profile)
+    value = agg.value(_state(agg, frame))
+    if cur[ref == 0].any():  # values outside the reference's bins
+        assert (value["chi2_gof"], value["p_value"]) == (math.inf, 0.0)
+        return
+    expected = scipy_stats.chisquare(cur[ref > 0], ref[ref > 0] * (cur.sum() / ref.sum()))
+    assert (value["chi2_gof"], value["p_value"]) == (expected.statistic, expected.pvalue)
+
+
+def test_chi2_gof_is_evidentlys_die_example_and_chi2_stays_homogeneity() -> None:
+    """Evidently's published example: reference die counts [16, 18, 16, 14, 12, 12],
+    current [16, 16, 16, 16, 16, 8] -> p = 0.67309; the homogeneity test gives 0.8985."""
+    faces = [1, 2, 3, 4, 5, 6]
+    reference = pd.DataFrame({"face": np.repeat(faces, [16, 18, 16, 14, 12, 12])})
+    current = pd.DataFrame({"face": np.repeat(faces, [16, 16, 16, 16, 16, 8])})
+    profile = ReferenceProfile.fit(reference, categorical=["face"])
+    goodness = _value(chi2_gof("face", profile), current)
+    assert goodness["p_value"] == pytest.approx(0.67309, abs=5e-6)
+    assert goodness["chi2_gof"] == pytest.approx(3.1746031746, rel=1e-9)
+    assert _value(chi2("face", profile), current)["p_value"] == pytest.approx(0.8985, abs=5e-5)
+    report = _value(drift(["face"], profile, method="chi2_gof"), current)
+    assert report["face.chi2_gof_p_value"] == goodness["p_value"]
+    assert report["face.drifted"] == 0.0
+
+
+def test_chi2_gof_edge_cases() -> None:
+    assert drift_stats.chi2_gof(np.array([5, 0]), np.array([3, 0])) == (0.0, 1.0)
+    assert drift_stats.chi2_gof(np.array([5, 5, 0]), np.array([3, 3, 1])) == (math.inf, 0.0)
+    assert all(math.isnan(v) for v in drift_stats.chi2_gof(np.array([5, 5]), np.array([0, 0])))
+    # bins empty on both sides do not count as categories (degrees of freedom 1, not 3)
+    with_gaps = drift_stats.chi2_gof(np.array([0, 6, 0, 4, 0]), np.array([0, 3, 0, 7, 0]))
+    assert with_gaps == drift_stats.chi2_gof(np.array([6, 4]), np.array([3, 7]))
+    assert with_gaps[1] == scipy_stats.chisquare([3, 7], [6.0, 4.0]).pvalue
 
 
 @pytest.mark.parametrize("shift", SHIFTS)

@@ -28,10 +28,12 @@ __all__ = [
     "KS",
     "PSI",
     "Chi2",
+    "Chi2GoF",
     "Hellinger",
     "JensenShannon",
     "Wasserstein",
     "chi2",
+    "chi2_gof",
     "hellinger",
     "jensenshannon",
     "js",
@@ -178,6 +180,35 @@ class Chi2(ColumnDrift):
 
 
 @dataclass(frozen=True)
+class Chi2GoF(ColumnDrift):
+    """Chi-square goodness of fit of the current counts to the reference proportions,
+    Evidently's ``chisquare`` stattest (scipy's ``chisquare`` against the reference
+    proportions scaled to the window); :class:`Chi2` is the homogeneity test.
+
+    A current value in a bin the reference never had gives ``inf`` and p = 0, as in
+    Evidently; see :func:`metrics.drift.stats.chi2_gof`.
+
+    >>> import pandas as pd
+    >>> ref = ReferenceProfile.fit(pd.DataFrame({"device": ["ios"] * 60 + ["web"] * 40}))
+    >>> agg = chi2_gof("device", ref)
+    >>> state = agg.new_state()
+    >>> state.update(pd.DataFrame({"device": ["ios"] * 30 + ["web"] * 70}))
+    >>> agg.value(state)
+    {'chi2_gof': 37.5, 'p_value': 9.141298408246627e-10}
+    """
+
+    kind = "chi2_gof"
+
+    def fields(self) -> tuple[str, ...]:
+        return ("chi2_gof", "p_value")
+
+    def value(self, state: BinCountsState) -> dict[str, float]:
+        reference = self.bound_profile().column(self.column)
+        statistic, p_value = methods.chi2_gof_of(reference, self._current(state))
+        return {"chi2_gof": statistic, "p_value": p_value}
+
+
+@dataclass(frozen=True)
 class KS(ColumnDrift):
     """Two-sample Kolmogorov–Smirnov statistic over the reference bin boundaries, p-value.
 
@@ -253,6 +284,10 @@ def hellinger(column: str, reference: str | ReferenceProfile) -> Hellinger:
 
 def chi2(column: str, reference: str | ReferenceProfile) -> Chi2:
     return Chi2(column, **split_reference(reference))
+
+
+def chi2_gof(column: str, reference: str | ReferenceProfile) -> Chi2GoF:
+    return Chi2GoF(column, **split_reference(reference))
 
 
 def ks(column: str, reference: str | ReferenceProfile) -> KS:

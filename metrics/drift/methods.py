@@ -53,6 +53,11 @@ def chi2_of(reference: ColumnProfile, current: ColumnCounts) -> tuple[float, flo
     return stats.chi2(reference.reference_counts(), current.counts)
 
 
+def chi2_gof_of(reference: ColumnProfile, current: ColumnCounts) -> tuple[float, float]:
+    """Evidently's chi-square: goodness of fit to the reference proportions."""
+    return stats.chi2_gof(reference.reference_counts(), current.counts)
+
+
 def ks_of(reference: NumericProfile, current: ColumnCounts) -> tuple[float, float]:
     return stats.ks(reference.reference_counts(), current.counts)
 
@@ -120,6 +125,8 @@ METHODS: dict[str, Method] = {
     "hellinger": Method("hellinger", "hellinger", False, False, 0.1,
                         lambda r, c, _: hellinger_of(r, c)),
     "chi2": Method("chi2", "chi2_p_value", False, True, 0.05, lambda r, c, _: chi2_of(r, c)[1]),
+    "chi2_gof": Method("chi2_gof", "chi2_gof_p_value", False, True, 0.05,
+                       lambda r, c, _: chi2_gof_of(r, c)[1]),
     "ks": Method("ks", "ks_p_value", True, True, 0.05, _numeric(lambda r, c: ks_of(r, c)[1])),
     "wasserstein": Method("wasserstein", "wasserstein", True, False, 0.1,
                           _numeric(wasserstein_of)),

@@ -29,6 +29,7 @@ from scipy import special
 __all__ = [
     "PSI_EPSILON",
     "chi2",
+    "chi2_gof",
     "hellinger",
     "jensenshannon",
     "ks",
@@ -102,9 +103,12 @@ def hellinger(reference: np.ndarray, current: np.ndarray) -> float:
 def chi2(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
     """Chi-square test of homogeneity: ``(statistic, p_value)``.
 
-    The same as ``scipy.stats.chi2_contingency`` (with its default Yates correction when
-    there is one degree of freedom) on the 2×K table of reference and current counts,
-    after dropping bins empty on both sides.
+    Both samples are random: is ``current`` drawn from the same distribution as
+    ``reference``? The same as ``scipy.stats.chi2_contingency`` (with its default Yates
+    correction when there is one degree of freedom) on the 2×K table of reference and
+    current counts, after dropping bins empty on both sides. This is not Evidently's
+    ``chisquare`` test, which takes the reference proportions as known: that one is
+    :func:`chi2_gof`.
     """
     table = np.vstack([np.asarray(reference), np.asarray(current)])
     table = table[:, table.sum(axis=0) > 0]
@@ -113,6 +117,43 @@ def chi2(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
     from scipy import stats as scipy_stats  # here: importing scipy.stats costs ~1 s
 
     result = scipy_stats.chi2_contingency(table)
+    return float(result.statistic), float(result.pvalue)
+
+
+def chi2_gof(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
+    """Chi-square goodness of fit of ``current`` to the reference proportions:
+    ``(statistic, p_value)``; Evidently's ``chisquare`` stattest.
+
+    The reference proportions are taken as the true distribution (unlike :func:`chi2`,
+    which treats both samples as random): the expected count of bin ``j`` is
+    ``reference_j · n_cur / n_ref`` and the result is ``scipy.stats.chisquare(current,
+    expected)`` over the bins the reference has, with ``K − 1`` degrees of freedom, as
+    Evidently's ``_chi_stat_test`` computes it over the values seen on either side.
+
+    Bins empty in the reference (the overflow and gap bins of a numeric column, unseen
+    categories) expect 0: a current value in one gives Evidently's (and scipy's) result,
+    ``(inf, 0.0)``; empty on both sides they are left out, as Evidently never sees them.
+    With a single bin there is nothing to test: ``(0.0, 1.0)`` (scipy gives a NaN p-value
+    with 0 degrees of freedom; ``chi2_contingency`` gives 1.0).
+
+    >>> statistic, p_value = chi2_gof(np.array([16, 18, 16, 14, 12, 12]),
+    ...                               np.array([16, 16, 16, 16, 16, 8]))  # Evidently's die
+    >>> round(statistic, 4), round(p_value, 5)
+    (3.1746, 0.67309)
+    """
+    reference, current = np.asarray(reference), np.asarray(current)
+    n_ref, n_cur = int(reference.sum()), int(current.sum())
+    if n_ref == 0 or n_cur == 0:
+        return _NAN, _NAN
+    expected_somewhere = reference > 0
+    if current[~expected_somewhere].any():
+        return math.inf, 0.0
+    if expected_somewhere.sum() == 1:
+        return 0.0, 1.0
+    from scipy import stats as scipy_stats  # here: importing scipy.stats costs ~1 s
+
+    expected = reference[expected_somewhere] * (n_cur / n_ref)
+    result = scipy_stats.chisquare(current[expected_somewhere], expected)
     return float(result.statistic), float(result.pvalue)
 
 
