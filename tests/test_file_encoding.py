@@ -150,3 +150,27 @@ def test_parquet_binary_values_are_text_when_utf8_and_rejected_otherwise(
     assert result.exit_code == 0, result.output
     assert "used 2, rejected 1: 1 field 'country' is not UTF-8 text" in result.stderr
     assert set(read_values_csv(out)["segment"]) == {"*", "country=SE", "country=Göteborg"}
+
+
+@pytest.mark.parametrize("nan", [False, True], ids=["fast path", "slow path (a NaN)"])
+def test_a_json_string_with_a_lone_surrogate_escape_is_a_rejected_line(
+        tmp_path: Path, nan: bool) -> None:
+    r"""json.loads keeps "\udc00" as a lone surrogate, which is no text (UTF-8 cannot
+    hold it); pandas' reader dropped a lone high one silently ("S\ud800E" became "SE")
+    and failed the whole read on a lone low one. A pair is one character, and kept."""
+    path = tmp_path / "e.jsonl"
+    lines = [jsonl(rb"S\ud800E"), good_jsonl()[0], jsonl(rb"\udc00"),
+             jsonl(rb"\ud83d\ude00"), jsonl(rb"a\\ud800")]  # an emoji; an escaped backslash
+    if nan:
+        lines.append(b'{"ts": "2026-05-01T00:30:00Z", "latency_ms": NaN, "country": "SE"}\n')
+    path.write_bytes(b"".join(lines))
+    read = read_events(path)
+    assert list(read.events["country"]) == ["SE", "\U0001f600", "a\\ud800", *(["SE"] * nan)]
+    assert list(read.rejects["row"]) == ["e.jsonl:1", "e.jsonl:3"]
+    assert set(read.rejects["reason"]) == {
+        "malformed JSON: a string holds a lone surrogate escape (not text)"}
+    assert read.rejects["excerpt"].iloc[0] == jsonl(rb"S\ud800E").decode().strip()
+    result = invoke("research", "run", "latency", "--data", str(path), "--no-store")
+    assert result.exit_code == 0, result.output
+    assert (f"read {5 + nan} events from {path}; used 3, rejected {2 + nan}: 2 malformed "
+            "JSON: a string holds a lone surrogate escape (not text)") in result.stderr

@@ -1,12 +1,15 @@
 """Reading event files (JSON lines, CSV, Parquet; globs) without losing track of bad rows.
 
 A row that cannot even be parsed (malformed JSON, a CSV line with the wrong number of
-fields, a JSON value that is not an object, a line that is not UTF-8 text) is returned as
-a reject with its location and reason; everything else goes on to schema validation. A
-NaN stays apart from a null (see :mod:`monitor.event_frames`): JSON's ``NaN`` and a CSV
-``NaN`` in a number column are NaN, an empty CSV field (or ``NULL``, ``NA``) is a null.
-Parquet strings are always UTF-8; its binary columns come as bytes, which validation
-decodes (or rejects) for a ``str`` field.
+fields, a JSON value that is not an object, a line that is not UTF-8 text, a JSON string
+with a lone surrogate escape such as ``"\\udc00"``, which is no text either) is returned
+as a reject with its location and reason; everything else goes on to schema validation.
+A file with no events (0 bytes, blank lines only, a CSV header alone) reads as no events
+and no rejects, whatever its format. A NaN stays apart from a null (see
+:mod:`monitor.event_frames`): JSON's ``NaN`` and a CSV ``NaN`` in a number column are
+NaN, an empty CSV field (or ``NULL``, ``NA``) is a null. Parquet strings are always
+UTF-8; its binary columns come as bytes, which validation decodes (or rejects) for a
+``str`` field.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import codecs
 import csv
 import glob
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +35,12 @@ EXCERPT = 200  # characters of a bad row kept for the reject record
 UTF8_CHECK_BYTES = 1 << 24  # checked at a time, so the check holds no copy of a whole file
 # pyarrow's null spellings except NaN's: "NaN" in a number column is a NaN, not a null.
 CSV_NULLS = [v for v in pacsv.ConvertOptions().null_values if v.lower() not in ("nan", "-nan")]
+# A JSON escape of a UTF-16 surrogate (\ud800 to \udfff): a pair is one character, a lone
+# one is no text (pandas' reader drops a lone high one silently, a lone low one fails the
+# read), so a file with any takes the slow path, which checks.
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+LONE_SURROGATE_REASON = "malformed JSON: a string holds a lone surrogate escape (not text)"
 
 
 @dataclass
@@ -69,31 +79,32 @@ def read_events(pattern: str | Path) -> ReadResult:
 def _read_one(path: Path) -> ReadResult:
     kind = file_format(path)
     if kind == "parquet":
-        return ReadResult(frame_from_arrow(pq.read_table(path)), _no_rejects())
+        return ReadResult(frame_from_arrow(pq.read_table(path)), no_rejects())
     if kind == "csv":
         return _read_csv(path)
     return _read_jsonl(path)
 
 
-def _no_rejects() -> pd.DataFrame:
+def no_rejects() -> pd.DataFrame:
+    """An empty frame of rejects (``row``, ``reason``, ``excerpt``)."""
     return pd.DataFrame({"row": pd.Series(dtype=str), "reason": pd.Series(dtype=str),
                          "excerpt": pd.Series(dtype=str)})
 
 
 def _rejects(bad: list[tuple[str, str, str]]) -> pd.DataFrame:
-    return pd.DataFrame(bad, columns=["row", "reason", "excerpt"]) if bad else _no_rejects()
+    return pd.DataFrame(bad, columns=["row", "reason", "excerpt"]) if bad else no_rejects()
 
 
 def _read_jsonl(path: Path) -> ReadResult:
     data = path.read_bytes()
     # Fast path: a clean UTF-8 file of objects. A NaN token takes the slow path, which
     # keeps NaN apart from null (pandas makes both NaN).
-    if b"NaN" not in data and _is_utf8(data):
+    if b"NaN" not in data and not SURROGATE_ESCAPE.search(data) and _is_utf8(data):
         try:
             # dtype=False keeps values as written (no date guessing); precise_float keeps
             # every float's bits, which the stages' bit-identical values depend on.
             events = pd.read_json(path, lines=True, dtype=False, precise_float=True)
-            return ReadResult(events, _no_rejects())
+            return ReadResult(events, no_rejects())
         except ValueError:
             pass
     records, bad = [], []
@@ -114,12 +125,23 @@ def _read_jsonl(path: Path) -> ReadResult:
         if not isinstance(record, dict):
             bad.append((where, "not a JSON object", line[:EXCERPT]))
             continue
+        if SURROGATE_ESCAPE.search(raw) and _holds_lone_surrogate(record):
+            bad.append((where, LONE_SURROGATE_REASON, line[:EXCERPT]))
+            continue
         records.append(record)
     return ReadResult(frame_from_records(records), _rejects(bad))
 
 
+def _holds_lone_surrogate(record: dict[str, object]) -> bool:
+    """Whether a key or string anywhere in ``record`` holds a lone surrogate (json.loads
+    makes a pair of escapes one character, and keeps a lone one as it is)."""
+    return bool(LONE_SURROGATE.search(json.dumps(record, ensure_ascii=False)))
+
+
 def _read_csv(path: Path) -> ReadResult:
     data = path.read_bytes()
+    if not data or data.isspace():  # pyarrow: "Empty CSV file"; a JSON lines file: no events
+        return ReadResult(pd.DataFrame(), no_rejects())
     bad: list[tuple[str, str, str]] = []
     undecodable: dict[str, tuple[str, str]] = {}  # marker line -> (reason, excerpt)
     if not _is_utf8(data):

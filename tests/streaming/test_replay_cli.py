@@ -120,15 +120,18 @@ def test_a_missing_file_is_a_clear_error(bootstrap: str, tmp_path: Path) -> None
     assert "no event file matches" in result.output
 
 
-@pytest.mark.parametrize("lines", [[], ["", "  "], ["not json", '{"ts": ']],
-                         ids=["empty", "blank lines", "nothing parses"])
+@pytest.mark.parametrize(("name", "lines"), [
+    ("events.jsonl", []), ("events.jsonl", ["", "  "]), ("events.jsonl", ["not json", '{"ts": ']),
+    ("events.csv", []), ("events.csv", [""]), ("events.csv", ["ts,n"]),
+], ids=["empty", "blank lines", "nothing parses", "empty csv", "blank csv", "csv header"])
 def test_a_file_without_events_has_nothing_to_send(
-    bootstrap: str, topic: str, tmp_path: Path, lines: list[str],
+    bootstrap: str, topic: str, tmp_path: Path, name: str, lines: list[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Said plainly, exit 0 (a file with no events is not a failure to send, e.g. an
-    export of a quiet hour), and no Kafka client errors on the way out."""
-    path = tmp_path / "events.jsonl"
+    export of a quiet hour), and no Kafka client errors on the way out; a 0-byte CSV
+    failed with 'Empty CSV file'."""
+    path = tmp_path / name
     path.write_text("".join(line + "\n" for line in lines))
     caplog.set_level(logging.WARNING)
     with producers_closed():
