@@ -80,6 +80,7 @@ def test_a_batch_file_source_has_nothing_to_run(empty_file: Path) -> None:
     assert source.earliest() is None
     since, until = pd.Timestamp("2026-05-01T00:00:00Z"), pd.Timestamp("2026-05-02T00:00:00Z")
     assert all(chunk.empty for chunk in source.chunks(since, until))
+    assert source.unparsed(since, until).empty
 
 
 def test_an_empty_csv_beside_other_files_takes_nothing_from_them(tmp_path: Path) -> None:

@@ -29,7 +29,12 @@ the SHA-256 of the row as read (its columns as JSON) and how many identical rows
 before it in the slice. Identical rows share their event time, so they fall in the same
 slice whatever the range of the run, and the same row read again gets the same key. (A
 primary key would do too, but sources are tables, queries and files, and a stream's
-schema names no key.)
+schema names no key.) A line of an event file that does not parse at all (see
+:class:`~monitor.batch.sources.UnparsedRows`) is keyed by where it is, ``file:line``, and
+the SHA-256 of its excerpt, so the same line read again gets the same key; having no event
+time, it is stored with the first slice of a run (the rule of
+:class:`~monitor.batch.sources.FileSource`), so every run offers it again, and it is
+stored once.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ from typing import Protocol, TypeVar
 import pandas as pd
 from tqdm import tqdm
 
-from monitor.batch.sources import EventSource
+from monitor.batch.sources import EventSource, UnparsedRows
 from monitor.engine import Engine
 from monitor.errors import MonitorError
 from monitor.spec import MetricSpec
@@ -417,6 +422,10 @@ class BatchRunner:
             if len(rejects):
                 rejected += _dead_letters(metrics[0], chunk, rejects, seen)
             engine.update(clean)
+        if isinstance(source, UnparsedRows):
+            unparsed = source.unparsed(start, end)
+            rows += len(unparsed)
+            rejected += _unparsed_letters(metrics[0], unparsed)
         return engine, rows, rejected
 
 
@@ -430,7 +439,7 @@ def _dead_letters(metric: MetricSpec, chunk: pd.DataFrame, rejects: pd.DataFrame
                   seen: Counter[str]) -> list[DeadLetter]:
     """The rejected rows as dead letters, keyed by content (see the module); ``seen``
     counts the rows of each content met so far in the slice."""
-    source = f"batch:{metric.stream.table or metric.stream.files or metric.stream.name}"
+    source = _letter_source(metric)
     rows = chunk.loc[rejects["row"]]
     letters = []
     for reason, row in zip(rejects["reason"], rows.to_dict("records"), strict=True):
@@ -440,3 +449,19 @@ def _dead_letters(metric: MetricSpec, chunk: pd.DataFrame, rejects: pd.DataFrame
         seen[digest] += 1
         letters.append(DeadLetter(source, reason, payload, key=key))
     return letters
+
+
+def _unparsed_letters(metric: MetricSpec, unparsed: pd.DataFrame) -> list[DeadLetter]:
+    """The lines a source's reader could not parse as dead letters, keyed by where they
+    are and a hash of their excerpt (see the module)."""
+    source = _letter_source(metric)
+    letters = []
+    for where, reason, excerpt in zip(unparsed["row"], unparsed["reason"], unparsed["excerpt"],
+                                      strict=True):
+        digest = hashlib.sha256(excerpt.encode()).hexdigest()
+        letters.append(DeadLetter(source, reason, excerpt, key=f"line:{where}#{digest}"))
+    return letters
+
+
+def _letter_source(metric: MetricSpec) -> str:
+    return f"batch:{metric.stream.table or metric.stream.files or metric.stream.name}"

@@ -3,13 +3,14 @@
 Both yield raw DataFrame chunks for a half-open event-time range ``[since, until)``; the
 schema validation and the engine come after, exactly as in research. For SQL tables the
 time filter is pushed into the query, so only the rows of the range are read, in chunks.
+Files can also hold rows that do not parse at all (see :class:`UnparsedRows`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import pandas as pd
 import sqlalchemy as sa
@@ -17,7 +18,7 @@ import sqlalchemy as sa
 from monitor.batch.sql_rows import SourceError, read_rows
 from monitor.errors import first_line
 from monitor.schema import parse_times
-from monitor.sources.files import read_events
+from monitor.sources.files import no_rejects, read_events
 from monitor.spec import StreamSpec
 
 DEFAULT_CHUNK_ROWS = 100_000
@@ -32,6 +33,17 @@ class EventSource(Protocol):
 
     def earliest(self) -> pd.Timestamp | None:
         """The earliest event time in the source (None when it is empty)."""
+
+
+@runtime_checkable
+class UnparsedRows(Protocol):
+    """A source whose reader meets rows that are no event at all (a file's malformed JSON
+    line, a CSV row with the wrong number of fields, bytes that are not UTF-8 text),
+    which validation never sees; the batch stage stores them as dead letters."""
+
+    def unparsed(self, since: pd.Timestamp, until: pd.Timestamp) -> pd.DataFrame:
+        """The rows that did not parse to store with the range ``[since, until)``:
+        columns ``row`` (where: ``file:line``), ``reason`` and ``excerpt``."""
 
 
 @dataclass
@@ -103,15 +115,18 @@ class TableSource:
 class FileSource:
     """Event files (a path or glob), filtered to the range after reading.
 
-    Rows whose event time cannot be read belong to no range; they are handed on with the
-    first range read (and again when that range is read again: a retried slice), so
-    validation dead-letters them once per run, with the slice that stores them.
+    Rows whose event time cannot be read belong to no range, nor do the lines that do not
+    parse at all (:meth:`unparsed`, which have no time); both are handed on with the
+    first range read (and again when that range is read again: a retried slice), so the
+    batch stage dead-letters them once per run, with the slice that stores them (keyed,
+    so a later run that hands them on again stores nothing new).
     """
 
     stream: StreamSpec
 
     def __post_init__(self) -> None:
         self._timeless_range: tuple[pd.Timestamp, pd.Timestamp] | None = None
+        self._unparsed: pd.DataFrame | None = None  # of the timeless range's last read
 
     def check(self) -> None:
         if not self.stream.files:
@@ -119,17 +134,29 @@ class FileSource:
 
     def chunks(self, since: pd.Timestamp, until: pd.Timestamp) -> Iterator[pd.DataFrame]:
         assert self.stream.files
-        events = read_events(self.stream.files).events
+        read = read_events(self.stream.files)
+        timeless = self._holds_timeless(since, until)
+        if timeless:
+            self._unparsed = read.rejects
+        events = read.events
         if events.empty or self.stream.time not in events.columns:
             yield events
             return
         times = parse_times(events[self.stream.time])
         keep = ((times >= since) & (times < until)).to_numpy().copy()
-        if self._timeless_range is None:
-            self._timeless_range = (since, until)
-        if self._timeless_range == (since, until):
+        if timeless:
             keep |= times.isna().to_numpy()
         yield events[keep].reset_index(drop=True)
+
+    def unparsed(self, since: pd.Timestamp, until: pd.Timestamp) -> pd.DataFrame:
+        """The lines of the files that did not parse, for the first range read (else
+        none): as the reader rejected them when :meth:`chunks` read that range."""
+        if not self._holds_timeless(since, until):
+            return no_rejects()
+        if self._unparsed is None:  # asked before the range's chunks were read
+            assert self.stream.files
+            self._unparsed = read_events(self.stream.files).rejects
+        return self._unparsed
 
     def earliest(self) -> pd.Timestamp | None:
         assert self.stream.files
@@ -138,6 +165,12 @@ class FileSource:
             return None
         first = parse_times(events[self.stream.time]).min()
         return None if pd.isna(first) else pd.Timestamp(first)
+
+    def _holds_timeless(self, since: pd.Timestamp, until: pd.Timestamp) -> bool:
+        """Whether ``[since, until)`` takes the rows with no time: the first range read."""
+        if self._timeless_range is None:
+            self._timeless_range = (since, until)
+        return self._timeless_range == (since, until)
 
 
 def _check_columns(table: sa.Table, stream: StreamSpec) -> None:
@@ -204,4 +237,5 @@ def source_for(stream: StreamSpec, engine: sa.Engine | None) -> EventSource:
     )
 
 
-__all__ = ["EventSource", "FileSource", "SourceError", "TableSource", "source_for"]
+__all__ = ["EventSource", "FileSource", "SourceError", "TableSource", "UnparsedRows",
+           "source_for"]
