@@ -2,10 +2,16 @@
 
 For trying the batch stage on files (the demo loads the example history this way), for
 tests and for benchmarks; production tables are the upstream team's.
+
+Loading leaves out the rows that fail validation and the rows the database cannot hold,
+and says why for each: on Postgres, a ``str`` value with a NUL character (its text type
+holds any other character of a UTF-8 database; a lone surrogate never reaches here, the
+file readers reject it). One such row would otherwise fail the whole load.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,19 +41,52 @@ def events_table(stream: StreamSpec, name: str | None = None) -> sa.Table:
     return sa.Table(table_name, sa.MetaData(), *columns)
 
 
+@dataclass(frozen=True)
+class LoadReport:
+    loaded: int  # rows inserted
+    rejects: pd.DataFrame  # the events left out: row (their index in the input), reason
+
+
 def load_events(engine: sa.Engine, stream: StreamSpec, events: pd.DataFrame,
                 name: str | None = None) -> int:
     """Validate ``events`` against the stream and append the clean ones to its table
     (created if missing); returns how many rows were inserted."""
+    return load_and_report(engine, stream, events, name).loaded
+
+
+def load_and_report(engine: sa.Engine, stream: StreamSpec, events: pd.DataFrame,
+                    name: str | None = None) -> LoadReport:
+    """:func:`load_events`, and which events were left out and why (see the module)."""
     table = events_table(stream, name)
     table.create(engine, checkfirst=True)
-    clean, _ = stream.schema.validate(events)
+    clean, rejects = stream.schema.validate(events)
+    unstorable = _unstorable(clean, stream, engine.dialect.name)  # by position in clean
+    if len(unstorable):
+        kept = events.index[~events.index.isin(rejects["row"])]  # clean's rows, in order
+        clean = clean.drop(index=unstorable["row"].tolist())
+        unstorable["row"] = kept[unstorable["row"].to_numpy()]
+        rejects = pd.concat([rejects, unstorable], ignore_index=True)
     columns = [c.name for c in table.columns]
     records = rows_for_insert(clean[columns])
     with engine.begin() as connection:
         for start in range(0, len(records), _INSERT_ROWS):
             connection.execute(table.insert(), records[start : start + _INSERT_ROWS])
-    return len(records)
+    return LoadReport(len(records), rejects)
+
+
+def _unstorable(clean: pd.DataFrame, stream: StreamSpec, dialect: str) -> pd.DataFrame:
+    """The rows of ``clean`` the database cannot hold (``row``: their position, ``reason``):
+    on Postgres, those with a NUL in a ``str`` field (SQLite's text holds it)."""
+    reasons = pd.Series(None, index=clean.index, dtype=object)
+    if dialect == "postgresql":
+        for field in stream.schema.fields:
+            if field.type != "str":
+                continue
+            nul = clean[field.name].str.contains("\x00", regex=False, na=False).to_numpy()
+            reasons[nul & reasons.isna().to_numpy()] = (
+                f"field {field.name!r} holds a NUL character, which Postgres text cannot hold")
+    found = reasons.dropna()
+    return pd.DataFrame({"row": found.index, "reason": found.to_numpy()})
 
 
 def rows_for_insert(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -14,10 +14,11 @@ from monitor.batch.rollup import rollup, rollup_name
 from monitor.batch.runner import BatchRunError, BatchRunner, RunSummary
 from monitor.batch.service import batch_targets
 from monitor.batch.sources import SourceError, source_for
-from monitor.batch.tables import load_events
+from monitor.batch.tables import load_and_report
 from monitor.cli.app import load_app
 from monitor.cli.db_cmd import database_url_option
 from monitor.errors import MonitorError, first_line
+from monitor.research import summarize_reasons
 from monitor.sources.files import read_events
 from monitor.storage.database import DatabaseUnavailableError
 from monitor.storage.database_url import mask_url, normalize_url
@@ -179,7 +180,8 @@ def batch_load(ctx: click.Context, data: str, stream_name: str | None, table: st
     """Append a file's events (JSON lines, CSV, Parquet) to a stream's table.
 
     For trying the batch stage on files: the table is created, typed from the stream's
-    schema, if it does not exist. Rows that fail validation are counted and left out.
+    schema, if it does not exist. Rows that do not parse, fail validation or hold a value
+    the database cannot (a NUL character in Postgres text) are left out, counted by reason.
     """
     app = load_app(ctx.obj["app_target"])
     if stream_name is None:
@@ -196,12 +198,13 @@ def batch_load(ctx: click.Context, data: str, stream_name: str | None, table: st
     url = normalize_url(source_url) if source_url else database_url
     engine = sa.create_engine(url)
     try:
-        loaded = load_events(engine, stream, read.events, table)
+        report = load_and_report(engine, stream, read.events, table)
     except (ValueError, sa.exc.SQLAlchemyError) as err:
         raise click.ClickException(f"loading into {mask_url(url)} failed: {first_line(err)}"
                                    ) from None
     finally:
         engine.dispose()
-    rejected = len(read.events) + len(read.rejects) - loaded
-    click.echo(f"loaded {loaded:,} events into {table or stream.table} ({mask_url(url)})"
-               + (f"; {rejected:,} rejected" if rejected else ""))
+    rejects = pd.concat([read.rejects[["row", "reason"]], report.rejects], ignore_index=True)
+    click.echo(f"loaded {report.loaded:,} events into {table or stream.table} ({mask_url(url)})"
+               + (f"; {len(rejects):,} rejected: {summarize_reasons(rejects)}"
+                  if len(rejects) else ""))
