@@ -59,10 +59,48 @@ class References:
         key = (name, tuple(sorted(columns)))
         if key not in self._fitted:
             if name not in self._events:
-                clean, _ = schema.validate(read_events(path).events)
-                self._events[name] = clean
-            self._fitted[key] = fit_profile(self._events[name], schema, key[1], name)
+                self._events[name] = read_events(path).events
+            self._fitted[key] = fit_reference(self._events[name], schema, key[1], name)
         return self._fitted[key]
+
+
+def fit_reference(
+    events: pd.DataFrame,
+    schema: Schema,
+    columns: Sequence[str] | None = None,
+    name: str = "reference",
+) -> ReferenceProfile:
+    """Profile raw reference data: validate the schema fields it needs, then fit them.
+
+    A reference is not a window, so it needs no event-time column (one that is there is
+    ignored), and only the fields profiled (all, or ``columns``) are checked: a field
+    nobody compares may be missing or malformed. A field to profile that the data lacks is
+    named, as is the reason when every row is rejected.
+    """
+    if len(events) == 0:
+        raise ValueError(f"reference {name!r} has no rows to profile")
+    fields = tuple(f for f in schema.fields if columns is None or f.name in columns)
+    if missing := [f.name for f in fields if f.name not in events.columns]:
+        present = ", ".join(str(c) for c in events.columns) or "none"
+        raise ValueError(
+            f"reference {name!r} has no column(s) {', '.join(map(repr, missing))} to profile "
+            f"(its columns: {present}); a reference needs the columns its metrics compare, "
+            f"and no time column"
+        )
+    untimed = events[[f.name for f in fields]].assign(**{schema.time: _ANY_TIME})
+    clean, rejects = Schema(schema.time, fields).validate(untimed)
+    if len(clean) == 0 and len(rejects):
+        reasons = rejects["reason"].value_counts()
+        shown = "; ".join(f"{n} {reason}" for reason, n in reasons.head(3).items())
+        raise ValueError(
+            f"reference {name!r}: all {len(rejects)} rows were rejected ({shown}); fix the "
+            "reference data or the stream's schema"
+        )
+    return fit_profile(clean.drop(columns=schema.time), schema, columns, name)
+
+
+# Reference rows are validated with this time in place of theirs: a reference has no windows.
+_ANY_TIME = pd.Timestamp(0, tz="UTC")
 
 
 def fit_profile(
@@ -71,7 +109,8 @@ def fit_profile(
     columns: Sequence[str] | None = None,
     name: str = "reference",
 ) -> ReferenceProfile:
-    """Profile schema fields (all, or ``columns``): numbers as numeric, the rest as categories."""
+    """Profile schema fields (all, or ``columns``) of rows the schema validated: numbers as
+    numeric, the rest as categories. For raw reference data use :func:`fit_reference`."""
     wanted = [f for f in schema.fields if columns is None or f.name in columns]
     numeric = [f.name for f in wanted if f.type in ("float", "int")]
     categorical = [f.name for f in wanted if f.type in ("str", "bool")]
