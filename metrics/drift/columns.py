@@ -1,8 +1,8 @@
-"""How one column of a reference profile bins values: numeric quantile bins or categories.
+"""How one column of a reference profile bins values: numeric bins or categories.
 
-A numeric column keeps edges ``e_0 <= ... <= e_last`` taken from reference quantiles and
-counts values over ``len(edges) + 1`` bins, the same as ``np.histogram`` on the edges plus
-two open-ended overflow bins::
+A numeric column keeps edges ``e_0 < ... < e_last`` and counts values over
+``len(edges) + 1`` bins, the same as ``np.histogram`` on the edges plus two open-ended
+overflow bins::
 
     bin 0           x < e_0                (overflow below; empty in the reference)
     bin j           e_(j-1) <= x < e_j     (1 <= j < len(edges) - 1)
@@ -11,6 +11,20 @@ two open-ended overflow bins::
 
 Edges are strictly increasing, except that a constant reference column has the two edges
 ``(v, v)``: one point bin between the overflow bins.
+
+The edges keep discrete values apart. A *point* value gets a bin of its own,
+``[v, nextafter(v))``, which holds ``v`` and nothing else; the bin between two points,
+``[nextafter(v), w)``, is empty in the reference and catches new values. When the
+reference's top value is a point, the closed last bin is ``[nextafter(v),
+nextafter(nextafter(v))]``: empty too, so that a point's bin never holds a second value.
+The points are every distinct value of a column with at most ``bins`` of them (ratings,
+flags, small counts), else the values that hold at least ``1/bins`` of the reference (a
+point mass in a continuous column: zeros of a zero-inflated latency, a default value).
+The rest of the values get quantile bins, as many as their share of the reference times
+``bins`` (so ~1/bins each), deduplicated where quantiles repeat; a continuous column
+without points gets exactly the ``bins + 1`` quantiles of its values. No shift between
+two point values can then hide inside one bin, and on a column of points alone the binned
+KS statistic is the raw-data one (:func:`metrics.drift.stats.ks`).
 
 Numeric counting also keeps, per bin, the exact sum of the values' positions in fixed
 point (``floor((x − e_0) · 2**32 / (e_last − e_0))``, integers so that they merge
@@ -124,7 +138,8 @@ class Beyond:
 
 @dataclass(frozen=True)
 class NumericProfile:
-    """Reference quantile bins of a numeric column and the reference's summary statistics.
+    """Reference bins of a numeric column (a bin per point value, quantile bins for the
+    rest; see the module docstring) and the reference's summary statistics.
 
     >>> col = NumericProfile.fit(np.array([1.0, 2.0, 3.0, 4.0]), bins=2)
     >>> col.edges, col.counts
@@ -136,6 +151,16 @@ class NumericProfile:
     ([1, 0, 2, 2], 0.5, 9.0)
     >>> float(tally.above.total(col.edges[-1], col.fixed_point_scale))  # (9 - 4) + (7 - 4)
     8.0
+
+    With few distinct values each has a bin of its own, with empty bins between them:
+
+    >>> flags = NumericProfile.fit(np.array([0.0, 0.0, 0.0, 1.0]))
+    >>> flags.edges  # [0, 0⁺) [0⁺, 1) [1, 1⁺) [1⁺, 1⁺⁺]
+    (0.0, 5e-324, 1.0, 1.0000000000000002, 1.0000000000000004)
+    >>> flags.counts
+    (0, 3, 0, 1, 0, 0)
+    >>> flags.count(np.array([0.0, 0.5, 1.0, 1.0])).counts.tolist()
+    [0, 1, 1, 2, 0, 0]
     """
 
     edges: tuple[float, ...]
@@ -169,15 +194,15 @@ class NumericProfile:
 
     @classmethod
     def fit(cls, values: np.ndarray, bins: int = 100) -> NumericProfile:
-        """Quantile bins of the finite ``values`` (nulls and infinities skipped)."""
+        """Bins of the finite ``values`` (nulls and infinities skipped): a bin per point
+        value and about ``bins`` quantile bins over the rest (see the module docstring)."""
         values = np.asarray(values, dtype=np.float64)
         values = values[np.isfinite(values)]
         if len(values) == 0:
             raise ValueError("no finite values to fit numeric bins on")
-        edges = np.unique(np.quantile(values, np.linspace(0.0, 1.0, bins + 1)))
-        if len(edges) == 1:
-            edges = np.repeat(edges, 2)
-        tally = _bin_counts(_search_points(edges), _fixed_point_scale(edges), values)
+        ordered = np.sort(values)
+        edges = _fit_edges(ordered, bins)
+        tally = _bin_counts(_search_points(edges), _fixed_point_scale(edges), ordered)
         with np.errstate(over="ignore"):  # an infinite std is refused just below, by name
             mean, std = float(np.mean(values)), float(np.std(values))
         return cls(
@@ -363,6 +388,34 @@ def column_from_dict(data: Mapping[str, Any]) -> ColumnProfile:
     if kind == CategoricalProfile.kind:
         return CategoricalProfile.from_dict(data)
     raise ValueError(f"unknown column profile type {kind!r}; expected 'numeric' or 'categorical'")
+
+
+def _fit_edges(ordered: np.ndarray, bins: int) -> np.ndarray:
+    """Edges for sorted finite reference values: a bin of its own for every point value,
+    quantile bins for the rest (see the module docstring)."""
+    n = len(ordered)
+    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    distinct = ordered[starts] + 0.0  # -0.0 and 0.0 are one value; sorted in any order
+    if len(distinct) == 1:
+        return np.repeat(distinct, 2)  # a constant column: one closed point bin
+    if len(distinct) <= bins:
+        points, rest = distinct, ordered[:0]
+    else:
+        multiplicity = np.diff(np.append(starts, n))
+        heavy = multiplicity * bins >= n
+        points, rest = distinct[heavy], ordered[~np.repeat(heavy, multiplicity)]
+    with np.errstate(over="ignore"):  # past the largest float: inf, dropped below
+        parts = [points, np.nextafter(points, np.inf)]
+        if len(points) and points[-1] == distinct[-1]:
+            # The top point's bin is half-open too; the closed last bin holds only the next
+            # float, which no reference value has, so a point's bin never holds another.
+            parts.append(np.nextafter(parts[1][-1:], np.inf))
+    if len(rest):
+        # As many quantile bins over the rest as its share of the reference: ~1/bins each.
+        share = -(-bins * len(rest) // n)
+        parts.append(np.quantile(rest, np.linspace(0.0, 1.0, share + 1)))
+    edges = np.unique(np.concatenate(parts))
+    return edges[np.isfinite(edges)]  # the next float after the largest one is inf
 
 
 def _search_points(edges: np.ndarray) -> np.ndarray:

@@ -89,7 +89,10 @@ class ReferenceProfile:
         ``columns`` defaults to every column except datetime and timedelta ones. A column
         is numeric when its dtype is (bool counts as categorical) and categorical
         otherwise; ``categorical`` and ``numeric`` override that per column. Numeric
-        columns get ``bins`` quantile bins (fewer when quantiles repeat); categorical ones
+        columns get ``bins`` quantile bins (fewer when quantiles repeat), and a bin of its
+        own for every value of a column with at most ``bins`` distinct values and for any
+        value holding at least ``1/bins`` of the reference (see
+        :mod:`metrics.drift.columns`); categorical ones
         may have at most ``max_categories`` distinct values, so an id column fails
         instead of making a huge profile.
         """
