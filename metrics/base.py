@@ -18,7 +18,7 @@ import dataclasses
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 import pandas as pd
@@ -31,6 +31,7 @@ __all__ = [
     "State",
     "aggregate_from_dict",
     "canonical_json",
+    "values_segments_together",
 ]
 
 # What an aggregate needs of an input column; checked against the stream schema at
@@ -105,6 +106,16 @@ class Aggregate(ABC):
     @abstractmethod
     def value(self, state: Any) -> dict[str, float]:
         """The values of a state, one per field."""
+
+    def window_values(self, states: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+        """The values of one window's states, per segment label.
+
+        Every stage computes stored values through this, with all the segments of a
+        window at once, so an aggregate whose decisions are tests can control the error
+        rate over every segment tested together (drift does: one correction over the
+        columns and segments of a window). By default each state is valued on its own.
+        """
+        return {segment: self.value(state) for segment, state in states.items()}
 
     def update_groups(self, states: Sequence[Any], frame: pd.DataFrame, groups: Groups
                       ) -> None:
@@ -183,3 +194,9 @@ def aggregate_from_dict(data: dict[str, Any]) -> Aggregate:
         known = ", ".join(sorted(_KINDS))
         raise ValueError(f"unknown aggregate kind {kind!r}; known kinds: {known}") from None
     return cls.from_params(params)
+
+
+def values_segments_together(aggregate: Aggregate) -> bool:
+    """Whether ``aggregate`` values a window's segments together (overrides
+    :meth:`Aggregate.window_values`): then a change to one segment may change the others."""
+    return type(aggregate).window_values is not Aggregate.window_values

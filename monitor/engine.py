@@ -86,11 +86,32 @@ class Engine:
 
     def values(self, stage: str) -> list[MetricValue]:
         """The values of every partial, one record per field."""
+        valued: dict[PartialKey, dict[str, float]] = {}
+        for metric in self.metrics.values():
+            valued.update(partial_values(metric, self.partials))
         return [
             value
             for key, partial in sorted(self.partials.items())
-            for value in value_records(self.metrics[key[0]], key, partial, stage)
+            for value in value_records(self.metrics[key[0]], key, partial, stage, valued[key])
         ]
+
+
+def partial_values(metric: MetricSpec, partials: Mapping[PartialKey, Partial]
+                   ) -> dict[PartialKey, dict[str, float]]:
+    """The values of ``metric``'s partials, the segments of each window valued together
+    (``Aggregate.window_values``: a drift report corrects its tests over all of them).
+    Every stage values states through this, so they store the same values."""
+    windows: dict[int, dict[str, Partial]] = {}
+    for (name, segment, start_ns), partial in partials.items():
+        if name == metric.name:
+            windows.setdefault(start_ns, {})[segment] = partial
+    valued = {}
+    for start_ns, segments in windows.items():
+        values = metric.aggregate.window_values(
+            {segment: partial.state for segment, partial in segments.items()})
+        for segment in segments:
+            valued[(metric.name, segment, start_ns)] = values[segment]
+    return valued
 
 OVERALL_LABELS = [OVERALL]
 
@@ -198,12 +219,13 @@ def _segment_codes(events: pd.DataFrame, columns: tuple[str, ...]) -> tuple[list
 
 
 def value_records(
-    metric: MetricSpec, key: PartialKey, partial: Partial, stage: str
+    metric: MetricSpec, key: PartialKey, partial: Partial, stage: str,
+    values: Mapping[str, float],
 ) -> list[MetricValue]:
+    """One record per field of a partial's ``values`` (see :func:`partial_values`)."""
     _, segment, start_ns = key
     start = pd.Timestamp(start_ns, unit="ns", tz="UTC")
     end = pd.Timestamp(start_ns + metric.windows.width_ns, unit="ns", tz="UTC")
-    values = metric.aggregate.value(partial.state)
     return [
         MetricValue(metric.name, stage, segment, start, end, field, float(values[field]),
                     partial.rows)

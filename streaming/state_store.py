@@ -27,6 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
+from metrics.base import values_segments_together
 from monitor.engine import Partial, PartialKey
 from monitor.spec import MetricSpec
 from monitor.storage.models import (
@@ -213,12 +214,18 @@ def final_windows(conn: Connection, topic: str, due: Iterable[Cutoff],
 def _merged(metric: MetricSpec, rows: Sequence[Any], stored: Sequence[StoredState]
             ) -> list[WindowResult]:
     """The windows of a metric's partial ``rows``, each the merge of its partials and the
-    state ``stored`` for it before (a correction of a closed window), if any."""
+    state ``stored`` for it before (a correction of a closed window), if any. Every
+    segment of such a window is valued again with the others when its aggregate values
+    them together (a drift report corrects its tests over the window's segments), so a
+    window's stored values are what research gives for the same events."""
     fresh = {(row.window_start, row.segment) for row in rows}
+    touched = {start for start, _ in fresh}
+    together = values_segments_together(metric.aggregate)
     merged: dict[tuple[datetime, str], tuple[datetime, Partial]] = {
         (s.window_start, s.segment): (s.window_end, Partial(
             metric.aggregate.state_from_bytes(s.state), s.rows))
-        for s in stored if (s.window_start, s.segment) in fresh}
+        for s in stored
+        if (s.window_start, s.segment) in fresh or (together and s.window_start in touched)}
     for row in rows:
         partial = Partial(metric.aggregate.state_from_bytes(row.state), row.rows)
         key = (row.window_start, row.segment)
@@ -226,13 +233,20 @@ def _merged(metric: MetricSpec, rows: Sequence[Any], stored: Sequence[StoredStat
             merged[key][1].merge(partial)
         else:
             merged[key] = (row.window_end, partial)
+    windows: dict[datetime, dict[str, Partial]] = {}
+    for (start, segment), (_, partial) in merged.items():
+        windows.setdefault(start, {})[segment] = partial
     results = []
-    for (start, segment), (end, partial) in merged.items():
-        values = metric.aggregate.value(partial.state)
-        results.append(WindowResult(
-            segment=segment, window_start=start, window_end=end, rows=partial.rows,
-            values={f: float(values[f]) for f in metric.aggregate.fields()},
-            state=partial.state.to_bytes()))
+    for start, segments in windows.items():
+        valued = metric.aggregate.window_values(
+            {segment: partial.state for segment, partial in segments.items()})
+        for segment, partial in segments.items():
+            end = merged[(start, segment)][0]
+            values = valued[segment]
+            results.append(WindowResult(
+                segment=segment, window_start=start, window_end=end, rows=partial.rows,
+                values={f: float(values[f]) for f in metric.aggregate.fields()},
+                state=partial.state.to_bytes()))
     return results
 
 

@@ -1,5 +1,6 @@
-"""One drift statistic of one column against a reference profile: psi, js, hellinger, chi2,
-ks and wasserstein.
+"""One drift statistic of one column against a reference profile — psi, js, hellinger,
+chi2, chi2_gof, ks and wasserstein — with its p-value at the window's count and a drift
+flag (see :mod:`metrics.drift.decision`).
 
 Each is defined with the reference profile's name and compares once a fitted profile is
 bound (pass the profile itself instead of the name to bind at once). The state is the
@@ -10,6 +11,7 @@ are bit-identical whatever the chunking.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -21,8 +23,10 @@ from metrics.drift.binding import (
     split_reference,
 )
 from metrics.drift.columns import NumericProfile
+from metrics.drift.decision import DEFAULT_ALPHA, ColumnTest, check_decision, decide
+from metrics.drift.null import column_null
 from metrics.drift.profile import ReferenceProfile
-from metrics.drift.state import BinCountsState, ColumnCounts
+from metrics.drift.state import BinCountsState
 
 __all__ = [
     "KS",
@@ -45,14 +49,30 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ColumnDrift(ReferenceBound):
-    """A drift statistic of one column; subclasses say which."""
+    """A drift statistic of one column, with its p-value and a drift flag; subclasses say
+    which statistic (``method``, one of :data:`metrics.drift.methods.METHODS`).
+
+    Fields: the statistic, ``p_value`` (under the profile's simulated null at the
+    window's count, :mod:`metrics.drift.null`), ``p_adjusted`` (corrected with
+    ``correction`` over the segments of the window) and ``drifted``: the adjusted p-value
+    below ``alpha`` and the effect at least ``min_effect`` (the method's by default; see
+    :mod:`metrics.drift.decision`).
+    """
 
     column: str
     reference: str
+    alpha: float = field(default=DEFAULT_ALPHA, kw_only=True)
+    correction: str = field(default="bh", kw_only=True)
+    min_effect: float | None = field(default=None, kw_only=True)
     profile_id: str | None = field(default=None, kw_only=True)
     profile: ReferenceProfile | None = field(default=None, kw_only=True, compare=False, repr=False)
 
     numeric_only: ClassVar[bool] = False
+    method: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        check_decision(self.kind, self.alpha, self.correction, self.min_effect)
+        super().__post_init__()
 
     def check_profile(self, profile: ReferenceProfile) -> None:
         column = profile.column(self.column)
@@ -68,14 +88,47 @@ class ColumnDrift(ReferenceBound):
             return {self.column: "numeric" if self.numeric_only else "any"}
         return {self.column: methods.column_kind(self.profile.column(self.column))}
 
+
+    def fields(self) -> tuple[str, ...]:
+        return (self._method.field, "p_value", "p_adjusted", "drifted")
+
     def new_state(self) -> BinCountsState:
         return BinCountsState(self.bound_profile(), [self.column])
 
     def state_from_bytes(self, data: bytes) -> BinCountsState:
         return self.new_state().load(data)
 
-    def _current(self, state: BinCountsState) -> ColumnCounts:
-        return state.column(self.column)
+
+    def value(self, state: BinCountsState) -> dict[str, float]:
+        return self.window_values({"": state})[""]
+
+    def window_values(self, states: Mapping[str, BinCountsState]
+                      ) -> dict[str, dict[str, float]]:
+        """Each segment's values; the segments of the window are corrected together."""
+        method = self._method
+        column = self.bound_profile().column(self.column)
+        min_effect = method.min_effect if self.min_effect is None else self.min_effect
+        tests = {}
+        for segment, state in states.items():
+            current = state.column(self.column)
+            score = method.score(column, current, self._base)
+            p_value = column_null(column).p_value(method.null_statistic, current.counts)
+            effect = method.effect_of(column, current, self._base, score)
+            tests[segment] = ColumnTest(score, p_value, effect, min_effect)
+        verdicts = decide(tests, self.alpha, self.correction)
+        return {segment: {method.field: tests[segment].statistic,
+                          "p_value": tests[segment].p_value,
+                          "p_adjusted": verdicts[segment].p_adjusted,
+                          "drifted": verdicts[segment].drifted}
+                for segment in states}
+
+    @property
+    def _method(self) -> methods.Method:
+        return methods.METHODS[self.method]
+
+    @property
+    def _base(self) -> float:
+        return math.e
 
 
 @dataclass(frozen=True)
@@ -87,18 +140,13 @@ class PSI(ColumnDrift):
     >>> agg = psi("x", ref)
     >>> state = agg.new_state()
     >>> state.update(pd.DataFrame({"x": range(50, 150)}))
-    >>> agg.value(state)  # half the window is above the reference range
-    {'psi': 8.168203072614952}
+    >>> values = agg.value(state)  # half the window is above the reference range
+    >>> values["psi"], values["p_value"] < 1e-9, values["drifted"]
+    (8.168203072614952, True, 1.0)
     """
 
     kind = "psi"
-
-    def fields(self) -> tuple[str, ...]:
-        return ("psi",)
-
-    def value(self, state: BinCountsState) -> dict[str, float]:
-        reference = self.bound_profile().column(self.column)
-        return {"psi": methods.psi_of(reference, self._current(state))}
+    method = "psi"
 
 
 @dataclass(frozen=True)
@@ -113,23 +161,22 @@ class JensenShannon(ColumnDrift):
     >>> agg = js("device", ref, base=2)
     >>> state = agg.new_state()
     >>> state.update(pd.DataFrame({"device": ["ios", "web", "web", "tv"]}))
-    >>> agg.value(state)
-    {'js': 0.4272865872206532}
+    >>> values = agg.value(state)  # large, but 4 events could give it by chance
+    >>> values["js"], round(values["p_value"], 2), values["drifted"]
+    (0.4272865872206532, 0.14, 0.0)
     """
 
     base: float = math.e
     kind = "jensenshannon"
+    method = "js"
 
     def __post_init__(self) -> None:
         check_base(self.kind, self.base)
         super().__post_init__()
 
-    def fields(self) -> tuple[str, ...]:
-        return ("js",)
-
-    def value(self, state: BinCountsState) -> dict[str, float]:
-        reference = self.bound_profile().column(self.column)
-        return {"js": methods.jensenshannon_of(reference, self._current(state), self.base)}
+    @property
+    def _base(self) -> float:
+        return self.base
 
 
 @dataclass(frozen=True)
@@ -141,42 +188,33 @@ class Hellinger(ColumnDrift):
     >>> agg = hellinger("device", ref)
     >>> state = agg.new_state()
     >>> state.update(pd.DataFrame({"device": ["ios", "web", "web", "web"]}))
-    >>> agg.value(state)
-    {'hellinger': 0.25490999955688715}
+    >>> values = agg.value(state)
+    >>> values["hellinger"], round(values["p_value"], 2), values["drifted"]
+    (0.25490999955688715, 0.27, 0.0)
     """
 
     kind = "hellinger"
-
-    def fields(self) -> tuple[str, ...]:
-        return ("hellinger",)
-
-    def value(self, state: BinCountsState) -> dict[str, float]:
-        reference = self.bound_profile().column(self.column)
-        return {"hellinger": methods.hellinger_of(reference, self._current(state))}
+    method = "hellinger"
 
 
 @dataclass(frozen=True)
 class Chi2(ColumnDrift):
-    """Chi-square test of reference vs current counts (scipy's chi2_contingency on 2×K).
+    """Chi-square test of homogeneity of reference and current counts: the statistic is
+    scipy's ``chi2_contingency`` on the 2×K table (with its continuity correction on two
+    bins); the p-value is Pearson's uncorrected statistic's, under the profile's null.
 
     >>> import pandas as pd
     >>> ref = ReferenceProfile.fit(pd.DataFrame({"device": ["ios"] * 60 + ["web"] * 40}))
     >>> agg = chi2("device", ref)
     >>> state = agg.new_state()
     >>> state.update(pd.DataFrame({"device": ["ios"] * 30 + ["web"] * 70}))
-    >>> agg.value(state)
-    {'chi2': 16.98989898989899, 'p_value': 3.7579211012441855e-05}
+    >>> values = agg.value(state)
+    >>> values["chi2"], values["p_value"] < 1e-4, values["drifted"]
+    (16.98989898989899, True, 1.0)
     """
 
     kind = "chi2"
-
-    def fields(self) -> tuple[str, ...]:
-        return ("chi2", "p_value")
-
-    def value(self, state: BinCountsState) -> dict[str, float]:
-        reference = self.bound_profile().column(self.column)
-        statistic, p_value = methods.chi2_of(reference, self._current(state))
-        return {"chi2": statistic, "p_value": p_value}
+    method = "chi2"
 
 
 @dataclass(frozen=True)
@@ -193,19 +231,13 @@ class Chi2GoF(ColumnDrift):
     >>> agg = chi2_gof("device", ref)
     >>> state = agg.new_state()
     >>> state.update(pd.DataFrame({"device": ["ios"] * 30 + ["web"] * 70}))
-    >>> agg.value(state)
-    {'chi2_gof': 37.5, 'p_value': 9.141298408246627e-10}
+    >>> values = agg.value(state)
+    >>> values["chi2_gof"], values["p_value"] < 1e-3, values["drifted"]
+    (37.5, True, 1.0)
     """
 
     kind = "chi2_gof"
-
-    def fields(self) -> tuple[str, ...]:
-        return ("chi2_gof", "p_value")
-
-    def value(self, state: BinCountsState) -> dict[str, float]:
-        reference = self.bound_profile().column(self.column)
-        statistic, p_value = methods.chi2_gof_of(reference, self._current(state))
-        return {"chi2_gof": statistic, "p_value": p_value}
+    method = "chi2_gof"
 
 
 @dataclass(frozen=True)
@@ -220,47 +252,38 @@ class KS(ColumnDrift):
     >>> agg = ks("x", ref)
     >>> state = agg.new_state()
     >>> state.update(pd.DataFrame({"x": range(300, 1300)}))
-    >>> {name: round(v, 42) for name, v in agg.value(state).items()}
-    {'ks': 0.3, 'p_value': 2.1e-40}
+    >>> values = agg.value(state)
+    >>> round(values["ks"], 12), values["p_value"] < 1e-20, values["drifted"]
+    (0.3, True, 1.0)
     """
 
     kind = "ks"
+    method = "ks"
     numeric_only = True
-
-    def fields(self) -> tuple[str, ...]:
-        return ("ks", "p_value")
-
-    def value(self, state: BinCountsState) -> dict[str, float]:
-        reference = self.bound_profile().numeric_column(self.column)
-        statistic, p_value = methods.ks_of(reference, self._current(state))
-        return {"ks": statistic, "p_value": p_value}
 
 
 @dataclass(frozen=True)
 class Wasserstein(ColumnDrift):
     """Wasserstein-1 distance divided by the reference std ("Wasserstein distance (normed)").
 
-    Mass is spread uniformly within each bin; the binning error is bounded by
-    ``Σ (p_j + q_j) · w_j / 2 / std``; see :func:`metrics.drift.stats.wasserstein`.
+    From the counts and the mean position of each bin's mass; the binning error is
+    bounded in :func:`metrics.drift.stats.wasserstein`.
 
     >>> import pandas as pd
     >>> ref = ReferenceProfile.fit(pd.DataFrame({"x": range(1000)}), bins=10)
     >>> agg = wasserstein("x", ref)
     >>> state = agg.new_state()
     >>> state.update(pd.DataFrame({"x": range(300, 1300)}))
-    >>> agg.value(state)  # raw data: 300 / std(range(1000)) = 1.0392310041...
-    {'wasserstein': 1.039231004156339}
+    >>> values = agg.value(state)  # raw data: 300 / std(range(1000)) = 1.0392310041...
+    >>> values["wasserstein"], values["p_value"] < 1e-20, values["drifted"]
+    (1.039231004156339, True, 1.0)
     """
 
     kind = "wasserstein"
+    method = "wasserstein"
     numeric_only = True
 
-    def fields(self) -> tuple[str, ...]:
-        return ("wasserstein",)
 
-    def value(self, state: BinCountsState) -> dict[str, float]:
-        reference = self.bound_profile().numeric_column(self.column)
-        return {"wasserstein": methods.wasserstein_of(reference, self._current(state))}
 
 
 # Presets: functions that return specs. ``reference`` is a profile's name, bound later, or

@@ -10,6 +10,17 @@ notes; unchanged in the 0.7 ``evidently.legacy`` module):
 - 1,000 or fewer: two-sample KS for numeric columns and chi-square for categorical ones,
   drift when the p-value is < 0.05.
 
+The statistics are Evidently's; the decisions are not. Evidently's fixed thresholds
+ignore the window's size (with no drift at all, PSI >= 0.1 flagged a third of the
+windows of 200 events). Here a column is drifted when its statistic is beyond sampling
+noise at the window's count — its p-value under the null simulated from the reference
+profile (:mod:`metrics.drift.null`), corrected over every column and segment tested
+together, below ``alpha`` (0.01) — *and* its effect is at least the method's
+``min_effect``: Evidently's threshold for the distances (0.1), a KS statistic of 0.05, a
+total variation of 0.05 for chi-square (whose statistic grows with the counts and is no
+effect size). A window much larger than the noise therefore decides as Evidently does,
+and one too small for its statistic cannot flag noise.
+
 Evidently also treats numeric columns with at most 5 distinct values as categorical and
 uses a proportions z-test for binary categorical columns on small references; here the
 column's type comes from the profile and chi-square covers binary columns too. Evidently
@@ -19,7 +30,6 @@ reference quantile bins, so the values differ by binning.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -91,20 +101,29 @@ def outside_distance(reference: NumericProfile, current: ColumnCounts) -> float:
 
 @dataclass(frozen=True)
 class Method:
-    """A statistic a drift report can use per column, and how it decides drift."""
+    """A statistic a drift report can use per column, and how it decides drift.
+
+    ``score`` is the statistic reported (field ``"{column}.{field}"``). The decision
+    needs both: the counts-only ``null_statistic`` beyond sampling noise at the window's
+    count (its p-value under the profile's simulated null, :mod:`metrics.drift.null`,
+    after the report's correction, below ``alpha``), and an ``effect`` of at least
+    ``min_effect`` (the statistic itself unless said otherwise; the defaults are
+    Evidently's thresholds, so a window far larger than the noise decides as Evidently
+    does, while a small one cannot flag noise).
+    """
 
     name: str
     field: str  # the report's field is "{column}.{field}"
     numeric_only: bool
-    p_value: bool  # drift when the score is below the threshold, not at or above it
-    default_threshold: float
+    min_effect: float
     score: Callable[[ColumnProfile, ColumnCounts, float], float]
+    null_statistic: str
+    effect: Callable[[ColumnProfile, ColumnCounts, float], float] | None = None
+    effect_name: str | None = None  # what the effect is, when it is not the statistic
 
-    def drifted(self, score: float, threshold: float) -> float:
-        """1.0 or 0.0, NaN when there is no score (an empty window)."""
-        if math.isnan(score):
-            return float("nan")
-        return float(score < threshold if self.p_value else score >= threshold)
+    def effect_of(self, reference: ColumnProfile, current: ColumnCounts, base: float,
+                  score: float) -> float:
+        return score if self.effect is None else self.effect(reference, current, base)
 
 
 def _numeric(score: Callable[[NumericProfile, ColumnCounts], float]) -> Callable[
@@ -117,19 +136,27 @@ def _numeric(score: Callable[[NumericProfile, ColumnCounts], float]) -> Callable
     return numeric_score
 
 
-_js = Method("js", "js", False, False, 0.1, jensenshannon_of)
+def total_variation(reference: ColumnProfile, current: ColumnCounts, _: float) -> float:
+    """Half the summed absolute difference of the proportions: the share of the mass
+    that moved (between 0 and 1)."""
+    return stats.total_variation(reference.reference_counts(), current.counts)
+
+
+_js = Method("js", "js", False, 0.1, jensenshannon_of, "js")
 METHODS: dict[str, Method] = {
-    "psi": Method("psi", "psi", False, False, 0.1, lambda r, c, _: psi_of(r, c)),
+    "psi": Method("psi", "psi", False, 0.1, lambda r, c, _: psi_of(r, c), "psi"),
     "js": _js,
     "jensenshannon": _js,
-    "hellinger": Method("hellinger", "hellinger", False, False, 0.1,
-                        lambda r, c, _: hellinger_of(r, c)),
-    "chi2": Method("chi2", "chi2_p_value", False, True, 0.05, lambda r, c, _: chi2_of(r, c)[1]),
-    "chi2_gof": Method("chi2_gof", "chi2_gof_p_value", False, True, 0.05,
-                       lambda r, c, _: chi2_gof_of(r, c)[1]),
-    "ks": Method("ks", "ks_p_value", True, True, 0.05, _numeric(lambda r, c: ks_of(r, c)[1])),
-    "wasserstein": Method("wasserstein", "wasserstein", True, False, 0.1,
-                          _numeric(wasserstein_of)),
+    "hellinger": Method("hellinger", "hellinger", False, 0.1,
+                        lambda r, c, _: hellinger_of(r, c), "hellinger"),
+    "chi2": Method("chi2", "chi2", False, 0.05, lambda r, c, _: chi2_of(r, c)[0], "chi2",
+                   total_variation, "total variation"),
+    "chi2_gof": Method("chi2_gof", "chi2_gof", False, 0.05,
+                       lambda r, c, _: chi2_gof_of(r, c)[0], "chi2_gof", total_variation,
+                       "total variation"),
+    "ks": Method("ks", "ks", True, 0.05, _numeric(lambda r, c: ks_of(r, c)[0]), "ks"),
+    "wasserstein": Method("wasserstein", "wasserstein", True, 0.1, _numeric(wasserstein_of),
+                          "wasserstein"),
 }
 
 

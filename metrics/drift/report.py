@@ -1,4 +1,5 @@
-"""A drift report over many columns, with Evidently's default method per column.
+"""A drift report over many columns, with Evidently's statistic per column and decisions
+calibrated to each window's count (see :mod:`metrics.drift.decision`).
 
 One state holds the counts of every column, so a report costs one pass over the data;
 see :mod:`metrics.drift.methods` for the defaults and what was checked in Evidently.
@@ -7,7 +8,7 @@ see :mod:`metrics.drift.methods` for the defaults and what was checked in Eviden
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -18,7 +19,9 @@ from metrics.drift.binding import (
     split_reference,
 )
 from metrics.drift.columns import NumericProfile
+from metrics.drift.decision import DEFAULT_ALPHA, ColumnTest, check_decision, decide
 from metrics.drift.methods import METHODS, Method, auto_method, column_kind
+from metrics.drift.null import column_null
 from metrics.drift.profile import ReferenceProfile
 from metrics.drift.state import BinCountsState
 
@@ -29,40 +32,51 @@ _CATEGORY_METHODS = sorted(name for name, m in METHODS.items() if not m.numeric_
 
 @dataclass(frozen=True)
 class Drift(ReferenceBound):
-    """Drift of many columns: a score and a 0/1 drift flag per column, and the drifted share.
+    """Drift of many columns: per column a statistic, its p-value and a drift flag; and
+    how many columns drifted.
 
-    ``method`` is ``"auto"`` (Evidently's defaults, chosen per column from the reference
+    ``method`` is ``"auto"`` (Evidently's statistics, chosen per column from the reference
     profile: more than 1,000 reference values → normed Wasserstein for numeric columns and
-    Jensen–Shannon for categorical ones, drift at >= 0.1; otherwise KS and chi-square,
-    drift at p < 0.05) or one of psi, js, hellinger, chi2, ks, wasserstein for every
-    column; ``categorical_method`` overrides it for categorical columns. ``threshold``
-    replaces the methods' default thresholds.
+    Jensen–Shannon for categorical ones; otherwise KS and chi-square) or one of psi, js,
+    hellinger, chi2, ks, wasserstein for every column; ``categorical_method`` overrides it
+    for categorical columns.
 
-    Fields are ``"{column}.{method}"`` (``ks_p_value`` and ``chi2_p_value`` for the tests,
-    which flag drift below the threshold) and ``"{column}.drifted"`` per column, then
-    ``"n_drifted"`` and ``"share_drifted"`` (over the columns with values). With
-    ``method="auto"`` the fields depend on the profile, so ask for them once it is bound;
-    binding records each column's method in ``column_methods``, a parameter, so an
-    aggregate rebuilt from its parameters knows its fields before it is bound again.
+    A column is drifted when its statistic is beyond sampling noise at the window's count
+    — its p-value under the profile's simulated null (:mod:`metrics.drift.null`),
+    corrected with ``correction`` over every column and segment of the window tested
+    together, below ``alpha`` — and its effect is at least ``min_effect`` (by default the
+    method's: Evidently's thresholds; see :mod:`metrics.drift.methods`).
+
+    Fields are, per column, ``"{column}.{statistic}"`` (``ks`` for the KS statistic,
+    ``chi2`` for Pearson's), ``"{column}.p_value"`` (before the correction),
+    ``"{column}.p_adjusted"`` and ``"{column}.drifted"``, then ``"n_drifted"`` and
+    ``"share_drifted"`` (over the columns with values). With ``method="auto"`` the fields
+    depend on the profile, so ask for them once it is bound; binding records each
+    column's method in ``column_methods``, a parameter, so an aggregate rebuilt from its
+    parameters knows its fields before it is bound again.
 
     >>> import pandas as pd
     >>> ref = pd.DataFrame({"x": [float(i % 50) for i in range(2000)],
     ...                     "device": ["ios", "web"] * 1000})
     >>> report = drift(["x", "device"], ReferenceProfile.fit(ref, name="training"))
-    >>> report.fields()
-    ('x.wasserstein', 'x.drifted', 'device.js', 'device.drifted', 'n_drifted', 'share_drifted')
+    >>> report.fields()[:4]
+    ('x.wasserstein', 'x.p_value', 'x.p_adjusted', 'x.drifted')
     >>> state = report.new_state()
     >>> state.update(pd.DataFrame({"x": [float(i % 50) + 10 for i in range(500)],
     ...                            "device": ["ios", "web"] * 250}))
-    >>> report.value(state)
-    {'x.wasserstein': 0.6929589286600709, 'x.drifted': 1.0, 'device.js': 0.0,
-     'device.drifted': 0.0, 'n_drifted': 1.0, 'share_drifted': 0.5}
+    >>> values = report.value(state)
+    >>> round(values["x.wasserstein"], 3), values["x.p_value"] < 1e-6, values["x.drifted"]
+    (0.693, True, 1.0)
+    >>> values["device.js"], values["device.drifted"], values["n_drifted"]
+    (0.0, 0.0, 1.0)
     """
 
     column_names: tuple[str, ...]
     reference: str
     method: str = "auto"
-    threshold: float | None = None
+    alpha: float = DEFAULT_ALPHA
+    correction: str = "bh"
+    min_effect: float | None = None  # None: each method's own
     categorical_method: str | None = None
     base: float = math.e  # the log base of Jensen–Shannon, where it is used
     # The method each column uses, filled in when a profile is bound ("auto" depends on
@@ -91,10 +105,7 @@ class Drift(ReferenceBound):
                 f"categorical_method {self.categorical_method!r} is not one of "
                 f"{_CATEGORY_METHODS}"
             )
-        if self.threshold is not None and not (
-            isinstance(self.threshold, int | float) and math.isfinite(self.threshold)
-        ):
-            raise ValueError(f"drift threshold must be a finite number, got {self.threshold!r}")
+        check_decision(self.kind, self.alpha, self.correction, self.min_effect)
         check_base(self.kind, self.base)
         if self.column_methods is not None:
             resolved = tuple(self.column_methods)
@@ -139,6 +150,7 @@ class Drift(ReferenceBound):
         return auto_method(column) if self.method == "auto" else METHODS[self.method]
 
     def _plan(self) -> list[tuple[str, Method, float]]:
+        """Per column: its method and the minimum effect it must show."""
         try:
             plan = [(name, self._method(i)) for i, name in enumerate(self.column_names)]
         except ValueError as err:
@@ -149,7 +161,7 @@ class Drift(ReferenceBound):
                 f"reference profile: {err}"
             ) from None
         return [
-            (name, method, method.default_threshold if self.threshold is None else self.threshold)
+            (name, method, method.min_effect if self.min_effect is None else self.min_effect)
             for name, method in plan
         ]
 
@@ -164,7 +176,8 @@ class Drift(ReferenceBound):
     def fields(self) -> tuple[str, ...]:
         names: list[str] = []
         for name, method, _ in self._plan():
-            names += [f"{name}.{method.field}", f"{name}.drifted"]
+            names += [f"{name}.{method.field}", f"{name}.p_value", f"{name}.p_adjusted",
+                      f"{name}.drifted"]
         return (*names, "n_drifted", "share_drifted")
 
     def new_state(self) -> BinCountsState:
@@ -174,18 +187,37 @@ class Drift(ReferenceBound):
         return self.new_state().load(data)
 
     def value(self, state: BinCountsState) -> dict[str, float]:
+        return self.window_values({"": state})[""]
+
+    def window_values(self, states: Mapping[str, BinCountsState]
+                      ) -> dict[str, dict[str, float]]:
+        """Every segment's values, the columns of all the segments corrected together."""
         profile = self.bound_profile()
-        values: dict[str, float] = {}
-        drifted = scored = 0
-        for name, method, threshold in self._plan():
-            score = method.score(profile.column(name), state.column(name), self.base)
-            flag = method.drifted(score, threshold)
-            values[f"{name}.{method.field}"] = score
-            values[f"{name}.drifted"] = flag
-            scored += not math.isnan(flag)
-            drifted += flag == 1.0
-        values["n_drifted"] = float(drifted)
-        values["share_drifted"] = drifted / scored if scored else float("nan")
+        plan = self._plan()
+        tests = {}
+        for segment, state in states.items():
+            for name, method, min_effect in plan:
+                column, current = profile.column(name), state.column(name)
+                score = method.score(column, current, self.base)
+                p_value = column_null(column).p_value(method.null_statistic, current.counts)
+                effect = method.effect_of(column, current, self.base, score)
+                tests[(segment, name)] = ColumnTest(score, p_value, effect, min_effect)
+        verdicts = decide(tests, self.alpha, self.correction)
+        values: dict[str, dict[str, float]] = {}
+        for segment in states:
+            row: dict[str, float] = {}
+            drifted = scored = 0
+            for name, method, _ in plan:
+                test, verdict = tests[(segment, name)], verdicts[(segment, name)]
+                row[f"{name}.{method.field}"] = test.statistic
+                row[f"{name}.p_value"] = test.p_value
+                row[f"{name}.p_adjusted"] = verdict.p_adjusted
+                row[f"{name}.drifted"] = verdict.drifted
+                scored += not math.isnan(verdict.drifted)
+                drifted += verdict.drifted == 1.0
+            row["n_drifted"] = float(drifted)
+            row["share_drifted"] = drifted / scored if scored else float("nan")
+            values[segment] = row
         return values
 
     @classmethod
@@ -200,18 +232,31 @@ def drift(
     columns: Sequence[str],
     reference: str | ReferenceProfile,
     method: str = "auto",
-    threshold: float | None = None,
     *,
+    alpha: float = DEFAULT_ALPHA,
+    correction: str = "bh",
+    min_effect: float | None = None,
     categorical_method: str | None = None,
     base: float = math.e,
+    threshold: float | None = None,
 ) -> Drift:
-    """A drift report over ``columns`` against ``reference`` (a profile name or profile)."""
+    """A drift report over ``columns`` against ``reference`` (a profile name or profile).
+
+    ``threshold`` is gone: a fixed threshold ignored the window's size. Use ``alpha``
+    (the false-alarm rate, 0.01) and ``min_effect`` (the smallest statistic worth a flag).
+    """
+    if threshold is not None:
+        raise ValueError("drift(threshold=) is gone: a fixed threshold ignores the window's "
+                         "size. Pass alpha= (the false-alarm rate, default 0.01) and "
+                         "min_effect= (the smallest statistic that matters, e.g. 0.1)")
     if isinstance(columns, str):
         columns = [columns]
     return Drift(
         tuple(columns),
         method=method,
-        threshold=threshold,
+        alpha=alpha,
+        correction=correction,
+        min_effect=min_effect,
         categorical_method=categorical_method,
         base=base,
         **split_reference(reference),

@@ -317,3 +317,14 @@ def _inner_bins(
     gap = (cdf_ref - cdf_cur)[: len(edges)]  # G at e_0 … e_last
     return edges[:-1], edges[1:], np.diff(edges), gap[:-1], gap[1:]
 
+
+def total_variation(reference: np.ndarray, current: np.ndarray) -> float:
+    """Total variation distance ``Σ |p − q| / 2``: the share of the mass that moved.
+
+    >>> total_variation(np.array([50, 50, 0]), np.array([40, 40, 20]))
+    0.2
+    """
+    p, q = proportions(reference), proportions(current)
+    if np.isnan(p[0]) or np.isnan(q[0]):
+        return _NAN
+    return float(np.sum(np.abs(p - q)) / 2.0)

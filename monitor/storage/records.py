@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from monitor.engine import Partial, PartialKey
+from monitor.engine import Partial, PartialKey, partial_values
 from monitor.spec import MetricSpec
 from monitor.values import STAGES
 from monitor.windows import utc_from_ns
@@ -125,11 +125,13 @@ def window_results(
 ) -> list[WindowResult]:
     """The engine's partials of ``metric`` as window results, states serialized."""
     width = metric.windows.width_ns
+    valued = partial_values(metric, partials)
     results = []
-    for (name, segment, start_ns), partial in sorted(partials.items()):
+    for key, partial in sorted(partials.items()):
+        name, segment, start_ns = key
         if name != metric.name:
             continue
-        values = metric.aggregate.value(partial.state)
+        values = valued[key]
         results.append(WindowResult(
             segment=segment,
             window_start=utc_from_ns(start_ns),
