@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from monitor.surrogates import LONE_SURROGATE_DETAIL, has_surrogate_escape, holds_lone_surrogate
+
 DICT_CHUNK = 10_000  # rows turned into event dicts at a time
 MAX_MESSAGE_BYTES = 1_048_576  # Kafka's default message.max.bytes, roughly
 
@@ -118,6 +120,8 @@ def decode(value: bytes | None, *, max_bytes: int = MAX_MESSAGE_BYTES) -> list[d
             raise ValueError("more after the value")
     except (StopIteration, ValueError, RecursionError):
         parsed = _loads_or_explain(text)
+    if has_surrogate_escape(text) and holds_lone_surrogate(parsed):
+        raise DecodeError(MALFORMED_JSON, LONE_SURROGATE_DETAIL)
     if isinstance(parsed, dict):
         return [parsed]
     if not isinstance(parsed, list):

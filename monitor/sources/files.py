@@ -18,7 +18,6 @@ import codecs
 import csv
 import glob
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +27,11 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from monitor.event_frames import frame_from_arrow, frame_from_records
+from monitor.surrogates import (
+    LONE_SURROGATE_DETAIL,
+    SURROGATE_ESCAPE_BYTES,
+    holds_lone_surrogate,
+)
 
 FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv",
            ".parquet": "parquet", ".pq": "parquet"}
@@ -35,12 +39,10 @@ EXCERPT = 200  # characters of a bad row kept for the reject record
 UTF8_CHECK_BYTES = 1 << 24  # checked at a time, so the check holds no copy of a whole file
 # pyarrow's null spellings except NaN's: "NaN" in a number column is a NaN, not a null.
 CSV_NULLS = [v for v in pacsv.ConvertOptions().null_values if v.lower() not in ("nan", "-nan")]
-# A JSON escape of a UTF-16 surrogate (\ud800 to \udfff): a pair is one character, a lone
-# one is no text (pandas' reader drops a lone high one silently, a lone low one fails the
-# read), so a file with any takes the slow path, which checks.
-SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-LONE_SURROGATE_REASON = "malformed JSON: a string holds a lone surrogate escape (not text)"
+# A JSON escape of a UTF-16 surrogate: a lone one is no text (pandas' reader drops a lone
+# high one silently, a lone low one fails the read), so a file with any surrogate escape
+# takes the slow path, which checks (monitor.surrogates).
+LONE_SURROGATE_REASON = f"malformed JSON: {LONE_SURROGATE_DETAIL}"
 
 
 @dataclass
@@ -99,7 +101,7 @@ def _read_jsonl(path: Path) -> ReadResult:
     data = path.read_bytes()
     # Fast path: a clean UTF-8 file of objects. A NaN token takes the slow path, which
     # keeps NaN apart from null (pandas makes both NaN).
-    if b"NaN" not in data and not SURROGATE_ESCAPE.search(data) and _is_utf8(data):
+    if b"NaN" not in data and not SURROGATE_ESCAPE_BYTES.search(data) and _is_utf8(data):
         try:
             # dtype=False keeps values as written (no date guessing); precise_float keeps
             # every float's bits, which the stages' bit-identical values depend on.
@@ -125,17 +127,11 @@ def _read_jsonl(path: Path) -> ReadResult:
         if not isinstance(record, dict):
             bad.append((where, "not a JSON object", line[:EXCERPT]))
             continue
-        if SURROGATE_ESCAPE.search(raw) and _holds_lone_surrogate(record):
+        if SURROGATE_ESCAPE_BYTES.search(raw) and holds_lone_surrogate(record):
             bad.append((where, LONE_SURROGATE_REASON, line[:EXCERPT]))
             continue
         records.append(record)
     return ReadResult(frame_from_records(records), _rejects(bad))
-
-
-def _holds_lone_surrogate(record: dict[str, object]) -> bool:
-    """Whether a key or string anywhere in ``record`` holds a lone surrogate (json.loads
-    makes a pair of escapes one character, and keeps a lone one as it is)."""
-    return bool(LONE_SURROGATE.search(json.dumps(record, ensure_ascii=False)))
 
 
 def _read_csv(path: Path) -> ReadResult:

@@ -176,3 +176,21 @@ def test_an_integer_too_long_to_convert_is_malformed_not_a_crash() -> None:
     with pytest.raises(DecodeError) as caught:
         decode(b'{"ts": 1767225600000, "n": ' + b"9" * 5000 + b"}")
     assert caught.value.reason == MALFORMED_JSON
+
+
+def test_a_lone_surrogate_escape_is_malformed_not_a_crash() -> None:
+    """A JSON string with a lone surrogate escape decodes to a str that cannot be
+    encoded: building the micro-batch's frame raised UnicodeEncodeError, so one such
+    message would have failed its micro-batch on every retry. A pair (an emoji) is text."""
+    from monitor.schema import Schema
+    from streaming.messages import RawMessage, decode_messages
+
+    schema = Schema.parse({"c": "str"})
+    batch = decode_messages([
+        RawMessage(0, 1, b'{"ts": 1767225600000, "c": "\\udc00x"}'),
+        RawMessage(0, 2, b'[{"ts": 1767225600000, "c": "ok"}, {"ts": 1, "c": "\\ud800"}]'),
+        RawMessage(0, 3, b'{"ts": 1767225600000, "c": "\\ud83d\\ude00"}'),
+    ], schema)
+    assert batch.events["c"].tolist() == ["\U0001f600"]
+    assert [(r.offset, r.reason) for r in batch.rejected] == [(1, "malformed_json"),
+                                                              (2, "malformed_json")]
