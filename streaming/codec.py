@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from monitor.schema import nan_mask
 from monitor.surrogates import LONE_SURROGATE_DETAIL, has_surrogate_escape, holds_lone_surrogate
 
 DICT_CHUNK = 10_000  # rows turned into event dicts at a time
@@ -59,12 +60,15 @@ class EncodeError(ValueError):
     """An event that cannot be written as a JSON object."""
 
 
-def encode_event(event: Mapping[str, Any]) -> bytes:
+def encode_event(event: Mapping[str, Any], *, allow_nan: bool = False) -> bytes:
     """One event as compact UTF-8 JSON.
 
     Datetimes (including pandas Timestamps) become ISO 8601 strings, naive ones taken as
     UTC; numpy scalars become plain numbers. NaN and infinity have no JSON form, so they
-    raise EncodeError naming the field (drop the field, or send null, to mean missing).
+    raise EncodeError naming the field (drop the field, or send null, to mean missing) -
+    unless ``allow_nan``: then they are the tokens ``NaN``, ``Infinity`` and
+    ``-Infinity``, which :func:`decode` accepts (a replay sends what its file held, for
+    the stream's validation to reject as it would in research).
     """
     if not isinstance(event, Mapping):
         raise EncodeError(f"an event is a mapping of field names to values, "
@@ -72,11 +76,12 @@ def encode_event(event: Mapping[str, Any]) -> bytes:
     for name, value in event.items():
         if not isinstance(name, str):
             raise EncodeError(f"field name {name!r} is not a string")
-        if isinstance(value, float) and not math.isfinite(value):
+        if not allow_nan and isinstance(value, float) and not math.isfinite(value):
             raise EncodeError(f"field {name!r} is {value}, which JSON cannot represent")
     try:
         text = json.dumps(event, separators=(",", ":"), ensure_ascii=False,
-                          allow_nan=False, default=_json_default)
+                          allow_nan=allow_nan,
+                          default=_json_default_nan if allow_nan else _json_default)
     except (TypeError, ValueError) as err:
         raise EncodeError(f"event is not JSON-serializable: {err}") from None
     return text.encode("utf-8")
@@ -171,6 +176,12 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} {value!r} has no JSON form")
 
 
+def _json_default_nan(value: Any) -> Any:
+    if isinstance(value, np.floating):  # float32 and the like: NaN and infinity as well
+        return value.item()
+    return _json_default(value)
+
+
 def _json_type(value: Any) -> str:
     if value is None:
         return "null"
@@ -186,10 +197,17 @@ def _json_type(value: Any) -> str:
 
 
 def event_dicts(events: pd.DataFrame) -> Iterator[dict[str, Any]]:
-    """Each row as a dict, leaving out missing values (as a JSON line would have)."""
+    """Each row as a dict, leaving out missing values (as a JSON line would have).
+
+    A NaN the source held (:data:`monitor.schema.SOURCE_NAN`, which the file readers
+    keep apart from a null) is a value, not a missing one: it stays, a float NaN.
+    """
     for start in range(0, len(events), DICT_CHUNK):
         chunk = events.iloc[start:start + DICT_CHUNK]
         missing: np.ndarray = chunk.isna().to_numpy()
+        for position, dtype in enumerate(chunk.dtypes):
+            if dtype == np.dtype(object):  # where the readers put a SOURCE_NAN
+                missing[:, position] &= ~nan_mask(chunk.iloc[:, position])
         any_missing = np.asarray(missing.any(axis=1)).tolist()
         rows: list[dict[str, Any]] = chunk.to_dict("records")  # type: ignore[assignment]
         for row, gaps, has_gaps in zip(rows, missing, any_missing, strict=True):

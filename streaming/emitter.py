@@ -23,7 +23,8 @@ when the broker is slower than the service or unreachable.
 **Nothing is dropped silently.** Every emitted event ends up counted exactly once as
 sent (acknowledged by the broker, ``acks=all``) or failed, with a reason:
 
-- ``not encodable``: not a JSON object (NaN, a set, ...), refused at ``emit``;
+- ``not encodable``: not a JSON object (NaN without ``allow_nan``, a set, ...), refused
+  at ``emit``;
 - ``too large``: alone bigger than ``max_batch_bytes``, refused at ``emit``;
 - ``buffer full``: dropped at ``emit``, see above;
 - ``broker unreachable``: no connection within ``delivery_timeout_ms`` of being emitted;
@@ -134,7 +135,7 @@ class Emitter:
                  delivery_timeout_ms: int = 30_000, keep_failed: int = 10_000,
                  on_failure: Callable[[Sequence[Failure]], None] | None = None,
                  producer_config: Mapping[str, Any] | None = None,
-                 exit_timeout_s: float | None = 5.0) -> None:
+                 exit_timeout_s: float | None = 5.0, allow_nan: bool = False) -> None:
         _positive(max_batch_events=max_batch_events, max_batch_bytes=max_batch_bytes,
                   max_buffer_events=max_buffer_events, max_buffer_bytes=max_buffer_bytes,
                   delivery_timeout_ms=delivery_timeout_ms)
@@ -144,6 +145,7 @@ class Emitter:
         if not bootstrap:
             raise ValueError("bootstrap must be host:port[,host:port...], not empty")
         self.bootstrap = bootstrap
+        self.allow_nan = allow_nan  # send NaN and infinity as JSON's tokens (codec)
         self.topic = topic
         self.key_field = key_field
         self.max_batch_events = max_batch_events
@@ -194,7 +196,7 @@ class Emitter:
     def emit(self, event: Mapping[str, Any]) -> bool:
         """Queue one event for sending; False if it was refused (and reported as failed)."""
         try:
-            payload = encode_event(event)
+            payload = encode_event(event, allow_nan=self.allow_nan)
         except EncodeError as err:
             self._refuse(Failure(NOT_ENCODABLE, str(err), event=event))
             return False

@@ -70,9 +70,10 @@ def replay(ctx: click.Context, file: str, topic: str | None, stream_name: str | 
     """Send the events of FILE (JSON lines, CSV or Parquet; or a quoted glob) to Kafka.
 
     Rows that do not parse are skipped and counted; every other row is sent as it is
-    (a missing value leaves its field out), so the worker's validation and dead letters
-    see what a model service would have sent. At the end: events sent and failed. A
-    file with no events (or none that parse) sends nothing and exits with 0.
+    (a missing value leaves its field out; a NaN or infinity is JSON's NaN or Infinity),
+    so the worker's validation and dead letters see what a model service would have
+    sent. At the end: events sent and failed. A file with no events (or none that parse)
+    sends nothing and exits with 0.
     """
     if speed is not None and fast:
         raise click.UsageError("--speed and --as-fast-as-possible exclude each other")
@@ -93,8 +94,10 @@ def replay(ctx: click.Context, file: str, topic: str | None, stream_name: str | 
     _prepare_topic(bootstrap, topic, partitions)
 
     started = time.monotonic()
+    # A replay waits rather than drops; it sends a NaN or infinity its file held as JSON's
+    # token, for the worker's validation to reject as research does ("is NaN").
     emitter = Emitter(bootstrap, topic, key_field=key_field, max_batch_events=batch,
-                      block_ms=60_000, exit_timeout_s=None)  # a replay waits rather than drops
+                      block_ms=60_000, exit_timeout_s=None, allow_nan=True)
     try:
         with tqdm(total=len(events), unit="ev", unit_scale=True, desc=topic,
                   file=sys.stderr) as progress:
