@@ -1,18 +1,21 @@
 """Replay a metric's alert rules over a history of its values.
 
-Each (rule, segment) walks its windows in time order, with the values of the earlier
-windows as history, through the same lifecycle the live stages use. The result is one row
-per alert episode: when it fired, when it resolved (if it did), and the value that fired it.
+Each (rule, segment) walks its windows in time order from an empty position, through
+:func:`monitor.alerts.walk.walk` — the same walk, history and lifecycle the live stages
+use, with each window's count of events — so the stages fire what the backtest predicts.
+The result is one row per alert episode: when it fired, when it resolved (if it did),
+and the value that fired it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import pandas as pd
 
-from monitor.alerts.lifecycle import AlertState, step
 from monitor.alerts.rules import Rule
+from monitor.alerts.walk import Position, Window, walk
 from monitor.spec import MetricSpec
 
 EPISODE_COLUMNS = [
@@ -25,12 +28,12 @@ EPISODE_COLUMNS = [
 class _Episode:
     rule: Rule
     segment: str
-    start: pd.Timestamp
-    end: pd.Timestamp
+    start: datetime
+    end: datetime
     value: float
     bound: float
     detail: str
-    resolved: pd.Timestamp | None = None
+    resolved: datetime | None = None
     windows: int = 1
 
 
@@ -54,24 +57,23 @@ def alert_episodes(metric: MetricSpec, values: pd.DataFrame) -> pd.DataFrame:
 
 
 def _replay(rule: Rule, segment: str, series: pd.DataFrame) -> list[_Episode]:
-    state = AlertState()
-    history: list[float] = []
+    starts = list(series["window_start"])
+    counts = (series["count"].astype("int64").tolist() if "count" in series
+              else [None] * len(series))
+    windows: list[Window] = list(zip(starts, series["window_end"],
+                                     series["value"].astype("float64"), counts, strict=True))
+    walked = walk(rule, Position(), [], windows)
+    index = {start: i for i, start in enumerate(starts)}
     episodes: list[_Episode] = []
     current: _Episode | None = None
-    for start, end, value in zip(
-        series["window_start"], series["window_end"], series["value"], strict=True
-    ):
-        check = rule.check(history, float(value))
-        state, transition = step(state, check, rule.for_windows)
-        if transition == "firing":
-            current = _Episode(rule, segment, start, end, float(value), check.bound, check.detail)
+    for found in walked.steps:
+        if found.transition == "firing":
+            current = _Episode(rule, segment, found.window_start, found.window_end, found.value,
+                               found.check.bound, found.check.detail)
+            current.windows = len(starts) - index[found.window_start]
             episodes.append(current)
-        elif transition == "resolved" and current is not None:
-            current.resolved = start
+        elif found.transition == "resolved" and current is not None:
+            current.resolved = found.window_start
+            current.windows = index[found.window_start] - index[current.start]
             current = None
-        elif current is not None and state.status == "firing":
-            current.windows += 1
-        history.append(float(value))
-        if len(history) > rule.history_needed:
-            del history[: len(history) - rule.history_needed]
     return episodes

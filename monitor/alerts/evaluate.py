@@ -37,7 +37,7 @@ from monitor.alerts.records import (
     NotificationKind,
     alert_labels,
 )
-from monitor.alerts.rules import Rule
+from monitor.alerts.rules import Point, Rule
 from monitor.alerts.walk import Walked, walk
 from monitor.spec import MetricSpec
 from monitor.storage import alert_states, outbox
@@ -111,9 +111,9 @@ def evaluate_windows(
         if not windows:
             continue
         field = rule.field or ""
-        history = _history(conn, key, field, windows[0].window_start, rule.history_needed)
+        history = _history(conn, key, field, windows[0].window_start, rule)
         walked = walk(rule, position, history,
-                      [(w.window_start, w.window_end, w.values.get(field, math.nan))
+                      [(w.window_start, w.window_end, w.values.get(field, math.nan), w.rows)
                        for w in windows])
         severity, alert_labels_ = labels[key]
         found = [AlertTransition(key, s.transition, s.window_start, s.window_end, s.value,
@@ -162,16 +162,27 @@ def _save(conn: Connection, key: AlertKey, walked: Walked, last_window_end: date
 
 
 def _history(conn: Connection, key: AlertKey, field: str, before: datetime,
-             needed: int) -> list[float]:
-    """The stored values of the ``needed`` windows before ``before``, oldest first."""
-    if needed <= 0:
+             rule: Rule) -> list[Point]:
+    """The stored windows ``rule`` compares the window starting at ``before`` with, oldest
+    first: the previous ``history_needed`` ones, or all within ``history_span`` before it,
+    of at least ``min_count`` events (as :class:`monitor.alerts.walk.History` keeps them)."""
+    span = rule.history_span
+    if span is None and rule.history_needed <= 0:
         return []
     v = VALUES.c
-    query = (select(v.value).where(v.metric == key.metric, v.metric_version == key.version,
-                                   v.stage == key.stage, v.segment == key.segment,
-                                   v.field == field, v.window_start < to_utc(before))
-             .order_by(v.window_start.desc()).limit(needed))
-    return [float(value) for value in reversed(conn.execute(query).scalars().all())]
+    query = select(v.window_start, v.value, v.count).where(
+        v.metric == key.metric, v.metric_version == key.version, v.stage == key.stage,
+        v.segment == key.segment, v.field == field, v.window_start < to_utc(before))
+    if rule.min_count:
+        query = query.where(v.count >= rule.min_count)
+    if span is not None:
+        rows = conn.execute(query.where(v.window_start >= to_utc(before) - span)
+                            .order_by(v.window_start)).all()
+    else:
+        newest = conn.execute(query.order_by(v.window_start.desc())
+                              .limit(rule.history_needed)).all()
+        rows = list(reversed(newest))
+    return [Point(to_utc(start), float(value), int(count)) for start, value, count in rows]
 
 
 def _notification(transition: AlertTransition, kind: NotificationKind, now: datetime,

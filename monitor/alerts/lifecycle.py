@@ -4,8 +4,9 @@ Each (rule, segment) has an :class:`AlertState`. ``step`` takes it and the rule'
 the next window and returns the new state and the transition, if any. A breach must hold
 for ``for_windows`` consecutive windows before the alert fires (a flap inside that
 stretch goes back to inactive without a notification); the first window that does not
-breach resolves a firing alert. Research backtests and the live stages share this code,
-so they fire the same alerts.
+breach resolves a firing alert. A window the rule did not judge (fewer events than its
+``min_count``) changes nothing: the alert stays as it was, as if the window were missing.
+Research backtests and the live stages share this code, so they fire the same alerts.
 
 >>> state = AlertState()
 >>> state, t = step(state, Check(True, 4.0, ""), for_windows=2)
@@ -14,6 +15,9 @@ so they fire the same alerts.
 >>> state, t = step(state, Check(True, 4.0, ""), for_windows=2)
 >>> state.status, t
 ('firing', 'firing')
+>>> state, t = step(state, Check(False, float("nan"), "12 events", judged=False), for_windows=2)
+>>> state.status, t
+('firing', None)
 >>> state, t = step(state, Check(False, 4.0, ""), for_windows=2)
 >>> state.status, t
 ('inactive', 'resolved')
@@ -40,6 +44,8 @@ def step(
     state: AlertState, check: Check, for_windows: int
 ) -> tuple[AlertState, Transition | None]:
     """Advance one window. ``cleared`` is a pending alert that stopped before firing."""
+    if not check.judged:
+        return state, None
     if not check.breached:
         if state.status == "firing":
             return AlertState(), "resolved"

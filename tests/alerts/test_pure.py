@@ -15,7 +15,7 @@ from monitor.alerts.routing import Route, channels_for, routes_from_json
 from monitor.alerts.rules import Threshold
 from monitor.alerts.settings import AlertSettings, parse_smtp_url
 from monitor.alerts.silences import Silence, parse_duration, parse_label, silencing
-from monitor.alerts.walk import Position, walk
+from monitor.alerts.walk import Position, Window, walk
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 S = timedelta(seconds=1)
@@ -149,8 +149,8 @@ def test_routes_from_the_environment() -> None:
 
 # -- walking windows ---------------------------------------------------------------------
 
-def windows(values: list[float]) -> list[tuple[datetime, datetime, float]]:
-    return [(T0 + timedelta(hours=i), T0 + timedelta(hours=i + 1), v)
+def windows(values: list[float], count: int = 100) -> list[Window]:
+    return [(T0 + timedelta(hours=i), T0 + timedelta(hours=i + 1), v, count)
             for i, v in enumerate(values)]
 
 
