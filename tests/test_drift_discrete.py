@@ -104,8 +104,6 @@ def test_every_statistic_sees_the_shift(shift: Shift, statistic: str) -> None:
     without = value(statistic, profile, same)
     with_shift = value(statistic, profile, shifted)
     assert with_shift[statistic] > 5 * without[statistic]
-    if "p_value" in with_shift:
-        assert with_shift["p_value"] < 1e-6 < without["p_value"]
 
 
 @pytest.mark.parametrize("shift", [s for s in SHIFTS if s.discrete],
