@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from metrics.base import Aggregate
+from monitor.alerts.fit import rule_problem
 from monitor.alerts.routing import Route
 from monitor.alerts.rules import Rule
 from monitor.errors import DefinitionError
@@ -290,6 +291,9 @@ class Monitor:
                            f"{kind} column")
 
         rules = tuple(self._resolve_rule(rule, aggregate, fail) for rule in options["alerts"])
+        for rule in rules:
+            if problem := rule_problem(rule, aggregate, options["window"]):
+                raise fail(problem)
         titles = [rule.title for rule in rules]
         if len(set(titles)) != len(titles):
             raise fail("two alert rules have the same name; give them name=")
