@@ -117,6 +117,12 @@ class Aggregate(ABC):
         """
         return {segment: self.value(state) for segment, state in states.items()}
 
+    def explain(self, field: str, values: Mapping[str, float], count: int | None
+                ) -> str | None:
+        """Why a window's ``field`` has its value, from the window's ``values`` (all its
+        fields) and ``count``, for an alert's text; None when the value says it all."""
+        return None
+
     def update_groups(self, states: Sequence[Any], frame: pd.DataFrame, groups: Groups
                       ) -> None:
         """Absorb ``frame`` into many states: row ``i`` goes to ``states[groups.codes[i]]``.

@@ -174,3 +174,25 @@ def test_every_stage_values_a_windows_segments_together() -> None:
                for key in valued)
     br = [values for (_, segment, _), values in valued.items() if segment == "country=BR"]
     assert all(values["normal.drifted"] == 1.0 for values in br)
+
+
+def test_an_alert_on_a_drift_flag_says_why_in_backtest_and_live_alike(
+        profile: ReferenceProfile) -> None:
+    """The alert text names the drifted column, its statistic against the effect floor,
+    the window's count and the adjusted p-value."""
+    from monitor import Threshold
+    from monitor.research import backtest
+
+    mon = Monitor("why")
+    mon.stream("s", schema={"normal": "float", "device": "str"})
+    spec = mon.metric("drift", "s", metrics.drift_report(["normal", "device"], profile),
+                      window="1h", alerts=[Threshold("n_drifted", above=0.5)])
+    rng = np.random.default_rng(RNG_SEED + 5)
+    events = families(rng, 600)[["normal", "device"]].assign(
+        ts=pd.Timestamp("2026-03-02", tz="UTC") + pd.to_timedelta(np.arange(600) * 12,
+                                                                 unit="s"))
+    events.loc[events.index >= 300, "normal"] += 1.0  # the second hour drifts
+    [episode] = backtest(spec, events, profile).itertuples()
+    assert episode.fired_window_start == pd.Timestamp("2026-03-02T01:00", tz="UTC")
+    assert "normal: wasserstein 1" in episode.detail
+    assert ">= 0.1, beyond sampling noise at n = 300 (BH-adjusted p" in episode.detail

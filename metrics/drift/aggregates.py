@@ -23,7 +23,13 @@ from metrics.drift.binding import (
     split_reference,
 )
 from metrics.drift.columns import NumericProfile
-from metrics.drift.decision import DEFAULT_ALPHA, ColumnTest, check_decision, decide
+from metrics.drift.decision import (
+    DEFAULT_ALPHA,
+    ColumnTest,
+    check_decision,
+    decide,
+    why_drifted,
+)
 from metrics.drift.null import column_null
 from metrics.drift.profile import ReferenceProfile
 from metrics.drift.state import BinCountsState
@@ -121,6 +127,13 @@ class ColumnDrift(ReferenceBound):
                           "p_adjusted": verdicts[segment].p_adjusted,
                           "drifted": verdicts[segment].drifted}
                 for segment in states}
+
+    def explain(self, field: str, values: Mapping[str, float], count: int | None
+                ) -> str | None:
+        method = self._method
+        min_effect = method.min_effect if self.min_effect is None else self.min_effect
+        return why_drifted(None, method.field, values, count, self.alpha, self.correction,
+                           min_effect)
 
     @property
     def _method(self) -> methods.Method:

@@ -28,7 +28,7 @@ from typing import NamedTuple, TypeVar
 
 from metrics.drift.null import CORRECTIONS, correct
 
-__all__ = ["DEFAULT_ALPHA", "ColumnTest", "Verdict", "check_decision", "decide"]
+__all__ = ["DEFAULT_ALPHA", "ColumnTest", "Verdict", "check_decision", "decide", "why_drifted"]
 
 DEFAULT_ALPHA = 0.01
 K = TypeVar("K", bound=Hashable)
@@ -73,3 +73,26 @@ def check_decision(kind: str, alpha: float, correction: str, min_effect: float |
             and min_effect >= 0):
         raise ValueError(f"{kind}: min_effect must be a finite number >= 0, not "
                          f"{min_effect!r}")
+
+
+def why_drifted(column: str | None, statistic: str, values: Mapping[str, float],
+                count: int | None, alpha: float, correction: str, min_effect: float
+                ) -> str:
+    """One column's decision in words, from a window's stored values (``column`` None:
+    a single-column aggregate, whose fields have no column prefix).
+
+    >>> values = {"x.psi": 0.23, "x.p_value": 0.0004, "x.p_adjusted": 0.003, "x.drifted": 1.0}
+    >>> why_drifted("x", "psi", values, 180, 0.01, "bh", 0.1)
+    'x: psi 0.23 >= 0.1, beyond sampling noise at n = 180 (BH-adjusted p = 0.003 < 0.01)'
+    """
+    prefix = "" if column is None else f"{column}."
+    name = "" if column is None else f"{column}: "
+    value = values.get(f"{prefix}{statistic}", float("nan"))
+    adjusted = values.get(f"{prefix}p_adjusted", float("nan"))
+    size = "?" if count is None else f"{count:,}"
+    effect = ">=" if value >= min_effect else "<"
+    noise = "beyond" if adjusted < alpha else "within"
+    how = {"bh": "BH-adjusted p", "bonferroni": "Bonferroni-adjusted p", "none": "p"}[correction]
+    shown = f"= {adjusted:.2g}" if adjusted >= 1e-12 else "< 1e-12"
+    return (f"{name}{statistic} {value:.3g} {effect} {min_effect:g}, {noise} sampling noise "
+            f"at n = {size} ({how} {shown} {'<' if adjusted < alpha else '>='} {alpha:g})")

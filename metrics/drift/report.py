@@ -19,7 +19,13 @@ from metrics.drift.binding import (
     split_reference,
 )
 from metrics.drift.columns import NumericProfile
-from metrics.drift.decision import DEFAULT_ALPHA, ColumnTest, check_decision, decide
+from metrics.drift.decision import (
+    DEFAULT_ALPHA,
+    ColumnTest,
+    check_decision,
+    decide,
+    why_drifted,
+)
 from metrics.drift.methods import METHODS, Method, auto_method, column_kind
 from metrics.drift.null import column_null
 from metrics.drift.profile import ReferenceProfile
@@ -219,6 +225,25 @@ class Drift(ReferenceBound):
             row["share_drifted"] = drifted / scored if scored else float("nan")
             values[segment] = row
         return values
+
+    def explain(self, field: str, values: Mapping[str, float], count: int | None
+                ) -> str | None:
+        """The drifted columns (for n_drifted / share_drifted) or the column (for its own
+        fields): statistic, effect floor, count and adjusted p-value."""
+        plan = {name: (method, min_effect) for name, method, min_effect in self._plan()}
+        column = field.rsplit(".", 1)[0] if "." in field else None
+        if column in plan:
+            names = [column]
+        elif field in ("n_drifted", "share_drifted"):
+            names = [name for name in plan if values.get(f"{name}.drifted") == 1.0]
+            if not names:
+                return None
+        else:
+            return None
+        reasons = [why_drifted(name, plan[name][0].field, values, count, self.alpha,
+                               self.correction, plan[name][1]) for name in names[:3]]
+        more = f"; and {len(names) - 3} more" if len(names) > 3 else ""
+        return "; ".join(reasons) + more
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> Self:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 
+from monitor.alerts.explain import explained
 from monitor.alerts.rules import Rule
 from monitor.alerts.walk import Position, Window, walk
 from monitor.spec import MetricSpec
@@ -42,9 +44,12 @@ def alert_episodes(metric: MetricSpec, values: pd.DataFrame) -> pd.DataFrame:
     episodes: list[_Episode] = []
     mine = values[values["metric"] == metric.name]
     for segment, in_segment in mine.groupby("segment", sort=True):
+        fields_of = {start: dict(zip(rows["field"], rows["value"].astype("float64"),
+                                     strict=True))
+                     for start, rows in in_segment.groupby("window_start", sort=False)}
         for rule in metric.alerts:
             series = in_segment[in_segment["field"] == rule.field].sort_values("window_start")
-            episodes.extend(_replay(rule, str(segment), series))
+            episodes.extend(_replay(metric, rule, str(segment), series, fields_of))
     rows = [
         (metric.name, e.rule.title, e.rule.severity, e.segment, e.rule.field, e.start, e.end,
          e.resolved, e.windows, e.value, e.bound, e.detail)
@@ -56,7 +61,8 @@ def alert_episodes(metric: MetricSpec, values: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _replay(rule: Rule, segment: str, series: pd.DataFrame) -> list[_Episode]:
+def _replay(metric: MetricSpec, rule: Rule, segment: str, series: pd.DataFrame,
+            fields_of: dict[Any, dict[str, float]]) -> list[_Episode]:
     starts = list(series["window_start"])
     counts = (series["count"].astype("int64").tolist() if "count" in series
               else [None] * len(series))
@@ -68,8 +74,11 @@ def _replay(rule: Rule, segment: str, series: pd.DataFrame) -> list[_Episode]:
     current: _Episode | None = None
     for found in walked.steps:
         if found.transition == "firing":
+            count = counts[index[found.window_start]]
+            detail = explained(metric, rule.field or "", found,
+                               fields_of.get(found.window_start, {}), count)
             current = _Episode(rule, segment, found.window_start, found.window_end, found.value,
-                               found.check.bound, found.check.detail)
+                               found.check.bound, detail)
             current.windows = len(starts) - index[found.window_start]
             episodes.append(current)
         elif found.transition == "resolved" and current is not None:

@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from monitor.alerts.explain import explained
 from monitor.alerts.records import (
     AlertKey,
     AlertTransition,
@@ -116,8 +117,12 @@ def evaluate_windows(
                       [(w.window_start, w.window_end, w.values.get(field, math.nan), w.rows)
                        for w in windows])
         severity, alert_labels_ = labels[key]
+        by_start = {w.window_start: w for w in windows}
         found = [AlertTransition(key, s.transition, s.window_start, s.window_end, s.value,
-                                 s.check.bound, s.check.detail, severity, alert_labels_)
+                                 s.check.bound,
+                                 explained(metric, field, s, by_start[s.window_start].values,
+                                           by_start[s.window_start].rows),
+                                 severity, alert_labels_)
                  for s in walked.steps]
         transitions.extend(found)
         recent = now - notify_within
