@@ -44,32 +44,36 @@ def profile() -> ReferenceProfile:
 
 @pytest.fixture(scope="module")
 def predicted(events: pd.DataFrame, profile: ReferenceProfile) -> set[tuple[object, ...]]:
-    """Episodes (metric, rule, segment, fired window, resolved window) of the backtest."""
+    """Episodes (metric, rule, segment, fired window, resolved window, the firing text)
+    of the backtest."""
     found = set()
     for metric in mon.metrics.values():
         for row in backtest(metric, events, profile).to_dict("records"):
             resolved = row["resolved_window_start"]
             found.add((row["metric"], row["rule"], row["segment"],
                        row["fired_window_start"].to_pydatetime(),
-                       None if pd.isna(resolved) else resolved.to_pydatetime()))
+                       None if pd.isna(resolved) else resolved.to_pydatetime(),
+                       row["detail"]))
     return found
 
 
 def fired(database: Database) -> set[tuple[object, ...]]:
-    """Episodes (metric, rule, segment, fired window, resolved window) from the stored
-    transitions."""
+    """Episodes (metric, rule, segment, fired window, resolved window, the firing text)
+    from the stored transitions."""
     found = set()
     with database.connect() as conn:
         for metric in mon.metrics:
-            open_: dict[tuple[str, str], object] = {}
+            open_: dict[tuple[str, str], tuple[object, str]] = {}
             for event in alert_states.events_of(conn, metric, "batch"):
                 alert = (event.key.rule, event.key.segment)
                 if event.transition == "firing":
                     assert alert not in open_, f"{alert} fired twice in a row"
-                    open_[alert] = event.window_start
+                    open_[alert] = (event.window_start, event.detail)
                 elif event.transition == "resolved":
-                    found.add((metric, *alert, open_.pop(alert), event.window_start))
-            found |= {(metric, *alert, start, None) for alert, start in open_.items()}
+                    start, detail = open_.pop(alert)
+                    found.add((metric, *alert, start, event.window_start, detail))
+            found |= {(metric, *alert, start, None, detail)
+                      for alert, (start, detail) in open_.items()}
     return found
 
 
@@ -100,7 +104,7 @@ def test_batch_fires_exactly_what_the_backtest_predicted(
     recent = now.to_pydatetime() - timedelta(days=1)
     last_window = (END - pd.Timedelta("1h")).to_pydatetime()
     wanted = set()
-    for metric, rule, segment, fired_at, resolved_at in expected:
+    for metric, rule, segment, fired_at, resolved_at, _ in expected:
         if fired_at + timedelta(hours=1) >= recent:
             wanted.add((metric, rule, segment, "firing", fired_at))
             if resolved_at is not None:
