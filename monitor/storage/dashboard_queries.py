@@ -62,6 +62,7 @@ from monitor.storage.dashboard_records import (
     NO_DATA,
     MetricOverview,
     TimeRange,
+    WindowValues,
     worst_status,
 )
 from monitor.storage.database import Database
@@ -87,6 +88,7 @@ DELIVERIES = table_of(AlertDeliveryRow)
 SERIES_COLUMNS = ["stage", "segment", "field", "window_start", "value", "low", "high",
                   "windows"]
 MAX_SERIES_ROWS = 200_000  # a hard stop: a chart of more points is no use anyway
+MAX_WINDOW_FIELDS = 10_000  # fields of one window: a drift report of 2,500 columns
 DEAD_LETTER_SUFFIX = ".dead_letters"  # the streaming stage's count of rejected input
 
 
@@ -211,42 +213,59 @@ class DashboardQueries:
         """
         if not fields or not segments or not stages:
             return _empty_series()
-        width = int(Windows.parse(window).width.total_seconds())
-        bucket = span.bucket_seconds(width, max_points)
         v = VALUES.c
         where = and_(v.metric == metric, v.metric_version == version,
                      v.stage.in_(list(stages)), v.segment.in_(list(segments)),
                      v.field.in_(list(fields)), v.window_start >= to_utc(span.since),
                      v.window_start < to_utc(span.until))
         with self._read() as conn:
-            if bucket == width:
-                query = (select(v.stage, v.segment, v.field, v.window_start, v.value)
-                         .where(where).order_by(v.window_start).limit(MAX_SERIES_ROWS))
-                frame = _frame(conn.execute(query).all(),
-                               ["stage", "segment", "field", "window_start", "value"])
-                frame["low"] = frame["value"]
-                frame["high"] = frame["value"]
-                frame["windows"] = 1
-            else:
-                start = _epoch(conn, v.window_start)
-                slot = cast(func.floor(start / bucket), Integer)
-                query = (select(v.stage, v.segment, v.field, slot.label("slot"),
-                                func.avg(v.value), func.min(v.value), func.max(v.value),
-                                func.count())
-                         .where(where).group_by(v.stage, v.segment, v.field, slot)
-                         .order_by(slot).limit(MAX_SERIES_ROWS))
-                frame = _frame(conn.execute(query).all(),
-                               ["stage", "segment", "field", "slot", "value", "low", "high",
-                                "windows"])
-                frame["window_start"] = pd.to_datetime(frame["slot"].astype("int64") * bucket,
-                                                       unit="s", utc=True)
-        if frame.empty:
-            return _empty_series()
-        frame["window_start"] = pd.to_datetime(frame["window_start"], utc=True)
-        for column in ("value", "low", "high"):
-            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-        frame["windows"] = frame["windows"].astype("int64")
-        return frame[SERIES_COLUMNS].reset_index(drop=True)
+            return _points(conn, v.value, where, span, window, max_points)
+
+    def window_counts(
+        self,
+        metric: str,
+        version: int,
+        span: TimeRange,
+        *,
+        window: str,
+        field: str,
+        segment: str,
+        stage: str,
+        max_points: int = DEFAULT_MAX_POINTS,
+    ) -> pd.DataFrame:
+        """How many events each window of ``segment`` in ``stage`` held over ``span`` (the
+        count stored with ``field``; every field of a window has the same), one row per
+        plotted point, bucketed as :meth:`series` does; ``field`` is ``"count"``."""
+        v = VALUES.c
+        where = and_(v.metric == metric, v.metric_version == version, v.stage == stage,
+                     v.segment == segment, v.field == field,
+                     v.window_start >= to_utc(span.since), v.window_start < to_utc(span.until))
+        with self._read() as conn:
+            frame = _points(conn, v.count, where, span, window, max_points)
+        return frame.assign(field="count")
+
+    def latest_values(self, metric: str, version: int, stage: str, segment: str,
+                      span: TimeRange) -> WindowValues | None:
+        """Every field of the newest window of ``segment`` in ``stage`` within ``span``,
+        with its count; None when the segment has no window there."""
+        v = VALUES.c
+        where = (v.metric == metric, v.metric_version == version, v.stage == stage,
+                 v.segment == segment)
+        with self._read() as conn:
+            start = conn.execute(select(func.max(v.window_start)).where(
+                *where, v.window_start >= to_utc(span.since),
+                v.window_start < to_utc(span.until))).scalar()
+            if start is None:
+                return None
+            start = to_utc(_as_datetime(start))
+            rows = conn.execute(select(v.field, v.value, v.count, v.window_end).where(
+                *where, v.window_start == start).limit(MAX_WINDOW_FIELDS)).all()
+        if not rows:
+            return None
+        _, _, count, end = rows[0]
+        return WindowValues(start, to_utc(_as_datetime(end)), int(count),
+                            {field: math.nan if value is None else float(value)
+                             for field, value, _, _ in rows})
 
     def states(self, metric: str, version: int, stage: str, span: TimeRange,
                segment: str, limit: int = 2_000) -> list[StoredState]:
@@ -532,6 +551,44 @@ def _spark_values(conn: Connection, sparks: Sequence[_Spark], chunk: int = 100
     for points in found.values():
         points.sort()
     return found
+
+
+def _points(conn: Connection, measure: Any, where: ColumnElement[bool], span: TimeRange,
+            window: str, max_points: int) -> pd.DataFrame:
+    """``measure`` (a value column) where ``where`` holds, one row per window, or per bucket
+    of windows with their mean, min and max when ``span`` holds more than ``max_points``
+    windows (columns :data:`SERIES_COLUMNS`)."""
+    v = VALUES.c
+    width = int(Windows.parse(window).width.total_seconds())
+    bucket = span.bucket_seconds(width, max_points)
+    if bucket == width:
+        query = (select(v.stage, v.segment, v.field, v.window_start, measure)
+                 .where(where).order_by(v.window_start).limit(MAX_SERIES_ROWS))
+        frame = _frame(conn.execute(query).all(),
+                       ["stage", "segment", "field", "window_start", "value"])
+        frame["low"] = frame["value"]
+        frame["high"] = frame["value"]
+        frame["windows"] = 1
+    else:
+        start = _epoch(conn, v.window_start)
+        slot = cast(func.floor(start / bucket), Integer)
+        query = (select(v.stage, v.segment, v.field, slot.label("slot"),
+                        func.avg(measure), func.min(measure), func.max(measure),
+                        func.count())
+                 .where(where).group_by(v.stage, v.segment, v.field, slot)
+                 .order_by(slot).limit(MAX_SERIES_ROWS))
+        frame = _frame(conn.execute(query).all(),
+                       ["stage", "segment", "field", "slot", "value", "low", "high",
+                        "windows"])
+        frame["window_start"] = pd.to_datetime(frame["slot"].astype("int64") * bucket,
+                                               unit="s", utc=True)
+    if frame.empty:
+        return _empty_series()
+    frame["window_start"] = pd.to_datetime(frame["window_start"], utc=True)
+    for column in ("value", "low", "high"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    frame["windows"] = frame["windows"].astype("int64")
+    return frame[SERIES_COLUMNS].reset_index(drop=True)
 
 
 def _epoch(conn: Connection, column: Any) -> ColumnElement[Any]:

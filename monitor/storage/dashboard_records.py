@@ -76,6 +76,16 @@ class MetricOverview:
     sparkline: tuple[float, ...] = ()
 
 
+@dataclass(frozen=True)
+class WindowValues:
+    """Every stored field of one window of one segment, and the window's event count."""
+
+    window_start: datetime
+    window_end: datetime
+    count: int
+    values: Mapping[str, float]  # NaN where the stored value is NULL
+
+
 def worst_status(statuses: Iterable[str]) -> str:
     """The most urgent of alert statuses (firing, then pending); ``ok`` when none is."""
     found = set(statuses)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,35 @@ def test_dead_letter_reasons_are_read_from_their_labels(url: str) -> None:
         frame = queries.dead_letter_metric_counts(TimeRange(T0, T0 + 2 * HOUR))
     assert dict(zip(frame["reason"], frame["count"], strict=True)) == {
         reasons[0]: 2, reasons[1]: 2, "field 'x' is null": 1}
+
+
+def test_window_counts_and_the_latest_window_of_a_segment(results_url: str) -> None:
+    """What the drift page reads besides the values: each window's event count (bucketed
+    like a series on long ranges) and every field of a segment's newest window."""
+    with SqlStore.open(results_url) as store:
+        version = store.register_metric(latency_spec()).version
+        store.write_windows("latency", version, "batch", [
+            *(window(h, "country=SE", rows=10 + h) for h in range(5)),
+            window(5, "country=SE", p50=math.nan, rows=15),
+            *(window(h, rows=100) for h in range(8))])
+    span = TimeRange(T0, T0 + 8 * HOUR)
+    with DashboardQueries.open(results_url) as queries:
+        counts = queries.window_counts("latency", version, span, window="1h", field="p50",
+                                       segment="country=SE", stage="batch")
+        bucketed = queries.window_counts("latency", version, span, window="1h", field="p50",
+                                         segment="country=SE", stage="batch", max_points=3)
+        latest = queries.latest_values("latency", version, "batch", "country=SE", span)
+        earlier = queries.latest_values("latency", version, "batch", "country=SE",
+                                        TimeRange(T0, T0 + 3 * HOUR))
+        none = queries.latest_values("latency", version, "batch", "country=BR", span)
+        other_stage = queries.latest_values("latency", version, "research", "*", span)
+    assert list(counts["value"]) == [10, 11, 12, 13, 14, 15]
+    assert set(counts["field"]) == {"count"} and set(counts["windows"]) == {1}
+    assert list(bucketed["value"]) == [11.0, 14.0] and list(bucketed["windows"]) == [3, 3]
+    assert list(bucketed["low"]) == [10.0, 13.0] and list(bucketed["high"]) == [12.0, 15.0]
+    assert latest is not None and earlier is not None
+    assert (latest.window_start, latest.window_end, latest.count) == (T0 + 5 * HOUR,
+                                                                      T0 + 6 * HOUR, 15)
+    assert math.isnan(latest.values["p50"]) and latest.values["p99"] == 2.0
+    assert (earlier.window_start, earlier.count) == (T0 + 2 * HOUR, 12)
+    assert none is None and other_stage is None
