@@ -55,6 +55,11 @@ class Browser:
         except BaseException:
             self.close()
             raise
+        self.resize(width, height)
+
+    def resize(self, width: int, height: int) -> None:
+        """The viewport's size: a screenshot shows the viewport, so a long page needs a
+        tall one (Streamlit scrolls inside the page, not the document)."""
         self.call("Emulation.setDeviceMetricsOverride",
                   {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
 

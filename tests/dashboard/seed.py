@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import text, update
 
+import metrics
 from examples.music_home import mon
 from examples.music_home_events import DEFAULT_START, generate_events, generate_reference
 from monitor.alerts.dispatcher import Dispatcher
@@ -26,6 +27,7 @@ from monitor.batch.runner import BatchRunner
 from monitor.batch.service import batch_targets, bind_stored_reference
 from monitor.engine import Engine
 from monitor.references import fit_profile
+from monitor.spec import MetricSpec
 from monitor.storage import alert_states, silences
 from monitor.storage.database import Database
 from monitor.storage.dead_letters import write_dead_letters
@@ -43,6 +45,14 @@ STREAM = mon.streams["home"]
 RESEARCH_METRICS = ("latency", "ctr")  # stored as research too: parity on the metric page
 STREAMING_METRIC = "latency"  # and streamed over the last two days
 DEAD_LETTER_METRIC = "home.dead_letters"
+# A drift report on discrete columns per country, in research: the drift page's point bins
+# (a bin per value) and a decision corrected over columns and segments.
+SEGMENTED_DRIFT = MetricSpec(
+    "rank_drift", STREAM,
+    metrics.drift_report(["fav_carousel_rank", "carousels_served", "device"], "training"),
+    window="1h", segment_by=("country",), owner="home-personalization",
+    description="Drift of the favourite carousel's rank, the carousels served and the "
+                "device mix per country.")
 # A dead letter whose payload looks like a secret: the secrets test checks it is masked.
 PAYLOAD_WITH_TOKEN = '{"ts": "not a time", "note": "token=SEEDED-TOKEN-123"}'
 
@@ -90,6 +100,9 @@ def seed(url: str, *, days: int = DAYS) -> Seeded:
         for name in RESEARCH_METRICS:
             target = targets[name]
             _write_engine(store, target.metric, target.version, "research", valid)
+        segmented = bind_stored_reference(SEGMENTED_DRIFT, store)
+        _write_engine(store, segmented, store.register_metric(segmented, by="seed").version,
+                      "research", valid)
         latest = valid[pd.to_datetime(valid["ts"], utc=True) >= end - pd.Timedelta("2D")]
         streamed = targets[STREAMING_METRIC]
         store.record_stage_change(STREAMING_METRIC, streamed.version, "streaming", by="seed",
@@ -103,7 +116,7 @@ def seed(url: str, *, days: int = DAYS) -> Seeded:
                 ends_at=now + timedelta(hours=6), reason="SE holiday traffic",
                 created_by="oncall"), now - timedelta(hours=1))
         firing = sorted({a.key.metric for a in _firing(store)})
-    return Seeded(url, tuple(mon.metrics), tuple(firing))
+    return Seeded(url, (*mon.metrics, SEGMENTED_DRIFT.name), tuple(firing))
 
 
 def _with_bad_rows(events: pd.DataFrame) -> pd.DataFrame:

@@ -21,7 +21,7 @@ import pytest
 
 from monitor.storage.database_url import DATABASE_URL_ENV
 from tests.dashboard.browser import Browser, find_chromium
-from tests.dashboard.seed import Seeded
+from tests.dashboard.seed import SEGMENTED_DRIFT, Seeded
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "out" / "test-artifacts" / "dashboard"
@@ -139,3 +139,20 @@ def test_metric_page_draws_its_series_in_the_browser(dashboard_url: str,
     dom, _ = _keep(browser, "metric-latency")
     assert "home-platform" in text
     assert dom.count("vega-embed") >= 1
+
+
+def test_drift_page_draws_windows_decisions_and_value_bars(dashboard_url: str,
+                                                            browser: Browser) -> None:
+    """The segmented report on discrete columns: the decision in words, the latest
+    window's table, the per-window charts and a bar per rank (see drift-rank_drift.png)."""
+    browser.resize(1400, 3600)  # the whole page in one screenshot
+    try:
+        text = browser.open(
+            f"{dashboard_url}/drift?metric={SEGMENTED_DRIFT.name}&segment=country%3DBR",
+            ["BH-adjusted p < 0.01 over columns and segments", "Latest window", "events",
+             "windows drifted", "Reference against current"], charts=5)
+        dom, _ = _keep(browser, f"drift-{SEGMENTED_DRIFT.name}")
+    finally:
+        browser.resize(1400, 2000)
+    assert "fav_carousel_rank: per window" in text
+    assert dom.count("vega-embed") >= 5  # statistic, p-value, count, columns, histogram

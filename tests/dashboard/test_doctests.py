@@ -8,7 +8,8 @@ import importlib
 
 import pytest
 
-MODULES = ["dashboard.charts", "dashboard.context", "dashboard.navigation", "dashboard.views.drift",
+MODULES = ["dashboard.charts", "dashboard.context", "dashboard.drift_windows",
+           "dashboard.navigation", "dashboard.views.drift",
            "dashboard.views.tails", "dashboard.views.dead_letters"]
 
 

@@ -8,12 +8,28 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pandas as pd
 import pytest
+from sqlalchemy import select, update
 
+from dashboard.drift_windows import VERDICTS
+from examples.music_home import MODEL_ROLLOUT
+from examples.music_home_events import generate_events
 from monitor.alerts.records import AlertKey, Notification
 from monitor.alerts.render import dashboard_link
+from monitor.storage.dashboard_queries import DashboardQueries, default_range
+from monitor.storage.database import Database
+from monitor.storage.migrate import upgrade
+from monitor.storage.models import MetricDefinitionRow, table_of
 from tests.dashboard.conftest import PAGES, AppFactory
 from tests.dashboard.helpers import charts, marks, texts
-from tests.dashboard.seed import DAYS, DEAD_LETTER_METRIC, Seeded
+from tests.dashboard.seed import (
+    DAYS,
+    DEAD_LETTER_METRIC,
+    EVENTS_PER_HOUR,
+    SEGMENTED_DRIFT,
+    START,
+    Seeded,
+    copy_database,
+)
 
 
 def test_overview_lists_every_metric_with_firing_alerts_on_top(
@@ -70,8 +86,6 @@ def test_metric_page_link_preselects_the_segment_and_a_longer_range(
 
 
 def test_long_ranges_are_bucketed_in_sql(seeded: Seeded, run_app: AppFactory) -> None:
-    from monitor.storage.dashboard_queries import DashboardQueries, default_range
-
     with DashboardQueries.open(seeded.url) as queries:
         latest = queries.latest_window("latency", 1)
         span = default_range(latest, 7)
@@ -107,10 +121,8 @@ def test_drift_page_compares_reference_and_current_histograms(
 ) -> None:
     app = run_app(seeded.url, page="drift", metric="feature_drift")
     assert app.selectbox(key="drift_metric").value == "feature_drift"
+    app.selectbox(key="drift_column").set_value("session_length_s").run()
     drawn = charts(app)
-    statistics = [data[0] for spec, data in drawn if "line" in marks(spec)]
-    assert {"session_length_s.wasserstein", "tracks_played_7d.wasserstein",
-            "n_drifted"} <= {f for frame in statistics for f in set(frame["field"])}
     [bins] = [d[0] for s, d in drawn if marks(s) == ["rect"]]
     assert set(bins["which"]) == {"reference", "current"}
     for which in ("reference", "current"):
@@ -122,6 +134,79 @@ def test_drift_page_compares_reference_and_current_histograms(
     assert set(current["which"]) == {"current"} and set(reference["which"]) == {"reference"}
     app = run_app(seeded.url, page="drift", metric="score_psi")
     assert any(marks(s) == ["rect"] for s, _ in charts(app))
+
+
+def test_drift_page_shows_each_windows_count_p_value_and_decision(
+    seeded: Seeded, run_app: AppFactory
+) -> None:
+    app = run_app(seeded.url, page="drift", metric="feature_drift")
+    text = texts(app)
+    assert ("Flagged when beyond sampling noise at the window's count (BH-adjusted p < 0.01 "
+            "over columns and segments) and at least 0.1 (wasserstein of session_length_s, "
+            "tracks_played_7d).") in text
+    with DashboardQueries.open(seeded.url) as queries:
+        span = default_range(queries.latest_window("feature_drift", 1), 7)
+        latest = queries.latest_values("feature_drift", 1, "batch", "*", span)
+        stored = queries.series("feature_drift", 1, span, window="1h",
+                                fields=["tracks_played_7d.drifted"], segments=["*"],
+                                stages=["batch"])
+    assert latest is not None
+    assert f"{latest.count:,} events" in text
+    [table] = [d.value for d in app.dataframe]
+    assert list(table["verdict"]) == sorted(table["verdict"], key=VERDICTS.index)
+    for row in table.to_dict("records"):
+        column = row["column"]
+        assert {k: row[k] for k in ("value", "p-value", "adjusted p", "count", "drifted")} == {
+            "value": latest.values[f"{column}.wasserstein"],
+            "p-value": latest.values[f"{column}.p_value"],
+            "adjusted p": latest.values[f"{column}.p_adjusted"],
+            "count": latest.count,
+            "drifted": latest.values[f"{column}.drifted"] == 1.0}
+    # The feature shift (FEATURE_SHIFT) is still on in the last window: drifted, first.
+    assert table["column"].iloc[0] == "tracks_played_7d" and table["drifted"].iloc[0]
+
+    assert app.selectbox(key="drift_column").value == "tracks_played_7d"
+    statistic, p_values, counts = charts(app)[:3]
+    assert marks(statistic[0]) == ["line", "point", "rule", "text"]
+    windows, floor = statistic[1]
+    assert len(windows) == DAYS * 24 and list(floor["floor"]) == [0.1]
+    flagged = set(stored[stored["value"] == 1.0]["window_start"])
+    assert flagged and set(windows[windows["verdict"] == "drifted"]["window_start"]) == flagged
+    assert marks(p_values[0]) == ["line", "rule", "text"]
+    p_long, alpha = p_values[1]
+    assert list(alpha["alpha"]) == [0.01] and set(p_long["p"]) == {"p-value", "adjusted p"}
+    assert marks(counts[0]) == ["area"]
+    events = generate_events(start=START, days=DAYS, seed=5, events_per_hour=EVENTS_PER_HOUR)
+    assert counts[1][0]["events"].sum() == len(events)  # every valid event, once
+    assert f"{len(flagged)} of {DAYS * 24} windows drifted" in texts(app)
+
+
+def test_drift_page_of_a_segmented_report_on_discrete_columns(
+    seeded: Seeded, run_app: AppFactory
+) -> None:
+    """Brazil's model rollout moves the favourite carousel's rank: flagged in its hours
+    only, with the decision corrected over columns and countries; the rank's histogram
+    has a bar per rank (each value has a bin of its own)."""
+    app = run_app(seeded.url, page="drift", metric=SEGMENTED_DRIFT.name, segment="country=BR")
+    assert app.selectbox(key=f"drift_segment:{SEGMENTED_DRIFT.name}").value == "country=BR"
+    assert "wasserstein of fav_carousel_rank, carousels_served; js of device" in texts(app)
+    app.selectbox(key="drift_column").set_value("fav_carousel_rank").run()
+    [windows, _] = charts(app)[0][1]
+    flagged = windows[windows["verdict"] == "drifted"]["window_start"]
+    begin, end = MODEL_ROLLOUT.window(START)
+    assert end is not None
+    assert len(flagged) >= 8 and flagged.between(begin, end, inclusive="left").all()
+    app.radio(key="drift_scope").set_value("the whole time range").run()
+    [(spec, [bins])] = [(s, d) for s, d in charts(app) if marks(s) == ["bar"]]
+    assert spec["encoding"]["x"]["title"] == "value"
+    ranks = spec["encoding"]["x"]["sort"]
+    assert ranks[:10] == [str(rank) for rank in range(1, 11)] and bins["point"].all()
+    for which in ("reference", "current"):
+        assert bins[bins["which"] == which]["share"].sum() == pytest.approx(1.0)
+    app = run_app(seeded.url, page="drift", metric="score_psi")
+    assert ("(BH-adjusted p < 0.01 over segments) and at least 0.1." in texts(app))
+    [table] = [d.value for d in app.dataframe]
+    assert list(table["statistic"]) == ["psi"]
 
 
 def test_tails_page_draws_the_p50_to_p99_band(seeded: Seeded, run_app: AppFactory) -> None:
@@ -194,8 +279,6 @@ def test_an_unreachable_database_is_named_without_its_password(run_app: AppFacto
 
 
 def test_series_of_a_metric_without_values_is_empty(seeded: Seeded) -> None:
-    from monitor.storage.dashboard_queries import DashboardQueries, default_range
-
     with DashboardQueries.open(seeded.url) as queries:
         frame = queries.series("nothing", 1, default_range(None, 1), window="1h",
                                fields=["p99"], segments=["*"])
@@ -209,3 +292,28 @@ def test_a_database_without_tables_says_to_upgrade_it(tmp_path: Path,
     app = run_app(f"sqlite:///{tmp_path / 'blank.sqlite'}")
     [error] = [e.value for e in app.error]
     assert "monitor db upgrade" in error
+
+
+def test_a_drift_version_defined_before_calibration_still_shows_its_values(
+    seeded: Seeded, run_app: AppFactory, tmp_path: Path
+) -> None:
+    """A version stored with a fixed ``threshold`` (before calibrated decisions): its
+    values and what its flag meant are shown; its states, which this code can no longer
+    rebuild an aggregate for, are not drawn, and the page says why."""
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    upgrade(url)
+    copy_database(seeded.url, url)
+    rows = table_of(MetricDefinitionRow)
+    with Database(url) as database, database.begin() as conn:
+        spec = conn.execute(select(rows.c.spec).where(rows.c.name == "score_psi")).scalar_one()
+        aggregate = {k: v for k, v in spec["aggregate"].items()
+                     if k not in ("alpha", "correction", "min_effect")}
+        conn.execute(update(rows).where(rows.c.name == "score_psi").values(
+            spec={**spec, "aggregate": {**aggregate, "threshold": 0.2}}))
+    app = run_app(url, page="drift", metric="score_psi")
+    text = texts(app)
+    assert "flagged when the statistic is at least 0.2, whatever the window's count" in text
+    assert "threshold" in text and "its stored states cannot be drawn" in text
+    [table] = [d.value for d in app.dataframe]
+    assert list(table["statistic"]) == ["psi"] and table["values tested"].isna().all()
+    assert len(charts(app)) == 3  # statistic, p-value, count; no histogram
