@@ -21,10 +21,17 @@ The points are every distinct value of a column with at most ``bins`` of them (r
 flags, small counts), else the values that hold at least ``1/bins`` of the reference (a
 point mass in a continuous column: zeros of a zero-inflated latency, a default value).
 The rest of the values get quantile bins, as many as their share of the reference times
-``bins`` (so ~1/bins each), deduplicated where quantiles repeat; a continuous column
-without points gets exactly the ``bins + 1`` quantiles of its values. No shift between
-two point values can then hide inside one bin, and on a column of points alone the binned
-KS statistic is the raw-data one (:func:`metrics.drift.stats.ks`).
+``bins`` (so ~1/bins each), deduplicated where quantiles repeat. No shift between two
+point values can then hide inside one bin, and on a column of points alone the binned KS
+statistic is the raw-data one (:func:`metrics.drift.stats.ks`).
+
+Quantile bins hold equal mass, not equal width: a heavy tail's last bin can span most of
+the range (lognormal σ = 2: the top 1% spans 99% of it), and Wasserstein's binning error
+grows with a bin's mass times its width. So a quantile bin more than 4 times as wide as
+the typical one is split at its middle value while its share of the reference times its
+width is over 0.003 standard deviations, at most ``bins`` more edges, widest first; a
+heavy tail's last values end up with a bin each (the largest in ``[v, nextafter(v)]``).
+A column without wide bins (uniform, a light tail) keeps its ``bins + 1`` quantiles.
 
 Numeric counting also keeps, per bin, the exact sum of the values' positions in fixed
 point (``floor((x − e_0) · 2**32 / (e_last − e_0))``, integers so that they merge
@@ -40,6 +47,7 @@ testing; the stages send them to the dead-letter table before they get here anyw
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -66,6 +74,10 @@ _LOWEST = -np.finfo(np.float64).max
 # negligible, coarse enough that int64 sums hold 2**31 values per bin.
 _FIXED_POINT = 2.0**32
 _FAR_UNITS = 2.0**40
+# A quantile bin is split (see _split_wide_bins) while it is this many times wider than
+# the typical one and its reference share times its width is over this share of the std.
+_WIDE_BIN = 4.0
+_WIDE_MASS = 3e-3
 
 
 @dataclass
@@ -200,11 +212,11 @@ class NumericProfile:
         values = values[np.isfinite(values)]
         if len(values) == 0:
             raise ValueError("no finite values to fit numeric bins on")
-        ordered = np.sort(values)
-        edges = _fit_edges(ordered, bins)
-        tally = _bin_counts(_search_points(edges), _fixed_point_scale(edges), ordered)
         with np.errstate(over="ignore"):  # an infinite std is refused just below, by name
             mean, std = float(np.mean(values)), float(np.std(values))
+        ordered = np.sort(values)
+        edges = _fit_edges(ordered, bins, std)
+        tally = _bin_counts(_search_points(edges), _fixed_point_scale(edges), ordered)
         return cls(
             edges=tuple(edges.tolist()),
             counts=tuple(tally.counts.tolist()),
@@ -390,9 +402,9 @@ def column_from_dict(data: Mapping[str, Any]) -> ColumnProfile:
     raise ValueError(f"unknown column profile type {kind!r}; expected 'numeric' or 'categorical'")
 
 
-def _fit_edges(ordered: np.ndarray, bins: int) -> np.ndarray:
+def _fit_edges(ordered: np.ndarray, bins: int, std: float) -> np.ndarray:
     """Edges for sorted finite reference values: a bin of its own for every point value,
-    quantile bins for the rest (see the module docstring)."""
+    quantile bins for the rest, split further in wide tails (see the module docstring)."""
     n = len(ordered)
     starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
     distinct = ordered[starts] + 0.0  # -0.0 and 0.0 are one value; sorted in any order
@@ -413,9 +425,55 @@ def _fit_edges(ordered: np.ndarray, bins: int) -> np.ndarray:
     if len(rest):
         # As many quantile bins over the rest as its share of the reference: ~1/bins each.
         share = -(-bins * len(rest) // n)
-        parts.append(np.quantile(rest, np.linspace(0.0, 1.0, share + 1)))
-    edges = np.unique(np.concatenate(parts))
+        quantiles = np.quantile(rest, np.linspace(0.0, 1.0, share + 1))
+        parts.append(quantiles)
+        if math.isfinite(std):
+            parts.append(np.asarray(_split_wide_bins(rest, quantiles, n, std, bins)))
+    with np.errstate(over="ignore"):
+        edges = np.unique(np.concatenate(parts))
     return edges[np.isfinite(edges)]  # the next float after the largest one is inf
+
+
+def _split_wide_bins(rest: np.ndarray, quantiles: np.ndarray, n: int, std: float,
+                     budget: int) -> list[float]:
+    """Edges that split the quantile bins over ``rest`` (sorted values; ``n`` in the whole
+    column) where they are wide, widest first, at most ``budget`` of them.
+
+    A bin is wide when it holds more than one value, is more than ``_WIDE_BIN`` times the
+    typical (median) quantile bin's width, and its share of the reference times its width
+    is over ``_WIDE_MASS`` times the std: about what it can add to the normed Wasserstein
+    distance's binning error. It is split at its middle value, so that a heavy tail's
+    last bins end up holding a value each (the largest in a bin of its own,
+    ``[v, nextafter(v)]``), where the error was.
+    """
+    typical = float(np.median(np.diff(quantiles)))
+    bounds = np.searchsorted(rest, quantiles, side="left")
+    bounds[-1] = len(rest)  # the last bin is closed
+    wide: list[tuple[float, int, int, float, float]] = []
+
+    def consider(start: int, stop: int, left: float, right: float) -> None:
+        held, width = stop - start, right - left
+        if held > 1 and width > _WIDE_BIN * typical and held * width > _WIDE_MASS * std * n:
+            heapq.heappush(wide, (-held * width, start, stop, left, right))
+
+    for i in range(len(quantiles) - 1):
+        consider(int(bounds[i]), int(bounds[i + 1]), float(quantiles[i]), float(quantiles[i + 1]))
+    edges: list[float] = []
+    while wide and len(edges) < budget:
+        _, start, stop, left, right = heapq.heappop(wide)
+        middle = float(rest[(start + stop) // 2])
+        cut = int(np.searchsorted(rest, middle, side="left"))  # where its ties start
+        if cut <= start:
+            cut = int(np.searchsorted(rest, middle, side="right"))
+        if cut >= stop:
+            continue  # one value, repeated
+        edge = float(rest[cut])
+        edges.append(edge)
+        if edge == rest[-1]:  # the top value: a closed bin of its own
+            edges.append(float(np.nextafter(edge, np.inf)))
+        consider(start, cut, left, edge)
+        consider(cut, stop, edge, right)
+    return edges
 
 
 def _search_points(edges: np.ndarray) -> np.ndarray:

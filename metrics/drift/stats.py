@@ -21,7 +21,9 @@ by some data, so they cannot be tightened without knowing more than the counts).
 
 from __future__ import annotations
 
+import itertools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import special
@@ -229,45 +231,51 @@ def wasserstein(
     ``(e_last − e_0)·2**-32``, which the bound below includes).
 
     Inside the range, bin ``[a, b)`` of width ``w`` holds reference mass ``p`` and current
-    mass ``q`` with mean values ``μ_ref`` and ``μ_cur`` (the bin's middle when the means
-    are not given: mass spread uniformly). Over the bin,
-    ``∫ G = G(a)·w + p·(b − μ_ref) − q·(b − μ_cur)`` exactly. When ``G`` has one sign at
-    both ends (or is 0 at one), the bin adds ``|∫ G|``: exact unless ``G`` changes sign
-    inside the bin. When the ends have opposite signs, ``G`` is taken as linear.
+    mass ``q`` with mean values ``μ_ref`` and ``μ_cur``. Each side's mass is taken as
+    spread uniformly over the widest interval centred on its mean that fits in the bin,
+    ``[μ − h, μ + h]`` with ``h = min(μ − a, b − μ)``, and as a point at its mean when it
+    is a single value (which is then exact). So ``∫ G`` over the bin is exact,
+    ``G(a)·w + p·(b − μ_ref) − q·(b − μ_cur)``, and ``G`` is piecewise linear, integrated
+    exactly in absolute value, sign changes included. Mass near one end of a wide bin —
+    a heavy tail's, whose density falls across it — stays near that end; mass spread over
+    the bin (a mean near the middle) is spread over it. Without the means, each bin's
+    mass is spread over the whole bin.
 
-    Binning error. With ``g_a = G(a)`` and ``g_b = G(b)``, inside the bin
+    Binning error. The model and the data are two ways to place the same masses with the
+    same means in the bin, so both lie between the smallest and largest ``∫ |G|`` such
+    placements allow. With ``g_a = G(a)`` and ``g_b = G(b)``, inside the bin
     ``g_a − q <= G <= g_a + p`` and ``g_b − p <= G <= g_b + q``, so per bin:
 
-    - ends of one sign: ``|∫ G| <= ∫ |G|`` always, and ``∫ |G| − |∫ G|`` is at most twice
-      the most ``∫ G⁻`` can be, ``2·w·max(0, min(q − g_a, p − g_b))`` when
+    - ends of one sign: ``∫ |G|`` lies between ``|∫ G|`` and ``|∫ G|`` plus the smaller of
+      twice the most ``∫ G⁻`` can be, ``2·w·max(0, min(q − g_a, p − g_b))`` when
       ``g_a + g_b >= 0`` (symmetrically ``2·w·max(0, min(p + g_a, q + g_b))`` otherwise),
-      and at most ``(|g_a + g_b| + p + q)·w/2 − |∫ G|`` (the linear ``G`` plus each CDF's
-      largest departure from its linear spread, ``mass·w/2``); the smaller of the two;
-    - ends of opposite signs: at most ``(p + q)·w / 2`` (the worst departures from the
-      linear spread put all of a bin's mass at one end);
+      and ``(|g_a + g_b| + p + q)·w/2 − |∫ G|`` (the linear ``G`` plus each CDF's largest
+      departure from its linear spread, ``mass·w/2``);
+    - any bin: ``|∫|G_data| − ∫|G_model|| <= ∫ |G_data − G_model|``, at most each side's
+      mass times the distance between its two placements, which is at most the data's
+      mean absolute deviation from the mean, ``2·(μ − a)·(b − μ)/w`` at most, plus the
+      model's, ``h/2``: 0 for a single value, small for mass near an end;
     - plus ``(p + q)·(e_last − e_0)·2**-32`` for the fixed-point means, and
       ``(q_below + q_above)·(e_last − e_0)·2**-32`` once for the outside distances.
 
     The raw distance ``W`` satisfies ``|W − W_b| <= Σ`` of these over the inner bins (see
     :func:`wasserstein_binning_error`; divide by the normalising std for the normed
-    distance). Where the distributions differ, ``|G|`` is large next to the masses of
-    narrow bins, so most one-sign terms are 0; the bound comes from bins where the CDFs
-    cross or nearly touch, and from the widest bins (a heavy tail's last bin may span
-    most of the range). The bound is attainable, but on real data the error is far
-    smaller: within 0.002 of scipy's normed distance in the tests, heavy tails included.
+    distance). The bound is attainable, but on data the error is far smaller. Measured
+    against ``scipy.stats.wasserstein_distance`` / std on windows without drift (100
+    seeds per cell; references of 2k, 10k and 100k values, windows of 200 to 100k;
+    lognormal σ = 2, Pareto α = 1.5 and normal data; profiles fitted with the wide-bin
+    splits of :mod:`metrics.drift.columns`): with references of 10k values or more, at
+    most 0.004 and 95% of windows within 0.0011 (normal data: 0.0012); with 2k, at most
+    0.008, 95% within 0.0033, the reference then being too sparse in the tail to say
+    where a large window's tail values lie. Before the splits and this placement of the
+    mass, heavy tails were up to 0.10 off (the widest bins of the tail, where ``G``
+    crosses 0 unseen by the counts).
     """
     p, q = proportions(reference), proportions(current)
     if np.isnan(p[0]) or np.isnan(q[0]):
         return _NAN
-    _, b, width, g_a, g_b = _inner_bins(edges, reference, current)
-    middle = b - width / 2.0
-    mu_ref = middle if reference_means is None else np.asarray(reference_means)[1:-1]
-    mu_cur = middle if current_means is None else np.asarray(current_means)[1:-1]
-    integral = g_a * width + p[1:-1] * (b - mu_ref) - q[1:-1] * (b - mu_cur)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        crossing = (g_a * g_a + g_b * g_b) / (2.0 * (np.abs(g_a) + np.abs(g_b))) * width
-    area = np.where(g_a * g_b >= 0, np.abs(integral), crossing)
-    return float(np.sum(area) + outside)
+    bins = _Bins.of(edges, reference, current, reference_means, current_means)
+    return float(np.sum(bins.model_areas()) + outside)
 
 
 def wasserstein_binning_error(
@@ -277,27 +285,125 @@ def wasserstein_binning_error(
     reference_means: np.ndarray | None = None,
     current_means: np.ndarray | None = None,
 ) -> float:
-    """The largest possible ``|W − W_b|`` for these counts (see :func:`wasserstein`)."""
+    """The largest possible ``|W − W_b|`` for these counts (see :func:`wasserstein`).
+
+    Without the means (the bins' middles stand in), only the model's spread over each bin
+    is known: the bound is then ``(p + q)·w/2`` per bin, each CDF's largest departure
+    from its linear spread.
+    """
     p, q = proportions(reference), proportions(current)
     if np.isnan(p[0]) or np.isnan(q[0]):
         return _NAN
-    a, b, width, g_a, g_b = _inner_bins(edges, reference, current)
-    middle = b - width / 2.0
-    mu_ref = middle if reference_means is None else np.asarray(reference_means)[1:-1]
-    mu_cur = middle if current_means is None else np.asarray(current_means)[1:-1]
+    bins = _Bins.of(edges, reference, current, reference_means, current_means)
+    a, b, width, g_a, g_b, p_in, q_in = (bins.a, bins.b, bins.width, bins.g_a, bins.g_b,
+                                         bins.p, bins.q)
     quantum = (b[-1] - a[0]) * 2.0**-32  # the fixed point of means and outside distances
-    outside_rounding = (q[0] + q[-1]) * quantum
-    p, q = p[1:-1], q[1:-1]
-    integral = np.abs(g_a * width + p * (b - mu_ref) - q * (b - mu_cur))
-    rising = np.maximum(0.0, np.minimum(q - g_a, p - g_b))
-    falling = np.maximum(0.0, np.minimum(p + g_a, q + g_b))
+    rounding = float(np.sum((p_in + q_in) * quantum) + (p[0] + p[-1] + q[0] + q[-1]) * quantum)
+    if reference_means is None or current_means is None:
+        return float(np.sum((p_in + q_in) * width / 2.0)) + rounding
+    integral = np.abs(g_a * width + p_in * (b - bins.mu_ref) - q_in * (b - bins.mu_cur))
+    rising = np.maximum(0.0, np.minimum(q_in - g_a, p_in - g_b))
+    falling = np.maximum(0.0, np.minimum(p_in + g_a, q_in + g_b))
     excursion = 2.0 * width * np.where(g_a + g_b >= 0, rising, falling)
-    spread = (np.abs(g_a + g_b) + p + q) * width / 2.0 - integral
-    one_sign = np.maximum(0.0, np.minimum(excursion, spread))
-    crossing = (p + q) * width / 2.0
-    rounding = (p + q) * quantum
-    return float(np.sum(np.where(g_a * g_b >= 0, one_sign, crossing) + rounding)
-                 + outside_rounding)
+    spread = (np.abs(g_a + g_b) + p_in + q_in) * width / 2.0 - integral
+    one_sign = np.where(g_a * g_b >= 0, np.maximum(0.0, np.minimum(excursion, spread)),
+                        np.inf)
+    placements = (p_in * bins.deviation(bins.mu_ref, bins.h_ref, bins.single_ref)
+                  + q_in * bins.deviation(bins.mu_cur, bins.h_cur, bins.single_cur))
+    return float(np.sum(np.minimum(one_sign, placements))) + rounding
+
+
+@dataclass(frozen=True)
+class _Bins:
+    """The inner bins of a numeric column and where the Wasserstein model puts each
+    side's mass in them: uniformly over ``[μ − h, μ + h]``, a point when ``h`` is 0."""
+
+    a: np.ndarray
+    b: np.ndarray
+    width: np.ndarray
+    g_a: np.ndarray
+    g_b: np.ndarray
+    p: np.ndarray
+    q: np.ndarray
+    mu_ref: np.ndarray
+    mu_cur: np.ndarray
+    h_ref: np.ndarray
+    h_cur: np.ndarray
+    single_ref: np.ndarray  # the bin's reference mass is a single value
+    single_cur: np.ndarray
+
+    @classmethod
+    def of(cls, edges: np.ndarray, reference: np.ndarray, current: np.ndarray,
+           reference_means: np.ndarray | None, current_means: np.ndarray | None) -> _Bins:
+        a, b, width, g_a, g_b = _inner_bins(edges, reference, current)
+        reference, current = np.asarray(reference), np.asarray(current)
+        mu_ref, h_ref = _placement(a, b, reference_means)
+        mu_cur, h_cur = _placement(a, b, current_means)
+        single_ref = (reference[1:-1] == 1) & (reference_means is not None)
+        single_cur = (current[1:-1] == 1) & (current_means is not None)
+        return cls(a, b, width, g_a, g_b,
+                   reference[1:-1] / reference.sum(), current[1:-1] / current.sum(),
+                   mu_ref, mu_cur, np.where(single_ref, 0.0, h_ref),
+                   np.where(single_cur, 0.0, h_cur), single_ref, single_cur)
+
+    def model_areas(self) -> np.ndarray:
+        """``∫ |G|`` over each bin with the masses placed as the model places them: ``G``
+        is linear between the ends of the two placements, so each piece is exact."""
+        ref_start, ref_stop = self._support(self.mu_ref, self.h_ref)
+        cur_start, cur_stop = self._support(self.mu_cur, self.h_cur)
+        points = np.sort(np.stack([self.a, ref_start, ref_stop, cur_start, cur_stop, self.b]),
+                         axis=0)
+        areas = np.zeros(len(self.a))
+        for left, right in itertools.pairwise(points):
+            # G just right of the piece's start and just left of its end: a point mass
+            # at an end of the piece lies outside it
+            start = (self.g_a + _placed(left, ref_start, ref_stop, self.p, True)
+                     - _placed(left, cur_start, cur_stop, self.q, True))
+            stop = (self.g_a + _placed(right, ref_start, ref_stop, self.p, False)
+                    - _placed(right, cur_start, cur_stop, self.q, False))
+            areas += _linear_abs_integral(start, stop, right - left)
+        return areas
+
+    def deviation(self, mu: np.ndarray, h: np.ndarray, single: np.ndarray) -> np.ndarray:
+        """The most the data's placement of one side's mass can be from the model's (per
+        unit of mass): the data's largest mean absolute deviation about ``μ`` in the bin,
+        ``2·(μ − a)·(b − μ)/w``, plus the model's, ``h/2``; 0 for a single value."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            data = np.where(self.width > 0, 2.0 * (mu - self.a) * (self.b - mu) / self.width,
+                            0.0)
+        return np.where(single, 0.0, data + h / 2.0)
+
+    def _support(self, mu: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.maximum(self.a, mu - h), np.minimum(self.b, mu + h)
+
+
+def _placement(a: np.ndarray, b: np.ndarray, means: np.ndarray | None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Each bin's mean (its middle when unknown) and the half-width of the widest interval
+    centred on it inside the bin."""
+    if means is None:
+        return (a + b) / 2.0, (b - a) / 2.0
+    mu = np.clip(np.asarray(means, dtype=np.float64)[1:-1], a, b)
+    return mu, np.minimum(mu - a, b - mu)
+
+
+def _placed(x: np.ndarray, start: np.ndarray, stop: np.ndarray, mass: np.ndarray,
+            right: bool) -> np.ndarray:
+    """The mass placed below ``x`` (at ``x`` too when ``right``, for a point mass)."""
+    span = stop - start
+    with np.errstate(invalid="ignore", divide="ignore"):
+        spread = np.clip((x - start) / span, 0.0, 1.0)
+    point = x >= start if right else x > start
+    return mass * np.where(span > 0, spread, point)
+
+
+def _linear_abs_integral(start: np.ndarray, stop: np.ndarray, width: np.ndarray
+                         ) -> np.ndarray:
+    """``∫ |G|`` over pieces where ``G`` is linear from ``start`` to ``stop``."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        crossing = (start * start + stop * stop) / (2.0 * (np.abs(start) + np.abs(stop)))
+    same_sign = np.abs(start + stop) / 2.0
+    return np.where(width > 0, np.where(start * stop >= 0, same_sign, crossing) * width, 0.0)
 
 
 def _inner_bins(
