@@ -43,7 +43,9 @@ def profile() -> ReferenceProfile:
 def test_without_drift_p_values_are_calibrated_for_every_statistic(
         profile: ReferenceProfile, method: str, size: int) -> None:
     """Windows drawn from the reference distribution: the share of p-values at or below
-    5% is about 5% (a binomial 99.9% band over 300 windows x 5 columns)."""
+    5% is at most 5% (within a binomial 99.9% band over 300 windows x 5 columns) and not
+    below half of it: a test of discrete values is conservative by nature (the 0/1 column
+    at 3% has few possible outcomes at 50 events), but not useless."""
     rng = np.random.default_rng([RNG_SEED, size, len(method)])
     report = metrics.drift_report(list(profile.columns), profile, method=method)
     small = []
@@ -54,7 +56,7 @@ def test_without_drift_p_values_are_calibrated_for_every_statistic(
         small += [values[f"{c}.p_value"] <= 0.05 for c in profile.columns]
     share = float(np.mean(small))
     band = 3.3 * math.sqrt(0.05 * 0.95 / len(small))
-    assert 0.05 - band <= share <= 0.05 + band, share
+    assert 0.025 <= share <= 0.05 + band, share
 
 
 def test_noise_at_a_small_window_is_not_drift_but_a_shift_is(profile: ReferenceProfile

@@ -126,7 +126,8 @@ class _Context:
 
 
 _Statistic = Callable[[np.ndarray, np.ndarray, _Context], np.ndarray]
-# name -> (function, tail variable power: 1 for divergences, 2 for distances)
+# name -> (function, the power that makes it a divergence, the scale on which a tail is
+# kept: 1 for divergences, 2 for distances, whose tails are Gaussian-like)
 STATISTICS: dict[str, tuple[_Statistic, int]] = {
     "psi": (_psi, 1),
     "js": (_js, 2),
@@ -179,6 +180,16 @@ class _Tail:
         return float(np.log(LEVELS[-1]) + TAIL_SLOPE * self.slope * (u - self.quantiles[-1]))
 
     @classmethod
+    def between(cls, low: _Tail, high: _Tail, weight: float) -> _Tail:
+        """The tail at a window size ``weight`` of the way (in log size) from ``low``'s to
+        ``high``'s: quantiles and slope interpolated geometrically (a null that shrinks as
+        a power of n is then exact), linearly where one is 0."""
+        return cls(_blend(low.quantiles, high.quantiles, weight),
+                   float(-_blend(np.array([-low.slope]), np.array([-high.slope]), weight)[0]),
+                   float(_blend(np.array([low.last_draw]), np.array([high.last_draw]),
+                                weight)[0]))
+
+    @classmethod
     def of(cls, draws: np.ndarray) -> _Tail:
         ordered = np.sort(draws)
         r = len(ordered)
@@ -195,6 +206,15 @@ class _Tail:
             if fitted < 0:
                 slope = fitted
         return cls(quantiles, slope, float(ordered[-1]))
+
+
+def _blend(low: np.ndarray, high: np.ndarray, weight: float) -> np.ndarray:
+    """``low`` to ``high`` by ``weight``: geometrically where both are positive, linearly
+    elsewhere (NaN stays NaN)."""
+    linear = (1.0 - weight) * low + weight * high
+    with np.errstate(divide="ignore", invalid="ignore"):
+        geometric = np.exp((1.0 - weight) * np.log(low) + weight * np.log(high))
+    return np.where((low > 0) & (high > 0), geometric, linear)
 
 
 class ColumnNull:
@@ -240,12 +260,17 @@ class ColumnNull:
         observed = self.observed(names, current)
         below = int(np.searchsorted(GRID, n, side="right")) - 1
         if GRID[below] == n or below == len(GRID) - 1:
-            return {k: math.exp(self._log_p(below, k, v)) for k, v in observed.items()}
-        weight = (math.log(n) - math.log(GRID[below])) / (
-            math.log(GRID[below + 1]) - math.log(GRID[below]))
-        return {k: math.exp((1 - weight) * self._log_p(below, k, v)
-                            + weight * self._log_p(below + 1, k, v))
-                for k, v in observed.items()}
+            tails = self._tails_at(below)
+        else:
+            # Between grid sizes the quantiles are interpolated, not the p-value of a fixed
+            # statistic: where the null moves fast with n (a window with fewer events than
+            # bins), the latter was far off (p <= 5% for 11% of undrifted windows of 50).
+            weight = (math.log(n) - math.log(GRID[below])) / (
+                math.log(GRID[below + 1]) - math.log(GRID[below]))
+            low, high = self._tails_at(below), self._tails_at(below + 1)
+            tails = {name: _Tail.between(low[name], high[name], weight) for name in observed}
+        return {name: math.exp(tails[name].log_p(value ** STATISTICS[name][1]))
+                for name, value in observed.items()}
 
     def observed(self, names: tuple[str, ...], current: np.ndarray) -> dict[str, float]:
         """The statistics (counts only) of ``current`` against the reference."""
@@ -253,11 +278,11 @@ class ColumnNull:
         values = statistics(names, self.reference, current, self.means, self.std)
         return {name: float(value[0]) for name, value in values.items()}
 
-    def _log_p(self, grid_index: int, name: str, value: float) -> float:
+    def _tails_at(self, grid_index: int) -> dict[str, _Tail]:
         tails = self._tails.get(grid_index)
         if tails is None:
             tails = self._tails[grid_index] = self._simulate(int(GRID[grid_index]))
-        return tails[name].log_p(value ** STATISTICS[name][1])
+        return tails
 
     def _simulate(self, n: int) -> dict[str, _Tail]:
         rng = np.random.default_rng([self.seed, n])
@@ -269,7 +294,7 @@ class ColumnNull:
             currents = rng.multinomial(n, self.draw_from, size=size)
             values = statistics(self.names, references, currents, self.means, self.std)
             for name, value in values.items():
-                draws[name].append(value ** STATISTICS[name][1])
+                draws[name].append(value ** STATISTICS[name][1])  # the divergence
         return {name: _Tail.of(np.concatenate(parts)) for name, parts in draws.items()}
 
     def _check(self, names: tuple[str, ...]) -> None:
