@@ -13,6 +13,7 @@ from metrics.classification import accuracy, auc, precision, recall
 from metrics.drift import (
     ReferenceProfile,
     chi2,
+    chi2_gof,
     hellinger,
     jensenshannon,
     js,
@@ -31,6 +32,7 @@ __all__ = [
     "aggregate_from_dict",
     "auc",
     "chi2",
+    "chi2_gof",
     "count",
     "drift_report",
     "hellinger",

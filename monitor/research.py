@@ -25,7 +25,7 @@ import pandas as pd
 from metrics.drift import ReferenceProfile
 from monitor.alerts.backtest import alert_episodes
 from monitor.engine import Engine, Partial, PartialKey
-from monitor.references import References, bind, fit_profile
+from monitor.references import References, bind, fit_reference
 from monitor.spec import MetricSpec
 from monitor.values import values_frame
 
@@ -87,7 +87,7 @@ def _references(metric: MetricSpec, reference: Any) -> References:
     if isinstance(reference, ReferenceProfile):
         return References(profiles={name: reference})
     if isinstance(reference, pd.DataFrame):
-        clean, _ = metric.stream.schema.validate(reference)
-        profile = fit_profile(clean, metric.stream.schema, list(metric.aggregate.columns()), name)
+        profile = fit_reference(reference, metric.stream.schema,
+                                list(metric.aggregate.columns()), name)
         return References(profiles={name: profile})
     return References(paths={name: Path(reference)})

@@ -16,7 +16,17 @@ import metrics.aggregates as agg
 import metrics.classification as classification
 import metrics.tails as tails
 from metrics.base import Aggregate
-from metrics.drift import ReferenceProfile, chi2, drift, hellinger, js, ks, psi, wasserstein
+from metrics.drift import (
+    ReferenceProfile,
+    chi2,
+    chi2_gof,
+    drift,
+    hellinger,
+    js,
+    ks,
+    psi,
+    wasserstein,
+)
 
 
 @dataclass(frozen=True)
@@ -114,6 +124,7 @@ CASES: list[Case] = [
     Case(hellinger("clicked", DRIFT_REFERENCE), drift_window),
     Case(chi2("x", DRIFT_REFERENCE), drift_window),
     Case(chi2("device", DRIFT_REFERENCE), drift_window),
+    Case(chi2_gof("device", DRIFT_REFERENCE), drift_window),
     Case(ks("x", DRIFT_REFERENCE), drift_window),
     Case(wasserstein("x", DRIFT_REFERENCE), drift_window),
     Case(drift(["x", "device", "clicked"], DRIFT_REFERENCE), drift_window),
