@@ -25,12 +25,10 @@ from metrics.drift.binding import (
 from metrics.drift.columns import NumericProfile
 from metrics.drift.decision import (
     DEFAULT_ALPHA,
-    ColumnTest,
     check_decision,
     decide,
     why_drifted,
 )
-from metrics.drift.null import column_null
 from metrics.drift.profile import ReferenceProfile
 from metrics.drift.state import BinCountsState
 
@@ -116,11 +114,8 @@ class ColumnDrift(ReferenceBound):
         min_effect = method.min_effect if self.min_effect is None else self.min_effect
         tests = {}
         for segment, state in states.items():
-            current = state.column(self.column)
-            score = method.score(column, current, self._base)
-            p_value = column_null(column).p_value(method.null_statistic, current.counts)
-            effect = method.effect_of(column, current, self._base, score)
-            tests[segment] = ColumnTest(score, p_value, effect, min_effect)
+            tests[segment] = methods.test_column(method, column, state.column(self.column),
+                                         self._base, min_effect)
         verdicts = decide(tests, self.alpha, self.correction)
         return {segment: {method.field: tests[segment].statistic,
                           "p_value": tests[segment].p_value,
@@ -133,7 +128,7 @@ class ColumnDrift(ReferenceBound):
         method = self._method
         min_effect = method.min_effect if self.min_effect is None else self.min_effect
         return why_drifted(None, method.field, values, count, self.alpha, self.correction,
-                           min_effect)
+                           min_effect, methods.shape_floor(method))
 
     @property
     def _method(self) -> methods.Method:

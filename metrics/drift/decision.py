@@ -8,8 +8,8 @@ false alarms among the flags at ``alpha`` and, when nothing drifted, the chance 
 flag at ``alpha``; Bonferroni keeps the latter always — and flags a test when its
 adjusted p-value is below ``alpha`` and its effect is at least its minimum.
 
->>> tests = {"x": ColumnTest(0.30, 1e-6, 0.30, 0.1), "y": ColumnTest(0.12, 0.03, 0.12, 0.1),
-...          "z": ColumnTest(0.02, 1e-9, 0.02, 0.1)}
+>>> tests = {"x": ColumnTest(0.30, 1e-6, True), "y": ColumnTest(0.12, 0.03, True),
+...          "z": ColumnTest(0.02, 1e-9, False)}
 >>> for key, verdict in decide(tests, alpha=0.01, correction="bh").items():
 ...     print(key, verdict)
 x Verdict(p_adjusted=1.5e-06, drifted=1.0)
@@ -37,8 +37,7 @@ K = TypeVar("K", bound=Hashable)
 class ColumnTest(NamedTuple):
     statistic: float
     p_value: float  # NaN: no test (an empty window)
-    effect: float
-    min_effect: float
+    large: bool  # the effect is at least its floor
 
 
 class Verdict(NamedTuple):
@@ -52,10 +51,10 @@ def decide(tests: Mapping[K, ColumnTest], alpha: float, correction: str) -> dict
     verdicts = {}
     for key, test in tests.items():
         p = adjusted[key]
-        if math.isnan(p) or math.isnan(test.effect):
+        if math.isnan(p):
             verdicts[key] = Verdict(p, float("nan"))
         else:
-            verdicts[key] = Verdict(p, float(p < alpha and test.effect >= test.min_effect))
+            verdicts[key] = Verdict(p, float(p < alpha and test.large))
     return verdicts
 
 
@@ -76,10 +75,12 @@ def check_decision(kind: str, alpha: float, correction: str, min_effect: float |
 
 
 def why_drifted(column: str | None, statistic: str, values: Mapping[str, float],
-                count: int | None, alpha: float, correction: str, min_effect: float
-                ) -> str:
+                count: int | None, alpha: float, correction: str, min_effect: float,
+                shape_floor: float | None = None) -> str:
     """One column's decision in words, from a window's stored values (``column`` None:
-    a single-column aggregate, whose fields have no column prefix).
+    a single-column aggregate, whose fields have no column prefix). ``shape_floor``: the
+    method also flags a change of shape of at least that total variation (see
+    :func:`metrics.drift.methods.test_column`).
 
     >>> values = {"x.psi": 0.23, "x.p_value": 0.0004, "x.p_adjusted": 0.003, "x.drifted": 1.0}
     >>> why_drifted("x", "psi", values, 180, 0.01, "bh", 0.1)
@@ -90,9 +91,15 @@ def why_drifted(column: str | None, statistic: str, values: Mapping[str, float],
     value = values.get(f"{prefix}{statistic}", float("nan"))
     adjusted = values.get(f"{prefix}p_adjusted", float("nan"))
     size = "?" if count is None else f"{count:,}"
-    effect = ">=" if value >= min_effect else "<"
+    if value >= min_effect:
+        effect = f"{statistic} {value:.3g} >= {min_effect:g}"
+    elif shape_floor is not None and values.get(f"{prefix}drifted") == 1.0:
+        effect = (f"{statistic} {value:.3g} < {min_effect:g} but the shape changed (at least "
+                  f"{shape_floor:.0%} of the mass moved)")
+    else:
+        effect = f"{statistic} {value:.3g} < {min_effect:g}"
     noise = "beyond" if adjusted < alpha else "within"
     how = {"bh": "BH-adjusted p", "bonferroni": "Bonferroni-adjusted p", "none": "p"}[correction]
     shown = f"= {adjusted:.2g}" if adjusted >= 1e-12 else "< 1e-12"
-    return (f"{name}{statistic} {value:.3g} {effect} {min_effect:g}, {noise} sampling noise "
-            f"at n = {size} ({how} {shown} {'<' if adjusted < alpha else '>='} {alpha:g})")
+    return (f"{name}{effect}, {noise} sampling noise at n = {size} ({how} {shown} "
+            f"{'<' if adjusted < alpha else '>='} {alpha:g})")

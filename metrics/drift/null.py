@@ -12,8 +12,9 @@ two-sample parametric bootstrap: the reference counts are redrawn from the refer
 proportions (``Mult(n_ref, p)``, the reference is a sample too) and the window's from
 what a new sample would look like (``Mult(n, p~)``: the reference proportions with
 ``1/(n_ref + 1)`` in each overflow bin of a numeric column; Turing's estimate for a
-categorical one, which takes mass from its rarest categories to the unseen bucket). The statistics are computed from counts alone (:func:`statistics`), the
-same way for the observed window and for the draws.
+categorical one, which takes mass from its rarest categories to the unseen bucket). The
+statistics are computed from counts alone (:func:`statistics`), the same way for the
+observed window and for the draws.
 
 The distribution is simulated at a grid of window sizes (powers of √2 from 1 to 2**23),
 each only when a window of that size first needs it, with :data:`REPLICATES` draws seeded

@@ -21,13 +21,18 @@ from metrics.drift.binding import (
 from metrics.drift.columns import NumericProfile
 from metrics.drift.decision import (
     DEFAULT_ALPHA,
-    ColumnTest,
     check_decision,
     decide,
     why_drifted,
 )
-from metrics.drift.methods import METHODS, Method, auto_method, column_kind
-from metrics.drift.null import column_null
+from metrics.drift.methods import (
+    METHODS,
+    Method,
+    auto_method,
+    column_kind,
+    shape_floor,
+    test_column,
+)
 from metrics.drift.profile import ReferenceProfile
 from metrics.drift.state import BinCountsState
 
@@ -203,11 +208,8 @@ class Drift(ReferenceBound):
         tests = {}
         for segment, state in states.items():
             for name, method, min_effect in plan:
-                column, current = profile.column(name), state.column(name)
-                score = method.score(column, current, self.base)
-                p_value = column_null(column).p_value(method.null_statistic, current.counts)
-                effect = method.effect_of(column, current, self.base, score)
-                tests[(segment, name)] = ColumnTest(score, p_value, effect, min_effect)
+                tests[(segment, name)] = test_column(method, profile.column(name),
+                                                     state.column(name), self.base, min_effect)
         verdicts = decide(tests, self.alpha, self.correction)
         values: dict[str, dict[str, float]] = {}
         for segment in states:
@@ -241,7 +243,8 @@ class Drift(ReferenceBound):
         else:
             return None
         reasons = [why_drifted(name, plan[name][0].field, values, count, self.alpha,
-                               self.correction, plan[name][1]) for name in names[:3]]
+                               self.correction, plan[name][1], shape_floor(plan[name][0]))
+                   for name in names[:3]]
         more = f"; and {len(names) - 3} more" if len(names) > 3 else ""
         return "; ".join(reasons) + more
 
