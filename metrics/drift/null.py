@@ -55,6 +55,8 @@ TAIL_SLOPE = 0.85  # the extrapolated log p falls this fraction as fast as the f
 GRID = np.unique(np.round(2.0 ** (np.arange(47) / 2.0)).astype(np.int64))  # 1 .. 2**23
 CORRECTIONS = ("bh", "bonferroni", "none")
 _CHUNK = 2_000  # draws computed at once (memory: CHUNK x bins x a few float64 arrays)
+# counts kept (at most 40 MB with a reference under 65,536 values: up to 1,000 bins)
+_KEEP_REFERENCE_DRAWS = 20_000_000
 PSI_EPSILON = 1e-4  # as metrics.drift.stats.PSI_EPSILON
 MIN_STD = 0.001  # as metrics.drift.methods.MIN_STD
 
@@ -246,6 +248,7 @@ class ColumnNull:
             np.ascontiguousarray(self.reference).tobytes() + repr(self.names).encode()
         ).digest()[:8], "little")
         self._tails: dict[int, dict[str, _Tail]] = {}
+        self._references: dict[int, np.ndarray] = {}  # see _reference_draws
 
     def p_value(self, statistic: str, current: np.ndarray) -> float:
         """P(the statistic >= its value on ``current`` | no drift), at this window's
@@ -260,14 +263,15 @@ class ColumnNull:
         observed = self.observed(names, current)
         below = int(np.searchsorted(GRID, n, side="right")) - 1
         if GRID[below] == n or below == len(GRID) - 1:
-            tails = self._tails_at(below)
+            tails = self._tails_at(below, tuple(observed))
         else:
             # Between grid sizes the quantiles are interpolated, not the p-value of a fixed
             # statistic: where the null moves fast with n (a window with fewer events than
             # bins), the latter was far off (p <= 5% for 11% of undrifted windows of 50).
             weight = (math.log(n) - math.log(GRID[below])) / (
                 math.log(GRID[below + 1]) - math.log(GRID[below]))
-            low, high = self._tails_at(below), self._tails_at(below + 1)
+            low = self._tails_at(below, tuple(observed))
+            high = self._tails_at(below + 1, tuple(observed))
             tails = {name: _Tail.between(low[name], high[name], weight) for name in observed}
         return {name: math.exp(tails[name].log_p(value ** STATISTICS[name][1]))
                 for name, value in observed.items()}
@@ -278,24 +282,42 @@ class ColumnNull:
         values = statistics(names, self.reference, current, self.means, self.std)
         return {name: float(value[0]) for name, value in values.items()}
 
-    def _tails_at(self, grid_index: int) -> dict[str, _Tail]:
-        tails = self._tails.get(grid_index)
-        if tails is None:
-            tails = self._tails[grid_index] = self._simulate(int(GRID[grid_index]))
+    def _tails_at(self, grid_index: int, names: tuple[str, ...]) -> dict[str, _Tail]:
+        """The tails of ``names`` at a grid size, simulating the ones not yet known (the
+        draws are seeded, so a statistic simulated later sees the same draws)."""
+        tails = self._tails.setdefault(grid_index, {})
+        if missing := tuple(name for name in names if name not in tails):
+            tails.update(self._simulate(int(GRID[grid_index]), missing))
         return tails
 
-    def _simulate(self, n: int) -> dict[str, _Tail]:
+    def _simulate(self, n: int, names: tuple[str, ...]) -> dict[str, _Tail]:
+        draws: dict[str, list[np.ndarray]] = {name: [] for name in names}
+        # Bins in descending order of probability for the draws: numpy's multinomial
+        # stops a row once its n events are placed, so a window with fewer events than a
+        # long tail of rare categories costs less (3x for 1,000 levels at 200 events).
+        order = np.argsort(-self.draw_from, kind="stable")
+        back = np.argsort(order)
         rng = np.random.default_rng([self.seed, n])
-        reference_p = self.reference / self.n_ref
-        draws: dict[str, list[np.ndarray]] = {name: [] for name in self.names}
-        for start in range(0, REPLICATES, _CHUNK):
+        for chunk, start in enumerate(range(0, REPLICATES, _CHUNK)):
             size = min(_CHUNK, REPLICATES - start)
-            references = rng.multinomial(self.n_ref, reference_p, size=size)
-            currents = rng.multinomial(n, self.draw_from, size=size)
-            values = statistics(self.names, references, currents, self.means, self.std)
+            currents = rng.multinomial(n, self.draw_from[order], size=size)[:, back]
+            values = statistics(names, self._reference_draws(chunk, size), currents,
+                                self.means, self.std)
             for name, value in values.items():
                 draws[name].append(value ** STATISTICS[name][1])  # the divergence
         return {name: _Tail.of(np.concatenate(parts)) for name, parts in draws.items()}
+
+    def _reference_draws(self, chunk: int, size: int) -> np.ndarray:
+        """The bootstrap's reference counts of one chunk of draws: the same at every window
+        size (seeded by the chunk), kept in memory while that stays small."""
+        kept = self._references.get(chunk)
+        if kept is not None:
+            return kept
+        rng = np.random.default_rng([self.seed, 0, chunk])
+        draws = rng.multinomial(self.n_ref, self.reference / self.n_ref, size=size)
+        if REPLICATES * len(self.reference) <= _KEEP_REFERENCE_DRAWS:
+            self._references[chunk] = draws.astype(np.min_scalar_type(self.n_ref))
+        return draws
 
     def _check(self, names: tuple[str, ...]) -> None:
         if unknown := [name for name in names if name not in self.names]:
