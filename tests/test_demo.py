@@ -1,5 +1,5 @@
 """`monitor demo --duration 60` from a fresh folder on the embedded defaults: values in
-every stage, the latency incident's alert fired (and nothing before it), the dashboard
+every stage, the latency incident's alert fired (and no alarm before it), the dashboard
 answering while it runs, and no process left behind."""
 
 from __future__ import annotations
@@ -72,8 +72,10 @@ def test_the_demo_runs_every_stage_fires_the_incident_alert_and_stops_everything
     spike = origin + pd.Timedelta(hours=4)
     fired = [(m, pd.Timestamp(w, tz="UTC")) for m, t, w in alerts if t == "firing"]
     assert ("latency", spike + pd.Timedelta(hours=1)) in fired, alerts
-    early = [a for a in alerts if pd.Timestamp(a[2], tz="UTC") < spike
-             and a[1] in ("pending", "firing")]
+    # No alarm before the incident. A single breached window is pending, not an alarm
+    # (the rules fire after two): drift flags are decided at a 1% false-alarm rate per
+    # window, so one pending among the demo's windows is expected now and then.
+    early = [a for a in alerts if pd.Timestamp(a[2], tz="UTC") < spike and a[1] == "firing"]
     assert early == []
     assert "ALERT FIRING: latency" in output
 
