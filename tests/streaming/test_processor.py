@@ -21,6 +21,7 @@ from streaming.codec import encode_events, event_dicts
 from streaming.messages import RawMessage
 from streaming.partition import OUTLIERS
 from streaming.processor import StreamProcessor, StreamSettings
+from tests.streaming.clock import Clock
 from tests.streaming.workers import promote_to_streaming
 
 STREAM = mon.streams["home"]
@@ -86,15 +87,6 @@ def interleave(messages: Sequence[RawMessage], seed: int, most: int = 30
         if batch:
             yield batch
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.monotonic = 0.0
-        self.wall = pd.Timestamp.now(tz="UTC")
-
-    def later(self, seconds: float) -> None:
-        self.monotonic += seconds
-        self.wall += pd.Timedelta(seconds=seconds)
 
 
 def processor(store: SqlStore, targets: list[Target], clock: Clock) -> StreamProcessor:

@@ -19,17 +19,8 @@ from monitor.storage.store import SqlStore
 from streaming.codec import encode_events, event_dicts
 from streaming.messages import RawMessage
 from streaming.processor import StreamProcessor, StreamSettings
+from tests.streaming.clock import Clock
 from tests.streaming.workers import STREAM, promote_to_streaming
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.monotonic = 0.0
-        self.wall = pd.Timestamp.now(tz="UTC")
-
-    def later(self, seconds: float) -> None:
-        self.monotonic += seconds
-        self.wall += pd.Timedelta(seconds=seconds)
 
 
 @pytest.fixture

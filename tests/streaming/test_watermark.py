@@ -22,6 +22,7 @@ from streaming.codec import encode_events, event_dicts
 from streaming.messages import RawMessage
 from streaming.partition import NO_TIME, highest, running_watermarks
 from streaming.processor import StreamProcessor, StreamSettings
+from tests.streaming.clock import Clock
 from tests.streaming.workers import promote_to_streaming
 
 STREAM = mon.streams["home"]
@@ -70,15 +71,6 @@ def store(results_url: str) -> Iterator[SqlStore]:
 def targets(store: SqlStore, profile) -> list[Target]:  # type: ignore[no-untyped-def]
     return promote_to_streaming(store, profile)
 
-
-class Clock:
-    def __init__(self, wall: pd.Timestamp) -> None:
-        self.monotonic = 0.0
-        self.wall = wall
-
-    def later(self, seconds: float) -> None:
-        self.monotonic += seconds
-        self.wall += pd.Timedelta(seconds=seconds)
 
 
 def processor(store: SqlStore, targets: list[Target], clock: Clock, partitions: int = 1

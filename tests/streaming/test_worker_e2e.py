@@ -18,11 +18,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from examples.music_home_events import DEFAULT_START, generate_events, generate_reference
+from examples.music_home_events import DEFAULT_START, generate_events
 from monitor.batch.service import Target
-from monitor.references import fit_profile
-from monitor.storage.database import Database
-from monitor.storage.models import Base
 from monitor.storage.store import SqlStore
 from streaming.codec import encode_event as encode
 from streaming.worker import EXIT_PROCESSOR_GONE, dead_letter_topic
@@ -32,7 +29,9 @@ from tests.streaming.workers import (
     Worker,
     absorbed_events,
     assert_same_values,
+    emptied_store,
     example_event_dicts,
+    example_profile,
     expected_values,
     new_topic,
     promote_to_streaming,
@@ -51,17 +50,12 @@ def events() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def profile() -> Any:
-    reference = generate_reference(start=START, seed=11, events_per_hour=300)
-    clean, _ = STREAM.schema.validate(reference)
-    return fit_profile(clean, STREAM.schema, name="training")
+    return example_profile(seed=11)
 
 
 @pytest.fixture
 def store(postgres_url: str) -> Iterator[SqlStore]:
-    with Database(postgres_url) as database, database.begin() as conn:
-        for table in reversed(Base.metadata.sorted_tables):
-            conn.execute(table.delete())
-    with SqlStore.open(postgres_url) as store:
+    with emptied_store(postgres_url) as store:
         yield store
 
 

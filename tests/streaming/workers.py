@@ -8,15 +8,20 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from examples.music_home import mon
+from examples.music_home_events import DEFAULT_START, generate_reference
 from monitor.batch.service import Target, batch_targets, bind_stored_reference
+from monitor.references import fit_profile
 from monitor.research import evaluate
+from monitor.storage.database import Database
+from monitor.storage.models import Base
 from monitor.storage.store import SqlStore
 from streaming.broker import create_topics
 from streaming.codec import event_dicts
@@ -37,6 +42,24 @@ def promote_to_streaming(store: SqlStore, profile: Any) -> list[Target]:
             store.record_stage_change(spec.name, definition.version, stage, by="test",
                                       reason="streaming test")
     return batch_targets(mon, store, stages=("streaming",))
+
+
+def example_profile(seed: int, events_per_hour: float = 300) -> Any:
+    """A reference profile of the example app's homepage events, as a test fits it."""
+    reference = generate_reference(start=DEFAULT_START, seed=seed,
+                                   events_per_hour=events_per_hour)
+    clean, _ = STREAM.schema.validate(reference)
+    return fit_profile(clean, STREAM.schema, name="training")
+
+
+@contextmanager
+def emptied_store(url: str) -> Iterator[SqlStore]:
+    """A store on the database at ``url``, every table emptied first."""
+    with Database(url) as database, database.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+    with SqlStore.open(url) as store:
+        yield store
 
 
 def send(bootstrap: str, topic: str, events: Iterable[dict[str, Any]], *,
