@@ -4,38 +4,24 @@ It takes validated events of one stream (see :mod:`monitor.schema`), runs each m
 per-event function, splits the rows by window and segment, and updates one partial state
 per (metric, segment, window). Research feeds it a whole DataFrame, batch feeds it chunks
 from a table, streaming feeds it micro-batches — the stored values come out the same
-because states merge exactly.
+because states merge exactly, and every stage values them through
+:func:`monitor.partials.partial_values`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from metrics.base import State
 from metrics.groups import Groups
 from monitor.errors import DefinitionError, MetricComputeError
+from monitor.partials import Partial, PartialKey, partial_values
 from monitor.registry import check_per_event_result
 from monitor.segments import escape, label_value
 from monitor.spec import OVERALL, MetricSpec
 from monitor.values import MetricValue
-
-PartialKey = tuple[str, str, int]  # (metric, segment, window start in ns since epoch)
-
-
-@dataclass
-class Partial:
-    """The state of one (metric, segment, window) and how many events it absorbed."""
-
-    state: State
-    rows: int = 0
-
-    def merge(self, other: Partial) -> None:
-        self.state.merge(other.state)
-        self.rows += other.rows
 
 
 class Engine:
@@ -95,23 +81,6 @@ class Engine:
             for value in value_records(self.metrics[key[0]], key, partial, stage, valued[key])
         ]
 
-
-def partial_values(metric: MetricSpec, partials: Mapping[PartialKey, Partial]
-                   ) -> dict[PartialKey, dict[str, float]]:
-    """The values of ``metric``'s partials, the segments of each window valued together
-    (``Aggregate.window_values``: a drift report corrects its tests over all of them).
-    Every stage values states through this, so they store the same values."""
-    windows: dict[int, dict[str, Partial]] = {}
-    for (name, segment, start_ns), partial in partials.items():
-        if name == metric.name:
-            windows.setdefault(start_ns, {})[segment] = partial
-    valued = {}
-    for start_ns, segments in windows.items():
-        values = metric.aggregate.window_values(
-            {segment: partial.state for segment, partial in segments.items()})
-        for segment in segments:
-            valued[(metric.name, segment, start_ns)] = values[segment]
-    return valued
 
 OVERALL_LABELS = [OVERALL]
 
@@ -222,12 +191,10 @@ def value_records(
     metric: MetricSpec, key: PartialKey, partial: Partial, stage: str,
     values: Mapping[str, float],
 ) -> list[MetricValue]:
-    """One record per field of a partial's ``values`` (see :func:`partial_values`)."""
+    """One record per field of a partial's stored ``values`` (from
+    :func:`monitor.partials.partial_values`)."""
     _, segment, start_ns = key
     start = pd.Timestamp(start_ns, unit="ns", tz="UTC")
     end = pd.Timestamp(start_ns + metric.windows.width_ns, unit="ns", tz="UTC")
-    return [
-        MetricValue(metric.name, stage, segment, start, end, field, float(values[field]),
-                    partial.rows)
-        for field in metric.aggregate.fields()
-    ]
+    return [MetricValue(metric.name, stage, segment, start, end, field, value, partial.rows)
+            for field, value in values.items()]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from itertools import chain
 from typing import Any, NamedTuple
 
 import pandas as pd
@@ -28,7 +29,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from metrics.base import values_segments_together
-from monitor.engine import Partial, PartialKey
+from monitor.partials import Partial, PartialKey, merge_stored
 from monitor.spec import MetricSpec
 from monitor.storage.models import (
     MetricValueRow,
@@ -36,7 +37,7 @@ from monitor.storage.models import (
     StreamPartialRow,
     table_of,
 )
-from monitor.storage.records import StoredState, WindowResult
+from monitor.storage.records import StoredState, WindowResult, window_results
 from monitor.storage.results import read_metrics_states
 from monitor.storage.types import utc_now
 from monitor.storage.upsert import bind_processors, upsert_rows
@@ -221,33 +222,16 @@ def _merged(metric: MetricSpec, rows: Sequence[Any], stored: Sequence[StoredStat
     fresh = {(row.window_start, row.segment) for row in rows}
     touched = {start for start, _ in fresh}
     together = values_segments_together(metric.aggregate)
-    merged: dict[tuple[datetime, str], tuple[datetime, Partial]] = {
-        (s.window_start, s.segment): (s.window_end, Partial(
-            metric.aggregate.state_from_bytes(s.state), s.rows))
-        for s in stored
-        if (s.window_start, s.segment) in fresh or (together and s.window_start in touched)}
-    for row in rows:
-        partial = Partial(metric.aggregate.state_from_bytes(row.state), row.rows)
-        key = (row.window_start, row.segment)
-        if key in merged:
-            merged[key][1].merge(partial)
-        else:
-            merged[key] = (row.window_end, partial)
-    windows: dict[datetime, dict[str, Partial]] = {}
-    for (start, segment), (_, partial) in merged.items():
-        windows.setdefault(start, {})[segment] = partial
-    results = []
-    for start, segments in windows.items():
-        valued = metric.aggregate.window_values(
-            {segment: partial.state for segment, partial in segments.items()})
-        for segment, partial in segments.items():
-            end = merged[(start, segment)][0]
-            values = valued[segment]
-            results.append(WindowResult(
-                segment=segment, window_start=start, window_end=end, rows=partial.rows,
-                values={f: float(values[f]) for f in metric.aggregate.fields()},
-                state=partial.state.to_bytes()))
-    return results
+    before = [s for s in stored
+              if (s.window_start, s.segment) in fresh or (together and s.window_start in touched)]
+    partials = merge_stored(metric.aggregate, chain(
+        ((_key(metric, s.window_start, s.segment), s.state, s.rows) for s in before),
+        ((_key(metric, row.window_start, row.segment), row.state, row.rows) for row in rows)))
+    return window_results(metric, partials)
+
+
+def _key(metric: MetricSpec, window_start: datetime, segment: str) -> PartialKey:
+    return (metric.name, segment, pd.Timestamp(window_start).value)
 
 
 def earliest_open_ends(conn: Connection, topic: str) -> dict[tuple[str, int], datetime]:

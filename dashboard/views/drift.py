@@ -43,14 +43,16 @@ from metrics.base import Aggregate, aggregate_from_dict
 from metrics.drift import ReferenceProfile
 from metrics.drift.columns import ColumnProfile, NumericProfile
 from metrics.drift.state import BinCountsState
+from monitor.partials import merge_stored
 from monitor.spec import OVERALL
 from monitor.storage.dashboard_queries import DashboardQueries
 from monitor.storage.dashboard_records import TimeRange, WindowValues
-from monitor.storage.records import MetricDefinition
+from monitor.storage.records import MetricDefinition, StoredState
 
 DRIFT_KINDS = frozenset({"psi", "jensenshannon", "hellinger", "chi2", "chi2_gof", "ks",
                          "wasserstein", "drift"})
 ONE_SECOND = pd.Timedelta(seconds=1)
+ALL = "all"  # the key the states of a chosen range merge under
 
 
 def render() -> None:
@@ -89,7 +91,7 @@ def render() -> None:
     latest_states = queries.states(name, definition.version, stage,
                                    TimeRange(latest.window_start,
                                              latest.window_start + ONE_SECOND), segment)
-    table = _latest_window(decision, latest, reader, [s.state for s in latest_states])
+    table = _latest_window(decision, latest, reader, latest_states)
     if table.empty:
         st.info("No column of this version has a statistic stored in this range.")
         return
@@ -104,7 +106,7 @@ def render() -> None:
 
 
 def _latest_window(decision: DriftDecision, latest: WindowValues, reader: StateReader,
-                   states: Sequence[bytes]) -> pd.DataFrame:
+                   states: Sequence[StoredState]) -> pd.DataFrame:
     st.subheader("Latest window")
     tested = {}
     if reader.aggregate is not None and states:
@@ -202,7 +204,7 @@ def _reference_against_current(queries: DashboardQueries, definition: MetricDefi
     if not states:
         st.info("No stored window states for this segment and range.")
         return
-    merged = reader.merged([s.state for s in states])
+    merged = reader.merged(states)
     counts = np.asarray(merged.column(column).counts, dtype=np.int64)
     bins, outside = histogram_bins(profile.column(column), counts)
     numeric = isinstance(profile.column(column), NumericProfile)
@@ -225,17 +227,14 @@ class StateReader:
     aggregate: Aggregate | None
     problem: str = ""
 
-    def merged(self, states: Sequence[bytes]) -> BinCountsState:
+    def merged(self, states: Sequence[StoredState]) -> BinCountsState:
         """The stored states merged: counts over the reference bins of every column."""
         assert self.aggregate is not None
-        merged = self.aggregate.new_state()
-        if not isinstance(merged, BinCountsState):
+        merged = merge_stored(self.aggregate, ((ALL, s.state, s.rows) for s in states))
+        state = merged[ALL].state if merged else self.aggregate.new_state()
+        if not isinstance(state, BinCountsState):
             raise TypeError(f"{self.aggregate.kind} is not a drift aggregate")
-        for data in states:
-            state = self.aggregate.state_from_bytes(data)
-            assert isinstance(state, BinCountsState)
-            merged.merge(state)
-        return merged
+        return state
 
 
 def state_reader(definition: MetricDefinition, profile: ReferenceProfile | None

@@ -14,10 +14,10 @@ from typing import Protocol
 
 import pandas as pd
 
-from monitor.engine import Partial, PartialKey
+from monitor.partials import PartialKey, merge_stored
 from monitor.spec import MetricSpec
 from monitor.storage.ports import ResultSink, StateStore
-from monitor.storage.records import window_results
+from monitor.storage.records import StoredState, window_results
 from monitor.windows import Windows
 
 
@@ -63,16 +63,16 @@ def rollup(
     end = coarse.windows.start_of(pd.Timestamp(until))
     if end <= start:
         return 0
-    partials: dict[PartialKey, Partial] = {}
-    for stored in store.read_states(metric.name, version, stage, start.to_pydatetime(),
-                                    end.to_pydatetime()):
-        coarse_start = coarse.windows.start_of(pd.Timestamp(stored.window_start))
-        key = (coarse.name, stored.segment, coarse_start.value)
-        state = metric.aggregate.state_from_bytes(stored.state)
-        if key in partials:
-            partials[key].merge(Partial(state, stored.rows))
-        else:
-            partials[key] = Partial(state, stored.rows)
+    fine = store.read_states(metric.name, version, stage, start.to_pydatetime(),
+                             end.to_pydatetime())
+    partials = merge_stored(metric.aggregate,
+                            ((_coarse_key(coarse, s), s.state, s.rows) for s in fine))
     results = window_results(coarse, partials)
     store.write_windows(coarse.name, version, stage, results)
     return len({r.window_start for r in results})
+
+
+def _coarse_key(coarse: MetricSpec, fine: StoredState) -> PartialKey:
+    """The coarse window a fine window's state belongs to."""
+    return (coarse.name, fine.segment,
+            coarse.windows.start_of(pd.Timestamp(fine.window_start)).value)

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from monitor.engine import Partial, PartialKey, partial_values
+from monitor.partials import Partial, PartialKey, partial_values
 from monitor.spec import MetricSpec
 from monitor.values import STAGES
 from monitor.windows import utc_from_ns
@@ -123,21 +123,21 @@ class DeadLetter:
 def window_results(
     metric: MetricSpec, partials: Mapping[PartialKey, Partial]
 ) -> list[WindowResult]:
-    """The engine's partials of ``metric`` as window results, states serialized."""
+    """``metric``'s partials (every segment of each window, merged) as window results, by
+    segment then window: values from :func:`monitor.partials.partial_values`, states
+    serialized."""
     width = metric.windows.width_ns
     valued = partial_values(metric, partials)
     results = []
-    for key, partial in sorted(partials.items()):
-        name, segment, start_ns = key
-        if name != metric.name:
-            continue
-        values = valued[key]
+    for key in sorted(valued):
+        _, segment, start_ns = key
+        partial = partials[key]
         results.append(WindowResult(
             segment=segment,
             window_start=utc_from_ns(start_ns),
             window_end=utc_from_ns(start_ns + width),
             rows=partial.rows,
-            values={field: float(values[field]) for field in metric.aggregate.fields()},
+            values=valued[key],
             state=partial.state.to_bytes(),
         ))
     return results
