@@ -140,6 +140,11 @@ class RunLog(Protocol):
         """Latest runs first."""
         ...
 
+    def succeeded_until(self, metric: str, version: int) -> datetime | None:
+        """The latest window end a succeeded run of that version of ``metric`` covered:
+        where its next run starts. None before its first success."""
+        ...
+
 
 class DeadLetterSink(Protocol):
     def write_dead_letters(self, letters: Iterable[DeadLetter]) -> int:

@@ -152,6 +152,10 @@ class SqlStore:
         with self.database.connect() as conn:
             return runs.recent_runs(conn, metric, limit)
 
+    def succeeded_until(self, metric: str, version: int) -> datetime | None:
+        with self.database.connect() as conn:
+            return runs.succeeded_until(conn, metric, version)
+
     # -- SliceSink ------------------------------------------------------------------------
 
     def write_slice(self, metric: MetricSpec, version: int, stage: str,

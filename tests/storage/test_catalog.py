@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
+from sqlalchemy import insert
 
 from metrics.drift import ReferenceProfile
+from monitor.batch.runner import watermark
 from monitor.storage.models import ERROR_CHARS, PAYLOAD_EXCERPT_CHARS
 from monitor.storage.records import DeadLetter
+from monitor.storage.runs import RUNS
 from monitor.storage.store import SqlStore
 from tests.storage.helpers import HOUR, T0, latency_spec
 
@@ -114,6 +117,26 @@ def test_batch_runs_are_recorded(store: SqlStore) -> None:
         store.finish_run(ok, status="done", rows_read=0, windows_written=0)
     with pytest.raises(LookupError, match="no batch run"):
         store.finish_run(10**9, status="failed", rows_read=0, windows_written=0)
+
+
+def test_the_watermark_survives_more_than_a_thousand_newer_runs(store: SqlStore) -> None:
+    done = store.start_run("latency", 1, T0, T0 + 3 * HOUR)
+    store.finish_run(done, status="succeeded", rows_read=1200, windows_written=3)
+    later = datetime.now(UTC) + timedelta(minutes=1)  # after the success started
+    newer = [{"metric": "latency", "metric_version": version, "window_start": T0 + 3 * HOUR,
+              "window_end": T0 + (4 + i) * HOUR, "status": status, "rows_read": 0,
+              "windows_written": 0, "error": None, "started_at": later + i * HOUR,
+              "finished_at": later + i * HOUR}
+             for i, (version, status) in enumerate([(1, "failed"), (1, "running"),
+                                                    (2, "succeeded")] * 334)]
+    with store.database.begin() as conn:
+        conn.execute(insert(RUNS), newer)
+    assert len(store.recent_runs("latency", limit=2000)) == 1 + 1002
+
+    assert watermark(store, "latency", 1) == pd.Timestamp(T0 + 3 * HOUR)
+    assert watermark(store, "latency", 2) == pd.Timestamp(T0 + (4 + 1001) * HOUR)
+    assert watermark(store, "latency", 3) is None
+    assert watermark(store, "other", 1) is None
 
 
 def test_dead_letters_keep_a_bounded_excerpt(store: SqlStore) -> None:
