@@ -107,6 +107,10 @@ class SqlStore:
         with self.database.connect() as conn:
             return definitions.current_definition(conn, name)
 
+    def refresh_definition(self, spec: MetricSpec, version: int) -> MetricDefinition:
+        with self.database.begin() as conn:
+            return definitions.refresh_definition(conn, spec, version)
+
     def list_definitions(self) -> list[MetricDefinition]:
         with self.database.connect() as conn:
             return definitions.list_definitions(conn)
