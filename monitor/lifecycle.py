@@ -35,7 +35,11 @@ from monitor.values import STAGES
 FIRST_STAGE = STAGES[0]
 
 
-class LifecycleStore(MetricCatalog, ProfileStore, ValueReader, Protocol):
+class CatalogAndProfiles(MetricCatalog, ProfileStore, Protocol):
+    """The catalog and the reference profiles its versions were computed with."""
+
+
+class LifecycleStore(CatalogAndProfiles, ValueReader, Protocol):
     """What the lifecycle reads and writes: the catalog, the profiles and the values."""
 
 
@@ -97,7 +101,7 @@ def change_stage(metric: MetricSpec, to_stage: str, store: LifecycleStore, *, by
         raise StageChangeRefused(
             name, f"is not registered yet: record a research run with `monitor research run "
                   f"{name} --data FILE` (it registers the metric), then promote it")
-    bound = bind_stored_reference(metric, store, definition)
+    definition, bound = as_registered(metric, store, definition)
     if definition.spec_id != bound.id:
         raise StageChangeRefused(
             name, f"its definition changed since version {definition.version} was "
@@ -112,6 +116,21 @@ def change_stage(metric: MetricSpec, to_stage: str, store: LifecycleStore, *, by
                   f"`monitor research run {name} --data FILE` (or `monitor research backtest "
                   f"{name} --data FILE`) to record one, then promote it")
     return store.record_stage_change(name, definition.version, to_stage, by=by, reason=reason)
+
+
+def as_registered(metric: MetricSpec, store: CatalogAndProfiles,
+                  definition: MetricDefinition) -> tuple[MetricDefinition, MetricSpec]:
+    """``metric`` bound as the stored version ``definition`` computes it, and that version
+    brought up to date with it when it is the same definition (see
+    :meth:`MetricCatalog.refresh_definition`): compare the two ids to know whether it is.
+
+    Promotion, status, batch and streaming meet the app's definition here (a research run
+    in ``register_metric``, which does the same), so edits outside the id (owner,
+    description, alert rules, where the stream is found) reach the catalog, and a version
+    stored under the id an older release gave it is adopted, not left behind.
+    """
+    bound = bind_stored_reference(metric, store, definition)
+    return store.refresh_definition(bound, definition.version), bound
 
 
 def bind_stored_reference(
@@ -158,9 +177,11 @@ def metric_status(metric: MetricSpec, store: LifecycleStore) -> MetricStatus:
     if definition is None:
         return MetricStatus(metric.name, None, False, None)
     try:
-        current = bind_stored_reference(metric, store, definition).id == definition.spec_id
+        definition, bound = as_registered(metric, store, definition)
     except MonitorError:  # no stored profile, or one that cannot serve the metric
         current = False
+    else:
+        current = bound.id == definition.spec_id
     history = store.stage_history(metric.name)
     return MetricStatus(metric.name, definition, current, history[-1] if history else None)
 

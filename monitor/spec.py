@@ -1,9 +1,11 @@
 """Frozen, serializable definitions of streams and metrics.
 
-A :class:`MetricSpec` is everything that decides a metric's values: its stream, its
-aggregate, its window, its segments, its per-event function (by import path and a hash of
-its source) and its alert rules. Its ``id`` hashes all of that, so changing any of it
-gives a new id — the later stages use this to keep values of two definitions apart.
+A :class:`MetricSpec` is a metric's whole definition: its stream, its aggregate, its
+window, its segments, its per-event function, its alert rules, its owner. Its ``id``
+hashes only what decides its values (:meth:`MetricSpec.identity`), so a change to any of
+that gives a new id — the catalog keeps values of two definitions apart by it — while
+editing the owner, the description or the alert rules, moving the per-event function to
+another module, or pointing the stream at another topic or table keeps it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pandas as pd
 
 from metrics.base import Aggregate, canonical_json
 from monitor.alerts.rules import Rule
+from monitor.function_code import code_text
 from monitor.schema import Schema
 from monitor.windows import Windows, parse_duration_ns
 
@@ -56,11 +59,18 @@ class StreamSpec:
 
 @dataclass(frozen=True)
 class PerEvent:
-    """A vectorised per-event function ``f(events) -> Series``, named by import path."""
+    """A vectorised per-event function ``f(events) -> Series``.
+
+    ``code_hash`` hashes its code without decorators, name or module
+    (:func:`monitor.function_code.code_text`): it is what the metric's id holds. ``path``
+    (where it is defined) and ``source_hash`` (of its source as ``inspect`` gives it,
+    decorators included) are kept in the stored definition, as before ids left them out.
+    """
 
     function: PerEventFunction = field(compare=False)
     path: str
     source_hash: str
+    code_hash: str
 
     @classmethod
     def of(cls, function: PerEventFunction) -> PerEvent:
@@ -68,8 +78,8 @@ class PerEvent:
         try:
             source = inspect.getsource(function)
         except (OSError, TypeError):
-            source = path  # e.g. defined in a REPL: the path is all we can hash
-        return cls(function, path, hashlib.sha256(source.encode()).hexdigest()[:16])
+            source = path  # e.g. defined in a REPL: hashed as it always was (legacy_id)
+        return cls(function, path, _hash(source), _hash(code_text(function)))
 
     def to_dict(self) -> dict[str, str]:
         return {"path": self.path, "source_hash": self.source_hash}
@@ -108,6 +118,7 @@ class MetricSpec:
             return None
 
     def to_dict(self) -> dict[str, Any]:
+        """The whole definition, as the catalog stores it."""
         return {
             "name": self.name,
             "stream": self.stream.to_dict(),
@@ -119,10 +130,42 @@ class MetricSpec:
             "per_event": self.per_event.to_dict() if self.per_event else None,
         }
 
+    def identity(self) -> dict[str, Any]:
+        """What decides the metric's values, under the name the user gave it.
+
+        The per-event function's code (not where it is defined, nor its decorators), the
+        aggregate's parameters, the window, the lateness, the segments and the stream's
+        schema. The whole schema, not only the columns the metric names: every stage keeps
+        only the events valid against all of it, and a per-event function sees every
+        field. Left out: where the stream is found (its name, topic, table, query or
+        files), the alert rules (they decide alerts, not values; evaluation uses the
+        app's rules of the day), owner, description and schedule.
+        """
+        return {
+            "name": self.name,
+            "time": self.stream.time,
+            "schema": self.stream.schema.to_dict(),
+            "aggregate": self.aggregate.to_dict(),
+            "window": self.window,
+            "lateness": self.lateness,
+            "segment_by": list(self.segment_by),
+            "per_event": self.per_event.code_hash if self.per_event else None,
+        }
+
     @property
     def id(self) -> str:
-        """A stable hash of everything that decides the metric's values and alerts.
+        """A stable hash of :meth:`identity`: a new id is a new version of the metric."""
+        return _hash(canonical_json(self.identity()))
 
-        Owner, description and schedule are left out: editing them does not change a value.
-        """
-        return hashlib.sha256(canonical_json(self.to_dict()).encode()).hexdigest()[:16]
+    @property
+    def legacy_id(self) -> str:
+        """The id this definition had before ids held only what decides values: a hash of
+        all of :meth:`to_dict`. A catalog version stored under it is this definition, and
+        the catalog adopts it under :attr:`id` (``monitor.storage.definitions``), so an
+        upgrade makes no metric a new version. It must stay the old formula: what
+        :meth:`to_dict` holds cannot change."""
+        return _hash(canonical_json(self.to_dict()))
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -141,9 +141,8 @@ def closed_until(metric: MetricSpec, now: pd.Timestamp) -> pd.Timestamp:
 
 def watermark(store: RunLog, metric: str, version: int) -> pd.Timestamp | None:
     """Where the next run starts: the end of the latest successful batch run."""
-    ends = [run.window_end for run in store.recent_runs(metric, limit=1000)
-            if run.metric_version == version and run.status == "succeeded"]
-    return pd.Timestamp(max(ends)).tz_convert("UTC") if ends else None
+    end = store.succeeded_until(metric, version)
+    return None if end is None else pd.Timestamp(end).tz_convert("UTC")
 
 
 def slices(metric: MetricSpec, since: pd.Timestamp, until: pd.Timestamp

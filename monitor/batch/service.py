@@ -14,10 +14,9 @@ from typing import Protocol
 
 from monitor.batch.runner import Target
 from monitor.errors import DefinitionError, MonitorError
-from monitor.lifecycle import bind_stored_reference
+from monitor.lifecycle import CatalogAndProfiles, as_registered, bind_stored_reference
 from monitor.registry import Monitor
 from monitor.spec import MetricSpec
-from monitor.storage.ports import MetricCatalog, ProfileStore
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +27,7 @@ class NotInBatch(DefinitionError):
     """The metric is not (or, after a change to its definition, no longer) in batch."""
 
 
-class StoreForBatch(MetricCatalog, ProfileStore, Protocol):
+class StoreForBatch(CatalogAndProfiles, Protocol):
     """The catalog and profiles a batch run looks metrics up in."""
 
 
@@ -37,12 +36,13 @@ def target(app_metric: MetricSpec, store: StoreForBatch,
     """The stored version of ``app_metric`` to run in a stage that runs metrics in
     ``stages`` (batch runs those in batch or beyond), or NotInBatch saying why."""
     definition = store.current_definition(app_metric.name)
-    bound = bind_stored_reference(app_metric, store, definition)
     if definition is None:
+        bound = bind_stored_reference(app_metric, store)  # a missing profile says so first
         raise NotInBatch(f"metric {bound.name!r}",
                          f"is not registered yet; try it with `monitor research run "
                          f"{bound.name} --data FILE`, then `monitor promote {bound.name} "
                          "--to batch`")
+    definition, bound = as_registered(app_metric, store, definition)
     if definition.spec_id != bound.id:
         raise NotInBatch(f"metric {bound.name!r}",
                          f"its definition changed since version {definition.version} was "

@@ -4,6 +4,12 @@ Registering a spec whose id matches the current version returns that version; a 
 spec (a different ``MetricSpec.id``) becomes version + 1, so values computed under two
 definitions are never mixed. The current version is the highest. Going back to an older
 spec also makes a new version: the numbers only grow.
+
+What the id leaves out (owner, description, alert rules, where the stream is found) is
+brought up to date in the version itself, by :func:`refresh_definition`, whenever a stage
+meets the app's spec. So is an id stored before ids held only what decides values
+(``MetricSpec.legacy_id``): the version is adopted under the new id, keeping its number,
+its stage and its values, so upgrading makes no metric a new version.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 
+from metrics.base import canonical_json
 from monitor.spec import MetricSpec
 from monitor.storage.models import MetricDefinitionRow, StageChangeRow, table_of
 from monitor.storage.records import MetricDefinition, StageChange, check_stage
@@ -34,18 +41,14 @@ def register_metric(
     """The current definition of ``spec.name`` if ``spec`` matches it, else a new version.
 
     A new version starts in ``stage`` and its registration is the first entry of its
-    stage history. Owner and description are not part of the spec id: a change to them
-    updates the current version in place.
+    stage history. What the spec id leaves out (owner, description, alert rules...) is
+    updated in the current version in place, as :func:`refresh_definition` does.
     """
     check_stage(stage)
-    current = _current_row(conn, spec.name)
+    stored = _current_row(conn, spec.name)
+    current = None if stored is None else _refreshed(conn, stored, spec)
     if current is not None and current.spec_id == spec.id:
-        if (current.owner, current.description) != (spec.owner, spec.description):
-            conn.execute(update(DEFINITIONS).where(DEFINITIONS.c.id == current.id)
-                         .values(owner=spec.owner, description=spec.description))
-            return _definition({**current._mapping, "owner": spec.owner,
-                                "description": spec.description})
-        return _definition(current._mapping)
+        return current
     version = 1 if current is None else current.version + 1
     at = utc_now() if at is None else to_utc(at)
     row = {"name": spec.name, "version": version, "spec_id": spec.id, "spec": spec.to_dict(),
@@ -57,6 +60,21 @@ def register_metric(
         reason += f": spec changed from {current.spec_id} to {spec.id}"
     _insert_change(conn, StageChange(spec.name, version, None, stage, at, by, reason))
     return _definition(row)
+
+
+def refresh_definition(conn: Connection, spec: MetricSpec, version: int) -> MetricDefinition:
+    """Version ``version`` of ``spec.name``, brought up to date with ``spec`` when it is
+    that version's definition: stored under ``spec.id``, or under ``spec.legacy_id`` (the
+    id older releases gave it), which is then replaced by ``spec.id``. Its stored spec,
+    owner and description follow ``spec``; its number and stage stay. Another definition's
+    version is returned as stored. LookupError when there is no such version.
+    """
+    d = DEFINITIONS.c
+    row = conn.execute(select(DEFINITIONS).where(d.name == spec.name, d.version == version)
+                       ).first()
+    if row is None:
+        raise LookupError(f"metric {spec.name!r} has no version {version}")
+    return _refreshed(conn, row, spec)
 
 
 def current_definition(conn: Connection, name: str) -> MetricDefinition | None:
@@ -127,6 +145,22 @@ def stage_history(conn: Connection, metric: str) -> list[StageChange]:
     return [StageChange(row.metric, row.metric_version, row.from_stage, row.to_stage,
                         row.changed_at, row.changed_by, row.reason)
             for row in conn.execute(query)]
+
+
+def _refreshed(conn: Connection, row: Row[Any], spec: MetricSpec) -> MetricDefinition:
+    """``row`` updated from ``spec`` if ``spec`` is its definition; the one place that
+    knows a version stored under ``spec.legacy_id`` is ``spec``'s."""
+    stored = row._mapping
+    if stored["spec_id"] not in (spec.id, spec.legacy_id):
+        return _definition(stored)
+    now = {"spec_id": spec.id, "spec": spec.to_dict(), "owner": spec.owner,
+           "description": spec.description}
+    changed = {column: value for column, value in now.items()
+               if canonical_json(stored[column]) != canonical_json(value)}
+    if changed:
+        conn.execute(update(DEFINITIONS).where(DEFINITIONS.c.id == stored["id"])
+                     .values(changed))
+    return _definition({**stored, **changed})
 
 
 def _current_row(conn: Connection, name: str) -> Row[Any] | None:

@@ -95,6 +95,12 @@ class MetricCatalog(Protocol):
 
     def current_definition(self, name: str) -> MetricDefinition | None: ...
 
+    def refresh_definition(self, spec: MetricSpec, version: int) -> MetricDefinition:
+        """Version ``version`` of ``spec.name``; when ``spec`` is its definition (the same
+        id, or the id older releases gave it), brought up to date with ``spec``: the new
+        id, the stored spec, owner and description, keeping its number and stage."""
+        ...
+
     def list_definitions(self) -> list[MetricDefinition]:
         """The current version of every registered metric, by name."""
         ...
@@ -138,6 +144,11 @@ class RunLog(Protocol):
 
     def recent_runs(self, metric: str | None = None, limit: int = 50) -> list[BatchRun]:
         """Latest runs first."""
+        ...
+
+    def succeeded_until(self, metric: str, version: int) -> datetime | None:
+        """The latest window end a succeeded run of that version of ``metric`` covered:
+        where its next run starts. None before its first success."""
         ...
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from monitor.storage.models import ERROR_CHARS, BatchRunRow, table_of
@@ -61,6 +61,14 @@ def close_abandoned_runs(conn: Connection, metrics: Sequence[str], reason: str, 
         .values(status="failed", error=reason[:ERROR_CHARS],
                 finished_at=utc_now() if finished_at is None else to_utc(finished_at)))
     return int(result.rowcount)
+
+
+def succeeded_until(conn: Connection, metric: str, version: int) -> datetime | None:
+    """The latest window end a succeeded run of that version of ``metric`` covered."""
+    r = RUNS.c
+    end = conn.execute(select(func.max(r.window_end)).where(
+        r.metric == metric, r.metric_version == version, r.status == "succeeded")).scalar()
+    return None if end is None else to_utc(end)
 
 
 def recent_runs(conn: Connection, metric: str | None = None, limit: int = 50) -> list[BatchRun]:

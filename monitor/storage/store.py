@@ -107,6 +107,10 @@ class SqlStore:
         with self.database.connect() as conn:
             return definitions.current_definition(conn, name)
 
+    def refresh_definition(self, spec: MetricSpec, version: int) -> MetricDefinition:
+        with self.database.begin() as conn:
+            return definitions.refresh_definition(conn, spec, version)
+
     def list_definitions(self) -> list[MetricDefinition]:
         with self.database.connect() as conn:
             return definitions.list_definitions(conn)
@@ -151,6 +155,10 @@ class SqlStore:
     def recent_runs(self, metric: str | None = None, limit: int = 50) -> list[BatchRun]:
         with self.database.connect() as conn:
             return runs.recent_runs(conn, metric, limit)
+
+    def succeeded_until(self, metric: str, version: int) -> datetime | None:
+        with self.database.connect() as conn:
+            return runs.succeeded_until(conn, metric, version)
 
     # -- SliceSink ------------------------------------------------------------------------
 

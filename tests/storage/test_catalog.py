@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import dataclasses
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
+from sqlalchemy import insert, update
 
 from metrics.drift import ReferenceProfile
+from monitor import Threshold
+from monitor.batch.runner import watermark
+from monitor.batch.service import target
+from monitor.lifecycle import metric_status
+from monitor.spec import MetricSpec
+from monitor.storage.definitions import DEFINITIONS
 from monitor.storage.models import ERROR_CHARS, PAYLOAD_EXCERPT_CHARS
 from monitor.storage.records import DeadLetter
+from monitor.storage.runs import RUNS
 from monitor.storage.store import SqlStore
-from tests.storage.helpers import HOUR, T0, latency_spec
+from tests.storage.helpers import HOUR, STREAM, T0, latency_spec
 
 
 def test_the_same_spec_keeps_its_version_and_a_changed_one_gets_the_next(
@@ -41,6 +51,63 @@ def test_the_spec_json_is_kept(store: SqlStore) -> None:
     store.register_metric(spec)
     stored = store.current_definition("latency")
     assert stored is not None and stored.spec == spec.to_dict()
+
+
+def stored_as_older_releases_did(store: SqlStore, spec_id: str) -> None:
+    """The registered version of ``latency`` in batch, under ``spec_id``."""
+    store.register_metric(latency_spec())
+    store.record_stage_change("latency", 1, "batch", by="ana", reason="backtest caught INC-7")
+    with store.database.begin() as conn:
+        conn.execute(update(DEFINITIONS).values(spec_id=spec_id))
+
+
+MEETINGS: dict[str, Callable[[SqlStore, MetricSpec], object]] = {
+    "a research run": lambda store, spec: store.register_metric(spec),
+    "the batch and streaming stages": lambda store, spec: target(spec, store),
+    "promotion and metrics list": lambda store, spec: metric_status(spec, store),
+}
+
+
+@pytest.mark.parametrize("meeting", MEETINGS)
+def test_a_version_stored_under_the_legacy_id_is_adopted_with_its_stage(
+    store: SqlStore, meeting: str
+) -> None:
+    spec = latency_spec()
+    stored_as_older_releases_did(store, spec.legacy_id)
+    assert spec.legacy_id != spec.id
+
+    MEETINGS[meeting](store, spec)
+    adopted = store.current_definition("latency")
+    assert adopted is not None
+    assert (adopted.version, adopted.stage, adopted.spec_id) == (1, "batch", spec.id)
+    assert len(store.stage_history("latency")) == 2  # registered, promoted: nothing new
+    assert target(spec, store).version == 1
+    assert store.register_metric(spec).version == 1
+
+
+def test_another_definitions_legacy_id_is_not_adopted(store: SqlStore) -> None:
+    stored_as_older_releases_did(store, latency_spec(window="15m").legacy_id)
+    assert store.register_metric(latency_spec()).version == 2
+
+
+def test_edits_outside_the_id_reach_the_stored_version_and_keep_its_stage(
+    store: SqlStore,
+) -> None:
+    store.register_metric(latency_spec())
+    store.record_stage_change("latency", 1, "batch", by="ana", reason="backtest caught INC-7")
+    edited = dataclasses.replace(
+        latency_spec(owner="search", description="p99 is what users feel"),
+        stream=dataclasses.replace(STREAM, topic="home-events-v2", table="home_2026"),
+        alerts=(Threshold(field="p99", above=800),))
+
+    running = target(edited, store)
+    assert running.version == 1
+    assert running.metric.alerts == edited.alerts  # what batch and streaming evaluate
+    stored = store.current_definition("latency")
+    assert stored is not None and (stored.version, stored.stage) == (1, "batch")
+    assert (stored.owner, stored.description) == ("search", "p99 is what users feel")
+    assert stored.spec == edited.to_dict()  # the dashboard draws the rules from it
+    assert stored.spec["alerts"][0]["above"] == 800
 
 
 def test_stage_changes_are_recorded_in_order(store: SqlStore) -> None:
@@ -114,6 +181,26 @@ def test_batch_runs_are_recorded(store: SqlStore) -> None:
         store.finish_run(ok, status="done", rows_read=0, windows_written=0)
     with pytest.raises(LookupError, match="no batch run"):
         store.finish_run(10**9, status="failed", rows_read=0, windows_written=0)
+
+
+def test_the_watermark_survives_more_than_a_thousand_newer_runs(store: SqlStore) -> None:
+    done = store.start_run("latency", 1, T0, T0 + 3 * HOUR)
+    store.finish_run(done, status="succeeded", rows_read=1200, windows_written=3)
+    later = datetime.now(UTC) + timedelta(minutes=1)  # after the success started
+    newer = [{"metric": "latency", "metric_version": version, "window_start": T0 + 3 * HOUR,
+              "window_end": T0 + (4 + i) * HOUR, "status": status, "rows_read": 0,
+              "windows_written": 0, "error": None, "started_at": later + i * HOUR,
+              "finished_at": later + i * HOUR}
+             for i, (version, status) in enumerate([(1, "failed"), (1, "running"),
+                                                    (2, "succeeded")] * 334)]
+    with store.database.begin() as conn:
+        conn.execute(insert(RUNS), newer)
+    assert len(store.recent_runs("latency", limit=2000)) == 1 + 1002
+
+    assert watermark(store, "latency", 1) == pd.Timestamp(T0 + 3 * HOUR)
+    assert watermark(store, "latency", 2) == pd.Timestamp(T0 + (4 + 1001) * HOUR)
+    assert watermark(store, "latency", 3) is None
+    assert watermark(store, "other", 1) is None
 
 
 def test_dead_letters_keep_a_bounded_excerpt(store: SqlStore) -> None:
