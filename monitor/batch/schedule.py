@@ -285,7 +285,8 @@ def run_metric_once(app_target: str, metric: str, database_url: str, source_url:
             return None
         runner = BatchRunner(store, lambda m: source_for(m.stream, source_engine), retry=retry)
         try:
-            return runner.run(target.metric, target.version)
+            [summary] = runner.run_many([target])  # keeps notify: streaming may announce
+            return summary
         except BatchRunError:
             raise  # the runner recorded each failed slice
         except Exception as err:  # failed before any window: record it here

@@ -1,0 +1,68 @@
+"""A scheduled batch run of a metric promoted to streaming records its alerts without
+announcing them: the streaming stage announces them, so a breach pages once, not twice.
+
+``monitor batch run`` kept this; the scheduler's job (``run_metric_once``) rebuilt the
+target without it and queued a second notification for every breach.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+import metrics
+from monitor import Monitor, Threshold
+from monitor.batch.runner import Retry
+from monitor.batch.schedule import run_metric_once
+from monitor.batch.tables import events_table
+from monitor.storage import outbox
+from monitor.storage.migrate import upgrade
+from monitor.storage.store import SqlStore
+
+APP_TARGET = "tests.test_scheduled_notify:APP"
+APP = Monitor("scheduled-notify-test")
+STREAM = APP.stream("taps", schema={"country": "str"}, table="taps")
+TAPS = APP.metric("taps", "taps", metrics.count(), window="1h",
+                  alerts=[Threshold("count", above=0.0)])
+
+
+@pytest.fixture
+def sqlite_file_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'scheduled.sqlite'}"
+
+
+def breach_in_the_last_closed_hour(url: str, stage: str) -> int:
+    """Queued notifications after one scheduled run of TAPS, promoted to ``stage``."""
+    upgrade(url)
+    engine = sa.create_engine(url)
+    events_table(STREAM).create(engine)
+    hour = pd.Timestamp.now(tz="UTC").floor("1h") - pd.Timedelta("1h")
+    with engine.begin() as conn:
+        conn.execute(events_table(STREAM).insert(),
+                     [{"ts": (hour + pd.Timedelta(minutes=m)).to_pydatetime(), "country": "SE"}
+                      for m in range(5)])
+    engine.dispose()
+    with SqlStore.open(url) as store:
+        version = store.register_metric(TAPS).version
+        for to in dict.fromkeys(["batch", stage]):  # batch, then streaming if asked
+            store.record_stage_change("taps", version, to, by="test", reason="notify test")
+    summary = run_metric_once(APP_TARGET, "taps", url, None, Retry(attempts=1))
+    assert summary is not None and summary.windows_written >= 1
+    with SqlStore.open(url) as store, store.database.connect() as conn:
+        firing = conn.execute(sa.text("SELECT count(*) FROM alert_states "
+                                      "WHERE status = 'firing'")).scalar_one()
+        assert firing == 1  # recorded in both cases
+        return outbox.count_unrouted(conn)
+
+
+def test_a_metric_in_batch_only_is_announced_by_its_scheduled_run(sqlite_file_url: str) -> None:
+    assert breach_in_the_last_closed_hour(sqlite_file_url, "batch") == 1
+
+
+def test_a_metric_in_streaming_is_only_recorded_by_its_scheduled_run(
+    sqlite_file_url: str,
+) -> None:
+    assert breach_in_the_last_closed_hour(sqlite_file_url, "streaming") == 0
