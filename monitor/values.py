@@ -8,7 +8,8 @@ representation, so a values file read back gives the same bits.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass, fields
+from operator import attrgetter
 from pathlib import Path
 from typing import TextIO
 
@@ -30,9 +31,14 @@ class MetricValue:
     count: int
 
 
+# Not dataclasses.astuple, which deep-copies every field: 70% of the time of a frame of
+# 24k values, their timestamps copied one by one.
+_as_row = attrgetter(*(f.name for f in fields(MetricValue)))
+
+
 def values_frame(values: Iterable[MetricValue]) -> pd.DataFrame:
     """Values as a DataFrame in the values-file column order, sorted for stable output."""
-    frame = pd.DataFrame([astuple(v) for v in values], columns=COLUMNS)
+    frame = pd.DataFrame(map(_as_row, values), columns=COLUMNS)
     if frame.empty:
         return frame.astype({"value": "float64", "count": "int64"})
     # Python datetimes would make microsecond columns and engine timestamps nanosecond
