@@ -64,8 +64,8 @@ class ProcessorSpec:
 
     def targets(self, database: Database) -> list[Target]:
         """The metrics with their stored versions and references, as the worker found."""
+        from monitor.app_loading import load_app
         from monitor.batch.service import batch_targets
-        from monitor.cli.app import load_app
         from monitor.storage.store import SqlStore
 
         store = SqlStore(database)

@@ -20,7 +20,6 @@ metrics it no longer schedules.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import traceback
 from collections.abc import Sequence
@@ -36,6 +35,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from monitor.app_loading import load_app
 from monitor.batch import service
 from monitor.batch.runner import (
     BatchRunError,
@@ -48,7 +48,6 @@ from monitor.batch.runner import (
 )
 from monitor.batch.sources import source_for
 from monitor.errors import DefinitionError
-from monitor.registry import Monitor
 from monitor.spec import MetricSpec
 from monitor.storage.database import Database
 from monitor.storage.database_url import mask_text, mask_url, normalize_url, url_secrets
@@ -273,7 +272,7 @@ def run_scheduled_metric(app_target: str, metric: str, database_url: str,
 def run_metric_once(app_target: str, metric: str, database_url: str, source_url: str | None,
                     retry: Retry) -> RunSummary | None:
     """Run ``metric`` once, from its watermark; None when it is no longer in batch."""
-    spec = load_monitor(app_target).get(metric)
+    spec = load_app(app_target).get(metric)
     store = SqlStore.open(database_url)
     source_engine = sa.create_engine(normalize_url(source_url) if source_url
                                      else store.database.url)
@@ -296,15 +295,6 @@ def run_metric_once(app_target: str, metric: str, database_url: str, source_url:
     finally:
         source_engine.dispose()
         store.close()
-
-
-def load_monitor(app_target: str) -> Monitor:
-    """The Monitor at ``module:attribute``."""
-    module_name, _, attribute = app_target.partition(":")
-    app = getattr(importlib.import_module(module_name), attribute, None)
-    if not isinstance(app, Monitor):
-        raise TypeError(f"{app_target} is {type(app).__name__}, not a monitor.Monitor")
-    return app
 
 
 def _record_failure(store: SqlStore, target: Target, err: Exception,

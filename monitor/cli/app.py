@@ -1,13 +1,14 @@
-"""Loading the user's Monitor from ``module:attribute``."""
+"""The app the command runs: ``--app`` or ``$MONITOR_APP``, loaded with errors as usage errors."""
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 
 import click
 
+from monitor.app_loading import AppLoadError, MalformedAppTarget
+from monitor.app_loading import load_app as load_app_target
 from monitor.registry import Monitor
 from monitor.spec import MetricSpec
 
@@ -26,24 +27,16 @@ def app_target(target: str | None) -> str:
 
 
 def load_app(target: str | None) -> Monitor:
-    """Import ``module:attribute`` (or ``$MONITOR_APP``) and check it is a Monitor."""
+    """The Monitor at ``target`` (or ``$MONITOR_APP``), see :func:`monitor.app_loading.load_app`."""
     target = app_target(target)
-    module_name, _, attribute = target.partition(":")
-    if not module_name or not attribute:
-        raise click.UsageError(f"--app {target!r} must look like module:attribute")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # the user's own modules live where they run us
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise click.ClickException(f"cannot import {module_name!r} for --app: {err}") from err
-    app = getattr(module, attribute, None)
-    if not isinstance(app, Monitor):
-        raise click.ClickException(
-            f"{target} is {type(app).__name__}, not a monitor.Monitor; point --app at the "
-            "Monitor your module builds"
-        )
-    return app
+        return load_app_target(target)
+    except MalformedAppTarget as err:
+        raise click.UsageError(str(err)) from None
+    except AppLoadError as err:
+        raise click.ClickException(str(err)) from err
 
 
 def find_metric(app: Monitor, name: str) -> MetricSpec:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from monitor.batch.schedule import (
     ScheduleSettings,
 )
 from monitor.batch.service import NotInBatch, target
-from monitor.cli.app import APP_ENV, find_metric, load_app
+from monitor.cli.app import app_target, find_metric, load_app
 from monitor.cli.batch_cmd import batch_group, source_url_option
 from monitor.cli.db_cmd import database_url_option
 from monitor.errors import DefinitionError, MonitorError
@@ -61,8 +60,8 @@ def schedule_command(ctx: click.Context, metrics: tuple[str, ...], misfire_grace
     schedule (schedule= in mon.metric) overrides its window. Jobs are kept in the
     results database (table apscheduler_jobs): run one scheduler per database.
     """
-    app = load_app(ctx.obj["app_target"])
-    app_target = ctx.obj["app_target"] or os.environ[APP_ENV]  # as load_app found it
+    located = app_target(ctx.obj["app_target"])  # the jobs import the app from here
+    app = load_app(located)
     click.echo(f"results: {mask_url(database_url)}")
     stop = threading.Event()
     previous = {sig: signal.signal(sig, _stopper(stop)) for sig in STOP_SIGNALS}
@@ -76,7 +75,7 @@ def schedule_command(ctx: click.Context, metrics: tuple[str, ...], misfire_grace
         if not targets:
             raise click.ClickException("no metric is in the batch stage; promote one with "
                                        "`monitor promote METRIC --to batch --reason ...`")
-        settings = ScheduleSettings(app_target, database_url, source_url,
+        settings = ScheduleSettings(located, database_url, source_url,
                                     misfire_grace_s=misfire_grace, delay_s=delay)
         scheduler = BatchScheduler(settings)
         dispatcher = _dispatcher(app, database_url) if dispatch_alerts else None

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from monitor.app_loading import load_app
 from monitor.cli.main import cli
 from monitor.storage.database import Database
 from monitor.storage.store import SqlStore
@@ -73,8 +74,6 @@ def test_unparsed_lines_are_dead_letters_stored_once_and_counted(
 ) -> None:
     files = events_file(tmp_path, kind)
     app = app_module(tmp_path, files, monkeypatch)
-    from monitor.cli.app import load_app
-
     spec = load_app(app).get("latency")
     version = store.register_metric(spec).version
     store.record_stage_change("latency", version, "batch", by="test", reason="files test")
