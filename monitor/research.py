@@ -24,10 +24,11 @@ import pandas as pd
 
 from metrics.drift import ReferenceProfile
 from monitor.alerts.backtest import alert_episodes
-from monitor.engine import Engine, Partial, PartialKey
+from monitor.engine import Engine
 from monitor.references import References, bind, fit_reference
 from monitor.spec import MetricSpec
-from monitor.values import values_frame
+from monitor.storage.records import WindowResult, window_results
+from monitor.values import MetricValue, values_frame
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class ResearchResult:
     rejects: pd.DataFrame  # row, reason (and excerpt for rows that did not parse)
     events: int  # events offered, rejected ones included
     metric: MetricSpec  # as computed: its reference profile bound in
-    partials: dict[PartialKey, Partial]  # the window states, for a stage that stores them
+    windows: list[WindowResult]  # values and states as a stage stores them; ``values`` too
 
 
 def run(metric: MetricSpec, events: pd.DataFrame, reference: ReferenceLike = None,
@@ -54,8 +55,11 @@ def run(metric: MetricSpec, events: pd.DataFrame, reference: ReferenceLike = Non
                     len(events), summarize_reasons(rejects))
     engine = Engine([bound])
     engine.update(clean)
-    return ResearchResult(values_frame(engine.values("research")), rejects, len(events), bound,
-                          engine.partials)
+    # Valued once, as batch values its windows: the values returned are the floats a
+    # recorded run stores (valuing again added a quarter to a recorded run of quantiles).
+    windows = window_results(bound, engine.partials)
+    return ResearchResult(values_frame(_research_values(bound.name, windows)), rejects,
+                          len(events), bound, windows)
 
 
 def evaluate(
@@ -78,6 +82,15 @@ def summarize_reasons(rejects: pd.DataFrame, top: int = 10) -> str:
     if len(counts) > top:
         shown.append(f"{int(counts.iloc[top:].sum())} other")
     return "; ".join(shown)
+
+
+def _research_values(metric: str, windows: list[WindowResult]) -> list[MetricValue]:
+    values: list[MetricValue] = []
+    for window in windows:
+        start, end = pd.Timestamp(window.window_start), pd.Timestamp(window.window_end)
+        values.extend(MetricValue(metric, "research", window.segment, start, end, field, value,
+                                  window.rows) for field, value in window.values.items())
+    return values
 
 
 def _references(metric: MetricSpec, reference: Any) -> References:

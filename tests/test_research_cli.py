@@ -14,9 +14,9 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from monitor.cli import research_cmd
 from monitor.cli.main import cli
 from monitor.research import evaluate
+from monitor.storage import results
 from monitor.storage.migrate import upgrade
 from monitor.values import read_values_csv
 from tests.cli_app import mon
@@ -185,7 +185,7 @@ def test_a_value_the_database_refuses_is_an_error_not_a_traceback(
         raise sa.exc.DataError("INSERT INTO metric_values ...", {}, Exception(
             "PostgreSQL text fields cannot contain NUL (0x00) bytes"))
 
-    monkeypatch.setattr(research_cmd.results, "write_windows", refuse)
+    monkeypatch.setattr(results, "write_windows", refuse)
     result = CliRunner().invoke(cli, [*APP, "research", "run", "latency", "--data", str(data)])
     assert result.exit_code == 1
     assert "Traceback" not in result.output

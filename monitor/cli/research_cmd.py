@@ -16,7 +16,6 @@ from pathlib import Path
 
 import click
 import pandas as pd
-import sqlalchemy as sa
 
 from metrics.drift import ReferenceProfile
 from monitor.alerts.backtest import alert_episodes
@@ -24,15 +23,15 @@ from monitor.cli.app import find_metric, load_app
 from monitor.cli.db_cmd import database_url_option
 from monitor.cli.promote_cmd import current_user
 from monitor.cli.values_cmd import ResultsDatabaseError, check_results_database
-from monitor.errors import MonitorError, first_line
+from monitor.errors import MonitorError
 from monitor.references import References
 from monitor.registry import Monitor
 from monitor.research import ResearchResult, run, summarize_reasons
+from monitor.research_record import profile_to_record, record_run
 from monitor.sources.files import read_events
 from monitor.spec import MetricSpec
-from monitor.storage import definitions, profiles, results
 from monitor.storage.database_url import mask_url
-from monitor.storage.records import window_results
+from monitor.storage.ports import WriteRefused
 from monitor.storage.store import SqlStore
 from monitor.values import write_values_csv
 
@@ -157,11 +156,15 @@ def _compute(app: Monitor, spec: MetricSpec, data: str, reference: Path | None,
     except (FileNotFoundError, ValueError) as err:
         raise click.ClickException(str(err)) from None
     try:
-        if store is None or name is None:
+        chosen = None if store is None else profile_to_record(app, spec, paths, store)
+        if chosen is None:
             references, profile = References(paths=paths), None
         else:
-            profile = _profile_to_store(app, spec, name, paths, store)
-            references = References(profiles={name: profile})
+            if chosen.from_store:
+                click.echo(f"comparing against the stored reference profile {name!r} "
+                           f"({chosen.profile.id})", err=True)
+            profile = chosen.profile
+            references = References(profiles={profile.name: profile})
         result = run(spec, read.events, references=references)
     except MonitorError as err:
         raise click.ClickException(str(err)) from None
@@ -174,67 +177,22 @@ def _compute(app: Monitor, spec: MetricSpec, data: str, reference: Path | None,
     return Computed(result, profile)
 
 
-def _profile_to_store(app: Monitor, spec: MetricSpec, name: str,
-                      paths: dict[str, str | Path], store: SqlStore) -> ReferenceProfile:
-    """The reference profile a recorded run compares against, and stores.
-
-    From the --reference file or the one the app declares: a profile JSON as it is, or
-    data fitted over every column the app's metrics compare against this reference, so
-    the one stored profile (batch binds the latest stored under the name) serves them
-    all. Without a file, the profile already stored under the name.
-    """
-    path = paths.get(name)
-    if path is None or not Path(path).is_file():
-        try:
-            stored = store.load_profile(name)
-        except LookupError:
-            pass  # References below says what is missing
-        else:
-            click.echo(f"comparing against the stored reference profile {name!r} "
-                       f"({stored.id})", err=True)
-            return stored
-    columns = sorted({
-        column for metric in app.metrics.values()
-        if metric.stream.name == spec.stream.name and metric.aggregate.reference_name() == name
-        for column in metric.aggregate.columns()
-    })
-    try:
-        profile = References(paths=paths).profile(name, spec.stream.schema, columns)
-    except (LookupError, ValueError) as err:
-        problem = str(err).strip("'\"")  # a KeyError's message comes quoted
-        raise click.ClickException(f"metric {spec.name!r}: {problem}") from None
-    if profile.name != name:
-        raise click.ClickException(
-            f"metric {spec.name!r}: the reference profile in {path} is named {profile.name!r}, "
-            f"but the metric compares against {name!r}; fit it with name={name!r}, pass the "
-            "reference data instead, or try it with --no-store")
-    return profile
-
-
 def _record(store: SqlStore, computed: Computed) -> None:
-    """Register the definition, store the profile and the values, in one transaction."""
+    """Record the run (see :mod:`monitor.research_record`) and say what was stored."""
     bound = computed.result.metric
-    windows = window_results(bound, computed.result.partials)
-    if not windows:
-        click.echo(f"nothing recorded: no event of {bound.name} fell in a window", err=True)
-        return
     try:
-        with store.database.begin() as conn:
-            before = definitions.current_definition(conn, bound.name)
-            latest_profile = None
-            if computed.profile is not None:
-                profiles.save_profile(conn, computed.profile)
-                latest_profile = profiles.load_profile(conn, computed.profile.name)
-            definition = definitions.register_metric(conn, bound, by=current_user())
-            written = results.write_windows(conn, bound.name, definition.version, "research",
-                                            windows)
-    except MonitorError as err:  # the database went away mid-run: nothing was recorded
-        raise click.ClickException(str(err)) from None
-    except sa.exc.DBAPIError as err:  # a value it cannot hold: say so, not a traceback
+        recorded = record_run(store, computed.result, computed.profile, by=current_user())
+    except WriteRefused as err:  # a value it cannot hold: say so, not a traceback
         raise click.ClickException(
             f"the results database refused the run of {bound.name}, so nothing was "
-            f"recorded: {first_line(err)}\nTo compute without recording the run, pass "
+            f"recorded: {err.problem}\nTo compute without recording the run, pass "
             "--no-store; please report the value that was refused.") from None
+    except MonitorError as err:  # the database went away mid-run: nothing was recorded
+        raise click.ClickException(str(err)) from None
+    if recorded is None:
+        click.echo(f"nothing recorded: no event of {bound.name} fell in a window", err=True)
+        return
+    before, definition = recorded.previous, recorded.definition
     if before is None:
         why = "newly registered"
     elif before.version != definition.version:
@@ -242,13 +200,14 @@ def _record(store: SqlStore, computed: Computed) -> None:
     else:
         why = f"in {definition.stage}"
     click.echo(f"recorded research run of {bound.name} as version {definition.version} "
-               f"({why}): {written} values in {mask_url(store.database.url)}", err=True)
-    if computed.profile is not None and latest_profile != computed.profile:
-        assert latest_profile is not None
+               f"({why}): {recorded.values_written} values in "
+               f"{mask_url(store.database.url)}", err=True)
+    profile = computed.profile
+    if profile is not None and recorded.latest_profile_id != profile.id:
         click.echo(
-            f"note: reference profile {computed.profile.name!r} {computed.profile.id} was "
-            f"stored before; batch and `monitor promote` compare against the latest stored "
-            f"one, {latest_profile.id}, so to them this metric's definition has changed",
+            f"note: reference profile {profile.name!r} {profile.id} was stored before; "
+            f"batch and `monitor promote` compare against the latest stored one, "
+            f"{recorded.latest_profile_id}, so to them this metric's definition has changed",
             err=True)
 
 

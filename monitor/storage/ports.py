@@ -15,17 +15,28 @@ from typing import Protocol
 import pandas as pd
 
 from metrics.drift import ReferenceProfile
+from monitor.errors import MonitorError
 from monitor.spec import MetricSpec
 from monitor.storage.records import (
     BatchRun,
     DeadLetter,
     MetricDefinition,
+    RecordedResearchRun,
     StageChange,
     StoredState,
     WindowResult,
 )
 
 DEFAULT_VALUES_LIMIT = 10_000  # rows a dashboard query returns unless told otherwise
+
+
+class WriteRefused(MonitorError):
+    """The database refused something it was given to store (a value it cannot hold), so
+    none of the call's writes were kept. ``problem`` is the database's reason, one line."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+        super().__init__(problem)
 
 
 class ResultSink(Protocol):
@@ -123,6 +134,20 @@ class ProfileStore(Protocol):
 
     def load_profile(self, name: str, profile_id: str | None = None) -> ReferenceProfile:
         """The profile with that id, or the latest fitted under ``name``; LookupError if none."""
+        ...
+
+
+class ResearchRecorder(Protocol):
+    def record_research_run(
+        self, metric: MetricSpec, windows: Sequence[WindowResult],
+        profile: ReferenceProfile | None = None, *, by: str = "monitor",
+    ) -> RecordedResearchRun:
+        """A research run in one transaction: ``profile`` kept as
+        :meth:`ProfileStore.save_profile` does, ``metric`` registered as
+        :meth:`MetricCatalog.register_metric` does (a changed definition is a new version),
+        and ``windows`` upserted as that version's stage "research" values and states.
+        Either all of it is stored or none; :class:`WriteRefused` when the database
+        refuses a value."""
         ...
 
 

@@ -88,6 +88,19 @@ class StageChange:
 
 
 @dataclass(frozen=True)
+class RecordedResearchRun:
+    """What recording a research run stored: the definition it registered under (a new
+    version if the metric's definition changed), the one current before it (None if the
+    metric was new), the value rows written, and the id of the latest profile stored under
+    the run's reference name once the run's own was saved (None without a reference)."""
+
+    definition: MetricDefinition
+    previous: MetricDefinition | None
+    values_written: int
+    latest_profile_id: str | None
+
+
+@dataclass(frozen=True)
 class BatchRun:
     """One batch run of a metric over ``[window_start, window_end)``."""
 

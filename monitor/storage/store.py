@@ -20,17 +20,20 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import pandas as pd
+from sqlalchemy import exc
 
 from metrics.drift import ReferenceProfile
 from monitor.alerts.evaluate import evaluate_windows
+from monitor.errors import first_line
 from monitor.spec import MetricSpec
 from monitor.storage import dead_letters, definitions, profiles, results, runs
 from monitor.storage.database import Database
-from monitor.storage.ports import DEFAULT_VALUES_LIMIT
+from monitor.storage.ports import DEFAULT_VALUES_LIMIT, WriteRefused
 from monitor.storage.records import (
     BatchRun,
     DeadLetter,
     MetricDefinition,
+    RecordedResearchRun,
     StageChange,
     StoredState,
     WindowResult,
@@ -38,7 +41,8 @@ from monitor.storage.records import (
 
 
 class SqlStore:
-    """The result sink, state store, value reader, catalog, profiles, runs and dead letters."""
+    """The result sink, state store, value reader, catalog, profiles, research runs, batch
+    runs and dead letters."""
 
     def __init__(self, database: Database) -> None:
         self.database = database
@@ -135,6 +139,27 @@ class SqlStore:
         with self.database.connect() as conn:
             return profiles.load_profile(conn, name, profile_id)
 
+    # -- ResearchRecorder -----------------------------------------------------------------
+
+    def record_research_run(self, metric: MetricSpec, windows: Sequence[WindowResult],
+                            profile: ReferenceProfile | None = None, *,
+                            by: str = "monitor") -> RecordedResearchRun:
+        """The profile, the definition bound to it and the run's values in one transaction,
+        so a run is recorded whole or not at all."""
+        try:
+            with self.database.begin() as conn:
+                previous = definitions.current_definition(conn, metric.name)
+                latest_profile_id = None
+                if profile is not None:
+                    profiles.save_profile(conn, profile)
+                    latest_profile_id = profiles.load_profile(conn, profile.name).id
+                definition = definitions.register_metric(conn, metric, by=by)
+                written = results.write_windows(conn, metric.name, definition.version,
+                                                "research", windows)
+        except exc.DBAPIError as err:  # e.g. a value the database cannot hold
+            raise WriteRefused(first_line(err)) from err
+        return RecordedResearchRun(definition, previous, written, latest_profile_id)
+
     # -- RunLog ---------------------------------------------------------------------------
 
     def start_run(self, metric: str, version: int, window_start: datetime,
@@ -198,6 +223,7 @@ if TYPE_CHECKING:  # mypy checks that SqlStore implements every port
         EvaluatingResultSink,
         MetricCatalog,
         ProfileStore,
+        ResearchRecorder,
         ResultSink,
         RunLog,
         SliceSink,
@@ -208,5 +234,5 @@ if TYPE_CHECKING:  # mypy checks that SqlStore implements every port
     def _implements_ports(store: SqlStore) -> tuple[ResultSink, StateStore, ValueReader,
                                                      MetricCatalog, ProfileStore, RunLog,
                                                      DeadLetterSink, EvaluatingResultSink,
-                                                     SliceSink]:
-        return (store, store, store, store, store, store, store, store, store)
+                                                     SliceSink, ResearchRecorder]:
+        return (store, store, store, store, store, store, store, store, store, store)
