@@ -15,14 +15,15 @@ from examples.music_home_events import DEFAULT_START, generate_events, generate_
 from monitor.batch.query_source import QuerySource
 from monitor.batch.rollup import rollup
 from monitor.batch.runner import BatchRunError, BatchRunner, Retry
-from monitor.batch.service import Target, batch_targets, bind_stored_reference
 from monitor.batch.sources import EventSource, FileSource, SourceError, TableSource, source_for
 from monitor.batch.tables import events_table, load_events, rows_for_insert
+from monitor.lifecycle import bind_stored_reference
 from monitor.references import fit_profile
 from monitor.research import evaluate
 from monitor.spec import MetricSpec
 from monitor.storage.database import Database, DatabaseUnavailableError
 from monitor.storage.store import SqlStore
+from monitor.targets import Target, batch_targets
 
 STREAM = mon.streams["home"]
 DAYS = 2

@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 
 from examples.music_home_events import DEFAULT_START, generate_events
-from monitor.batch.service import Target
 from monitor.storage.store import SqlStore
+from monitor.targets import Target
 from streaming.worker import STOP_WITHIN_S
 from tests.outage_proxy import OutageProxy
 from tests.streaming.workers import (

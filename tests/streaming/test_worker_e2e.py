@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 
 from examples.music_home_events import DEFAULT_START, generate_events
-from monitor.batch.service import Target
 from monitor.storage.store import SqlStore
+from monitor.targets import Target
 from streaming.codec import encode_event as encode
 from streaming.worker import EXIT_PROCESSOR_GONE, dead_letter_topic
 from tests.streaming.helpers import read_topic
