@@ -10,12 +10,12 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Self
+from typing import Self
 
 import numpy as np
 import pandas as pd
 
-from metrics.base import Aggregate, ColumnKind
+from metrics.base import Aggregate, ColumnKind, input_column
 from metrics.conditions import Condition
 from metrics.counters import CounterState, RowCounting, every_row, ratio
 from metrics.exact_sum import ExactSum
@@ -119,17 +119,17 @@ class Sum(Aggregate):
     kind = "sum"
 
     def columns(self) -> dict[str, ColumnKind]:
-        return {_bound(self): "numeric"}
+        return {input_column(self): "numeric"}
 
     def fields(self) -> tuple[str, ...]:
         return ("sum",)
 
     def new_state(self) -> SumState:
-        return SumState(_bound(self))
+        return SumState(input_column(self))
 
     def update_groups(self, states: Sequence[SumState], frame: pd.DataFrame, groups: Groups
                       ) -> None:
-        _add_groups(states, frame[_bound(self)], groups)
+        _add_groups(states, frame[input_column(self)], groups)
 
     def state_from_bytes(self, data: bytes) -> SumState:
         return self.new_state().load(data)
@@ -153,17 +153,17 @@ class Mean(Aggregate):
     kind = "mean"
 
     def columns(self) -> dict[str, ColumnKind]:
-        return {_bound(self): "numeric"}
+        return {input_column(self): "numeric"}
 
     def fields(self) -> tuple[str, ...]:
         return ("mean",)
 
     def new_state(self) -> SumState:
-        return SumState(_bound(self))
+        return SumState(input_column(self))
 
     def update_groups(self, states: Sequence[SumState], frame: pd.DataFrame, groups: Groups
                       ) -> None:
-        _add_groups(states, frame[_bound(self)], groups)
+        _add_groups(states, frame[input_column(self)], groups)
 
     def state_from_bytes(self, data: bytes) -> SumState:
         return self.new_state().load(data)
@@ -251,13 +251,13 @@ class NullRate(_CounterAggregate):
     kind = "null_rate"
 
     def columns(self) -> dict[str, ColumnKind]:
-        return {_bound(self): "any"}
+        return {input_column(self): "any"}
 
     def fields(self) -> tuple[str, ...]:
         return ("null_rate",)
 
     def row_counts(self, frame: pd.DataFrame) -> Mapping[str, np.ndarray]:
-        return {"hits": frame[_bound(self)].isna().to_numpy(), "rows": every_row(frame)}
+        return {"hits": frame[input_column(self)].isna().to_numpy(), "rows": every_row(frame)}
 
     def value(self, state: CounterState) -> dict[str, float]:
         return {"null_rate": ratio(state.counts["hits"], state.counts["rows"])}
@@ -290,16 +290,6 @@ class Share(_CounterAggregate):
 
     def value(self, state: CounterState) -> dict[str, float]:
         return {"share": ratio(state.counts["hits"], state.counts["rows"])}
-
-
-def _bound(aggregate: Any) -> str:
-    column: str | None = aggregate.column
-    if column is None:
-        raise ValueError(
-            f"{aggregate.kind} has no input column: pass one, or use it as the aggregate of "
-            "a per-event function with @mon.metric"
-        )
-    return column
 
 
 def _exact_ratio(units: int, n: int) -> float:

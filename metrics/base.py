@@ -31,6 +31,7 @@ __all__ = [
     "State",
     "aggregate_from_dict",
     "canonical_json",
+    "input_column",
     "values_segments_together",
 ]
 
@@ -200,6 +201,18 @@ def aggregate_from_dict(data: dict[str, Any]) -> Aggregate:
         known = ", ".join(sorted(_KINDS))
         raise ValueError(f"unknown aggregate kind {kind!r}; known kinds: {known}") from None
     return cls.from_params(params)
+
+
+def input_column(aggregate: Aggregate) -> str:
+    """The one column ``aggregate`` reads; a ValueError while it is left open for a
+    per-event function to fill (see :meth:`Aggregate.unbound_column`)."""
+    column: str | None = getattr(aggregate, "column", None)
+    if column is None:
+        raise ValueError(
+            f"{aggregate.kind} has no input column: pass one, or use it as the aggregate of "
+            "a per-event function with @mon.metric"
+        )
+    return column
 
 
 def values_segments_together(aggregate: Aggregate) -> bool:

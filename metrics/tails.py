@@ -43,8 +43,7 @@ from typing import Self
 import numpy as np
 import pandas as pd
 
-from metrics.aggregates import _bound
-from metrics.base import Aggregate, ColumnKind
+from metrics.base import Aggregate, ColumnKind, input_column
 from metrics.groups import Groups
 
 __all__ = ["QuantileSketch", "QuantileState", "Quantiles", "quantile_field", "quantiles"]
@@ -461,20 +460,20 @@ class Quantiles(Aggregate):
         object.__setattr__(self, "relative_accuracy", accuracy)
 
     def columns(self) -> dict[str, ColumnKind]:
-        return {_bound(self): "numeric"}
+        return {input_column(self): "numeric"}
 
     def fields(self) -> tuple[str, ...]:
         return tuple(quantile_field(p) for p in self.ps)
 
     def new_state(self) -> QuantileState:
-        return QuantileState(_bound(self), self.relative_accuracy)
+        return QuantileState(input_column(self), self.relative_accuracy)
 
     def state_from_bytes(self, data: bytes) -> QuantileState:
         return self.new_state().load(data)
 
     def update_groups(self, states: Sequence[QuantileState], frame: pd.DataFrame,
                       groups: Groups) -> None:
-        values = frame[_bound(self)].to_numpy(dtype=np.float64, na_value=np.nan)
+        values = frame[input_column(self)].to_numpy(dtype=np.float64, na_value=np.nan)
         for state, part in zip(states, groups.split_finite(values), strict=True):
             state.sketch.add(part)
 
