@@ -19,6 +19,7 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 import pandas as pd
@@ -30,6 +31,7 @@ __all__ = [
     "ColumnKind",
     "State",
     "aggregate_from_dict",
+    "aggregate_kinds",
     "canonical_json",
     "input_column",
     "values_segments_together",
@@ -213,6 +215,12 @@ def input_column(aggregate: Aggregate) -> str:
             "a per-event function with @mon.metric"
         )
     return column
+
+
+def aggregate_kinds() -> Mapping[str, type[Aggregate]]:
+    """Every registered aggregate kind and its class (a kind registers when its class is
+    defined, so only those of imported modules)."""
+    return MappingProxyType(_KINDS)
 
 
 def values_segments_together(aggregate: Aggregate) -> bool:
