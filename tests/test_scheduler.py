@@ -403,7 +403,8 @@ def test_the_command_prints_its_plan_and_stops_on_sigterm(password_postgres_url:
     try:
         wait_for(lambda: any("scheduler running" in line for line in lines), 20,
                  "the scheduler to start")
-        time.sleep(1.5)  # let a fire or two happen before stopping
+        wait_for(lambda: any("scheduled batch run:" in line for line in errors), 20,
+                 "a scheduled run")  # its log lines hold no password either
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=15)
     finally:
