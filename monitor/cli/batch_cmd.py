@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -83,7 +84,7 @@ def batch_run(ctx: click.Context, metrics: tuple[str, ...], since: str | None,
                        "`monitor promote METRIC --to batch --reason ...`")
             return
         runner = BatchRunner(store, lambda m: source_for(m.stream, source_engine),
-                             progress=True)
+                             progress=sys.stderr.isatty())  # no bars in a log
         try:
             summaries = runner.run_many(targets, since=start, until=end)
             failure = None
