@@ -34,12 +34,13 @@ from bench.postgres import throwaway_database
 from examples.music_home import mon
 from examples.music_home_events import DEFAULT_START, generate_events, generate_reference
 from monitor.batch.runner import BatchRunner
-from monitor.batch.service import batch_targets, bind_stored_reference
 from monitor.batch.sources import TableSource
 from monitor.batch.tables import events_table, load_events
+from monitor.lifecycle import bind_stored_reference
 from monitor.references import fit_profile
 from monitor.storage.migrate import upgrade
 from monitor.storage.store import SqlStore
+from monitor.targets import batch_targets
 
 TARGET_RATIO = 1.5
 RESULT_TABLES = ("metric_values", "metric_states", "batch_runs", "dead_letters")

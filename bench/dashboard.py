@@ -10,7 +10,7 @@ each with a threshold rule), each on ``--segments`` segments (the overall one an
 streaming (for the parity overlay), and a few firing alerts. Then it times, best of
 ``--repeats`` after one warm-up run:
 
-- ``queries``: the storage reads a page makes (:mod:`monitor.storage.dashboard_queries`);
+- ``queries``: the storage reads a page makes (:mod:`monitor.storage.dashboard`);
 - ``page``: the whole page in ``streamlit.testing`` (AppTest): queries, charts and the
   messages Streamlit would send to the browser (not the browser's drawing).
 
@@ -41,7 +41,8 @@ from bench.postgres import throwaway_database
 from monitor import Monitor, Threshold
 from monitor.spec import OVERALL, MetricSpec
 from monitor.storage import alert_states
-from monitor.storage.dashboard_queries import DashboardQueries, default_range
+from monitor.storage.dashboard.queries import DashboardQueries
+from monitor.storage.dashboard.records import default_range
 from monitor.storage.database_url import DATABASE_URL_ENV
 from monitor.storage.migrate import upgrade
 from monitor.storage.records import WindowResult
@@ -197,27 +198,27 @@ def main() -> None:
         fields = list(spec.fields or ())
         segs = segments(args.segments)
         with DashboardQueries.open(url) as queries:
-            latest = queries.latest_window(metric, 1)
+            latest = queries.values.latest_window(metric, 1)
             week, month = default_range(latest, 7), default_range(latest, 30)
 
             def metric_queries() -> object:
-                queries.definitions()
-                queries.latest_window(metric, 1)
-                queries.segments_and_fields(metric, 1, week)
-                queries.series(metric, 1, week, window="1h", fields=["p99"],
-                               segments=[OVERALL])
-                queries.alert_events(metric=metric, span=week,
-                                     transitions=("firing", "resolved"))
-                return queries.stage_history(metric)
+                queries.catalog.definitions()
+                queries.values.latest_window(metric, 1)
+                queries.values.segments_and_fields(metric, 1, week)
+                queries.values.series(metric, 1, week, window="1h", fields=["p99"],
+                                      segments=[OVERALL])
+                queries.alerts.events(metric=metric, span=week,
+                                      transitions=("firing", "resolved"))
+                return queries.catalog.stage_history(metric)
 
             def wide_queries() -> object:
-                series = queries.series(metric, 1, month, window="1h", fields=fields,
-                                        segments=segs)
+                series = queries.values.series(metric, 1, month, window="1h", fields=fields,
+                                               segments=segs)
                 assert set(series["segment"]) == set(segs)
                 return series
 
             query_s = {
-                "overview": best_of(args.repeats, queries.overview),
+                "overview": best_of(args.repeats, queries.overview.metrics),
                 "metric": best_of(args.repeats, metric_queries),
                 "metric_30d_10_segments_4_fields": best_of(args.repeats, wide_queries),
             }

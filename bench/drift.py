@@ -1,7 +1,7 @@
 """A full drift report against a fitted reference profile vs a count-only baseline.
 
-    /work/venv/bin/python bench/drift.py [--reference-rows 100000] [--current-rows 1000000]
-                                         [--repeats 5] [--seed 0]
+    .venv/bin/python bench/drift.py [--reference-rows 100000] [--current-rows 1000000]
+                                    [--repeats 5] [--seed 0]
 
 Reference 100k rows vs current 1M rows, 20 numeric and 5 categorical columns, some of them
 shifted. The profile is fitted once, outside the timing; then the report is timed on the

@@ -1,6 +1,6 @@
 """Quantile sketch ingest vs exact np.percentile on the same 10M lognormal values.
 
-    /work/venv/bin/python bench/quantiles.py [--values 10000000] [--repeats 5]
+    .venv/bin/python bench/quantiles.py [--values 10000000] [--repeats 5]
 
 Times ``QuantileSketch.add`` (and the DataFrame path, ``QuantileState.update``) against
 ``np.percentile`` at P50/P99/P99.9, best of a few repeats each, and reports the sketch's

@@ -32,9 +32,9 @@ sys.path.insert(0, str(ROOT))
 from bench.postgres import throwaway_database  # noqa: E402
 from bench.stream import PARTITIONS, event_bodies, messages, promote_all  # noqa: E402
 from bench.stream_app import throughput  # noqa: E402
-from monitor.batch.service import batch_targets  # noqa: E402
 from monitor.storage.migrate import upgrade  # noqa: E402
 from monitor.storage.store import SqlStore  # noqa: E402
+from monitor.targets import batch_targets  # noqa: E402
 from streaming.messages import RawMessage  # noqa: E402
 from streaming.processor import StreamProcessor  # noqa: E402
 

@@ -62,7 +62,7 @@ def series_chart(series: pd.DataFrame, thresholds: pd.DataFrame | None = None,
     """Lines per segment (colour) and stage (dash), a min-max band where points are
     buckets of windows, threshold rules and alert markers.
 
-    ``series`` has the columns of :data:`monitor.storage.dashboard_queries.SERIES_COLUMNS`;
+    ``series`` has the columns of :data:`monitor.storage.dashboard.values.SERIES_COLUMNS`;
     ``thresholds`` has ``rule`` and ``bound``; ``markers`` has ``window_start``, ``value``,
     ``transition``, ``rule`` and ``segment``.
     """

@@ -17,8 +17,8 @@ import streamlit as st
 from sqlalchemy.exc import DBAPIError
 
 from monitor.alerts.settings import SLACK_ENV, SMTP_ENV, AlertSettings
-from monitor.storage.dashboard_queries import DashboardQueries, default_range
-from monitor.storage.dashboard_records import TimeRange
+from monitor.storage.dashboard.queries import DashboardQueries
+from monitor.storage.dashboard.records import TimeRange, default_range
 from monitor.storage.database import DatabaseUnavailableError
 from monitor.storage.database_url import (
     database_url_from_env,
@@ -87,7 +87,7 @@ def require_data() -> DashboardQueries:
     current = settings()
     try:
         found = queries()
-        if not found.has_data():
+        if not found.catalog.has_data():
             st.info(EMPTY_MESSAGE, icon=":material/inbox:")
             st.caption(f"Database: {current.display_url}")
             st.stop()
@@ -132,12 +132,12 @@ def pick_stored_range(queries: DashboardQueries, name: str, version: int, key: s
                       ) -> StoredRange | None:
     """The range picker over one metric version's values, with the segments and fields
     found in the range; None, after saying so, while the version has no values yet."""
-    latest = queries.latest_window(name, version)
+    latest = queries.values.latest_window(name, version)
     if latest is None:
         st.info(f"No values are stored for version {version} of {name} yet.")
         return None
     span = pick_range(latest, key=key)
-    segments, fields = queries.segments_and_fields(name, version, span)
+    segments, fields = queries.values.segments_and_fields(name, version, span)
     return StoredRange(latest, span, segments, fields)
 
 
@@ -153,7 +153,7 @@ def pick_metric_of_kind(queries: DashboardQueries, kinds: frozenset[str], label:
                         none_found: str, key: str) -> MetricDefinition | None:
     """A select box over the registered metrics whose aggregate is one of ``kinds``
     (starting on ``?metric=``), or None after saying ``none_found``."""
-    found = [d for d in queries.definitions() if aggregate_kind(d) in kinds]
+    found = [d for d in queries.catalog.definitions() if aggregate_kind(d) in kinds]
     if not found:
         st.info(none_found)
         return None

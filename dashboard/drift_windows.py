@@ -31,7 +31,7 @@ import pandas as pd
 
 from metrics.drift.decision import DEFAULT_ALPHA
 from metrics.drift.methods import METHODS
-from monitor.storage.dashboard_records import WindowValues
+from monitor.storage.dashboard.records import WindowValues
 
 DECISION_FIELDS = ("p_value", "p_adjusted", "drifted")
 REPORT_FIELDS = ("n_drifted", "share_drifted")
@@ -159,8 +159,9 @@ def column_windows(series: pd.DataFrame, counts: pd.DataFrame, rule: ColumnRule,
     of the point's windows), the smallest p-values, the share of windows flagged, the
     count (mean per window) and the verdict (:data:`VERDICTS`).
 
-    ``series`` and ``counts`` are :meth:`DashboardQueries.series` and
-    :meth:`DashboardQueries.window_counts` frames of one segment and stage.
+    ``series`` and ``counts`` are frames of one segment and stage, as
+    :class:`~monitor.storage.dashboard.values.ValueQueries` gives them (``series`` and
+    ``window_counts``).
 
     >>> t = pd.Timestamp("2026-03-02", tz="UTC")
     >>> def point(field, value): return {"field": field, "window_start": t, "value": value,

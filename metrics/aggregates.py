@@ -10,12 +10,12 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Self
+from typing import Self
 
 import numpy as np
 import pandas as pd
 
-from metrics.base import Aggregate, ColumnKind
+from metrics.base import Aggregate, ColumnKind, input_column
 from metrics.conditions import Condition
 from metrics.counters import CounterState, RowCounting, every_row, ratio
 from metrics.exact_sum import ExactSum
@@ -33,14 +33,7 @@ class _CounterAggregate(RowCounting, Aggregate):
 
 @dataclass(frozen=True)
 class Count(_CounterAggregate):
-    """The number of events.
-
-    >>> agg = count()
-    >>> state = agg.new_state()
-    >>> state.update(pd.DataFrame({"x": [1, 2, 3]}))
-    >>> agg.value(state)
-    {'count': 3.0}
-    """
+    """The number of events."""
 
     kind = "count"
     counter_names = ("rows",)
@@ -106,30 +99,23 @@ def _add_groups(states: Sequence[SumState], column: pd.Series, groups: Groups) -
 
 @dataclass(frozen=True)
 class Sum(Aggregate):
-    """The exact sum of a numeric column (nulls skipped).
-
-    >>> agg = sum_of("amount")
-    >>> state = agg.new_state()
-    >>> state.update(pd.DataFrame({"amount": [0.1, 0.2, None]}))
-    >>> agg.value(state)
-    {'sum': 0.30000000000000004}
-    """
+    """The exact sum of a numeric column (nulls skipped)."""
 
     column: str | None
     kind = "sum"
 
     def columns(self) -> dict[str, ColumnKind]:
-        return {_bound(self): "numeric"}
+        return {input_column(self): "numeric"}
 
     def fields(self) -> tuple[str, ...]:
         return ("sum",)
 
     def new_state(self) -> SumState:
-        return SumState(_bound(self))
+        return SumState(input_column(self))
 
     def update_groups(self, states: Sequence[SumState], frame: pd.DataFrame, groups: Groups
                       ) -> None:
-        _add_groups(states, frame[_bound(self)], groups)
+        _add_groups(states, frame[input_column(self)], groups)
 
     def state_from_bytes(self, data: bytes) -> SumState:
         return self.new_state().load(data)
@@ -140,30 +126,23 @@ class Sum(Aggregate):
 
 @dataclass(frozen=True)
 class Mean(Aggregate):
-    """The mean of a numeric column (nulls skipped), from an exact sum.
-
-    >>> agg = mean("latency_ms")
-    >>> state = agg.new_state()
-    >>> state.update(pd.DataFrame({"latency_ms": [10.0, 20.0, None, 30.0]}))
-    >>> agg.value(state)
-    {'mean': 20.0}
-    """
+    """The mean of a numeric column (nulls skipped), from an exact sum."""
 
     column: str | None
     kind = "mean"
 
     def columns(self) -> dict[str, ColumnKind]:
-        return {_bound(self): "numeric"}
+        return {input_column(self): "numeric"}
 
     def fields(self) -> tuple[str, ...]:
         return ("mean",)
 
     def new_state(self) -> SumState:
-        return SumState(_bound(self))
+        return SumState(input_column(self))
 
     def update_groups(self, states: Sequence[SumState], frame: pd.DataFrame, groups: Groups
                       ) -> None:
-        _add_groups(states, frame[_bound(self)], groups)
+        _add_groups(states, frame[input_column(self)], groups)
 
     def state_from_bytes(self, data: bytes) -> SumState:
         return self.new_state().load(data)
@@ -181,17 +160,6 @@ class Rate(_CounterAggregate):
 
     ``condition`` is a boolean column or a pandas expression such as
     ``"latency_ms > 500"``. Events where the condition is null are left out of both sides.
-
-    >>> agg = rate("clicked")
-    >>> state = agg.new_state()
-    >>> state.update(pd.DataFrame({"clicked": [True, False, False, None]}))
-    >>> agg.value(state)
-    {'rate': 0.3333333333333333}
-    >>> slow = rate("latency_ms > 500")
-    >>> state = slow.new_state()
-    >>> state.update(pd.DataFrame({"latency_ms": [100.0, 700.0, 900.0, 50.0]}))
-    >>> slow.value(state)
-    {'rate': 0.5}
     """
 
     condition: str
@@ -238,26 +206,19 @@ class Rate(_CounterAggregate):
 
 @dataclass(frozen=True)
 class NullRate(_CounterAggregate):
-    """The share of events where a column is missing.
-
-    >>> agg = null_rate("country")
-    >>> state = agg.new_state()
-    >>> state.update(pd.DataFrame({"country": ["SE", None, "DE", None]}))
-    >>> agg.value(state)
-    {'null_rate': 0.5}
-    """
+    """The share of events where a column is missing."""
 
     column: str | None
     kind = "null_rate"
 
     def columns(self) -> dict[str, ColumnKind]:
-        return {_bound(self): "any"}
+        return {input_column(self): "any"}
 
     def fields(self) -> tuple[str, ...]:
         return ("null_rate",)
 
     def row_counts(self, frame: pd.DataFrame) -> Mapping[str, np.ndarray]:
-        return {"hits": frame[_bound(self)].isna().to_numpy(), "rows": every_row(frame)}
+        return {"hits": frame[input_column(self)].isna().to_numpy(), "rows": every_row(frame)}
 
     def value(self, state: CounterState) -> dict[str, float]:
         return {"null_rate": ratio(state.counts["hits"], state.counts["rows"])}
@@ -265,14 +226,7 @@ class NullRate(_CounterAggregate):
 
 @dataclass(frozen=True)
 class Share(_CounterAggregate):
-    """The share of all events whose column equals a category.
-
-    >>> agg = share("device", "ios")
-    >>> state = agg.new_state()
-    >>> state.update(pd.DataFrame({"device": ["ios", "android", "ios", "web"]}))
-    >>> agg.value(state)
-    {'share': 0.5}
-    """
+    """The share of all events whose column equals a category."""
 
     column: str
     category: str | int | bool
@@ -292,16 +246,6 @@ class Share(_CounterAggregate):
         return {"share": ratio(state.counts["hits"], state.counts["rows"])}
 
 
-def _bound(aggregate: Any) -> str:
-    column: str | None = aggregate.column
-    if column is None:
-        raise ValueError(
-            f"{aggregate.kind} has no input column: pass one, or use it as the aggregate of "
-            "a per-event function with @mon.metric"
-        )
-    return column
-
-
 def _exact_ratio(units: int, n: int) -> float:
     from metrics.exact_sum import _OFFSET
 
@@ -313,24 +257,81 @@ def _exact_ratio(units: int, n: int) -> float:
 
 # Presets: functions that return specs, as the rest of the library does.
 def count() -> Count:
+    """The number of events (field ``count``).
+
+    >>> agg = count()
+    >>> state = agg.new_state()
+    >>> state.update(pd.DataFrame({"x": [1, 2, 3]}))
+    >>> agg.value(state)
+    {'count': 3.0}
+    """
     return Count()
 
 
 def sum_of(column: str | None = None) -> Sum:
+    """The exact sum of ``column``, nulls skipped (field ``sum``); without a ``column``, the
+    aggregate of a per-event function (``@mon.metric``).
+
+    >>> agg = sum_of("amount")
+    >>> state = agg.new_state()
+    >>> state.update(pd.DataFrame({"amount": [0.1, 0.2, None]}))
+    >>> agg.value(state)
+    {'sum': 0.30000000000000004}
+    """
     return Sum(column)
 
 
 def mean(column: str | None = None) -> Mean:
+    """The mean of ``column``, nulls skipped (field ``mean``); without a ``column``, the
+    aggregate of a per-event function (``@mon.metric``).
+
+    >>> agg = mean("latency_ms")
+    >>> state = agg.new_state()
+    >>> state.update(pd.DataFrame({"latency_ms": [10.0, 20.0, None, 30.0]}))
+    >>> agg.value(state)
+    {'mean': 20.0}
+    """
     return Mean(column)
 
 
 def rate(condition: str) -> Rate:
+    """The share of events where ``condition`` holds (field ``rate``): a boolean column or a
+    pandas expression such as ``"latency_ms > 500"``.
+
+    >>> agg = rate("clicked")
+    >>> state = agg.new_state()
+    >>> state.update(pd.DataFrame({"clicked": [True, False, False, None]}))
+    >>> agg.value(state)
+    {'rate': 0.3333333333333333}
+    >>> slow = rate("latency_ms > 500")
+    >>> state = slow.new_state()
+    >>> state.update(pd.DataFrame({"latency_ms": [100.0, 700.0, 900.0, 50.0]}))
+    >>> slow.value(state)
+    {'rate': 0.5}
+    """
     return Rate(condition)
 
 
 def null_rate(column: str | None = None) -> NullRate:
+    """The share of events where ``column`` is null (field ``null_rate``); without a
+    ``column``, the aggregate of a per-event function (``@mon.metric``).
+
+    >>> agg = null_rate("country")
+    >>> state = agg.new_state()
+    >>> state.update(pd.DataFrame({"country": ["SE", None, "DE", None]}))
+    >>> agg.value(state)
+    {'null_rate': 0.5}
+    """
     return NullRate(column)
 
 
 def share(column: str, category: str | int | bool) -> Share:
+    """The share of all events whose ``column`` equals ``category`` (field ``share``).
+
+    >>> agg = share("device", "ios")
+    >>> state = agg.new_state()
+    >>> state.update(pd.DataFrame({"device": ["ios", "android", "ios", "web"]}))
+    >>> agg.value(state)
+    {'share': 0.5}
+    """
     return Share(column, category)

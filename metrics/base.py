@@ -19,6 +19,7 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 import pandas as pd
@@ -30,7 +31,9 @@ __all__ = [
     "ColumnKind",
     "State",
     "aggregate_from_dict",
+    "aggregate_kinds",
     "canonical_json",
+    "input_column",
     "values_segments_together",
 ]
 
@@ -200,6 +203,24 @@ def aggregate_from_dict(data: dict[str, Any]) -> Aggregate:
         known = ", ".join(sorted(_KINDS))
         raise ValueError(f"unknown aggregate kind {kind!r}; known kinds: {known}") from None
     return cls.from_params(params)
+
+
+def input_column(aggregate: Aggregate) -> str:
+    """The one column ``aggregate`` reads; a ValueError while it is left open for a
+    per-event function to fill (see :meth:`Aggregate.unbound_column`)."""
+    column: str | None = getattr(aggregate, "column", None)
+    if column is None:
+        raise ValueError(
+            f"{aggregate.kind} has no input column: pass one, or use it as the aggregate of "
+            "a per-event function with @mon.metric"
+        )
+    return column
+
+
+def aggregate_kinds() -> Mapping[str, type[Aggregate]]:
+    """Every registered aggregate kind and its class (a kind registers when its class is
+    defined, so only those of imported modules)."""
+    return MappingProxyType(_KINDS)
 
 
 def values_segments_together(aggregate: Aggregate) -> bool:

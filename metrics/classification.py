@@ -81,15 +81,7 @@ class _ConfusionAggregate(RowCounting, Aggregate):
 
 @dataclass(frozen=True)
 class Accuracy(_ConfusionAggregate):
-    """The share of labelled rows where the prediction equals the label.
-
-    >>> agg = accuracy("clicked", "predicted_click")
-    >>> state = agg.new_state()
-    >>> state.update(pd.DataFrame({"clicked": [True, False, True, None],
-    ...                            "predicted_click": [1, 0, 0, 1]}))
-    >>> agg.value(state)
-    {'accuracy': 0.6666666666666666}
-    """
+    """The share of labelled rows where the prediction equals the label."""
 
     kind = "accuracy"
 
@@ -104,15 +96,7 @@ class Accuracy(_ConfusionAggregate):
 
 @dataclass(frozen=True)
 class Precision(_ConfusionAggregate):
-    """Of the rows predicted positive, the share that are positive (NaN if none predicted).
-
-    >>> agg = precision("clicked", "predicted_click")
-    >>> state = agg.new_state()
-    >>> state.update(pd.DataFrame({"clicked": [True, False, True, False],
-    ...                            "predicted_click": [True, True, False, False]}))
-    >>> agg.value(state)
-    {'precision': 0.5}
-    """
+    """Of the rows predicted positive, the share that are positive (NaN if none predicted)."""
 
     kind = "precision"
 
@@ -127,14 +111,7 @@ class Precision(_ConfusionAggregate):
 
 @dataclass(frozen=True)
 class Recall(_ConfusionAggregate):
-    """Of the positive rows, the share predicted positive (NaN if there are none).
-
-    >>> agg = recall("clicked", "predicted_click")
-    >>> state = agg.new_state()
-    >>> state.update(pd.DataFrame({"clicked": [1, 1, 1, 0], "predicted_click": [1, 1, 0, 1]}))
-    >>> agg.value(state)
-    {'recall': 0.6666666666666666}
-    """
+    """Of the positive rows, the share predicted positive (NaN if there are none)."""
 
     kind = "recall"
 
@@ -242,15 +219,7 @@ class AUCState:
 
 @dataclass(frozen=True)
 class AUC(Aggregate):
-    """Area under the ROC curve from scores in [0, 1] binned into ``bins`` bins.
-
-    >>> agg = auc("clicked", "click_score", bins=10)
-    >>> state = agg.new_state()
-    >>> state.update(pd.DataFrame({"clicked": [True, True, False, False, None],
-    ...                            "click_score": [0.9, 0.42, 0.41, 0.1, 0.5]}))
-    >>> agg.value(state)  # 0.42 and 0.41 share a bin, so that pair counts as a tie
-    {'auc': 0.875}
-    """
+    """Area under the ROC curve from scores in [0, 1] binned into ``bins`` bins."""
 
     label: str
     score: str
@@ -279,16 +248,55 @@ class AUC(Aggregate):
 
 # Presets: functions that return specs, as the rest of the library does.
 def accuracy(label: str, prediction: str) -> Accuracy:
+    """The share of rows with a ``label`` and a ``prediction`` where they agree (field
+    ``accuracy``).
+
+    >>> agg = accuracy("clicked", "predicted_click")
+    >>> state = agg.new_state()
+    >>> state.update(pd.DataFrame({"clicked": [True, False, True, None],
+    ...                            "predicted_click": [1, 0, 0, 1]}))
+    >>> agg.value(state)
+    {'accuracy': 0.6666666666666666}
+    """
     return Accuracy(label, prediction)
 
 
 def precision(label: str, prediction: str) -> Precision:
+    """Of the rows ``prediction`` calls positive, the share whose ``label`` is (field
+    ``precision``; NaN when none is predicted positive).
+
+    >>> agg = precision("clicked", "predicted_click")
+    >>> state = agg.new_state()
+    >>> state.update(pd.DataFrame({"clicked": [True, False, True, False],
+    ...                            "predicted_click": [True, True, False, False]}))
+    >>> agg.value(state)
+    {'precision': 0.5}
+    """
     return Precision(label, prediction)
 
 
 def recall(label: str, prediction: str) -> Recall:
+    """Of the rows whose ``label`` is positive, the share ``prediction`` calls positive (field
+    ``recall``; NaN when there are none).
+
+    >>> agg = recall("clicked", "predicted_click")
+    >>> state = agg.new_state()
+    >>> state.update(pd.DataFrame({"clicked": [1, 1, 1, 0], "predicted_click": [1, 1, 0, 1]}))
+    >>> agg.value(state)
+    {'recall': 0.6666666666666666}
+    """
     return Recall(label, prediction)
 
 
-def auc(label: str, score: str, bins: int = 1000) -> AUC:
+def auc(label: str, score: str, bins: int = AUC.bins) -> AUC:
+    """Area under the ROC curve of ``score`` (in [0, 1]) against ``label`` (field ``auc``),
+    from the scores binned into ``bins`` bins; see :class:`AUC` for the error it bounds.
+
+    >>> agg = auc("clicked", "click_score", bins=10)
+    >>> state = agg.new_state()
+    >>> state.update(pd.DataFrame({"clicked": [True, True, False, False, None],
+    ...                            "click_score": [0.9, 0.42, 0.41, 0.1, 0.5]}))
+    >>> agg.value(state)  # 0.42 and 0.41 share a bin, so that pair counts as a tie
+    {'auc': 0.875}
+    """
     return AUC(label, score, bins)

@@ -43,8 +43,7 @@ from typing import Self
 import numpy as np
 import pandas as pd
 
-from metrics.aggregates import _bound
-from metrics.base import Aggregate, ColumnKind
+from metrics.base import Aggregate, ColumnKind, input_column
 from metrics.groups import Groups
 
 __all__ = ["QuantileSketch", "QuantileState", "Quantiles", "quantile_field", "quantiles"]
@@ -423,14 +422,6 @@ class Quantiles(Aggregate):
     """Quantiles of a numeric column (nulls skipped), each within ``relative_accuracy``.
 
     Fields are named after the percentile: ``p50``, ``p95``, ``p99``, ``p99.9``.
-
-    >>> agg = quantiles("latency_ms", ps=(0.5, 0.99, 0.999))
-    >>> agg.fields()
-    ('p50', 'p99', 'p99.9')
-    >>> state = agg.new_state()
-    >>> state.update(pd.DataFrame({"latency_ms": [12.0, 15.0, None, 18.0, 250.0]}))
-    >>> agg.value(state)  # of the 4 values, P99 and P99.9 are the 3rd smallest: 18
-    {'p50': 15.03, 'p99': 17.99, 'p99.9': 17.99}
     """
 
     column: str | None
@@ -461,20 +452,20 @@ class Quantiles(Aggregate):
         object.__setattr__(self, "relative_accuracy", accuracy)
 
     def columns(self) -> dict[str, ColumnKind]:
-        return {_bound(self): "numeric"}
+        return {input_column(self): "numeric"}
 
     def fields(self) -> tuple[str, ...]:
         return tuple(quantile_field(p) for p in self.ps)
 
     def new_state(self) -> QuantileState:
-        return QuantileState(_bound(self), self.relative_accuracy)
+        return QuantileState(input_column(self), self.relative_accuracy)
 
     def state_from_bytes(self, data: bytes) -> QuantileState:
         return self.new_state().load(data)
 
     def update_groups(self, states: Sequence[QuantileState], frame: pd.DataFrame,
                       groups: Groups) -> None:
-        values = frame[_bound(self)].to_numpy(dtype=np.float64, na_value=np.nan)
+        values = frame[input_column(self)].to_numpy(dtype=np.float64, na_value=np.nan)
         for state, part in zip(states, groups.split_finite(values), strict=True):
             state.sketch.add(part)
 
@@ -490,7 +481,21 @@ def quantile_field(p: float) -> str:
 
 def quantiles(
     column: str | None = None,
-    ps: tuple[float, ...] = (0.5, 0.95, 0.99),
-    relative_accuracy: float = 0.01,
+    ps: tuple[float, ...] = Quantiles.ps,
+    relative_accuracy: float = Quantiles.relative_accuracy,
 ) -> Quantiles:
+    """Quantiles of ``column`` at ``ps`` (nulls skipped), each within ``relative_accuracy``
+    of the true value; the fields are named after the percentiles. Without a ``column``, the
+    aggregate of a per-event function (``@mon.metric``).
+
+    >>> quantiles("latency_ms").fields()
+    ('p50', 'p95', 'p99')
+    >>> agg = quantiles("latency_ms", ps=(0.5, 0.99, 0.999))
+    >>> agg.fields()
+    ('p50', 'p99', 'p99.9')
+    >>> state = agg.new_state()
+    >>> state.update(pd.DataFrame({"latency_ms": [12.0, 15.0, None, 18.0, 250.0]}))
+    >>> agg.value(state)  # of the 4 values, P99 and P99.9 are the 3rd smallest: 18
+    {'p50': 15.03, 'p99': 17.99, 'p99.9': 17.99}
+    """
     return Quantiles(column, ps, relative_accuracy)

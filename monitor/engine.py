@@ -18,7 +18,7 @@ import pandas as pd
 from metrics.groups import Groups
 from monitor.errors import DefinitionError, MetricComputeError
 from monitor.partials import Partial, PartialKey, partial_values
-from monitor.registry import check_per_event_result
+from monitor.per_event import check_per_event_result
 from monitor.segments import escape, label_value
 from monitor.spec import OVERALL, MetricSpec
 from monitor.values import MetricValue

@@ -31,6 +31,7 @@ from monitor.alerts.fit import rule_problem
 from monitor.alerts.routing import Route
 from monitor.alerts.rules import Rule
 from monitor.errors import DefinitionError
+from monitor.per_event import check_per_event_result
 from monitor.schema import FieldType, Schema
 from monitor.spec import MetricSpec, PerEvent, PerEventFunction, StreamSpec
 from monitor.windows import Windows, parse_duration_ns
@@ -398,25 +399,3 @@ def _try_per_event(subject: str, function: PerEventFunction, schema: Schema, kin
             f"(it receives a DataFrame with columns {', '.join(sample.columns)})",
         ) from err
     check_per_event_result(subject, result, len(sample), kind)
-
-
-def check_per_event_result(subject: str, result: Any, rows: int, kind: str) -> pd.Series:
-    """The per-event result as a Series, or a DefinitionError saying what is wrong."""
-    if isinstance(result, np.ndarray) and result.ndim == 1:
-        result = pd.Series(result)
-    if not isinstance(result, pd.Series):
-        raise DefinitionError(
-            subject, f"per-event function must return a pandas Series, not {type(result).__name__}"
-        )
-    if len(result) != rows:
-        raise DefinitionError(
-            subject, f"per-event function returned {len(result)} values for {rows} events; "
-            "it must return one value per event"
-        )
-    numeric = pd.api.types.is_numeric_dtype(result) or pd.api.types.is_bool_dtype(result)
-    if kind in ("numeric", "bool") and not numeric:
-        raise DefinitionError(
-            subject, f"per-event function returned {result.dtype} values; its aggregate needs "
-            f"{kind} values"
-        )
-    return result

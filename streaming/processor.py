@@ -34,7 +34,6 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Connection
 
-from monitor.batch.runner import Target
 from monitor.segments import segment_label
 from monitor.spec import MetricSpec, StreamSpec
 from monitor.storage.database import Database
@@ -42,6 +41,7 @@ from monitor.storage.dead_letters import write_dead_letters
 from monitor.storage.outages import describe_error, is_outage
 from monitor.storage.records import DeadLetter, WindowResult
 from monitor.storage.results import write_metrics_windows
+from monitor.targets import Target
 from monitor.windows import utc_from_ns
 from streaming import state_store
 from streaming.codec import MAX_MESSAGE_BYTES

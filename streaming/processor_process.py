@@ -32,10 +32,10 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from monitor.batch.runner import Target
 from monitor.spec import StreamSpec
 from monitor.storage.database import Database
 from monitor.storage.outages import call_through_outages, describe_error, is_outage
+from monitor.targets import Target
 from streaming.messages import RawMessage, Rejected
 from streaming.processor import AfterFinal, StreamProcessor, StreamSettings
 
@@ -65,8 +65,8 @@ class ProcessorSpec:
     def targets(self, database: Database) -> list[Target]:
         """The metrics with their stored versions and references, as the worker found."""
         from monitor.app_loading import load_app
-        from monitor.batch.service import batch_targets
         from monitor.storage.store import SqlStore
+        from monitor.targets import batch_targets
 
         store = SqlStore(database)
         found = {t.metric.name: t for t in batch_targets(load_app(self.app_target), store,

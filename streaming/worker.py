@@ -40,9 +40,9 @@ from typing import Any, NoReturn, TypeVar
 import faust
 from kafka import KafkaConsumer
 
-from monitor.batch.runner import Target
 from monitor.spec import StreamSpec
 from monitor.storage.outages import Backoff
+from monitor.targets import Target
 from streaming.broker import create_topics, list_topics
 from streaming.messages import RawMessage, Rejected
 from streaming.processor import AfterFinal, StreamSettings

@@ -1,21 +1,25 @@
-"""Every built-in aggregate, with a generator of realistic input for it.
+"""Every built-in aggregate kind, with examples and a generator of realistic input for each.
 
-The contract tests in test_contract.py run over this table, so a new built-in only has to
-add a case here to be held to the same promises as the others.
+The contract tests in test_contract.py run over these cases, ordered by the kinds the
+``metrics`` package registers (:func:`built_in_kinds`): a new built-in kind fails them
+until it adds a case here, and is then held to the same promises as the others.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+import metrics
 import metrics.aggregates as agg
 import metrics.classification as classification
 import metrics.tails as tails
-from metrics.base import Aggregate
+from metrics.base import Aggregate, aggregate_kinds
 from metrics.drift import (
     ReferenceProfile,
     chi2,
@@ -100,7 +104,7 @@ DRIFT_REFERENCE = ReferenceProfile.fit(
 )
 
 
-CASES: list[Case] = [
+EXAMPLES: list[Case] = [
     Case(agg.count(), numeric_with_nulls),
     Case(agg.sum_of("x"), numeric_with_nulls),
     Case(agg.mean("x"), numeric_with_nulls),
@@ -130,5 +134,20 @@ CASES: list[Case] = [
     Case(drift(["x", "device", "clicked"], DRIFT_REFERENCE), drift_window),
     Case(drift(["x", "device"], DRIFT_REFERENCE, method="ks", categorical_method="chi2"),
          drift_window),
-    # more built-ins register their cases below this line
+    # a new built-in kind adds its cases here
 ]
+
+
+def built_in_kinds() -> list[str]:
+    """Every aggregate kind defined in the ``metrics`` package (each of its modules
+    imported first: a kind registers when its class is defined)."""
+    for module in pkgutil.walk_packages(metrics.__path__, prefix="metrics."):
+        importlib.import_module(module.name)
+    return sorted(kind for kind, cls in aggregate_kinds().items()
+                  if cls.__module__.split(".")[0] == "metrics")
+
+
+CASES_BY_KIND: dict[str, list[Case]] = {
+    kind: [case for case in EXAMPLES if case.aggregate.kind == kind] for kind in built_in_kinds()
+}
+CASES: list[Case] = [case for cases in CASES_BY_KIND.values() for case in cases]

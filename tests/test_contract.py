@@ -1,5 +1,6 @@
 """The promises every built-in aggregate keeps (the cases live in builtins.py).
 
+- every aggregate kind the ``metrics`` package registers has a case;
 - bytes round trip: a state rebuilt from its bytes is equal and gives the same values;
 - any chunking, merged in any order, gives values bit-identical to one update over all;
 - merging an empty state changes nothing;
@@ -20,9 +21,20 @@ from hypothesis import strategies as st
 
 from metrics.base import Aggregate, aggregate_from_dict
 from metrics.groups import Groups
-from tests.builtins import CASES, Case
+from tests.builtins import CASES, CASES_BY_KIND, EXAMPLES, Case
 
 ids = [case.name for case in CASES]
+
+
+@pytest.mark.parametrize("kind", sorted(CASES_BY_KIND))
+def test_every_built_in_kind_has_a_case(kind: str) -> None:
+    assert CASES_BY_KIND[kind], (
+        f"aggregate kind {kind!r} has no case in tests/builtins.py: add one to EXAMPLES so "
+        "the contract tests hold it to their promises")
+
+
+def test_every_example_is_of_a_built_in_kind() -> None:
+    assert [case.name for case in EXAMPLES if case.aggregate.kind not in CASES_BY_KIND] == []
 
 
 def same_bits(a: dict[str, float], b: dict[str, float]) -> bool:

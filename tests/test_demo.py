@@ -60,6 +60,8 @@ def test_the_demo_runs_every_stage_fires_the_incident_alert_and_stops_everything
     for pid in pids:
         assert not Path(f"/proc/{pid}").exists() or _zombie(pid), f"pid {pid} still runs"
     assert "everything stopped" in output
+    # No progress bar ("live: 40%|...| 800/2000 [00:07<00:10, ...]") in a log.
+    assert not re.search(r" \[\d+:\d+<", output), output[-3000:]
 
     with sqlite3.connect(workdir / "demo.sqlite") as db:
         stages = dict(db.execute("SELECT stage, COUNT(*) FROM metric_values "

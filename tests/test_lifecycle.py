@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from monitor.batch.service import target
 from monitor.cli.main import cli
 from monitor.lifecycle import bind_stored_reference
 from monitor.storage.store import SqlStore
+from monitor.targets import target
 from tests.lifecycle_app import events, mon, write_events
 from tests.storage.conftest import throwaway_postgres
 

@@ -32,14 +32,13 @@ from sqlalchemy.engine import make_url
 
 import metrics
 from monitor import Monitor
-from monitor.batch.runner import BatchRunner, Retry, Target, closed_until
+from monitor.batch.runner import BatchRunner, Retry, closed_until
 from monitor.batch.schedule import (
     BatchScheduler,
     ScheduleSettings,
     _latest_fire,
     trigger_for,
 )
-from monitor.batch.service import batch_targets
 from monitor.batch.sources import TableSource
 from monitor.batch.tables import events_table
 from monitor.errors import DefinitionError
@@ -47,6 +46,7 @@ from monitor.spec import MetricSpec
 from monitor.storage.migrate import upgrade
 from monitor.storage.records import BatchRun
 from monitor.storage.store import SqlStore
+from monitor.targets import Target, batch_targets
 from tests.cli_process import CliProcess
 from tests.outage_proxy import OutageProxy
 from tests.storage.conftest import throwaway_postgres
@@ -403,7 +403,8 @@ def test_the_command_prints_its_plan_and_stops_on_sigterm(password_postgres_url:
     try:
         wait_for(lambda: any("scheduler running" in line for line in lines), 20,
                  "the scheduler to start")
-        time.sleep(1.5)  # let a fire or two happen before stopping
+        wait_for(lambda: any("scheduled batch run:" in line for line in errors), 20,
+                 "a scheduled run")  # its log lines hold no password either
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=15)
     finally:

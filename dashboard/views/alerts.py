@@ -31,7 +31,7 @@ def render() -> None:
         st.page_link("screens/alerts.py", label="show every metric", icon=":material/arrow_back:")
 
     st.subheader("Active")
-    active = [a for a in queries.active_alerts(metric)
+    active = [a for a in queries.alerts.active(metric)
               if (segment is None or a.key.segment == segment)
               and (stage is None or a.key.stage == stage)]
     if active:
@@ -45,7 +45,7 @@ def render() -> None:
         st.success("Nothing is firing or pending.", icon=":material/check_circle:")
 
     st.subheader("History")
-    events = queries.alert_events(metric=metric, limit=HISTORY_LIMIT)
+    events = queries.alerts.events(metric=metric, limit=HISTORY_LIMIT)
     if segment is not None:
         events = events[events["segment"] == segment]
     if stage is not None:
@@ -59,7 +59,7 @@ def render() -> None:
 
     st.subheader("Silences")
     now = datetime.now(UTC)
-    silences = queries.silences(now)
+    silences = queries.alerts.silences(now)
     if silences:
         st.table(pd.DataFrame([{
             "id": s.id, "active": "yes" if s.active(now) else "ended",
@@ -71,14 +71,14 @@ def render() -> None:
         st.caption("No silences.")
 
     st.subheader("Delivery")
-    counts = queries.delivery_counts()
+    counts = queries.alerts.delivery_counts()
     if counts.empty:
         st.caption("Nothing was queued for delivery yet.")
         return
     counts = counts.assign(delivery=counts["channel"] + " " + counts["status"])
     st.altair_chart(bar_chart(counts, "delivery", "count", color="status"),
                     width="stretch")
-    deliveries = queries.recent_deliveries()
+    deliveries = queries.alerts.recent_deliveries()
     if deliveries:
         st.markdown("Latest deliveries")
         st.dataframe(pd.DataFrame([{

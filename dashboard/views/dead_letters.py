@@ -20,13 +20,13 @@ def render() -> None:
     queries = require_data()
     scrub = settings().scrub
     st.title("Dead letters")
-    counted = queries.unregistered_metrics()
+    counted = queries.dead_letters.count_metrics()
     if counted:
         st.subheader("Rejected input by reason")
-        latest = max((t for t in (queries.latest_window(m) for m in counted) if t is not None),
-                     default=None)
+        latest = max((t for t in (queries.values.latest_window(m) for m in counted)
+                      if t is not None), default=None)
         span = pick_range(latest, key="dead_letter_range")
-        counts = queries.dead_letter_metric_counts(span)
+        counts = queries.dead_letters.metric_counts(span)
         if counts.empty:
             st.caption("Nothing was rejected in this range.")
         else:
@@ -37,14 +37,15 @@ def render() -> None:
                             width="stretch")
             st.table(counts)
             for metric in counted:
-                series = queries.series(metric, COUNTS_VERSION, span, window="1h", fields=["count"],
-                                        segments=[OVERALL], stages=["streaming"])
+                series = queries.values.series(metric, COUNTS_VERSION, span, window="1h",
+                                               fields=["count"], segments=[OVERALL],
+                                               stages=["streaming"])
                 if not series.empty:
                     st.markdown(f"#### {md(metric)} per hour")
                     st.altair_chart(series_chart(series, title="rejected"), width="stretch")
 
     st.subheader("Stored samples by source and reason")
-    stored = queries.dead_letter_counts()
+    stored = queries.dead_letters.counts()
     if stored.empty:
         st.success("No dead letters are stored.", icon=":material/check_circle:")
         return
@@ -55,7 +56,7 @@ def render() -> None:
                            latest=stored["latest"].dt.strftime("%Y-%m-%d %H:%M")))
 
     st.subheader("Recent samples")
-    letters = queries.recent_dead_letters(SAMPLES)
+    letters = queries.dead_letters.recent(SAMPLES)
     st.dataframe(pd.DataFrame([{
         "at (UTC)": letter.created_at, "source": letter.source,
         "reason": scrub(letter.reason), "payload excerpt": excerpt(scrub(letter.payload))}

@@ -45,8 +45,8 @@ from metrics.drift.columns import ColumnProfile, NumericProfile
 from metrics.drift.state import BinCountsState
 from monitor.partials import merge_stored
 from monitor.spec import OVERALL
-from monitor.storage.dashboard_queries import DashboardQueries
-from monitor.storage.dashboard_records import TimeRange, WindowValues
+from monitor.storage.dashboard.queries import DashboardQueries
+from monitor.storage.dashboard.records import TimeRange, WindowValues
 from monitor.storage.records import MetricDefinition, StoredState
 
 DRIFT_KINDS = frozenset({"psi", "jensenshannon", "hellinger", "chi2", "chi2_gof", "ks",
@@ -78,19 +78,19 @@ def render() -> None:
         return
     segment = pick_one("Segment", segments, param="segment", key=f"drift_segment:{name}") \
         or OVERALL
-    stages = queries.stages_with_values(name, definition.version)
+    stages = queries.values.stages_with_values(name, definition.version)
     stage = definition.stage if definition.stage in stages else stages[-1]
     decision = drift_decision(aggregate, fields)
     st.info(md(decision.caption()), icon=":material/rule:")
-    reader = state_reader(definition, queries.profile(str(aggregate.get("reference")),
-                                                      aggregate.get("profile_id")))
-    latest = queries.latest_values(name, definition.version, stage, segment, span)
+    reader = state_reader(definition, queries.drift.profile(str(aggregate.get("reference")),
+                                                            aggregate.get("profile_id")))
+    latest = queries.values.latest_values(name, definition.version, stage, segment, span)
     if latest is None:
         st.info(f"Segment {md(segment)} has no window in this range; pick a longer one.")
         return
-    latest_states = queries.states(name, definition.version, stage,
-                                   TimeRange(latest.window_start,
-                                             latest.window_start + ONE_SECOND), segment)
+    latest_states = queries.drift.states(name, definition.version, stage,
+                                         TimeRange(latest.window_start,
+                                                   latest.window_start + ONE_SECOND), segment)
     table = _latest_window(decision, latest, reader, latest_states)
     if table.empty:
         st.info("No column of this version has a statistic stored in this range.")
@@ -141,12 +141,12 @@ def _per_window(queries: DashboardQueries, definition: MetricDefinition,
                 column: str) -> None:
     rule = decision.rule(column)
     st.subheader(f"{md(column)}: per window" if decision.report else "Per window")
-    series = queries.series(definition.name, definition.version, span,
-                            window=definition.window, fields=rule_fields(rule),
-                            segments=[segment], stages=[stage])
-    counts = queries.window_counts(definition.name, definition.version, span,
-                                   window=definition.window, field=rule.statistic,
-                                   segment=segment, stage=stage)
+    series = queries.values.series(definition.name, definition.version, span,
+                                   window=definition.window, fields=rule_fields(rule),
+                                   segments=[segment], stages=[stage])
+    counts = queries.values.window_counts(definition.name, definition.version, span,
+                                          window=definition.window, field=rule.statistic,
+                                          segment=segment, stage=stage)
     windows = column_windows(series, counts, rule, decision.alpha)
     if windows.empty:
         st.info(f"No values of {md(column)} in this range.")
@@ -175,9 +175,9 @@ def _report_fields(queries: DashboardQueries, definition: MetricDefinition,
         return
     st.subheader("Columns drifted per window")
     rules = rules_of(definition.spec)
-    series = queries.series(definition.name, definition.version, span,
-                            window=definition.window, fields=found, segments=[segment],
-                            stages=[stage])
+    series = queries.values.series(definition.name, definition.version, span,
+                                   window=definition.window, fields=found, segments=[segment],
+                                   stages=[stage])
     field = found[0]
     shown = series[series["field"] == field]
     if not shown.empty:
@@ -200,7 +200,7 @@ def _reference_against_current(queries: DashboardQueries, definition: MetricDefi
                      key="drift_scope")
     window_span = (TimeRange(latest.window_start, latest.window_start + ONE_SECOND)
                    if scope == "latest window" else span)
-    states = queries.states(definition.name, definition.version, stage, window_span, segment)
+    states = queries.drift.states(definition.name, definition.version, stage, window_span, segment)
     if not states:
         st.info("No stored window states for this segment and range.")
         return

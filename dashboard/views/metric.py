@@ -22,7 +22,7 @@ from dashboard.context import (
 )
 from monitor.alerts.rules import Rule, Threshold, rule_from_dict
 from monitor.spec import OVERALL
-from monitor.storage.dashboard_queries import headline_field
+from monitor.storage.dashboard.overview import headline_field
 from monitor.values import STAGES
 
 MAX_SEGMENTS = 10
@@ -30,7 +30,7 @@ MAX_SEGMENTS = 10
 
 def render() -> None:
     queries = require_data()
-    definitions = queries.definitions()
+    definitions = queries.catalog.definitions()
     if not definitions:
         st.info("No metric is registered yet.")
         return
@@ -46,7 +46,7 @@ def render() -> None:
     _series(definition.name, definition.version, definition.window,
             rules_of(definition.spec), headline_field(definition))
     st.subheader("Stage history")
-    history = queries.stage_history(name)
+    history = queries.catalog.stage_history(name)
     st.table(pd.DataFrame([{"at (UTC)": f"{c.at:%Y-%m-%d %H:%M}", "version": c.version,
                             "from": c.from_stage or "—", "to": c.to_stage, "by": c.by,
                             "reason": scrub(c.reason)} for c in history]))
@@ -69,15 +69,15 @@ def _series(name: str, version: int, window: str, rules: Sequence[Rule],
     chosen_segments = st.multiselect(f"Segments (up to {MAX_SEGMENTS})", segments,
                                      default=default_segments, max_selections=MAX_SEGMENTS,
                                      key=f"segments:{name}")
-    series = queries.series(name, version, span, window=window, fields=chosen_fields,
-                            segments=chosen_segments)
+    series = queries.values.series(name, version, span, window=window, fields=chosen_fields,
+                                   segments=chosen_segments)
     if series.empty:
         st.info("Nothing to plot: pick a field and a segment.")
         return
     if int(series["windows"].max()) > 1:
         st.caption(f"Each point is the mean of up to {int(series['windows'].max())} windows; "
                    "the band spans their min and max.")
-    events = queries.alert_events(metric=name, span=span, transitions=("firing", "resolved"))
+    events = queries.alerts.events(metric=name, span=span, transitions=("firing", "resolved"))
     for field in chosen_fields:
         shown = series[series["field"] == field]
         st.markdown(f"#### {md(field)}")

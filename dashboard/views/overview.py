@@ -16,7 +16,7 @@ import streamlit as st
 from dashboard.charts import sparkline_svg
 from dashboard.context import STATUS_BADGES, STATUS_COLORS, fmt, md, require_data, settings
 from monitor.storage.alert_states import StoredAlert
-from monitor.storage.dashboard_records import MetricOverview
+from monitor.storage.dashboard.records import MetricOverview
 
 TABLE_STYLE = """<style>
 table.monitor-overview {border-collapse: collapse; width: 100%; font-size: 0.9rem}
@@ -30,8 +30,8 @@ table.monitor-overview td.num {text-align: right; font-variant-numeric: tabular-
 def render() -> None:
     st.title("domain-monitor")
     queries = require_data()
-    metrics = queries.overview()
-    firing = queries.active_alerts()
+    metrics = queries.overview.metrics()
+    firing = queries.alerts.active()
     _firing_alerts([a for a in firing if a.status == "firing"])
     counts = {status: sum(m.status == status for m in metrics) for status in STATUS_BADGES}
     columns = st.columns(4)
@@ -40,7 +40,7 @@ def render() -> None:
     st.subheader(f"Metrics ({len(metrics)})")
     st.markdown(TABLE_STYLE + overview_table(metrics, settings().scrub),
                 unsafe_allow_html=True)
-    others = queries.unregistered_metrics()
+    others = queries.dead_letters.count_metrics()
     if others:
         st.caption("Also stored: " + ", ".join(md(name) for name in others)
                    + " (see Dead letters)")

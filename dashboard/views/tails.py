@@ -40,7 +40,7 @@ def render() -> None:
     if not quantiles:
         st.info("No quantiles in this time range; pick a longer one.")
         return
-    stages = queries.stages_with_values(name, definition.version)
+    stages = queries.values.stages_with_values(name, definition.version)
     left, middle, right = st.columns(3)
     with left:
         wanted = query_param("segment")
@@ -52,9 +52,9 @@ def render() -> None:
                              key=f"tails_stage:{name}")
     with right:
         log = st.toggle("Log scale", value=False, key="tails_log")
-    series = queries.series(name, definition.version, span, window=definition.window,
-                            fields=quantiles, segments=[segment or OVERALL],
-                            stages=[stage or default_stage])
+    series = queries.values.series(name, definition.version, span, window=definition.window,
+                                   fields=quantiles, segments=[segment or OVERALL],
+                                   stages=[stage or default_stage])
     if series.empty:
         st.info("No values for this segment and stage in the range.")
         return

@@ -141,17 +141,7 @@ class ColumnDrift(ReferenceBound):
 
 @dataclass(frozen=True)
 class PSI(ColumnDrift):
-    """Population stability index over the reference bins (empty bins floored at 1e-4).
-
-    >>> import pandas as pd
-    >>> ref = ReferenceProfile.fit(pd.DataFrame({"x": range(100)}), name="training", bins=4)
-    >>> agg = psi("x", ref)
-    >>> state = agg.new_state()
-    >>> state.update(pd.DataFrame({"x": range(50, 150)}))
-    >>> values = agg.value(state)  # half the window is above the reference range
-    >>> values["psi"], values["p_value"] < 1e-9, values["drifted"]
-    (8.168203072614952, True, 1.0)
-    """
+    """Population stability index over the reference bins (empty bins floored at 1e-4)."""
 
     kind = "psi"
     method = "psi"
@@ -163,15 +153,6 @@ class JensenShannon(ColumnDrift):
 
     The default base is e (scipy's and Evidently's), giving values in [0, 0.833];
     ``base=2`` (NannyML's) gives [0, 1].
-
-    >>> import pandas as pd
-    >>> ref = ReferenceProfile.fit(pd.DataFrame({"device": ["ios"] * 6 + ["web"] * 4}))
-    >>> agg = js("device", ref, base=2)
-    >>> state = agg.new_state()
-    >>> state.update(pd.DataFrame({"device": ["ios", "web", "web", "tv"]}))
-    >>> values = agg.value(state)  # large, but 4 events could give it by chance
-    >>> values["js"], round(values["p_value"], 2), values["drifted"]
-    (0.4272865872206532, 0.14, 0.0)
     """
 
     base: float = math.e
@@ -189,17 +170,7 @@ class JensenShannon(ColumnDrift):
 
 @dataclass(frozen=True)
 class Hellinger(ColumnDrift):
-    """Hellinger distance over the reference bins, in [0, 1].
-
-    >>> import pandas as pd
-    >>> ref = ReferenceProfile.fit(pd.DataFrame({"device": ["ios"] * 6 + ["web"] * 4}))
-    >>> agg = hellinger("device", ref)
-    >>> state = agg.new_state()
-    >>> state.update(pd.DataFrame({"device": ["ios", "web", "web", "web"]}))
-    >>> values = agg.value(state)
-    >>> values["hellinger"], round(values["p_value"], 2), values["drifted"]
-    (0.25490999955688715, 0.27, 0.0)
-    """
+    """Hellinger distance over the reference bins, in [0, 1]."""
 
     kind = "hellinger"
     method = "hellinger"
@@ -210,15 +181,6 @@ class Chi2(ColumnDrift):
     """Chi-square test of homogeneity of reference and current counts: the statistic is
     scipy's ``chi2_contingency`` on the 2×K table (with its continuity correction on two
     bins); the p-value is Pearson's uncorrected statistic's, under the profile's null.
-
-    >>> import pandas as pd
-    >>> ref = ReferenceProfile.fit(pd.DataFrame({"device": ["ios"] * 60 + ["web"] * 40}))
-    >>> agg = chi2("device", ref)
-    >>> state = agg.new_state()
-    >>> state.update(pd.DataFrame({"device": ["ios"] * 30 + ["web"] * 70}))
-    >>> values = agg.value(state)
-    >>> values["chi2"], values["p_value"] < 1e-4, values["drifted"]
-    (16.98989898989899, True, 1.0)
     """
 
     kind = "chi2"
@@ -233,15 +195,6 @@ class Chi2GoF(ColumnDrift):
 
     A current value in a bin the reference never had gives ``inf`` and p = 0, as in
     Evidently; see :func:`metrics.drift.stats.chi2_gof`.
-
-    >>> import pandas as pd
-    >>> ref = ReferenceProfile.fit(pd.DataFrame({"device": ["ios"] * 60 + ["web"] * 40}))
-    >>> agg = chi2_gof("device", ref)
-    >>> state = agg.new_state()
-    >>> state.update(pd.DataFrame({"device": ["ios"] * 30 + ["web"] * 70}))
-    >>> values = agg.value(state)
-    >>> values["chi2_gof"], values["p_value"] < 1e-3, values["drifted"]
-    (37.5, True, 1.0)
     """
 
     kind = "chi2_gof"
@@ -254,15 +207,6 @@ class KS(ColumnDrift):
 
     The binned statistic is at most ``max_j min(p_j, q_j)`` (~1/bins) below the raw-data
     one; see :func:`metrics.drift.stats.ks`.
-
-    >>> import pandas as pd
-    >>> ref = ReferenceProfile.fit(pd.DataFrame({"x": range(1000)}), bins=10)
-    >>> agg = ks("x", ref)
-    >>> state = agg.new_state()
-    >>> state.update(pd.DataFrame({"x": range(300, 1300)}))
-    >>> values = agg.value(state)
-    >>> round(values["ks"], 12), values["p_value"] < 1e-20, values["drifted"]
-    (0.3, True, 1.0)
     """
 
     kind = "ks"
@@ -276,15 +220,6 @@ class Wasserstein(ColumnDrift):
 
     From the counts and the mean position of each bin's mass; the binning error is
     bounded in :func:`metrics.drift.stats.wasserstein`.
-
-    >>> import pandas as pd
-    >>> ref = ReferenceProfile.fit(pd.DataFrame({"x": range(1000)}), bins=10)
-    >>> agg = wasserstein("x", ref)
-    >>> state = agg.new_state()
-    >>> state.update(pd.DataFrame({"x": range(300, 1300)}))
-    >>> values = agg.value(state)  # raw data: 300 / std(range(1000)) = 1.0392310041...
-    >>> values["wasserstein"], values["p_value"] < 1e-20, values["drifted"]
-    (1.039231004156339, True, 1.0)
     """
 
     kind = "wasserstein"
@@ -297,12 +232,39 @@ class Wasserstein(ColumnDrift):
 # Presets: functions that return specs. ``reference`` is a profile's name, bound later, or
 # a fitted ReferenceProfile, bound at once.
 def psi(column: str, reference: str | ReferenceProfile) -> PSI:
+    """Population stability index of ``column`` against ``reference`` (a profile's name, bound
+    later, or a fitted profile), with its p-value, adjusted p-value and drift flag (see
+    :class:`ColumnDrift`).
+
+    >>> import pandas as pd
+    >>> ref = ReferenceProfile.fit(pd.DataFrame({"x": range(100)}), name="training", bins=4)
+    >>> agg = psi("x", ref)
+    >>> state = agg.new_state()
+    >>> state.update(pd.DataFrame({"x": range(50, 150)}))
+    >>> values = agg.value(state)  # half the window is above the reference range
+    >>> values["psi"], values["p_value"] < 1e-9, values["drifted"]
+    (8.168203072614952, True, 1.0)
+    """
     return PSI(column, **split_reference(reference))
 
 
 def jensenshannon(
-    column: str, reference: str | ReferenceProfile, base: float = math.e
+    column: str, reference: str | ReferenceProfile, base: float = JensenShannon.base
 ) -> JensenShannon:
+    """Jensen–Shannon distance of ``column`` against ``reference`` (a profile's name, bound
+    later, or a fitted profile), with its p-value, adjusted p-value and drift flag (see
+    :class:`ColumnDrift`). ``base`` is the log base (see :class:`JensenShannon`); ``js`` is the
+    same function.
+
+    >>> import pandas as pd
+    >>> ref = ReferenceProfile.fit(pd.DataFrame({"device": ["ios"] * 6 + ["web"] * 4}))
+    >>> agg = js("device", ref, base=2)
+    >>> state = agg.new_state()
+    >>> state.update(pd.DataFrame({"device": ["ios", "web", "web", "tv"]}))
+    >>> values = agg.value(state)  # large, but 4 events could give it by chance
+    >>> values["js"], round(values["p_value"], 2), values["drifted"]
+    (0.4272865872206532, 0.14, 0.0)
+    """
     return JensenShannon(column, base=base, **split_reference(reference))
 
 
@@ -310,20 +272,85 @@ js = jensenshannon
 
 
 def hellinger(column: str, reference: str | ReferenceProfile) -> Hellinger:
+    """Hellinger distance of ``column`` against ``reference`` (a profile's name, bound later, or
+    a fitted profile), with its p-value, adjusted p-value and drift flag (see
+    :class:`ColumnDrift`).
+
+    >>> import pandas as pd
+    >>> ref = ReferenceProfile.fit(pd.DataFrame({"device": ["ios"] * 6 + ["web"] * 4}))
+    >>> agg = hellinger("device", ref)
+    >>> state = agg.new_state()
+    >>> state.update(pd.DataFrame({"device": ["ios", "web", "web", "web"]}))
+    >>> values = agg.value(state)
+    >>> values["hellinger"], round(values["p_value"], 2), values["drifted"]
+    (0.25490999955688715, 0.27, 0.0)
+    """
     return Hellinger(column, **split_reference(reference))
 
 
 def chi2(column: str, reference: str | ReferenceProfile) -> Chi2:
+    """Chi-square test of homogeneity of ``column`` against ``reference`` (a profile's name,
+    bound later, or a fitted profile), with its p-value, adjusted p-value and drift flag (see
+    :class:`ColumnDrift`).
+
+    >>> import pandas as pd
+    >>> ref = ReferenceProfile.fit(pd.DataFrame({"device": ["ios"] * 60 + ["web"] * 40}))
+    >>> agg = chi2("device", ref)
+    >>> state = agg.new_state()
+    >>> state.update(pd.DataFrame({"device": ["ios"] * 30 + ["web"] * 70}))
+    >>> values = agg.value(state)
+    >>> values["chi2"], values["p_value"] < 1e-4, values["drifted"]
+    (16.98989898989899, True, 1.0)
+    """
     return Chi2(column, **split_reference(reference))
 
 
 def chi2_gof(column: str, reference: str | ReferenceProfile) -> Chi2GoF:
+    """Chi-square goodness of fit of ``column`` against ``reference`` (a profile's name, bound
+    later, or a fitted profile), with its p-value, adjusted p-value and drift flag (see
+    :class:`ColumnDrift`).
+
+    >>> import pandas as pd
+    >>> ref = ReferenceProfile.fit(pd.DataFrame({"device": ["ios"] * 60 + ["web"] * 40}))
+    >>> agg = chi2_gof("device", ref)
+    >>> state = agg.new_state()
+    >>> state.update(pd.DataFrame({"device": ["ios"] * 30 + ["web"] * 70}))
+    >>> values = agg.value(state)
+    >>> values["chi2_gof"], values["p_value"] < 1e-3, values["drifted"]
+    (37.5, True, 1.0)
+    """
     return Chi2GoF(column, **split_reference(reference))
 
 
 def ks(column: str, reference: str | ReferenceProfile) -> KS:
+    """Kolmogorov–Smirnov statistic of numeric ``column`` against ``reference`` (a profile's
+    name, bound later, or a fitted profile), with its p-value, adjusted p-value and drift flag
+    (see :class:`ColumnDrift`).
+
+    >>> import pandas as pd
+    >>> ref = ReferenceProfile.fit(pd.DataFrame({"x": range(1000)}), bins=10)
+    >>> agg = ks("x", ref)
+    >>> state = agg.new_state()
+    >>> state.update(pd.DataFrame({"x": range(300, 1300)}))
+    >>> values = agg.value(state)
+    >>> round(values["ks"], 12), values["p_value"] < 1e-20, values["drifted"]
+    (0.3, True, 1.0)
+    """
     return KS(column, **split_reference(reference))
 
 
 def wasserstein(column: str, reference: str | ReferenceProfile) -> Wasserstein:
+    """Normed Wasserstein distance of numeric ``column`` against ``reference`` (a profile's
+    name, bound later, or a fitted profile), with its p-value, adjusted p-value and drift flag
+    (see :class:`ColumnDrift`).
+
+    >>> import pandas as pd
+    >>> ref = ReferenceProfile.fit(pd.DataFrame({"x": range(1000)}), bins=10)
+    >>> agg = wasserstein("x", ref)
+    >>> state = agg.new_state()
+    >>> state.update(pd.DataFrame({"x": range(300, 1300)}))
+    >>> values = agg.value(state)  # raw data: 300 / std(range(1000)) = 1.0392310041...
+    >>> values["wasserstein"], values["p_value"] < 1e-20, values["drifted"]
+    (1.039231004156339, True, 1.0)
+    """
     return Wasserstein(column, **split_reference(reference))

@@ -65,21 +65,6 @@ class Drift(ReferenceBound):
     depend on the profile, so ask for them once it is bound; binding records each
     column's method in ``column_methods``, a parameter, so an aggregate rebuilt from its
     parameters knows its fields before it is bound again.
-
-    >>> import pandas as pd
-    >>> ref = pd.DataFrame({"x": [float(i % 50) for i in range(2000)],
-    ...                     "device": ["ios", "web"] * 1000})
-    >>> report = drift(["x", "device"], ReferenceProfile.fit(ref, name="training"))
-    >>> report.fields()[:4]
-    ('x.wasserstein', 'x.p_value', 'x.p_adjusted', 'x.drifted')
-    >>> state = report.new_state()
-    >>> state.update(pd.DataFrame({"x": [float(i % 50) + 10 for i in range(500)],
-    ...                            "device": ["ios", "web"] * 250}))
-    >>> values = report.value(state)
-    >>> round(values["x.wasserstein"], 3), values["x.p_value"] < 1e-6, values["x.drifted"]
-    (0.693, True, 1.0)
-    >>> values["device.js"], values["device.drifted"], values["n_drifted"]
-    (0.0, 0.0, 1.0)
     """
 
     column_names: tuple[str, ...]
@@ -259,19 +244,35 @@ class Drift(ReferenceBound):
 def drift(
     columns: Sequence[str],
     reference: str | ReferenceProfile,
-    method: str = "auto",
+    method: str = Drift.method,
     *,
-    alpha: float = DEFAULT_ALPHA,
-    correction: str = "bh",
-    min_effect: float | None = None,
-    categorical_method: str | None = None,
-    base: float = math.e,
+    alpha: float = Drift.alpha,
+    correction: str = Drift.correction,
+    min_effect: float | None = Drift.min_effect,
+    categorical_method: str | None = Drift.categorical_method,
+    base: float = Drift.base,
     threshold: float | None = None,
 ) -> Drift:
-    """A drift report over ``columns`` against ``reference`` (a profile name or profile).
+    """A drift report over ``columns`` against ``reference`` (a profile's name, bound later,
+    or a fitted :class:`ReferenceProfile`); the parameters and fields are :class:`Drift`'s.
 
     ``threshold`` is gone: a fixed threshold ignored the window's size. Use ``alpha``
-    (the false-alarm rate, 0.01) and ``min_effect`` (the smallest statistic worth a flag).
+    (the false-alarm rate) and ``min_effect`` (the smallest statistic worth a flag).
+
+    >>> import pandas as pd
+    >>> ref = pd.DataFrame({"x": [float(i % 50) for i in range(2000)],
+    ...                     "device": ["ios", "web"] * 1000})
+    >>> report = drift(["x", "device"], ReferenceProfile.fit(ref, name="training"))
+    >>> report.fields()[:4]
+    ('x.wasserstein', 'x.p_value', 'x.p_adjusted', 'x.drifted')
+    >>> state = report.new_state()
+    >>> state.update(pd.DataFrame({"x": [float(i % 50) + 10 for i in range(500)],
+    ...                            "device": ["ios", "web"] * 250}))
+    >>> values = report.value(state)
+    >>> round(values["x.wasserstein"], 3), values["x.p_value"] < 1e-6, values["x.drifted"]
+    (0.693, True, 1.0)
+    >>> values["device.js"], values["device.drifted"], values["n_drifted"]
+    (0.0, 0.0, 1.0)
     """
     if threshold is not None:
         raise ValueError("drift(threshold=) is gone: a fixed threshold ignores the window's "

@@ -60,6 +60,7 @@ from monitor.spec import MetricSpec
 from monitor.storage.outages import Backoff, call_through_outages, describe_error, is_outage
 from monitor.storage.ports import RunLog, SliceSink
 from monitor.storage.records import DeadLetter, window_results
+from monitor.targets import Target
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -157,19 +158,6 @@ def slices(metric: MetricSpec, since: pd.Timestamp, until: pd.Timestamp
         cuts.append((start, end))
         start = end
     return cuts
-
-
-@dataclass(frozen=True)
-class Target:
-    """A metric to run, bound to its reference, with its stored version.
-
-    ``notify`` False: its alerts are evaluated and recorded but another stage (streaming)
-    announces them, so a metric in two stages does not page twice.
-    """
-
-    metric: MetricSpec
-    version: int
-    notify: bool = True
 
 
 @dataclass(frozen=True)

@@ -36,13 +36,11 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.app_loading import load_app
-from monitor.batch import service
 from monitor.batch.runner import (
     BatchRunError,
     BatchRunner,
     Retry,
     RunSummary,
-    Target,
     closed_until,
     watermark,
 )
@@ -52,6 +50,8 @@ from monitor.spec import MetricSpec
 from monitor.storage.database import Database
 from monitor.storage.database_url import mask_text, mask_url, normalize_url, url_secrets
 from monitor.storage.store import SqlStore
+from monitor.targets import NotInBatch, Target
+from monitor.targets import target as stored_target
 
 log = logging.getLogger(__name__)
 
@@ -278,8 +278,8 @@ def run_metric_once(app_target: str, metric: str, database_url: str, source_url:
                                      else store.database.url)
     try:
         try:
-            target = service.target(spec, store)
-        except service.NotInBatch as err:
+            target = stored_target(spec, store)
+        except NotInBatch as err:
             log.warning("scheduled batch run skipped: %s", err)
             return None
         runner = BatchRunner(store, lambda m: source_for(m.stream, source_engine), retry=retry)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -12,7 +13,6 @@ import sqlalchemy as sa
 
 from monitor.batch.rollup import rollup, rollup_name
 from monitor.batch.runner import BatchRunError, BatchRunner, RunSummary
-from monitor.batch.service import batch_targets
 from monitor.batch.sources import SourceError, source_for
 from monitor.batch.tables import load_and_report
 from monitor.cli.app import load_app
@@ -24,6 +24,7 @@ from monitor.storage.database import DatabaseUnavailableError
 from monitor.storage.database_url import mask_url, normalize_url
 from monitor.storage.outages import describe_error, is_outage
 from monitor.storage.store import SqlStore
+from monitor.targets import batch_targets
 
 SOURCE_URL_ENV = "MONITOR_SOURCE_DATABASE_URL"
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ def batch_run(ctx: click.Context, metrics: tuple[str, ...], since: str | None,
                        "`monitor promote METRIC --to batch --reason ...`")
             return
         runner = BatchRunner(store, lambda m: source_for(m.stream, source_engine),
-                             progress=True)
+                             progress=sys.stderr.isatty())  # no bars in a log
         try:
             summaries = runner.run_many(targets, since=start, until=end)
             failure = None

@@ -207,7 +207,8 @@ def _stream_live(bootstrap: str, live: pd.DataFrame, origin: pd.Timestamp,
     last_poll = started
     with Emitter(bootstrap, topic, key_field="user_id", max_batch_events=100,
                  block_ms=10_000) as emitter, \
-            tqdm(total=len(live), unit="ev", desc="live", leave=False) as bar:
+            tqdm(total=len(live), unit="ev", desc="live", leave=False,
+                 disable=None) as bar:  # quiet unless stderr is a terminal
         for offset, event in zip(offsets, event_dicts(live), strict=True):
             wait = started + offset - time.monotonic()
             if wait > 0:

@@ -11,14 +11,12 @@ import click
 
 from monitor.alerts.dispatcher import DispatcherThread
 from monitor.alerts.service import start_dispatcher_thread
-from monitor.batch.runner import Target
 from monitor.batch.schedule import (
     DEFAULT_DELAY_S,
     DEFAULT_MISFIRE_GRACE_S,
     BatchScheduler,
     ScheduleSettings,
 )
-from monitor.batch.service import NotInBatch, target
 from monitor.cli.app import app_target, find_metric, load_app
 from monitor.cli.batch_cmd import batch_group, source_url_option
 from monitor.cli.db_cmd import database_url_option
@@ -28,6 +26,7 @@ from monitor.storage.database import Database, DatabaseUnavailableError
 from monitor.storage.database_url import mask_url
 from monitor.storage.outages import wait_for_database
 from monitor.storage.store import SqlStore
+from monitor.targets import NotInBatch, Target, target
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

@@ -100,7 +100,7 @@ def replay(ctx: click.Context, file: str, topic: str | None, stream_name: str | 
                       block_ms=60_000, exit_timeout_s=None, allow_nan=True)
     try:
         with tqdm(total=len(events), unit="ev", unit_scale=True, desc=topic,
-                  file=sys.stderr) as progress:
+                  file=sys.stderr, disable=None) as progress:  # None: only on a terminal
             pacing = iter(offsets) if offsets is not None else itertools.repeat(None)
             for offset, event in zip(pacing, event_dicts(events), strict=False):
                 if offset is not None:

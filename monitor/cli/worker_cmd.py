@@ -9,7 +9,6 @@ import click
 from sqlalchemy.engine import Connection
 
 from monitor.alerts.evaluate import evaluate_windows
-from monitor.batch.service import batch_targets
 from monitor.cli.app import app_target, load_app
 from monitor.cli.db_cmd import database_url_option
 from monitor.cli.kafka_options import bootstrap_option
@@ -20,6 +19,7 @@ from monitor.storage.database_url import mask_url
 from monitor.storage.outages import wait_for_database
 from monitor.storage.records import WindowResult
 from monitor.storage.store import SqlStore
+from monitor.targets import batch_targets
 from streaming.broker import BrokerError, wait_until_reachable
 from streaming.codec import MAX_MESSAGE_BYTES
 from streaming.processor import StreamSettings

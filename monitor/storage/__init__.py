@@ -13,5 +13,6 @@ The SQL side, one idea per module:
 - :mod:`~monitor.storage.results`, :mod:`~monitor.storage.definitions`,
   :mod:`~monitor.storage.profiles`, :mod:`~monitor.storage.runs`,
   :mod:`~monitor.storage.dead_letters` — repository functions over a connection;
-- :mod:`~monitor.storage.store` — :class:`SqlStore`, every port over one database.
+- :mod:`~monitor.storage.store` — :class:`SqlStore`, every port over one database;
+- :mod:`~monitor.storage.dashboard` — the dashboard's read-only queries, a module a subject.
 """

@@ -17,12 +17,13 @@ from examples.music_home import mon
 from examples.music_home_events import DEFAULT_START, generate_events, generate_reference
 from metrics import ReferenceProfile
 from monitor.batch.runner import BatchRunner
-from monitor.batch.service import batch_targets, bind_stored_reference
+from monitor.lifecycle import bind_stored_reference
 from monitor.references import fit_profile
 from monitor.research import backtest
 from monitor.storage import alert_states, outbox
 from monitor.storage.database import Database
 from monitor.storage.store import SqlStore
+from monitor.targets import batch_targets
 from tests.frame_source import FrameSource
 
 DAYS = 7

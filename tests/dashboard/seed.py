@@ -24,8 +24,8 @@ from monitor.alerts.ports import DeliveryError
 from monitor.alerts.records import Notification
 from monitor.alerts.silences import Silence
 from monitor.batch.runner import BatchRunner
-from monitor.batch.service import batch_targets, bind_stored_reference
 from monitor.engine import Engine
+from monitor.lifecycle import bind_stored_reference
 from monitor.references import fit_profile
 from monitor.spec import MetricSpec
 from monitor.storage import alert_states, silences
@@ -36,6 +36,7 @@ from monitor.storage.models import Base
 from monitor.storage.outbox import DELIVERIES
 from monitor.storage.records import DeadLetter, WindowResult, window_results
 from monitor.storage.store import SqlStore
+from monitor.targets import batch_targets
 from tests.frame_source import FrameSource
 
 DAYS = 6  # every incident of the example week (the last starts at hour 132)

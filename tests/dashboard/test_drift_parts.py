@@ -19,7 +19,7 @@ from dashboard.drift_windows import (
 )
 from dashboard.views.drift import histogram_bins
 from metrics.drift.columns import NumericProfile
-from monitor.storage.dashboard_records import WindowValues
+from monitor.storage.dashboard.records import WindowValues
 
 T0 = pd.Timestamp("2026-03-02", tz="UTC")
 

@@ -15,7 +15,8 @@ from examples.music_home import MODEL_ROLLOUT
 from examples.music_home_events import generate_events
 from monitor.alerts.records import AlertKey, Notification
 from monitor.alerts.render import dashboard_link
-from monitor.storage.dashboard_queries import DashboardQueries, default_range
+from monitor.storage.dashboard.queries import DashboardQueries
+from monitor.storage.dashboard.records import default_range
 from monitor.storage.database import Database
 from monitor.storage.migrate import upgrade
 from monitor.storage.models import MetricDefinitionRow, table_of
@@ -87,12 +88,12 @@ def test_metric_page_link_preselects_the_segment_and_a_longer_range(
 
 def test_long_ranges_are_bucketed_in_sql(seeded: Seeded, run_app: AppFactory) -> None:
     with DashboardQueries.open(seeded.url) as queries:
-        latest = queries.latest_window("latency", 1)
+        latest = queries.values.latest_window("latency", 1)
         span = default_range(latest, 7)
-        points = queries.series("latency", 1, span, window="1h", fields=["p99"],
-                                segments=["*"], stages=["batch"], max_points=24)
-        full = queries.series("latency", 1, span, window="1h", fields=["p99"],
-                              segments=["*"], stages=["batch"])
+        points = queries.values.series("latency", 1, span, window="1h", fields=["p99"],
+                                       segments=["*"], stages=["batch"], max_points=24)
+        full = queries.values.series("latency", 1, span, window="1h", fields=["p99"],
+                                     segments=["*"], stages=["batch"])
     assert len(full) == DAYS * 24 and len(points) <= 25
     assert points["windows"].sum() == DAYS * 24
     assert points["high"].max() == full["value"].max()  # the spike survives bucketing
@@ -145,11 +146,11 @@ def test_drift_page_shows_each_windows_count_p_value_and_decision(
             "over columns and segments) and at least 0.1 (wasserstein of session_length_s, "
             "tracks_played_7d).") in text
     with DashboardQueries.open(seeded.url) as queries:
-        span = default_range(queries.latest_window("feature_drift", 1), 7)
-        latest = queries.latest_values("feature_drift", 1, "batch", "*", span)
-        stored = queries.series("feature_drift", 1, span, window="1h",
-                                fields=["tracks_played_7d.drifted"], segments=["*"],
-                                stages=["batch"])
+        span = default_range(queries.values.latest_window("feature_drift", 1), 7)
+        latest = queries.values.latest_values("feature_drift", 1, "batch", "*", span)
+        stored = queries.values.series("feature_drift", 1, span, window="1h",
+                                       fields=["tracks_played_7d.drifted"], segments=["*"],
+                                       stages=["batch"])
     assert latest is not None
     assert f"{latest.count:,} events" in text
     [table] = [d.value for d in app.dataframe]
@@ -280,8 +281,8 @@ def test_an_unreachable_database_is_named_without_its_password(run_app: AppFacto
 
 def test_series_of_a_metric_without_values_is_empty(seeded: Seeded) -> None:
     with DashboardQueries.open(seeded.url) as queries:
-        frame = queries.series("nothing", 1, default_range(None, 1), window="1h",
-                               fields=["p99"], segments=["*"])
+        frame = queries.values.series("nothing", 1, default_range(None, 1), window="1h",
+                                      fields=["p99"], segments=["*"])
     assert frame.empty and list(frame.columns)[:4] == ["stage", "segment", "field",
                                                        "window_start"]
     assert isinstance(frame["window_start"].dtype, pd.DatetimeTZDtype)

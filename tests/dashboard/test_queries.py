@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy.exc import DBAPIError
 
 from monitor.segments import segment_label
-from monitor.storage.dashboard_queries import DashboardQueries
-from monitor.storage.dashboard_records import NO_DATA, TimeRange
+from monitor.storage.dashboard.queries import DashboardQueries
+from monitor.storage.dashboard.records import NO_DATA, TimeRange
 from monitor.storage.migrate import upgrade
 from monitor.storage.store import SqlStore
 from tests.storage.helpers import HOUR, STREAM, T0, latency_spec, window
@@ -28,8 +28,8 @@ def test_a_metric_without_values_has_no_data(url: str) -> None:
     with SqlStore.open(url) as store:
         store.register_metric(latency_spec())
     with DashboardQueries.open(url) as queries:
-        [row] = queries.overview()
-        assert queries.has_data()
+        [row] = queries.overview.metrics()
+        assert queries.catalog.has_data()
     assert (row.name, row.status, row.value_stage, row.sparkline) == ("latency", NO_DATA,
                                                                        None, ())
 
@@ -41,7 +41,7 @@ def test_values_of_another_stage_are_shown_when_its_own_has_none(url: str) -> No
         store.write_windows("latency", version, "research",
                             [window(h, p50=float(h)) for h in range(60)])
     with DashboardQueries.open(url) as queries:
-        [row] = queries.overview(spark_windows=48)
+        [row] = queries.overview.metrics(spark_windows=48)
     assert (row.stage, row.value_stage, row.status) == ("batch", "research", "ok")
     assert row.headline == "p50"  # no alert rules: the first field
     assert row.sparkline == tuple(float(h) for h in range(12, 60))
@@ -66,7 +66,7 @@ def test_dead_letter_reasons_are_read_from_their_labels(url: str) -> None:
                             [dataclasses.replace(w, values={"count": float(w.rows)})
                              for w in counts])
     with DashboardQueries.open(url) as queries:
-        frame = queries.dead_letter_metric_counts(TimeRange(T0, T0 + 2 * HOUR))
+        frame = queries.dead_letters.metric_counts(TimeRange(T0, T0 + 2 * HOUR))
     assert dict(zip(frame["reason"], frame["count"], strict=True)) == {
         reasons[0]: 2, reasons[1]: 2, "field 'x' is null": 1}
 
@@ -82,15 +82,15 @@ def test_window_counts_and_the_latest_window_of_a_segment(results_url: str) -> N
             *(window(h, rows=100) for h in range(8))])
     span = TimeRange(T0, T0 + 8 * HOUR)
     with DashboardQueries.open(results_url) as queries:
-        counts = queries.window_counts("latency", version, span, window="1h", field="p50",
-                                       segment="country=SE", stage="batch")
-        bucketed = queries.window_counts("latency", version, span, window="1h", field="p50",
-                                         segment="country=SE", stage="batch", max_points=3)
-        latest = queries.latest_values("latency", version, "batch", "country=SE", span)
-        earlier = queries.latest_values("latency", version, "batch", "country=SE",
-                                        TimeRange(T0, T0 + 3 * HOUR))
-        none = queries.latest_values("latency", version, "batch", "country=BR", span)
-        other_stage = queries.latest_values("latency", version, "research", "*", span)
+        counts = queries.values.window_counts("latency", version, span, window="1h", field="p50",
+                                              segment="country=SE", stage="batch")
+        bucketed = queries.values.window_counts("latency", version, span, window="1h", field="p50",
+                                                segment="country=SE", stage="batch", max_points=3)
+        latest = queries.values.latest_values("latency", version, "batch", "country=SE", span)
+        earlier = queries.values.latest_values("latency", version, "batch", "country=SE",
+                                               TimeRange(T0, T0 + 3 * HOUR))
+        none = queries.values.latest_values("latency", version, "batch", "country=BR", span)
+        other_stage = queries.values.latest_values("latency", version, "research", "*", span)
     assert list(counts["value"]) == [10, 11, 12, 13, 14, 15]
     assert set(counts["field"]) == {"count"} and set(counts["windows"]) == {1}
     assert list(bucketed["value"]) == [11.0, 14.0] and list(bucketed["windows"]) == [3, 3]

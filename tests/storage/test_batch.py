@@ -4,6 +4,7 @@ that leave no partial window, and clear errors on bad sources."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator
 
 import pandas as pd
@@ -15,14 +16,15 @@ from examples.music_home_events import DEFAULT_START, generate_events, generate_
 from monitor.batch.query_source import QuerySource
 from monitor.batch.rollup import rollup
 from monitor.batch.runner import BatchRunError, BatchRunner, Retry
-from monitor.batch.service import Target, batch_targets, bind_stored_reference
 from monitor.batch.sources import EventSource, FileSource, SourceError, TableSource, source_for
 from monitor.batch.tables import events_table, load_events, rows_for_insert
+from monitor.lifecycle import bind_stored_reference
 from monitor.references import fit_profile
 from monitor.research import evaluate
 from monitor.spec import MetricSpec
 from monitor.storage.database import Database, DatabaseUnavailableError
 from monitor.storage.store import SqlStore
+from monitor.targets import Target, batch_targets
 
 STREAM = mon.streams["home"]
 DAYS = 2
@@ -297,6 +299,9 @@ def test_batch_run_command_backfills_and_reports(
             "--since", START.isoformat(), "--until", END.isoformat()]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
+    # No progress bar ("batch latency, ctr: 100%|...| 2/2 [00:01<00:00, ...]"): stderr is
+    # not a terminal.
+    assert not re.search(r" \[\d+:\d+<", result.stderr), result.stderr
     lines = [line for line in result.stdout.splitlines() if line.startswith(("latency", "ctr"))]
     assert lines == [
         f"latency v1: {DAYS * 24} windows from 2026-03-02 00:00 to 2026-03-04 00:00 UTC, "

@@ -14,12 +14,13 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from monitor.batch import runner as runner_module
-from monitor.batch.runner import ABANDONED, BatchRunError, BatchRunner, Retry, Target
+from monitor.batch.runner import ABANDONED, BatchRunError, BatchRunner, Retry
 from monitor.batch.sources import EventSource, TableSource
 from monitor.batch.tables import events_table, load_events, rows_for_insert
 from monitor.storage.database import Database
 from monitor.storage.models import Base
 from monitor.storage.store import SqlStore
+from monitor.targets import Target
 from tests.outage_proxy import OutageProxy
 from tests.storage.test_batch import END, START, STREAM, events, profile, promote, stored
 

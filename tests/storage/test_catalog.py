@@ -13,7 +13,6 @@ from sqlalchemy import insert, update
 from metrics.drift import ReferenceProfile
 from monitor import Threshold
 from monitor.batch.runner import watermark
-from monitor.batch.service import target
 from monitor.lifecycle import metric_status
 from monitor.spec import MetricSpec
 from monitor.storage.definitions import DEFINITIONS
@@ -21,6 +20,7 @@ from monitor.storage.models import ERROR_CHARS, PAYLOAD_EXCERPT_CHARS
 from monitor.storage.records import DeadLetter
 from monitor.storage.runs import RUNS
 from monitor.storage.store import SqlStore
+from monitor.targets import target
 from tests.storage.helpers import HOUR, STREAM, T0, latency_spec
 
 

@@ -11,6 +11,7 @@ import pytest
 from kafka.partitioner.default import murmur2
 
 from streaming.broker import create_topics, free_port
+from streaming.codec import encode_event
 from streaming.emitter import (
     BROKER_UNREACHABLE,
     BUFFER_FULL,
@@ -82,16 +83,30 @@ def test_event_count_bounds_the_batches_and_one_event_is_an_object(bootstrap: st
 
 
 def test_close_sends_what_is_still_lingering(bootstrap: str, topic: str) -> None:
-    create_topics(bootstrap, {topic: 4})
-    emitter = Emitter(bootstrap, topic, linger_ms=60_000)  # only close() will send these
+    """Events wait out their batch's linger (a minute here); close() sends them at once.
+
+    That they were held, not just not sent yet: a full batch of another partition, emitted
+    after them, is sent while they wait. The sender takes its whole queue at once, so it
+    had them in hand when it sent that batch, and kept them back."""
+    partitions = 4
+    create_topics(bootstrap, {topic: partitions})
+    held_key, full_key = keys_on_two_partitions(partitions)
+    emitter = Emitter(bootstrap, topic, key_field="user_id", linger_ms=60_000,
+                      max_batch_bytes=1_000)
     for n in range(25):
-        emitter.emit({"ts": n})
-    time.sleep(0.2)
-    assert emitter.stats().sent == 0
+        emitter.emit({"ts": n, "user_id": held_key})
+    # An event as large as a batch may be wakes the sender; a second one does not fit in
+    # its batch, which is sent full.
+    emitter.emit(event_of_size({"ts": 25, "user_id": full_key}, 1_000))
+    emitter.emit(event_of_size({"ts": 26, "user_id": full_key}, 1_000))
+    deadline = time.monotonic() + 10
+    while emitter.stats().sent < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert emitter.stats().sent == 1
     assert emitter.close(timeout=10)
-    assert emitter.stats().sent == 25
-    assert len(all_events(read_topic(bootstrap, topic, events=25))) == 25
-    assert not emitter.emit({"ts": 26})
+    assert emitter.stats().sent == 27
+    assert len(all_events(read_topic(bootstrap, topic, events=27))) == 27
+    assert not emitter.emit({"ts": 27})
     assert emitter.failed[-1].reason == CLOSED
 
 
@@ -196,3 +211,20 @@ def test_events_that_cannot_be_sent_are_refused_at_once() -> None:
 def test_bad_settings_fail_early(options: dict[str, float], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         Emitter("127.0.0.1:9092", "events", **options)  # type: ignore[arg-type]
+
+
+def keys_on_two_partitions(partitions: int) -> tuple[int, int]:
+    """Two user ids whose events go to different partitions (Kafka's default partitioner)."""
+    def partition(user: int) -> int:
+        return (murmur2(str(user).encode()) & 0x7FFFFFFF) % partitions
+
+    other = next(user for user in range(1, 100) if partition(user) != partition(0))
+    return 0, other
+
+
+def event_of_size(event: dict[str, object], size: int) -> dict[str, object]:
+    """``event`` padded to ``size`` bytes of JSON."""
+    padded = {**event, "pad": ""}
+    padded["pad"] = "x" * (size - len(encode_event(padded)))
+    assert len(encode_event(padded)) == size
+    return padded

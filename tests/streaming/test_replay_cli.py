@@ -45,6 +45,7 @@ def test_replay_sends_the_good_events_and_reports_the_rest(bootstrap: str, topic
     assert "skipping 3 rows of" in result.stderr
     assert "2 malformed JSON" in result.stderr and "1 not a JSON object" in result.stderr
     assert f"created topic {topic} with 4 partitions" in result.stderr
+    assert "120/120 [" not in result.stderr  # no progress bar: stderr is not a terminal
     assert "sent 120 events in " in result.stdout
     assert "failed 0; skipped 3 rows that did not parse" in result.stdout
 

@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 
 from examples.music_home_events import DEFAULT_START, generate_events
-from monitor.batch.service import Target
 from monitor.storage.store import SqlStore
+from monitor.targets import Target
 from tests.streaming.workers import (
     PARTITIONS,
     STREAM,

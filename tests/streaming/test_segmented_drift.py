@@ -14,9 +14,10 @@ import pytest
 import metrics
 from metrics.drift import ReferenceProfile
 from monitor import Monitor
-from monitor.batch.service import batch_targets, bind_stored_reference
+from monitor.lifecycle import bind_stored_reference
 from monitor.research import evaluate
 from monitor.storage.store import SqlStore
+from monitor.targets import batch_targets
 from streaming.codec import encode_events, event_dicts
 from streaming.messages import RawMessage
 from streaming.processor import StreamProcessor, StreamSettings

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 from examples.music_home_events import DEFAULT_START, generate_events, generate_reference
-from monitor.batch.service import Target
 from monitor.references import fit_profile
 from monitor.research import evaluate
 from monitor.storage.store import SqlStore
+from monitor.targets import Target
 from streaming.codec import encode_events, event_dicts
 from streaming.messages import RawMessage
 from streaming.processor import StreamProcessor, StreamSettings

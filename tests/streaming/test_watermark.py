@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 
 from examples.music_home import mon
 from examples.music_home_events import DEFAULT_START, generate_events, generate_reference
-from monitor.batch.service import Target
 from monitor.references import fit_profile
 from monitor.research import evaluate
 from monitor.storage.store import SqlStore
+from monitor.targets import Target
 from streaming.codec import encode_events, event_dicts
 from streaming.messages import RawMessage
 from streaming.partition import NO_TIME, highest, running_watermarks

@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 
 from examples.music_home_events import DEFAULT_START, generate_events
-from monitor.batch.service import Target
 from monitor.storage.store import SqlStore
+from monitor.targets import Target
 from streaming.codec import encode_event as encode
 from streaming.worker import EXIT_PROCESSOR_GONE, dead_letter_topic
 from tests.streaming.helpers import read_topic
@@ -165,20 +165,25 @@ def test_a_worker_whose_processor_dies_stops_and_the_next_one_loses_nothing(
     new_topic(bootstrap, topic)
     expected = expected_values(targets, events, profile)
     rows = example_event_dicts(events)
+    third = len(rows) // 3
     [worker] = workers(tmp_path, 1, postgres_url=postgres_url, bootstrap=bootstrap,
                        run_id=run_id)
     worker.start()
     try:
-        send(bootstrap, topic, rows[: len(rows) // 2])
+        send(bootstrap, topic, rows[:third])
         wait_for(lambda: absorbed_events(store, topic) > 0, 90, "the first events absorbed",
                  [worker])
         assert worker.process is not None
         child = processor_pid(worker.process.pid)
         os.kill(child, signal.SIGINT)  # Ctrl-C reaches the group: the worker handles it
-        time.sleep(1.0)
+        # The processor lives on: it absorbs events sent after the signal.
+        send(bootstrap, topic, rows[third:2 * third])
+        sent_so_far = valid_count(events.iloc[:2 * third])
+        wait_for(lambda: absorbed_events(store, topic) >= sent_so_far, 90,
+                 "the events sent after the Ctrl-C absorbed", [worker])
         assert running(child) and worker.alive, worker.tail()
         os.kill(child, signal.SIGKILL)
-        send(bootstrap, topic, rows[len(rows) // 2:])
+        send(bootstrap, topic, rows[2 * third:])
         wait_for(lambda: not worker.alive, 60, "the worker to stop", [worker])
         assert worker.process.returncode == EXIT_PROCESSOR_GONE, worker.tail()
         assert "start the worker again" in worker.tail(), worker.tail()

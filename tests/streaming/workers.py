@@ -17,12 +17,13 @@ import pandas as pd
 
 from examples.music_home import mon
 from examples.music_home_events import DEFAULT_START, generate_reference
-from monitor.batch.service import Target, batch_targets, bind_stored_reference
+from monitor.lifecycle import bind_stored_reference
 from monitor.references import fit_profile
 from monitor.research import evaluate
 from monitor.storage.database import Database
 from monitor.storage.models import Base
 from monitor.storage.store import SqlStore
+from monitor.targets import Target, batch_targets
 from streaming.broker import create_topics
 from streaming.codec import event_dicts
 from streaming.emitter import Emitter

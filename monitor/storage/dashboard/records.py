@@ -1,7 +1,7 @@
 """Plain records the dashboard reads: a metric's row on the overview, a series request.
 
-No I/O and no SQLAlchemy (:mod:`monitor.storage.ports` imports this module). The dashboard
-draws these; the queries in :mod:`monitor.storage.dashboard_queries` fill them.
+No I/O and no SQLAlchemy. The dashboard draws these; the queries of
+:mod:`monitor.storage.dashboard` fill them.
 
 >>> from datetime import UTC, datetime
 >>> t0 = datetime(2026, 3, 2, tzinfo=UTC)
@@ -12,6 +12,9 @@ draws these; the queries in :mod:`monitor.storage.dashboard_queries` fill them.
 14400
 >>> worst_status(["ok", "firing", "pending"]), worst_status([])
 ('firing', 'ok')
+>>> week = default_range(latest=t0, days=7)  # up to the newest window, included
+>>> week.since.isoformat(), week.until.isoformat()
+('2026-02-23T00:00:01+00:00', '2026-03-02T00:00:01+00:00')
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 ALERT_STATUSES = ("firing", "pending", "ok")  # worst first
 NO_DATA = "no data"
@@ -90,3 +93,10 @@ def worst_status(statuses: Iterable[str]) -> str:
     """The most urgent of alert statuses (firing, then pending); ``ok`` when none is."""
     found = set(statuses)
     return next((s for s in ALERT_STATUSES[:-1] if s in found), "ok")
+
+
+def default_range(latest: datetime | None, days: float, now: datetime | None = None
+                  ) -> TimeRange:
+    """``days`` back from just after the newest window (or from now without one)."""
+    end = latest + timedelta(seconds=1) if latest is not None else (now or datetime.now(UTC))
+    return TimeRange(end - timedelta(days=days), end)

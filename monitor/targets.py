@@ -1,18 +1,19 @@
-"""Which metrics the batch stage runs, bound to their stored reference profiles.
+"""Which metrics a stage runs: targets, bound to their stored versions and reference profiles.
 
-A metric runs in batch once it has been promoted there (or on to streaming). The batch
-stage compares drift metrics against the reference profile stored in the database that
-its registered version was computed with — not against whatever file is around or was
-fitted since — so a batch run next month computes what it computed today.
+A metric runs in batch once it has been promoted there (or on to streaming), and in
+streaming once promoted there. Both stages compare drift metrics against the reference
+profile stored in the database that the registered version was computed with — not against
+whatever file is around or was fitted since — so a run next month computes what it
+computes today.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Protocol
 
-from monitor.batch.runner import Target
 from monitor.errors import DefinitionError, MonitorError
 from monitor.lifecycle import CatalogAndProfiles, as_registered, bind_stored_reference
 from monitor.registry import Monitor
@@ -21,6 +22,19 @@ from monitor.spec import MetricSpec
 log = logging.getLogger(__name__)
 
 BATCH_STAGES = ("batch", "streaming")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A metric to run, bound to its reference, with its stored version.
+
+    ``notify`` False: its alerts are evaluated and recorded but another stage (streaming)
+    announces them, so a metric in two stages does not page twice.
+    """
+
+    metric: MetricSpec
+    version: int
+    notify: bool = True
 
 
 class NotInBatch(DefinitionError):
