@@ -18,34 +18,28 @@ so a dispatcher killed anywhere resumes from what the rows say:
 
 Delivery is at least once: a message is marked sent after the channel accepted it, so
 a dispatcher killed between the two sends it again — with the same idempotency key, for
-the receiver to recognise. On Postgres a session advisory lock lets one dispatcher run a
-round at a time; run a single dispatcher per SQLite file.
+the receiver to recognise. The store lets one dispatcher run a round at a time (see
+:meth:`~monitor.alerts.ports.DispatchStore.exclusive`). The dispatcher talks only to its
+ports: the store (:class:`~monitor.alerts.ports.DispatchStore`) and the channels.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import text
-
 from monitor.alerts.grouping import ready_groups
 from monitor.alerts.policy import Policy
-from monitor.alerts.ports import Channel, DeliveryError, scrub
-from monitor.alerts.records import Notification
+from monitor.alerts.ports import Channel, DeliveryError, DispatchStore, scrub
+from monitor.alerts.records import Message, Notification
 from monitor.alerts.routing import Route, channels_for
 from monitor.alerts.silences import Silence, silencing
-from monitor.storage import alert_states, outbox, silences
-from monitor.storage.database import Database
-from monitor.storage.types import utc_now
+from monitor.times import utc_now
 
 log = logging.getLogger(__name__)
-
-ADVISORY_LOCK_ID = 0x6D6F6E616C657274  # "monalert": one dispatcher round at a time
 
 
 @dataclass
@@ -69,11 +63,11 @@ class DispatchReport:
 
 
 class Dispatcher:
-    """Delivers the outbox of one database to its channels."""
+    """Delivers the outbox of one store to its channels."""
 
     def __init__(
         self,
-        database: Database,
+        store: DispatchStore,
         channels: Mapping[str, Channel],
         *,
         routes: Sequence[Route] = (),
@@ -82,7 +76,7 @@ class Dispatcher:
         secrets: Sequence[str] = (),
         missing: Callable[[str], str] = lambda channel: f"channel {channel} is not configured",
     ) -> None:
-        self.database = database
+        self.store = store
         self.channels = dict(channels)
         self.routes = list(routes)
         self.policy = policy or Policy()
@@ -92,7 +86,7 @@ class Dispatcher:
 
     def run_once(self) -> DispatchReport:
         report = DispatchReport()
-        with self._exclusive() as mine:
+        with self.store.exclusive() as mine:
             if not mine:
                 report.skipped = True
                 return report
@@ -120,9 +114,9 @@ class Dispatcher:
 
     def _repeat(self, report: DispatchReport) -> None:
         now = self.clock()
-        with self.database.begin() as conn:
+        with self.store.begin() as tx:
             reminders = []
-            for alert in alert_states.active_alerts(conn, status=("firing",)):
+            for alert in tx.active_alerts(status=("firing",)):
                 if alert.last_window_start is None or alert.last_window_end is None:
                     continue
                 if not self.policy.repeat_due(alert.notified_at, now):
@@ -131,47 +125,46 @@ class Dispatcher:
                     alert.key.digest("repeat", now.isoformat()), "repeat", alert.key,
                     alert.severity, alert.labels, alert.last_window_start,
                     alert.last_window_end, alert.value, alert.bound, alert.detail, now))
-                alert_states.mark_notified(conn, alert.key, now)
-            report.repeats += outbox.enqueue(conn, reminders)
+                tx.mark_notified(alert.key, now)
+            report.repeats += tx.enqueue(reminders)
 
     def _route(self, report: DispatchReport) -> None:
         now = self.clock()
-        with self.database.begin() as conn:
-            active = silences.list_silences(conn, now)
-            for notification_id, note in outbox.unrouted(conn):
+        with self.store.begin() as tx:
+            active = tx.active_silences(now)
+            for notification_id, note in tx.unrouted():
                 report.routed += 1
                 if note.kind == "resolved" and not self.policy.send_resolved:
-                    outbox.route(conn, notification_id, outcome="muted", now=now)
+                    tx.route(notification_id, outcome="muted", now=now)
                     continue
                 silence = silencing(active, note.labels, now)
                 if silence is not None:
                     report.silenced += 1
                     log.info("notification %s silenced by silence %s (%s)", note.key,
                              silence.id, silence.describe())
-                    outbox.route(conn, notification_id, outcome="silenced", now=now,
-                                 silence_id=silence.id)
+                    tx.route(notification_id, outcome="silenced", now=now,
+                             silence_id=silence.id)
                     continue
                 wanted = channels_for(note.labels, self.routes, list(self.channels))
                 ready = [c for c in wanted if c in self.channels]
                 failed = {c: self.missing(c) for c in wanted if c not in self.channels}
                 for channel, reason in failed.items():
                     log.warning("notification %s routed to %s: %s", note.key, channel, reason)
-                outbox.route(conn, notification_id, outcome="routed" if wanted else "unrouted",
-                             now=now, channels=ready, failed=failed)
+                tx.route(notification_id, outcome="routed" if wanted else "unrouted",
+                         now=now, channels=ready, failed=failed)
 
     def _group(self) -> None:
         now = self.clock()
-        with self.database.begin() as conn:
-            groups = ready_groups(outbox.waiting(conn), now, self.policy.group_wait,
+        with self.store.begin() as tx:
+            groups = ready_groups(tx.waiting(), now, self.policy.group_wait,
                                   self.policy.group_by)
             for group in groups:
-                outbox.assign_message(conn, [m.delivery_id for m in group.members],
-                                      group.message_key)
+                tx.assign_message([m.delivery_id for m in group.members], group.message_key)
 
     def _send(self, report: DispatchReport) -> None:
-        with self.database.connect() as conn:
-            messages = outbox.pending_messages(conn)
-            active = silences.list_silences(conn, self.clock())
+        with self.store.read() as tx:
+            messages = tx.pending_messages()
+            active = tx.active_silences(self.clock())
         blocked: set[str] = set()
         for message in messages:
             if message.channel in blocked:
@@ -191,14 +184,14 @@ class Dispatcher:
             except Exception as err:  # a channel bug must not stop the other channels
                 self._failed(message, err, report, blocked)
                 continue
-            with self.database.begin() as conn:
-                outbox.mark_sent(conn, message, self.clock())
+            with self.store.begin() as tx:
+                tx.mark_sent(message, self.clock())
             report.messages_sent += 1
             log.info("sent %s message %s with %d notification(s)", message.channel,
                      message.key, len(message.notifications))
 
-    def _unsilenced(self, message: outbox.Message, active: Sequence[Silence], now: datetime,
-                    report: DispatchReport) -> outbox.Message:
+    def _unsilenced(self, message: Message, active: Sequence[Silence], now: datetime,
+                    report: DispatchReport) -> Message:
         """The message less what a silence created since it was routed now covers."""
         muted: dict[int, Silence] = {}
         for delivery_id, note in zip(message.delivery_ids, message.notifications, strict=True):
@@ -208,15 +201,15 @@ class Dispatcher:
         if not muted:
             return message
         report.silenced += len(muted)
-        with self.database.begin() as conn:
+        with self.store.begin() as tx:
             for silence in {s.id: s for s in muted.values()}.values():
                 ids = [d for d, s in muted.items() if s.id == silence.id]
-                outbox.mark_silenced(conn, ids, silence.id)
+                tx.mark_silenced(ids, silence.id)
         log.info("%d notification(s) of %s message %s silenced before sending", len(muted),
                  message.channel, message.key)
-        return outbox.without(message, list(muted))
+        return message.without(list(muted))
 
-    def _failed(self, message: outbox.Message, err: Exception, report: DispatchReport,
+    def _failed(self, message: Message, err: Exception, report: DispatchReport,
                 blocked: set[str]) -> None:
         transient = err.transient if isinstance(err, DeliveryError) else True
         problem = str(err) if isinstance(err, DeliveryError) else f"{type(err).__name__}: {err}"
@@ -235,26 +228,8 @@ class Dispatcher:
             blocked.add(message.channel)
             log.warning("%s message %s failed (attempt %d), retrying in %.0f s: %s",
                         message.channel, message.key, attempts, delay.total_seconds(), problem)
-        with self.database.begin() as conn:
-            outbox.mark_failed_attempt(conn, message, problem, retry_at=retry_at)
-
-    @contextmanager
-    def _exclusive(self) -> Iterator[bool]:
-        """Whether this dispatcher may run a round: a Postgres session advisory lock."""
-        if self.database.dialect != "postgresql":
-            yield True
-            return
-        with self.database.connect() as conn:
-            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:id)"),
-                                    {"id": ADVISORY_LOCK_ID}).scalar())
-            conn.commit()
-            try:
-                yield got
-            finally:
-                if got:
-                    conn.execute(text("SELECT pg_advisory_unlock(:id)"),
-                                 {"id": ADVISORY_LOCK_ID})
-                    conn.commit()
+        with self.store.begin() as tx:
+            tx.mark_failed_attempt(message, problem, retry_at=retry_at)
 
 
 class DispatcherThread:

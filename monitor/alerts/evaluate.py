@@ -1,10 +1,11 @@
 """Live evaluation: new windows of a metric through its alert rules, inside the caller's
 transaction.
 
-A stage calls :func:`evaluate_windows` on the same connection, in the same transaction,
-as it stores the windows. The values, the alert transitions and the notifications they
-queue then commit together or not at all (a transactional outbox): a crash can neither
-lose a notification for stored values nor send one for values that were rolled back.
+A stage's store calls :func:`evaluate_windows` with an
+:class:`~monitor.alerts.ports.EvaluationStore` bound to the transaction in which it stores
+the windows. The values, the alert transitions and the notifications they queue then
+commit together or not at all (a transactional outbox): a crash can neither lose a
+notification for stored values nor send one for values that were rolled back.
 
 Each (rule, segment) walks its new windows in window order with the stored values of
 the windows before them as history — the same rule code, lifecycle and history as the
@@ -27,10 +28,8 @@ import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.engine import Connection
-
 from monitor.alerts.explain import explained
+from monitor.alerts.ports import EvaluationStore
 from monitor.alerts.records import (
     AlertKey,
     AlertTransition,
@@ -41,19 +40,16 @@ from monitor.alerts.records import (
 from monitor.alerts.rules import Point, Rule
 from monitor.alerts.walk import Walked, walk
 from monitor.spec import MetricSpec
-from monitor.storage import alert_states, outbox
-from monitor.storage.models import MetricValueRow, table_of
 from monitor.storage.records import WindowResult, check_stage
-from monitor.storage.types import to_utc, utc_now
+from monitor.times import to_utc, utc_now
 
 log = logging.getLogger(__name__)
 
 NOTIFY_WITHIN = timedelta(days=1)
-VALUES = table_of(MetricValueRow)
 
 
 def evaluate_windows(
-    conn: Connection,
+    alerts: EvaluationStore,
     metric: MetricSpec,
     version: int,
     stage: str,
@@ -63,16 +59,17 @@ def evaluate_windows(
     notify_within: timedelta = NOTIFY_WITHIN,
     notify: bool = True,
 ) -> list[AlertTransition]:
-    """Evaluate ``metric``'s rules on ``results``; store the alert states, the transitions
-    and the notifications on ``conn``; return the transitions in window order per alert.
+    """Evaluate ``metric``'s rules on ``results``; record the alert states, the
+    transitions and the notifications in ``alerts``; return the transitions in window
+    order per alert.
 
-    Runs inside the caller's transaction and commits nothing itself: store ``results`` on
-    the same connection in the same transaction (the history of earlier windows is read
-    from the stored values), e.g. in the streaming stage, after merging final windows::
+    Runs inside the caller's transaction and commits nothing itself: ``alerts`` must be
+    bound to the transaction that stores ``results`` (the history of earlier windows is
+    read from the stored values), as :class:`monitor.storage.store.SqlStore` does::
 
         with database.begin() as conn:
-            results.write_windows(conn, metric.name, version, "streaming", final)
-            evaluate_windows(conn, metric, version, "streaming", final, now)
+            results.write_windows(conn, metric.name, version, "batch", windows)
+            evaluate_windows(SqlAlertTransaction(conn), metric, version, "batch", windows)
 
     ``monitor alerts dispatch`` (or :func:`monitor.alerts.service.start_dispatcher_thread`)
     then delivers what was queued. ``results`` may hold
@@ -96,7 +93,7 @@ def evaluate_windows(
             key = AlertKey(metric.name, version, stage, rule.title, segment)
             rules[key] = rule
             labels[key] = (rule.severity, alert_labels(metric, rule, segment, stage))
-    positions = alert_states.lock_positions(conn, list(rules), labels, now)
+    positions = alerts.lock_positions(list(rules), labels, now)
     transitions: list[AlertTransition] = []
     notifications: list[Notification] = []
     for key, rule in rules.items():
@@ -112,7 +109,7 @@ def evaluate_windows(
         if not windows:
             continue
         field = rule.field or ""
-        history = _history(conn, key, field, windows[0].window_start, rule)
+        history = _history(alerts, key, field, windows[0].window_start, rule)
         walked = walk(rule, position, history,
                       [(w.window_start, w.window_end, w.values.get(field, math.nan), w.rows)
                        for w in windows])
@@ -148,25 +145,25 @@ def evaluate_windows(
                                       check.bound, check.detail, severity, alert_labels_)
             notifications.append(_notification(current, "firing", now, episode=since))
             notified_at = now
-        _save(conn, key, walked, last.window_end, severity, alert_labels_, notified_at, now)
-    alert_states.record_events(conn, transitions, now)
-    outbox.enqueue(conn, notifications)
+        _save(alerts, key, walked, last.window_end, severity, alert_labels_, notified_at, now)
+    alerts.record_events(transitions, now)
+    alerts.enqueue(notifications)
     return transitions
 
 
-def _save(conn: Connection, key: AlertKey, walked: Walked, last_window_end: datetime,
+def _save(alerts: EvaluationStore, key: AlertKey, walked: Walked, last_window_end: datetime,
           severity: str, labels: dict[str, str], notified_at: datetime | None,
           now: datetime) -> None:
     value, check = walked.last if walked.last is not None else (math.nan, None)
-    alert_states.save_position(
-        conn, key, walked.position, last_window_end=last_window_end, value=value,
+    alerts.save_position(
+        key, walked.position, last_window_end=last_window_end, value=value,
         bound=check.bound if check is not None else math.nan,
         detail=check.detail if check is not None else "", severity=severity, labels=labels,
         notified_at=notified_at if walked.position.state.status == "firing" else None,
         now=now)
 
 
-def _history(conn: Connection, key: AlertKey, field: str, before: datetime,
+def _history(alerts: EvaluationStore, key: AlertKey, field: str, before: datetime,
              rule: Rule) -> list[Point]:
     """The stored windows ``rule`` compares the window starting at ``before`` with, oldest
     first: the previous ``history_needed`` ones, or all within ``history_span`` before it,
@@ -174,20 +171,8 @@ def _history(conn: Connection, key: AlertKey, field: str, before: datetime,
     span = rule.history_span
     if span is None and rule.history_needed <= 0:
         return []
-    v = VALUES.c
-    query = select(v.window_start, v.value, v.count).where(
-        v.metric == key.metric, v.metric_version == key.version, v.stage == key.stage,
-        v.segment == key.segment, v.field == field, v.window_start < to_utc(before))
-    if rule.min_count:
-        query = query.where(v.count >= rule.min_count)
-    if span is not None:
-        rows = conn.execute(query.where(v.window_start >= to_utc(before) - span)
-                            .order_by(v.window_start)).all()
-    else:
-        newest = conn.execute(query.order_by(v.window_start.desc())
-                              .limit(rule.history_needed)).all()
-        rows = list(reversed(newest))
-    return [Point(to_utc(start), float(value), int(count)) for start, value, count in rows]
+    return alerts.value_history(key, field, before, span=span, last=rule.history_needed,
+                                min_count=rule.min_count)
 
 
 def _notification(transition: AlertTransition, kind: NotificationKind, now: datetime,

@@ -19,8 +19,8 @@ plus the rule's own labels (which cannot override the built-in ones).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
@@ -80,6 +80,44 @@ class Notification:
     bound: float
     detail: str
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredAlert:
+    """An alert state as stored, for listing and for the repeat interval."""
+
+    key: AlertKey
+    status: str
+    consecutive: int
+    last_window_start: datetime | None
+    last_window_end: datetime | None
+    active_since: datetime | None
+    value: float
+    bound: float
+    detail: str
+    severity: str
+    labels: dict[str, str]
+    notified_at: datetime | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Message:
+    """Pending deliveries that go out together on one channel, with one key."""
+
+    channel: str
+    key: str
+    delivery_ids: tuple[int, ...]
+    notifications: tuple[Notification, ...]
+    attempts: int
+    next_attempt_at: datetime | None
+    created_at: datetime  # of its oldest notification
+
+    def without(self, delivery_ids: Sequence[int]) -> Message:
+        """This message less some of its deliveries (e.g. silenced since it was formed)."""
+        keep = [i for i, d in enumerate(self.delivery_ids) if d not in set(delivery_ids)]
+        return replace(self, delivery_ids=tuple(self.delivery_ids[i] for i in keep),
+                       notifications=tuple(self.notifications[i] for i in keep))
 
 
 def segment_labels(segment: str) -> dict[str, str]:

@@ -11,6 +11,7 @@ from monitor.alerts.dispatcher import Dispatcher, DispatcherThread
 from monitor.alerts.policy import Policy
 from monitor.alerts.routing import Route
 from monitor.alerts.settings import AlertSettings
+from monitor.storage.alert_store import SqlDispatchStore
 from monitor.storage.database import Database
 
 
@@ -21,7 +22,7 @@ def dispatcher_from_env(database: Database, app_routes: Sequence[Route] = (),
     """A dispatcher over ``database`` with the channels and routes of the environment
     (``MONITOR_ALERT_ROUTES`` first, then ``app_routes``), or of ``settings`` when given."""
     settings = settings or AlertSettings.from_env(environ)
-    return Dispatcher(database, build_channels(settings),
+    return Dispatcher(SqlDispatchStore(database), build_channels(settings),
                       routes=[*settings.routes, *app_routes], policy=policy,
                       secrets=settings.secrets(), missing=settings.missing)
 

@@ -95,7 +95,7 @@ def schedule_command(ctx: click.Context, metrics: tuple[str, ...], misfire_grace
             scheduler.shutdown(wait=True)
         if dispatcher is not None:
             dispatcher.stop()
-            dispatcher.dispatcher.database.dispose()
+            dispatcher.dispatcher.store.close()
     click.echo("scheduler stopped")
 
 

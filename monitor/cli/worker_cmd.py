@@ -14,6 +14,7 @@ from monitor.cli.db_cmd import database_url_option
 from monitor.cli.kafka_options import bootstrap_option
 from monitor.errors import MonitorError
 from monitor.spec import MetricSpec
+from monitor.storage.alert_store import SqlAlertTransaction
 from monitor.storage.database import DatabaseUnavailableError
 from monitor.storage.database_url import mask_url
 from monitor.storage.outages import wait_for_database
@@ -129,7 +130,7 @@ def evaluate_alerts(conn: Connection, metric: MetricSpec, version: int,
                     windows: list[WindowResult]) -> None:
     """Alert rules on the final windows, in the transaction that stores them (the outbox
     is written with them; `monitor alerts dispatch` delivers)."""
-    evaluate_windows(conn, metric, version, "streaming", windows)
+    evaluate_windows(SqlAlertTransaction(conn), metric, version, "streaming", windows)
 
 
 def _topic_overrides(pairs: tuple[str, ...], streams: Mapping[str, object]) -> dict[str, str]:

@@ -16,7 +16,7 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.engine import Connection
 
 from monitor.alerts.lifecycle import AlertState
-from monitor.alerts.records import AlertKey, AlertTransition
+from monitor.alerts.records import AlertKey, AlertTransition, StoredAlert
 from monitor.alerts.walk import Position
 from monitor.storage.insert_ignore import insert_ignore
 from monitor.storage.models import AlertEventRow, AlertStateRow, table_of
@@ -24,25 +24,6 @@ from monitor.storage.models import AlertEventRow, AlertStateRow, table_of
 STATES = table_of(AlertStateRow)
 EVENTS = table_of(AlertEventRow)
 STATE_KEY = ("metric", "metric_version", "stage", "rule", "segment")
-
-
-@dataclass(frozen=True)
-class StoredAlert:
-    """An alert state as stored, for listing and for the repeat interval."""
-
-    key: AlertKey
-    status: str
-    consecutive: int
-    last_window_start: datetime | None
-    last_window_end: datetime | None
-    active_since: datetime | None
-    value: float
-    bound: float
-    detail: str
-    severity: str
-    labels: dict[str, str]
-    notified_at: datetime | None
-    updated_at: datetime
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ at any point resumes where the stored rows say.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
 from monitor.alerts.grouping import Waiting
-from monitor.alerts.records import AlertKey, Notification
+from monitor.alerts.records import AlertKey, Message, Notification
 from monitor.storage.insert_ignore import insert_ignore
 from monitor.storage.models import (
     ERROR_CHARS,
@@ -30,19 +30,6 @@ from monitor.storage.models import (
 NOTIFICATIONS = table_of(AlertNotificationRow)
 DELIVERIES = table_of(AlertDeliveryRow)
 DELIVERY_STATUSES = ("pending", "sent", "failed", "silenced")
-
-
-@dataclass(frozen=True)
-class Message:
-    """Pending deliveries that go out together on one channel, with one key."""
-
-    channel: str
-    key: str
-    delivery_ids: tuple[int, ...]
-    notifications: tuple[Notification, ...]
-    attempts: int
-    next_attempt_at: datetime | None
-    created_at: datetime  # of its oldest notification
 
 
 @dataclass(frozen=True)
@@ -133,13 +120,6 @@ def pending_messages(conn: Connection) -> list[Message]:
                                 max(r.attempts for r in rows), rows[0].next_attempt_at,
                                 min(note.created_at for note in notes)))
     return sorted(messages, key=lambda m: m.delivery_ids[0])
-
-
-def without(message: Message, delivery_ids: Sequence[int]) -> Message:
-    """``message`` less some of its deliveries (e.g. silenced since it was formed)."""
-    keep = [i for i, d in enumerate(message.delivery_ids) if d not in set(delivery_ids)]
-    return replace(message, delivery_ids=tuple(message.delivery_ids[i] for i in keep),
-                   notifications=tuple(message.notifications[i] for i in keep))
 
 
 def mark_silenced(conn: Connection, delivery_ids: Sequence[int], silence_id: int | None

@@ -27,6 +27,7 @@ from monitor.alerts.evaluate import evaluate_windows
 from monitor.errors import first_line
 from monitor.spec import MetricSpec
 from monitor.storage import dead_letters, definitions, profiles, results, runs
+from monitor.storage.alert_store import SqlAlertTransaction
 from monitor.storage.database import Database
 from monitor.storage.ports import DEFAULT_VALUES_LIMIT, WriteRefused
 from monitor.storage.records import (
@@ -77,7 +78,8 @@ class SqlStore:
         transaction: values, alert transitions and queued notifications commit together."""
         with self.database.begin() as conn:
             written = results.write_windows(conn, metric.name, version, stage, windows)
-            evaluate_windows(conn, metric, version, stage, windows, now, notify=notify)
+            evaluate_windows(SqlAlertTransaction(conn), metric, version, stage, windows, now,
+                             notify=notify)
             return written
 
     def read_states(self, metric: str, version: int, stage: str, since: datetime,
@@ -197,8 +199,8 @@ class SqlStore:
         with self.database.begin() as conn:
             written = results.write_windows(conn, metric.name, version, stage, windows)
             if evaluate_at is not None:
-                evaluate_windows(conn, metric, version, stage, windows, evaluate_at,
-                                 notify=notify)
+                evaluate_windows(SqlAlertTransaction(conn), metric, version, stage, windows,
+                                 evaluate_at, notify=notify)
             if rejected:
                 dead_letters.write_dead_letters(conn, rejected)
             runs.finish_run(conn, run_id, status="succeeded", rows_read=rows_read,

@@ -19,27 +19,10 @@ from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine, UserDefinedType
 
+from monitor.times import to_utc, utc_now
 
-def to_utc(value: object) -> datetime:
-    """A tz-aware time as a plain ``datetime`` in UTC; naive times are refused, not guessed."""
-    if not isinstance(value, datetime):
-        raise TypeError(f"expected a datetime, got {type(value).__name__} {value!r}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(
-            f"naive datetime {value.isoformat()} given to the store: pass a tz-aware "
-            "time (e.g. pd.Timestamp(..., tz='UTC')); it would be ambiguous otherwise"
-        )
-    if getattr(value, "nanosecond", 0):
-        raise ValueError(f"{value} has nanoseconds; the store keeps microseconds")
-    utc = value.astimezone(UTC)
-    if type(utc) is not datetime:  # e.g. a pd.Timestamp: give the driver a plain datetime
-        utc = datetime(utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second,
-                       utc.microsecond, tzinfo=UTC)
-    return utc
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+# to_utc and utc_now live in monitor.times (pure); many storage modules take them from here
+__all__ = ["Float64", "SqliteFloat64", "UTCDateTime", "to_utc", "utc_now"]
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -14,6 +14,7 @@ from monitor.alerts.channels import build_channels
 from monitor.alerts.dispatcher import Dispatcher
 from monitor.alerts.policy import Policy
 from monitor.alerts.settings import AlertSettings
+from monitor.storage.alert_store import SqlDispatchStore
 from monitor.storage.database import Database
 from tests.alerts.helpers import T0, Clock
 from tests.alerts.servers import SmtpServer, WebhookReceiver
@@ -66,6 +67,6 @@ POLICY = Policy(group_wait=timedelta(seconds=30), repeat_interval=timedelta(hour
 
 def dispatcher_for(database: Database, settings: AlertSettings, clock: Clock,
                    policy: Policy = POLICY) -> Dispatcher:
-    return Dispatcher(database, build_channels(settings), routes=settings.routes,
+    return Dispatcher(SqlDispatchStore(database), build_channels(settings), routes=settings.routes,
                       policy=policy, clock=clock, secrets=settings.secrets(),
                       missing=settings.missing)

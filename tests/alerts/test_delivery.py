@@ -250,9 +250,10 @@ def test_the_dispatcher_loop_outlives_an_unreachable_database(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     from monitor.alerts.dispatcher import Dispatcher
+    from monitor.storage.alert_store import SqlDispatchStore
 
     database = Database("postgresql+psycopg://monitor:pw-s3cret@127.0.0.1:1/monitor")
-    Dispatcher(database, {}).run(Rounds(3), poll_seconds=5.0)
+    Dispatcher(SqlDispatchStore(database), {}).run(Rounds(3), poll_seconds=5.0)
     failures = [r.getMessage() for r in caplog.records
                 if r.getMessage().startswith("alert dispatch round failed")]
     assert len(failures) == 3

@@ -15,6 +15,7 @@ from monitor import Anomaly, Change, Monitor, Threshold
 from monitor.alerts.backtest import alert_episodes
 from monitor.alerts.evaluate import evaluate_windows
 from monitor.storage import alert_states, outbox, results
+from monitor.storage.alert_store import SqlAlertTransaction
 from monitor.storage.database import Database
 from monitor.storage.records import WindowResult
 from monitor.storage.store import SqlStore
@@ -30,8 +31,8 @@ def test_windows_are_evaluated_in_window_order_whatever_order_they_come_in(
                for w in hour(i, {"country=BR": v})]
     with database.begin() as conn:
         results.write_windows(conn, "latency", 1, "batch", windows)
-        found = evaluate_windows(conn, SPEC, 1, "batch", list(reversed(windows)),
-                                 T0 + 4 * HOUR)
+        found = evaluate_windows(SqlAlertTransaction(conn), SPEC, 1, "batch",
+                                 list(reversed(windows)), T0 + 4 * HOUR)
     assert [(t.transition, t.window_start) for t in found] == [
         ("pending", T0 + HOUR), ("firing", T0 + 2 * HOUR), ("resolved", T0 + 3 * HOUR)]
     firing = found[1]
@@ -62,7 +63,8 @@ def test_a_rolled_back_write_leaves_no_alert_state_or_notification(database: Dat
     windows = [w for i, v in enumerate([1450.0, 1500.0]) for w in hour(i, {"*": v})]
     with pytest.raises(RuntimeError, match="crash"), database.begin() as conn:
         results.write_windows(conn, "latency", 1, "batch", windows)
-        assert evaluate_windows(conn, SPEC, 1, "batch", windows, T0 + 2 * HOUR)
+        assert evaluate_windows(SqlAlertTransaction(conn), SPEC, 1, "batch", windows,
+                                T0 + 2 * HOUR)
         raise RuntimeError("crash before commit")
     with database.connect() as conn:
         assert alert_states.active_alerts(conn, status=("inactive", "pending", "firing")) == []

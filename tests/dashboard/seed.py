@@ -29,6 +29,7 @@ from monitor.lifecycle import bind_stored_reference
 from monitor.references import fit_profile
 from monitor.spec import MetricSpec
 from monitor.storage import alert_states, silences
+from monitor.storage.alert_store import SqlDispatchStore
 from monitor.storage.database import Database
 from monitor.storage.dead_letters import write_dead_letters
 from monitor.storage.migrate import upgrade
@@ -160,7 +161,7 @@ def _dispatch(store: SqlStore, at: datetime) -> None:
     """Deliver what the batch stage queued: Slack accepts, email refuses."""
     channels = {"slack": FakeChannel("slack", fail=False), "email": FakeChannel("email", True)}
     now = [at]
-    dispatcher = Dispatcher(store.database, channels, clock=lambda: now[0])
+    dispatcher = Dispatcher(SqlDispatchStore(store.database), channels, clock=lambda: now[0])
     for minutes in (1, 2):  # route, then send once the group wait has passed
         now[0] = at + timedelta(minutes=minutes)
         dispatcher.run_once()

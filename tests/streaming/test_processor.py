@@ -221,6 +221,7 @@ def test_streaming_fires_exactly_the_alerts_the_backtest_predicted(
     from monitor.alerts.evaluate import evaluate_windows
     from monitor.research import backtest
     from monitor.storage import alert_states
+    from monitor.storage.alert_store import SqlAlertTransaction
 
     week = generate_events(start=START, days=7, seed=8, events_per_hour=150)
     clock = Clock()
@@ -228,7 +229,7 @@ def test_streaming_fires_exactly_the_alerts_the_backtest_predicted(
         store.database, STREAM, TOPIC, PARTITIONS, targets, StreamSettings(idle_timeout_s=5),
         clock=lambda: clock.monotonic, wall_clock=lambda: clock.wall,
         after_final=lambda conn, metric, version, windows: evaluate_windows(
-            conn, metric, version, "streaming", windows))
+            SqlAlertTransaction(conn), metric, version, "streaming", windows))
     stage.assign(range(PARTITIONS))
     for batch in interleave(messages_of(week, max_batch=200), seed=9):
         stage.handle(batch)
