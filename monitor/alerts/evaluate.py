@@ -71,7 +71,7 @@ def evaluate_windows(
             results.write_windows(conn, metric.name, version, "batch", windows)
             evaluate_windows(SqlAlertTransaction(conn), metric, version, "batch", windows)
 
-    ``monitor alerts dispatch`` (or :func:`monitor.alerts.service.start_dispatcher_thread`)
+    ``monitor alerts dispatch`` (or :func:`monitor.notifiers.service.start_dispatcher_thread`)
     then delivers what was queued. ``results`` may hold
     any windows and segments in any order; only windows newer than an alert's last
     evaluated window are evaluated. With ``notify`` False the alerts are evaluated and

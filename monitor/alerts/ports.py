@@ -4,7 +4,7 @@ delivers from, and the channels it delivers to.
 Alerting itself is pure: :mod:`monitor.alerts.evaluate` and :mod:`monitor.alerts.dispatcher`
 talk only to these ``Protocol``s. The SQL side (:mod:`monitor.storage.alert_store`)
 implements the stores over the results database; the notifiers
-(:mod:`monitor.notifiers`) implement :class:`Channel`.
+(:mod:`monitor.notifiers`: Slack, SMTP) implement :class:`Channel`.
 
 - :class:`EvaluationStore` is bound to the transaction of the stage that stores the
   windows (the store hands it out), so values, alert states and queued notifications

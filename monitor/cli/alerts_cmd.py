@@ -16,18 +16,18 @@ from typing import Any
 
 import click
 
-from monitor.alerts.channels import build_channels
 from monitor.alerts.policy import Policy
 from monitor.alerts.ports import DeliveryError, scrub
 from monitor.alerts.records import AlertKey, Notification
 from monitor.alerts.routing import Route
-from monitor.alerts.service import dispatcher_from_env
 from monitor.alerts.settings import AlertSettings
 from monitor.alerts.silences import Silence, parse_duration, parse_label
 from monitor.cli.app import load_app
 from monitor.cli.db_cmd import database_url_option
 from monitor.cli.promote_cmd import current_user
 from monitor.cli.values_cmd import check_results_database
+from monitor.notifiers.channels import build_channels
+from monitor.notifiers.service import dispatcher_from_env
 from monitor.storage import alert_states, outbox, silences
 from monitor.storage.database import Database, DatabaseUnavailableError
 from monitor.storage.database_url import mask_url

@@ -10,7 +10,6 @@ from types import FrameType
 import click
 
 from monitor.alerts.dispatcher import DispatcherThread
-from monitor.alerts.service import start_dispatcher_thread
 from monitor.batch.schedule import (
     DEFAULT_DELAY_S,
     DEFAULT_MISFIRE_GRACE_S,
@@ -21,6 +20,7 @@ from monitor.cli.app import app_target, find_metric, load_app
 from monitor.cli.batch_cmd import batch_group, source_url_option
 from monitor.cli.db_cmd import database_url_option
 from monitor.errors import DefinitionError, MonitorError
+from monitor.notifiers.service import start_dispatcher_thread
 from monitor.registry import Monitor
 from monitor.storage.database import Database, DatabaseUnavailableError
 from monitor.storage.database_url import mask_url

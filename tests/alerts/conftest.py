@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import trustme
 
-from monitor.alerts.channels import build_channels
 from monitor.alerts.dispatcher import Dispatcher
 from monitor.alerts.policy import Policy
 from monitor.alerts.settings import AlertSettings
+from monitor.notifiers.channels import build_channels
 from monitor.storage.alert_store import SqlDispatchStore
 from monitor.storage.database import Database
 from tests.alerts.helpers import T0, Clock

@@ -215,7 +215,7 @@ def test_the_dispatcher_thread_delivers_in_the_background(
     import time
 
     from monitor.alerts.policy import Policy
-    from monitor.alerts.service import start_dispatcher_thread
+    from monitor.notifiers.service import start_dispatcher_thread
     from tests.alerts.test_cli import fire_recently
 
     monkeypatch.setenv("MONITOR_SLACK_WEBHOOK_URL", webhook.url)

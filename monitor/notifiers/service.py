@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from monitor.alerts.channels import build_channels
 from monitor.alerts.dispatcher import Dispatcher, DispatcherThread
 from monitor.alerts.policy import Policy
 from monitor.alerts.routing import Route
 from monitor.alerts.settings import AlertSettings
+from monitor.notifiers.channels import build_channels
 from monitor.storage.alert_store import SqlDispatchStore
 from monitor.storage.database import Database
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from monitor.alerts.email import SmtpEmail
 from monitor.alerts.ports import Channel
 from monitor.alerts.settings import AlertSettings, parse_smtp_url
-from monitor.alerts.slack import SlackWebhook
+from monitor.notifiers.email import SmtpEmail
+from monitor.notifiers.slack import SlackWebhook
 
 
 def build_channels(settings: AlertSettings) -> dict[str, Channel]:
