@@ -37,6 +37,7 @@ from monitor.storage.store import SqlStore  # noqa: E402
 from monitor.targets import batch_targets  # noqa: E402
 from streaming.messages import RawMessage  # noqa: E402
 from streaming.processor import StreamProcessor  # noqa: E402
+from streaming.sql_store import SqlStreamStore  # noqa: E402
 
 
 def shape_run(store: SqlStore, per_message: int, count: int, batches: int,
@@ -44,7 +45,7 @@ def shape_run(store: SqlStore, per_message: int, count: int, batches: int,
     stream = throughput.streams["events"]
     topic = f"proc-{per_message}x{count}-{secrets.token_hex(3)}"
     targets = batch_targets(throughput, store, stages=("streaming",))
-    processor = StreamProcessor(store.database, stream, topic, PARTITIONS, targets)
+    processor = StreamProcessor(SqlStreamStore(store.database), stream, topic, PARTITIONS, targets)
     processor.assign(range(PARTITIONS))
     bodies = event_bodies(4096, seed=2)
     total_events = per_message * count * batches

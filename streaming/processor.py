@@ -18,6 +18,10 @@ micro-batch:
 finalizes: a window whose end plus lateness every partition's stored watermark has
 passed gets the merge of its partials stored as the streaming value (one transaction
 with the removal of the partials and the alert evaluation hook).
+
+The processor keeps its states through two ports (:mod:`streaming.ports`): a
+:class:`~streaming.ports.PartitionStore` and a :class:`~streaming.ports.WindowSink`, both
+implemented over the results database by :class:`streaming.sql_store.SqlStreamStore`.
 """
 
 from __future__ import annotations
@@ -32,21 +36,26 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
-from sqlalchemy.engine import Connection
 
 from monitor.segments import segment_label
 from monitor.spec import MetricSpec, StreamSpec
-from monitor.storage.database import Database
-from monitor.storage.dead_letters import write_dead_letters
 from monitor.storage.outages import describe_error, is_outage
 from monitor.storage.records import DeadLetter, WindowResult
-from monitor.storage.results import write_metrics_windows
 from monitor.targets import Target
 from monitor.windows import utc_from_ns
-from streaming import state_store
 from streaming.codec import MAX_MESSAGE_BYTES
 from streaming.messages import LATE, OFFSET, PARTITION, RawMessage, Rejected, decode_messages
 from streaming.partition import OUTLIERS, PartitionState, in_offset_order
+from streaming.ports import (
+    AfterFinal,
+    CheckpointConflict,
+    Cutoff,
+    Marks,
+    PartitionStore,
+    StoredPartition,
+    StreamStore,
+    WindowSink,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +66,6 @@ DEAD_LETTER_WINDOW = pd.Timedelta("1h")
 # SAMPLES_PER_REASON of each reason, so a flood of one kind leaves room for the rare ones.
 MAX_SAMPLES_PER_BATCH = 1_000
 SAMPLES_PER_REASON = 100
-
-AfterFinal = Callable[[Connection, MetricSpec, int, list[WindowResult]], None]
 
 
 @dataclass(frozen=True)
@@ -108,7 +115,7 @@ class Finalized:
 
 
 class StreamProcessor:
-    def __init__(self, database: Database, stream: StreamSpec, topic: str, partitions: int,
+    def __init__(self, store: StreamStore, stream: StreamSpec, topic: str, partitions: int,
                  targets: Sequence[Target], settings: StreamSettings | None = None, *,
                  after_final: AfterFinal | None = None,
                  clock: Callable[[], float] = time.monotonic,
@@ -116,7 +123,8 @@ class StreamProcessor:
                  ) -> None:
         if any(t.metric.stream.name != stream.name for t in targets):
             raise ValueError(f"every metric of a processor reads stream {stream.name!r}")
-        self.database = database
+        self.partition_store: PartitionStore = store
+        self.window_sink: WindowSink = store
         self.stream = stream
         self.topic = topic
         self.partitions = partitions
@@ -145,18 +153,17 @@ class StreamProcessor:
 
     def assign(self, partitions: Iterable[int]) -> None:
         """Load the stored states of partitions this worker now owns."""
-        with self.database.begin() as conn:
-            for partition in partitions:
-                self.owned[partition] = self._load(conn, partition)
+        stored = self.partition_store.load_partitions(self.topic, partitions, self.targets)
+        for partition, found in stored.items():
+            self.owned[partition] = self._restore(partition, found)
 
     def revoke(self, partitions: Iterable[int]) -> None:
         """Forget partitions another worker owns now (their states are stored)."""
         for partition in partitions:
             self.owned.pop(partition, None)
 
-    def _load(self, conn: Connection, partition: int) -> PartitionState:
-        checkpoint = state_store.load_checkpoint(conn, self.topic, partition)
-        partials = state_store.load_partials(conn, self.topic, partition, self.targets)
+    def _restore(self, partition: int, stored: StoredPartition) -> PartitionState:
+        checkpoint, partials = stored
         log.info("%s[%d]: resuming after offset %d with %d open partial states",
                  self.topic, partition, checkpoint.offset, len(partials))
         return PartitionState.restore(self.topic, partition, self.metrics, checkpoint,
@@ -228,7 +235,7 @@ class StreamProcessor:
                 self.store()
                 self._done(prepared)
                 return prepared
-            except state_store.CheckpointConflict as err:
+            except CheckpointConflict as err:
                 log.warning("%s; reloading its stored state", err)
                 self._dead_letter_counts.clear()
                 self._samples.clear()
@@ -310,12 +317,9 @@ class StreamProcessor:
         pending = [s for _, s in sorted(self.owned.items()) if s.needs_store]
         if not pending and not self._dead_letter_counts and not self._samples:
             return 0
-        with self.database.begin() as conn:
-            state_store.store_partitions(conn, pending, self.versions)
-            state_store.add_counts(conn, self.dead_letter_metric, STAGE,
-                                   dict(self._dead_letter_counts))
-            if self._samples:
-                write_dead_letters(conn, self._samples)
+        self.partition_store.store_partitions(
+            pending, self.versions, count_metric=self.dead_letter_metric, stage=STAGE,
+            counts=dict(self._dead_letter_counts), samples=self._samples)
         for state in pending:
             state.stored()
         self._dead_letter_counts.clear()
@@ -382,36 +386,32 @@ class StreamProcessor:
         """Store the windows every partition has passed. A cheap look first (the marks and
         each metric's earliest open window): most ticks close nothing, and the closing
         transaction locks the checkpoints that every worker's store updates."""
-        with self.database.connect() as conn:
-            if not self._due(conn, lock=False):
-                return []
-        with self.database.begin() as conn:
-            due_cutoffs = self._due(conn, lock=True)
-            due = {name: state_store.Cutoff(*self.targets[name], utc_from_ns(cutoff_ns))
-                   for name, cutoff_ns in due_cutoffs.items()}
-            closed = state_store.final_windows(conn, self.topic, due.values())
-            write_metrics_windows(conn, STAGE, ((name, due[name].version, results)
-                                                for name, results in closed.items()))
-            state_store.delete_partials(conn, self.topic, [due[name] for name in closed])
-            if self.after_final is not None:
-                for name, results in closed.items():
-                    self.after_final(conn, due[name].metric, due[name].version, results)
+        if not self._due(self.window_sink.marks(self.topic)):
+            return []
+        due_cutoffs: dict[str, int] = {}
+
+        def due(marks: Marks) -> dict[str, Cutoff]:  # asked with the marks locked
+            due_cutoffs.update(self._due(marks))
+            return {name: Cutoff(*self.targets[name], utc_from_ns(cutoff_ns))
+                    for name, cutoff_ns in due_cutoffs.items()}
+
+        closed = self.window_sink.close_windows(self.topic, due, STAGE, self.after_final)
         finalized = [Finalized(name, results) for name, results in closed.items()]
         for item in finalized:  # committed: what was closed is counted in the database
             for state in self.owned.values():
                 state.evict(item.metric, due_cutoffs[item.metric])
         return finalized
 
-    def _due(self, conn: Connection, *, lock: bool) -> dict[str, int]:
+    def _due(self, stored: Marks) -> dict[str, int]:
         """Per metric with a window to close, the cutoff (window ends at or before it are
         final); forgets in memory what is final already."""
-        checkpoints = state_store.load_checkpoints(conn, self.topic, lock=lock)
+        checkpoints = stored.checkpoints
         marks = [checkpoints[p].mark_ns if p in checkpoints else None
                  for p in range(self.partitions)]
         if any(mark is None for mark in marks):
             return {}
         low = min(mark for mark in marks if mark is not None)
-        earliest = state_store.earliest_open_ends(conn, self.topic)
+        earliest = stored.earliest_open_ends
         due = {}
         for name, (metric, version) in self.targets.items():
             cutoff_ns = low - metric.lateness_ns

@@ -38,6 +38,7 @@ from monitor.storage.outages import call_through_outages, describe_error, is_out
 from monitor.targets import Target
 from streaming.messages import RawMessage, Rejected
 from streaming.processor import AfterFinal, StreamProcessor, StreamSettings
+from streaming.sql_store import SqlStreamStore
 
 log = logging.getLogger(__name__)
 
@@ -183,8 +184,9 @@ def serve(conn: Connection, spec: ProcessorSpec) -> None:
     database = Database(spec.database_url, pre_ping=False)  # every step is retried
     targets = call_through_outages(lambda: spec.targets(database),
                                    f"loading the streaming metrics of {spec.topic}")
-    steps = _Steps(StreamProcessor(database, spec.stream, spec.topic, spec.partitions,
-                                   targets, spec.settings, after_final=spec.after_final))
+    steps = _Steps(StreamProcessor(SqlStreamStore(database), spec.stream, spec.topic,
+                                   spec.partitions, targets, spec.settings,
+                                   after_final=spec.after_final))
     try:
         while True:
             try:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from itertools import chain
-from typing import Any, NamedTuple
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import and_, delete, func, or_, select, update
@@ -43,16 +43,13 @@ from monitor.storage.types import utc_now
 from monitor.storage.upsert import bind_processors, upsert_rows
 from monitor.windows import utc_from_ns
 from streaming.partition import Checkpoint, PartitionState
+from streaming.ports import CheckpointConflict, Cutoff
 
 CHECKPOINTS = table_of(StreamCheckpointRow)
 PARTIALS = table_of(StreamPartialRow)
 VALUES = table_of(MetricValueRow)
 PARTIAL_COLUMNS = ("metric", "metric_version", "window_start", "segment", "topic", "partition",
                    "window_end", "state", "rows", "updated_at")
-
-
-class CheckpointConflict(RuntimeError):
-    """Another worker stored this partition since we read it."""
 
 
 def load_checkpoint(conn: Connection, topic: str, partition: int) -> Checkpoint:
@@ -178,14 +175,6 @@ def _write_checkpoint(conn: Connection, state: PartitionState, now: datetime) ->
     if result.rowcount != 1:
         raise CheckpointConflict(f"{state.topic}[{state.partition}] was stored by another "
                                  "worker since it was loaded here")
-
-
-class Cutoff(NamedTuple):
-    """A metric version whose windows ending by ``until`` are to be closed."""
-
-    metric: MetricSpec
-    version: int
-    until: datetime
 
 
 def final_windows(conn: Connection, topic: str, due: Iterable[Cutoff],

@@ -6,15 +6,14 @@ import threading
 from collections.abc import Mapping
 
 import click
-from sqlalchemy.engine import Connection
 
 from monitor.alerts.evaluate import evaluate_windows
+from monitor.alerts.ports import EvaluationStore
 from monitor.cli.app import app_target, load_app
 from monitor.cli.db_cmd import database_url_option
 from monitor.cli.kafka_options import bootstrap_option
 from monitor.errors import MonitorError
 from monitor.spec import MetricSpec
-from monitor.storage.alert_store import SqlAlertTransaction
 from monitor.storage.database import DatabaseUnavailableError
 from monitor.storage.database_url import mask_url
 from monitor.storage.outages import wait_for_database
@@ -126,11 +125,11 @@ def worker(ctx: click.Context, database_url: str, bootstrap: str, group: str | N
     faust.Worker(faust_app, loglevel=loglevel, quiet=True).execute_from_commandline()
 
 
-def evaluate_alerts(conn: Connection, metric: MetricSpec, version: int,
+def evaluate_alerts(alerts: EvaluationStore, metric: MetricSpec, version: int,
                     windows: list[WindowResult]) -> None:
     """Alert rules on the final windows, in the transaction that stores them (the outbox
     is written with them; `monitor alerts dispatch` delivers)."""
-    evaluate_windows(SqlAlertTransaction(conn), metric, version, "streaming", windows)
+    evaluate_windows(alerts, metric, version, "streaming", windows)
 
 
 def _topic_overrides(pairs: tuple[str, ...], streams: Mapping[str, object]) -> dict[str, str]:

@@ -21,6 +21,7 @@ from streaming.codec import encode_events, event_dicts
 from streaming.messages import RawMessage
 from streaming.partition import OUTLIERS
 from streaming.processor import StreamProcessor, StreamSettings
+from streaming.sql_store import SqlStreamStore
 from tests.streaming.clock import Clock
 from tests.streaming.workers import promote_to_streaming
 
@@ -90,7 +91,7 @@ def interleave(messages: Sequence[RawMessage], seed: int, most: int = 30
 
 
 def processor(store: SqlStore, targets: list[Target], clock: Clock) -> StreamProcessor:
-    return StreamProcessor(store.database, STREAM, TOPIC, PARTITIONS, targets,
+    return StreamProcessor(SqlStreamStore(store.database), STREAM, TOPIC, PARTITIONS, targets,
                            StreamSettings(idle_timeout_s=5), clock=lambda: clock.monotonic,
                            wall_clock=lambda: clock.wall)
 
@@ -221,15 +222,15 @@ def test_streaming_fires_exactly_the_alerts_the_backtest_predicted(
     from monitor.alerts.evaluate import evaluate_windows
     from monitor.research import backtest
     from monitor.storage import alert_states
-    from monitor.storage.alert_store import SqlAlertTransaction
 
     week = generate_events(start=START, days=7, seed=8, events_per_hour=150)
     clock = Clock()
     stage = StreamProcessor(
-        store.database, STREAM, TOPIC, PARTITIONS, targets, StreamSettings(idle_timeout_s=5),
+        SqlStreamStore(store.database), STREAM, TOPIC, PARTITIONS, targets,
+        StreamSettings(idle_timeout_s=5),
         clock=lambda: clock.monotonic, wall_clock=lambda: clock.wall,
-        after_final=lambda conn, metric, version, windows: evaluate_windows(
-            SqlAlertTransaction(conn), metric, version, "streaming", windows))
+        after_final=lambda alerts, metric, version, windows: evaluate_windows(
+            alerts, metric, version, "streaming", windows))
     stage.assign(range(PARTITIONS))
     for batch in interleave(messages_of(week, max_batch=200), seed=9):
         stage.handle(batch)

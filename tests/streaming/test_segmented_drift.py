@@ -21,6 +21,7 @@ from monitor.targets import batch_targets
 from streaming.codec import encode_events, event_dicts
 from streaming.messages import RawMessage
 from streaming.processor import StreamProcessor, StreamSettings
+from streaming.sql_store import SqlStreamStore
 from tests.streaming.clock import Clock
 
 START = pd.Timestamp("2026-03-02", tz="UTC")
@@ -70,7 +71,7 @@ def test_a_correction_of_one_segment_revalues_the_windows_other_segments(
     clock = Clock()
 
     def worker() -> StreamProcessor:
-        return StreamProcessor(store.database, stream, "segmented", 2, [target],
+        return StreamProcessor(SqlStreamStore(store.database), stream, "segmented", 2, [target],
                                StreamSettings(idle_timeout_s=5),
                                clock=lambda: clock.monotonic, wall_clock=lambda: clock.wall)
 

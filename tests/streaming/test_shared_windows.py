@@ -19,6 +19,7 @@ from monitor.targets import Target
 from streaming.codec import encode_events, event_dicts
 from streaming.messages import RawMessage
 from streaming.processor import StreamProcessor, StreamSettings
+from streaming.sql_store import SqlStreamStore
 from tests.streaming.clock import Clock
 from tests.streaming.workers import STREAM, promote_to_streaming
 
@@ -55,7 +56,7 @@ def test_a_window_closed_by_another_worker_is_not_counted_twice(
     clock = Clock()
 
     def worker() -> StreamProcessor:
-        return StreamProcessor(store.database, STREAM, "shared", 2, targets,
+        return StreamProcessor(SqlStreamStore(store.database), STREAM, "shared", 2, targets,
                                StreamSettings(idle_timeout_s=5),
                                clock=lambda: clock.monotonic, wall_clock=lambda: clock.wall)
 

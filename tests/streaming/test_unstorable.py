@@ -22,6 +22,7 @@ from streaming.codec import encode_events, event_dicts
 from streaming.messages import RawMessage
 from streaming.processor import UNSTORABLE, StreamProcessor, StreamSettings
 from streaming.processor_process import _Steps
+from streaming.sql_store import SqlStreamStore
 from tests.streaming.workers import promote_to_streaming
 
 STREAM = mon.streams["home"]
@@ -87,7 +88,7 @@ def messages(events: pd.DataFrame, per_message: int = 10) -> list[RawMessage]:
 
 def processor(store: SqlStore, targets: list[Target], wall: pd.Timestamp) -> StreamProcessor:
     clock = [0.0]
-    return StreamProcessor(store.database, STREAM, TOPIC, 1, targets,
+    return StreamProcessor(SqlStreamStore(store.database), STREAM, TOPIC, 1, targets,
                            StreamSettings(idle_timeout_s=5), clock=lambda: clock[0],
                            wall_clock=lambda: wall)
 

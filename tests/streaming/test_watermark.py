@@ -22,6 +22,7 @@ from streaming.codec import encode_events, event_dicts
 from streaming.messages import RawMessage
 from streaming.partition import NO_TIME, highest, running_watermarks
 from streaming.processor import StreamProcessor, StreamSettings
+from streaming.sql_store import SqlStreamStore
 from tests.streaming.clock import Clock
 from tests.streaming.workers import promote_to_streaming
 
@@ -75,7 +76,7 @@ def targets(store: SqlStore, profile) -> list[Target]:  # type: ignore[no-untype
 
 def processor(store: SqlStore, targets: list[Target], clock: Clock, partitions: int = 1
               ) -> StreamProcessor:
-    return StreamProcessor(store.database, STREAM, TOPIC, partitions, targets,
+    return StreamProcessor(SqlStreamStore(store.database), STREAM, TOPIC, partitions, targets,
                            StreamSettings(idle_timeout_s=5), clock=lambda: clock.monotonic,
                            wall_clock=lambda: clock.wall)
 
@@ -152,7 +153,7 @@ def test_a_lead_lets_the_watermark_run_ahead_of_the_wall_clock(
     purpose: with --watermark-lead its windows close as its event time passes."""
     hour = START.floor("h") + pd.Timedelta(hours=5)
     clock = Clock(hour + pd.Timedelta(minutes=59))
-    stage = StreamProcessor(store.database, STREAM, TOPIC, 1, targets,
+    stage = StreamProcessor(SqlStreamStore(store.database), STREAM, TOPIC, 1, targets,
                             StreamSettings(idle_timeout_s=5, max_future_s=7200,
                                            watermark_lead_s=7200),
                             clock=lambda: clock.monotonic, wall_clock=lambda: clock.wall)
