@@ -7,19 +7,16 @@ from collections.abc import Mapping
 
 import click
 
-from monitor.alerts.evaluate import evaluate_windows
-from monitor.alerts.ports import EvaluationStore
 from monitor.cli.app import app_target, load_app
 from monitor.cli.db_cmd import database_url_option
 from monitor.cli.kafka_options import bootstrap_option
 from monitor.errors import MonitorError
-from monitor.spec import MetricSpec
 from monitor.storage.database import DatabaseUnavailableError
 from monitor.storage.database_url import mask_url
 from monitor.storage.outages import wait_for_database
-from monitor.storage.records import WindowResult
 from monitor.storage.store import SqlStore
 from monitor.targets import batch_targets
+from streaming.alert_hook import evaluate_alerts
 from streaming.broker import BrokerError, wait_until_reachable
 from streaming.codec import MAX_MESSAGE_BYTES
 from streaming.processor import StreamSettings
@@ -123,13 +120,6 @@ def worker(ctx: click.Context, database_url: str, bootstrap: str, group: str | N
     click.echo(f"streaming {names} from {bootstrap} into {mask_url(database_url)} "
                f"(group {settings.group})", err=True)
     faust.Worker(faust_app, loglevel=loglevel, quiet=True).execute_from_commandline()
-
-
-def evaluate_alerts(alerts: EvaluationStore, metric: MetricSpec, version: int,
-                    windows: list[WindowResult]) -> None:
-    """Alert rules on the final windows, in the transaction that stores them (the outbox
-    is written with them; `monitor alerts dispatch` delivers)."""
-    evaluate_windows(alerts, metric, version, "streaming", windows)
 
 
 def _topic_overrides(pairs: tuple[str, ...], streams: Mapping[str, object]) -> dict[str, str]:

@@ -219,9 +219,9 @@ def test_streaming_fires_exactly_the_alerts_the_backtest_predicted(
 ) -> None:
     """A week with the example incidents, streamed with alert evaluation in the
     transaction that stores each final window."""
-    from monitor.alerts.evaluate import evaluate_windows
     from monitor.research import backtest
     from monitor.storage import alert_states
+    from streaming.alert_hook import evaluate_alerts
 
     week = generate_events(start=START, days=7, seed=8, events_per_hour=150)
     clock = Clock()
@@ -229,8 +229,7 @@ def test_streaming_fires_exactly_the_alerts_the_backtest_predicted(
         SqlStreamStore(store.database), STREAM, TOPIC, PARTITIONS, targets,
         StreamSettings(idle_timeout_s=5),
         clock=lambda: clock.monotonic, wall_clock=lambda: clock.wall,
-        after_final=lambda alerts, metric, version, windows: evaluate_windows(
-            alerts, metric, version, "streaming", windows))
+        after_final=evaluate_alerts)
     stage.assign(range(PARTITIONS))
     for batch in interleave(messages_of(week, max_batch=200), seed=9):
         stage.handle(batch)
