@@ -23,12 +23,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import Protocol, TypeVar
 
 from monitor.errors import first_line
-
-if TYPE_CHECKING:
-    from monitor.storage.database import Database
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -183,7 +180,17 @@ def call_through_outages(
         return result
 
 
-def wait_for_database(database: Database, stop: threading.Event,
+class Reachable(Protocol):
+    """A database to wait for (:class:`monitor.storage.database.Database` is one); a
+    protocol, so the stages that classify outages import no SQL through this module."""
+
+    @property
+    def dialect(self) -> str: ...
+
+    def check(self) -> None: ...
+
+
+def wait_for_database(database: Reachable, stop: threading.Event,
                       backoff: Backoff = Backoff()) -> bool:
     """Connect to ``database`` at start, waiting while it is unreachable: True once it
     answers, False if ``stop`` is set first. An error waiting cannot cure (a wrong password
