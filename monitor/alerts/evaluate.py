@@ -19,6 +19,13 @@ the history. A firing on a window that ended more than ``notify_within`` before 
 unless the alert is still firing on a recent window: then it is announced once, late.
 ``notified_at`` on the alert state is when its episode was last announced; the
 dispatcher repeats announced alerts that stay firing.
+
+An alert no rule evaluates any more stays where it was forever unless something ends it:
+its rule was removed, or edited so that its title changed (a title derived from the
+rule's parameters), or it belongs to an older version of the metric. So each evaluation
+first ends those of its metric and stage — a firing one resolved, a pending one cleared,
+on the last window it saw, with a detail that says why — and the resolution of an
+announced one is sent like any other.
 """
 
 from __future__ import annotations
@@ -29,16 +36,18 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from monitor.alerts.explain import explained
+from monitor.alerts.lifecycle import AlertState
 from monitor.alerts.ports import EvaluationStore
 from monitor.alerts.records import (
     AlertKey,
     AlertTransition,
     Notification,
     NotificationKind,
+    StoredAlert,
     alert_labels,
 )
 from monitor.alerts.rules import Point, Rule
-from monitor.alerts.walk import Walked, walk
+from monitor.alerts.walk import Position, Walked, walk
 from monitor.spec import MetricSpec
 from monitor.storage.records import WindowResult, check_stage
 from monitor.times import to_utc, utc_now
@@ -76,12 +85,14 @@ def evaluate_windows(
     any windows and segments in any order; only windows newer than an alert's last
     evaluated window are evaluated. With ``notify`` False the alerts are evaluated and
     recorded but announce nothing new (another stage owns the metric's notifications);
-    the resolution of an alert that was announced is still sent.
+    the resolution of an alert that was announced is still sent. Alerts of the metric in
+    ``stage`` that no rule evaluates any more (see above) are ended first.
     """
     check_stage(stage)
-    if not metric.alerts or not results:
+    if not results:
         return []
     now = to_utc(utc_now() if now is None else now)
+    transitions, notifications = _end_orphans(alerts, metric, version, stage, now)
     by_segment: dict[str, list[WindowResult]] = {}
     for result in results:
         by_segment.setdefault(result.segment, []).append(result)
@@ -94,8 +105,6 @@ def evaluate_windows(
             rules[key] = rule
             labels[key] = (rule.severity, alert_labels(metric, rule, segment, stage))
     positions = alerts.lock_positions(list(rules), labels, now)
-    transitions: list[AlertTransition] = []
-    notifications: list[Notification] = []
     for key, rule in rules.items():
         position, notified_at = positions[key]
         windows = [w for w in by_segment[key.segment]
@@ -149,6 +158,40 @@ def evaluate_windows(
     alerts.record_events(transitions, now)
     alerts.enqueue(notifications)
     return transitions
+
+
+def _end_orphans(alerts: EvaluationStore, metric: MetricSpec, version: int, stage: str,
+                 now: datetime) -> tuple[list[AlertTransition], list[Notification]]:
+    """End the active alerts of ``metric`` in ``stage`` that no rule evaluates any more;
+    return their transitions and the resolutions to send (of announced alerts only)."""
+    transitions: list[AlertTransition] = []
+    notifications: list[Notification] = []
+    rules = {rule.title for rule in metric.alerts}
+    for alert in alerts.orphaned_alerts(metric.name, version, stage, rules):
+        transition = _orphan_ended(alert, version, now)
+        transitions.append(transition)
+        if transition.transition == "resolved" and alert.notified_at is not None:
+            notifications.append(_notification(transition, "resolved", now))
+        log.info("alert %s ended: %s", alert.key, transition.detail)
+        alerts.save_position(
+            alert.key, Position(AlertState(), alert.last_window_start),
+            last_window_end=alert.last_window_end, value=transition.value,
+            bound=transition.bound, detail=transition.detail, severity=alert.severity,
+            labels=alert.labels, notified_at=None, now=now)
+    return transitions, notifications
+
+
+def _orphan_ended(alert: StoredAlert, version: int, now: datetime) -> AlertTransition:
+    """The transition that ends ``alert``, on the last window it saw."""
+    if alert.key.version == version:
+        why = f"rule {alert.key.rule!r} removed or changed"
+    else:
+        why = f"metric version {alert.key.version} replaced by version {version}"
+    return AlertTransition(
+        alert.key, "resolved" if alert.status == "firing" else "cleared",
+        alert.last_window_start or now, alert.last_window_end or now,
+        math.nan if alert.value is None else alert.value,
+        math.nan if alert.bound is None else alert.bound, why, alert.severity, alert.labels)
 
 
 def _save(alerts: EvaluationStore, key: AlertKey, walked: Walked, last_window_end: datetime,

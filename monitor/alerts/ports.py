@@ -18,7 +18,7 @@ implements the stores over the results database; the notifiers
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -46,6 +46,14 @@ class EvaluationStore(Protocol):
         """The position (and ``notified_at``) of each alert in ``keys``, created inactive
         when new (``labels`` gives each key's severity and labels) and locked until the
         transaction ends, so two writers evaluating the same windows cannot both fire."""
+        ...
+
+    def orphaned_alerts(self, metric: str, version: int, stage: str,
+                        rules: Collection[str]) -> list[StoredAlert]:
+        """The pending and firing alerts of ``metric`` in ``stage`` that no rule evaluates
+        any more: those of ``version`` whose rule (title) is not in ``rules``, and those of
+        every older version. Locked until the transaction ends, like
+        :meth:`lock_positions`."""
         ...
 
     def value_history(self, key: AlertKey, field: str, before: datetime, *,

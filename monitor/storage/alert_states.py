@@ -2,17 +2,18 @@
 
 :func:`lock_positions` creates the missing states of a metric's alerts and locks them
 (``SELECT ... FOR UPDATE`` on Postgres; SQLite serializes writers anyway), so two
-writers evaluating the same windows cannot both fire.
+writers evaluating the same windows cannot both fire. :func:`orphaned_alerts` finds
+(and locks) the active alerts no rule evaluates any more, for evaluation to end them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.engine import Connection
 
 from monitor.alerts.lifecycle import AlertState
@@ -69,6 +70,21 @@ def lock_positions(conn: Connection, keys: Sequence[AlertKey],
             found[key] = (Position(state, row.last_window_start, row.active_since),
                           row.notified_at)
     return found
+
+
+def orphaned_alerts(conn: Connection, metric: str, version: int, stage: str,
+                    rules: Collection[str]) -> list[StoredAlert]:
+    """The pending and firing alerts of ``metric`` in ``stage`` that no rule evaluates any
+    more (of ``version`` with a rule not in ``rules``, or of an older version), locked for
+    this transaction in key order."""
+    c = STATES.c
+    query = (select(STATES)
+             .where(c.metric == metric, c.stage == stage, c.status.in_(["pending", "firing"]),
+                    or_(c.metric_version < version,
+                        and_(c.metric_version == version, c.rule.not_in(sorted(rules)))))
+             .order_by(c.metric_version, c.rule, c.segment)
+             .with_for_update())
+    return [_stored(row._mapping) for row in conn.execute(query)]
 
 
 def save_position(conn: Connection, key: AlertKey, position: Position, *,
