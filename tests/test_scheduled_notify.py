@@ -2,11 +2,13 @@
 announcing them: the streaming stage announces them, so a breach pages once, not twice.
 
 ``monitor batch run`` kept this; the scheduler's job (``run_metric_once``) rebuilt the
-target without it and queued a second notification for every breach.
+target without it and queued a second notification for every breach. And a rule removed
+from the metric (which keeps its version) ends its alert at the next run, with a notice.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
@@ -15,12 +17,14 @@ import sqlalchemy as sa
 
 import metrics
 from monitor import Monitor, Threshold
-from monitor.batch.runner import Retry
+from monitor.batch.runner import BatchRunner, Retry
 from monitor.batch.schedule import run_metric_once
+from monitor.batch.sources import source_for
 from monitor.batch.tables import events_table
 from monitor.storage import outbox
 from monitor.storage.migrate import upgrade
 from monitor.storage.store import SqlStore
+from monitor.targets import Target
 
 APP_TARGET = "tests.test_scheduled_notify:APP"
 APP = Monitor("scheduled-notify-test")
@@ -66,3 +70,21 @@ def test_a_metric_in_streaming_is_only_recorded_by_its_scheduled_run(
     sqlite_file_url: str,
 ) -> None:
     assert breach_in_the_last_closed_hour(sqlite_file_url, "streaming") == 0
+
+
+def test_a_batch_run_after_the_last_rule_was_removed_resolves_its_alert(
+    sqlite_file_url: str,
+) -> None:
+    assert breach_in_the_last_closed_hour(sqlite_file_url, "batch") == 1
+    without_rules = dataclasses.replace(TAPS, alerts=())
+    assert without_rules.id == TAPS.id  # a rule edit keeps the version
+    hour = pd.Timestamp.now(tz="UTC").floor("1h") - pd.Timedelta("1h")
+    engine = sa.create_engine(sqlite_file_url)
+    with SqlStore.open(sqlite_file_url) as store:
+        runner = BatchRunner(store, lambda m: source_for(m.stream, engine), retry=Retry(attempts=1))
+        runner.run_many([Target(without_rules, 1)], since=hour, until=hour + pd.Timedelta("1h"))
+        with store.database.connect() as conn:
+            statuses = conn.execute(sa.text("SELECT status FROM alert_states")).scalars().all()
+            assert statuses == ["inactive"]  # resolved: the episode is over
+            assert outbox.count_unrouted(conn) == 2  # the firing, then its resolution
+    engine.dispose()

@@ -342,7 +342,8 @@ class BatchRunner:
             storing = False
             try:
                 results = window_results(target.metric, engine.partials)
-                evaluate = self.alerts and bool(target.metric.alerts)
+                # with no rules left, evaluation still ends the alerts of removed rules
+                evaluate = self.alerts
                 storing = True
                 self.store.write_slice(
                     target.metric, target.version, STAGE, results, run_id=runs[name],
