@@ -14,15 +14,14 @@ import pytest
 import metrics
 from metrics.drift import ReferenceProfile
 from monitor import Monitor
-from monitor.lifecycle import bind_stored_reference
 from monitor.research import evaluate
 from monitor.storage.store import SqlStore
-from monitor.targets import batch_targets
 from streaming.codec import encode_events, event_dicts
 from streaming.messages import RawMessage
 from streaming.processor import StreamProcessor, StreamSettings
 from streaming.sql_store import SqlStreamStore
 from tests.streaming.clock import Clock
+from tests.streaming.workers import promote_to_streaming
 
 START = pd.Timestamp("2026-03-02", tz="UTC")
 
@@ -55,13 +54,7 @@ def test_a_correction_of_one_segment_revalues_the_windows_other_segments(
                         topic="segmented")
     mon.metric("drift", "s", metrics.drift_report(["x", "device"], "training"),
                window="1h", segment_by=["country"])
-    store.save_profile(profile)
-    for spec in mon.metrics.values():
-        definition = store.register_metric(bind_stored_reference(spec, store))
-        for stage in ("batch", "streaming"):
-            store.record_stage_change(spec.name, definition.version, stage, by="test",
-                                      reason="segmented drift test")
-    [target] = batch_targets(mon, store, stages=("streaming",))
+    [target] = promote_to_streaming(store, profile, mon)
 
     hour = events(rng, 900)
     hour.loc[hour["country"] == "BR", "x"] += 0.4

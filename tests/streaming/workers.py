@@ -17,6 +17,7 @@ import pandas as pd
 
 from examples.music_home import mon
 from examples.music_home_events import DEFAULT_START, generate_reference
+from monitor import Monitor
 from monitor.lifecycle import bind_stored_reference
 from monitor.references import fit_profile
 from monitor.research import evaluate
@@ -34,15 +35,16 @@ STREAM = mon.streams["home"]
 PARTITIONS = 4
 
 
-def promote_to_streaming(store: SqlStore, profile: Any) -> list[Target]:
-    """Register every example metric, bound to ``profile``, and move it to streaming."""
+def promote_to_streaming(store: SqlStore, profile: Any, app: Monitor = mon) -> list[Target]:
+    """Register every metric of ``app`` (the example app's by default), bound to
+    ``profile``, and move it to streaming."""
     store.save_profile(profile)
-    for spec in mon.metrics.values():
+    for spec in app.metrics.values():
         definition = store.register_metric(bind_stored_reference(spec, store))
         for stage in ("batch", "streaming"):
             store.record_stage_change(spec.name, definition.version, stage, by="test",
                                       reason="streaming test")
-    return batch_targets(mon, store, stages=("streaming",))
+    return batch_targets(app, store, stages=("streaming",))
 
 
 def example_profile(seed: int, events_per_hour: float = 300) -> Any:
