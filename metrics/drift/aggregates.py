@@ -283,7 +283,7 @@ def hellinger(column: str, reference: str | ReferenceProfile) -> Hellinger:
     >>> state.update(pd.DataFrame({"device": ["ios", "web", "web", "web"]}))
     >>> values = agg.value(state)
     >>> values["hellinger"], round(values["p_value"], 2), values["drifted"]
-    (0.25490999955688715, 0.27, 0.0)
+    (0.25490999955688715, 0.25, 0.0)
     """
     return Hellinger(column, **split_reference(reference))
 
