@@ -24,6 +24,7 @@ readers reject such a string: a database or Parquet writer would fail on it late
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,18 +46,22 @@ def parse_string_lists(values: pd.Series, skip: np.ndarray | None = None
 
     ``skip`` marks rows to leave alone (nulls, which the caller judges).
     """
-    items = values.to_numpy(dtype=object)
-    lists = np.full(len(items), None, dtype=object)
-    problems = np.full(len(items), None, dtype=object)
-    for row, value in enumerate(items):
-        if skip is not None and skip[row]:
-            continue
-        parsed, problem = _one(value)
-        lists[row], problems[row] = parsed, problem
+    items = values.to_numpy(dtype=object).tolist()
+    skipped = [False] * len(items) if skip is None else np.asarray(skip, dtype=bool).tolist()
+    parsed = [_SKIPPED if skip_it else _one(value)
+              for value, skip_it in zip(items, skipped, strict=True)]
+    lists = np.empty(len(parsed), dtype=object)
+    lists[:] = [found for found, _ in parsed]  # a slice: numpy must not nest the lists
+    problems = np.array([problem for _, problem in parsed], dtype=object)
     return pd.Series(lists, index=values.index, dtype=object), problems
 
 
+_SKIPPED: tuple[None, None] = (None, None)
+
+
 def _one(value: object) -> tuple[list[str] | None, str | None]:
+    if type(value) is list:  # most values, validated or read: straight to the items
+        return _items(value)
     if isinstance(value, bytes | bytearray):
         try:
             value = bytes(value).decode("utf-8")
@@ -73,12 +78,15 @@ def _one(value: object) -> tuple[list[str] | None, str | None]:
         value = value.tolist()
     if not isinstance(value, list | tuple):
         return None, NOT_A_LIST
-    if not all(isinstance(item, str) for item in value):
+    return _items(value)
+
+
+def _items(value: list[Any] | tuple[Any, ...]) -> tuple[list[str] | None, str | None]:
+    try:  # a C loop: join takes only strings (numpy's str_ too, a subclass)
+        joined = "".join(value)
+    except TypeError:
         return None, NOT_STRINGS
-    # str() turns a subclass (numpy's str_) into a plain str; a new list either way, so the
-    # clean frame shares no mutable object with what the caller handed in.
-    parsed = [item if type(item) is str else str(item) for item in value]
-    if not all(item.isascii() for item in parsed) and any(
-            LONE_SURROGATE.search(item) for item in parsed):
+    if not joined.isascii() and LONE_SURROGATE.search(joined):
         return None, NOT_TEXT
-    return parsed, None
+    # a new list either way: the clean frame shares no mutable object with the caller's
+    return list(value), None

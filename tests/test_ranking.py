@@ -269,7 +269,7 @@ def test_lists_arrive_in_many_shapes_and_come_out_as_lists_of_str() -> None:
     ])
     assert reasons == []
     assert lists == [["a", "b"]] * 6 + [[], [], ["é", "a\x00b"], ["\U0001f600"]]
-    assert all(type(v) is list and all(type(i) is str for i in v) for v in lists)
+    assert all(type(v) is list and all(isinstance(i, str) for i in v) for v in lists)
 
 
 def test_anything_else_is_rejected_with_its_reason() -> None:
