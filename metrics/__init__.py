@@ -1,7 +1,8 @@
 """The built-in metric library: pure aggregates with mergeable states and no I/O.
 
 Every aggregate here is a frozen definition (see :mod:`metrics.base`) whose state merges
-exactly, so research, batch and streaming store bit-identical values.
+exactly, so research, batch and streaming store bit-identical values. Ranking metrics
+(:mod:`metrics.ranking`) read a ``list[str]`` field: the ranked list of items shown.
 """
 
 from metrics.aggregates import count, mean, null_rate, rate, share, sum_of
@@ -22,6 +23,7 @@ from metrics.drift import (
     wasserstein,
 )
 from metrics.drift import drift as drift_report
+from metrics.ranking import catalogue_coverage, hit_rate, mrr, ndcg
 from metrics.tails import quantiles
 
 __all__ = [
@@ -31,15 +33,19 @@ __all__ = [
     "accuracy",
     "aggregate_from_dict",
     "auc",
+    "catalogue_coverage",
     "chi2",
     "chi2_gof",
     "count",
     "drift_report",
     "hellinger",
+    "hit_rate",
     "jensenshannon",
     "js",
     "ks",
     "mean",
+    "mrr",
+    "ndcg",
     "null_rate",
     "precision",
     "psi",

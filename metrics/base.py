@@ -39,7 +39,7 @@ __all__ = [
 
 # What an aggregate needs of an input column; checked against the stream schema at
 # registration so a mistyped metric fails before it sees data.
-ColumnKind = str  # "numeric" | "bool" | "category" | "any"
+ColumnKind = str  # "numeric" | "bool" | "category" | "str" | "list[str]" | "any"
 
 
 @runtime_checkable

@@ -34,6 +34,7 @@ from monitor.errors import DefinitionError
 from monitor.per_event import check_per_event_result
 from monitor.schema import FieldType, Schema
 from monitor.spec import MetricSpec, PerEvent, PerEventFunction, StreamSpec
+from monitor.string_lists import LIST_OF_STR
 from monitor.windows import Windows, parse_duration_ns
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,127}$")
@@ -65,8 +66,9 @@ class Monitor:
     ) -> StreamSpec:
         """Declare an event stream and where each stage finds it.
 
-        ``schema`` maps each field to ``"float"``, ``"int"``, ``"bool"`` or ``"str"``, with a
-        trailing ``?`` when it may be missing; ``time`` names the event-time field. The
+        ``schema`` maps each field to ``"float"``, ``"int"``, ``"bool"``, ``"str"`` or
+        ``"list[str]"`` (a ranked list of item ids), with a trailing ``?`` when it may be
+        missing; ``time`` names the event-time field. The
         batch stage reads ``table`` or ``query`` (a SELECT whose columns are the schema's),
         or ``files`` (a path or glob); streaming reads ``topic``.
         """
@@ -262,6 +264,8 @@ class Monitor:
                            f"{stream_spec.name!r} ({', '.join(schema.names)})")
             if field.type == "float":
                 raise fail(f"segment column {column!r} is a float; segment by a category")
+            if field.type == LIST_OF_STR:
+                raise fail(f"segment column {column!r} is a list; segment by a category")
 
         per_event = None
         if function is not None:
@@ -368,6 +372,10 @@ def _kind_fits(kind: str, field: FieldType) -> bool:
         return field.type in ("bool", "int")
     if kind == "category":
         return field.type in ("str", "int", "bool")
+    if kind == "str":
+        return field.type == "str"
+    if kind == LIST_OF_STR:
+        return field.type == LIST_OF_STR
     return True
 
 
@@ -382,6 +390,9 @@ def sample_events(schema: Schema, rows: int = _SAMPLE_ROWS) -> pd.DataFrame:
             data[field.name] = pd.array(range(1, rows + 1), dtype="Int64")
         elif field.type == "bool":
             data[field.name] = pd.array([i % 2 == 0 for i in range(rows)], dtype="boolean")
+        elif field.type == LIST_OF_STR:
+            data[field.name] = [[f"{field.name}-{i}", f"{field.name}-{i + 1}"]
+                                for i in range(rows)]
         else:
             data[field.name] = [f"{field.name}-{i}" for i in range(rows)]
     return pd.DataFrame(data)

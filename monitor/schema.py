@@ -1,10 +1,12 @@
 """A stream's schema and the validation that splits raw events into clean rows and rejects.
 
-Types are ``"float"``, ``"int"``, ``"bool"`` and ``"str"``; a trailing ``?`` makes the field
-nullable (it may be missing or null). The event-time field is required and is ISO 8601 or
-epoch milliseconds. Validation is vectorised: each rejected row gets the first reason that
-applies, and the clean rows come out typed (numbers as float64 / Int64, booleans as
-pandas ``boolean``, event time as UTC ``datetime64[ns]``).
+Types are ``"float"``, ``"int"``, ``"bool"``, ``"str"`` and ``"list[str]"`` (a ranked list of
+item ids; see :mod:`monitor.string_lists` for what is taken as one: a list, or a JSON array
+as text); a trailing ``?`` makes the field nullable (it may be missing or null). The
+event-time field is required and is ISO 8601 or epoch milliseconds. Validation is
+vectorised (but for lists, read one by one): each rejected row gets the first reason that
+applies, and the clean rows come out typed (numbers as float64 / Int64, booleans as pandas
+``boolean``, lists as Python lists of str, event time as UTC ``datetime64[ns]``).
 
 Null and NaN are different problems: a null (None, a missing field, SQL NULL) is "is
 null" (and allowed in a nullable field), a NaN that the source held (JSON's ``NaN``, a
@@ -31,7 +33,9 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-TYPES = ("float", "int", "bool", "str")
+from monitor.string_lists import LIST_OF_STR, PROBLEMS, parse_string_lists
+
+TYPES = ("float", "int", "bool", "str", LIST_OF_STR)
 _TRUE = {"true", "1", "yes", "t"}
 _FALSE = {"false", "0", "no", "f"}
 
@@ -127,6 +131,12 @@ class Schema:
             if not field.nullable:
                 reject(missing.to_numpy() & ~nan, f"field {field.name!r} is null")
             reject(nan, f"field {field.name!r} is NaN")
+            if field.type == LIST_OF_STR:
+                lists, problems = parse_string_lists(values, missing.to_numpy())
+                for problem in PROBLEMS:
+                    reject(problems == problem, f"field {field.name!r} {problem}")
+                columns[field.name] = lists
+                continue
             if field.type == "str" and values.dtype == object:
                 values, undecodable = _decode_bytes(values)
                 reject(undecodable, f"field {field.name!r} is not UTF-8 text")

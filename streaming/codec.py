@@ -168,6 +168,8 @@ def _json_default(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
+    if isinstance(value, np.ndarray):  # a list cell of a Parquet file (a list[str] field)
+        return value.tolist()
     if isinstance(value, np.generic):
         item = value.item()
         if isinstance(item, float) and not math.isfinite(item):

@@ -18,6 +18,7 @@ import pandas as pd
 import metrics
 import metrics.aggregates as agg
 import metrics.classification as classification
+import metrics.ranking as ranking
 import metrics.tails as tails
 from metrics.base import Aggregate, aggregate_kinds
 from metrics.drift import (
@@ -99,6 +100,31 @@ def drift_window(rng: np.random.Generator, n: int, shift: float = 0.5) -> pd.Dat
     return pd.DataFrame({"x": x, "device": device, "clicked": clicked})
 
 
+ITEMS = [f"item-{i}" for i in range(40)]
+
+
+def ranked(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    """Ranked lists of 0 to 12 items (some null, some with an item twice) and the item
+    engaged with: often one shown, sometimes one not shown, sometimes none (null)."""
+    shown: list[list[str] | None] = []
+    clicked: list[str | None] = []
+    for _ in range(n):
+        items = [ITEMS[i] for i in rng.choice(len(ITEMS), size=rng.integers(0, 13),
+                                              replace=False)]
+        if items and rng.random() < 0.05:
+            items.append(items[0])  # listed twice: counts at its first rank
+        draw = rng.random()
+        if items and draw < 0.6:
+            clicked.append(items[min(int(rng.geometric(0.3)) - 1, len(items) - 1)])
+        elif draw < 0.75:
+            clicked.append(ITEMS[int(rng.integers(len(ITEMS)))])
+        else:
+            clicked.append(None)
+        shown.append(None if rng.random() < 0.03 else items)
+    return pd.DataFrame({"shown": pd.Series(shown, dtype=object),
+                         "clicked": pd.Series(clicked, dtype=object)})
+
+
 DRIFT_REFERENCE = ReferenceProfile.fit(
     drift_window(np.random.default_rng(2024), 5000, shift=0.0), name="training"
 )
@@ -134,6 +160,14 @@ EXAMPLES: list[Case] = [
     Case(drift(["x", "device", "clicked"], DRIFT_REFERENCE), drift_window),
     Case(drift(["x", "device"], DRIFT_REFERENCE, method="ks", categorical_method="chi2"),
          drift_window),
+    Case(ranking.ndcg("shown", "clicked", k=5), ranked),
+    Case(ranking.ndcg("shown", "clicked", k=20), ranked),
+    Case(ranking.mrr("shown", "clicked"), ranked),
+    Case(ranking.mrr("shown", "clicked", k=3), ranked),
+    Case(ranking.hit_rate("shown", "clicked", k=1), ranked),
+    Case(ranking.hit_rate("shown", "clicked", k=10), ranked),
+    Case(ranking.catalogue_coverage("shown", catalogue=ITEMS[::2], k=3), ranked),
+    Case(ranking.catalogue_coverage("shown", catalogue_size=50), ranked),
     # a new built-in kind adds its cases here
 ]
 

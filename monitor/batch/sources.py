@@ -20,6 +20,7 @@ from monitor.errors import first_line
 from monitor.schema import parse_times
 from monitor.sources.files import no_rejects, read_events
 from monitor.spec import StreamSpec
+from monitor.string_lists import LIST_OF_STR
 
 DEFAULT_CHUNK_ROWS = 100_000
 
@@ -207,6 +208,8 @@ def _type_fits(declared: str, sql_type: sa.types.TypeEngine) -> bool:
         return isinstance(sql_type, sa.Integer | sa.Numeric | sa.Float)
     if declared == "bool":
         return isinstance(sql_type, sa.Boolean | sa.Integer)
+    if declared == LIST_OF_STR:  # an array, or JSON (an array as text included)
+        return isinstance(sql_type, sa.ARRAY | sa.JSON | sa.String)
     return isinstance(sql_type, sa.String | sa.Enum | sa.Boolean | sa.Integer)
 
 

@@ -25,6 +25,9 @@ _SQL_TYPES: dict[str, Any] = {
     "int": sa.BigInteger(),
     "bool": sa.Boolean(),
     "str": sa.Text(),
+    # JSON on both: SQLite has no arrays, and a JSON array read back is a list (Postgres'
+    # driver parses it) or JSON text (SQLite through a query), which validation takes.
+    "list[str]": sa.JSON(),
 }
 _INSERT_ROWS = 20_000
 

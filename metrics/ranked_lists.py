@@ -1,0 +1,78 @@
+"""Reading a ranked-list column row by row: where the engaged item sits, what the top k hold.
+
+A ranked list is a ``list[str]`` field of the stream (items shown, best first), which
+schema validation hands over as Python lists (:mod:`monitor.string_lists`); a null is no
+list. Any other value raises a ValueError naming the column, rather than being guessed at.
+Python's ``list.index`` finds an item faster than a numpy detour through object arrays
+would, so this works per row; lists are short (a homepage shows tens of items).
+
+>>> frame = pd.DataFrame({"shown": [["a", "b", "c"], ["c", "a"], None, ["b"]],
+...                       "clicked": ["b", "b", "a", None]})
+>>> engaged, ranks = hit_ranks(frame, "shown", "clicked", k=None)
+>>> engaged.tolist(), ranks.tolist()
+([True, True, False, False], [2, 0, 0, 0])
+>>> hit_ranks(frame, "shown", "clicked", k=1)[1].tolist()  # rank 2 is outside the top 1
+[0, 0, 0, 0]
+>>> list(top_items(ranked_lists(frame, "shown"), k=1))
+['a', 'c', 'b']
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["hit_ranks", "ranked_lists", "top_items"]
+
+
+def ranked_lists(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """The column's lists as an object array, None for nulls; ValueError on other values."""
+    values = frame[column].to_numpy(dtype=object)
+    out = np.full(len(values), None, dtype=object)
+    for row, value in enumerate(values):
+        if isinstance(value, list | tuple):
+            out[row] = value
+        elif not _is_null(value):
+            raise ValueError(
+                f"column {column!r} must hold lists of item ids (declare it list[str] in the "
+                f"stream's schema, which validates it), found {value!r}"
+            )
+    return out
+
+
+def _is_null(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
+
+
+def hit_ranks(frame: pd.DataFrame, shown: str, clicked: str, k: int | None
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: whether it counts (a list was shown and an item engaged with), and the
+    1-based rank of the engaged item in the list's top ``k`` (all of it when None), 0 when
+    it is not there. An item listed twice counts at its first (best) rank."""
+    lists = ranked_lists(frame, shown)
+    clicks = frame[clicked]
+    engaged = clicks.notna().to_numpy() & np.array([v is not None for v in lists], dtype=bool)
+    stop = sys.maxsize if k is None else k
+    items = clicks.to_numpy(dtype=object)
+    ranks = np.zeros(len(frame), dtype=np.int64)
+    rows = np.flatnonzero(engaged)
+    if len(rows):
+        ranks[rows] = [_rank(lists[row], items[row], stop) for row in rows.tolist()]
+    return engaged, ranks
+
+
+def _rank(items: list[str] | tuple[str, ...], item: str, stop: int) -> int:
+    try:
+        return items.index(item, 0, stop) + 1
+    except ValueError:
+        return 0
+
+
+def top_items(lists: Iterable[list[str] | tuple[str, ...] | None], k: int | None
+              ) -> Iterator[str]:
+    """The items of each list's top ``k`` (all of each when None), nulls skipped."""
+    return itertools.chain.from_iterable(items[:k] for items in lists if items is not None)

@@ -1,0 +1,92 @@
+"""The values of a ``list[str]`` field (a ranked list of item ids): what is accepted as one.
+
+Events reach validation from many places, and a list arrives in as many shapes: a Python
+list (a JSON event, a DataFrame, a Postgres ``json`` or ``text[]`` column), a tuple, a
+one-dimensional numpy array (a Parquet ``list<string>`` column), or text holding a JSON
+array (a CSV cell, a SQLite column, an event that sent the array encoded as a string) -
+bytes too, when they are UTF-8 text. All of these are accepted and come out as a plain
+Python ``list`` of ``str``, in order; an empty list is a list (nothing was shown).
+
+Anything else is rejected, never guessed at: a number, a mapping, text that is not a JSON
+array (``"a,b"``, or Python's ``"['a', 'b']"``, whose quotes JSON does not take), and a
+list with an item that is not a string (a null, a number). An item that is no text (a lone
+UTF-16 surrogate, which ``json.loads`` lets through) is rejected as well, as the file
+readers reject such a string: a database or Parquet writer would fail on it later.
+
+>>> lists, problems = parse_string_lists(pd.Series(
+...     [["a", "b"], '["c"]', ("d",), np.array(["e"]), "a,b", [1], "[]"]))
+>>> lists.tolist()
+[['a', 'b'], ['c'], ['d'], ['e'], None, None, []]
+>>> problems.tolist()
+[None, None, None, None, 'is not a list of strings', 'holds an item that is not a string', None]
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from monitor.surrogates import LONE_SURROGATE
+
+LIST_OF_STR = "list[str]"  # the schema type's name
+NOT_A_LIST = "is not a list of strings"
+NOT_STRINGS = "holds an item that is not a string"
+NOT_TEXT = "holds an item that is not UTF-8 text"
+NOT_UTF8 = "is not UTF-8 text"
+PROBLEMS = (NOT_A_LIST, NOT_STRINGS, NOT_TEXT, NOT_UTF8)
+
+
+def parse_string_lists(values: pd.Series, skip: np.ndarray | None = None
+                       ) -> tuple[pd.Series, np.ndarray]:
+    """Each value as a list of str (None where skipped or rejected), and per row the
+    problem (one of :data:`PROBLEMS`) or None.
+
+    ``skip`` marks rows to leave alone (nulls, which the caller judges).
+    """
+    items = values.to_numpy(dtype=object).tolist()
+    skipped = [False] * len(items) if skip is None else np.asarray(skip, dtype=bool).tolist()
+    parsed = [_SKIPPED if skip_it else _one(value)
+              for value, skip_it in zip(items, skipped, strict=True)]
+    lists = np.empty(len(parsed), dtype=object)
+    lists[:] = [found for found, _ in parsed]  # a slice: numpy must not nest the lists
+    problems = np.array([problem for _, problem in parsed], dtype=object)
+    return pd.Series(lists, index=values.index, dtype=object), problems
+
+
+_SKIPPED: tuple[None, None] = (None, None)
+
+
+def _one(value: object) -> tuple[list[str] | None, str | None]:
+    if type(value) is list:  # most values, validated or read: straight to the items
+        return _items(value)
+    if isinstance(value, bytes | bytearray):
+        try:
+            value = bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return None, NOT_UTF8
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
+            return None, NOT_A_LIST
+    if isinstance(value, np.ndarray):
+        if value.ndim != 1:
+            return None, NOT_A_LIST
+        value = value.tolist()
+    if not isinstance(value, list | tuple):
+        return None, NOT_A_LIST
+    return _items(value)
+
+
+def _items(value: list[Any] | tuple[Any, ...]) -> tuple[list[str] | None, str | None]:
+    try:  # a C loop: join takes only strings (numpy's str_ too, a subclass)
+        joined = "".join(value)
+    except TypeError:
+        return None, NOT_STRINGS
+    if not joined.isascii() and LONE_SURROGATE.search(joined):
+        return None, NOT_TEXT
+    # a new list either way: the clean frame shares no mutable object with the caller's
+    return list(value), None
