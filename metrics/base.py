@@ -39,7 +39,8 @@ __all__ = [
 
 # What an aggregate needs of an input column; checked against the stream schema at
 # registration so a mistyped metric fails before it sees data.
-ColumnKind = str  # "numeric" | "bool" | "category" | "str" | "list[str]" | "any"
+# "scalar" is any one value per event (what drift bins), "any" includes a list.
+ColumnKind = str  # "numeric" | "bool" | "category" | "str" | "list[str]" | "scalar" | "any"
 
 
 @runtime_checkable

@@ -39,6 +39,12 @@ from monitor.windows import Windows, parse_duration_ns
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,127}$")
 _SAMPLE_ROWS = 4
+# what to do instead, when a column's type cannot serve an aggregate
+_KIND_HINTS = {
+    ("scalar", LIST_OF_STR): ("; drift compares one value per event: use metrics.ndcg, "
+                              "hit_rate or catalogue_coverage on a ranked list, or a "
+                              "per-event function that reduces the list to a value"),
+}
 
 
 class Monitor:
@@ -293,7 +299,7 @@ class Monitor:
                            f"{', '.join(schema.names)}")
             if not _kind_fits(kind, field):
                 raise fail(f"column {column!r} is {field.type} but {aggregate.kind} needs a "
-                           f"{kind} column")
+                           f"{kind} column{_KIND_HINTS.get((kind, field.type), '')}")
 
         rules = tuple(self._resolve_rule(rule, aggregate, fail) for rule in options["alerts"])
         for rule in rules:
@@ -376,6 +382,8 @@ def _kind_fits(kind: str, field: FieldType) -> bool:
         return field.type == "str"
     if kind == LIST_OF_STR:
         return field.type == LIST_OF_STR
+    if kind == "scalar":
+        return field.type != LIST_OF_STR
     return True
 
 

@@ -241,6 +241,10 @@ def home() -> Monitor:
      "column 'device' is str but catalogue_coverage needs a list[str] column"),
     (metrics.share("shown", "a"), {}, "column 'shown' is list[str] but share needs a category"),
     (metrics.count(), {"segment_by": ["shown"]}, "segment column 'shown' is a list"),
+    (metrics.psi("shown", "training"), {},
+     "column 'shown' is list[str] but psi needs a scalar column; drift compares one value"),
+    (metrics.drift_report(["device", "shown"], "training"), {},
+     "column 'shown' is list[str] but drift needs a scalar column"),
 ])
 def test_wrong_column_kinds_fail_at_registration_naming_the_metric(
         aggregate: Aggregate, options: dict, message: str) -> None:

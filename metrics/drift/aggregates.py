@@ -89,7 +89,7 @@ class ColumnDrift(ReferenceBound):
 
     def columns(self) -> dict[str, ColumnKind]:
         if self.profile is None:
-            return {self.column: "numeric" if self.numeric_only else "any"}
+            return {self.column: "numeric" if self.numeric_only else "scalar"}
         return {self.column: methods.column_kind(self.profile.column(self.column))}
 
 

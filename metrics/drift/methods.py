@@ -211,4 +211,4 @@ def column_kind(column: ColumnProfile) -> str:
     if isinstance(column, NumericProfile):
         return "numeric"
     assert isinstance(column, CategoricalProfile)
-    return {"str": "category", "bool": "bool"}.get(type(column.categories[0]).__name__, "any")
+    return {"str": "category", "bool": "bool"}.get(type(column.categories[0]).__name__, "scalar")

@@ -166,7 +166,7 @@ class Drift(ReferenceBound):
     def columns(self) -> dict[str, ColumnKind]:
         if self.profile is None:
             numeric = self.method in METHODS and METHODS[self.method].numeric_only
-            return dict.fromkeys(self.column_names, "numeric" if numeric else "any")
+            return dict.fromkeys(self.column_names, "numeric" if numeric else "scalar")
         return {name: column_kind(self.profile.column(name)) for name in self.column_names}
 
     def fields(self) -> tuple[str, ...]:
