@@ -2,10 +2,11 @@
 
 Each event is one homepage served to a user: who (``user_id``, ``country``, ``device``),
 which ranker served it (``model_version``), how many carousels it showed
-(``carousels_served``), where the user's most-used carousel landed (``fav_carousel``,
-``fav_carousel_rank``, 1 = top), the ranker's ``score``, the response ``latency_ms``,
-whether the user ``clicked``, and two model features with some nulls
-(``session_length_s``, ``tracks_played_7d``).
+(``carousels_served``) and in which order (``carousels_shown``, best first), where the
+user's most-used carousel landed (``fav_carousel``, ``fav_carousel_rank``, 1 = top), the
+ranker's ``score``, the response ``latency_ms``, whether the user ``clicked`` and on which
+carousel (``clicked_carousel``: mostly the favourite), and two model features with some
+nulls (``session_length_s``, ``tracks_played_7d``).
 
 Traffic follows each country's local day (quiet at night, a commute bump and an evening
 peak) and the users of a country are a fixed population, so the same seed gives the same
@@ -22,6 +23,7 @@ has none of them.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,6 +121,12 @@ DEVICE_SESSION = np.array([1.0, 0.9, 1.4])
 CAROUSELS = ("recently_played", "made_for_you", "daily_mix", "discover_weekly",
              "jump_back_in", "release_radar", "liked_songs", "your_podcasts")
 CAROUSEL_SHARE = np.array([0.25, 0.22, 0.15, 0.12, 0.10, 0.08, 0.05, 0.03])
+# Editorial carousels fill the rest of a homepage (nobody's favourite).
+EDITORIAL = ("top_hits", "new_releases", "chill", "workout", "focus", "party", "throwbacks",
+             "charts", "mood_booster", "indie_picks", "live_radio", "trending", "sleep",
+             "local_heroes", "acoustic", "latin_hits")
+ALL_CAROUSELS = np.asarray(CAROUSELS + EDITORIAL, dtype=object)
+FAVOURITE_CLICK = 0.8  # a click is on the favourite carousel, else on one of the top 3
 
 USERS = 100_000
 TRACKS_NULL = 0.015  # no listening history yet
@@ -188,8 +196,8 @@ def generate_events(
     :data:`INCIDENTS` injected unless ``incidents`` is False."""
     population, events, _ = np.random.SeedSequence(seed).spawn(3)
     users = _Users.draw(np.random.default_rng(population))
-    return _simulate(users, np.random.default_rng(events), parse_start(start), 0, days * 24,
-                     events_per_hour, incidents)
+    return _simulate(users, events, parse_start(start), 0, days * 24, events_per_hour,
+                     incidents)
 
 
 def generate_reference(
@@ -203,13 +211,13 @@ def generate_reference(
     no incident."""
     population, _, reference = np.random.SeedSequence(seed).spawn(3)
     users = _Users.draw(np.random.default_rng(population))
-    return _simulate(users, np.random.default_rng(reference), parse_start(start), -days * 24,
-                     days * 24, events_per_hour, incidents=False)
+    return _simulate(users, reference, parse_start(start), -days * 24, days * 24,
+                     events_per_hour, incidents=False)
 
 
 def _simulate(
     users: _Users,
-    rng: np.random.Generator,
+    seeds: np.random.SeedSequence,
     start: pd.Timestamp,
     first_hour: int,
     hours: int,
@@ -220,6 +228,9 @@ def _simulate(
         raise ValueError(f"need at least one hour of events, got {hours}")
     if not events_per_hour > 0:
         raise ValueError(f"events_per_hour must be positive, got {events_per_hour}")
+    # The homepages' order comes from a stream of its own, so adding it left every other
+    # field of a seed's events as it was (the example's rules are tuned on them).
+    rng, order_rng = np.random.default_rng(seeds), np.random.default_rng(seeds.spawn(1)[0])
 
     # How many events each (hour, country) gets, from the country's local time of day.
     hour_of_data = np.arange(first_hour, first_hour + hours)
@@ -279,6 +290,9 @@ def _simulate(
     p_click = DEVICE_CTR[device] * 0.75 ** (rank - 1) * np.where(latency > 2000.0, 0.6, 1.0)
     clicked = rng.random(n) < p_click
 
+    favourite = users.favourite[user]
+    shown, clicked_on = _homepages(order_rng, favourite, rank, carousels, clicked)
+
     frame = pd.DataFrame({
         "ts": pd.to_datetime(ts_ms, unit="ms", utc=True),
         "user_id": user,
@@ -286,15 +300,39 @@ def _simulate(
         "device": np.asarray(DEVICES, dtype=object)[device],
         "model_version": model,
         "carousels_served": carousels,
-        "fav_carousel": np.asarray(CAROUSELS, dtype=object)[users.favourite[user]],
+        "carousels_shown": shown,
+        "fav_carousel": ALL_CAROUSELS[favourite],
         "fav_carousel_rank": rank,
         "score": score,
         "latency_ms": np.round(latency, 1),
         "clicked": clicked,
+        "clicked_carousel": clicked_on,
         "session_length_s": session,
         "tracks_played_7d": pd.array(tracks, dtype="Int64"),
     })
     return frame.sort_values("ts", kind="stable").reset_index(drop=True)
+
+
+def _homepages(rng: np.random.Generator, favourite: np.ndarray, rank: np.ndarray,
+               carousels: np.ndarray, clicked: np.ndarray) -> tuple[list[list[str]], np.ndarray]:
+    """Each homepage's carousels in order (the favourite at its rank, the other places
+    drawn at random from the rest) and the carousel clicked (None without a click)."""
+    n, kinds = len(favourite), len(ALL_CAROUSELS)
+    keys = rng.random((n, kinds))
+    keys[np.arange(n), favourite] = 2.0  # sorts last: never among the others
+    others = ALL_CAROUSELS[np.argsort(keys, axis=1)[:, : int(carousels.max()) - 1]]
+    shown = []
+    for row, place, length, fav in zip(others.tolist(), rank.tolist(), carousels.tolist(),
+                                       ALL_CAROUSELS[favourite].tolist(), strict=True):
+        page = row[: length - 1]
+        page.insert(place - 1, fav)
+        shown.append(page)
+    on_favourite = rng.random(n) < FAVOURITE_CLICK
+    top = rng.integers(0, 3, n)
+    clicked_on = np.full(n, None, dtype=object)
+    for i in np.flatnonzero(clicked).tolist():
+        clicked_on[i] = shown[i][rank[i] - 1] if on_favourite[i] else shown[i][top[i]]
+    return shown, clicked_on
 
 
 def parse_start(start: pd.Timestamp | str) -> pd.Timestamp:
@@ -321,6 +359,10 @@ def write_events(events: pd.DataFrame, path: str | Path) -> Path:
         events.to_parquet(path, index=False)
         return path
     text = events.copy()
+    for column in text.columns:  # a list (carousels_shown) as a JSON array, not Python's repr
+        if text[column].map(lambda v: isinstance(v, list)).any():
+            text[column] = text[column].map(
+                lambda v: json.dumps(v) if isinstance(v, list) else v)
     millis = text["ts"].dt.tz_convert(None).to_numpy().astype("datetime64[ms]")
     text["ts"] = np.char.add(np.datetime_as_string(millis, unit="ms"), "Z").astype(object)
     if kind == "csv":

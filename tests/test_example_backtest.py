@@ -30,6 +30,7 @@ DAYS = 7
 # The alerts of each metric must come from this incident and from nowhere else.
 OWNER = {
     "fav_rank": MODEL_ROLLOUT,
+    "click_ndcg": MODEL_ROLLOUT,
     "ctr": MODEL_ROLLOUT,
     "latency": LATENCY_SPIKE,
     "score_psi": FEATURE_SHIFT,

@@ -380,7 +380,8 @@ def test_a_query_whose_column_has_the_wrong_type_is_named(
     app = Monitor("query")
     app.stream("home", schema=STREAM.schema.to_dict(),
                query="SELECT ts, user_id, country, device, model_version, carousels_served, "
-                     "fav_carousel, fav_carousel_rank, score, 'fast' AS latency_ms, clicked, "
+                     "'[]' AS carousels_shown, fav_carousel, fav_carousel_rank, score, "
+                     "'fast' AS latency_ms, clicked, NULL AS clicked_carousel, "
                      "session_length_s, tracks_played_7d FROM home_events")
     with pytest.raises(SourceError, match="gives no usable row in a sample of 100: field "
                                           "'latency_ms' is not a number"):
