@@ -3,6 +3,8 @@
 Every aggregate here is a frozen definition (see :mod:`metrics.base`) whose state merges
 exactly, so research, batch and streaming store bit-identical values. Ranking metrics
 (:mod:`metrics.ranking`) read a ``list[str]`` field: the ranked list of items shown.
+Performance estimated without labels (:mod:`metrics.estimation`) reads a classifier's
+scores and a calibration fitted on labelled reference data.
 """
 
 from metrics.aggregates import count, mean, null_rate, rate, share, sum_of
@@ -23,6 +25,7 @@ from metrics.drift import (
     wasserstein,
 )
 from metrics.drift import drift as drift_report
+from metrics.estimation.aggregate import cbpe, estimated_performance
 from metrics.ranking import catalogue_coverage, hit_rate, mrr, ndcg
 from metrics.tails import quantiles
 
@@ -34,10 +37,12 @@ __all__ = [
     "aggregate_from_dict",
     "auc",
     "catalogue_coverage",
+    "cbpe",
     "chi2",
     "chi2_gof",
     "count",
     "drift_report",
+    "estimated_performance",
     "hellinger",
     "hit_rate",
     "jensenshannon",

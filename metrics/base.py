@@ -160,6 +160,12 @@ class Aggregate(ABC):
         """The name of the reference profile this aggregate compares against, if any."""
         return None
 
+    def reference_calibrations(self) -> tuple[tuple[str, str], ...]:
+        """The (score, label) column pairs whose calibration this aggregate reads from its
+        reference profile, to be fitted with the profile from labelled reference data
+        (performance estimation needs one); none by default."""
+        return ()
+
     def bind_reference(self, profile: Any) -> Self:
         """A copy that compares against ``profile``; only drift aggregates take one."""
         raise TypeError(f"{self.kind} does not compare against a reference profile")

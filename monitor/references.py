@@ -15,17 +15,23 @@ from pathlib import Path
 import pandas as pd
 
 from metrics.drift import ReferenceProfile
+from metrics.drift.profile import fit_calibration
+from metrics.estimation.calibration import ScoreCalibration
 from monitor.errors import DefinitionError
-from monitor.schema import Schema
+from monitor.schema import FieldType, Schema
 from monitor.sources.files import read_events
 from monitor.spec import MetricSpec
+
+# (score, label) column pairs to calibrate: see Aggregate.reference_calibrations.
+Calibrations = tuple[tuple[str, str], ...]
 
 
 class References:
     """Resolves reference names to fitted profiles.
 
     A data file is read once per name; a profile is fitted per set of columns a metric
-    compares, so an id column nobody compares is never profiled.
+    compares (and of score calibrations it reads), so an id column nobody compares is never
+    profiled.
     """
 
     def __init__(
@@ -36,10 +42,12 @@ class References:
         self._profiles = dict(profiles or {})
         self._paths = {name: Path(p) for name, p in (paths or {}).items()}
         self._events: dict[str, pd.DataFrame] = {}
-        self._fitted: dict[tuple[str, tuple[str, ...]], ReferenceProfile] = {}
+        self._fitted: dict[tuple[str, tuple[str, ...], Calibrations], ReferenceProfile] = {}
 
-    def profile(self, name: str, schema: Schema, columns: Sequence[str]) -> ReferenceProfile:
-        """The profile ``name``, covering at least ``columns``."""
+    def profile(self, name: str, schema: Schema, columns: Sequence[str],
+                calibrations: Calibrations = ()) -> ReferenceProfile:
+        """The profile ``name``, covering at least ``columns``; fitted from data, it also
+        holds the calibrations of the ``(score, label)`` pairs in ``calibrations``."""
         if name in self._profiles:
             return self._profiles[name]
         if name not in self._paths:
@@ -56,12 +64,13 @@ class References:
         if path.suffix.lower() == ".json" and _looks_like_profile(path):
             self._profiles[name] = ReferenceProfile.load(path)
             return self._profiles[name]
-        key = (name, tuple(sorted(columns)))
+        key = (name, tuple(sorted(columns)), tuple(sorted(set(calibrations))))
         if key not in self._fitted:
             if name not in self._events:
                 self._events[name] = read_events(path).events
-            self._fitted[key] = fit_reference(self._events[name], schema, key[1], name)
+            self._fitted[key] = fit_reference(self._events[name], schema, key[1], name, key[2])
         return self._fitted[key]
+
 
 
 def fit_reference(
@@ -69,13 +78,15 @@ def fit_reference(
     schema: Schema,
     columns: Sequence[str] | None = None,
     name: str = "reference",
+    calibrations: Calibrations = (),
 ) -> ReferenceProfile:
     """Profile raw reference data: validate the schema fields it needs, then fit them.
 
     A reference is not a window, so it needs no event-time column (one that is there is
     ignored), and only the fields profiled (all, or ``columns``) are checked: a field
     nobody compares may be missing or malformed. A field to profile that the data lacks is
-    named, as is the reason when every row is rejected.
+    named, as is the reason when every row is rejected. Each ``(score, label)`` pair in
+    ``calibrations`` is calibrated on its own rows (see :func:`fit_calibrations`).
     """
     if len(events) == 0:
         raise ValueError(f"reference {name!r} has no rows to profile")
@@ -96,7 +107,37 @@ def fit_reference(
             f"reference {name!r}: all {len(rejects)} rows were rejected ({shown}); fix the "
             "reference data or the stream's schema"
         )
-    return fit_profile(clean.drop(columns=schema.time), schema, columns, name)
+    profile = fit_profile(clean.drop(columns=schema.time), schema, columns, name)
+    return profile.with_calibrations(fit_calibrations(events, schema, calibrations, name))
+
+
+def fit_calibrations(events: pd.DataFrame, schema: Schema, calibrations: Calibrations,
+                     name: str) -> list[ScoreCalibration]:
+    """Calibrate each ``(score, label)`` pair on the reference rows whose score and label are
+    both valid: the score as the stream's schema types it, the label as a nullable bool
+    (predictions usually carry no label, so the stream's schema need not have one).
+    Validated apart from the profiled columns, so a bad label does not drop a row from the
+    drift profile; a missing column, or no valid row, is named."""
+    fitted = []
+    for score, label in calibrations:
+        if missing := [c for c in (score, label) if c not in events.columns]:
+            raise ValueError(
+                f"reference {name!r} has no column(s) {', '.join(map(repr, missing))}: "
+                f"estimating performance from score {score!r} needs reference data with the "
+                f"score and the label {label!r} (its columns: "
+                f"{', '.join(str(c) for c in events.columns) or 'none'})")
+        fields = tuple(dataclasses.replace(f, nullable=True) for f in (
+            schema.field(score) or FieldType(score, "float", True),
+            schema.field(label) or FieldType(label, "bool", True)))
+        rows = events[[score, label]].assign(**{schema.time: _ANY_TIME})
+        clean, rejects = Schema(schema.time, fields).validate(rows)
+        if len(clean) == 0 and len(rejects):
+            shown = "; ".join(f"{n} {reason}" for reason, n in
+                              rejects["reason"].value_counts().head(3).items())
+            raise ValueError(f"reference {name!r}: no row has a valid score {score!r} and "
+                             f"label {label!r} ({shown})")
+        fitted.append(fit_calibration(clean, score, label, name))
+    return fitted
 
 
 # Reference rows are validated with this time in place of theirs: a reference has no windows.
@@ -135,7 +176,8 @@ def bind(metric: MetricSpec, references: References) -> MetricSpec:
     if name is None:
         return metric
     try:
-        profile = references.profile(name, metric.stream.schema, list(metric.aggregate.columns()))
+        profile = references.profile(name, metric.stream.schema, list(metric.aggregate.columns()),
+                                     metric.aggregate.reference_calibrations())
         aggregate = metric.aggregate.bind_reference(profile)
     except (LookupError, ValueError) as err:
         raise DefinitionError(f"metric {metric.name!r}", str(err).strip("'\"")) from None

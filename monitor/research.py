@@ -101,6 +101,7 @@ def _references(metric: MetricSpec, reference: Any) -> References:
         return References(profiles={name: reference})
     if isinstance(reference, pd.DataFrame):
         profile = fit_reference(reference, metric.stream.schema,
-                                list(metric.aggregate.columns()), name)
+                                list(metric.aggregate.columns()), name,
+                                metric.aggregate.reference_calibrations())
         return References(profiles={name: profile})
     return References(paths={name: Path(reference)})

@@ -37,9 +37,9 @@ def profile_to_record(app: Monitor, metric: MetricSpec, paths: Mapping[str, str 
 
     From the file ``paths`` gives for the reference's name (``--reference``, or the one the
     app declares): a profile JSON as it is, or data fitted over every column the app's
-    metrics compare against this reference, so the one stored profile (batch binds the
-    latest stored under the name) serves them all. Without a file, the profile already
-    stored under the name.
+    metrics compare against this reference (and every score calibration they read), so the
+    one stored profile (batch binds the latest stored under the name) serves them all.
+    Without a file, the profile already stored under the name.
     """
     name = metric.aggregate.reference_name()
     if name is None:
@@ -50,14 +50,16 @@ def profile_to_record(app: Monitor, metric: MetricSpec, paths: Mapping[str, str 
             return RunProfile(profiles.load_profile(name), from_store=True)
         except LookupError:
             pass  # References below says what is missing
-    columns = sorted({
-        column for other in app.metrics.values()
-        if other.stream.name == metric.stream.name and other.aggregate.reference_name() == name
-        for column in other.aggregate.columns()
-    })
+    sharing = [other.aggregate for other in app.metrics.values()
+               if other.stream.name == metric.stream.name
+               and other.aggregate.reference_name() == name]
+    columns = sorted({column for aggregate in sharing for column in aggregate.columns()})
+    calibrations = tuple(sorted({pair for aggregate in sharing
+                                 for pair in aggregate.reference_calibrations()}))
     subject = f"metric {metric.name!r}"
     try:
-        profile = References(paths=paths).profile(name, metric.stream.schema, columns)
+        profile = References(paths=paths).profile(name, metric.stream.schema, columns,
+                                                  calibrations)
     except (LookupError, ValueError) as err:
         raise DefinitionError(subject, str(err).strip("'\"")) from None  # a KeyError's quotes
     if profile.name != name:

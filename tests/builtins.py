@@ -32,6 +32,7 @@ from metrics.drift import (
     psi,
     wasserstein,
 )
+from metrics.estimation.aggregate import estimated_performance
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,12 @@ DRIFT_REFERENCE = ReferenceProfile.fit(
     drift_window(np.random.default_rng(2024), 5000, shift=0.0), name="training"
 )
 
+# Labelled reference data: the score calibrated against the label (nulls in both left out).
+ESTIMATION_REFERENCE = ReferenceProfile.fit(
+    labelled(np.random.default_rng(2025), 5000), ["score"], name="training",
+    calibrations=[("score", "label")],
+)
+
 
 EXAMPLES: list[Case] = [
     Case(agg.count(), numeric_with_nulls),
@@ -168,6 +175,9 @@ EXAMPLES: list[Case] = [
     Case(ranking.hit_rate("shown", "clicked", k=10), ranked),
     Case(ranking.catalogue_coverage("shown", catalogue=ITEMS[::2], k=3), ranked),
     Case(ranking.catalogue_coverage("shown", catalogue_size=50), ranked),
+    Case(estimated_performance("score", "label", ESTIMATION_REFERENCE), labelled),
+    Case(estimated_performance("score", "label", ESTIMATION_REFERENCE, threshold=0.3),
+         labelled),
     # a new built-in kind adds its cases here
 ]
 

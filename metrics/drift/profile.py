@@ -1,7 +1,9 @@
 """A reference profile: per-column bins and counts fitted once on reference data, stored as JSON.
 
 Drift compares a current window against the profile alone, so the raw reference data is
-not needed after fitting. The profile's ``id`` is a hash of its canonical JSON: drift
+not needed after fitting. A profile may also hold score calibrations (a score column
+against a label column, :mod:`metrics.estimation.calibration`), which performance
+estimation reads. The profile's ``id`` is a hash of its canonical JSON: drift
 aggregates put it in their parameters, so refitting the reference gives new aggregate
 ids and stored results never mix two references.
 """
@@ -18,14 +20,16 @@ from typing import Any
 import pandas as pd
 
 from metrics.base import canonical_json
+from metrics.classification import binary_column
 from metrics.drift.columns import (
     CategoricalProfile,
     ColumnProfile,
     NumericProfile,
     column_from_dict,
 )
+from metrics.estimation.calibration import ScoreCalibration
 
-__all__ = ["FORMAT", "ProfileColumnError", "ReferenceProfile"]
+__all__ = ["FORMAT", "ProfileColumnError", "ReferenceProfile", "fit_calibration"]
 
 FORMAT = 1  # bumped when the JSON layout changes, so an old file fails loudly
 DEFAULT_BINS = 100
@@ -59,6 +63,7 @@ class ReferenceProfile:
 
     name: str
     columns: Mapping[str, ColumnProfile]
+    calibrations: Mapping[tuple[str, str], ScoreCalibration] = field(default_factory=dict)
     _id: str = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -67,6 +72,12 @@ class ReferenceProfile:
         if not self.columns:
             raise ValueError(f"reference profile {self.name!r} has no columns")
         object.__setattr__(self, "columns", dict(self.columns))
+        object.__setattr__(self, "calibrations", dict(sorted(self.calibrations.items())))
+        for (score, label), calibration in self.calibrations.items():
+            if (calibration.score, calibration.label) != (score, label):
+                raise ValueError(f"reference profile {self.name!r}: the calibration filed "
+                                 f"under {(score, label)} is of "
+                                 f"{(calibration.score, calibration.label)}")
         digest = hashlib.sha256(canonical_json(self._content()).encode()).hexdigest()
         object.__setattr__(self, "_id", digest[:16])
 
@@ -83,6 +94,7 @@ class ReferenceProfile:
         categorical: Iterable[str] = (),
         numeric: Iterable[str] = (),
         max_categories: int = DEFAULT_MAX_CATEGORIES,
+        calibrations: Iterable[tuple[str, str]] = (),
     ) -> ReferenceProfile:
         """Fit bins on reference data.
 
@@ -94,7 +106,8 @@ class ReferenceProfile:
         value holding at least ``1/bins`` of the reference (see
         :mod:`metrics.drift.columns`); categorical ones
         may have at most ``max_categories`` distinct values, so an id column fails
-        instead of making a huge profile.
+        instead of making a huge profile. Each ``(score, label)`` pair of ``calibrations``
+        gets a score calibration fitted on the rows where both are known.
         """
         if not isinstance(bins, int) or isinstance(bins, bool) or bins < 1:
             raise ValueError(f"bins must be a positive integer, got {bins!r}")
@@ -123,7 +136,13 @@ class ReferenceProfile:
                 fitted[column] = _fit_numeric(column, series, bins)
             else:
                 fitted[column] = _fit_categorical(column, series, max_categories)
-        return cls(name=name, columns=fitted)
+        return cls(name=name, columns=fitted).with_calibrations(
+            fit_calibration(df, score, label, name) for score, label in calibrations)
+
+    def with_calibrations(self, calibrations: Iterable[ScoreCalibration]) -> ReferenceProfile:
+        """This profile with ``calibrations`` added (replacing any of the same columns)."""
+        added = {(c.score, c.label): c for c in calibrations}
+        return ReferenceProfile(self.name, self.columns, {**self.calibrations, **added})
 
     # -- lookup -----------------------------------------------------------------------
 
@@ -151,6 +170,19 @@ class ReferenceProfile:
             )
         return column
 
+    def calibration(self, score: str, label: str) -> ScoreCalibration:
+        """The calibration of ``score`` against ``label``; ValueError saying how to fit it."""
+        try:
+            return self.calibrations[(score, label)]
+        except KeyError:
+            held = ", ".join(f"{s!r} against {lab!r}" for s, lab in self.calibrations) or "none"
+            raise ProfileColumnError(
+                f"reference profile {self.name!r} ({self.id}) has no calibration of score "
+                f"{score!r} against label {label!r} (it has: {held}); fit it from labelled "
+                f"reference data with ReferenceProfile.fit(..., calibrations=[({score!r}, "
+                f"{label!r})]), or declare the data file with mon.reference()"
+            ) from None
+
     def __contains__(self, name: object) -> bool:
         return name in self.columns
 
@@ -169,11 +201,14 @@ class ReferenceProfile:
     # -- serialization ----------------------------------------------------------------
 
     def _content(self) -> dict[str, Any]:
-        return {
+        content: dict[str, Any] = {
             "format": FORMAT,
             "name": self.name,
             "columns": {name: col.to_dict() for name, col in self.columns.items()},
         }
+        if self.calibrations:  # only then: profiles without keep the ids they had
+            content["calibrations"] = [c.to_dict() for c in self.calibrations.values()]
+        return content
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready content plus the id, which :meth:`from_dict` checks."""
@@ -189,6 +224,8 @@ class ReferenceProfile:
         profile = cls(
             name=data["name"],
             columns={name: column_from_dict(col) for name, col in data["columns"].items()},
+            calibrations={(c["score"], c["label"]): ScoreCalibration.from_dict(c)
+                          for c in data.get("calibrations", ())},
         )
         stored = data.get("id")
         if stored is not None and stored != profile.id:
@@ -254,3 +291,25 @@ def _fit_categorical(column: str, series: pd.Series, max_categories: int) -> Cat
         return CategoricalProfile.fit(series)
     except ValueError as err:
         raise ValueError(f"column {column!r}: {err}") from None
+
+
+def fit_calibration(df: pd.DataFrame, score: str, label: str, name: str = "reference"
+                    ) -> ScoreCalibration:
+    """The calibration of ``score`` against ``label`` in reference frame ``df``; a
+    ValueError names a missing or mistyped column."""
+    if missing := [c for c in (score, label) if c not in df]:
+        raise ValueError(f"reference {name!r} has no column(s) {missing}: calibrating score "
+                         f"{score!r} needs the score and the label {label!r}")
+    try:
+        scores = df[score].to_numpy(dtype="float64", na_value=float("nan"))
+    except (TypeError, ValueError):
+        raise ValueError(f"reference {name!r}: score column {score!r} of dtype "
+                         f"{df[score].dtype} is not numeric") from None
+    try:
+        labels = binary_column(df, label)
+    except ValueError as err:
+        raise ValueError(f"reference {name!r}: {err}") from None
+    try:
+        return ScoreCalibration.fit(scores, labels, score, label)
+    except ValueError as err:
+        raise ValueError(f"reference {name!r}: {err}") from None
