@@ -87,6 +87,21 @@ def test_a_profile_with_a_calibration_round_trips_and_one_without_keeps_its_layo
     assert plain.id != profile.id
 
 
+def test_bins_are_numpys_searchsorted_on_the_edges() -> None:
+    """The grid that speeds the lookup up changes no bin: at edges, next to them, far out,
+    for edges tiny, huge and in between."""
+    rng = np.random.default_rng(8)
+    for scale in (1e-300, 1e-6, 1.0, 1e6, 1e300):
+        edges = np.unique(rng.normal(size=int(rng.integers(2, 400))) * scale)
+        calibration = ScoreCalibration("score", "label", tuple(edges), (1,) * (len(edges) + 1),
+                                       (1,) * (len(edges) + 1))
+        scores = np.concatenate([rng.normal(size=5_000) * np.abs(edges).max() * 1.5, edges,
+                                 np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf),
+                                 [1e308, -1e308, 0.0, -0.0, 5e-324]])
+        np.testing.assert_array_equal(calibration.bins(scores),
+                                      np.searchsorted(edges, scores, side="right"))
+
+
 # -- estimates against numpy on the same rows -------------------------------------------
 
 

@@ -41,12 +41,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 from scipy.optimize import isotonic_regression
 
 __all__ = ["ScoreCalibration"]
+
+_GRID = 4096  # cells of the grid that guesses a score's bin (see ScoreCalibration.bins)
 
 
 @dataclass(frozen=True)
@@ -115,13 +118,55 @@ class ScoreCalibration:
                    tuple((block_sizes - block_hits).tolist()))
 
     def probabilities(self) -> np.ndarray:
-        """The calibrated probability of each bin: its reference positives over its rows."""
-        return np.array([p / (p + n) for p, n in zip(self.positives, self.negatives,
-                                                      strict=True)], dtype=np.float64)
+        """The calibrated probability of each bin: its reference positives over its rows
+        (read-only)."""
+        return self._probabilities
+
+    @cached_property
+    def _probabilities(self) -> np.ndarray:
+        probabilities = np.array([p / (p + n) for p, n in zip(self.positives, self.negatives,
+                                                               strict=True)], dtype=np.float64)
+        probabilities.flags.writeable = False
+        return probabilities
 
     def bins(self, scores: np.ndarray) -> np.ndarray:
-        """The bin of each (finite) score."""
-        return np.searchsorted(np.asarray(self.edges, dtype=np.float64), scores, side="right")
+        """The bin of each (finite) score: ``np.searchsorted(edges, scores, side="right")``.
+
+        A binary search per score is slow on unsorted scores (a mispredicted branch a
+        step), so each score first takes the bin of its cell in a uniform grid over the
+        edges, checked against that bin's bounds; the few scores whose guess fails (their
+        cell holds an edge) are searched.
+        """
+        scores = np.asarray(scores, dtype=np.float64)
+        edges = np.asarray(self.edges, dtype=np.float64)
+        if len(edges) < 2:
+            return np.searchsorted(edges, scores, side="right")
+        low, scale, guesses, bounds = self._grid
+        if not math.isfinite(scale):  # edges too close together for a grid
+            return np.searchsorted(edges, scores, side="right")
+        with np.errstate(over="ignore"):  # a far score: clipped to the cell beyond the grid
+            cells = np.clip((scores - low) * scale, -1.0, _GRID).astype(np.int64) + 1
+        guess = guesses[cells]
+        wrong = ~((bounds[guess] <= scores) & (scores < bounds[guess + 1]))
+        if wrong.any():
+            guess[wrong] = np.searchsorted(edges, scores[wrong], side="right")
+        return guess
+
+    @cached_property
+    def _grid(self) -> tuple[float, float, np.ndarray, np.ndarray]:
+        """The grid :meth:`bins` guesses with: its start, cells per unit of score, the bin
+        of each cell's start (with one cell below the grid and one above), and each bin's
+        bounds (``bounds[k] <= score < bounds[k + 1]``)."""
+        edges = np.asarray(self.edges, dtype=np.float64)
+        low, high = float(edges[0]), float(edges[-1])
+        with np.errstate(over="ignore", divide="ignore"):
+            scale = _GRID / (high - low)
+        if not math.isfinite(scale):
+            return low, scale, np.zeros(0, dtype=np.int64), np.zeros(0)
+        starts = low + np.arange(_GRID + 1) / scale
+        guesses = np.concatenate([[0], np.searchsorted(edges, starts, side="right")])
+        bounds = np.concatenate([[-np.inf], edges, [np.inf]])
+        return low, scale, guesses, bounds
 
     @property
     def size(self) -> int:

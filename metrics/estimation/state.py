@@ -34,12 +34,15 @@ def score_cells(frame: pd.DataFrame, calibration: ScoreCalibration, threshold: f
             f"column {column!r} must hold numeric scores to estimate performance from, "
             f"found dtype {frame[column].dtype}"
         ) from None
+    finite = np.isfinite(scores)
+    if finite.all():  # the usual case: no mask to apply
+        return 2 * calibration.bins(scores) + (scores >= threshold)
     if np.isinf(scores).any():
         raise ValueError(f"scores in column {column!r} must be finite to estimate "
                          f"performance from, found {scores[np.isinf(scores)][0]!r}")
-    known = ~np.isnan(scores)
     cells = np.full(len(scores), -1, dtype=np.int64)
-    cells[known] = 2 * calibration.bins(scores[known]) + (scores[known] >= threshold)
+    known = scores[finite]
+    cells[finite] = 2 * calibration.bins(known) + (known >= threshold)
     return cells
 
 
