@@ -154,7 +154,7 @@ def errors(estimates: list[float], errors_: list[float], truth: list[float]
             "within_3_se": float((miss <= 3 * err).mean()), "misses": miss}
 
 
-def paired(ours: np.ndarray, theirs: np.ndarray) -> dict[str, float]:
+def paired(ours: np.ndarray, theirs: np.ndarray) -> dict[str, Any]:
     """Our absolute error minus NannyML's, window by window: its mean and that mean's
     standard error (the two estimate the same windows, so most noise cancels)."""
     difference = ours - theirs
@@ -212,6 +212,9 @@ def main() -> None:
                 theirs = peer["sizes"][str(size)][metric]
                 row["nannyml"] = errors(theirs["value"], theirs["sampling_error"], real)
                 row["ours_minus_nannyml"] = paired(mine["misses"], row["nannyml"]["misses"])
+                row["ours_minus_nannyml"]["largest_estimate_difference"] = float(np.max(
+                    np.abs(np.array(theirs["value"]) - np.array(
+                        [v[f"estimated_{metric}"] for v in ours["estimates"][size]]))))
             if metric in TARGETS:
                 row["floor_mae"] = float(np.mean(np.abs(
                     np.array([f[metric] for f in floor[size]]) - np.array(real))))
