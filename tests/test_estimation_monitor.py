@@ -108,3 +108,11 @@ def test_a_recorded_run_stores_a_profile_with_the_calibration(
     bound = mon.metrics["estimated"].aggregate.bind_reference(
         ReferenceProfile.from_json(chosen.profile.to_json()))
     assert bound.to_dict()["profile_id"] == chosen.profile.id
+
+
+def test_a_score_column_that_is_not_numeric_fails_at_registration() -> None:
+    mon = Monitor()
+    mon.stream("predictions", schema={"score": "str"})
+    with pytest.raises(DefinitionError, match=r"metric 'estimated'.*column 'score' is str"):
+        mon.metric("estimated", "predictions",
+                   metrics.estimated_performance("score", "clicked", "training"), window="1h")
