@@ -11,6 +11,9 @@ Each (rule, segment) walks its new windows in window order with the stored value
 the windows before them as history — the same rule code, lifecycle and history as the
 research backtest, so the stages fire what the backtest predicted. A window at or before
 the last one evaluated for an alert is skipped, so storing windows again is harmless.
+A metric joined to labels is judged only on the mature prefix of each segment's windows
+as of ``now`` (:mod:`monitor.label_maturity`): a half-labelled window waits, unevaluated,
+until a later store of it is mature, so it never pages.
 
 Firing transitions queue a notification, and so do the resolutions of alerts that were
 announced; pending and cleared (a breach that stopped within ``for_windows``) only go to
@@ -48,6 +51,7 @@ from monitor.alerts.records import (
 )
 from monitor.alerts.rules import Point, Rule
 from monitor.alerts.walk import Position, Walked, walk
+from monitor.label_maturity import mature_prefix
 from monitor.spec import MetricSpec
 from monitor.storage.records import WindowResult, check_stage
 from monitor.times import to_utc, utc_now
@@ -100,6 +104,8 @@ def evaluate_windows(
     rules: dict[AlertKey, Rule] = {}
     for segment in sorted(by_segment):
         by_segment[segment].sort(key=lambda r: r.window_start)
+        if metric.labels is not None:  # rules wait for mature windows, in window order
+            by_segment[segment] = _mature(metric, by_segment[segment], now)
         for rule in metric.alerts:
             key = AlertKey(metric.name, version, stage, rule.title, segment)
             rules[key] = rule
@@ -158,6 +164,20 @@ def evaluate_windows(
     alerts.record_events(transitions, now)
     alerts.enqueue(notifications)
     return transitions
+
+
+def _mature(metric: MetricSpec, windows: list[WindowResult], now: datetime
+            ) -> list[WindowResult]:
+    """The mature prefix of a segment's windows (:mod:`monitor.label_maturity`)."""
+    assert metric.labels is not None
+    horizon = timedelta(microseconds=metric.labels.horizon_ns // 1_000)
+    mature = mature_prefix(metric.labels.mature_at, horizon,
+                           [(w.window_end, w.values.get("label_coverage", math.nan))
+                            for w in windows], now)
+    if mature < len(windows):
+        log.info("metric %s: %d window(s) from %s wait for their labels before alert rules "
+                 "judge them", metric.name, len(windows) - mature, windows[mature].window_start)
+    return windows[:mature]
 
 
 def _end_orphans(alerts: EvaluationStore, metric: MetricSpec, version: int, stage: str,
