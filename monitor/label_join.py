@@ -152,30 +152,29 @@ def join_labels(predictions: pd.DataFrame, labels: pd.DataFrame, rule: JoinRule
                             "reason": bad_id.dropna().to_numpy()})
     good = labels[bad_id.isna().to_numpy()].reset_index(drop=True)
 
-    known = predictions[rule.prediction_id].notna().to_numpy()
-    offered = pd.DataFrame({
-        "p": np.flatnonzero(known),
-        "id": predictions[rule.prediction_id].to_numpy()[known],
-        "pt": _ns(predictions[rule.prediction_time])[known],
-    })
-    held = pd.DataFrame({"l": np.arange(len(good)), "id": good[rule.label_id].to_numpy(),
+    # One hash pass over both sides' ids; the pairs are then found on integer codes.
+    n = len(predictions)
+    codes = _id_codes(predictions[rule.prediction_id], good[rule.label_id])
+    known = codes[:n] >= 0
+    offered = pd.DataFrame({"p": np.flatnonzero(known), "id": codes[:n][known],
+                            "pt": _ns(predictions[rule.prediction_time])[known]})
+    held = pd.DataFrame({"l": np.arange(len(good)), "id": codes[n:],
                          "lt": _ns(good[rule.label_time])})
     pairs = offered.merge(held, on="id", how="inner", sort=False)
-    candidate = ((pairs["lt"] <= pairs["pt"] + rule.horizon_ns)
-                 & (pairs["lt"] >= pairs["pt"] - rule.early_ns))
-    pairs = pairs[candidate.to_numpy()]
-    pairs = pairs.assign(tie=_tie_keys(good, rule)[pairs["l"].to_numpy()])
-    winners = pairs.sort_values(["p", "lt", "tie"], kind="stable").drop_duplicates("p")
+    pt, lt = pairs["pt"].to_numpy(), pairs["lt"].to_numpy()
+    candidate = (lt <= pt + rule.horizon_ns) & (lt >= pt - rule.early_ns)
+    p, lt, label = pairs["p"].to_numpy()[candidate], lt[candidate], pairs["l"].to_numpy()[candidate]
+    winner_of, winner = _earliest(p, lt, label, good, rule)
 
     label_of = np.full(len(predictions), -1, dtype=np.int64)
-    label_of[winners["p"].to_numpy()] = winners["l"].to_numpy()
+    label_of[winner_of] = winner
     events = predictions.copy(deep=False)
     for column in rule.label_columns:
         events[column] = _take(good[column], label_of, events.index)
     events[LABELLED] = label_of >= 0
 
-    candidates = pairs["l"].nunique()
-    matched = winners["l"].nunique()
+    candidates = _distinct(label, len(good))
+    matched = _distinct(winner, len(good))
     counts = LabelCounts(offered=len(labels), matched=matched,
                          duplicates=candidates - matched, unmatched=len(good) - candidates,
                          rejected=len(rejects))
@@ -198,17 +197,53 @@ def _ns(times: pd.Series) -> np.ndarray:
     return times.to_numpy(dtype="datetime64[ns]").view(np.int64)
 
 
-def _tie_keys(labels: pd.DataFrame, rule: JoinRule) -> np.ndarray:
-    """Per label, what breaks a tie in label time: its columns as canonical JSON, computed
-    only for labels that share their id and time with another (the rest never tie). Those
-    all fall in any range of label times read, so a partial read gives the same keys."""
-    keys = np.full(len(labels), "", dtype=object)
-    tied = labels.duplicated([rule.label_id, rule.label_time], keep=False).to_numpy()
+def _id_codes(prediction_ids: pd.Series, label_ids: pd.Series) -> np.ndarray:
+    """An integer per id, the same on both sides, -1 for null: one hash pass over both
+    (on Arrow strings, or nullable integers, rather than Python objects)."""
+    kind = "Int64" if pd.api.types.is_integer_dtype(prediction_ids) else "str"
+    both = pd.concat([prediction_ids.astype(kind), label_ids.astype(kind)], ignore_index=True)
+    codes, _ = pd.factorize(both)
+    return codes
+
+
+def _distinct(positions: np.ndarray, size: int) -> int:
+    seen = np.zeros(size, dtype=bool)
+    seen[positions] = True
+    return int(np.count_nonzero(seen))
+
+
+def _earliest(p: np.ndarray, lt: np.ndarray, label: np.ndarray, labels: pd.DataFrame,
+              rule: JoinRule) -> tuple[np.ndarray, np.ndarray]:
+    """The winning label of each prediction with candidates: of the candidate pairs
+    (prediction, label time, label), the earliest label time, and among labels at that
+    same time the one whose columns sort first as canonical JSON. Returns the predictions
+    and their labels."""
+    order = np.lexsort((lt, p))
+    p, lt, label = p[order], lt[order], label[order]
+    first = np.ones(len(p), dtype=bool)
+    first[1:] = p[1:] != p[:-1]
+    group = np.cumsum(first) - 1
+    at_earliest = lt == lt[first][group]
+    tied = at_earliest & (np.bincount(group, weights=at_earliest)[group] > 1)
+    winner = label[first]
     if tied.any():
-        columns = [rule.label_id, *rule.label_columns]
-        rows = labels.loc[tied, columns].astype(object).to_dict("records")
-        keys[tied] = [canonical_json({k: _plain(v) for k, v in row.items()}) for row in rows]
-    return keys
+        # only the contenders of a tie need their JSON: rank them by it, keep the first
+        keys = _json_keys(labels, rule, label[tied])
+        _, rank = np.unique(keys, return_inverse=True)
+        tied_group = group[tied]
+        best = np.lexsort((rank, tied_group))
+        chosen = best[np.r_[True, tied_group[best][1:] != tied_group[best][:-1]]]
+        winner[tied_group[chosen]] = label[tied][chosen]
+    return p[first], winner
+
+
+def _json_keys(labels: pd.DataFrame, rule: JoinRule, rows: np.ndarray) -> np.ndarray:
+    """What breaks a tie in label time between labels: their id and value columns as
+    canonical JSON (it depends on the label alone, so on no order nor range read)."""
+    columns = [rule.label_id, *rule.label_columns]
+    records = labels[columns].iloc[rows].astype(object).to_dict("records")
+    return np.array([canonical_json({k: _plain(v) for k, v in record.items()})
+                     for record in records], dtype=object)
 
 
 def _plain(value: Any) -> Any:

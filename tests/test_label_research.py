@@ -12,6 +12,7 @@ import pytest
 
 import metrics
 from examples.music_home_events import write_events
+from monitor import Labels
 from monitor.errors import MetricComputeError
 from monitor.research import backtest, evaluate, run
 from tests.label_data import (
@@ -116,3 +117,21 @@ def test_the_backtest_waits_for_mature_windows(preds: pd.DataFrame,
     eager = label_app(prefix="eager_", mature_at=0.05).get("eager_click_auc")
     early = backtest(eager, reversed_scores, labels=labels, as_of=END + pd.Timedelta("1h"))
     assert not early.empty
+
+
+def test_a_per_event_function_reads_the_joined_label(preds: pd.DataFrame,
+                                                     labels: pd.DataFrame) -> None:
+    app = label_app()
+
+    @app.metric("click_error", "home", aggregate=metrics.mean(), window="1h",
+                labels=Labels("outcomes", on="prediction_id", horizon="1d", early="10m"))
+    def click_error(events: pd.DataFrame) -> pd.Series:
+        return (events["clicked"].astype("Float64") - events["score"]).abs()
+
+    got = wide(evaluate(app.get("click_error"), preds, labels=labels))
+    joined = reference_join(preds, labels)
+    known = joined[joined["clicked"].notna()]
+    error = (known["clicked"].astype(float) - known["score"]).abs()
+    expected = error.groupby(known["ts"].dt.floor("1h")).mean()
+    np.testing.assert_allclose(got["mean"], expected.to_numpy(), rtol=1e-12)
+    assert got["labelled"].tolist() == known.groupby(known["ts"].dt.floor("1h")).size().tolist()
