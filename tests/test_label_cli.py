@@ -119,3 +119,8 @@ def read_events_frame(path: Path) -> pd.DataFrame:
     from monitor.sources.files import read_events
 
     return read_events(path).events
+
+
+def test_metrics_list_shows_the_label_stream_and_horizon() -> None:
+    shown = invoke("metrics", "list").output
+    assert "home + outcomes within 1d" in shown
