@@ -200,8 +200,10 @@ def _ns(times: pd.Series) -> np.ndarray:
 def _id_codes(prediction_ids: pd.Series, label_ids: pd.Series) -> np.ndarray:
     """An integer per id, the same on both sides, -1 for null: one hash pass over both
     (on Arrow strings, or nullable integers, rather than Python objects)."""
-    kind = "Int64" if pd.api.types.is_integer_dtype(prediction_ids) else "str"
-    both = pd.concat([prediction_ids.astype(kind), label_ids.astype(kind)], ignore_index=True)
+    sides = ([ids.astype("Int64") for ids in (prediction_ids, label_ids)]
+             if pd.api.types.is_integer_dtype(prediction_ids)
+             else [ids.astype("str") for ids in (prediction_ids, label_ids)])
+    both = pd.concat(sides, ignore_index=True)
     codes, _ = pd.factorize(both)
     return codes
 
