@@ -9,7 +9,10 @@ horizon <= as_of``: no label can change it any more).
 Alert rules walk a segment's windows in order and never go back to one they passed, so
 rules evaluate the **mature prefix** of a segment's windows: up to, not including, its
 first immature window. A later window that is mature sooner waits for the earlier ones;
-as every window is mature once its horizon passes, none waits for ever. Live evaluation
+as every window is mature once its horizon passes, none waits for ever. The prefix holds
+across stores too: live evaluation also looks at the windows stored since an alert's last
+judged one (an earlier batch slice or run), and waits while one of them is immature.
+Live evaluation
 (:mod:`monitor.alerts.evaluate`, as of the time it runs) and the research backtest
 (:mod:`monitor.alerts.backtest`, as of the end of the data or a given time) both cut the
 windows here. A window is evaluated once, when it becomes mature; labels that come after

@@ -12,15 +12,27 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+import metrics
 from examples.music_home_events import write_events
-from monitor import Monitor
+from monitor import Labels, Monitor, Threshold
 from monitor.batch.runner import BatchRunner, Retry
 from monitor.batch.sources import FileSource, TableSource
 from monitor.batch.tables import load_events
 from monitor.research import evaluate
 from monitor.storage.store import SqlStore
 from monitor.targets import Target, batch_targets
-from tests.label_data import EARLY, END, HORIZON, HOURS, START, label_app, labels_for, predictions
+from tests.label_data import (
+    EARLY,
+    END,
+    HORIZON,
+    HOURS,
+    LABEL_SCHEMA,
+    PREDICTION_SCHEMA,
+    START,
+    label_app,
+    labels_for,
+    predictions,
+)
 
 
 @pytest.fixture(scope="module")
@@ -182,3 +194,44 @@ def transitions(store: SqlStore, metric: str) -> list[tuple[str, pd.Timestamp]]:
 def utc(moment: object) -> pd.Timestamp:
     stamp = pd.Timestamp(moment)  # SQLite gives naive UTC times back
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def test_a_window_waiting_for_labels_holds_back_the_later_slices(
+        store: SqlStore, tables: sa.Engine) -> None:
+    """Two days of hourly windows: a run goes a day (a slice, a transaction) at a time.
+    The labels of day one's last hour are late; every other hour is fully labelled, so
+    mature at once (mature_at=0.5, horizon a week). Day two's windows, stored by the
+    second slice, are mature, but rules must not judge them before that late hour: they
+    would pass it for good. Once its labels land, the next run judges it and the rest."""
+    app = Monitor("waiting")
+    app.stream("home", schema=PREDICTION_SCHEMA, table="label_predictions")
+    app.stream("outcomes", schema=LABEL_SCHEMA, table="label_outcomes")
+    app.metric("waiting_accuracy", "home", metrics.accuracy("clicked", "predicted"),
+               window="1h", labels=Labels("outcomes", on="prediction_id", horizon="7d",
+                                          mature_at=0.5),
+               alerts=[Threshold(below=2.0)])  # always breached: it shows what was judged
+    targets = promote(store, app)
+    preds = predictions(seed=41, n=2_000)
+    preds = preds.assign(ts=START + (preds["ts"] - START) * 8)  # spread over 48 hours
+    labels = preds[["ts", "prediction_id"]].assign(
+        ts=preds["ts"] + pd.Timedelta("1min"), clicked=preds["score"] > 0.3)
+    late_hour = START + pd.Timedelta("23h")
+    late = (preds["ts"] >= late_hour) & (preds["ts"] < late_hour + pd.Timedelta("1h"))
+    load_events(tables, app.streams["home"], preds)
+    load_events(tables, app.streams["outcomes"], labels[~late])
+    runner = table_runner(store, tables)
+    now = START + pd.Timedelta("49h")
+    [summary] = runner.run_many(targets, now=now)
+    assert summary.slices == 3  # two whole days and the hour after
+    assert last_judged(store, "waiting_accuracy") == late_hour - pd.Timedelta("1h")
+    load_events(tables, app.streams["outcomes"], labels[late])
+    runner.run_many(targets, now=now + pd.Timedelta("1h"))
+    assert last_judged(store, "waiting_accuracy") == START + pd.Timedelta("47h")
+
+
+def last_judged(store: SqlStore, metric: str) -> pd.Timestamp:
+    with store.database.connect() as conn:
+        start = conn.execute(sa.text(
+            "SELECT last_window_start FROM alert_states WHERE metric = :m AND segment = '*'"),
+            {"m": metric}).scalar_one()
+    return utc(start)

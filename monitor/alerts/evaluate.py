@@ -123,6 +123,9 @@ def evaluate_windows(
                      position.last_window)
         if not windows:
             continue
+        if metric.labels is not None and _immature_before(alerts, key, metric, position,
+                                                          windows[0].window_start, now):
+            continue  # rules wait for it: passing it now would skip it for good
         field = rule.field or ""
         history = _history(alerts, key, field, windows[0].window_start, rule)
         walked = walk(rule, position, history,
@@ -178,6 +181,28 @@ def _mature(metric: MetricSpec, windows: list[WindowResult], now: datetime
         log.info("metric %s: %d window(s) from %s wait for their labels before alert rules "
                  "judge them", metric.name, len(windows) - mature, windows[mature].window_start)
     return windows[:mature]
+
+
+def _immature_before(alerts: EvaluationStore, key: AlertKey, metric: MetricSpec,
+                     position: Position, first: datetime, now: datetime) -> bool:
+    """Whether a stored window of the alert's segment after its last evaluated window and
+    before ``first`` is still immature: stored by an earlier slice or run, it waits, and
+    the windows after it wait with it. Only windows whose horizon is still open can be
+    immature, so only those are read."""
+    assert metric.labels is not None
+    horizon = timedelta(microseconds=metric.labels.horizon_ns // 1_000)
+    width = timedelta(microseconds=metric.windows.width_ns // 1_000)
+    since = to_utc(now) - horizon - width
+    if position.last_window is not None:
+        since = max(since, to_utc(position.last_window))
+    if since >= to_utc(first):
+        return False
+    stored = [p for p in alerts.value_history(key, "label_coverage", first,
+                                              span=to_utc(first) - since, last=0, min_count=0)
+              if p.start is not None and (position.last_window is None
+                                          or p.start > to_utc(position.last_window))]
+    ends = [(p.start + width, p.value) for p in stored if p.start is not None]
+    return mature_prefix(metric.labels.mature_at, horizon, ends, now) < len(ends)
 
 
 def _end_orphans(alerts: EvaluationStore, metric: MetricSpec, version: int, stage: str,
