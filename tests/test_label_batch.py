@@ -181,6 +181,12 @@ def test_alert_rules_judge_a_window_once_it_is_mature(store: SqlStore, tables: s
     runner.run_many(targets, now=END + HORIZON + pd.Timedelta("1h"))
     fired = transitions(store, "alerts_click_auc")
     assert ("firing", START) in fired
+    # announced, though the window ended a day ago: it only just became mature
+    with store.database.connect() as conn:
+        queued = conn.execute(sa.text(
+            "SELECT count(*) FROM alert_notifications WHERE metric = :m AND kind = 'firing' "
+            "AND segment = '*'"), {"m": "alerts_click_auc"}).scalar_one()
+    assert queued == 1
 
 
 def transitions(store: SqlStore, metric: str) -> list[tuple[str, pd.Timestamp]]:

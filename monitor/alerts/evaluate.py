@@ -20,6 +20,8 @@ announced; pending and cleared (a breach that stopped within ``for_windows``) on
 the history. A firing on a window that ended more than ``notify_within`` before ``now``
 (a backfill over old data) is not announced — nobody should be paged about last month —
 unless the alert is still firing on a recent window: then it is announced once, late.
+For a metric joined to labels "recent" reaches back its horizon further: its windows are
+judged when mature, which can be up to a horizon after they end.
 ``notified_at`` on the alert state is when its episode was last announced; the
 dispatcher repeats announced alerts that stay firing.
 
@@ -141,6 +143,8 @@ def evaluate_windows(
                  for s in walked.steps]
         transitions.extend(found)
         recent = now - notify_within
+        if metric.labels is not None:  # a window may become mature only its horizon later
+            recent -= timedelta(microseconds=metric.labels.horizon_ns // 1_000)
         for transition in found:
             if transition.transition == "firing":
                 if notify and to_utc(transition.window_end) >= recent:
