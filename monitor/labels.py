@@ -34,7 +34,7 @@ JOINABLE_ID_TYPES = ("str", "int")
 class Labels:
     """A metric's label source, as declared (see the module)."""
 
-    stream: str
+    stream: str | StreamSpec  # the label stream, by name or as mon.stream() returned it
     on: str | tuple[str, str]
     horizon: str = "7d"
     mature_at: float = 1.0
@@ -127,11 +127,12 @@ def resolve(labels: Labels, predictions: StreamSpec, streams: dict[str, StreamSp
                          f"not {labels!r}")
     if problem := labels.problem():
         raise ValueError(problem)
-    if labels.stream not in streams:
+    name = labels.stream.name if isinstance(labels.stream, StreamSpec) else labels.stream
+    if name not in streams:
         known = ", ".join(sorted(streams)) or "none registered"
-        raise ValueError(f"unknown label stream {labels.stream!r}; declare it with "
+        raise ValueError(f"unknown label stream {name!r}; declare it with "
                          f"mon.stream() first (known: {known})")
-    stream = streams[labels.stream]
+    stream = streams[name]
     if stream.name == predictions.name:
         raise ValueError(f"labels come from another stream than the predictions "
                          f"({predictions.name!r})")

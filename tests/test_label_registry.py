@@ -36,9 +36,10 @@ def test_a_labelled_metric_reads_labels_and_carries_coverage() -> None:
     assert (spec.labels.horizon, spec.labels.early, spec.labels.mature_at) == ("7d", "7d", 1.0)
 
 
-def test_on_a_pair_of_columns() -> None:
+def test_on_a_pair_of_columns_of_a_stream_given_as_declared() -> None:
     mon = app(request_id="str", clicked="bool")
-    spec = register(mon, labels=Labels("outcomes", on=("prediction_id", "request_id")))
+    outcomes = mon.streams["outcomes"]
+    spec = register(mon, labels=Labels(outcomes, on=("prediction_id", "request_id")))
     assert (spec.labels.prediction_id, spec.labels.label_id) == ("prediction_id", "request_id")
 
 
