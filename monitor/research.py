@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from metrics.drift import ReferenceProfile
-from monitor.alerts.backtest import alert_episodes
+from monitor.alerts.backtest import alert_episodes, mature_values
 from monitor.engine import Engine
 from monitor.label_join import LabelCounts
 from monitor.label_stage import LabelsLike, joined_events
@@ -49,6 +49,18 @@ class ResearchResult:
     label_counts: LabelCounts | None = None
     label_rejects: pd.DataFrame | None = None
     as_of: pd.Timestamp | None = None
+
+    def maturity(self) -> pd.DataFrame:
+        """For a metric joined to labels, one row per (segment, window): its label
+        coverage and whether alert rules judge it as of :attr:`as_of` (``mature``: in the
+        segment's mature prefix, see :mod:`monitor.label_maturity`)."""
+        if self.metric.labels is None:
+            raise ValueError(f"metric {self.metric.name!r} is not joined to labels")
+        coverage = self.values[self.values["field"] == "label_coverage"]
+        judged = mature_values(self.metric, coverage, self.as_of)
+        frame = coverage[["segment", "window_start", "window_end", "value"]].rename(
+            columns={"value": "label_coverage"})
+        return frame.assign(mature=frame.index.isin(judged.index)).reset_index(drop=True)
 
 
 def run(metric: MetricSpec, events: pd.DataFrame, reference: ReferenceLike = None,

@@ -88,6 +88,10 @@ def test_labels_from_a_file_and_what_became_of_them(preds: pd.DataFrame, labels:
         "label id 'prediction_id' is empty"]
     # the end of the data: the latest label, hours after the last prediction
     assert result.as_of is not None and result.as_of > END
+    maturity = result.maturity()
+    assert len(maturity) == HOURS and maturity["mature"].all()  # every horizon passed
+    early = run(metric, preds, labels=labels, as_of=END).maturity()
+    assert not early["mature"].any()  # coverage < 0.9 and no horizon passed yet
 
 
 def test_a_metric_with_labels_needs_them_and_one_without_takes_none(
