@@ -2,6 +2,7 @@
 
 from monitor.alerts.rules import Anomaly, Change, Threshold
 from monitor.errors import DefinitionError, MetricComputeError
+from monitor.labels import Labels
 from monitor.registry import Monitor
 from monitor.spec import OVERALL, MetricSpec, StreamSpec
 
@@ -10,6 +11,7 @@ __all__ = [
     "Anomaly",
     "Change",
     "DefinitionError",
+    "Labels",
     "MetricComputeError",
     "MetricSpec",
     "Monitor",

@@ -27,10 +27,13 @@ import numpy as np
 import pandas as pd
 
 from metrics.base import Aggregate
+from metrics.labelled import Labelled
 from monitor.alerts.fit import rule_problem
 from monitor.alerts.routing import Route
 from monitor.alerts.rules import Rule
 from monitor.errors import DefinitionError
+from monitor.labels import Labels, joined_schema
+from monitor.labels import resolve as resolve_labels
 from monitor.per_event import check_per_event_result
 from monitor.schema import FieldType, Schema
 from monitor.spec import MetricSpec, PerEvent, PerEventFunction, StreamSpec
@@ -144,6 +147,7 @@ class Monitor:
         owner: str | None = ...,
         description: str = ...,
         schedule: str | None = ...,
+        labels: Labels | None = ...,
     ) -> MetricSpec: ...
 
     @overload
@@ -161,6 +165,7 @@ class Monitor:
         owner: str | None = ...,
         description: str = ...,
         schedule: str | None = ...,
+        labels: Labels | None = ...,
     ) -> Callable[[PerEventFunction], MetricSpec]: ...
 
     def metric(
@@ -177,6 +182,7 @@ class Monitor:
         owner: str | None = None,
         description: str = "",
         schedule: str | None = None,
+        labels: Labels | None = None,
     ) -> MetricSpec | Callable[[PerEventFunction], MetricSpec]:
         """Register a metric, or (without ``compute``) return a decorator for a per-event
         function ``f(events: DataFrame) -> Series`` whose values ``aggregate`` aggregates.
@@ -186,6 +192,11 @@ class Monitor:
         the columns whose combinations get values of their own besides the overall one;
         ``schedule`` a cron expression (``"15 * * * *"``) for the batch stage, which
         otherwise runs as each window closes.
+
+        ``labels`` joins the metric's predictions to a label stream
+        (:class:`monitor.labels.Labels`): its aggregate then reads the labelled
+        predictions, its windows stay those of the predictions' time, and its values gain
+        ``label_coverage``, ``labelled`` and ``predictions``.
         """
         options = dict(
             window=window,
@@ -195,6 +206,7 @@ class Monitor:
             owner=owner,
             description=description,
             schedule=schedule,
+            labels=labels,
         )
         if compute is not None:
             if aggregate is not None:
@@ -245,7 +257,16 @@ class Monitor:
         if name in self.metrics:
             raise fail("is already registered; pick another name")
         stream_spec = self._stream(stream, fail)
-        schema = stream_spec.schema
+        label_source = None
+        if options["labels"] is not None:
+            try:
+                label_source = resolve_labels(options["labels"], stream_spec, self.streams)
+            except ValueError as err:
+                raise fail(str(err)) from None
+        options = {**options, "labels": label_source}
+        # what the aggregate and a per-event function see: with labels, the joined rows
+        schema = (stream_spec.schema if label_source is None
+                  else joined_schema(stream_spec.schema, label_source))
         if not isinstance(aggregate, Aggregate):
             raise fail(f"compute must be a metrics aggregate (e.g. metrics.mean(...)), "
                        f"not {type(aggregate).__name__}")
@@ -264,7 +285,11 @@ class Monitor:
                 raise fail(f"schedule: {problem}")
 
         for column in options["segment_by"]:
-            field = schema.field(column)
+            field = stream_spec.schema.field(column)
+            if field is None and label_source and column in label_source.value_columns:
+                raise fail(f"segment column {column!r} comes from the label stream; a "
+                           "prediction without a label yet has no segment: segment by a "
+                           f"column of stream {stream_spec.name!r}")
             if field is None:
                 raise fail(f"segment column {column!r} is not in the schema of stream "
                            f"{stream_spec.name!r} ({', '.join(schema.names)})")
@@ -296,10 +321,24 @@ class Monitor:
             field = schema.field(column)
             if field is None:
                 raise fail(f"unknown column {column!r}: stream {stream_spec.name!r} has "
-                           f"{', '.join(schema.names)}")
+                           f"{', '.join(stream_spec.schema.names)}"
+                           + (f" and label stream {label_source.stream.name!r} adds "
+                              f"{', '.join(label_source.value_columns)}"
+                              if label_source else ""))
             if not _kind_fits(kind, field):
                 raise fail(f"column {column!r} is {field.type} but {aggregate.kind} needs a "
                            f"{kind} column{_KIND_HINTS.get((kind, field.type), '')}")
+        if label_source is not None:
+            read = set(aggregate.columns()) & set(label_source.value_columns)
+            if not read and per_event is None:
+                raise fail(f"joins labels from stream {label_source.stream.name!r} but its "
+                           f"{aggregate.kind} reads none of its columns "
+                           f"({', '.join(label_source.value_columns)}); read the label, or "
+                           "drop labels=")
+            try:
+                aggregate = Labelled(aggregate)
+            except ValueError as err:
+                raise fail(str(err)) from None
 
         rules = tuple(self._resolve_rule(rule, aggregate, fail) for rule in options["alerts"])
         for rule in rules:
@@ -331,16 +370,19 @@ class Monitor:
         if not isinstance(rule, Rule):
             raise fail(f"alerts must be rules (Threshold, Change, Anomaly), not {rule!r}")
         fields = known_fields(aggregate)
+        # a labelled metric's own field is the default, not its coverage fields
+        core = aggregate.inner if isinstance(aggregate, Labelled) else aggregate
         if fields is None:  # e.g. drift(method="auto"): fields follow the reference profile
             if rule.field is None:
                 raise fail(f"alert rule {rule.describe()} must name field=; this aggregate's "
                            "fields depend on its reference profile")
             return rule  # checked when the profile is bound (monitor.references.bind)
         if rule.field is None:
-            if len(fields) != 1:
+            defaults = known_fields(core) or fields
+            if len(defaults) != 1:
                 raise fail(f"alert rule {rule.describe()} must name field= (one of "
                            f"{', '.join(fields)})")
-            return rule.for_field(fields[0])
+            return rule.for_field(defaults[0])
         if rule.field not in fields:
             raise fail(f"alert rule on unknown field {rule.field!r}; fields are "
                        f"{', '.join(fields)}")

@@ -23,8 +23,10 @@ from typing import Any
 import pandas as pd
 
 from metrics.drift import ReferenceProfile
-from monitor.alerts.backtest import alert_episodes
+from monitor.alerts.backtest import alert_episodes, mature_values
 from monitor.engine import Engine
+from monitor.label_join import LabelCounts
+from monitor.label_stage import LabelsLike, joined_events
 from monitor.references import References, bind, fit_reference
 from monitor.spec import MetricSpec
 from monitor.storage.records import WindowResult, window_results
@@ -42,11 +44,36 @@ class ResearchResult:
     events: int  # events offered, rejected ones included
     metric: MetricSpec  # as computed: its reference profile bound in
     windows: list[WindowResult]  # values and states as a stage stores them; ``values`` too
+    # A metric joined to labels: what became of the labels, the labels refused (row,
+    # reason) and the time its windows' maturity is judged at (see ``as_of`` of run()).
+    label_counts: LabelCounts | None = None
+    label_rejects: pd.DataFrame | None = None
+    as_of: pd.Timestamp | None = None
+
+    def maturity(self) -> pd.DataFrame:
+        """For a metric joined to labels, one row per (segment, window): its label
+        coverage and whether alert rules judge it as of :attr:`as_of` (``mature``: in the
+        segment's mature prefix, see :mod:`monitor.label_maturity`)."""
+        if self.metric.labels is None:
+            raise ValueError(f"metric {self.metric.name!r} is not joined to labels")
+        coverage = self.values[self.values["field"] == "label_coverage"]
+        judged = mature_values(self.metric, coverage, self.as_of)
+        frame = coverage[["segment", "window_start", "window_end", "value"]].rename(
+            columns={"value": "label_coverage"})
+        return frame.assign(mature=frame.index.isin(judged.index)).reset_index(drop=True)
 
 
 def run(metric: MetricSpec, events: pd.DataFrame, reference: ReferenceLike = None,
-        references: References | None = None) -> ResearchResult:
-    """Validate ``events`` against the metric's stream and compute its values."""
+        references: References | None = None, *, labels: LabelsLike = None,
+        as_of: pd.Timestamp | None = None) -> ResearchResult:
+    """Validate ``events`` against the metric's stream and compute its values.
+
+    A metric declared with ``labels=`` needs its label events: a DataFrame or a file
+    (JSON lines, CSV, Parquet; a glob). They are validated against the label stream and
+    joined to the predictions (:mod:`monitor.label_join`). ``as_of`` is when the
+    windows' maturity is judged (alerts wait for mature windows); by default the end of
+    the data, the latest prediction or label time.
+    """
     references = references or _references(metric, reference)
     bound = bind(metric, references)
     clean, rejects = metric.stream.schema.validate(events)
@@ -54,26 +81,40 @@ def run(metric: MetricSpec, events: pd.DataFrame, reference: ReferenceLike = Non
         log.warning("metric %s: %d of %d events rejected (%s)", metric.name, len(rejects),
                     len(events), summarize_reasons(rejects))
     engine = Engine([bound])
-    engine.update(clean)
+    joined = joined_events(bound, clean, labels)
+    engine.update(clean if joined is None else joined.events)
     # Valued once, as batch values its windows: the values returned are the floats a
     # recorded run stores (valuing again added a quarter to a recorded run of quantiles).
     windows = window_results(bound, engine.partials)
-    return ResearchResult(values_frame(_research_values(bound.name, windows)), rejects,
-                          len(events), bound, windows)
+    values = values_frame(_research_values(bound.name, windows))
+    if joined is None:
+        return ResearchResult(values, rejects, len(events), bound, windows)
+    if as_of is None:
+        as_of = joined.end
+    return ResearchResult(values, rejects, len(events), bound, windows, joined.counts,
+                          joined.rejects, as_of)
 
 
 def evaluate(
-    metric: MetricSpec, events: pd.DataFrame, reference: ReferenceLike = None
+    metric: MetricSpec, events: pd.DataFrame, reference: ReferenceLike = None, *,
+    labels: LabelsLike = None,
 ) -> pd.DataFrame:
-    """The metric's values over ``events``, one row per (segment, window, field)."""
-    return run(metric, events, reference).values
+    """The metric's values over ``events``, one row per (segment, window, field); a metric
+    joined to labels needs ``labels`` (a DataFrame or a file), see :func:`run`."""
+    return run(metric, events, reference, labels=labels).values
 
 
 def backtest(
-    metric: MetricSpec, events: pd.DataFrame, reference: ReferenceLike = None
+    metric: MetricSpec, events: pd.DataFrame, reference: ReferenceLike = None, *,
+    labels: LabelsLike = None, as_of: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
-    """The alert episodes the metric's rules would have fired over ``events``."""
-    return alert_episodes(metric, evaluate(metric, events, reference))
+    """The alert episodes the metric's rules would have fired over ``events``.
+
+    A metric joined to labels is judged only on its windows mature at ``as_of`` (by
+    default the end of the data), as the live stages judge them (see
+    :mod:`monitor.label_maturity`)."""
+    result = run(metric, events, reference, labels=labels, as_of=as_of)
+    return alert_episodes(metric, result.values, as_of=result.as_of)
 
 
 def summarize_reasons(rejects: pd.DataFrame, top: int = 10) -> str:

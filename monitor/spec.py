@@ -15,7 +15,7 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -24,6 +24,9 @@ from monitor.alerts.rules import Rule
 from monitor.function_code import code_text
 from monitor.schema import Schema
 from monitor.windows import Windows, parse_duration_ns
+
+if TYPE_CHECKING:
+    from monitor.labels import LabelSource
 
 OVERALL = "*"  # the segment that holds every event
 
@@ -98,6 +101,7 @@ class MetricSpec:
     owner: str | None = None
     description: str = ""
     schedule: str | None = None  # a cron expression for the batch stage; None: every window
+    labels: LabelSource | None = None  # where its labels come from (monitor.labels)
 
     @cached_property  # parsed once: the engine asks for it per chunk and per metric
     def windows(self) -> Windows:
@@ -128,6 +132,8 @@ class MetricSpec:
             "segment_by": list(self.segment_by),
             "alerts": [rule.to_dict() for rule in self.alerts],
             "per_event": self.per_event.to_dict() if self.per_event else None,
+            # only when there are labels: what a metric without them holds cannot change
+            **({"labels": self.labels.to_dict()} if self.labels else {}),
         }
 
     def identity(self) -> dict[str, Any]:
@@ -139,7 +145,8 @@ class MetricSpec:
         only the events valid against all of it, and a per-event function sees every
         field. Left out: where the stream is found (its name, topic, table, query or
         files), the alert rules (they decide alerts, not values; evaluation uses the
-        app's rules of the day), owner, description and schedule.
+        app's rules of the day), owner, description and schedule. A metric joined to
+        labels adds its label source's identity (:meth:`monitor.labels.LabelSource.identity`).
         """
         return {
             "name": self.name,
@@ -150,6 +157,7 @@ class MetricSpec:
             "lateness": self.lateness,
             "segment_by": list(self.segment_by),
             "per_event": self.per_event.code_hash if self.per_event else None,
+            **({"labels": self.labels.identity()} if self.labels else {}),
         }
 
     @property

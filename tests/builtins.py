@@ -18,6 +18,7 @@ import pandas as pd
 import metrics
 import metrics.aggregates as agg
 import metrics.classification as classification
+import metrics.labelled as labelled_metrics
 import metrics.ranking as ranking
 import metrics.tails as tails
 from metrics.base import Aggregate, aggregate_kinds
@@ -82,6 +83,15 @@ def labelled(rng: np.random.Generator, n: int) -> pd.DataFrame:
     prediction = pd.array((score > 0.5).astype(int), dtype="Int64")
     prediction[rng.random(n) < 0.03] = pd.NA
     return pd.DataFrame({"label": label, "prediction": prediction, "score": score})
+
+
+def joined(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    """Predictions after the label join: about 70% labelled, the rest with null labels."""
+    frame = labelled(rng, n)
+    got_label = rng.random(n) < 0.7
+    frame["label"] = frame["label"].where(got_label, pd.NA)
+    frame[labelled_metrics.LABELLED] = got_label
+    return frame
 
 
 def drift_window(rng: np.random.Generator, n: int, shift: float = 0.5) -> pd.DataFrame:
@@ -178,6 +188,9 @@ EXAMPLES: list[Case] = [
     Case(estimated_performance("score", "label", ESTIMATION_REFERENCE), labelled),
     Case(estimated_performance("score", "label", ESTIMATION_REFERENCE, threshold=0.3),
          labelled),
+    Case(labelled_metrics.Labelled(classification.auc("label", "score", bins=20)), joined),
+    Case(labelled_metrics.Labelled(classification.accuracy("label", "prediction")), joined),
+    Case(labelled_metrics.Labelled(tails.quantiles("score")), joined),
     # a new built-in kind adds its cases here
 ]
 

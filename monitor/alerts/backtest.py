@@ -10,7 +10,7 @@ and the value that fired it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -18,6 +18,7 @@ import pandas as pd
 from monitor.alerts.explain import explained
 from monitor.alerts.rules import Rule
 from monitor.alerts.walk import Position, Window, walk
+from monitor.label_maturity import mature_prefix
 from monitor.spec import MetricSpec
 
 EPISODE_COLUMNS = [
@@ -39,10 +40,17 @@ class _Episode:
     windows: int = 1
 
 
-def alert_episodes(metric: MetricSpec, values: pd.DataFrame) -> pd.DataFrame:
-    """The alert episodes ``metric``'s rules fire over ``values`` (values-file columns)."""
+def alert_episodes(metric: MetricSpec, values: pd.DataFrame,
+                   as_of: datetime | None = None) -> pd.DataFrame:
+    """The alert episodes ``metric``'s rules fire over ``values`` (values-file columns).
+
+    A metric joined to labels is judged on the windows mature at ``as_of`` (by default
+    the end of its last window), as live evaluation judges them
+    (:func:`monitor.label_maturity.mature_prefix`)."""
     episodes: list[_Episode] = []
     mine = values[values["metric"] == metric.name]
+    if metric.labels is not None:
+        mine = mature_values(metric, mine, as_of)
     for segment, in_segment in mine.groupby("segment", sort=True):
         fields_of = {start: dict(zip(rows["field"], rows["value"].astype("float64"),
                                      strict=True))
@@ -59,6 +67,27 @@ def alert_episodes(metric: MetricSpec, values: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values(["fired_window_start", "rule", "segment"], kind="stable").reset_index(
         drop=True
     )
+
+
+def mature_values(metric: MetricSpec, values: pd.DataFrame, as_of: datetime | None
+                  ) -> pd.DataFrame:
+    """The ``values`` of each segment's mature prefix of windows at ``as_of`` (by default
+    the end of the last window) of a metric joined to labels."""
+    assert metric.labels is not None
+    if values.empty:
+        return values
+    if as_of is None:
+        as_of = values["window_end"].max()
+    horizon = timedelta(microseconds=metric.labels.horizon_ns // 1_000)
+    coverage = values[values["field"] == "label_coverage"].sort_values("window_start")
+    keep = []
+    for segment, windows in coverage.groupby("segment", sort=False):
+        ends = list(zip(windows["window_end"], windows["value"].astype("float64"), strict=True))
+        mature = mature_prefix(metric.labels.mature_at, horizon, ends, as_of)
+        keep += [(segment, start) for start in windows["window_start"].iloc[:mature]]
+    chosen = pd.MultiIndex.from_tuples(keep, names=["segment", "window_start"])
+    at = pd.MultiIndex.from_frame(values[["segment", "window_start"]])
+    return values[at.isin(chosen)]
 
 
 def _replay(metric: MetricSpec, rule: Rule, segment: str, series: pd.DataFrame,

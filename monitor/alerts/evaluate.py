@@ -11,12 +11,17 @@ Each (rule, segment) walks its new windows in window order with the stored value
 the windows before them as history — the same rule code, lifecycle and history as the
 research backtest, so the stages fire what the backtest predicted. A window at or before
 the last one evaluated for an alert is skipped, so storing windows again is harmless.
+A metric joined to labels is judged only on the mature prefix of each segment's windows
+as of ``now`` (:mod:`monitor.label_maturity`): a half-labelled window waits, unevaluated,
+until a later store of it is mature, so it never pages.
 
 Firing transitions queue a notification, and so do the resolutions of alerts that were
 announced; pending and cleared (a breach that stopped within ``for_windows``) only go to
 the history. A firing on a window that ended more than ``notify_within`` before ``now``
 (a backfill over old data) is not announced — nobody should be paged about last month —
 unless the alert is still firing on a recent window: then it is announced once, late.
+For a metric joined to labels "recent" reaches back its horizon further: its windows are
+judged when mature, which can be up to a horizon after they end.
 ``notified_at`` on the alert state is when its episode was last announced; the
 dispatcher repeats announced alerts that stay firing.
 
@@ -48,6 +53,7 @@ from monitor.alerts.records import (
 )
 from monitor.alerts.rules import Point, Rule
 from monitor.alerts.walk import Position, Walked, walk
+from monitor.label_maturity import mature_prefix
 from monitor.spec import MetricSpec
 from monitor.storage.records import WindowResult, check_stage
 from monitor.times import to_utc, utc_now
@@ -100,6 +106,8 @@ def evaluate_windows(
     rules: dict[AlertKey, Rule] = {}
     for segment in sorted(by_segment):
         by_segment[segment].sort(key=lambda r: r.window_start)
+        if metric.labels is not None:  # rules wait for mature windows, in window order
+            by_segment[segment] = _mature(metric, by_segment[segment], now)
         for rule in metric.alerts:
             key = AlertKey(metric.name, version, stage, rule.title, segment)
             rules[key] = rule
@@ -117,6 +125,9 @@ def evaluate_windows(
                      position.last_window)
         if not windows:
             continue
+        if metric.labels is not None and _immature_before(alerts, key, metric, position,
+                                                          windows[0].window_start, now):
+            continue  # rules wait for it: passing it now would skip it for good
         field = rule.field or ""
         history = _history(alerts, key, field, windows[0].window_start, rule)
         walked = walk(rule, position, history,
@@ -132,6 +143,8 @@ def evaluate_windows(
                  for s in walked.steps]
         transitions.extend(found)
         recent = now - notify_within
+        if metric.labels is not None:  # a window may become mature only its horizon later
+            recent -= timedelta(microseconds=metric.labels.horizon_ns // 1_000)
         for transition in found:
             if transition.transition == "firing":
                 if notify and to_utc(transition.window_end) >= recent:
@@ -158,6 +171,42 @@ def evaluate_windows(
     alerts.record_events(transitions, now)
     alerts.enqueue(notifications)
     return transitions
+
+
+def _mature(metric: MetricSpec, windows: list[WindowResult], now: datetime
+            ) -> list[WindowResult]:
+    """The mature prefix of a segment's windows (:mod:`monitor.label_maturity`)."""
+    assert metric.labels is not None
+    horizon = timedelta(microseconds=metric.labels.horizon_ns // 1_000)
+    mature = mature_prefix(metric.labels.mature_at, horizon,
+                           [(w.window_end, w.values.get("label_coverage", math.nan))
+                            for w in windows], now)
+    if mature < len(windows):
+        log.info("metric %s: %d window(s) from %s wait for their labels before alert rules "
+                 "judge them", metric.name, len(windows) - mature, windows[mature].window_start)
+    return windows[:mature]
+
+
+def _immature_before(alerts: EvaluationStore, key: AlertKey, metric: MetricSpec,
+                     position: Position, first: datetime, now: datetime) -> bool:
+    """Whether a stored window of the alert's segment after its last evaluated window and
+    before ``first`` is still immature: stored by an earlier slice or run, it waits, and
+    the windows after it wait with it. Only windows whose horizon is still open can be
+    immature, so only those are read."""
+    assert metric.labels is not None
+    horizon = timedelta(microseconds=metric.labels.horizon_ns // 1_000)
+    width = timedelta(microseconds=metric.windows.width_ns // 1_000)
+    since = to_utc(now) - horizon - width
+    if position.last_window is not None:
+        since = max(since, to_utc(position.last_window))
+    if since >= to_utc(first):
+        return False
+    stored = [p for p in alerts.value_history(key, "label_coverage", first,
+                                              span=to_utc(first) - since, last=0, min_count=0)
+              if p.start is not None and (position.last_window is None
+                                          or p.start > to_utc(position.last_window))]
+    ends = [(p.start + width, p.value) for p in stored if p.start is not None]
+    return mature_prefix(metric.labels.mature_at, horizon, ends, now) < len(ends)
 
 
 def _end_orphans(alerts: EvaluationStore, metric: MetricSpec, version: int, stage: str,

@@ -50,13 +50,16 @@ from datetime import datetime
 from functools import partial
 from typing import Protocol, TypeVar
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from monitor.batch.sources import EventSource, UnparsedRows
 from monitor.engine import Engine
 from monitor.errors import MonitorError
-from monitor.spec import MetricSpec
+from monitor.label_join import id_problems, join_labels
+from monitor.labels import LabelSource
+from monitor.spec import MetricSpec, StreamSpec
 from monitor.storage.outages import Backoff, call_through_outages, describe_error, is_outage
 from monitor.storage.ports import RunLog, SliceSink
 from monitor.storage.records import DeadLetter, window_results
@@ -113,6 +116,7 @@ class RunSummary:
     windows_written: int = 0
     rows_read: int = 0
     rows_rejected: int = 0
+    labels_read: int = 0  # label rows read for a metric joined to labels (ranges overlap)
     slices: int = 0
     failures: list[str] = field(default_factory=list)
 
@@ -144,6 +148,16 @@ def watermark(store: RunLog, metric: str, version: int) -> pd.Timestamp | None:
     """Where the next run starts: the end of the latest successful batch run."""
     end = store.succeeded_until(metric, version)
     return None if end is None else pd.Timestamp(end).tz_convert("UTC")
+
+
+def reopened(metric: MetricSpec, watermark: pd.Timestamp) -> pd.Timestamp:
+    """Where a run of a metric joined to labels starts: the first window whose horizon was
+    still open when the last run stored it (its end + horizon after that run's
+    watermark), so each window is recomputed on every run until a run after its horizon
+    passed (see :mod:`monitor.label_join`)."""
+    assert metric.labels is not None
+    return min(watermark, _floor(metric, watermark - pd.Timedelta(metric.labels.horizon_ns,
+                                                                      unit="ns")))
 
 
 def slices(metric: MetricSpec, since: pd.Timestamp, until: pd.Timestamp
@@ -185,6 +199,11 @@ class BatchRunner:
     sleep: Callable[[float], None] = time.sleep
     alerts: bool = True  # evaluate alert rules on each slice, in its transaction
     clock: Callable[[], float] = time.monotonic  # how long an outage has lasted
+    # where a label stream is read, for metrics joined to labels (as source_for: a table,
+    # a query or files)
+    label_source_for: Callable[[StreamSpec], EventSource] | None = None
+    _label_sources: dict[str, EventSource] = field(default_factory=dict, init=False,
+                                                   repr=False)
 
     def run(
         self,
@@ -199,7 +218,10 @@ class BatchRunner:
 
         ``since`` defaults to the watermark (or the earliest event in the source on the
         first run), ``until`` to the end of the last closed window at ``now``. Both are
-        aligned to the metric's windows.
+        aligned to the metric's windows. A metric joined to labels starts before its
+        watermark, at the first window whose horizon was open at the last run
+        (:func:`reopened`): its windows are recomputed, and their stored values and
+        states upserted, on every run until their labels can no longer change.
         """
         [summary] = self.run_many([Target(metric, version)], since=since, until=until, now=now)
         return summary
@@ -225,7 +247,8 @@ class BatchRunner:
         if closed:
             log.warning("closed %d batch run(s) of %s left running by an earlier run, as "
                         "abandoned", closed, ", ".join(names))
-        groups: dict[tuple[str, int, pd.Timestamp, pd.Timestamp], list[Target]] = {}
+        groups: dict[tuple[str, int, pd.Timestamp, pd.Timestamp, LabelSource | None],
+                     list[Target]] = {}
         sources: dict[str, EventSource] = {}
         for target in targets:
             metric = target.metric
@@ -243,11 +266,17 @@ class BatchRunner:
                     f"reading the earliest event of stream {metric.stream.name!r}",
                     source.earliest)
                 start = end if earliest is None else earliest
-            key = (metric.stream.name, metric.windows.width_ns, _floor(metric, start), end)
+            elif since is None and metric.labels is not None:
+                start = reopened(metric, start)
+            if metric.labels is not None:
+                self._check_labels(metric)
+            # metrics joined to the same labels in the same way share their joined rows
+            key = (metric.stream.name, metric.windows.width_ns, _floor(metric, start), end,
+                   metric.labels)
             groups.setdefault(key, []).append(target)
         summaries: dict[str, RunSummary] = {}
         errors: list[BatchRunError] = []
-        for (stream, _, start, end), group in groups.items():
+        for (stream, _, start, end, _), group in groups.items():
             try:
                 for summary in self._run_group(group, sources[stream], start, end, now):
                     summaries[summary.metric] = summary
@@ -330,7 +359,7 @@ class BatchRunner:
                     summaries)
                 for t in targets}
         try:
-            engine, rows, rejected = self._compute(targets, source, start, end)
+            engine, rows, rejected, labels_read = self._compute(targets, source, start, end)
         except Exception as err:  # recorded on every run of the slice, then retried
             for target in targets:
                 self._failed(runs[target.metric.name], summaries, target.metric.name, err)
@@ -358,6 +387,7 @@ class BatchRunner:
             summary = summaries[name]
             summary.rows_read += rows
             summary.rows_rejected += len(rejected)
+            summary.labels_read += labels_read
             summary.windows_written += len({r.window_start for r in results})
             summary.slices += 1
         return failures
@@ -397,24 +427,88 @@ class BatchRunner:
         self.sleep(seconds)
         return False  # a batch run is stopped by its process, not here
 
+    def _check_labels(self, metric: MetricSpec) -> None:
+        assert metric.labels is not None
+        stream = metric.labels.stream
+        if self.label_source_for is None:
+            raise BatchRunError(f"metric {metric.name!r} joins labels from stream "
+                                f"{stream.name!r}, and this batch runner was given no "
+                                "label_source_for to read them")
+        self._through_outages(f"checking the source of label stream {stream.name!r}",
+                              self._label_source(stream).check)
+
     def _compute(self, targets: list[Target], source: EventSource, start: pd.Timestamp,
-                 end: pd.Timestamp) -> tuple[Engine, int, list[DeadLetter]]:
+                 end: pd.Timestamp) -> tuple[Engine, int, list[DeadLetter], int]:
+        """The slice's states, the prediction rows read, the dead letters (of labels
+        too) and the label rows read."""
         metrics = [t.metric for t in targets]
         engine = Engine(metrics)
         rows = 0
         rejected: list[DeadLetter] = []
+        labels, labels_read = None, 0
+        if metrics[0].labels is not None:
+            labels, rejected, labels_read = self._read_labels(metrics[0], start, end)
         seen: Counter[str] = Counter()  # identical rows so far in the slice, by content
         for chunk in source.chunks(start, end):
             rows += len(chunk)
             clean, rejects = metrics[0].stream.schema.validate(chunk)
             if len(rejects):
-                rejected += _dead_letters(metrics[0], chunk, rejects, seen)
+                rejected += _dead_letters(metrics[0].stream, chunk, rejects, seen)
+            if labels is not None:
+                assert metrics[0].labels is not None
+                clean = join_labels(clean, labels,
+                                    metrics[0].labels.rule(metrics[0].stream.time)).events
             engine.update(clean)
         if isinstance(source, UnparsedRows):
             unparsed = source.unparsed(start, end)
             rows += len(unparsed)
-            rejected += _unparsed_letters(metrics[0], unparsed)
-        return engine, rows, rejected
+            rejected += _unparsed_letters(metrics[0].stream, unparsed)
+        return engine, rows, rejected, labels_read
+
+    def _read_labels(self, metric: MetricSpec, start: pd.Timestamp, end: pd.Timestamp
+                     ) -> tuple[pd.DataFrame, list[DeadLetter], int]:
+        """The labels the predictions of ``[start, end)`` can take (the join rule's label
+        range, the time filter pushed into the source), validated, and the label rows
+        refused as dead letters: those that fail the label stream's schema or have a
+        null or empty id. Label ranges of slices overlap; a refused row is keyed by its
+        content, so it is stored once."""
+        assert metric.labels is not None and self.label_source_for is not None
+        stream = metric.labels.stream
+        source = self._label_source(stream)
+        low, high = metric.labels.rule(metric.stream.time).label_range(start, end)
+        kept: list[pd.DataFrame] = []
+        letters: list[DeadLetter] = []
+        seen: Counter[str] = Counter()
+        read = 0
+        for chunk in source.chunks(low, high):
+            read += len(chunk)
+            clean, rejects = stream.schema.validate(chunk)
+            if len(rejects):
+                letters += _dead_letters(stream, chunk, rejects, seen)
+            problems = id_problems(clean[metric.labels.label_id])
+            bad = problems.notna().to_numpy()
+            if bad.any():
+                refused = pd.DataFrame({"row": np.flatnonzero(bad),
+                                        "reason": problems[bad].to_numpy()})
+                raw = chunk.loc[~chunk.index.isin(rejects["row"])].reset_index(drop=True)
+                letters += _dead_letters(stream, raw, refused, seen)
+                clean = clean[~bad]
+            kept.append(clean)
+        if isinstance(source, UnparsedRows):
+            unparsed = source.unparsed(low, high)
+            read += len(unparsed)
+            letters += _unparsed_letters(stream, unparsed)
+        labels = (pd.concat(kept, ignore_index=True) if kept
+                  else stream.schema.validate(pd.DataFrame())[0])
+        return labels, letters, read
+
+    def _label_source(self, stream: StreamSpec) -> EventSource:
+        """One source per label stream for the runner's life (a file source hands its
+        rows without a time to the first range it reads, see FileSource)."""
+        assert self.label_source_for is not None
+        if stream.name not in self._label_sources:
+            self._label_sources[stream.name] = self.label_source_for(stream)
+        return self._label_sources[stream.name]
 
 
 def _floor(metric: MetricSpec, when: pd.Timestamp | datetime) -> pd.Timestamp:
@@ -423,11 +517,11 @@ def _floor(metric: MetricSpec, when: pd.Timestamp | datetime) -> pd.Timestamp:
     return metric.windows.start_of(when)
 
 
-def _dead_letters(metric: MetricSpec, chunk: pd.DataFrame, rejects: pd.DataFrame,
+def _dead_letters(stream: StreamSpec, chunk: pd.DataFrame, rejects: pd.DataFrame,
                   seen: Counter[str]) -> list[DeadLetter]:
     """The rejected rows as dead letters, keyed by content (see the module); ``seen``
     counts the rows of each content met so far in the slice."""
-    source = _letter_source(metric)
+    source = _letter_source(stream)
     rows = chunk.loc[rejects["row"]]
     letters = []
     for reason, row in zip(rejects["reason"], rows.to_dict("records"), strict=True):
@@ -439,10 +533,10 @@ def _dead_letters(metric: MetricSpec, chunk: pd.DataFrame, rejects: pd.DataFrame
     return letters
 
 
-def _unparsed_letters(metric: MetricSpec, unparsed: pd.DataFrame) -> list[DeadLetter]:
+def _unparsed_letters(stream: StreamSpec, unparsed: pd.DataFrame) -> list[DeadLetter]:
     """The lines a source's reader could not parse as dead letters, keyed by where they
     are and a hash of their excerpt (see the module)."""
-    source = _letter_source(metric)
+    source = _letter_source(stream)
     letters = []
     for where, reason, excerpt in zip(unparsed["row"], unparsed["reason"], unparsed["excerpt"],
                                       strict=True):
@@ -451,5 +545,5 @@ def _unparsed_letters(metric: MetricSpec, unparsed: pd.DataFrame) -> list[DeadLe
     return letters
 
 
-def _letter_source(metric: MetricSpec) -> str:
-    return f"batch:{metric.stream.table or metric.stream.files or metric.stream.name}"
+def _letter_source(stream: StreamSpec) -> str:
+    return f"batch:{stream.table or stream.files or stream.name}"

@@ -282,7 +282,8 @@ def run_metric_once(app_target: str, metric: str, database_url: str, source_url:
         except NotInBatch as err:
             log.warning("scheduled batch run skipped: %s", err)
             return None
-        runner = BatchRunner(store, lambda m: source_for(m.stream, source_engine), retry=retry)
+        runner = BatchRunner(store, lambda m: source_for(m.stream, source_engine), retry=retry,
+                             label_source_for=lambda s: source_for(s, source_engine))
         try:
             [summary] = runner.run_many([target])  # keeps notify: streaming may announce
             return summary

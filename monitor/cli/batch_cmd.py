@@ -84,7 +84,8 @@ def batch_run(ctx: click.Context, metrics: tuple[str, ...], since: str | None,
                        "`monitor promote METRIC --to batch --reason ...`")
             return
         runner = BatchRunner(store, lambda m: source_for(m.stream, source_engine),
-                             progress=sys.stderr.isatty())  # no bars in a log
+                             progress=sys.stderr.isatty(),  # no bars in a log
+                             label_source_for=lambda s: source_for(s, source_engine))
         try:
             summaries = runner.run_many(targets, since=start, until=end)
             failure = None
@@ -117,6 +118,9 @@ def describe(summary: RunSummary) -> str:
         return f"{head} up to date (next window closes after {summary.until:%Y-%m-%d %H:%M} UTC)"
     text = (f"{head} {summary.windows_written} windows from {summary.since:%Y-%m-%d %H:%M} to "
             f"{summary.until:%Y-%m-%d %H:%M} UTC, {summary.rows_read:,} rows read")
+    if summary.labels_read:
+        text += (f" and {summary.labels_read:,} label rows (windows are recomputed until "
+                 "their labels' horizon passes)")
     if summary.rows_rejected:
         text += f", {summary.rows_rejected:,} rejected (see dead letters)"
     if summary.failures:

@@ -32,8 +32,8 @@ def metrics_group() -> None:
 @database_url_option
 @click.pass_context
 def list_metrics(ctx: click.Context, database_url: str) -> None:
-    """Every metric with its stream, stage, version, window, segments, fields, alerts, owner
-    and last stage change.
+    """Every metric with its stream (and label stream), stage, version, window, segments,
+    fields, alerts, owner and last stage change.
 
     Stages and versions come from the results database; a metric it does not know yet is
     "unregistered" (a recorded `monitor research run` registers it). A version marked *
@@ -49,7 +49,9 @@ def list_metrics(ctx: click.Context, database_url: str) -> None:
         status = statuses.get(m.name)
         rows.append({
             "metric": m.name,
-            "stream": m.stream.name,
+            # a metric joined to labels: its label stream and horizon too
+            "stream": m.stream.name + (f" + {m.labels.stream.name} within {m.labels.horizon}"
+                                       if m.labels else ""),
             "stage": _stage(status, known),
             "version": _version(status),
             "window": m.window,
