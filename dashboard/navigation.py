@@ -31,6 +31,7 @@ PAGES = (
     PageSpec("screens/metric.py", "Metric", "metric", ":material/show_chart:"),
     PageSpec("screens/drift.py", "Drift", "drift", ":material/waves:"),
     PageSpec("screens/tails.py", "Tails", "tails", ":material/stacked_line_chart:"),
+    PageSpec("screens/performance.py", "Performance", "performance", ":material/insights:"),
     PageSpec("screens/alerts.py", "Alerts", "alerts", ":material/notifications:"),
     PageSpec("screens/dead_letters.py", "Dead letters", "dead-letters", ":material/mail:"),
 )

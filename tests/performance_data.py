@@ -31,7 +31,7 @@ LABEL_SCHEMA = {"prediction_id": "str", "clicked": "bool"}
 def reference_profile(seed: int = 21) -> ReferenceProfile:
     """The calibration of ``score`` against ``clicked``, fitted on labelled training rows."""
     rows = simulate(np.random.default_rng(seed), 20_000).rename(columns={"label": "clicked"})
-    return ReferenceProfile.fit(rows, ["score"], name="training",
+    return ReferenceProfile.fit(rows, ["score"], name="click_training",
                                 calibrations=[("score", "clicked")])
 
 
@@ -67,14 +67,14 @@ def labels_as_of(preds: pd.DataFrame, as_of: pd.Timestamp, seed: int = 23) -> pd
 def performance_app(auc_below: float = 0.775) -> Monitor:
     """An estimate of the click model's performance per device, alerting when its
     estimated ROC AUC falls below ``auc_below``, and the AUC and accuracy realized from
-    the click labels. The estimate's reference is ``"training"``: pass
+    the click labels. The estimate's reference is ``"click_training"``: pass
     :func:`reference_profile` to the stage."""
     mon = Monitor("performance")
     mon.stream("scored", table="scored", schema=PREDICTION_SCHEMA)
     mon.stream("clicks", table="clicks", schema=LABEL_SCHEMA)
     labels = Labels("clicks", on="prediction_id", horizon="1d", mature_at=0.9)
     mon.metric("click_estimate", "scored",
-               metrics.estimated_performance("score", "clicked", "training"),
+               metrics.estimated_performance("score", "clicked", "click_training"),
                window="1h", segment_by=["device"],
                alerts=[Threshold(field="estimated_roc_auc", below=auc_below)],
                owner="ranking", description="The click model's performance, estimated "

@@ -36,9 +36,11 @@ def charts(app: AppTest) -> list[tuple[dict[str, Any], list[pd.DataFrame]]]:
 
 
 def marks(spec: dict[str, Any]) -> list[str]:
+    """The marks of a chart's layers, in order; a nested layer's marks are left out (call
+    again on it)."""
     layers = spec.get("layer", [spec])
     return [layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"]
-            for layer in layers]
+            for layer in layers if "mark" in layer]
 
 
 def texts(app: AppTest) -> str:

@@ -1,6 +1,8 @@
 """A realistic results database for the dashboard tests: the example app's week through
-the batch stage (alerts included), research and streaming twins of some metrics, dead
-letters, silences and alert deliveries (sent, failed, silenced, pending).
+the batch stage (alerts included), research and streaming twins of some metrics, an
+estimate of performance beside its realized metrics
+(:mod:`tests.dashboard.seed_performance`), dead letters, silences and alert deliveries
+(sent, failed, silenced, pending).
 
 Seeding takes a few seconds, so the tests build one SQLite file per session and only read
 it: the dashboard never writes.
@@ -38,6 +40,7 @@ from monitor.storage.outbox import DELIVERIES
 from monitor.storage.records import DeadLetter, WindowResult, window_results
 from monitor.storage.store import SqlStore
 from monitor.targets import batch_targets
+from tests.dashboard.seed_performance import seed_performance
 from tests.frame_source import FrameSource
 
 DAYS = 6  # every incident of the example week (the last starts at hour 132)
@@ -110,6 +113,7 @@ def seed(url: str, *, days: int = DAYS) -> Seeded:
         store.record_stage_change(STREAMING_METRIC, streamed.version, "streaming", by="seed",
                                   reason="parity with batch over two days")
         _write_engine(store, streamed.metric, streamed.version, "streaming", latest)
+        performance = seed_performance(store)
         _dead_letters(store, end)
         _dispatch(store, now)
         with store.database.begin() as conn:
@@ -118,7 +122,7 @@ def seed(url: str, *, days: int = DAYS) -> Seeded:
                 ends_at=now + timedelta(hours=6), reason="SE holiday traffic",
                 created_by="oncall"), now - timedelta(hours=1))
         firing = sorted({a.key.metric for a in _firing(store)})
-    return Seeded(url, (*mon.metrics, SEGMENTED_DRIFT.name), tuple(firing))
+    return Seeded(url, (*mon.metrics, SEGMENTED_DRIFT.name, *performance), tuple(firing))
 
 
 def _with_bad_rows(events: pd.DataFrame) -> pd.DataFrame:

@@ -9,7 +9,7 @@ import importlib
 import pytest
 
 MODULES = ["dashboard.charts", "dashboard.context", "dashboard.drift_windows",
-           "dashboard.navigation", "dashboard.views.drift",
+           "dashboard.navigation", "dashboard.performance_chart", "dashboard.views.drift",
            "dashboard.views.tails", "dashboard.views.dead_letters"]
 
 

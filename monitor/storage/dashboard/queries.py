@@ -16,6 +16,7 @@ from monitor.storage.dashboard.catalog import CatalogQueries
 from monitor.storage.dashboard.dead_letters import DeadLetterQueries
 from monitor.storage.dashboard.drift import DriftQueries
 from monitor.storage.dashboard.overview import OverviewQueries
+from monitor.storage.dashboard.performance import PerformanceQueries
 from monitor.storage.dashboard.read_only import ReadOnly
 from monitor.storage.dashboard.values import ValueQueries
 from monitor.storage.database import Database
@@ -32,6 +33,7 @@ class DashboardQueries:
         self.overview = OverviewQueries(read)
         self.values = ValueQueries(read)
         self.drift = DriftQueries(read)
+        self.performance = PerformanceQueries(read)
         self.alerts = AlertQueries(read)
         self.dead_letters = DeadLetterQueries(read)
 
