@@ -156,3 +156,20 @@ def test_drift_page_draws_windows_decisions_and_value_bars(dashboard_url: str,
         browser.resize(1400, 2000)
     assert "fav_carousel_rank: per window" in text
     assert dom.count("vega-embed") >= 5  # statistic, p-value, count, columns, histogram
+
+
+def test_performance_page_draws_the_estimate_beside_the_realized_auc(dashboard_url: str,
+                                                                      browser: Browser) -> None:
+    """The estimate with its band, the realized AUC and the label coverage, for the overall
+    segment and one device (see performance-click_estimate.png)."""
+    browser.resize(1400, 2400)
+    try:
+        text = browser.open(
+            f"{dashboard_url}/performance?metric=click_estimate&segment=device%3Dios",
+            ["Estimated and realized performance", "Realized by", "click_auc",
+             "still wait for labels"], charts=2)
+        dom, _ = _keep(browser, "performance-click_estimate")
+    finally:
+        browser.resize(1400, 2000)
+    assert "±3 sampling errors" in text
+    assert dom.count("vega-embed") >= 2  # a chart per segment
