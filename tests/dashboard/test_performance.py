@@ -119,3 +119,23 @@ def test_the_page_draws_the_estimate_its_band_and_the_realized_auc(
     text = texts(app)
     assert "Realized by **click_auc**" in text and "±3 sampling errors" in text
     assert "later window(s) still wait for labels" in text
+
+
+def test_a_declared_accuracy_is_drawn_beside_the_estimated_accuracy(
+        seeded: Seeded, run_app: AppFactory, computed: dict[str, ResearchResult]) -> None:
+    app = run_app(seeded.url, page="performance", metric=ESTIMATE)
+    app.selectbox(key=f"performance_field:{ESTIMATE}").select("estimated_accuracy").run()
+    [(spec, data)] = charts(app)
+    assert marks(spec["layer"][1]) == ["area", "line"]  # nothing realizes it undeclared
+    assert "Realized values appear once" in texts(app)
+    declared = app.selectbox(key=f"performance_declared:{ESTIMATE}:estimated_accuracy")
+    assert declared.options == ["—", "click_accuracy"]
+    declared.select("click_accuracy").run()
+    [(spec, data)] = charts(app)
+    assert marks(spec["layer"][1]) == ["area", "line", "line"]
+    [realized] = [d for d in data if "click_accuracy: accuracy" in set(d.get("series", []))]
+    truth = wide(computed["click_accuracy"], OVERALL)
+    np.testing.assert_array_equal(realized["value"], truth["accuracy"].dropna())
+    [estimated] = [d for d in data if "low" in d]
+    np.testing.assert_array_equal(estimated["value"],
+                                  wide(computed[ESTIMATE], OVERALL)["estimated_accuracy"])
