@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from itertools import combinations
+from urllib.parse import urlencode
 
 import pandas as pd
 import streamlit as st
 
 from dashboard.charts import series_chart
 from dashboard.context import (
+    aggregate_kind,
     fmt,
     md,
     pick_one,
@@ -21,6 +23,7 @@ from dashboard.context import (
     settings,
 )
 from monitor.alerts.rules import Rule, Threshold, rule_from_dict
+from monitor.performance_pairs import ESTIMATE_KIND
 from monitor.spec import OVERALL
 from monitor.storage.dashboard.overview import headline_field
 from monitor.values import STAGES
@@ -43,6 +46,9 @@ def render() -> None:
                f"{definition.window} · version {definition.version}")
     if definition.description:
         st.markdown(scrub(definition.description))
+    if aggregate_kind(definition) == ESTIMATE_KIND:
+        st.markdown(f"[Beside the realized values, with its band →](performance?"
+                    f"{urlencode({'metric': name})})")
     _series(definition.name, definition.version, definition.window,
             rules_of(definition.spec), headline_field(definition))
     st.subheader("Stage history")

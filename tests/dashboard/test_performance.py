@@ -139,3 +139,11 @@ def test_a_declared_accuracy_is_drawn_beside_the_estimated_accuracy(
     [estimated] = [d for d in data if "low" in d]
     np.testing.assert_array_equal(estimated["value"],
                                   wide(computed[ESTIMATE], OVERALL)["estimated_accuracy"])
+
+
+def test_the_metric_page_of_an_estimate_links_to_the_performance_page(
+        seeded: Seeded, run_app: AppFactory) -> None:
+    app = run_app(seeded.url, page="metric", metric=ESTIMATE)
+    assert f"(performance?metric={ESTIMATE})" in "\n".join(m.value for m in app.markdown)
+    other = run_app(seeded.url, page="metric", metric="click_auc")
+    assert "performance?" not in "\n".join(m.value for m in other.markdown)
