@@ -17,6 +17,7 @@ import streamlit as st
 from dashboard.context import md, pick_metric_of_kind, pick_stored_range, query_param, require_data
 from dashboard.performance_chart import BAND_SD, estimate_chart
 from dashboard.views.metric import rules_of, thresholds
+from metrics.estimation.expected import METRICS
 from monitor.performance_pairs import (
     ESTIMATE_KIND,
     REALIZED_FIELDS,
@@ -28,7 +29,7 @@ from monitor.spec import OVERALL
 from monitor.storage.dashboard.queries import DashboardQueries
 
 MAX_SEGMENTS = 6
-ESTIMATED_FIELDS = [estimated for _, estimated in REALIZED_FIELDS.values()] + ["estimated_f1"]
+ESTIMATED_FIELDS = [f"estimated_{m}" for m in METRICS]  # not their sampling errors
 
 
 def render() -> None:
@@ -100,16 +101,14 @@ def _realized(queries: DashboardQueries, name: str, field: str,
     if kind is None:
         st.markdown(f"No labelled metric realizes {md(field)}.")
         return None
-    candidates = [c for c in queries.performance.declarable(name)
-                  if queries.performance.pairs({c: name})[-1].estimated_field == field]
+    declarable = queries.performance.declarable(name)
+    candidates = {p.realized: p for p in queries.performance.pairs(
+        dict.fromkeys(declarable, name)) if p.declared and p.estimated_field == field}
     choice = st.selectbox("Realized by (declared)", ["—", *candidates],
                           key=f"performance_declared:{name}:{field}",
                           help="A labelled metric whose prediction column is the score at "
                                "or above the estimate's threshold.")
-    if choice in (None, "—"):
-        return None
-    return next(p for p in queries.performance.pairs({str(choice): name})
-                if p.realized == choice)
+    return candidates.get(str(choice))
 
 
 def _coverage_note(shown: pd.DataFrame, pair: PerformancePair | None) -> str:

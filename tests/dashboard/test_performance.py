@@ -11,6 +11,7 @@ import pytest
 from monitor.performance_pairs import PerformancePair
 from monitor.research import ResearchResult, run
 from monitor.spec import OVERALL
+from monitor.storage.dashboard.performance import SIDE_BY_SIDE_COLUMNS
 from monitor.storage.dashboard.queries import DashboardQueries
 from monitor.storage.dashboard.records import default_range
 from tests.dashboard.conftest import AppFactory
@@ -87,6 +88,18 @@ def test_side_by_side_without_a_realized_metric_is_the_estimate_alone(seeded: Se
                                              segments=[OVERALL], pair=AUTOMATIC)
     assert len(frame) == HOURS and frame["estimate"].notna().all()
     assert frame["realized"].isna().all()
+
+
+def test_side_by_side_of_a_stage_without_values_is_empty(seeded: Seeded) -> None:
+    span = default_range(START + pd.Timedelta(hours=HOURS - 1), days=2)
+    with DashboardQueries.open(seeded.url) as queries:
+        frame = queries.performance.side_by_side(ESTIMATE, "estimated_roc_auc", span,
+                                                 stage="streaming", segments=[OVERALL],
+                                                 pair=AUTOMATIC)
+        with pytest.raises(ValueError, match="no metric named 'gone'"):
+            queries.performance.side_by_side("gone", "estimated_roc_auc", span,
+                                             stage="batch", segments=[OVERALL])
+    assert frame.empty and list(frame.columns) == SIDE_BY_SIDE_COLUMNS
 
 
 def test_the_page_draws_the_estimate_its_band_and_the_realized_auc(

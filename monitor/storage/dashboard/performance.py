@@ -120,8 +120,8 @@ def _wide(series: pd.DataFrame, names: Mapping[str, str]) -> pd.DataFrame:
             names=["segment", "window_start"])
         return pd.DataFrame({names.get("windows", "windows"): pd.Series(dtype="float64")},
                             index=index)
-    wide = series.pivot_table(index=["segment", "window_start"], columns="field",
-                              values="value", aggfunc="first", dropna=False)
+    # one stage: a (segment, window, field) has one row
+    wide = series.set_index(["segment", "window_start", "field"])["value"].unstack("field")
     windows = series.groupby(["segment", "window_start"])["windows"].max()
     wide = wide.assign(windows=windows.astype("float64"))
     wide.columns = [names.get(str(c), str(c)) for c in wide.columns]
