@@ -101,13 +101,16 @@ class PerformancePair:
 
 
 def estimate_of(spec: Spec) -> Estimate | None:
-    """What an estimate reads, or None when ``spec`` is not an estimate of performance."""
+    """What an estimate reads, or None when ``spec`` is not an estimate of performance (or
+    a stored one too malformed to say)."""
     aggregate = _mapping(spec.get("aggregate"))
-    if aggregate.get("kind") != ESTIMATE_KIND:
+    score, label = aggregate.get("score"), aggregate.get("label")
+    threshold = aggregate.get("threshold", 0.5)
+    if (aggregate.get("kind") != ESTIMATE_KIND or not isinstance(score, str)
+            or not isinstance(label, str) or not isinstance(threshold, int | float)):
         return None
-    return Estimate(str(_mapping(spec.get("stream")).get("name")), str(aggregate["score"]),
-                    str(aggregate["label"]), float(aggregate.get("threshold", 0.5)),
-                    str(spec.get("window")))
+    return Estimate(str(_mapping(spec.get("stream")).get("name")), score, label,
+                    float(threshold), str(spec.get("window")))
 
 
 def performance_pairs(specs: Mapping[str, Spec], declared: Mapping[str, str] | None = None

@@ -109,6 +109,11 @@ def estimated_performance(score: str, label: str, reference: str | ReferenceProf
     chance of a positive; a row is predicted positive when its score is at least
     ``threshold``. ``cbpe`` is the same function.
 
+    To alert on the estimate, put a rule on one of its estimates, e.g.
+    ``Threshold(field="estimated_roc_auc", below=0.75)``, not on a ``*_sampling_error``
+    field: a sampling error is one standard deviation (the dashboard, like NannyML, draws a
+    band of 3). ``monitor.performance_pairs`` says which label-joined metric realizes it.
+
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> scores = rng.random(20_000)
