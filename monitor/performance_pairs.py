@@ -141,8 +141,9 @@ def performance_pairs(specs: Mapping[str, Spec], declared: Mapping[str, str] | N
 
 def declarable(specs: Mapping[str, Spec], estimate_name: str) -> list[str]:
     """The label-joined accuracy, precision and recall metrics that could be declared to
-    realize ``estimate_name`` (same stream, label column and window), by name."""
-    estimate = estimate_of(specs[estimate_name])
+    realize ``estimate_name`` (same stream, label column and window), by name; none when
+    ``estimate_name`` is no registered estimate."""
+    estimate = estimate_of(specs.get(estimate_name, {}))
     if estimate is None:
         return []
     return sorted(name for name, spec in specs.items()

@@ -95,3 +95,4 @@ def test_stored_definitions_pair_as_registered_ones(specs: Specs) -> None:
     stored = {name: json.loads(json.dumps(spec)) for name, spec in specs.items()}
     assert performance_pairs(stored) == performance_pairs(specs)
     assert declarable({"mean_score": specs["mean_score"]}, "mean_score") == []
+    assert declarable(specs, "unknown") == []
