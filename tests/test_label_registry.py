@@ -74,6 +74,9 @@ def test_on_a_pair_of_columns_of_a_stream_given_as_declared() -> None:
     ("outcomes", {}, None, {}, "labels= takes monitor.Labels(stream, on=..., horizon=...)"),
     (Labels("home", on="prediction_id"), {}, None, {},
      "labels come from another stream than the predictions ('home')"),
+    (Labels("outcomes", on="prediction_id"), {}, metrics.rate("clicked"),
+     {"alerts": [Threshold(below=0.2, confidence=0.99)]},
+     "confidence= is not supported on a metric that joins labels yet"),
 ])
 def test_bad_declarations_fail_naming_the_metric(labels: Any, outcomes: dict[str, str],
                                                  aggregate: Any, options: dict[str, Any],

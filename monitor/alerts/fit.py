@@ -35,6 +35,13 @@ def rule_problem(rule: Rule, aggregate: Any, window: str) -> str | None:
     """What is wrong with ``rule`` on a metric of ``aggregate`` in ``window``-long windows,
     or None when it fits."""
     kind = getattr(aggregate, "kind", type(aggregate).__name__)
+    if rule.confidence is not None and kind == "labelled":
+        # The stored count of a label-joined window is its predictions; the test would
+        # need its labelled rows, which arrive over the horizon.
+        return (f"alert rule {rule.title}: confidence= is not supported on a metric that "
+                f"joins labels yet (its window's count is the predictions, not the "
+                f"labelled rows a test of {rule.field!r} needs); use min_count= to leave "
+                f"out small windows, and mature_at= on Labels to wait for the labels")
     if rule.confidence is not None and PROPORTIONS.get(kind) != rule.field:
         return (f"alert rule {rule.title}: confidence= tests a proportion of the window's "
                 f"events (the field of a rate, share or null_rate), and {rule.field!r} of a "
