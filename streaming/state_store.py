@@ -114,7 +114,7 @@ def store_partitions(conn: Connection, states: Sequence[PartitionState],
     """
     now = utc_now()
     for state in states:
-        _write_checkpoint(conn, state, now)
+        write_checkpoint(conn, state, now)
     _check_not_closed(conn, states, versions)
     binds = bind_processors(conn, PARTIALS)
     as_time, as_state = binds["window_start"], binds["state"]
@@ -155,7 +155,7 @@ def _check_not_closed(conn: Connection, states: Sequence[PartitionState],
                 f"{utc_from_ns(start_ns):%Y-%m-%d %H:%M})")
 
 
-def _write_checkpoint(conn: Connection, state: PartitionState, now: datetime) -> None:
+def write_checkpoint(conn: Connection, state: PartitionState, now: datetime) -> None:
     c = CHECKPOINTS.c
     values = {"offset": state.offset, "watermark": _watermark(state.mark_ns),
               "event_watermark": _watermark(state.watermark_ns), "events": state.events,

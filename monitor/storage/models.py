@@ -238,6 +238,69 @@ class StreamPartialRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+# -- label joins in streaming (migration 0006) ------------------------------------------
+
+
+class LabelHeldPredictionRow(Base):
+    """A prediction of a metric joined to labels, held by the streaming stage until no label
+    can change its window any more (see ``streaming.label_processor``).
+
+    Keyed by where it came from (source partition, offset, the event's place in its
+    message): stored in the transaction that stores the offset, so a replay or a retry
+    holds it once. ``prediction_id`` is the join id as text (an int id as its decimal);
+    ``payload`` the prediction's validated fields as canonical JSON, its time exact in
+    ``event_time`` (nanoseconds). Deleted once every label partition has passed the
+    window's end plus the horizon.
+    """
+
+    __tablename__ = "label_held_predictions"
+    __table_args__ = (Index(None, "metric", "metric_version", "window_end"),
+                      Index(None, "metric", "metric_version", "prediction_id"))
+
+    metric: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    metric_version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    offset: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prediction_id: Mapped[str | None] = mapped_column(Text)
+    event_time: Mapped[int] = mapped_column(BigInteger)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    window_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    payload: Mapped[str] = mapped_column(Text)
+
+
+class LabelHeldLabelRow(Base):
+    """A label held for a metric joined to labels until every window it could be joined
+    to is past its horizon; keyed and stored like :class:`LabelHeldPredictionRow`."""
+
+    __tablename__ = "label_held_labels"
+    __table_args__ = (Index(None, "metric", "metric_version", "label_id"),
+                      Index(None, "metric", "metric_version", "label_time"))
+
+    metric: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    metric_version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    offset: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event: Mapped[int] = mapped_column(Integer, primary_key=True)
+    label_id: Mapped[str] = mapped_column(Text)
+    label_time: Mapped[int] = mapped_column(BigInteger)
+    payload: Mapped[str] = mapped_column(Text)
+
+
+class LabelJoinProgressRow(Base):
+    """How far the streaming stage has closed (valued) and purged the windows of a metric
+    joined to labels. Its row is also the lock that keeps two workers from revising the
+    same metric's windows at once (see ``streaming.label_store``)."""
+
+    __tablename__ = "label_join_progress"
+
+    metric: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    metric_version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    closed_through: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    purged_through: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 # -- alerting (migration 0003) -----------------------------------------------------------
 
 ALERT_STATUS_LENGTH = 16

@@ -110,3 +110,36 @@ def test_the_migrations_package_is_installed_with_its_versions() -> None:
 def _tables(url: str) -> set[str]:
     with Database(url) as database, database.connect() as conn:
         return set(inspect(conn).get_table_names())
+
+
+LABEL_JOIN_TABLES = {"label_held_predictions", "label_held_labels", "label_join_progress"}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_the_label_join_tables_come_and_go_with_0006(kind: str, tmp_path: Path) -> None:
+    """0006 adds the tables streaming holds predictions and labels in, and its downgrade
+    removes exactly them (on a database with rows in them)."""
+    if kind == "postgres":
+        with throwaway_postgres("monitor_migrations") as url:
+            _round_trip_0006(url)
+    else:
+        _round_trip_0006(f"sqlite:///{tmp_path / 'labels.sqlite'}")
+
+
+def _round_trip_0006(url: str) -> None:
+    upgrade(url, "0005")
+    before = _tables(url)
+    assert not before & LABEL_JOIN_TABLES
+    upgrade(url)
+    assert _tables(url) == before | LABEL_JOIN_TABLES
+    with Database(url) as database, database.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO label_held_labels (metric, metric_version, partition, \"offset\", "
+            "event, label_id, label_time, payload) VALUES ('m', 1, 0, 5, 0, 'p1', 7, '{}')")
+    down = downgrade(url, "0005")
+    assert (down.before, down.after) == ("0006", "0005")
+    assert _tables(url) == before
+    upgrade(url)
+    assert schema_differences(url) == []
+    with Database(url) as database, database.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM label_held_labels").scalar() == 0

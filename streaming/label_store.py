@@ -1,0 +1,312 @@
+"""The label join's held predictions and labels over the results database (the
+:class:`~streaming.label_ports.HeldStore` port): each method one transaction.
+
+Why the join is exactly once, and why two workers cannot miss each other. Predictions and
+labels of one id may come from different partitions, owned by different workers. Neither
+worker looks for the other's rows in memory: both only *hold* rows, in the transaction
+that stores the offsets they came from, and a window is valued from the database.
+
+- A window is first valued by the closing transaction, which locks every checkpoint of
+  both sources (prediction and label partitions) before it reads. A store writes its own
+  checkpoints first, which locks them: the two take turns, so the close sees every row
+  stored before it, and a store that comes after sees the window closed (it reads the
+  progress after its checkpoints) and revises it.
+- A window that is closed (and not purged) is valued again by every store that holds a
+  row it may take: a prediction of it, or a label with the id of one of its predictions.
+  Two such stores on different workers lock the metric's progress row first, so they
+  take turns too, and the second reads (after the lock, under read committed) what the
+  first committed; whichever revises last sees both. On SQLite one writer at a time
+  does the same.
+
+Rows are keyed by (metric, version, source partition, offset, event in message), so a
+replayed message cannot be held twice even if it were not skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.engine import Connection
+
+from monitor.spec import MetricSpec
+from monitor.storage.alert_store import SqlAlertTransaction
+from monitor.storage.database import Database
+from monitor.storage.dead_letters import write_dead_letters
+from monitor.storage.insert_ignore import insert_ignore
+from monitor.storage.models import (
+    LabelHeldLabelRow,
+    LabelHeldPredictionRow,
+    LabelJoinProgressRow,
+    table_of,
+)
+from monitor.storage.records import DeadLetter, WindowResult
+from monitor.storage.results import write_metrics_windows
+from monitor.storage.types import utc_now
+from monitor.windows import utc_from_ns
+from streaming import state_store
+from streaming.label_ports import (
+    HeldWindow,
+    JoinCutoff,
+    JoinMarks,
+    MetricHeld,
+    Progress,
+    Valuer,
+)
+from streaming.partition import Checkpoint, PartitionState
+from streaming.ports import AfterFinal
+
+PREDICTIONS = table_of(LabelHeldPredictionRow)
+LABELS = table_of(LabelHeldLabelRow)
+PROGRESS = table_of(LabelJoinProgressRow)
+SOURCE_KEY = ("metric", "metric_version", "partition", "offset", "event")
+IN_CHUNK = 1_000  # ids per IN (...) list
+
+
+class SqlHeldStore:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def __repr__(self) -> str:
+        return f"SqlHeldStore({self.database.display_url!r})"
+
+    def load_checkpoints(self, source: str, partitions: Iterable[int]) -> dict[int, Checkpoint]:
+        with self.database.begin() as conn:
+            return {p: state_store.load_checkpoint(conn, source, p) for p in partitions}
+
+    def store_held(self, states: Sequence[PartitionState], held: Sequence[MetricHeld],
+                   value: Valuer, *, count_metric: str, stage: str,
+                   counts: Mapping[tuple[datetime, datetime, str], int],
+                   samples: Sequence[DeadLetter]) -> dict[str, int]:
+        with self.database.begin() as conn:
+            now = utc_now()
+            # checkpoints first, in (source, partition) order: that locks them, as a close
+            # locks them all in the same order (see the module)
+            for state in sorted(states, key=lambda s: (s.topic, s.partition)):
+                state_store.write_checkpoint(conn, state, now)
+            hold_rows(conn, held)
+            touched = {(item.metric.name, item.version): _closed_windows_touched(conn, item)
+                       for item in held}
+            revising = [item for item in held if touched[(item.metric.name, item.version)]]
+            # one lock per metric version, taken in key order (no two stores deadlock)
+            _lock_progress(conn, [(item.metric.name, item.version) for item in revising])
+            revised = {}
+            for item in revising:
+                starts = sorted(touched[(item.metric.name, item.version)])
+                results = [r for start_ns in starts
+                           for r in value(item.metric, read_window(
+                               conn, item.metric.name, item.version, start_ns))]
+                write_metrics_windows(conn, stage, [(item.metric.name, item.version,
+                                                     results)])
+                revised[item.metric.name] = len(starts)
+            state_store.add_counts(conn, count_metric, stage, counts)
+            if samples:
+                write_dead_letters(conn, samples)
+            return revised
+
+    def marks(self, sources: Sequence[str], targets: Mapping[str, tuple[MetricSpec, int]]
+              ) -> JoinMarks:
+        with self.database.connect() as conn:
+            return _marks(conn, sources, targets, lock=False)
+
+    def close(self, sources: Sequence[str], targets: Mapping[str, tuple[MetricSpec, int]],
+              due: Callable[[JoinMarks], Mapping[str, JoinCutoff]], value: Valuer,
+              stage: str, after_final: AfterFinal | None = None
+              ) -> dict[str, list[WindowResult]]:
+        with self.database.begin() as conn:
+            cutoffs = due(_marks(conn, sources, targets, lock=True))
+            if not cutoffs:
+                return {}
+            progress = _lock_progress(conn, [(c.metric.name, c.version)
+                                             for c in cutoffs.values()])
+            closed: dict[str, list[WindowResult]] = {}
+            now = utc_now()
+            for name, cutoff in sorted(cutoffs.items()):
+                before = progress.get((name, cutoff.version), Progress(None, None))
+                starts = _unclosed_windows(conn, cutoff, before.closed_through)
+                results = [r for start_ns in starts
+                           for r in value(cutoff.metric, read_window(
+                               conn, name, cutoff.version, start_ns))]
+                if results:
+                    closed[name] = results
+                purged = before.purged_through
+                if cutoff.purge_until is not None:
+                    _purge(conn, cutoff)
+                    purged = _later(purged, cutoff.purge_until)
+                _save_progress(conn, name, cutoff.version,
+                               Progress(_later(before.closed_through, cutoff.close_until),
+                                        purged), now)
+            write_metrics_windows(conn, stage, ((name, cutoffs[name].version, results)
+                                                for name, results in closed.items()))
+            if after_final is not None:
+                alerts = SqlAlertTransaction(conn)
+                for name, results in closed.items():
+                    after_final(alerts, cutoffs[name].metric, cutoffs[name].version, results)
+            return closed
+
+
+# -- the repository functions (a connection inside the caller's transaction) -------------
+
+
+def hold_rows(conn: Connection, held: Sequence[MetricHeld]) -> None:
+    predictions = [{"metric": item.metric.name, "metric_version": item.version,
+                    "partition": row.partition, "offset": row.offset, "event": row.event,
+                    "prediction_id": row.prediction_id, "event_time": row.time_ns,
+                    "window_start": utc_from_ns(row.window_start_ns),
+                    "window_end": utc_from_ns(row.window_end_ns), "payload": row.payload}
+                   for item in held for row in item.predictions]
+    labels = [{"metric": item.metric.name, "metric_version": item.version,
+               "partition": row.partition, "offset": row.offset, "event": row.event,
+               "label_id": row.label_id, "label_time": row.time_ns, "payload": row.payload}
+              for item in held for row in item.labels]
+    insert_ignore(conn, PREDICTIONS, predictions, SOURCE_KEY)
+    insert_ignore(conn, LABELS, labels, SOURCE_KEY)
+
+
+def read_window(conn: Connection, metric: str, version: int, start_ns: int) -> HeldWindow:
+    """A window's held predictions (in source order) and the held labels whose id one of
+    them has (more labels than the join takes; the join's rule picks among them)."""
+    p, lab = PREDICTIONS.c, LABELS.c
+    start = utc_from_ns(start_ns)
+    in_window = (p.metric == metric, p.metric_version == version, p.window_start == start)
+    predictions = conn.execute(select(p.event_time, p.payload).where(*in_window).order_by(
+        p.partition, p.offset, p.event)).all()
+    ids = select(p.prediction_id).where(*in_window, p.prediction_id.is_not(None))
+    labels = conn.execute(select(lab.label_time, lab.payload).where(
+        lab.metric == metric, lab.metric_version == version,
+        lab.label_id.in_(ids.scalar_subquery())).order_by(
+        lab.partition, lab.offset, lab.event)).all()
+    return HeldWindow(start_ns, [(row[0], row[1]) for row in predictions],
+                      [(row[0], row[1]) for row in labels])
+
+
+def _closed_windows_touched(conn: Connection, item: MetricHeld) -> set[int]:
+    """The windows (starts, ns) closed and not purged that the rows ``item`` holds may
+    change: those of its predictions, and those with a prediction of one of its label
+    ids."""
+    p, g = PREDICTIONS.c, PROGRESS.c
+    row = conn.execute(select(g.closed_through, g.purged_through).where(
+        g.metric == item.metric.name, g.metric_version == item.version)).first()
+    if row is None or row.closed_through is None:
+        return set()
+    closed_ns = _ns(row.closed_through)
+    purged_ns = None if row.purged_through is None else _ns(row.purged_through)
+
+    def revisable(end_ns: int) -> bool:
+        return end_ns <= closed_ns and (purged_ns is None or end_ns > purged_ns)
+
+    touched = {r.window_start_ns for r in item.predictions if revisable(r.window_end_ns)}
+    ids = sorted({r.label_id for r in item.labels})
+    for chunk in range(0, len(ids), IN_CHUNK):
+        query = select(p.window_start).distinct().where(
+            p.metric == item.metric.name, p.metric_version == item.version,
+            p.prediction_id.in_(ids[chunk:chunk + IN_CHUNK]),
+            p.window_end <= row.closed_through)
+        if row.purged_through is not None:
+            query = query.where(p.window_end > row.purged_through)
+        touched.update(_ns(start) for (start,) in conn.execute(query))
+    return touched
+
+
+def _lock_progress(conn: Connection, keys: Iterable[tuple[str, int]]
+                   ) -> dict[tuple[str, int], Progress]:
+    """The progress rows of the metric versions (created when missing), locked until the
+    transaction ends (on Postgres; SQLite has one writer at a time), in key order."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    now = utc_now()
+    insert_ignore(conn, PROGRESS, [{"metric": m, "metric_version": v, "closed_through": None,
+                                    "purged_through": None, "updated_at": now}
+                                   for m, v in wanted], ("metric", "metric_version"))
+    g = PROGRESS.c
+    found = {}
+    for metric, version in wanted:
+        row = conn.execute(select(g.closed_through, g.purged_through).where(
+            g.metric == metric, g.metric_version == version).with_for_update()).one()
+        found[(metric, version)] = Progress(row.closed_through, row.purged_through)
+    return found
+
+
+def _save_progress(conn: Connection, metric: str, version: int, progress: Progress,
+                   now: datetime) -> None:
+    g = PROGRESS.c
+    conn.execute(update(PROGRESS).where(g.metric == metric, g.metric_version == version)
+                 .values(closed_through=progress.closed_through,
+                         purged_through=progress.purged_through, updated_at=now))
+
+
+def _unclosed_windows(conn: Connection, cutoff: JoinCutoff, closed: datetime | None
+                      ) -> list[int]:
+    p = PREDICTIONS.c
+    query = select(p.window_start).distinct().where(
+        p.metric == cutoff.metric.name, p.metric_version == cutoff.version,
+        p.window_end <= cutoff.close_until)
+    if closed is not None:
+        query = query.where(p.window_end > closed)
+    return sorted(_ns(start) for (start,) in conn.execute(query))
+
+
+def _purge(conn: Connection, cutoff: JoinCutoff) -> None:
+    assert cutoff.purge_until is not None
+    p, lab = PREDICTIONS.c, LABELS.c
+    conn.execute(delete(PREDICTIONS).where(
+        p.metric == cutoff.metric.name, p.metric_version == cutoff.version,
+        p.window_end <= cutoff.purge_until))
+    if cutoff.labels_before_ns is not None:
+        conn.execute(delete(LABELS).where(
+            lab.metric == cutoff.metric.name, lab.metric_version == cutoff.version,
+            lab.label_time < cutoff.labels_before_ns))
+
+
+def _marks(conn: Connection, sources: Sequence[str],
+           targets: Mapping[str, tuple[MetricSpec, int]], *, lock: bool) -> JoinMarks:
+    checkpoints = {source: state_store.load_checkpoints(conn, source, lock=lock)
+                   for source in sorted(sources)}
+    g, p = PROGRESS.c, PREDICTIONS.c
+    versions = {(name, version) for name, (_, version) in targets.items()}
+    progress = {(row.metric, row.metric_version): Progress(row.closed_through,
+                                                           row.purged_through)
+                for row in conn.execute(select(g.metric, g.metric_version, g.closed_through,
+                                               g.purged_through).where(
+                    g.metric.in_(sorted(targets))))
+                if (row.metric, row.metric_version) in versions}
+    earliest = {}
+    for name, version in sorted(versions):
+        query = select(func.min(p.window_end)).where(p.metric == name,
+                                                     p.metric_version == version)
+        closed = progress.get((name, version), Progress(None, None)).closed_through
+        if closed is not None:
+            query = query.where(p.window_end > closed)
+        first = conn.execute(query).scalar()
+        if first is not None:
+            earliest[(name, version)] = first
+    return JoinMarks(checkpoints, progress, earliest)
+
+
+def held_counts(conn: Connection, metric: str, version: int) -> tuple[int, int]:
+    """How many predictions and labels are held for a metric version."""
+    p, lab = PREDICTIONS.c, LABELS.c
+    predictions = conn.execute(select(func.count()).select_from(PREDICTIONS).where(
+        p.metric == metric, p.metric_version == version)).scalar_one()
+    labels = conn.execute(select(func.count()).select_from(LABELS).where(
+        lab.metric == metric, lab.metric_version == version)).scalar_one()
+    return predictions, labels
+
+
+def _later(a: datetime | None, b: datetime) -> datetime:
+    return b if a is None or _ns(b) > _ns(a) else a
+
+
+def _ns(moment: Any) -> int:
+    return int(pd.Timestamp(moment).value)
+
+
+if TYPE_CHECKING:  # mypy checks that SqlHeldStore implements the port
+    from streaming.label_ports import HeldStore
+
+    def _implements_port(store: SqlHeldStore) -> HeldStore:
+        return store
