@@ -67,6 +67,9 @@ class HeldWindow(NamedTuple):
     labels: list[tuple[int, str]]
 
 
+# Per counting metric, dead letters per (window start, window end, segment).
+DeadLetterCounts = Mapping[str, Mapping[tuple[datetime, datetime, str], int]]
+
 # The window's stored results (every segment), from its held rows.
 Valuer = Callable[[MetricSpec, HeldWindow], list[WindowResult]]
 
@@ -105,14 +108,14 @@ class HeldStore(Protocol):
         ...
 
     def store_held(self, states: Sequence[PartitionState], held: Sequence[MetricHeld],
-                   value: Valuer, *, count_metric: str, stage: str,
-                   counts: Mapping[tuple[datetime, datetime, str], int],
+                   value: Valuer, *, stage: str, counts: DeadLetterCounts,
                    samples: Sequence[DeadLetter]) -> dict[str, int]:
         """In one transaction: each state's checkpoint (optimistic check, as
         :func:`streaming.state_store.store_partitions`), the rows ``held``, the windows
         they touch that are closed and not purged valued again with ``value`` and their
-        results upserted as ``stage`` values, and the dead-letter ``counts`` and
-        ``samples``. Returns per metric the number of windows revised.
+        results upserted as ``stage`` values, ``counts`` added to the values of their
+        counting metrics (field ``count``) and ``samples`` stored as dead letters.
+        Returns per metric the number of windows revised.
 
         :class:`~streaming.ports.CheckpointConflict`, with nothing stored, if another
         worker stored one of the partitions since its state was loaded or last stored.

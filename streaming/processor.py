@@ -29,21 +29,19 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import numpy as np
 import pandas as pd
 
-from monitor.segments import segment_label
 from monitor.spec import MetricSpec, StreamSpec
 from monitor.storage.outages import describe_error, is_outage
-from monitor.storage.records import DeadLetter, WindowResult
+from monitor.storage.records import WindowResult
 from monitor.targets import Target
 from monitor.windows import utc_from_ns
 from streaming.codec import MAX_MESSAGE_BYTES
+from streaming.dead_letter_tally import DeadLetterTally
 from streaming.messages import LATE, OFFSET, PARTITION, RawMessage, Rejected, decode_messages
 from streaming.partition import OUTLIERS, PartitionState, in_offset_order
 from streaming.ports import (
@@ -61,11 +59,6 @@ log = logging.getLogger(__name__)
 
 STAGE = "streaming"
 UNSTORABLE = "unstorable"  # a dead letter's reason: the database refused to store it
-DEAD_LETTER_WINDOW = pd.Timedelta("1h")
-# Dead letters kept in the database as samples per micro-batch (all are counted): at most
-# SAMPLES_PER_REASON of each reason, so a flood of one kind leaves room for the rare ones.
-MAX_SAMPLES_PER_BATCH = 1_000
-SAMPLES_PER_REASON = 100
 
 
 @dataclass(frozen=True)
@@ -136,8 +129,7 @@ class StreamProcessor:
         self.wall_clock = wall_clock
         self.owned: dict[int, PartitionState] = {}
         self.dead_letter_metric = f"{stream.name}.dead_letters"
-        self._dead_letter_counts: Counter[tuple[datetime, datetime, str]] = Counter()
-        self._samples: list[DeadLetter] = []
+        self._letters = DeadLetterTally(topic, lambda: self.wall_clock())
         # A micro-batch prepared and not yet stored (the Faust worker's lock keeps ticks
         # out of that span; a caller driving the processor itself may tick inside it).
         self._in_flight = False
@@ -209,7 +201,7 @@ class StreamProcessor:
             late = self.owned[partition].late_for(events, time_field, cap_ns)
             prepared.events[partition] = events
             prepared.late[partition] = late
-            prepared.rejected.extend(_late_letters(events, late))
+            prepared.rejected.extend(late_letters(events, late))
         return prepared
 
     def absorb(self, prepared: Prepared) -> None:
@@ -220,7 +212,7 @@ class StreamProcessor:
                 events = prepared_empty(self.stream)
             state.absorb(events, self.stream.time, prepared.late.get(partition, {}), offset,
                          prepared.cap_ns)
-        self._count_dead_letters(prepared.rejected)
+        self._letters.add(prepared.rejected)
 
     def handle(self, messages: Sequence[RawMessage]) -> Prepared:
         """prepare, absorb and store in one go (no dead-letter topic in between)."""
@@ -237,8 +229,7 @@ class StreamProcessor:
                 return prepared
             except CheckpointConflict as err:
                 log.warning("%s; reloading its stored state", err)
-                self._dead_letter_counts.clear()
-                self._samples.clear()
+                self._letters.clear()
                 self.assign(list(self.owned))
                 prepared = self.prepare(prepared.messages)
                 self.absorb(prepared)
@@ -297,8 +288,7 @@ class StreamProcessor:
 
     def reload(self) -> None:
         """Forget what is not stored: reload every owned partition's stored state."""
-        self._dead_letter_counts.clear()
-        self._samples.clear()
+        self._letters.clear()
         self.assign(list(self.owned))
         self._in_flight = False
 
@@ -315,41 +305,15 @@ class StreamProcessor:
         # In partition order: two transactions locking checkpoint rows in the same order
         # cannot deadlock.
         pending = [s for _, s in sorted(self.owned.items()) if s.needs_store]
-        if not pending and not self._dead_letter_counts and not self._samples:
+        if not pending and not self._letters:
             return 0
         self.partition_store.store_partitions(
             pending, self.versions, count_metric=self.dead_letter_metric, stage=STAGE,
-            counts=dict(self._dead_letter_counts), samples=self._samples)
+            counts=dict(self._letters.counts), samples=self._letters.samples)
         for state in pending:
             state.stored()
-        self._dead_letter_counts.clear()
-        self._samples.clear()
+        self._letters.clear()
         return len(pending)
-
-    def _count_dead_letters(self, rejected: Sequence[Rejected]) -> None:
-        if not rejected:
-            return
-        start = self.wall_clock().floor(DEAD_LETTER_WINDOW)
-        end = start + DEAD_LETTER_WINDOW
-        window = (start.to_pydatetime(), end.to_pydatetime())
-        for letter in rejected:
-            self._dead_letter_counts[(*window, segment_label({"reason": letter.reason}))] += 1
-            self._dead_letter_counts[(*window, "*")] += 1
-        kept = Counter(sample.reason.split(":", 1)[0] for sample in self._samples)
-        # The n-th letter of a message (a message is never split across micro-batches and
-        # decodes the same way again): a replay after a crash stores its samples once.
-        nth: Counter[tuple[int, int]] = Counter()
-        for letter in rejected:
-            index = nth[(letter.partition, letter.offset)]
-            nth[(letter.partition, letter.offset)] += 1
-            if len(self._samples) >= MAX_SAMPLES_PER_BATCH:
-                continue
-            if kept[letter.reason] < SAMPLES_PER_REASON:
-                kept[letter.reason] += 1
-                self._samples.append(DeadLetter(
-                    f"stream:{self.topic}", f"{letter.reason}: {letter.detail}",
-                    letter.payload,
-                    key=f"{self.topic}/{letter.partition}/{letter.offset}/{index}"))
 
     # -- the clock -----------------------------------------------------------------------
 
@@ -434,7 +398,7 @@ def prepared_empty(stream: StreamSpec) -> pd.DataFrame:
                          OFFSET: pd.Series(dtype=np.int64)})
 
 
-def _late_letters(events: pd.DataFrame, late: dict[str, np.ndarray]) -> list[Rejected]:
+def late_letters(events: pd.DataFrame, late: dict[str, np.ndarray]) -> list[Rejected]:
     if not late:
         return []
     names = list(late)

@@ -31,19 +31,24 @@ REFUSED = 3  # labels refused: an empty id, a null id, a value that is no boolea
 
 
 def label_app(prefix: str = "", prediction_files: str | None = None,
-              label_files: str | None = None, mature_at: float = 0.9) -> Monitor:
-    """Two metrics joined to the labels; the streams are tables, or files when given."""
+              label_files: str | None = None, mature_at: float = 0.9,
+              lateness: str = "0s", topics: tuple[str, str] | None = None) -> Monitor:
+    """Two metrics joined to the labels; the streams are tables, or files when given (and
+    topics, when given: (predictions, labels))."""
     mon = Monitor("labels")
     mon.stream("home", schema=PREDICTION_SCHEMA, files=prediction_files,
-               table=None if prediction_files else "label_predictions")
+               table=None if prediction_files else "label_predictions",
+               topic=None if topics is None else topics[0])
     mon.stream("outcomes", schema=LABEL_SCHEMA, files=label_files,
-               table=None if label_files else "label_outcomes")
+               table=None if label_files else "label_outcomes",
+               topic=None if topics is None else topics[1])
     source = Labels("outcomes", on="prediction_id", horizon="1d", early="10m",
                     mature_at=mature_at)
     mon.metric(f"{prefix}click_auc", "home", metrics.auc("clicked", "score"), window="1h",
-               segment_by=["device"], labels=source, alerts=[Threshold(below=0.55)])
+               segment_by=["device"], labels=source, alerts=[Threshold(below=0.55)],
+               lateness=lateness)
     mon.metric(f"{prefix}click_accuracy", "home", metrics.accuracy("clicked", "predicted"),
-               window="1h", labels=source)
+               window="1h", labels=source, lateness=lateness)
     return mon
 
 

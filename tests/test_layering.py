@@ -73,6 +73,7 @@ NO_SQL = [
     "monitor/storage/__init__.py", "monitor/storage/ports.py", "monitor/storage/records.py",
     "streaming/processor.py", "streaming/ports.py", "streaming/partition.py",
     "streaming/alert_hook.py", "streaming/label_ports.py", "streaming/held_rows.py",
+    "streaming/label_processor.py", "streaming/dead_letter_tally.py",
 ]
 
 

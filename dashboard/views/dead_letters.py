@@ -9,7 +9,7 @@ import streamlit as st
 from dashboard.charts import bar_chart, series_chart
 from dashboard.context import md, pick_range, require_data, settings
 from monitor.spec import OVERALL
-from streaming.processor import SAMPLES_PER_REASON
+from streaming.dead_letter_tally import SAMPLES_PER_REASON
 
 SAMPLE_CHARS = 240
 SAMPLES = 50

@@ -80,8 +80,8 @@ def store(held_store: SqlHeldStore, metric: MetricSpec, recorder: Recorder,
           labels: list[HeldLabel] = ()) -> dict[str, int]:  # type: ignore[assignment]
     revised = held_store.store_held(states, [MetricHeld(metric, 1, list(predictions),
                                                         list(labels))],
-                                    recorder, count_metric="home.dead_letters",
-                                    stage="streaming", counts={}, samples=[])
+                                    recorder, stage="streaming", counts={},
+                                    samples=[])
     for s in states:
         s.stored()
     return revised

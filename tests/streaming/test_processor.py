@@ -298,7 +298,7 @@ def test_a_flood_of_one_reason_leaves_room_for_samples_of_the_rare_ones(
 ) -> None:
     """Every dead letter is counted; the stored samples are capped per reason, so 2,000
     malformed messages do not crowd out the 5 of another kind in the same micro-batch."""
-    from streaming.processor import SAMPLES_PER_REASON
+    from streaming.dead_letter_tally import SAMPLES_PER_REASON
 
     clock = Clock()
     stage = processor(store, targets, clock)
