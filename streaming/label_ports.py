@@ -109,12 +109,15 @@ class HeldStore(Protocol):
 
     def store_held(self, states: Sequence[PartitionState], held: Sequence[MetricHeld],
                    value: Valuer, *, stage: str, counts: DeadLetterCounts,
-                   samples: Sequence[DeadLetter]) -> dict[str, int]:
+                   samples: Sequence[DeadLetter], after_final: AfterFinal | None = None
+                   ) -> dict[str, int]:
         """In one transaction: each state's checkpoint (optimistic check, as
         :func:`streaming.state_store.store_partitions`), the rows ``held``, the windows
         they touch that are closed and not purged valued again with ``value`` and their
         results upserted as ``stage`` values, ``counts`` added to the values of their
-        counting metrics (field ``count``) and ``samples`` stored as dead letters.
+        counting metrics (field ``count``) and ``samples`` stored as dead letters;
+        ``after_final`` called with each metric's revised windows (a revision can make a
+        window mature for its alert rules, see :mod:`monitor.label_maturity`).
         Returns per metric the number of windows revised.
 
         :class:`~streaming.ports.CheckpointConflict`, with nothing stored, if another
@@ -135,5 +138,7 @@ class HeldStore(Protocol):
         which windows close and which are purged; the held windows ending by each cutoff
         and not closed yet valued and stored as ``stage`` values; the held rows of the
         purged windows deleted; the progress stored; ``after_final`` called per metric
-        with the windows closed. Returns the windows closed per metric."""
+        with the windows closed and those purged (their last values: no label can change
+        them any more, so alert rules judge them now if they have not yet). Returns the
+        windows closed per metric."""
         ...

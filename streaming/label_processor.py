@@ -374,7 +374,8 @@ class LabelJoinProcessor:
                   for name, tally in self._letters.items() if tally.counts}
         samples = [sample for tally in self._letters.values() for sample in tally.samples]
         revised = self.held_store.store_held(pending, held, self.value, stage=STAGE,
-                                             counts=counts, samples=samples)
+                                             counts=counts, samples=samples,
+                                             after_final=self.after_final)
         for state in pending:
             state.stored()
         for tally in self._letters.values():

@@ -80,7 +80,8 @@ class SqlHeldStore:
 
     def store_held(self, states: Sequence[PartitionState], held: Sequence[MetricHeld],
                    value: Valuer, *, stage: str, counts: DeadLetterCounts,
-                   samples: Sequence[DeadLetter]) -> dict[str, int]:
+                   samples: Sequence[DeadLetter], after_final: AfterFinal | None = None
+                   ) -> dict[str, int]:
         with self.database.begin() as conn:
             now = utc_now()
             # checkpoints first, in (source, partition) order: that locks them, as a close
@@ -101,6 +102,9 @@ class SqlHeldStore:
                                conn, item.metric.name, item.version, start_ns))]
                 write_metrics_windows(conn, stage, [(item.metric.name, item.version,
                                                      results)])
+                if after_final is not None:  # a revision may make a window mature
+                    after_final(SqlAlertTransaction(conn), item.metric, item.version,
+                                results)
                 revised[item.metric.name] = len(starts)
             for count_metric, metric_counts in sorted(counts.items()):
                 state_store.add_counts(conn, count_metric, stage, metric_counts)
@@ -124,28 +128,38 @@ class SqlHeldStore:
             progress = _lock_progress(conn, [(c.metric.name, c.version)
                                              for c in cutoffs.values()])
             closed: dict[str, list[WindowResult]] = {}
+            judged: dict[str, list[WindowResult]] = {}
             now = utc_now()
             for name, cutoff in sorted(cutoffs.items()):
                 before = progress.get((name, cutoff.version), Progress(None, None))
                 starts = _unclosed_windows(conn, cutoff, before.closed_through)
-                results = [r for start_ns in starts
-                           for r in value(cutoff.metric, read_window(
-                               conn, name, cutoff.version, start_ns))]
-                if results:
-                    closed[name] = results
+                closed[name] = [r for start_ns in starts
+                                for r in value(cutoff.metric, read_window(
+                                    conn, name, cutoff.version, start_ns))]
                 purged = before.purged_through
+                final: list[WindowResult] = []
                 if cutoff.purge_until is not None:
+                    # their last values, judged by the rules now that no label can come
+                    final = [r for start_ns in _purged_windows(conn, cutoff)
+                             for r in value(cutoff.metric, read_window(
+                                 conn, name, cutoff.version, start_ns))]
                     _purge(conn, cutoff)
                     purged = _later(purged, cutoff.purge_until)
                 _save_progress(conn, name, cutoff.version,
                                Progress(_later(before.closed_through, cutoff.close_until),
                                         purged), now)
+                judged[name] = sorted({(r.window_start, r.segment): r
+                                       for r in final + closed[name]}.values(),
+                                      key=lambda r: (r.window_start, r.segment))
+            closed = {name: results for name, results in closed.items() if results}
             write_metrics_windows(conn, stage, ((name, cutoffs[name].version, results)
                                                 for name, results in closed.items()))
             if after_final is not None:
                 alerts = SqlAlertTransaction(conn)
-                for name, results in closed.items():
-                    after_final(alerts, cutoffs[name].metric, cutoffs[name].version, results)
+                for name, results in judged.items():
+                    if results:
+                        after_final(alerts, cutoffs[name].metric, cutoffs[name].version,
+                                    results)
             return closed
 
 
@@ -252,6 +266,14 @@ def _unclosed_windows(conn: Connection, cutoff: JoinCutoff, closed: datetime | N
     if closed is not None:
         query = query.where(p.window_end > closed)
     return sorted(_ns(start) for (start,) in conn.execute(query))
+
+
+def _purged_windows(conn: Connection, cutoff: JoinCutoff) -> list[int]:
+    """The starts (ns) of the held windows the purge of ``cutoff`` forgets."""
+    p = PREDICTIONS.c
+    return sorted(_ns(start) for (start,) in conn.execute(select(p.window_start).distinct().where(
+        p.metric == cutoff.metric.name, p.metric_version == cutoff.version,
+        p.window_end <= cutoff.purge_until)))
 
 
 def _purge(conn: Connection, cutoff: JoinCutoff) -> None:

@@ -22,6 +22,7 @@ from monitor import Monitor
 from monitor.research import evaluate
 from monitor.storage.store import SqlStore
 from monitor.targets import Target, batch_targets
+from streaming.alert_hook import evaluate_alerts
 from streaming.codec import encode_events, event_dicts
 from streaming.label_processor import LABELS, PREDICTIONS, LabelJoinProcessor
 from streaming.label_store import SqlHeldStore, held_counts
@@ -70,7 +71,8 @@ def processor(store: SqlStore, app: Monitor, targets: list[Target], clock: Clock
     stage = LabelJoinProcessor(SqlHeldStore(store.database), app.streams["home"],
                                app.streams["outcomes"], PREDICTION_PARTITIONS,
                                LABEL_PARTITIONS, targets, StreamSettings(idle_timeout_s=5),
-                               clock=lambda: clock.monotonic, wall_clock=lambda: clock.wall)
+                               after_final=evaluate_alerts, clock=lambda: clock.monotonic,
+                               wall_clock=lambda: clock.wall)
     stage.assign(PREDICTIONS, owns[0])
     stage.assign(LABELS, owns[1])
     return stage
@@ -169,6 +171,16 @@ def test_streaming_joins_labels_as_research_does(
         expected = evaluate(target.metric, preds, labels=labels).drop(columns="stage")
         pd.testing.assert_frame_equal(stored(store, target.metric.name), expected,
                                       check_exact=True, check_dtype=False)
+    # the alert rules judged every window of every segment (all mature: their horizon
+    # passed long before the wall clock)
+    with store.database.connect() as conn:
+        judged = conn.execute(text(
+            "SELECT segment, max(last_window_end) FROM alert_states WHERE metric = "
+            "'click_auc' AND stage = 'streaming' GROUP BY segment")).all()
+    assert sorted(segment for segment, _ in judged) == ["*", "device=ios", "device=web"]
+    last_end = preds["ts"].max().floor("1h") + pd.Timedelta("1h")
+    assert [pd.Timestamp(end).tz_localize(None) for _, end in judged] == [
+        last_end.tz_localize(None)] * 3
     # the first window was stored before most of its labels came, and revised as they did
     final = _labelled_of_first_window(store)
     assert final is not None and first_stored < final
