@@ -84,11 +84,6 @@ def change_stage(metric: MetricSpec, to_stage: str, store: LifecycleStore, *, by
         raise StageChangeRefused(name, "a stage change needs a reason: say why with --reason")
     if not by or not by.strip():
         raise StageChangeRefused(name, "a stage change needs to say who made it: pass --by")
-    if to_stage == "streaming" and metric.labels is not None:
-        raise StageChangeRefused(
-            name, f"joins labels from stream {metric.labels.stream.name!r}, and the "
-                  "streaming stage does not join labels yet; keep it in batch, which "
-                  "recomputes its windows as labels land")
     definition = store.current_definition(name)
     from_stage = FIRST_STAGE if definition is None else definition.stage
     step = STAGES.index(to_stage) - STAGES.index(from_stage)

@@ -36,6 +36,8 @@ from monitor.spec import StreamSpec
 from monitor.storage.database import Database
 from monitor.storage.outages import call_through_outages, describe_error, is_outage
 from monitor.targets import Target
+from streaming.label_processor import JoinPrepared, LabelJoinProcessor
+from streaming.label_store import SqlHeldStore
 from streaming.messages import RawMessage, Rejected
 from streaming.processor import AfterFinal, StreamProcessor, StreamSettings
 from streaming.sql_store import SqlStreamStore
@@ -57,6 +59,10 @@ class ProcessorSpec:
     settings: StreamSettings
     after_final: AfterFinal | None  # a module-level function (pickled by name)
     log_level: int
+    # A label join (streaming.label_processor): the label stream, with the worker's topic,
+    # and its partitions; ``stream`` is then the prediction stream.
+    labels: StreamSpec | None = None
+    label_partitions: int = 0
 
     @property
     def topic(self) -> str:
@@ -155,6 +161,10 @@ class ProcessorProcess:
             self._process.join(timeout)
         self._conn.close()
 
+    def call(self, step: str, *args: Any) -> Any:
+        """A step by name (a label join's steps take the side first, see JoinSide)."""
+        return self._call(step, *args)
+
     def _call(self, step: str, *args: Any) -> Any:
         with self._lock:
             try:
@@ -184,9 +194,15 @@ def serve(conn: Connection, spec: ProcessorSpec) -> None:
     database = Database(spec.database_url, pre_ping=False)  # every step is retried
     targets = call_through_outages(lambda: spec.targets(database),
                                    f"loading the streaming metrics of {spec.topic}")
-    steps = _Steps(StreamProcessor(SqlStreamStore(database), spec.stream, spec.topic,
-                                   spec.partitions, targets, spec.settings,
-                                   after_final=spec.after_final))
+    steps: _Steps | _JoinSteps
+    if spec.labels is None:
+        steps = _Steps(StreamProcessor(SqlStreamStore(database), spec.stream, spec.topic,
+                                       spec.partitions, targets, spec.settings,
+                                       after_final=spec.after_final))
+    else:
+        steps = _JoinSteps(LabelJoinProcessor(
+            SqlHeldStore(database), spec.stream, spec.labels, spec.partitions,
+            spec.label_partitions, targets, spec.settings, after_final=spec.after_final))
     try:
         while True:
             try:
@@ -264,6 +280,106 @@ class _Steps:
 
     def tick(self) -> list[tuple[str, int]]:
         return [(done.metric, len(done.windows)) for done in self.processor.tick()]
+
+
+class _JoinSteps:
+    """A label join's steps as requests name them: each side's (its partitions, its
+    micro-batches) first names the side; one micro-batch at a time, as for _Steps."""
+
+    def __init__(self, processor: LabelJoinProcessor) -> None:
+        self.processor = processor
+        self.pending: JoinPrepared | None = None
+        self.absorbed = False
+
+    def owned(self, side: str) -> list[int]:
+        return sorted(self.processor.sides[side].owned)
+
+    def assign(self, side: str, partitions: list[int]) -> None:
+        self.processor.assign(side, partitions)
+
+    def revoke(self, side: str, partitions: list[int]) -> None:
+        self.processor.revoke(side, partitions)
+
+    def prepare(self, side: str, columns: tuple[list[int], list[int], list[bytes | None],
+                                                list[bytes | None]], backlog: bool
+                ) -> list[Rejected]:
+        if backlog:
+            self.processor.note_backlog()
+        messages = [RawMessage(*fields) for fields in zip(*columns, strict=True)]
+        self.pending = self.processor.prepare(side, messages)
+        self.absorbed = False
+        return list(self.pending.rejected)
+
+    def commit(self) -> list[Rejected]:
+        """Store the prepared micro-batch. An error that waiting cannot cure reloads the
+        stored state and prepares the batch again before it is raised (the worker retries;
+        unlike a plain stream, a join does not set single messages aside yet)."""
+        if self.pending is None:
+            return []
+        if not self.absorbed:
+            self.processor.absorb(self.pending)
+            self.absorbed = True
+        try:
+            self.processor.store_or_reload(self.pending)
+        except Exception as err:
+            if not looks_like_an_outage(err):
+                self.processor.reload()
+                self.pending = self.processor.prepare(self.pending.side, self.pending.messages)
+                self.absorbed = False
+            raise
+        self.pending = None
+        return []
+
+    def store(self) -> None:
+        self.processor.store()
+
+    def tick(self) -> list[tuple[str, int]]:
+        return [(done.metric, len(done.windows)) for done in self.processor.tick()]
+
+
+class JoinSide:
+    """One topic's view of a label join's processor process, as a worker's agent uses a
+    :class:`ProcessorProcess`: the agents of both topics share the process (and must share
+    their lock: one micro-batch is prepared and committed at a time). The process ends
+    when both sides have closed."""
+
+    def __init__(self, process: ProcessorProcess, side: str, sides_open: list[str]) -> None:
+        self.process = process
+        self.side = side
+        self.topic = process.topic
+        self._sides_open = sides_open  # shared by the sides of the process
+
+    def owned(self) -> set[int]:
+        return set(self.process.call("owned", self.side))
+
+    def assign(self, partitions: Sequence[int]) -> None:
+        self.process.call("assign", self.side, list(partitions))
+
+    def revoke(self, partitions: Sequence[int]) -> None:
+        self.process.call("revoke", self.side, list(partitions))
+
+    def prepare(self, messages: Sequence[RawMessage], backlog: bool) -> list[Rejected]:
+        columns = ([m.partition for m in messages], [m.offset for m in messages],
+                   [m.value for m in messages], [m.key for m in messages])
+        rejected: list[Rejected] = self.process.call("prepare", self.side, columns, backlog)
+        return rejected
+
+    def commit(self) -> list[Rejected]:
+        refused: list[Rejected] = self.process.call("commit")
+        return refused
+
+    def store(self) -> None:
+        self.process.call("store")
+
+    def tick(self) -> list[tuple[str, int]]:
+        closed: list[tuple[str, int]] = self.process.call("tick")
+        return closed
+
+    def close(self, timeout: float = 2.0) -> None:
+        if self.side in self._sides_open:
+            self._sides_open.remove(self.side)
+        if not self._sides_open:
+            self.process.close(timeout)
 
 
 def looks_like_an_outage(err: BaseException) -> bool:

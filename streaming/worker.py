@@ -44,9 +44,11 @@ from monitor.spec import StreamSpec
 from monitor.storage.outages import Backoff
 from monitor.targets import Target
 from streaming.broker import create_topics, list_topics
+from streaming.label_processor import LABELS, PREDICTIONS
 from streaming.messages import RawMessage, Rejected
 from streaming.processor import AfterFinal, StreamSettings
 from streaming.processor_process import (
+    JoinSide,
     ProcessorGone,
     ProcessorProcess,
     ProcessorSpec,
@@ -114,28 +116,56 @@ def build_app(settings: WorkerSettings, database_url: str, app_target: str,
               targets: Sequence[Target], *, after_final: AfterFinal | None = None
               ) -> faust.App:
     """A Faust app with an agent per stream that has metrics in ``targets`` (of the
-    Monitor at ``app_target``); each agent's processor runs in a process of its own (see
-    :mod:`streaming.processor_process`), started now, with a connection pool of its own."""
+    Monitor at ``app_target``), and for metrics joined to labels an agent per topic of
+    each (prediction stream, label stream) pair, both feeding one
+    :class:`~streaming.label_processor.LabelJoinProcessor`; each processor runs in a
+    process of its own (see :mod:`streaming.processor_process`), started now, with a
+    connection pool of its own."""
     streams: dict[str, tuple[StreamSpec, list[Target]]] = {}
+    joins: dict[tuple[str, str], tuple[StreamSpec, StreamSpec, list[Target]]] = {}
     for target in targets:
-        stream = target.metric.stream
-        if stream.name in settings.topics:
-            stream = dataclasses.replace(stream, topic=settings.topics[stream.name])
-        if stream.topic is None:
-            raise ValueError(f"stream {stream.name!r} declares no topic; give it one with "
-                             f"mon.stream({stream.name!r}, topic=...) to stream its metrics")
-        streams.setdefault(stream.name, (stream, []))[1].append(target)
-    topics = [s.topic for s, _ in streams.values() if s.topic is not None]
+        stream = _with_topic(settings, target.metric.stream)
+        source = target.metric.labels
+        if source is None:
+            streams.setdefault(stream.name, (stream, []))[1].append(target)
+        else:
+            labels = _with_topic(settings, source.stream)
+            joins.setdefault((stream.name, labels.name), (stream, labels, []))[2].append(target)
+    topics = sorted({s.topic for s, _ in streams.values() if s.topic is not None}
+                    | {s.topic for p, lab, _ in joins.values() for s in (p, lab)
+                       if s.topic is not None})
     counts = ensure_topics(settings.bootstrap,
                            topics + [dead_letter_topic(t) for t in topics], settings.partitions)
     app = faust_app(settings)
+    level = logging.getLevelName(settings.log_level.upper())
     for stream, stream_targets in streams.values():
         assert stream.topic is not None
         spec = ProcessorSpec(database_url, app_target, stream, counts[stream.topic],
                              tuple(t.metric.name for t in stream_targets), settings.stream,
-                             after_final, logging.getLevelName(settings.log_level.upper()))
-        _wire(app, settings, stream.name, spec)
+                             after_final, level)
+        _wire(app, settings, f"stream.{stream.name}", stream.topic, ProcessorProcess(spec))
+    for predictions, labels, join_targets in joins.values():
+        assert predictions.topic is not None and labels.topic is not None
+        spec = ProcessorSpec(database_url, app_target, predictions, counts[predictions.topic],
+                             tuple(t.metric.name for t in join_targets), settings.stream,
+                             after_final, level, labels, counts[labels.topic])
+        process = ProcessorProcess(spec)
+        sides = [PREDICTIONS, LABELS]
+        busy = asyncio.Lock()  # one micro-batch of either topic at a time in the process
+        for side, stream in ((PREDICTIONS, predictions), (LABELS, labels)):
+            assert stream.topic is not None
+            _wire(app, settings, f"join.{predictions.name}.{labels.name}.{side}",
+                  stream.topic, JoinSide(process, side, sides), busy)
     return app
+
+
+def _with_topic(settings: WorkerSettings, stream: StreamSpec) -> StreamSpec:
+    if stream.name in settings.topics:
+        stream = dataclasses.replace(stream, topic=settings.topics[stream.name])
+    if stream.topic is None:
+        raise ValueError(f"stream {stream.name!r} declares no topic; give it one with "
+                         f"mon.stream({stream.name!r}, topic=...) to stream its metrics")
+    return stream
 
 
 def faust_app(settings: WorkerSettings) -> faust.App:
@@ -171,25 +201,25 @@ def faust_app(settings: WorkerSettings) -> faust.App:
     )
 
 
-def _wire(app: faust.App, settings: WorkerSettings, stream_name: str,
-          spec: ProcessorSpec) -> None:
-    topic_name = spec.topic
+def _wire(app: faust.App, settings: WorkerSettings, name: str, topic_name: str,
+          processor: ProcessorProcess | JoinSide, busy: asyncio.Lock | None = None) -> None:
     source = app.topic(topic_name, value_serializer="raw", key_serializer="raw")
     dead_letters = app.topic(dead_letter_topic(topic_name), value_serializer="raw",
                              key_serializer="raw")
-    agent = _StreamAgent(settings, spec, dead_letters, lambda: bool(app.should_stop))
+    agent = _StreamAgent(settings, topic_name, processor, dead_letters,
+                         lambda: bool(app.should_stop), busy)
 
     async def consume(stream: Any) -> None:
         await agent.consume(stream)
 
-    consume.__name__ = f"stream_{stream_name}"
-    app.agent(source, name=f"monitor.stream.{stream_name}")(consume)
+    consume.__name__ = name.replace(".", "_")
+    app.agent(source, name=f"monitor.{name}")(consume)
 
     async def tick() -> None:
         await agent.timer_tick()
 
-    tick.__name__ = f"tick_{stream_name}"
-    app.timer(settings.tick_interval_s, name=f"monitor.tick.{stream_name}")(tick)
+    tick.__name__ = f"tick_{name.replace('.', '_')}"
+    app.timer(settings.tick_interval_s, name=f"monitor.tick.{name}")(tick)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
@@ -221,18 +251,21 @@ class _StreamAgent:
     offsets.
     """
 
-    def __init__(self, settings: WorkerSettings, spec: ProcessorSpec, dead_letters: Any,
-                 app_stopping: Callable[[], bool]) -> None:
+    def __init__(self, settings: WorkerSettings, topic: str,
+                 processor: ProcessorProcess | JoinSide, dead_letters: Any,
+                 app_stopping: Callable[[], bool], busy: asyncio.Lock | None = None) -> None:
         self.settings = settings
-        self.topic = spec.topic
+        self.topic = topic
         self.dead_letters = dead_letters
         self.app_stopping = app_stopping
         # Calls to the processor's process block, so they run on a thread of their own.
         self.caller = ThreadPoolExecutor(1, thread_name_prefix=f"monitor-processor-{self.topic}")
         self.stop = asyncio.Event()  # set when the worker starts to stop
         self.retry = StoreRetry(settings.retry_backoff_s, self.stop, self.caller)
-        self.busy = asyncio.Lock()  # one of: a micro-batch, a tick, a rebalance, the stop
-        self.processor = ProcessorProcess(spec)
+        # one of: a micro-batch, a tick, a rebalance, the stop (shared by the agents of
+        # both topics of a label join: they share its processor's process)
+        self.busy = busy or asyncio.Lock()
+        self.processor = processor
         self.last_tick = 0.0  # loop time of the last tick
         self.tick_backoff = Backoff(settings.retry_backoff_s, MAX_BACKOFF_S)
         self.tick_delays = self.tick_backoff.delays()
@@ -367,8 +400,10 @@ class _StreamAgent:
         self.stop.set()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + STOP_DRAIN_S
+        acquired = False
         try:
             await asyncio.wait_for(self.busy.acquire(), STOP_DRAIN_S)
+            acquired = True
             await asyncio.wait_for(self._call(self.processor.store),
                                    max(deadline - loop.time(), 0.1))
         except TimeoutError:
@@ -383,6 +418,8 @@ class _StreamAgent:
         # not hold up the end; close() kills the process if it does not end at once.
         await loop.run_in_executor(None, self.processor.close)
         self.caller.shutdown(wait=False)
+        if acquired:  # the other agent of a label join, which shares the lock, stops next
+            self.busy.release()
 
     async def _processor_gone(self, err: ProcessorGone) -> NoReturn:
         """The processor's process died: the worker exits at once. Not through Faust's

@@ -84,11 +84,17 @@ class Worker:
     """A ``monitor stream worker`` subprocess logging to a file."""
 
     def __init__(self, log: Path, *, database_url: str, bootstrap: str, group: str,
-                 topic: str, idle_timeout: float = 4.0, extra: Iterable[str] = ()) -> None:
+                 topic: str | None = None, idle_timeout: float = 4.0,
+                 extra: Iterable[str] = (), app: str = APP,
+                 topics: dict[str, str] | None = None) -> None:
+        """``topic`` is the example app's stream's; ``topics`` maps streams of ``app`` to
+        the topics of the test instead."""
         self.log_path = log
+        overrides = topics if topics is not None else {"home": str(topic)}
         self.command = [
-            MONITOR, "--app", APP, "stream", "worker", "--database-url", database_url,
-            "--bootstrap", bootstrap, "--group", group, "--topic", f"home={topic}",
+            MONITOR, "--app", app, "stream", "worker", "--database-url", database_url,
+            "--bootstrap", bootstrap, "--group", group,
+            *[arg for name, t in overrides.items() for arg in ("--topic", f"{name}={t}")],
             "--idle-timeout", str(idle_timeout), "--session-timeout", "6",
             "--loglevel", "info", *extra]
         self.process: subprocess.Popen[bytes] | None = None
