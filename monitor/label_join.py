@@ -2,7 +2,7 @@
 
 A metric that needs labels declares where they come from (:class:`monitor.labels.Labels`):
 a label stream, the id that ties a label to its prediction, and a horizon. Research,
-batch (and, next, streaming) all call :func:`join_labels` on validated events, so the
+batch and streaming all call :func:`join_labels` on validated events, so the
 same predictions and labels give the same joined rows, hence bit-identical values, in
 every stage. Pure: frames in, frames and counts out.
 
@@ -34,7 +34,8 @@ that range of the label table (the time filter in the WHERE clause), and a windo
 values can change only until ``end + horizon`` has passed — the batch stage recomputes
 a window on every run until then.
 
-How streaming will reuse this (not built yet). A worker consumes the prediction topic
+How streaming reuses this (built in :mod:`streaming.label_processor`, which says how it
+finds rows held by other partitions and workers). A worker consumes the prediction topic
 and the label topic. It cannot value a window from what it has seen, as the other
 stages do, because labels keep coming for ``horizon`` after the window closes. So:
 
@@ -59,7 +60,8 @@ stages do, because labels keep coming for ``horizon`` after the window closes. S
 5. Once the label watermark passes ``end + horizon`` (and ``label time + early`` for a
    held label) nothing can change the window any more: its predictions and its labels
    are deleted, so the rows held are bounded by the horizon, not growing with time;
-   held labels no prediction took are counted as unmatched then.
+   held labels no prediction took go with them (streaming does not count them as
+   unmatched).
 
 Because every step goes through :func:`join_labels`, research, batch and streaming agree
 bit for bit once every horizon has passed.

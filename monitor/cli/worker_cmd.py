@@ -65,7 +65,10 @@ def worker(ctx: click.Context, database_url: str, bootstrap: str, group: str | N
            partitions: int, idle_timeout: float, max_future: float, watermark_outliers: int,
            watermark_lead: float, topics: tuple[str, ...],
            max_message_bytes: int, session_timeout: float, loglevel: str) -> None:
-    """Compute every metric in the streaming stage from its stream's Kafka topic.
+    """Compute every metric in the streaming stage from its stream's Kafka topic (a
+    metric joined to labels from its label stream's topic too: predictions and labels
+    wait in the database until the horizon passes, and windows are revised as labels
+    land; bad labels are counted as STREAM.label_join.dead_letters).
 
     Start as many workers (same --group) as you like: they share the topics' partitions.
     Values of a window are stored once every partition's event time has passed its end
