@@ -27,7 +27,7 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -36,7 +36,9 @@ from monitor.spec import StreamSpec
 from monitor.storage.database import Database
 from monitor.storage.outages import call_through_outages, describe_error, is_outage
 from monitor.targets import Target
+from streaming.figures import Figures, PartitionMarks, Tally
 from streaming.messages import RawMessage, Rejected
+from streaming.observed_store import ObservedStore
 from streaming.processor import AfterFinal, StreamProcessor, StreamSettings
 from streaming.sql_store import SqlStreamStore
 
@@ -93,9 +95,11 @@ class ProcessorGone(RuntimeError):
 
 
 class ProcessorProcess:
-    """The parent's handle: blocking calls (run them off the event loop)."""
+    """The parent's handle: blocking calls (run them off the event loop). Every reply
+    carries the child's :class:`~streaming.figures.Figures`, handed to ``on_figures``."""
 
-    def __init__(self, spec: ProcessorSpec) -> None:
+    def __init__(self, spec: ProcessorSpec,
+                 on_figures: Callable[[Figures], None] | None = None) -> None:
         context = multiprocessing.get_context("spawn")  # no fork of a threaded process
         self._conn, child = context.Pipe()
         self._process = context.Process(target=serve, args=(child, spec), daemon=True,
@@ -104,6 +108,7 @@ class ProcessorProcess:
         child.close()
         self._lock = threading.Lock()
         self.topic = spec.topic
+        self.on_figures = on_figures
 
     # -- the processor's steps, as the worker uses them --------------------------------
 
@@ -159,10 +164,12 @@ class ProcessorProcess:
         with self._lock:
             try:
                 self._conn.send((step, args))
-                ok, value = self._conn.recv()
+                ok, value, figures = self._conn.recv()
             except (EOFError, OSError) as err:
                 raise ProcessorGone(f"the processor of {self.topic} ended (exit code "
                                     f"{self._process.exitcode})") from err
+            if self.on_figures is not None:
+                self.on_figures(figures)
         if not ok:
             description, outage = value
             raise StepFailed(description, outage)
@@ -184,9 +191,10 @@ def serve(conn: Connection, spec: ProcessorSpec) -> None:
     database = Database(spec.database_url, pre_ping=False)  # every step is retried
     targets = call_through_outages(lambda: spec.targets(database),
                                    f"loading the streaming metrics of {spec.topic}")
-    steps = _Steps(StreamProcessor(SqlStreamStore(database), spec.stream, spec.topic,
-                                   spec.partitions, targets, spec.settings,
-                                   after_final=spec.after_final))
+    tally = Tally()
+    store = ObservedStore(SqlStreamStore(database), tally)
+    steps = _Steps(StreamProcessor(store, spec.stream, spec.topic, spec.partitions, targets,
+                                   spec.settings, after_final=spec.after_final))
     try:
         while True:
             try:
@@ -194,15 +202,16 @@ def serve(conn: Connection, spec: ProcessorSpec) -> None:
             except (EOFError, OSError):
                 return  # the worker is gone
             if step == "close":
-                conn.send((True, None))
+                conn.send((True, None, tally.drain(steps.partitions())))
                 return
             try:
                 result = getattr(steps, step)(*args)
             except Exception as err:
                 log.debug("step %s failed:\n%s", step, traceback.format_exc())
-                conn.send((False, (describe(err), looks_like_an_outage(err))))
+                reply = (False, (describe(err), looks_like_an_outage(err)))
             else:
-                conn.send((True, result))
+                reply = (True, result)
+            conn.send((*reply, tally.drain(steps.partitions())))
     finally:
         database.dispose()
 
@@ -217,6 +226,11 @@ class _Steps:
 
     def owned(self) -> list[int]:
         return sorted(self.processor.owned)
+
+    def partitions(self) -> dict[int, PartitionMarks]:
+        """The owned partitions as stored (what /metrics reports, not what is in memory)."""
+        return {partition: PartitionMarks(state.checkpoint.offset, state.checkpoint.mark_ns)
+                for partition, state in sorted(self.processor.owned.items())}
 
     def assign(self, partitions: list[int]) -> None:
         self.processor.assign(partitions)

@@ -44,6 +44,7 @@ from monitor.spec import StreamSpec
 from monitor.storage.outages import Backoff
 from monitor.targets import Target
 from streaming.broker import create_topics, list_topics
+from streaming.health_timer import watch
 from streaming.messages import RawMessage, Rejected
 from streaming.processor import AfterFinal, StreamSettings
 from streaming.processor_process import (
@@ -54,6 +55,7 @@ from streaming.processor_process import (
     looks_like_an_outage,
 )
 from streaming.retry import MAX_BACKOFF_S, StoppedBeforeStored, StoreRetry
+from streaming.worker_metrics import WorkerHealth
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -111,8 +113,8 @@ def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int) -> dic
 
 
 def build_app(settings: WorkerSettings, database_url: str, app_target: str,
-              targets: Sequence[Target], *, after_final: AfterFinal | None = None
-              ) -> faust.App:
+              targets: Sequence[Target], *, after_final: AfterFinal | None = None,
+              health: WorkerHealth | None = None) -> faust.App:
     """A Faust app with an agent per stream that has metrics in ``targets`` (of the
     Monitor at ``app_target``); each agent's processor runs in a process of its own (see
     :mod:`streaming.processor_process`), started now, with a connection pool of its own."""
@@ -129,12 +131,14 @@ def build_app(settings: WorkerSettings, database_url: str, app_target: str,
     counts = ensure_topics(settings.bootstrap,
                            topics + [dead_letter_topic(t) for t in topics], settings.partitions)
     app = faust_app(settings)
+    if health is not None:  # the probes and figures of /healthz, /readyz and /metrics
+        watch(app, health)
     for stream, stream_targets in streams.values():
         assert stream.topic is not None
         spec = ProcessorSpec(database_url, app_target, stream, counts[stream.topic],
                              tuple(t.metric.name for t in stream_targets), settings.stream,
                              after_final, logging.getLevelName(settings.log_level.upper()))
-        _wire(app, settings, stream.name, spec)
+        _wire(app, settings, stream.name, spec, health)
     return app
 
 
@@ -172,12 +176,12 @@ def faust_app(settings: WorkerSettings) -> faust.App:
 
 
 def _wire(app: faust.App, settings: WorkerSettings, stream_name: str,
-          spec: ProcessorSpec) -> None:
+          spec: ProcessorSpec, health: WorkerHealth | None = None) -> None:
     topic_name = spec.topic
     source = app.topic(topic_name, value_serializer="raw", key_serializer="raw")
     dead_letters = app.topic(dead_letter_topic(topic_name), value_serializer="raw",
                              key_serializer="raw")
-    agent = _StreamAgent(settings, spec, dead_letters, lambda: bool(app.should_stop))
+    agent = _StreamAgent(settings, spec, dead_letters, lambda: bool(app.should_stop), health)
 
     async def consume(stream: Any) -> None:
         await agent.consume(stream)
@@ -222,7 +226,7 @@ class _StreamAgent:
     """
 
     def __init__(self, settings: WorkerSettings, spec: ProcessorSpec, dead_letters: Any,
-                 app_stopping: Callable[[], bool]) -> None:
+                 app_stopping: Callable[[], bool], health: WorkerHealth | None = None) -> None:
         self.settings = settings
         self.topic = spec.topic
         self.dead_letters = dead_letters
@@ -232,7 +236,8 @@ class _StreamAgent:
         self.stop = asyncio.Event()  # set when the worker starts to stop
         self.retry = StoreRetry(settings.retry_backoff_s, self.stop, self.caller)
         self.busy = asyncio.Lock()  # one of: a micro-batch, a tick, a rebalance, the stop
-        self.processor = ProcessorProcess(spec)
+        self.processor = ProcessorProcess(
+            spec, None if health is None else health.processor_sink(spec.topic))
         self.last_tick = 0.0  # loop time of the last tick
         self.tick_backoff = Backoff(settings.retry_backoff_s, MAX_BACKOFF_S)
         self.tick_delays = self.tick_backoff.delays()
