@@ -24,6 +24,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 import threading
 import traceback
@@ -192,7 +193,7 @@ def serve(conn: Connection, spec: ProcessorSpec) -> None:
     targets = call_through_outages(lambda: spec.targets(database),
                                    f"loading the streaming metrics of {spec.topic}")
     tally = Tally()
-    store = ObservedStore(SqlStreamStore(database), tally)
+    store = ObservedStore(SqlStreamStore(database, owner=worker_name()), tally)
     steps = _Steps(StreamProcessor(store, spec.stream, spec.topic, spec.partitions, targets,
                                    spec.settings, after_final=spec.after_final))
     try:
@@ -278,6 +279,12 @@ class _Steps:
 
     def tick(self) -> list[tuple[str, int]]:
         return [(done.metric, len(done.windows)) for done in self.processor.tick()]
+
+
+def worker_name() -> str:
+    """HOST/PID of the worker (this process's parent), as the checkpoints it writes are
+    signed: which worker holds a partition, for ``monitor stream status``."""
+    return f"{socket.gethostname()}/{os.getppid()}"
 
 
 def looks_like_an_outage(err: BaseException) -> bool:

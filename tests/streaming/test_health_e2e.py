@@ -4,9 +4,11 @@ clock minus the watermark its events give), on the embedded broker and Postgres.
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from kafka import KafkaProducer
 
 from examples.music_home_events import DEFAULT_START, generate_events
 from monitor.storage.store import SqlStore
+from monitor.storage.stream_status import read_stream_status
 from streaming.partition import OUTLIERS
 from tests.streaming.helpers import Message, read_topic
 from tests.streaming.probes import by_label, get, get_json, probe_port, samples
@@ -164,6 +167,11 @@ def test_metrics_and_readiness_follow_what_was_produced(
         assert found[("monitor_processor_starts_total", (("topic", topic),))] == 1.0
         assert found[("monitor_store_seconds_count",
                       (("operation", "store"), ("topic", topic)))] >= 1
+        assert worker.process is not None
+        with store.database.connect() as conn:  # what `monitor stream status` shows
+            stored = read_stream_status(conn, datetime.now(UTC), [topic]).partitions
+        assert {(p.partition, p.owner) for p in stored} == {
+            (p, f"{socket.gethostname()}/{worker.process.pid}") for p in range(PARTITIONS)}
     finally:
         code = worker.stop()
     assert code == 0, worker.tail()
