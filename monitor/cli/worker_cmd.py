@@ -98,6 +98,8 @@ def worker(ctx: click.Context, database_url: str, bootstrap: str, group: str | N
     (Faust, and the processor that decodes, computes and stores); if the processor dies,
     the worker exits with code 3: start it again. The metrics are read at start: after
     promoting another metric to streaming (or a new version), restart the workers.
+    With --health-port it serves probes and Prometheus metrics; `monitor stream status`
+    shows the whole group from the database.
     """
     import faust  # imported here: Faust is slow to import and only this command needs it
 

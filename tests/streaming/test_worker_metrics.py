@@ -212,3 +212,15 @@ def test_the_server_answers_the_probes() -> None:
         assert by_label(samples(text.decode()), "monitor_partition_lag_seconds",
                         "partition") == {"3": 10.0}
         assert get(server.port, "/nothing")[0] == 404
+
+
+def test_the_worker_refuses_a_ready_lag_an_idle_partition_would_exceed() -> None:
+    from click.testing import CliRunner
+
+    from monitor.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["--app", "tests.streaming.stream_app:mon", "stream",
+                                      "worker", "--idle-timeout", "30", "--ready-lag", "30",
+                                      "--health-port", "0"])
+    assert result.exit_code == 2, result.output
+    assert "an idle partition lags by about --idle-timeout (30 s)" in result.output
