@@ -157,7 +157,7 @@ def _check_not_closed(conn: Connection, states: Sequence[PartitionState],
 
 
 def _write_checkpoint(conn: Connection, state: PartitionState, now: datetime,
-                      owner: str | None) -> None:
+                      owner: str | None = None) -> None:
     c = CHECKPOINTS.c
     values = {"offset": state.offset, "watermark": _watermark(state.mark_ns),
               "event_watermark": _watermark(state.watermark_ns), "events": state.events,
