@@ -68,8 +68,12 @@ IN_CHUNK = 1_000  # ids per IN (...) list
 
 
 class SqlHeldStore:
-    def __init__(self, database: Database) -> None:
+    """The held rows of label joins in one database; ``owner`` names the worker that
+    signs the checkpoints it writes (as :class:`~streaming.sql_store.SqlStreamStore`)."""
+
+    def __init__(self, database: Database, owner: str | None = None) -> None:
         self.database = database
+        self.owner = owner
 
     def __repr__(self) -> str:
         return f"SqlHeldStore({self.database.display_url!r})"
@@ -87,7 +91,7 @@ class SqlHeldStore:
             # checkpoints first, in (source, partition) order: that locks them, as a close
             # locks them all in the same order (see the module)
             for state in sorted(states, key=lambda s: (s.topic, s.partition)):
-                state_store.write_checkpoint(conn, state, now)
+                state_store.write_checkpoint(conn, state, now, self.owner)
             hold_rows(conn, held)
             touched = {(item.metric.name, item.version): _closed_windows_touched(conn, item)
                        for item in held}

@@ -24,10 +24,11 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -36,9 +37,11 @@ from monitor.spec import StreamSpec
 from monitor.storage.database import Database
 from monitor.storage.outages import call_through_outages, describe_error, is_outage
 from monitor.targets import Target
-from streaming.label_processor import JoinPrepared, LabelJoinProcessor
+from streaming.figures import Figures, PartitionMarks, Tally
+from streaming.label_processor import PREDICTIONS, JoinPrepared, LabelJoinProcessor
 from streaming.label_store import SqlHeldStore
 from streaming.messages import RawMessage, Rejected
+from streaming.observed_store import ObservedStore
 from streaming.processor import AfterFinal, StreamProcessor, StreamSettings
 from streaming.sql_store import SqlStreamStore
 
@@ -99,9 +102,11 @@ class ProcessorGone(RuntimeError):
 
 
 class ProcessorProcess:
-    """The parent's handle: blocking calls (run them off the event loop)."""
+    """The parent's handle: blocking calls (run them off the event loop). Every reply
+    carries the child's :class:`~streaming.figures.Figures`, handed to ``on_figures``."""
 
-    def __init__(self, spec: ProcessorSpec) -> None:
+    def __init__(self, spec: ProcessorSpec,
+                 on_figures: Callable[[Figures], None] | None = None) -> None:
         context = multiprocessing.get_context("spawn")  # no fork of a threaded process
         self._conn, child = context.Pipe()
         self._process = context.Process(target=serve, args=(child, spec), daemon=True,
@@ -110,6 +115,7 @@ class ProcessorProcess:
         child.close()
         self._lock = threading.Lock()
         self.topic = spec.topic
+        self.on_figures = on_figures
 
     # -- the processor's steps, as the worker uses them --------------------------------
 
@@ -169,10 +175,12 @@ class ProcessorProcess:
         with self._lock:
             try:
                 self._conn.send((step, args))
-                ok, value = self._conn.recv()
+                ok, value, figures = self._conn.recv()
             except (EOFError, OSError) as err:
                 raise ProcessorGone(f"the processor of {self.topic} ended (exit code "
                                     f"{self._process.exitcode})") from err
+            if self.on_figures is not None:
+                self.on_figures(figures)
         if not ok:
             description, outage = value
             raise StepFailed(description, outage)
@@ -194,14 +202,16 @@ def serve(conn: Connection, spec: ProcessorSpec) -> None:
     database = Database(spec.database_url, pre_ping=False)  # every step is retried
     targets = call_through_outages(lambda: spec.targets(database),
                                    f"loading the streaming metrics of {spec.topic}")
+    tally = Tally()
     steps: _Steps | _JoinSteps
     if spec.labels is None:
-        steps = _Steps(StreamProcessor(SqlStreamStore(database), spec.stream, spec.topic,
-                                       spec.partitions, targets, spec.settings,
-                                       after_final=spec.after_final))
-    else:
+        store = ObservedStore(SqlStreamStore(database, owner=worker_name()), tally)
+        steps = _Steps(StreamProcessor(store, spec.stream, spec.topic, spec.partitions,
+                                       targets, spec.settings, after_final=spec.after_final))
+    else:  # its store is not observed yet: /metrics shows its partitions, not its counts
         steps = _JoinSteps(LabelJoinProcessor(
-            SqlHeldStore(database), spec.stream, spec.labels, spec.partitions,
+            SqlHeldStore(database, owner=worker_name()), spec.stream, spec.labels,
+            spec.partitions,
             spec.label_partitions, targets, spec.settings, after_final=spec.after_final))
     try:
         while True:
@@ -210,15 +220,16 @@ def serve(conn: Connection, spec: ProcessorSpec) -> None:
             except (EOFError, OSError):
                 return  # the worker is gone
             if step == "close":
-                conn.send((True, None))
+                conn.send((True, None, tally.drain(steps.partitions())))
                 return
             try:
                 result = getattr(steps, step)(*args)
             except Exception as err:
                 log.debug("step %s failed:\n%s", step, traceback.format_exc())
-                conn.send((False, (describe(err), looks_like_an_outage(err))))
+                reply = (False, (describe(err), looks_like_an_outage(err)))
             else:
-                conn.send((True, result))
+                reply = (True, result)
+            conn.send((*reply, tally.drain(steps.partitions())))
     finally:
         database.dispose()
 
@@ -233,6 +244,11 @@ class _Steps:
 
     def owned(self) -> list[int]:
         return sorted(self.processor.owned)
+
+    def partitions(self) -> dict[int, PartitionMarks]:
+        """The owned partitions as stored (what /metrics reports, not what is in memory)."""
+        return {partition: PartitionMarks(state.checkpoint.offset, state.checkpoint.mark_ns)
+                for partition, state in sorted(self.processor.owned.items())}
 
     def assign(self, partitions: list[int]) -> None:
         self.processor.assign(partitions)
@@ -293,6 +309,13 @@ class _JoinSteps:
 
     def owned(self, side: str) -> list[int]:
         return sorted(self.processor.sides[side].owned)
+
+    def partitions(self) -> dict[int, PartitionMarks]:
+        """The prediction topic's owned partitions as stored: the topic this process is
+        named after, whose lag /metrics and /readyz report (the label topic's are not)."""
+        owned = self.processor.sides[PREDICTIONS].owned
+        return {partition: PartitionMarks(state.checkpoint.offset, state.checkpoint.mark_ns)
+                for partition, state in sorted(owned.items())}
 
     def assign(self, side: str, partitions: list[int]) -> None:
         self.processor.assign(side, partitions)
@@ -380,6 +403,10 @@ class JoinSide:
             self._sides_open.remove(self.side)
         if not self._sides_open:
             self.process.close(timeout)
+def worker_name() -> str:
+    """HOST/PID of the worker (this process's parent), as the checkpoints it writes are
+    signed: which worker holds a partition, for ``monitor stream status``."""
+    return f"{socket.gethostname()}/{os.getppid()}"
 
 
 def looks_like_an_outage(err: BaseException) -> bool:

@@ -21,10 +21,12 @@ from streaming.ports import AfterFinal, Cutoff, Marks, StoredPartition
 
 
 class SqlStreamStore:
-    """The partition store and the window sink of one database."""
+    """The partition store and the window sink of one database; ``owner`` names the
+    worker in the checkpoints it writes (see ``monitor stream status``)."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, owner: str | None = None) -> None:
         self.database = database
+        self.owner = owner
 
     def __repr__(self) -> str:
         return f"SqlStreamStore({self.database.display_url!r})"
@@ -45,7 +47,7 @@ class SqlStreamStore:
                          counts: Mapping[tuple[datetime, datetime, str], int],
                          samples: Sequence[DeadLetter]) -> None:
         with self.database.begin() as conn:
-            state_store.store_partitions(conn, states, versions)
+            state_store.store_partitions(conn, states, versions, self.owner)
             state_store.add_counts(conn, count_metric, stage, counts)
             if samples:
                 write_dead_letters(conn, samples)

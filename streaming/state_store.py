@@ -100,8 +100,9 @@ def load_partials(conn: Connection, topic: str, partition: int,
 
 
 def store_partitions(conn: Connection, states: Sequence[PartitionState],
-                     versions: Mapping[str, int]) -> None:
-    """Write the states' checkpoints and dirty partials (one upsert for all).
+                     versions: Mapping[str, int], owner: str | None = None) -> None:
+    """Write the states' checkpoints (signed by ``owner``, the writing worker) and dirty
+    partials (one upsert for all).
 
     CheckpointConflict if a stored checkpoint is no longer the one its state was loaded
     from (or last stored), or if a partial it stored before is gone: another worker
@@ -114,7 +115,7 @@ def store_partitions(conn: Connection, states: Sequence[PartitionState],
     """
     now = utc_now()
     for state in states:
-        write_checkpoint(conn, state, now)
+        write_checkpoint(conn, state, now, owner)
     _check_not_closed(conn, states, versions)
     binds = bind_processors(conn, PARTIALS)
     as_time, as_state = binds["window_start"], binds["state"]
@@ -155,12 +156,13 @@ def _check_not_closed(conn: Connection, states: Sequence[PartitionState],
                 f"{utc_from_ns(start_ns):%Y-%m-%d %H:%M})")
 
 
-def write_checkpoint(conn: Connection, state: PartitionState, now: datetime) -> None:
+def write_checkpoint(conn: Connection, state: PartitionState, now: datetime,
+                     owner: str | None = None) -> None:
     c = CHECKPOINTS.c
     values = {"offset": state.offset, "watermark": _watermark(state.mark_ns),
               "event_watermark": _watermark(state.watermark_ns), "events": state.events,
               "event_time_top": ",".join(map(str, state.top_ns)) or None,
-              "updated_at": now}
+              "updated_at": now, "owner": owner}
     before = state.checkpoint
     if before == Checkpoint():
         exists = conn.execute(select(c.offset).where(

@@ -44,6 +44,8 @@ from monitor.spec import StreamSpec
 from monitor.storage.outages import Backoff
 from monitor.targets import Target
 from streaming.broker import create_topics, list_topics
+from streaming.figures import Figures
+from streaming.health_timer import watch
 from streaming.label_processor import LABELS, PREDICTIONS
 from streaming.messages import RawMessage, Rejected
 from streaming.processor import AfterFinal, StreamSettings
@@ -56,6 +58,7 @@ from streaming.processor_process import (
     looks_like_an_outage,
 )
 from streaming.retry import MAX_BACKOFF_S, StoppedBeforeStored, StoreRetry
+from streaming.worker_metrics import WorkerHealth
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -113,8 +116,8 @@ def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int) -> dic
 
 
 def build_app(settings: WorkerSettings, database_url: str, app_target: str,
-              targets: Sequence[Target], *, after_final: AfterFinal | None = None
-              ) -> faust.App:
+              targets: Sequence[Target], *, after_final: AfterFinal | None = None,
+              health: WorkerHealth | None = None) -> faust.App:
     """A Faust app with an agent per stream that has metrics in ``targets`` (of the
     Monitor at ``app_target``), and for metrics joined to labels an agent per topic of
     each (prediction stream, label stream) pair, both feeding one
@@ -138,18 +141,21 @@ def build_app(settings: WorkerSettings, database_url: str, app_target: str,
                            topics + [dead_letter_topic(t) for t in topics], settings.partitions)
     app = faust_app(settings)
     level = logging.getLevelName(settings.log_level.upper())
+    if health is not None:  # the probes and figures of /healthz, /readyz and /metrics
+        watch(app, health)
     for stream, stream_targets in streams.values():
         assert stream.topic is not None
         spec = ProcessorSpec(database_url, app_target, stream, counts[stream.topic],
                              tuple(t.metric.name for t in stream_targets), settings.stream,
                              after_final, level)
-        _wire(app, settings, f"stream.{stream.name}", stream.topic, ProcessorProcess(spec))
+        _wire(app, settings, f"stream.{stream.name}", stream.topic,
+              ProcessorProcess(spec, _figures_sink(health, stream.topic)))
     for predictions, labels, join_targets in joins.values():
         assert predictions.topic is not None and labels.topic is not None
         spec = ProcessorSpec(database_url, app_target, predictions, counts[predictions.topic],
                              tuple(t.metric.name for t in join_targets), settings.stream,
                              after_final, level, labels, counts[labels.topic])
-        process = ProcessorProcess(spec)
+        process = ProcessorProcess(spec, _figures_sink(health, predictions.topic))
         sides = [PREDICTIONS, LABELS]
         busy = asyncio.Lock()  # one micro-batch of either topic at a time in the process
         for side, stream in ((PREDICTIONS, predictions), (LABELS, labels)):
@@ -157,6 +163,11 @@ def build_app(settings: WorkerSettings, database_url: str, app_target: str,
             _wire(app, settings, f"join.{predictions.name}.{labels.name}.{side}",
                   stream.topic, JoinSide(process, side, sides), busy)
     return app
+
+
+def _figures_sink(health: WorkerHealth | None, topic: str
+                  ) -> Callable[[Figures], None] | None:
+    return None if health is None else health.processor_sink(topic)
 
 
 def _with_topic(settings: WorkerSettings, stream: StreamSpec) -> StreamSpec:

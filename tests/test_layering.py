@@ -33,7 +33,7 @@ PURE_MONITOR = ["monitor.spec", "monitor.registry", "monitor.schema", "monitor.w
                 "monitor.storage", "monitor.storage.ports", "monitor.storage.records",
                 "monitor.alerts.evaluate", "monitor.alerts.dispatcher", "monitor.alerts.explain",
                 "monitor.alerts.fit", "monitor.alerts.significance", "monitor.times",
-                "monitor.performance_pairs"]
+                "monitor.performance_pairs", "monitor.stream_status"]
 # The stream processor talks to its ports; the SQL is in streaming.sql_store and state_store.
 PURE_STREAMING = ["streaming.processor", "streaming.ports", "streaming.partition",
                   "streaming.alert_hook"]

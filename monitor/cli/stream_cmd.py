@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from monitor.cli.app import load_app
 from monitor.cli.kafka_options import bootstrap_option
+from monitor.cli.stream_status_cmd import status
 from monitor.cli.worker_cmd import worker
 from monitor.research import summarize_reasons
 from monitor.schema import parse_times
@@ -42,6 +43,7 @@ def stream_group() -> None:
 
 
 stream_group.add_command(worker)
+stream_group.add_command(status)
 
 
 @stream_group.command("replay")

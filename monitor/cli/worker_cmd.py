@@ -60,11 +60,28 @@ LOG_LEVELS = ["crit", "error", "warn", "info", "debug"]
               help="How long the group waits for a silent worker before giving its partitions "
                    "to the others.")
 @click.option("--loglevel", type=click.Choice(LOG_LEVELS), default="warn", show_default=True)
+@click.option("--health-port", type=click.IntRange(min=0, max=65535), metavar="PORT",
+              help="Serve /healthz (the worker's loop runs), /readyz (200 when it owns "
+                   "partitions and none lags more than --ready-lag; else 503 with the "
+                   "reason) and /metrics (Prometheus) on PORT; 0 picks a free port and "
+                   "logs it [default: not served].")
+@click.option("--health-host", default="0.0.0.0", show_default=True, metavar="HOST",
+              help="The address /healthz, /readyz and /metrics listen on.")
+@click.option("--ready-lag", type=click.FloatRange(min=0, min_open=True), default=60.0,
+              show_default=True, metavar="SECONDS",
+              help="/readyz fails while a partition's stored watermark is further behind "
+                   "the wall clock (an idle partition is about --idle-timeout behind).")
+@click.option("--offset-lag", is_flag=True,
+              help="Also serve each partition's lag in messages, from the broker's "
+                   "high-water marks. Only for brokers that report end offsets right "
+                   "(Kafka): the embedded broker (Tansu) does not.")
 @click.pass_context
 def worker(ctx: click.Context, database_url: str, bootstrap: str, group: str | None,
            partitions: int, idle_timeout: float, max_future: float, watermark_outliers: int,
            watermark_lead: float, topics: tuple[str, ...],
-           max_message_bytes: int, session_timeout: float, loglevel: str) -> None:
+           max_message_bytes: int, session_timeout: float, loglevel: str,
+           health_port: int | None, health_host: str, ready_lag: float,
+           offset_lag: bool) -> None:
     """Compute every metric in the streaming stage from its stream's Kafka topic (a
     metric joined to labels from its label stream's topic too: predictions and labels
     wait in the database until the horizon passes, and windows are revised as labels
@@ -84,11 +101,19 @@ def worker(ctx: click.Context, database_url: str, bootstrap: str, group: str | N
     (Faust, and the processor that decodes, computes and stores); if the processor dies,
     the worker exits with code 3: start it again. The metrics are read at start: after
     promoting another metric to streaming (or a new version), restart the workers.
+    With --health-port it serves probes and Prometheus metrics; `monitor stream status`
+    shows the whole group from the database.
     """
     import faust  # imported here: Faust is slow to import and only this command needs it
 
+    from streaming.health_server import HealthServer
     from streaming.worker import WorkerSettings, build_app
+    from streaming.worker_metrics import WorkerHealth
 
+    if ready_lag <= idle_timeout:
+        raise click.BadParameter(
+            f"an idle partition lags by about --idle-timeout ({idle_timeout:g} s): give a "
+            "larger bound", param_hint="--ready-lag")
     app = load_app(ctx.obj["app_target"])
     store = SqlStore.open(database_url)
     try:
@@ -116,9 +141,18 @@ def worker(ctx: click.Context, database_url: str, bootstrap: str, group: str | N
                               max_message_bytes=max_message_bytes,
                               watermark_outliers=watermark_outliers,
                               watermark_lead_s=watermark_lead))
+    health = None if health_port is None else WorkerHealth(ready_lag, offset_lag=offset_lag)
     # The processors' processes import the app again, as found here.
     faust_app = build_app(settings, database_url, app_target(ctx.obj["app_target"]), targets,
-                          after_final=evaluate_alerts)
+                          after_final=evaluate_alerts, health=health)
+    if health is not None and health_port is not None:
+        try:
+            server = HealthServer(health, health_host, health_port)
+        except OSError as err:
+            raise click.ClickException(f"cannot serve the probes on {health_host}:"
+                                       f"{health_port}: {err}") from None
+        click.echo(f"probes and metrics on http://{health_host}:{server.port}/ "
+                   "(/healthz, /readyz, /metrics)", err=True)
     names = ", ".join(t.metric.name for t in targets)
     click.echo(f"streaming {names} from {bootstrap} into {mask_url(database_url)} "
                f"(group {settings.group})", err=True)

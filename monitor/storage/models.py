@@ -200,7 +200,8 @@ class StreamCheckpointRow(Base):
     few highest are set aside, which ``event_time_top`` keeps (decimal nanoseconds,
     descending, comma-separated; see ``streaming.partition``). ``watermark`` is how far the
     partition lets windows close: the event watermark, or the wall clock minus the idle
-    timeout while the partition is idle.
+    timeout while the partition is idle. ``owner`` is the worker that wrote it last
+    (``HOST/PID``; None before migration 0007): what ``monitor stream status`` shows.
     """
 
     __tablename__ = "stream_checkpoints"
@@ -213,6 +214,7 @@ class StreamCheckpointRow(Base):
     events: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     event_time_top: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
 
 
 class StreamPartialRow(Base):

@@ -130,7 +130,7 @@ def _round_trip_0006(url: str) -> None:
     upgrade(url, "0005")
     before = _tables(url)
     assert not before & LABEL_JOIN_TABLES
-    upgrade(url)
+    upgrade(url, "0006")
     assert _tables(url) == before | LABEL_JOIN_TABLES
     with Database(url) as database, database.begin() as conn:
         conn.exec_driver_sql(

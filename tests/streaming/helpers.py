@@ -8,7 +8,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from streaming.codec import decode
+from streaming.codec import DecodeError, decode
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,14 @@ def read_topic(bootstrap: str, topic: str, *, events: int, timeout: float = 20.0
                 for record in records:
                     messages.append(Message(record.partition, record.offset, record.key,
                                             record.value, record.timestamp))
-                    seen += len(decode(record.value, max_bytes=2**31))
+                    seen += _event_count(record.value)
     finally:
         consumer.close()
+
+
+def _event_count(value: bytes) -> int:
+    """The events a message carries; 0 for one that does not decode (a dead letter)."""
+    try:
+        return len(decode(value, max_bytes=2**31))
+    except DecodeError:
+        return 0
