@@ -311,8 +311,8 @@ class _JoinSteps:
         return sorted(self.processor.sides[side].owned)
 
     def partitions(self) -> dict[int, PartitionMarks]:
-        """The prediction topic's owned partitions as stored: the topic this process is
-        named after, whose lag /metrics and /readyz report (the label topic's are not)."""
+        """The prediction side's owned partitions as stored, whose lag /metrics and /readyz
+        report under the join's source name (the label side's are not reported)."""
         owned = self.processor.sides[PREDICTIONS].owned
         return {partition: PartitionMarks(state.checkpoint.offset, state.checkpoint.mark_ns)
                 for partition, state in sorted(owned.items())}

@@ -46,7 +46,7 @@ from monitor.targets import Target
 from streaming.broker import create_topics, list_topics
 from streaming.figures import Figures
 from streaming.health_timer import watch
-from streaming.label_processor import LABELS, PREDICTIONS
+from streaming.label_processor import LABELS, PREDICTIONS, join_sources
 from streaming.messages import RawMessage, Rejected
 from streaming.processor import AfterFinal, StreamSettings
 from streaming.processor_process import (
@@ -155,7 +155,10 @@ def build_app(settings: WorkerSettings, database_url: str, app_target: str,
         spec = ProcessorSpec(database_url, app_target, predictions, counts[predictions.topic],
                              tuple(t.metric.name for t in join_targets), settings.stream,
                              after_final, level, labels, counts[labels.topic])
-        process = ProcessorProcess(spec, _figures_sink(health, predictions.topic))
+        # figures under the join's own source name: the prediction topic may also have
+        # a plain processor, whose partitions would otherwise overwrite these
+        join_source = join_sources(predictions.topic, labels.topic)[0]
+        process = ProcessorProcess(spec, _figures_sink(health, join_source))
         sides = [PREDICTIONS, LABELS]
         busy = asyncio.Lock()  # one micro-batch of either topic at a time in the process
         for side, stream in ((PREDICTIONS, predictions), (LABELS, labels)):
