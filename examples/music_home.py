@@ -45,7 +45,9 @@ from examples.music_home_events import (
     parse_start,
     write_events,
 )
+from metrics import ReferenceProfile
 from monitor import Monitor, Threshold
+from monitor.references import fit_reference
 
 __all__ = [
     "FEATURE_SHIFT",
@@ -57,6 +59,7 @@ __all__ = [
     "Incident",
     "main",
     "mon",
+    "training_profile",
 ]
 
 TRAINING_ENV = "MUSIC_HOME_TRAINING"
@@ -128,15 +131,33 @@ mon.metric(
 )
 
 mon.metric(
+    "click_auc_estimate", "home", metrics.estimated_performance("score", "clicked", "training"),
+    window="1h", segment_by=["country"],
+    alerts=[Threshold("estimated_roc_auc", below=0.68, for_windows=2, severity="critical",
+                      name="estimated click AUC under 0.68")],
+    owner="home-ml",
+    description="ROC AUC of the score as a click prediction, estimated per country from the "
+                "scores alone (CBPE, calibrated on the training sample's clicks), so it "
+                "moves the hour the traffic does, before any click is counted. ~0.78 "
+                "normally (no hour under 0.73); a ranker that buries the favourite carousel "
+                "leaves only the weak signals to tell clickers apart and takes it to ~0.6. "
+                "It trusts the training calibration: a broken feature that inflates scores "
+                "can raise it.",
+)
+
+mon.metric(
     "score_psi", "home", metrics.psi("score", "training"), window="1h",
-    alerts=[Threshold("drifted", above=0.5, for_windows=2,
+    alerts=[Threshold("psi", above=0.45, for_windows=2,
                       name="score distribution shifted")],
     owner="home-ml",
     description="Population stability index of the ranker's score against the training "
                 "sample (100 quantile bins). Prediction drift is the first sign of "
-                "training-serving skew. Flagged when the PSI is beyond what an hour's "
-                "count gives by chance (1% false alarms) and at least 0.1: a few hundred "
-                "unchanged events reach a PSI of 0.05-0.17 by chance.",
+                "training-serving skew. The score is a click prediction that follows where "
+                "the ranker puts the favourite carousel, so a ranker change in one country "
+                "(a fifth of traffic) moves it to ~0.3: that is click_auc_estimate's and "
+                "fav_rank's to catch. This rule waits for a PSI over 0.45, a skew across "
+                "all traffic (a feature pipeline bug: 0.6 and up); chance gives an hour "
+                "0.05-0.17.",
 )
 
 mon.metric(
@@ -170,6 +191,17 @@ mon.metric(
     description="Share of events without session_length_s: a broken feature pipeline "
                 "shows up here before it shows up in the model.",
 )
+
+
+def training_profile(reference: pd.DataFrame) -> ReferenceProfile:
+    """The reference profile "training" fitted from raw reference events (such as
+    :func:`generate_reference` gives): every column the metrics compare and the score's
+    calibration against clicks, as the research stage fits it from the declared file.
+    Store it (``SqlStore.save_profile``) for the batch and streaming stages."""
+    calibrations = sorted({pair for metric in mon.metrics.values()
+                           for pair in metric.aggregate.reference_calibrations()})
+    return fit_reference(reference, mon.streams["home"].schema, name="training",
+                         calibrations=tuple(calibrations))
 
 
 # -- the generator's command line ------------------------------------------------------

@@ -115,7 +115,11 @@ DEVICE_SHARE = np.array([  # per country, in COUNTRIES order
 DEVICE_LATENCY_MS = np.array([95.0, 120.0, 160.0])  # median per device
 DEVICE_CAROUSELS = np.array([12, 12, 16])  # carousels a homepage shows, at most
 DEVICE_CTR = np.array([0.44, 0.40, 0.35])  # click-through with the favourite on top
-DEVICE_SCORE_BIAS = np.array([0.1, 0.0, -0.15])
+CLICK_RANK_DECAY = 0.3  # each place further down keeps 30% of what the favourite adds ...
+CLICK_FLOOR = 0.15  # ... over a floor: some click whatever the order
+CLICK_LISTENING = 0.4  # heavy listeners click more: x (tracks per week / median) ** this
+LISTENING_MEDIAN = 60.0
+SCORE_NOISE = 0.25  # the ranker's error, in log-odds
 DEVICE_SESSION = np.array([1.0, 0.9, 1.4])
 
 CAROUSELS = ("recently_played", "made_for_you", "daily_mix", "discover_weekly",
@@ -281,13 +285,21 @@ def _simulate(
     session[rng.random(n) < SESSION_NULL] = np.nan
     session[shifted & (device == DEVICES.index("web"))] = np.nan
 
-    # The ranker's score reads the features (a null count is imputed as 0).
-    z = (-2.6 + 0.55 * np.log1p(np.nan_to_num(tracks)) + DEVICE_SCORE_BIAS[device]
-         + rng.normal(0.0, 0.5, n))
-    score = np.round(1.0 / (1.0 + np.exp(-z)), 4)
+    # A view is clicked when the favourite is in the first screen (the chance falls off
+    # with its rank down to a floor), more by heavy listeners, less on a slow page.
+    on_screen = DEVICE_CTR[device] * (CLICK_FLOOR + (1.0 - CLICK_FLOOR)
+                                      * CLICK_RANK_DECAY ** (rank - 1))
+    engaged = (users.listening[user] / LISTENING_MEDIAN) ** CLICK_LISTENING
+    p_click = np.minimum(on_screen * engaged, 0.95) * np.where(latency > 2000.0, 0.6, 1.0)
 
-    # Clicks fall off with the favourite's rank, and with a slow page.
-    p_click = DEVICE_CTR[device] * 0.75 ** (rank - 1) * np.where(latency > 2000.0, 0.6, 1.0)
+    # The score is the ranker's predicted chance of a click: what it knows (the place it
+    # gave the favourite, the device, tracks_played_7d for listening; a null count is
+    # imputed as the median) and not what it cannot (the page's latency), with noise.
+    known = np.where(np.isnan(tracks), LISTENING_MEDIAN, tracks)
+    predicted = np.minimum(on_screen * (np.maximum(known, 1.0) / LISTENING_MEDIAN)
+                           ** CLICK_LISTENING, 0.95)
+    z = np.log(predicted / (1.0 - predicted)) + SCORE_NOISE * rng.normal(0.0, 1.0, n)
+    score = np.round(1.0 / (1.0 + np.exp(-z)), 4)
     clicked = rng.random(n) < p_click
 
     favourite = users.favourite[user]

@@ -18,10 +18,17 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from examples.music_home import FEATURE_SHIFT, INCIDENTS, LATENCY_SPIKE, MODEL_ROLLOUT, main, mon
+from examples.music_home import (
+    FEATURE_SHIFT,
+    INCIDENTS,
+    LATENCY_SPIKE,
+    MODEL_ROLLOUT,
+    main,
+    mon,
+    training_profile,
+)
 from examples.music_home_events import CANARY_MODEL, DEFAULT_START, STABLE_MODEL, Incident
 from metrics import ReferenceProfile
-from monitor.references import fit_profile
 from monitor.research import backtest, evaluate
 from monitor.sources.files import read_events
 
@@ -34,6 +41,7 @@ OWNER = {
     "ctr": MODEL_ROLLOUT,
     "latency": LATENCY_SPIKE,
     "score_psi": FEATURE_SHIFT,
+    "click_auc_estimate": MODEL_ROLLOUT,
     "feature_drift": FEATURE_SHIFT,
     "session_null_rate": FEATURE_SHIFT,
 }
@@ -56,8 +64,7 @@ def week(tmp_path_factory: pytest.TempPathFactory) -> Week:
                  "--days", str(DAYS), "--seed", str(SEED)]) == 0
     read = read_events(data)
     assert read.rejects.empty
-    schema = mon.streams["home"].schema
-    profile = fit_profile(schema.validate(read_events(reference).events)[0], schema)
+    profile = training_profile(read_events(reference).events)
     return Week(read.events, profile, data, reference)
 
 

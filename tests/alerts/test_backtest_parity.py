@@ -13,12 +13,11 @@ from datetime import timedelta
 import pandas as pd
 import pytest
 
-from examples.music_home import mon
+from examples.music_home import mon, training_profile
 from examples.music_home_events import DEFAULT_START, generate_events, generate_reference
 from metrics import ReferenceProfile
 from monitor.batch.runner import BatchRunner
 from monitor.lifecycle import bind_stored_reference
-from monitor.references import fit_profile
 from monitor.research import backtest
 from monitor.storage import alert_states, outbox
 from monitor.storage.database import Database
@@ -39,8 +38,7 @@ def events() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def profile() -> ReferenceProfile:
     reference = generate_reference(start=DEFAULT_START, seed=7, events_per_hour=600)
-    clean, _ = STREAM.schema.validate(reference)
-    return fit_profile(clean, STREAM.schema, name="training")
+    return training_profile(reference)
 
 
 @pytest.fixture(scope="module")

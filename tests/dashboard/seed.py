@@ -19,7 +19,7 @@ import pandas as pd
 from sqlalchemy import text, update
 
 import metrics
-from examples.music_home import mon
+from examples.music_home import mon, training_profile
 from examples.music_home_events import DEFAULT_START, generate_events, generate_reference
 from monitor.alerts.dispatcher import Dispatcher
 from monitor.alerts.ports import DeliveryError
@@ -28,7 +28,6 @@ from monitor.alerts.silences import Silence
 from monitor.batch.runner import BatchRunner
 from monitor.engine import Engine
 from monitor.lifecycle import bind_stored_reference
-from monitor.references import fit_profile
 from monitor.spec import MetricSpec
 from monitor.storage import alert_states, silences
 from monitor.storage.alert_store import SqlDispatchStore
@@ -89,8 +88,7 @@ def seed(url: str, *, days: int = DAYS) -> Seeded:
     events = generate_events(start=START, days=days, seed=5, events_per_hour=EVENTS_PER_HOUR)
     events = _with_bad_rows(events)
     reference = generate_reference(start=START, seed=5, events_per_hour=EVENTS_PER_HOUR)
-    clean, _ = STREAM.schema.validate(reference)
-    profile = fit_profile(clean, STREAM.schema, name="training")
+    profile = training_profile(reference)
     with SqlStore.open(url) as store:
         store.save_profile(profile, fitted_at=START.to_pydatetime())
         for spec in mon.metrics.values():

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from examples.music_home import mon
+from examples.music_home import mon, training_profile
 from examples.music_home_events import DEFAULT_START, generate_events, generate_reference
 from monitor.batch.query_source import QuerySource
 from monitor.batch.rollup import rollup
@@ -40,8 +40,7 @@ def events() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def profile():  # type: ignore[no-untyped-def]
     reference = generate_reference(start=START, seed=3, events_per_hour=600)
-    clean, _ = STREAM.schema.validate(reference)
-    return fit_profile(clean, STREAM.schema, name="training")
+    return training_profile(reference)
 
 
 @pytest.fixture

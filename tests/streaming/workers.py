@@ -15,11 +15,10 @@ from typing import Any
 
 import pandas as pd
 
-from examples.music_home import mon
+from examples.music_home import mon, training_profile
 from examples.music_home_events import DEFAULT_START, generate_reference
 from monitor import Monitor
 from monitor.lifecycle import bind_stored_reference
-from monitor.references import fit_profile
 from monitor.research import evaluate
 from monitor.storage.database import Database
 from monitor.storage.models import Base
@@ -51,8 +50,7 @@ def example_profile(seed: int, events_per_hour: float = 300) -> Any:
     """A reference profile of the example app's homepage events, as a test fits it."""
     reference = generate_reference(start=DEFAULT_START, seed=seed,
                                    events_per_hour=events_per_hour)
-    clean, _ = STREAM.schema.validate(reference)
-    return fit_profile(clean, STREAM.schema, name="training")
+    return training_profile(reference)
 
 
 @contextmanager
