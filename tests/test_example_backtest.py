@@ -42,6 +42,7 @@ OWNER = {
     "latency": LATENCY_SPIKE,
     "score_psi": FEATURE_SHIFT,
     "click_auc_estimate": MODEL_ROLLOUT,
+    "click_auc_realized": MODEL_ROLLOUT,
     "feature_drift": FEATURE_SHIFT,
     "session_null_rate": FEATURE_SHIFT,
 }
@@ -52,25 +53,29 @@ DETECTION_HOURS = 2  # every rule needs two breached windows; allow no more than
 class Week:
     events: pd.DataFrame
     reference: ReferenceProfile
+    labels: pd.DataFrame
     data_path: Path
     reference_path: Path
+    labels_path: Path
 
 
 @pytest.fixture(scope="module")
 def week(tmp_path_factory: pytest.TempPathFactory) -> Week:
     folder = tmp_path_factory.mktemp("music_home")
     data, reference = folder / "home.jsonl", folder / "training.jsonl"
+    labels = folder / "outcomes.jsonl"
     assert main(["--out", str(data), "--reference-out", str(reference),
-                 "--days", str(DAYS), "--seed", str(SEED)]) == 0
-    read = read_events(data)
-    assert read.rejects.empty
+                 "--labels-out", str(labels), "--days", str(DAYS), "--seed", str(SEED)]) == 0
+    read, outcomes = read_events(data), read_events(labels)
+    assert read.rejects.empty and outcomes.rejects.empty
     profile = training_profile(read_events(reference).events)
-    return Week(read.events, profile, data, reference)
+    return Week(read.events, profile, outcomes.events, data, reference, labels)
 
 
 @pytest.fixture(scope="module")
 def episodes(week: Week) -> dict[str, pd.DataFrame]:
-    return {name: backtest(metric, week.events, week.reference)
+    return {name: backtest(metric, week.events, week.reference,
+                           labels=None if metric.labels is None else week.labels)
             for name, metric in mon.metrics.items()}
 
 
@@ -196,3 +201,41 @@ def test_jsonl_csv_and_parquet_hold_the_same_events(tmp_path: Path) -> None:
         frames.append(clean[list(schema.names)])
     for other in frames[1:]:
         pd.testing.assert_frame_equal(frames[0], other)
+
+
+def test_the_estimate_fires_before_the_labels_could(week: Week) -> None:
+    """The estimate fires at the end of the rollout's second hour; as of then, the click
+    outcomes of that hour are still coming in (a view without a click is reported half an
+    hour later), so the realized AUC has no mature window to fire on yet."""
+    begin, _ = MODEL_ROLLOUT.window(DEFAULT_START)
+    second_hour_ends = begin + pd.Timedelta(hours=2)
+    estimate = backtest(mon.get("click_auc_estimate"), week.events, week.reference)
+    fired = estimate[estimate["segment"] == MODEL_ROLLOUT.segment]["fired_window_start"]
+    assert fired.tolist() == [begin + pd.Timedelta(hours=1)]
+    viewed, landed = _times(week.events), _times(week.labels)
+    realized = backtest(mon.get("click_auc_realized"), week.events[viewed < second_hour_ends],
+                        labels=week.labels[landed < second_hour_ends], as_of=second_hour_ends)
+    assert realized[realized["segment"] == MODEL_ROLLOUT.segment].empty
+    later = second_hour_ends + pd.Timedelta(hours=1)
+    confirmed = backtest(mon.get("click_auc_realized"), week.events[viewed < later],
+                         labels=week.labels[landed < later], as_of=later)
+    assert confirmed[confirmed["segment"] == MODEL_ROLLOUT.segment]["fired_window_start"
+                                                                   ].tolist() == fired.tolist()
+
+
+def _times(events: pd.DataFrame) -> pd.Series:
+    return pd.to_datetime(events["ts"], utc=True)
+
+
+def test_click_outcomes_arrive_late_and_some_never(week: Week) -> None:
+    views = week.events[["view_id", "clicked"]].assign(viewed=_times(week.events))
+    joined = week.labels.assign(landed=_times(week.labels)).merge(views, on="view_id")
+    assert len(joined) == len(week.labels)  # every outcome is of a view
+    assert (joined["click"] == joined["clicked"]).all()
+    delay = (joined["landed"] - joined["viewed"]).dt.total_seconds()
+    assert delay.min() > 0
+    clicks = delay[joined["click"]]
+    assert 60 < clicks.median() < 180 and clicks.quantile(0.99) > 600
+    assert (delay[~joined["click"]] >= 1800).all()
+    lost = 1 - len(week.labels) / len(week.events)
+    assert 0.02 < lost < 0.04
