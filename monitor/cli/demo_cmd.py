@@ -151,7 +151,8 @@ def _run(plan: Plan, stack: ExitStack) -> None:
         labels = [] if name in streamed else ["--labels", str(labels_file)]
         _monitor(["research", "run", name, "--data", history_file, *labels, *db,
                   "--out", str(plan.workdir / f"research-{name}.csv")])
-        _monitor(["research", "backtest", name, "--data", history_file, *labels, *db])
+        if app.metrics[name].alerts:  # the realized AUC has none: the estimate alerts
+            _monitor(["research", "backtest", name, "--data", history_file, *labels, *db])
         _monitor(["promote", name, "--to", "batch", "--by", "demo", *db,
                   "--reason", "research values checked; the backtest is quiet on history"])
     _say("batch: the history and its click outcomes into tables, then a backfill")
