@@ -4,7 +4,8 @@ A week of homepage events is generated into a temporary directory with the examp
 command line, then every metric of ``examples.music_home`` is backtested in the research
 stage against the training reference. Each metric is owned by one incident: its alerts
 must fire in that incident's segment, soon after it starts, and resolve when it ends;
-no metric may alert in any other window or segment.
+no metric may alert in any other window or segment. The realized click AUC has no rule:
+it is the labelled twin of the estimate, which alerts before the click outcomes are in.
 """
 
 from __future__ import annotations
