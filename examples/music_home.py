@@ -4,19 +4,24 @@ The homepage is a stack of carousels ranked per user by a model. What the busine
 about is whether the user's most-used carousel is near the top, so the headline metric is
 the rank of that carousel (P50 and P95 per country, 1 = top); around it are the usual
 suspects: latency tails, score and feature drift against the training data, click-through
-and a feature's null rate. Every rule is tuned on the generated week
-(:mod:`examples.music_home_events`) to catch its :data:`INCIDENTS` and stay quiet
-elsewhere; ``tests/test_example_backtest.py`` holds it to that.
+and a feature's null rate. The score is the ranker's predicted chance of a click: how well
+it tells clickers apart is estimated from the scores alone as they arrive
+(``click_auc_estimate``) and realized from the click outcomes, a label stream that arrives
+minutes to half an hour late (``click_auc_realized``, research and batch). Every rule is
+tuned on the generated week (:mod:`examples.music_home_events`) to catch its
+:data:`INCIDENTS` and stay quiet elsewhere; ``tests/test_example_backtest.py`` holds it to that.
 
 Load it with ``--app examples.music_home:mon`` (or ``MONITOR_APP``). Generate data with::
 
-    python -m examples.music_home --out data/home.jsonl --reference-out data/training.jsonl
+    python -m examples.music_home --out data/home.jsonl --reference-out data/training.jsonl \
+        --labels-out data/outcomes.jsonl
 
 The training reference that drift metrics compare against is declared as
 ``mon.reference("training", ...)``: the path in ``$MUSIC_HOME_TRAINING`` if set, else
 ``data/training.jsonl`` relative to the working directory (where the command above and
 ``scripts/demo.sh`` write it). Pass ``--reference FILE`` to ``monitor research`` to use
-another.
+another. The click outcomes are the stream ``outcomes``, read from ``$MUSIC_HOME_OUTCOMES``
+or ``data/outcomes.jsonl`` (``--labels FILE`` to ``monitor research``).
 """
 
 from __future__ import annotations
@@ -39,13 +44,16 @@ from examples.music_home_events import (
     MODEL_ROLLOUT,
     REFERENCE_DAYS,
     Incident,
+    click_outcomes,
     file_format,
     generate_events,
     generate_reference,
     parse_start,
     write_events,
 )
-from monitor import Monitor, Threshold
+from metrics import ReferenceProfile
+from monitor import Labels, Monitor, Threshold
+from monitor.references import fit_reference
 
 __all__ = [
     "FEATURE_SHIFT",
@@ -57,12 +65,14 @@ __all__ = [
     "Incident",
     "main",
     "mon",
+    "training_profile",
 ]
 
 TRAINING_ENV = "MUSIC_HOME_TRAINING"
 DEFAULT_TRAINING = "data/training.jsonl"
 
 SCHEMA = {
+    "view_id": "int",
     "user_id": "int",
     "country": "str",
     "device": "str",
@@ -79,9 +89,14 @@ SCHEMA = {
     "tracks_played_7d": "int?",
 }
 FEATURES = ["session_length_s", "tracks_played_7d"]
+OUTCOMES_ENV = "MUSIC_HOME_OUTCOMES"
+DEFAULT_OUTCOMES = "data/outcomes.jsonl"
 
 mon = Monitor("music_home")
 mon.stream("home", topic="home-events", table="home_events", time="ts", schema=SCHEMA)
+mon.stream("outcomes", table="home_outcomes",
+           files=os.environ.get(OUTCOMES_ENV, DEFAULT_OUTCOMES), time="ts",
+           schema={"view_id": "int", "click": "bool"})
 mon.reference("training", os.environ.get(TRAINING_ENV, DEFAULT_TRAINING))
 
 
@@ -112,8 +127,8 @@ mon.metric(
     owner="home-personalization",
     description="NDCG@10 of the carousel each user clicked, per country: 1 when the click "
                 "is on the top carousel, 0.5 on the third, 0 below the tenth; homepages "
-                "without a click are left out. ~0.80 normally; quiet hours of a small "
-                "country dip to ~0.70 by chance, a ranker that buries the carousels people "
+                "without a click are left out. ~0.85 normally; quiet hours of a small "
+                "country dip to ~0.75 by chance, a ranker that buries the carousels people "
                 "click drops it under 0.5.",
 )
 
@@ -128,15 +143,50 @@ mon.metric(
 )
 
 mon.metric(
+    "click_auc_estimate", "home", metrics.estimated_performance("score", "click", "training"),
+    window="1h", segment_by=["country"],
+    alerts=[Threshold("estimated_roc_auc", below=0.68, for_windows=2, severity="critical",
+                      name="estimated click AUC under 0.68")],
+    owner="home-ml",
+    description="ROC AUC of the score as a click prediction, estimated per country from the "
+                "scores alone (CBPE, calibrated on the training sample's clicks), so it "
+                "moves the hour the traffic does, before any click is counted. ~0.78 "
+                "normally (no hour under 0.73); a ranker that buries the favourite carousel "
+                "leaves only the weak signals to tell clickers apart and takes it to ~0.6. "
+                "It trusts the training calibration: a broken feature that inflates scores "
+                "can raise it.",
+)
+
+mon.metric(
+    "click_auc_realized", "home", metrics.auc("click", "score"), window="1h",
+    segment_by=["country"],
+    labels=Labels("outcomes", on="view_id", horizon="2h", mature_at=0.95),
+    owner="home-ml",
+    description="ROC AUC of the score against the clicks that came back, per country: the "
+                "realized value of click_auc_estimate, drawn beside it on the Performance "
+                "page. A click is reported within minutes, a view without one when its "
+                "session times out (30 min), 3% never; a window is mature once 95% of its "
+                "views are labelled or 2 h have passed. ~0.78 normally, ~0.58 in the BR "
+                "rollout. No alert rule: an hour of a small country holds a few hundred "
+                "views, so its realized AUC has a sampling error of up to 0.07 (1 SD); "
+                "hours at 0.6 and two in a row under 0.68 happen by chance. The estimate, "
+                "read from the scores alone, does not wander like that and carries the "
+                "alert.",
+)
+
+mon.metric(
     "score_psi", "home", metrics.psi("score", "training"), window="1h",
-    alerts=[Threshold("drifted", above=0.5, for_windows=2,
+    alerts=[Threshold("psi", above=0.45, for_windows=2,
                       name="score distribution shifted")],
     owner="home-ml",
     description="Population stability index of the ranker's score against the training "
                 "sample (100 quantile bins). Prediction drift is the first sign of "
-                "training-serving skew. Flagged when the PSI is beyond what an hour's "
-                "count gives by chance (1% false alarms) and at least 0.1: a few hundred "
-                "unchanged events reach a PSI of 0.05-0.17 by chance.",
+                "training-serving skew. The score is a click prediction that follows where "
+                "the ranker puts the favourite carousel, so a ranker change in one country "
+                "(a fifth of traffic) moves it to ~0.3: that is click_auc_estimate's and "
+                "fav_rank's to catch. This rule waits for a PSI over 0.45, a skew across "
+                "all traffic (a feature pipeline bug: 0.6 and up); chance gives an hour "
+                "0.05-0.17.",
 )
 
 mon.metric(
@@ -157,8 +207,8 @@ mon.metric(
     "ctr", "home", metrics.rate("clicked"), window="1h", segment_by=["country"],
     alerts=[Threshold("rate", below=0.18, for_windows=2, name="click-through below 18%")],
     owner="home-growth",
-    description="Share of homepage views with a click, per country (~0.31 normally). "
-                "Small countries at night see single hours near 0.18 by chance, so it "
+    description="Share of homepage views with a click, per country (~0.32 normally). "
+                "Small countries at night see single hours near 0.2 by chance, so it "
                 "takes two in a row.",
 )
 
@@ -170,6 +220,17 @@ mon.metric(
     description="Share of events without session_length_s: a broken feature pipeline "
                 "shows up here before it shows up in the model.",
 )
+
+
+def training_profile(reference: pd.DataFrame) -> ReferenceProfile:
+    """The reference profile "training" fitted from raw reference events (such as
+    :func:`generate_reference` gives): every column the metrics compare and the score's
+    calibration against clicks, as the research stage fits it from the declared file.
+    Store it (``SqlStore.save_profile``) for the batch and streaming stages."""
+    calibrations = sorted({pair for metric in mon.metrics.values()
+                           for pair in metric.aggregate.reference_calibrations()})
+    return fit_reference(reference, mon.streams["home"].schema, name="training",
+                         calibrations=tuple(calibrations))
 
 
 # -- the generator's command line ------------------------------------------------------
@@ -192,11 +253,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="also write the training sample: the days before --start, "
                              "without incidents")
     parser.add_argument("--reference-days", type=int, default=REFERENCE_DAYS)
+    parser.add_argument("--labels-out", type=Path,
+                        help="also write the click outcomes of the events, as they arrive "
+                             "late (the label stream 'outcomes')")
     args = parser.parse_args(argv)
     if args.days < 1 or args.reference_days < 1:
         parser.error("--days and --reference-days must be at least 1")
     try:
-        for path in (args.out, args.reference_out):
+        for path in (args.out, args.reference_out, args.labels_out):
             if path is not None:
                 file_format(path)
         start = parse_start(args.start)
@@ -204,6 +268,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  events_per_hour=args.events_per_hour)
         write_events(events, args.out)
         print(f"wrote {len(events)} events to {args.out}", file=sys.stderr)
+        if args.labels_out is not None:
+            labels = click_outcomes(events, seed=args.seed)
+            write_events(labels, args.labels_out)
+            print(f"wrote {len(labels)} click outcomes to {args.labels_out}", file=sys.stderr)
         if args.reference_out is not None:
             reference = generate_reference(start=start, days=args.reference_days,
                                            seed=args.seed, events_per_hour=args.events_per_hour)

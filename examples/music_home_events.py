@@ -1,12 +1,14 @@
 """A seeded, vectorised generator of music-streaming homepage events, with known incidents.
 
-Each event is one homepage served to a user: who (``user_id``, ``country``, ``device``),
-which ranker served it (``model_version``), how many carousels it showed
-(``carousels_served``) and in which order (``carousels_shown``, best first), where the
-user's most-used carousel landed (``fav_carousel``, ``fav_carousel_rank``, 1 = top), the
-ranker's ``score``, the response ``latency_ms``, whether the user ``clicked`` and on which
-carousel (``clicked_carousel``: mostly the favourite), and two model features with some
-nulls (``session_length_s``, ``tracks_played_7d``).
+Each event is one homepage served to a user (``view_id``, its number in time order): who
+(``user_id``, ``country``, ``device``), which ranker served it (``model_version``), how
+many carousels it showed (``carousels_served``) and in which order (``carousels_shown``,
+best first), where the user's most-used carousel landed (``fav_carousel``,
+``fav_carousel_rank``, 1 = top), the ranker's ``score`` (its predicted chance of a click),
+the response ``latency_ms``, whether the user ``clicked`` and on which carousel
+(``clicked_carousel``: mostly the favourite), and two model features with some nulls
+(``session_length_s``, ``tracks_played_7d``). The click outcomes also come as a label
+stream of their own, late and some never (:func:`click_outcomes`).
 
 Traffic follows each country's local day (quiet at night, a commute bump and an evening
 peak) and the users of a country are a fixed population, so the same seed gives the same
@@ -39,6 +41,7 @@ __all__ = [
     "MODEL_ROLLOUT",
     "REFERENCE_DAYS",
     "Incident",
+    "click_outcomes",
     "file_format",
     "generate_events",
     "generate_reference",
@@ -115,7 +118,11 @@ DEVICE_SHARE = np.array([  # per country, in COUNTRIES order
 DEVICE_LATENCY_MS = np.array([95.0, 120.0, 160.0])  # median per device
 DEVICE_CAROUSELS = np.array([12, 12, 16])  # carousels a homepage shows, at most
 DEVICE_CTR = np.array([0.44, 0.40, 0.35])  # click-through with the favourite on top
-DEVICE_SCORE_BIAS = np.array([0.1, 0.0, -0.15])
+CLICK_RANK_DECAY = 0.3  # each place further down keeps 30% of what the favourite adds ...
+CLICK_FLOOR = 0.15  # ... over a floor: some click whatever the order
+CLICK_LISTENING = 0.4  # heavy listeners click more: x (tracks per week / median) ** this
+LISTENING_MEDIAN = 60.0
+SCORE_NOISE = 0.25  # the ranker's error, in log-odds
 DEVICE_SESSION = np.array([1.0, 0.9, 1.4])
 
 CAROUSELS = ("recently_played", "made_for_you", "daily_mix", "discover_weekly",
@@ -129,6 +136,8 @@ ALL_CAROUSELS = np.asarray(CAROUSELS + EDITORIAL, dtype=object)
 FAVOURITE_CLICK = 0.8  # a click is on the favourite carousel, else on one of the top 3
 
 USERS = 100_000
+SESSION_TIMEOUT_S = 1800.0  # a view's "no click" is known when its session times out
+LOST_OUTCOMES = 0.03  # views whose outcome never arrives
 TRACKS_NULL = 0.015  # no listening history yet
 SESSION_NULL = 0.03  # no previous session
 
@@ -200,6 +209,32 @@ def generate_events(
                      incidents)
 
 
+def click_outcomes(events: pd.DataFrame, *, seed: int = 1) -> pd.DataFrame:
+    """The label stream of ``events``: for each view, its outcome ``click`` stamped when it
+    reaches the labels' pipeline, sorted by ``ts``.
+
+    A click is reported a few minutes after the view (median 90 s, one in a hundred after
+    more than 15 minutes); a view without a click is reported as such when its session
+    times out, 30-35 minutes after it; the outcomes of :data:`LOST_OUTCOMES` of the views
+    (an app closed offline) never arrive. Drawn from a stream of the seed's own, so the
+    events' fields do not depend on it.
+
+    >>> events = generate_events(start=DEFAULT_START, days=1, seed=3, events_per_hour=50)
+    >>> labels = click_outcomes(events, seed=3)
+    >>> bool(labels["view_id"].isin(events["view_id"]).all()), len(labels) < len(events)
+    (True, True)
+    """
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[3])
+    n = len(events)
+    click = events["clicked"].to_numpy(dtype=bool)
+    delay_s = np.where(click, rng.lognormal(np.log(90.0), 1.0, n),
+                       SESSION_TIMEOUT_S + rng.uniform(0.0, 300.0, n))
+    arrives = rng.random(n) >= LOST_OUTCOMES
+    ts = events["ts"] + pd.to_timedelta(np.round(delay_s * 1000.0), unit="ms")
+    labels = pd.DataFrame({"ts": ts, "view_id": events["view_id"], "click": click})[arrives]
+    return labels.sort_values("ts", kind="stable").reset_index(drop=True)
+
+
 def generate_reference(
     *,
     start: pd.Timestamp = DEFAULT_START,
@@ -208,11 +243,13 @@ def generate_reference(
     events_per_hour: float = DEFAULT_EVENTS_PER_HOUR,
 ) -> pd.DataFrame:
     """The training sample: the same users over the ``days`` days before ``start``, with
-    no incident."""
+    no incident, labelled: each view's outcome joined as ``click`` (the label stream's
+    column, see :func:`click_outcomes`), which the score is calibrated against."""
     population, _, reference = np.random.SeedSequence(seed).spawn(3)
     users = _Users.draw(np.random.default_rng(population))
-    return _simulate(users, reference, parse_start(start), -days * 24, days * 24,
-                     events_per_hour, incidents=False)
+    sample = _simulate(users, reference, parse_start(start), -days * 24, days * 24,
+                       events_per_hour, incidents=False)
+    return sample.assign(click=sample["clicked"])
 
 
 def _simulate(
@@ -281,13 +318,21 @@ def _simulate(
     session[rng.random(n) < SESSION_NULL] = np.nan
     session[shifted & (device == DEVICES.index("web"))] = np.nan
 
-    # The ranker's score reads the features (a null count is imputed as 0).
-    z = (-2.6 + 0.55 * np.log1p(np.nan_to_num(tracks)) + DEVICE_SCORE_BIAS[device]
-         + rng.normal(0.0, 0.5, n))
-    score = np.round(1.0 / (1.0 + np.exp(-z)), 4)
+    # A view is clicked when the favourite is in the first screen (the chance falls off
+    # with its rank down to a floor), more by heavy listeners, less on a slow page.
+    on_screen = DEVICE_CTR[device] * (CLICK_FLOOR + (1.0 - CLICK_FLOOR)
+                                      * CLICK_RANK_DECAY ** (rank - 1))
+    engaged = (users.listening[user] / LISTENING_MEDIAN) ** CLICK_LISTENING
+    p_click = np.minimum(on_screen * engaged, 0.95) * np.where(latency > 2000.0, 0.6, 1.0)
 
-    # Clicks fall off with the favourite's rank, and with a slow page.
-    p_click = DEVICE_CTR[device] * 0.75 ** (rank - 1) * np.where(latency > 2000.0, 0.6, 1.0)
+    # The score is the ranker's predicted chance of a click: what it knows (the place it
+    # gave the favourite, the device, tracks_played_7d for listening; a null count is
+    # imputed as the median) and not what it cannot (the page's latency), with noise.
+    known = np.where(np.isnan(tracks), LISTENING_MEDIAN, tracks)
+    predicted = np.minimum(on_screen * (np.maximum(known, 1.0) / LISTENING_MEDIAN)
+                           ** CLICK_LISTENING, 0.95)
+    z = np.log(predicted / (1.0 - predicted)) + SCORE_NOISE * rng.normal(0.0, 1.0, n)
+    score = np.round(1.0 / (1.0 + np.exp(-z)), 4)
     clicked = rng.random(n) < p_click
 
     favourite = users.favourite[user]
@@ -310,7 +355,10 @@ def _simulate(
         "session_length_s": session,
         "tracks_played_7d": pd.array(tracks, dtype="Int64"),
     })
-    return frame.sort_values("ts", kind="stable").reset_index(drop=True)
+    frame = frame.sort_values("ts", kind="stable").reset_index(drop=True)
+    # The prediction id the click outcomes are joined on: the view's place in time order.
+    frame.insert(1, "view_id", np.arange(1, len(frame) + 1, dtype=np.int64))
+    return frame
 
 
 def _homepages(rng: np.random.Generator, favourite: np.ndarray, rank: np.ndarray,

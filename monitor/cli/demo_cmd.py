@@ -3,11 +3,12 @@
 The story: the music-streaming homepage has been running for a while. Its last 56 hours
 of events are history; the demo checks every example metric on that history in research
 (values and a backtest of its alerts), promotes each to batch and backfills the history
-from a table, then promotes each to streaming, starts a worker, the batch scheduler, the
-alert dispatcher and the dashboard, and streams the next 16 hours of events — compressed
-into ``--duration`` seconds — in which a cache failover makes the latency tail spike.
-The streaming stage closes the windows as their event time passes and fires the alert;
-the demo prints it (Slack and email receive it when configured).
+and its click outcomes from tables, then promotes each to streaming (but the realized
+click AUC, which joins the late click outcomes and stays in batch), starts a worker, the
+batch scheduler, the alert dispatcher and the dashboard, and streams the next 16 hours of
+events — compressed into ``--duration`` seconds — in which a cache failover makes the
+latency tail spike. The streaming stage closes the windows as their event time passes and
+fires the alert; the demo prints it (Slack and email receive it when configured).
 
 Everything runs the same commands a user would, against the embedded broker (or
 ``MONITOR_KAFKA_BOOTSTRAP``) and a SQLite file in the demo folder (or
@@ -102,7 +103,7 @@ def _raise_interrupt(*_: Any) -> None:
 
 
 def _run(plan: Plan, stack: ExitStack) -> None:
-    from examples.music_home_events import generate_events, generate_reference
+    from examples.music_home_events import click_outcomes, generate_events, generate_reference
     from streaming.broker import EmbeddedBroker, configured_bootstrap
 
     data = plan.workdir / "data"
@@ -117,6 +118,12 @@ def _run(plan: Plan, stack: ExitStack) -> None:
     history = events[times < now]
     live = events[(times >= now) & (times < now + pd.Timedelta(hours=LIVE_HOURS))]
     history.to_json(data / "history.jsonl", orient="records", lines=True, date_format="iso")
+    # The click outcomes of the history that had come back by now: the label stream.
+    outcomes = click_outcomes(history, seed=plan.seed)
+    outcomes = outcomes[pd.to_datetime(outcomes["ts"], utc=True) < now]
+    labels_file = data / "outcomes.jsonl"
+    outcomes.to_json(labels_file, orient="records", lines=True, date_format="iso")
+    os.environ["MUSIC_HOME_OUTCOMES"] = str(labels_file)  # the app's stream "outcomes"
     reference = generate_reference(start=start, seed=plan.seed, events_per_hour=EVENTS_PER_HOUR)
     training = data / "training.jsonl"
     reference.to_json(training, orient="records", lines=True, date_format="iso")
@@ -134,19 +141,25 @@ def _run(plan: Plan, stack: ExitStack) -> None:
     db = ["--database-url", plan.database_url]
     _say(f"results database {mask_url(plan.database_url)}")
     _monitor(["db", "upgrade", *db])
-    metric_names = list(_app().metrics)
+    app = _app()
+    metric_names = list(app.metrics)
+    # A metric joined to the click outcomes stays in batch: streaming does not join labels.
+    streamed = [name for name in metric_names if app.metrics[name].labels is None]
     history_file = str(data / "history.jsonl")
     for name in metric_names:
         _say(f"research: {name}")
-        _monitor(["research", "run", name, "--data", history_file, *db,
+        labels = [] if name in streamed else ["--labels", str(labels_file)]
+        _monitor(["research", "run", name, "--data", history_file, *labels, *db,
                   "--out", str(plan.workdir / f"research-{name}.csv")])
-        _monitor(["research", "backtest", name, "--data", history_file, *db])
+        if app.metrics[name].alerts:  # the realized AUC has none: the estimate alerts
+            _monitor(["research", "backtest", name, "--data", history_file, *labels, *db])
         _monitor(["promote", name, "--to", "batch", "--by", "demo", *db,
                   "--reason", "research values checked; the backtest is quiet on history"])
-    _say("batch: the history into the home_events table, then a backfill")
-    _monitor(["batch", "load", history_file, *db])
+    _say("batch: the history and its click outcomes into tables, then a backfill")
+    _monitor(["batch", "load", history_file, "--stream", "home", *db])
+    _monitor(["batch", "load", str(labels_file), "--stream", "outcomes", *db])
     _monitor(["batch", "run", "--since", start.isoformat(), "--until", now.isoformat(), *db])
-    for name in metric_names:
+    for name in streamed:
         _monitor(["promote", name, "--to", "streaming", "--by", "demo", *db,
                   "--reason", "batch values match research"])
 

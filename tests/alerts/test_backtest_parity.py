@@ -13,12 +13,16 @@ from datetime import timedelta
 import pandas as pd
 import pytest
 
-from examples.music_home import mon
-from examples.music_home_events import DEFAULT_START, generate_events, generate_reference
+from examples.music_home import mon, training_profile
+from examples.music_home_events import (
+    DEFAULT_START,
+    click_outcomes,
+    generate_events,
+    generate_reference,
+)
 from metrics import ReferenceProfile
 from monitor.batch.runner import BatchRunner
 from monitor.lifecycle import bind_stored_reference
-from monitor.references import fit_profile
 from monitor.research import backtest
 from monitor.storage import alert_states, outbox
 from monitor.storage.database import Database
@@ -28,6 +32,7 @@ from tests.frame_source import FrameSource
 
 DAYS = 7
 END = DEFAULT_START + pd.Timedelta(days=DAYS)
+NOW = END + pd.Timedelta("5min")  # when batch runs: the click outcomes landed by then
 STREAM = mon.streams["home"]
 
 
@@ -37,19 +42,26 @@ def events() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def profile() -> ReferenceProfile:
-    reference = generate_reference(start=DEFAULT_START, seed=7, events_per_hour=600)
-    clean, _ = STREAM.schema.validate(reference)
-    return fit_profile(clean, STREAM.schema, name="training")
+def labels(events: pd.DataFrame) -> pd.DataFrame:
+    outcomes = click_outcomes(events, seed=7)
+    return outcomes[outcomes["ts"] < NOW]
 
 
 @pytest.fixture(scope="module")
-def predicted(events: pd.DataFrame, profile: ReferenceProfile) -> set[tuple[object, ...]]:
+def profile() -> ReferenceProfile:
+    reference = generate_reference(start=DEFAULT_START, seed=7, events_per_hour=600)
+    return training_profile(reference)
+
+
+@pytest.fixture(scope="module")
+def predicted(events: pd.DataFrame, labels: pd.DataFrame, profile: ReferenceProfile
+              ) -> set[tuple[object, ...]]:
     """Episodes (metric, rule, segment, fired window, resolved window, the firing text)
-    of the backtest."""
+    of the backtest, as of when batch runs."""
     found = set()
     for metric in mon.metrics.values():
-        for row in backtest(metric, events, profile).to_dict("records"):
+        joined = {"labels": labels, "as_of": NOW} if metric.labels is not None else {}
+        for row in backtest(metric, events, profile, **joined).to_dict("records"):
             resolved = row["resolved_window_start"]
             found.add((row["metric"], row["rule"], row["segment"],
                        row["fired_window_start"].to_pydatetime(),
@@ -79,8 +91,8 @@ def fired(database: Database) -> set[tuple[object, ...]]:
 
 
 def test_batch_fires_exactly_what_the_backtest_predicted(
-    database: Database, events: pd.DataFrame, profile: ReferenceProfile,
-    predicted: set[tuple[object, ...]],
+    database: Database, events: pd.DataFrame, labels: pd.DataFrame,
+    profile: ReferenceProfile, predicted: set[tuple[object, ...]],
 ) -> None:
     store = SqlStore(database)
     store.save_profile(profile)
@@ -88,13 +100,14 @@ def test_batch_fires_exactly_what_the_backtest_predicted(
         version = store.register_metric(bind_stored_reference(spec, store)).version
         store.record_stage_change(spec.name, version, "batch", by="test", reason="parity")
     targets = batch_targets(mon, store)
-    now = END + pd.Timedelta("5min")
-    source = FrameSource(events)
-    BatchRunner(store, lambda m: source).run_many(targets, since=DEFAULT_START, until=END,
-                                                  now=now)
+    now = NOW
+    source, outcomes = FrameSource(events), FrameSource(labels)
+    BatchRunner(store, lambda m: source, label_source_for=lambda s: outcomes).run_many(
+        targets, since=DEFAULT_START, until=END, now=now)
 
     expected = predicted
-    assert {e[0] for e in expected} == set(mon.metrics)  # every incident was caught
+    # every metric with alert rules caught its incident
+    assert {e[0] for e in expected} == {name for name, m in mon.metrics.items() if m.alerts}
     assert fired(database) == expected
 
     # announced: firings on windows of the last day, and their resolutions; an alert that
@@ -116,6 +129,6 @@ def test_batch_fires_exactly_what_the_backtest_predicted(
     assert any(w[4] == last_window for w in wanted)  # the feature shift, announced late
 
     # recomputing the last days (with the incident still on) fires nothing more
-    BatchRunner(store, lambda m: source).run_many(targets, since=END - pd.Timedelta("2D"),
-                                                  until=END, now=now)
+    BatchRunner(store, lambda m: source, label_source_for=lambda s: outcomes).run_many(
+        targets, since=END - pd.Timedelta("2D"), until=END, now=now)
     assert fired(database) == expected

@@ -19,8 +19,13 @@ import pandas as pd
 from sqlalchemy import text, update
 
 import metrics
-from examples.music_home import mon
-from examples.music_home_events import DEFAULT_START, generate_events, generate_reference
+from examples.music_home import mon, training_profile
+from examples.music_home_events import (
+    DEFAULT_START,
+    click_outcomes,
+    generate_events,
+    generate_reference,
+)
 from monitor.alerts.dispatcher import Dispatcher
 from monitor.alerts.ports import DeliveryError
 from monitor.alerts.records import Notification
@@ -28,7 +33,6 @@ from monitor.alerts.silences import Silence
 from monitor.batch.runner import BatchRunner
 from monitor.engine import Engine
 from monitor.lifecycle import bind_stored_reference
-from monitor.references import fit_profile
 from monitor.spec import MetricSpec
 from monitor.storage import alert_states, silences
 from monitor.storage.alert_store import SqlDispatchStore
@@ -87,10 +91,11 @@ def seed(url: str, *, days: int = DAYS) -> Seeded:
     end = START + pd.Timedelta(days=days)
     now = (end + pd.Timedelta("5min")).to_pydatetime()
     events = generate_events(start=START, days=days, seed=5, events_per_hour=EVENTS_PER_HOUR)
+    labels = click_outcomes(events, seed=5)
+    labels = labels[labels["ts"] < pd.Timestamp(now)]  # the click outcomes landed by now
     events = _with_bad_rows(events)
     reference = generate_reference(start=START, seed=5, events_per_hour=EVENTS_PER_HOUR)
-    clean, _ = STREAM.schema.validate(reference)
-    profile = fit_profile(clean, STREAM.schema, name="training")
+    profile = training_profile(reference)
     with SqlStore.open(url) as store:
         store.save_profile(profile, fitted_at=START.to_pydatetime())
         for spec in mon.metrics.values():
@@ -99,7 +104,8 @@ def seed(url: str, *, days: int = DAYS) -> Seeded:
             store.record_stage_change(spec.name, version, "batch", by="seed",
                                       reason="backtest over the example week")
         targets = {t.metric.name: t for t in batch_targets(mon, store)}
-        BatchRunner(store, lambda m: FrameSource(events)).run_many(
+        BatchRunner(store, lambda m: FrameSource(events),
+                    label_source_for=lambda s: FrameSource(labels)).run_many(
             list(targets.values()), since=START, until=end, now=pd.Timestamp(now))
         valid, _ = STREAM.schema.validate(events)
         for name in RESEARCH_METRICS:

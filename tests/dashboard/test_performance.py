@@ -14,6 +14,7 @@ from monitor.spec import OVERALL
 from monitor.storage.dashboard.performance import SIDE_BY_SIDE_COLUMNS
 from monitor.storage.dashboard.queries import DashboardQueries
 from monitor.storage.dashboard.records import default_range
+from monitor.storage.store import SqlStore
 from tests.dashboard.conftest import AppFactory
 from tests.dashboard.helpers import charts, marks, texts
 from tests.dashboard.seed import Seeded
@@ -28,6 +29,9 @@ from tests.performance_data import (
 )
 
 AUTOMATIC = PerformancePair(ESTIMATE, "estimated_roc_auc", "click_auc", "auc")
+# The example app's own pair, seeded through the batch stage with its click outcomes.
+EXAMPLE = PerformancePair("click_auc_estimate", "estimated_roc_auc", "click_auc_realized",
+                          "auc")
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +52,7 @@ def wide(result: ResearchResult, segment: str) -> pd.DataFrame:
 
 def test_the_auc_pairs_by_itself_and_the_accuracy_when_declared(seeded: Seeded) -> None:
     with DashboardQueries.open(seeded.url) as queries:
-        assert queries.performance.pairs() == [AUTOMATIC]
+        assert queries.performance.pairs() == [EXAMPLE, AUTOMATIC]
         assert queries.performance.declarable(ESTIMATE) == ["click_accuracy"]
         declared = queries.performance.pairs({"click_accuracy": ESTIMATE})
         assert queries.performance.stages(ESTIMATE, AUTOMATIC) == ["batch"]
@@ -160,3 +164,24 @@ def test_the_metric_page_of_an_estimate_links_to_the_performance_page(
     assert f"(performance?metric={ESTIMATE})" in "\n".join(m.value for m in app.markdown)
     other = run_app(seeded.url, page="metric", metric="click_auc")
     assert "performance?" not in "\n".join(m.value for m in other.markdown)
+
+
+def test_the_example_app_estimate_and_realized_auc_are_stored_side_by_side(
+    seeded: Seeded,
+) -> None:
+    """The example week through batch: every country-hour has both the estimate and the AUC
+    of the clicks that came back, and the realized value lies within 3 sampling errors of
+    the estimate in nearly every window (hours of a small country are noisy)."""
+    with DashboardQueries.open(seeded.url) as queries:
+        assert queries.performance.stages(EXAMPLE.estimate, EXAMPLE) == ["batch"]
+    with SqlStore.open(seeded.url) as store:
+        estimate = store.read_values(metric=EXAMPLE.estimate, stage="batch", limit=None)
+        realized = store.read_values(metric=EXAMPLE.realized, stage="batch", limit=None)
+    keys = ["segment", "window_start"]
+    side = (estimate.pivot_table(index=keys, columns="field", values="value")
+            .join(realized.pivot_table(index=keys, columns="field", values="value"),
+                  how="inner"))
+    assert len(side) == estimate[keys].drop_duplicates().shape[0] > 0
+    error = (side["auc"] - side["estimated_roc_auc"]).abs()
+    inside = error <= 3 * side["estimated_roc_auc_sampling_error"]
+    assert inside.mean() > 0.97, side[~inside]

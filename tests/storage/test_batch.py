@@ -11,8 +11,13 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from examples.music_home import mon
-from examples.music_home_events import DEFAULT_START, generate_events, generate_reference
+from examples.music_home import mon, training_profile
+from examples.music_home_events import (
+    DEFAULT_START,
+    click_outcomes,
+    generate_events,
+    generate_reference,
+)
 from monitor.batch.query_source import QuerySource
 from monitor.batch.rollup import rollup
 from monitor.batch.runner import BatchRunError, BatchRunner, Retry
@@ -38,10 +43,14 @@ def events() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
+def labels(events: pd.DataFrame) -> pd.DataFrame:
+    return click_outcomes(events, seed=3)
+
+
+@pytest.fixture(scope="module")
 def profile():  # type: ignore[no-untyped-def]
     reference = generate_reference(start=START, seed=3, events_per_hour=600)
-    clean, _ = STREAM.schema.validate(reference)
-    return fit_profile(clean, STREAM.schema, name="training")
+    return training_profile(reference)
 
 
 @pytest.fixture
@@ -80,8 +89,9 @@ def runner(store: SqlStore, engine: sa.Engine, **options) -> BatchRunner:  # typ
                        **options)
 
 
-def research_values(spec: MetricSpec, events: pd.DataFrame, profile) -> pd.DataFrame:  # type: ignore[no-untyped-def]
-    return evaluate(spec, events, reference=profile).drop(columns="stage")
+def research_values(spec: MetricSpec, events: pd.DataFrame, profile,  # type: ignore[no-untyped-def]
+                    labels: pd.DataFrame | None = None) -> pd.DataFrame:
+    return evaluate(spec, events, reference=profile, labels=labels).drop(columns="stage")
 
 
 def stored(store: SqlStore, metric: str) -> pd.DataFrame:
@@ -90,18 +100,27 @@ def stored(store: SqlStore, metric: str) -> pd.DataFrame:
 
 
 def test_batch_values_equal_research_values_for_every_example_metric(
-    store: SqlStore, source_engine: sa.Engine, events: pd.DataFrame, profile
+    store: SqlStore, source_engine: sa.Engine, events: pd.DataFrame, labels: pd.DataFrame,
+    profile
 ) -> None:
     targets = promote(store, profile)
     assert {t.metric.name for t in targets} == set(mon.metrics)
+    outcomes = mon.streams["outcomes"]
+    with source_engine.begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {outcomes.table}"))
+    load_events(source_engine, outcomes, labels)
     reads = []
     batch = BatchRunner(store, lambda m: CountingSource(TableSource(source_engine, m.stream),
-                                                        reads))
+                                                        reads),
+                        label_source_for=lambda s: TableSource(source_engine, s))
     summaries = batch.run_many(targets, since=START, until=END)
     assert [s.rows_read for s in summaries] == [len(events)] * len(targets)
-    assert len(reads) == DAYS  # one read per day-long slice, shared by all six metrics
+    # One read per day-long slice, shared by the metrics without labels; the one joined to
+    # labels reads with its label source (its windows stay open for the labels' horizon).
+    assert len(reads) == DAYS * 2
     for target in targets:
-        expected = research_values(target.metric, events, profile)
+        joined = target.metric.labels is not None
+        expected = research_values(target.metric, events, profile, labels if joined else None)
         pd.testing.assert_frame_equal(stored(store, target.metric.name), expected,
                                       check_exact=True, check_dtype=False)
 
@@ -379,7 +398,8 @@ def test_a_query_whose_column_has_the_wrong_type_is_named(
 
     app = Monitor("query")
     app.stream("home", schema=STREAM.schema.to_dict(),
-               query="SELECT ts, user_id, country, device, model_version, carousels_served, "
+               query="SELECT ts, view_id, user_id, country, device, model_version, "
+                     "carousels_served, "
                      "'[]' AS carousels_shown, fav_carousel, fav_carousel_rank, score, "
                      "'fast' AS latency_ms, clicked, NULL AS clicked_carousel, "
                      "session_length_s, tracks_played_7d FROM home_events")

@@ -11,9 +11,8 @@ from collections.abc import Iterator, Sequence
 import pandas as pd
 import pytest
 
-from examples.music_home import mon
+from examples.music_home import mon, training_profile
 from examples.music_home_events import DEFAULT_START, generate_events, generate_reference
-from monitor.references import fit_profile
 from monitor.research import evaluate
 from monitor.storage.store import SqlStore
 from monitor.targets import Target
@@ -40,8 +39,7 @@ def events() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def profile():  # type: ignore[no-untyped-def]
     reference = generate_reference(start=START, seed=5, events_per_hour=400)
-    clean, _ = STREAM.schema.validate(reference)
-    return fit_profile(clean, STREAM.schema, name="training")
+    return training_profile(reference)
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from examples.music_home import training_profile
 from examples.music_home_events import DEFAULT_START, generate_events, generate_reference
-from monitor.references import fit_profile
 from monitor.research import evaluate
 from monitor.storage.store import SqlStore
 from monitor.targets import Target
@@ -33,8 +33,7 @@ def store(results_url: str) -> Iterator[SqlStore]:
 @pytest.fixture
 def profile() -> Any:
     reference = generate_reference(start=DEFAULT_START, seed=5, events_per_hour=400)
-    clean, _ = STREAM.schema.validate(reference)
-    return fit_profile(clean, STREAM.schema, name="training")
+    return training_profile(reference)
 
 
 @pytest.fixture

@@ -11,9 +11,8 @@ from collections.abc import Iterator
 import pandas as pd
 import pytest
 
-from examples.music_home import mon
+from examples.music_home import mon, training_profile
 from examples.music_home_events import DEFAULT_START, generate_events, generate_reference
-from monitor.references import fit_profile
 from monitor.research import evaluate
 from monitor.storage.database import Database
 from monitor.storage.store import SqlStore
@@ -34,8 +33,7 @@ POISON = "Atlantis"  # a country whose partial states the database refuses
 @pytest.fixture(scope="module")
 def profile():  # type: ignore[no-untyped-def]
     reference = generate_reference(start=START, seed=41, events_per_hour=200)
-    clean, _ = STREAM.schema.validate(reference)
-    return fit_profile(clean, STREAM.schema, name="training")
+    return training_profile(reference)
 
 
 @pytest.fixture

@@ -12,9 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from examples.music_home import mon
+from examples.music_home import mon, training_profile
 from examples.music_home_events import DEFAULT_START, generate_events, generate_reference
-from monitor.references import fit_profile
 from monitor.research import evaluate
 from monitor.storage.store import SqlStore
 from monitor.targets import Target
@@ -58,8 +57,7 @@ def test_highest_keeps_the_highest_descending(times: list[int], count: int) -> N
 @pytest.fixture(scope="module")
 def profile():  # type: ignore[no-untyped-def]
     reference = generate_reference(start=START, seed=31, events_per_hour=300)
-    clean, _ = STREAM.schema.validate(reference)
-    return fit_profile(clean, STREAM.schema, name="training")
+    return training_profile(reference)
 
 
 @pytest.fixture
