@@ -24,7 +24,8 @@ replayed message cannot be held twice even if it were not skipped.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -80,11 +81,22 @@ class SqlHeldStore:
         with self.database.begin() as conn:
             return {p: state_store.load_checkpoint(conn, source, p) for p in partitions}
 
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        """A transaction on a connection that plans each query for its own parameters:
+        psycopg prepares a statement after 5 runs, and the generic plan of ``= ANY(ids)``
+        filtered every held label through the array (3.5 s a window at 100k held, 0.03 s
+        planned for the ids at hand)."""
+        with self.database.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.connection.driver_connection.prepare_threshold = None  # type: ignore[union-attr]
+            yield conn
+
     def store_held(self, states: Sequence[PartitionState], held: Sequence[MetricHeld],
                    value: Valuer, *, stage: str, counts: DeadLetterCounts,
                    samples: Sequence[DeadLetter], after_final: AfterFinal | None = None
                    ) -> dict[str, int]:
-        with self.database.begin() as conn:
+        with self._begin() as conn:
             now = utc_now()
             # checkpoints first, in (source, partition) order: that locks them, as a close
             # locks them all in the same order (see the module)
@@ -123,7 +135,7 @@ class SqlHeldStore:
               due: Callable[[JoinMarks], Mapping[str, JoinCutoff]], value: Valuer,
               stage: str, after_final: AfterFinal | None = None
               ) -> dict[str, list[WindowResult]]:
-        with self.database.begin() as conn:
+        with self._begin() as conn:
             cutoffs = due(_marks(conn, sources, targets, lock=True))
             if not cutoffs:
                 return {}
