@@ -45,10 +45,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("metric", "metric_version", "partition", "offset", "event",
                                 name="pk_label_held_predictions"),
     )
-    op.create_index("ix_label_held_predictions_metric_metric_version_window_end",
-                    "label_held_predictions", ["metric", "metric_version", "window_end"])
-    op.create_index("ix_label_held_predictions_metric_metric_version_prediction_id",
-                    "label_held_predictions", ["metric", "metric_version", "prediction_id"])
+    op.create_index("ix_label_held_predictions_window_end_metric_metric_version",
+                    "label_held_predictions", ["window_end", "metric", "metric_version"])
+    op.create_index("ix_label_held_predictions_prediction_id_metric_metric_version",
+                    "label_held_predictions", ["prediction_id", "metric", "metric_version"])
     op.create_table(
         "label_held_labels",
         *_source_key(),
@@ -58,10 +58,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("metric", "metric_version", "partition", "offset", "event",
                                 name="pk_label_held_labels"),
     )
-    op.create_index("ix_label_held_labels_metric_metric_version_label_id",
-                    "label_held_labels", ["metric", "metric_version", "label_id"])
-    op.create_index("ix_label_held_labels_metric_metric_version_label_time",
-                    "label_held_labels", ["metric", "metric_version", "label_time"])
+    op.create_index("ix_label_held_labels_label_id_metric_metric_version",
+                    "label_held_labels", ["label_id", "metric", "metric_version"])
+    op.create_index("ix_label_held_labels_label_time_metric_metric_version",
+                    "label_held_labels", ["label_time", "metric", "metric_version"])
     op.create_table(
         "label_join_progress",
         sa.Column("metric", sa.String(200), nullable=False),
@@ -75,13 +75,13 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("label_join_progress")
-    op.drop_index("ix_label_held_labels_metric_metric_version_label_time",
+    op.drop_index("ix_label_held_labels_label_time_metric_metric_version",
                   table_name="label_held_labels")
-    op.drop_index("ix_label_held_labels_metric_metric_version_label_id",
+    op.drop_index("ix_label_held_labels_label_id_metric_metric_version",
                   table_name="label_held_labels")
     op.drop_table("label_held_labels")
-    op.drop_index("ix_label_held_predictions_metric_metric_version_prediction_id",
+    op.drop_index("ix_label_held_predictions_prediction_id_metric_metric_version",
                   table_name="label_held_predictions")
-    op.drop_index("ix_label_held_predictions_metric_metric_version_window_end",
+    op.drop_index("ix_label_held_predictions_window_end_metric_metric_version",
                   table_name="label_held_predictions")
     op.drop_table("label_held_predictions")

@@ -256,8 +256,10 @@ class LabelHeldPredictionRow(Base):
     """
 
     __tablename__ = "label_held_predictions"
-    __table_args__ = (Index(None, "metric", "metric_version", "window_end"),
-                      Index(None, "metric", "metric_version", "prediction_id"))
+    # The selective column first: Postgres, misled before it analyzes a table that grows
+    # fast, filtered every held row of a metric through an index led by (metric, version).
+    __table_args__ = (Index(None, "window_end", "metric", "metric_version"),
+                      Index(None, "prediction_id", "metric", "metric_version"))
 
     metric: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
     metric_version: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -276,8 +278,8 @@ class LabelHeldLabelRow(Base):
     to is past its horizon; keyed and stored like :class:`LabelHeldPredictionRow`."""
 
     __tablename__ = "label_held_labels"
-    __table_args__ = (Index(None, "metric", "metric_version", "label_id"),
-                      Index(None, "metric", "metric_version", "label_time"))
+    __table_args__ = (Index(None, "label_id", "metric", "metric_version"),
+                      Index(None, "label_time", "metric", "metric_version"))
 
     metric: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
     metric_version: Mapped[int] = mapped_column(Integer, primary_key=True)
