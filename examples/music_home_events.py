@@ -26,6 +26,7 @@ has none of them.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,14 +200,32 @@ def generate_events(
     days: int = 7,
     seed: int = 1,
     events_per_hour: float = DEFAULT_EVENTS_PER_HOUR,
-    incidents: bool = True,
+    incidents: bool | Sequence[Incident] = True,
 ) -> pd.DataFrame:
     """Homepage events for ``days`` days from ``start`` (UTC), sorted by ``ts``, with the
-    :data:`INCIDENTS` injected unless ``incidents`` is False."""
+    :data:`INCIDENTS` injected (``True``), none (``False``), or those given: some of
+    :data:`INCIDENTS`, possibly moved to other hours (``dataclasses.replace``).
+
+    Moving an incident changes only the events it touches: the random draws are the same
+    whichever hours the incidents have.
+    """
+    chosen = _chosen_incidents(incidents)
     population, events, _ = np.random.SeedSequence(seed).spawn(3)
     users = _Users.draw(np.random.default_rng(population))
     return _simulate(users, events, parse_start(start), 0, days * 24, events_per_hour,
-                     incidents)
+                     chosen)
+
+
+def _chosen_incidents(incidents: bool | Sequence[Incident]) -> tuple[Incident, ...]:
+    if isinstance(incidents, bool):
+        return INCIDENTS if incidents else ()
+    known = {incident.name for incident in INCIDENTS}
+    names = [incident.name for incident in incidents]
+    unknown = sorted(set(names) - known)
+    if unknown or len(set(names)) != len(names):
+        raise ValueError(f"incidents must be distinct ones of {sorted(known)} (moved or "
+                         f"not), got {names}")
+    return tuple(incidents)
 
 
 def click_outcomes(events: pd.DataFrame, *, seed: int = 1) -> pd.DataFrame:
@@ -248,7 +267,7 @@ def generate_reference(
     population, _, reference = np.random.SeedSequence(seed).spawn(3)
     users = _Users.draw(np.random.default_rng(population))
     sample = _simulate(users, reference, parse_start(start), -days * 24, days * 24,
-                       events_per_hour, incidents=False)
+                       events_per_hour, incidents=())
     return sample.assign(click=sample["clicked"])
 
 
@@ -259,7 +278,7 @@ def _simulate(
     first_hour: int,
     hours: int,
     events_per_hour: float,
-    incidents: bool,
+    incidents: tuple[Incident, ...],
 ) -> pd.DataFrame:
     if hours < 1:
         raise ValueError(f"need at least one hour of events, got {hours}")
@@ -295,7 +314,7 @@ def _simulate(
     rank = np.minimum(rng.geometric(users.rank_p[user]), carousels)
     model = np.full(n, STABLE_MODEL, dtype=object)
     if incidents:
-        canary = MODEL_ROLLOUT.active(hour) & (country == COUNTRIES.index("BR"))
+        canary = _active(incidents, MODEL_ROLLOUT, hour) & (country == COUNTRIES.index("BR"))
         model[canary] = CANARY_MODEL
         demoted = rank + 3 + rng.poisson(1.0, n)
         rank = np.where(canary, np.minimum(demoted, carousels), rank)
@@ -306,11 +325,11 @@ def _simulate(
     slow = rng.random(n) < 0.015
     latency[slow] *= 2.0 + 2.0 * rng.pareto(2.5, int(slow.sum()))
     if incidents:
-        cold = LATENCY_SPIKE.active(hour) & (rng.random(n) < 0.06)
+        cold = _active(incidents, LATENCY_SPIKE, hour) & (rng.random(n) < 0.06)
         latency[cold] *= rng.lognormal(np.log(14.0), 0.35, int(cold.sum()))
 
     # Features: listening over the last 7 days, and the previous session's length.
-    shifted = FEATURE_SHIFT.active(hour) if incidents else np.zeros(n, dtype=bool)
+    shifted = _active(incidents, FEATURE_SHIFT, hour)
     tracks = rng.poisson(users.listening[user] * np.where(shifted, 3.6, 1.0)).astype(np.float64)
     tracks[rng.random(n) < TRACKS_NULL] = np.nan
     session = np.round(
@@ -359,6 +378,15 @@ def _simulate(
     # The prediction id the click outcomes are joined on: the view's place in time order.
     frame.insert(1, "view_id", np.arange(1, len(frame) + 1, dtype=np.int64))
     return frame
+
+
+def _active(incidents: tuple[Incident, ...], which: Incident, hour: np.ndarray) -> np.ndarray:
+    """Which events, by hour after the start, fall inside ``which`` as ``incidents`` has
+    it (never, when it is not among them)."""
+    for incident in incidents:
+        if incident.name == which.name:
+            return incident.active(hour)
+    return np.zeros(len(hour), dtype=bool)
 
 
 def _homepages(rng: np.random.Generator, favourite: np.ndarray, rank: np.ndarray,
