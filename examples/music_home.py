@@ -7,7 +7,7 @@ suspects: latency tails, score and feature drift against the training data, clic
 and a feature's null rate. The score is the ranker's predicted chance of a click: how well
 it tells clickers apart is estimated from the scores alone as they arrive
 (``click_auc_estimate``) and realized from the click outcomes, a label stream that arrives
-minutes to half an hour late (``click_auc_realized``, research and batch). Every rule is
+minutes to half an hour late (``click_auc_realized``, in every stage). Every rule is
 tuned on the generated week (:mod:`examples.music_home_events`) to catch its
 :data:`INCIDENTS` and stay quiet elsewhere; ``tests/test_example_backtest.py`` holds it to that.
 
@@ -94,7 +94,7 @@ DEFAULT_OUTCOMES = "data/outcomes.jsonl"
 
 mon = Monitor("music_home")
 mon.stream("home", topic="home-events", table="home_events", time="ts", schema=SCHEMA)
-mon.stream("outcomes", table="home_outcomes",
+mon.stream("outcomes", topic="home-outcomes", table="home_outcomes",
            files=os.environ.get(OUTCOMES_ENV, DEFAULT_OUTCOMES), time="ts",
            schema={"view_id": "int", "click": "bool"})
 mon.reference("training", os.environ.get(TRAINING_ENV, DEFAULT_TRAINING))
