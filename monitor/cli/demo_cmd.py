@@ -3,12 +3,16 @@
 The story: the music-streaming homepage has been running for a while. Its last 56 hours
 of events are history; the demo checks every example metric on that history in research
 (values and a backtest of its alerts), promotes each to batch and backfills the history
-and its click outcomes from tables, then promotes each to streaming (but the realized
-click AUC, which joins the late click outcomes and stays in batch), starts a worker, the
+and its click outcomes from tables, then promotes each to streaming, starts a worker, the
 batch scheduler, the alert dispatcher and the dashboard, and streams the next 16 hours of
 events — compressed into ``--duration`` seconds — in which a cache failover makes the
-latency tail spike. The streaming stage closes the windows as their event time passes and
-fires the alert; the demo prints it (Slack and email receive it when configured).
+latency tail spike and, an hour later, the ranker rollout of the example week's day 5 is
+moved in: Brazil gets a ranker that buries the favourite carousel. The click outcomes
+stream live too, each sent at its own time (minutes to half an hour after its view): the
+estimated click AUC drops the hour the rollout starts, and the realized AUC follows it on
+the Performance page as the outcomes land. The streaming stage closes the windows as their
+event time passes and fires the alerts; the demo prints them (Slack and email receive them
+when configured).
 
 Everything runs the same commands a user would, against the embedded broker (or
 ``MONITOR_KAFKA_BOOTSTRAP``) and a SQLite file in the demo folder (or
@@ -23,7 +27,8 @@ import signal
 import socket
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +42,7 @@ from monitor.storage.database_url import DATABASE_URL_ENV, mask_url
 APP = "examples.music_home:mon"
 HISTORY_HOURS = 56  # the example week up to just before its latency incident (hour 60)
 LIVE_HOURS = 16  # streamed live: hours 56-72, with the latency spike at 60-64
+ROLLOUT_HOURS = (61, 69)  # the BR ranker rollout (hours 108-118 in the example week)
 EVENTS_PER_HOUR = 1_500
 DEFAULT_HOUR_SECONDS = 15.0  # wall seconds per event-time hour without --duration
 DEMO_MARKER = ".monitor-demo"  # only a folder holding this is emptied by a new demo
@@ -103,7 +109,13 @@ def _raise_interrupt(*_: Any) -> None:
 
 
 def _run(plan: Plan, stack: ExitStack) -> None:
-    from examples.music_home_events import click_outcomes, generate_events, generate_reference
+    from examples.music_home_events import (
+        LATENCY_SPIKE,
+        MODEL_ROLLOUT,
+        click_outcomes,
+        generate_events,
+        generate_reference,
+    )
     from streaming.broker import EmbeddedBroker, configured_bootstrap
 
     data = plan.workdir / "data"
@@ -112,17 +124,29 @@ def _run(plan: Plan, stack: ExitStack) -> None:
     start = now - pd.Timedelta(hours=HISTORY_HOURS)
     _say(f"generating the homepage's events from {start:%Y-%m-%d %H:%M} UTC: "
          f"{HISTORY_HOURS} h of history and {LIVE_HOURS} h to stream live")
+    # The example week's second incident (day 5) is moved into the live part, an hour
+    # into the failover, so the live part shows a model problem as well.
+    rollout = replace(MODEL_ROLLOUT, start_hour=ROLLOUT_HOURS[0], end_hour=ROLLOUT_HOURS[1])
     events = generate_events(start=start, days=3, seed=plan.seed,
-                             events_per_hour=EVENTS_PER_HOUR)
+                             events_per_hour=EVENTS_PER_HOUR,
+                             incidents=(LATENCY_SPIKE, rollout))
     times = pd.to_datetime(events["ts"], utc=True)
+    end = now + pd.Timedelta(hours=LIVE_HOURS)
     history = events[times < now]
-    live = events[(times >= now) & (times < now + pd.Timedelta(hours=LIVE_HOURS))]
+    live = events[(times >= now) & (times < end)]
     history.to_json(data / "history.jsonl", orient="records", lines=True, date_format="iso")
-    # The click outcomes of the history that had come back by now: the label stream.
-    outcomes = click_outcomes(history, seed=plan.seed)
-    outcomes = outcomes[pd.to_datetime(outcomes["ts"], utc=True) < now]
+    # The label stream: the click outcomes that had come back by now go to batch with the
+    # history; the rest (the last history views' among them) arrive during the live part.
+    outcomes = click_outcomes(events[times < end], seed=plan.seed)
+    arrived = pd.to_datetime(outcomes["ts"], utc=True)
+    live_outcomes = outcomes[(arrived >= now) & (arrived < end)]
     labels_file = data / "outcomes.jsonl"
-    outcomes.to_json(labels_file, orient="records", lines=True, date_format="iso")
+    outcomes[arrived < now].to_json(labels_file, orient="records", lines=True,
+                                    date_format="iso")
+    # What the live part sends, for research on it afterwards (values to compare).
+    live.to_json(data / "live.jsonl", orient="records", lines=True, date_format="iso")
+    live_outcomes.to_json(data / "live-outcomes.jsonl", orient="records", lines=True,
+                          date_format="iso")
     os.environ["MUSIC_HOME_OUTCOMES"] = str(labels_file)  # the app's stream "outcomes"
     reference = generate_reference(start=start, seed=plan.seed, events_per_hour=EVENTS_PER_HOUR)
     training = data / "training.jsonl"
@@ -143,12 +167,10 @@ def _run(plan: Plan, stack: ExitStack) -> None:
     _monitor(["db", "upgrade", *db])
     app = _app()
     metric_names = list(app.metrics)
-    # A metric joined to the click outcomes stays in batch: streaming does not join labels.
-    streamed = [name for name in metric_names if app.metrics[name].labels is None]
     history_file = str(data / "history.jsonl")
     for name in metric_names:
         _say(f"research: {name}")
-        labels = [] if name in streamed else ["--labels", str(labels_file)]
+        labels = [] if app.metrics[name].labels is None else ["--labels", str(labels_file)]
         _monitor(["research", "run", name, "--data", history_file, *labels, *db,
                   "--out", str(plan.workdir / f"research-{name}.csv")])
         if app.metrics[name].alerts:  # the realized AUC has none: the estimate alerts
@@ -159,7 +181,7 @@ def _run(plan: Plan, stack: ExitStack) -> None:
     _monitor(["batch", "load", history_file, "--stream", "home", *db])
     _monitor(["batch", "load", str(labels_file), "--stream", "outcomes", *db])
     _monitor(["batch", "run", "--since", start.isoformat(), "--until", now.isoformat(), *db])
-    for name in streamed:
+    for name in metric_names:
         _monitor(["promote", name, "--to", "streaming", "--by", "demo", *db,
                   "--reason", "batch values match research"])
 
@@ -189,10 +211,13 @@ def _run(plan: Plan, stack: ExitStack) -> None:
 
     hour_seconds = (plan.duration / LIVE_HOURS if plan.duration is not None
                     else DEFAULT_HOUR_SECONDS)
-    _say(f"live: {len(live):,} events, one event-time hour every {hour_seconds:.1f} s; "
-         "the latency tail spikes 4 h in")
+    _say(f"live: {len(live):,} events and {len(live_outcomes):,} click outcomes, one "
+         f"event-time hour every {hour_seconds:.1f} s; the latency tail spikes 4 h in, "
+         f"a ranker rollout in Brazil lowers the click AUC from "
+         f"{ROLLOUT_HOURS[0] - HISTORY_HOURS} h in")
     watcher = _AlertWatcher(plan.database_url, metric_names)
-    _stream_live(bootstrap, live, now, hour_seconds, watcher, services)
+    feeds = [_Feed("home", "user_id", live), _Feed("outcomes", "view_id", live_outcomes)]
+    _stream_live(bootstrap, feeds, now, hour_seconds, watcher, services)
     _say("live traffic sent; waiting for the last windows to close")
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -207,25 +232,50 @@ def _run(plan: Plan, stack: ExitStack) -> None:
             time.sleep(1)
 
 
-def _stream_live(bootstrap: str, live: pd.DataFrame, origin: pd.Timestamp,
+@dataclass(frozen=True)
+class _Feed:
+    """Events of one stream to send live, to its topic, keyed by ``key_field``."""
+
+    stream: str
+    key_field: str
+    events: pd.DataFrame
+
+
+def _stream_live(bootstrap: str, feeds: list[_Feed], origin: pd.Timestamp,
                  hour_seconds: float, watcher: _AlertWatcher, services: list[Service]) -> None:
+    """Send every feed's events, interleaved in event-time order, each when its event
+    time comes on the compressed clock (``hour_seconds`` per event-time hour from
+    ``origin``): a click outcome is sent after its view, as late as it came back."""
     from streaming.codec import event_dicts
     from streaming.emitter import Emitter
 
-    topic = _app().streams["home"].topic
-    assert topic is not None
-    offsets = ((pd.to_datetime(live["ts"], utc=True) - origin).dt.total_seconds()
-               / 3600 * hour_seconds).to_numpy()
+    with ExitStack() as emitters:
+        senders: list[Emitter] = []
+        schedule: list[tuple[float, Emitter, dict[str, Any]]] = []
+        for feed in feeds:
+            topic = _app().streams[feed.stream].topic
+            assert topic is not None
+            senders.append(emitters.enter_context(Emitter(
+                bootstrap, topic, key_field=feed.key_field, max_batch_events=100,
+                block_ms=10_000)))
+            offsets = ((pd.to_datetime(feed.events["ts"], utc=True) - origin)
+                       .dt.total_seconds() / 3600 * hour_seconds).tolist()
+            schedule.extend(zip(offsets, repeat(senders[-1]), event_dicts(feed.events)))
+        schedule.sort(key=lambda item: item[0])  # stable: on a tie, the earlier feed first
+        _send(senders, schedule, watcher, services)
+
+
+def _send(senders: list[Any], schedule: list[tuple[float, Any, dict[str, Any]]],
+          watcher: _AlertWatcher, services: list[Service]) -> None:
     started = time.monotonic()
     last_poll = started
-    with Emitter(bootstrap, topic, key_field="user_id", max_batch_events=100,
-                 block_ms=10_000) as emitter, \
-            tqdm(total=len(live), unit="ev", desc="live", leave=False,
-                 disable=None) as bar:  # quiet unless stderr is a terminal
-        for offset, event in zip(offsets, event_dicts(live), strict=True):
+    with tqdm(total=len(schedule), unit="ev", desc="live", leave=False,
+              disable=None) as bar:  # quiet unless stderr is a terminal
+        for offset, emitter, event in schedule:
             wait = started + offset - time.monotonic()
             if wait > 0:
-                emitter.flush(timeout=5)
+                for sender in senders:
+                    sender.flush(timeout=5)
                 time.sleep(float(wait))
             emitter.emit(event)
             bar.update()
@@ -237,7 +287,8 @@ def _stream_live(bootstrap: str, live: pd.DataFrame, origin: pd.Timestamp,
                     if not service.running:
                         raise click.ClickException(
                             f"{service.name} stopped unexpectedly:\n{service.tail()}")
-        emitter.flush(timeout=30)
+    for sender in senders:
+        sender.flush(timeout=30)
 
 
 class _AlertWatcher:
