@@ -12,7 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from monitor.storage.store import SqlStore
 from streaming.broker import EmbeddedBroker, configured_bootstrap
+from tests.streaming.workers import emptied_store
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +34,14 @@ def bootstrap(embedded_broker: EmbeddedBroker | None) -> str:
         assert configured is not None
         return configured
     return embedded_broker.bootstrap
+
+
+@pytest.fixture
+def store(postgres_url: str) -> Iterator[SqlStore]:
+    """The Postgres results database, emptied, for the end-to-end worker tests (a module
+    that tests a store of its own defines ``store`` itself)."""
+    with emptied_store(postgres_url) as store:
+        yield store
 
 
 @pytest.fixture

@@ -27,7 +27,6 @@ from tests.streaming.workers import (
     Worker,
     absorbed_events,
     assert_same_values,
-    emptied_store,
     example_event_dicts,
     example_profile,
     expected_values,
@@ -44,12 +43,6 @@ START = DEFAULT_START
 @pytest.fixture(scope="module")
 def profile() -> Any:
     return example_profile(seed=21)
-
-
-@pytest.fixture
-def store(postgres_url: str) -> Iterator[SqlStore]:
-    with emptied_store(postgres_url) as store:
-        yield store
 
 
 @pytest.fixture

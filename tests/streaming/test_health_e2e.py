@@ -7,7 +7,6 @@ from __future__ import annotations
 import socket
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,6 @@ from tests.streaming.workers import (
     PARTITIONS,
     STREAM,
     Worker,
-    emptied_store,
     example_event_dicts,
     example_profile,
     new_topic,
@@ -38,12 +36,6 @@ from tests.streaming.workers import (
 IDLE_TIMEOUT_S = 50.0  # no partition goes idle (and moves its watermark) during the test
 READY_LAG_S = 60.0
 MALFORMED = 3
-
-
-@pytest.fixture
-def store(postgres_url: str) -> Iterator[SqlStore]:
-    with emptied_store(postgres_url) as store:
-        yield store
 
 
 def valid_events(count: int, first: pd.Timestamp, last: pd.Timestamp) -> pd.DataFrame:

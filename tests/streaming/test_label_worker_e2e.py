@@ -9,12 +9,10 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pytest
 
 from monitor.research import evaluate
 from monitor.storage.store import SqlStore
@@ -31,7 +29,6 @@ from tests.streaming.workers import (
     absorbed_events,
     all_stored,
     assert_same_values,
-    emptied_store,
     wait_for,
 )
 
@@ -41,12 +38,6 @@ LABEL_PARTITIONS = 3
 # Longer than the replay takes: a partition the worker judged idle would move its mark to
 # the wall clock, months past these events, and close (and forget) every window at once.
 IDLE_TIMEOUT_S = 20.0
-
-
-@pytest.fixture
-def store(postgres_url: str) -> Iterator[SqlStore]:
-    with emptied_store(postgres_url) as store:
-        yield store
 
 
 def promote(store: SqlStore) -> list[Target]:

@@ -11,7 +11,6 @@ splits them.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,6 @@ from tests.streaming.workers import (
     STREAM,
     Worker,
     assert_same_values,
-    emptied_store,
     example_event_dicts,
     example_profile,
     expected_values,
@@ -51,12 +49,6 @@ def events() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def profile() -> Any:
     return example_profile(seed=13)
-
-
-@pytest.fixture
-def store(postgres_url: str) -> Iterator[SqlStore]:
-    with emptied_store(postgres_url) as store:
-        yield store
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,6 @@ from tests.streaming.workers import (
     Worker,
     absorbed_events,
     assert_same_values,
-    emptied_store,
     example_event_dicts,
     example_profile,
     expected_values,
@@ -51,12 +49,6 @@ def events() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def profile() -> Any:
     return example_profile(seed=11)
-
-
-@pytest.fixture
-def store(postgres_url: str) -> Iterator[SqlStore]:
-    with emptied_store(postgres_url) as store:
-        yield store
 
 
 @pytest.fixture
