@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 from bench.postgres import throwaway_database  # noqa: E402
 from bench.stream import percentile, say, start_worker, stop  # noqa: E402
 from monitor import Monitor, Threshold  # noqa: E402
+from monitor.stage_switch import EPOCH  # noqa: E402
 from monitor.storage.migrate import upgrade  # noqa: E402
 from monitor.storage.store import SqlStore  # noqa: E402
 from streaming.broker import EmbeddedBroker, create_topics  # noqa: E402
@@ -113,7 +114,8 @@ def run(url: str, bootstrap: str, args: argparse.Namespace, logs: Path) -> dict[
             version = store.register_metric(spec).version
             for stage in ("batch", "streaming"):
                 store.record_stage_change(spec.name, version, stage, by="bench",
-                                          reason="alert latency bench")
+                                          reason="alert latency bench",
+                                          effective_from=EPOCH)
     create_topics(bootstrap, {TOPIC: 4})
     server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 import metrics  # noqa: E402
 from bench.postgres import throwaway_database  # noqa: E402
 from monitor import Labels, Monitor  # noqa: E402
+from monitor.stage_switch import EPOCH  # noqa: E402
 from monitor.storage.migrate import upgrade  # noqa: E402
 from monitor.storage.store import SqlStore  # noqa: E402
 from monitor.targets import batch_targets  # noqa: E402
@@ -162,7 +163,7 @@ def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
             definition = store.register_metric(spec)
             for stage in ("batch", "streaming"):
                 store.record_stage_change(spec.name, definition.version, stage, by="bench",
-                                          reason="bench/labels.py")
+                                          reason="bench/labels.py", effective_from=EPOCH)
         targets = batch_targets(mon, store, stages=("streaming",))
         log(f"generating {args.predictions:,} predictions and as many labels")
         batches = generate(args)

@@ -61,6 +61,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.postgres import throwaway_database  # noqa: E402
 from bench.stream_app import COUNTRIES, DEVICES, live, throughput  # noqa: E402
+from monitor.stage_switch import EPOCH  # noqa: E402
 from monitor.storage.migrate import upgrade  # noqa: E402
 from monitor.storage.store import SqlStore  # noqa: E402
 from streaming.broker import EmbeddedBroker, create_topics  # noqa: E402
@@ -162,7 +163,8 @@ def promote_all(url: str) -> None:
                 definition = store.register_metric(spec)
                 for stage in ("batch", "streaming"):
                     store.record_stage_change(spec.name, definition.version, stage,
-                                              by="bench", reason="streaming benchmark")
+                                              by="bench", reason="streaming benchmark",
+                                              effective_from=EPOCH)
 
 
 def clear(engine: sa.Engine, topic: str, metric_names: list[str]) -> None:

@@ -21,6 +21,7 @@ from monitor.batch.sources import TableSource
 from monitor.batch.tables import load_events
 from monitor.lifecycle import bind_stored_reference
 from monitor.research import evaluate
+from monitor.stage_switch import EPOCH
 from monitor.storage.store import SqlStore
 from monitor.targets import Target, batch_targets
 from streaming.codec import encode_events, event_dicts
@@ -76,7 +77,8 @@ def promote(store: SqlStore, mon: Monitor, stage: str) -> list[Target]:
         version = store.register_metric(bind_stored_reference(spec, store)).version
         store.record_stage_change(spec.name, version, "batch", by="test", reason="parity")
         if stage == "streaming":
-            store.record_stage_change(spec.name, version, stage, by="test", reason="parity")
+            store.record_stage_change(spec.name, version, stage, by="test", reason="parity",
+                                      effective_from=EPOCH)
     return batch_targets(mon, store, stages=(stage,))
 
 

@@ -33,7 +33,7 @@ PURE_MONITOR = ["monitor.spec", "monitor.registry", "monitor.schema", "monitor.w
                 "monitor.storage", "monitor.storage.ports", "monitor.storage.records",
                 "monitor.alerts.evaluate", "monitor.alerts.dispatcher", "monitor.alerts.explain",
                 "monitor.alerts.fit", "monitor.alerts.significance", "monitor.times",
-                "monitor.performance_pairs", "monitor.stream_status"]
+                "monitor.performance_pairs", "monitor.stream_status", "monitor.stage_switch"]
 # The stream processor talks to its ports; the SQL is in streaming.sql_store and state_store.
 PURE_STREAMING = ["streaming.processor", "streaming.ports", "streaming.partition",
                   "streaming.alert_hook"]
@@ -68,7 +68,7 @@ NO_SQL = [
     "monitor/windows.py", "monitor/engine.py", "monitor/partials.py", "monitor/values.py",
     "monitor/research.py", "monitor/research_record.py", "monitor/references.py",
     "monitor/app_loading.py", "monitor/function_code.py", "monitor/lifecycle.py",
-    "monitor/segments.py", "monitor/errors.py",
+    "monitor/segments.py", "monitor/errors.py", "monitor/stage_switch.py",
     "monitor/alerts/", "monitor/times.py",
     "monitor/storage/__init__.py", "monitor/storage/ports.py", "monitor/storage/records.py",
     "streaming/processor.py", "streaming/ports.py", "streaming/partition.py",

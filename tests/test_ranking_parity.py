@@ -23,6 +23,7 @@ from monitor.batch.sources import FileSource, TableSource
 from monitor.batch.tables import load_events
 from monitor.research import evaluate
 from monitor.sources.files import read_events
+from monitor.stage_switch import EPOCH
 from monitor.storage.store import SqlStore
 from monitor.targets import Target, batch_targets
 from streaming.codec import encode_events, event_dicts
@@ -74,7 +75,8 @@ def promote(store: SqlStore, app: Monitor, stage: str) -> list[Target]:
         version = store.register_metric(spec).version
         store.record_stage_change(spec.name, version, "batch", by="test", reason="parity")
         if stage == "streaming":
-            store.record_stage_change(spec.name, version, stage, by="test", reason="parity")
+            store.record_stage_change(spec.name, version, stage, by="test", reason="parity",
+                                      effective_from=EPOCH)
     return batch_targets(app, store, stages=(stage,))
 
 

@@ -17,11 +17,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import pandas as pd
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 
 from metrics.base import canonical_json
 from monitor.spec import MetricSpec
+from monitor.stage_switch import (
+    STREAMING,
+    check_boundary,
+    open_versions,
+    switch_boundary,
+    switch_lead,
+    touches_streaming,
+)
 from monitor.storage.models import MetricDefinitionRow, StageChangeRow, table_of
 from monitor.storage.records import MetricDefinition, StageChange, check_stage
 from monitor.storage.types import to_utc, utc_now
@@ -58,7 +67,8 @@ def register_metric(
     reason = f"registered version {version}"
     if current is not None:
         reason += f": spec changed from {current.spec_id} to {spec.id}"
-    _insert_change(conn, StageChange(spec.name, version, None, stage, at, by, reason))
+    boundary = _boundary(conn, spec.name, version, spec.window, None, stage, at, None, None)
+    _insert_change(conn, StageChange(spec.name, version, None, stage, at, by, reason, boundary))
     return _definition(row)
 
 
@@ -108,12 +118,19 @@ def record_stage_change(
     by: str,
     reason: str,
     at: datetime | None = None,
+    lead: pd.Timedelta | None = None,
+    effective_from: datetime | None = None,
 ) -> StageChange:
     """Move ``metric`` version ``version`` to ``to_stage`` and append it to the history.
 
     Which moves are allowed is the lifecycle's rule, not the store's; the store only
     refuses unknown stages, unknown versions, a move to the stage it is in, and a
-    change without a reason or an author.
+    change without a reason or an author. A change into or out of streaming gets its
+    boundary: ``effective_from`` if given, else :func:`monitor.stage_switch.switch_boundary`
+    (``lead`` by default the deployment's :func:`~monitor.stage_switch.switch_lead`); a
+    window boundary of this version and of the version it takes over from, if any. Whether
+    an earlier boundary than the lead gives is safe (no worker read past it) is the
+    lifecycle's to check.
     """
     check_stage(to_stage)
     if not reason or not reason.strip():
@@ -121,7 +138,8 @@ def record_stage_change(
     if not by or not by.strip():
         raise ValueError(f"metric {metric!r}: a stage change needs to say who made it")
     d = DEFINITIONS.c
-    row = conn.execute(select(d.id, d.stage).where(d.name == metric, d.version == version)
+    row = conn.execute(select(d.id, d.stage, d.window)
+                       .where(d.name == metric, d.version == version)
                        .with_for_update()).first()
     if row is None:
         versions = conn.execute(select(d.version).where(d.name == metric)
@@ -131,11 +149,34 @@ def record_stage_change(
         raise LookupError(f"metric {metric!r} has no version {version}; {known}")
     if row.stage == to_stage:
         raise ValueError(f"metric {metric!r} version {version} is already in stage {to_stage!r}")
+    at = utc_now() if at is None else to_utc(at)
+    boundary = _boundary(conn, metric, version, row.window, row.stage, to_stage, at, lead,
+                         effective_from)
     conn.execute(update(DEFINITIONS).where(d.id == row.id).values(stage=to_stage))
-    change = StageChange(metric, version, row.stage, to_stage,
-                         utc_now() if at is None else to_utc(at), by, reason)
+    change = StageChange(metric, version, row.stage, to_stage, at, by, reason, boundary)
     _insert_change(conn, change)
     return change
+
+
+def _boundary(conn: Connection, metric: str, version: int, window: str,
+              from_stage: str | None, to_stage: str, at: datetime,
+              lead: pd.Timedelta | None, effective_from: datetime | None) -> datetime | None:
+    """Where a change applies in streaming (None: it does not touch streaming)."""
+    if not touches_streaming(from_stage, to_stage):
+        return None
+    windows = [window]
+    if to_stage == STREAMING:  # a takeover ends the streaming version's windows there
+        windows += [_window(conn, metric, other)
+                    for other in open_versions(stage_history(conn, metric)) if other != version]
+    if effective_from is not None:
+        return check_boundary(metric, windows, to_utc(effective_from))
+    return switch_boundary(windows, at, switch_lead() if lead is None else lead)
+
+
+def _window(conn: Connection, metric: str, version: int) -> str:
+    d = DEFINITIONS.c
+    return str(conn.execute(select(d.window).where(d.name == metric, d.version == version)
+                            ).scalar_one())
 
 
 def stage_history(conn: Connection, metric: str) -> list[StageChange]:
@@ -143,7 +184,7 @@ def stage_history(conn: Connection, metric: str) -> list[StageChange]:
     c = CHANGES.c
     query = select(CHANGES).where(c.metric == metric).order_by(c.changed_at, c.id)
     return [StageChange(row.metric, row.metric_version, row.from_stage, row.to_stage,
-                        row.changed_at, row.changed_by, row.reason)
+                        row.changed_at, row.changed_by, row.reason, row.effective_from)
             for row in conn.execute(query)]
 
 
@@ -173,7 +214,7 @@ def _insert_change(conn: Connection, change: StageChange) -> None:
     conn.execute(insert(CHANGES).values(
         metric=change.metric, metric_version=change.version, from_stage=change.from_stage,
         to_stage=change.to_stage, changed_at=change.at, changed_by=change.by,
-        reason=change.reason))
+        reason=change.reason, effective_from=change.effective_from))
 
 
 def _definition(row: Any) -> MetricDefinition:

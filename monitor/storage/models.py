@@ -96,6 +96,8 @@ class StageChangeRow(Base):
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     changed_by: Mapped[str] = mapped_column(String(NAME_LENGTH))
     reason: Mapped[str] = mapped_column(Text)
+    # Changes into or out of streaming: the first window they apply to (monitor.stage_switch)
+    effective_from: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class ReferenceProfileRow(Base):

@@ -117,8 +117,12 @@ class MetricCatalog(Protocol):
         ...
 
     def record_stage_change(self, metric: str, version: int, to_stage: str, *,
-                            by: str, reason: str) -> StageChange:
-        """Move a metric version to ``to_stage`` and keep the change in its history."""
+                            by: str, reason: str,
+                            effective_from: datetime | None = None) -> StageChange:
+        """Move a metric version to ``to_stage`` and keep the change in its history. A
+        change into or out of streaming applies from ``effective_from`` (a window boundary)
+        there, by default the first boundary after the switch lead
+        (:mod:`monitor.stage_switch`)."""
         ...
 
     def stage_history(self, metric: str) -> list[StageChange]:

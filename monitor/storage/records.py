@@ -76,7 +76,11 @@ class MetricDefinition:
 
 @dataclass(frozen=True)
 class StageChange:
-    """A metric version moving between stages; ``from_stage`` is None at registration."""
+    """A metric version moving between stages; ``from_stage`` is None at registration.
+
+    ``effective_from``, for a change into or out of streaming, is the start of the first
+    window it applies to there (see :mod:`monitor.stage_switch`); None for the others.
+    """
 
     metric: str
     version: int
@@ -85,6 +89,7 @@ class StageChange:
     at: datetime
     by: str
     reason: str
+    effective_from: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -122,10 +122,12 @@ class SqlStore:
             return definitions.list_definitions(conn)
 
     def record_stage_change(self, metric: str, version: int, to_stage: str, *, by: str,
-                            reason: str) -> StageChange:
+                            reason: str, effective_from: datetime | None = None
+                            ) -> StageChange:
         with self.database.begin() as conn:
             return definitions.record_stage_change(conn, metric, version, to_stage, by=by,
-                                                   reason=reason)
+                                                   reason=reason,
+                                                   effective_from=effective_from)
 
     def stage_history(self, metric: str) -> list[StageChange]:
         with self.database.connect() as conn:

@@ -114,10 +114,12 @@ def seed(url: str, *, days: int = DAYS) -> Seeded:
         segmented = bind_stored_reference(SEGMENTED_DRIFT, store)
         _write_engine(store, segmented, store.register_metric(segmented, by="seed").version,
                       "research", valid)
-        latest = valid[pd.to_datetime(valid["ts"], utc=True) >= end - pd.Timedelta("2D")]
+        latest_start = end - pd.Timedelta("2D")  # streamed since then
+        latest = valid[pd.to_datetime(valid["ts"], utc=True) >= latest_start]
         streamed = targets[STREAMING_METRIC]
         store.record_stage_change(STREAMING_METRIC, streamed.version, "streaming", by="seed",
-                                  reason="parity with batch over two days")
+                                  reason="parity with batch over two days",
+                                  effective_from=latest_start.to_pydatetime())
         _write_engine(store, streamed.metric, streamed.version, "streaming", latest)
         performance = seed_performance(store)
         _dead_letters(store, end)

@@ -216,3 +216,29 @@ def test_dead_letters_keep_a_bounded_excerpt(store: SqlStore) -> None:
     assert latest.payload.startswith('{"ts": "not a time"')
     assert oldest.payload == "\ufffd\ufffd garbage" and oldest.created_at == T0
     assert latest.created_at is not None and latest.created_at - T0 > timedelta(0)
+
+
+def test_changes_into_and_out_of_streaming_record_their_boundary(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first window after the deployment's lead, or one given; a takeover's boundary
+    starts a window of both versions."""
+    monkeypatch.setenv("MONITOR_SWITCH_LEAD", "20m")
+    store.register_metric(latency_spec(window="1h"))
+    store.record_stage_change("latency", 1, "batch", by="ana", reason="r")
+    promoted = store.record_stage_change("latency", 1, "streaming", by="ana", reason="r")
+    expected = (pd.Timestamp(promoted.at) + pd.Timedelta("20min")).ceil("1h")
+    assert promoted.effective_from == expected.to_pydatetime()
+    assert store.stage_history("latency")[-1].effective_from == promoted.effective_from
+    assert store.stage_history("latency")[1].effective_from is None  # research -> batch
+
+    store.register_metric(latency_spec(window="1d"), stage="batch", by="bo")
+    with pytest.raises(ValueError, match="window boundary"):  # not a day's start
+        store.record_stage_change("latency", 2, "streaming", by="bo", reason="r",
+                                  effective_from=T0 + HOUR)
+    takeover = store.record_stage_change("latency", 2, "streaming", by="bo", reason="r")
+    expected = (pd.Timestamp(takeover.at) + pd.Timedelta("20min")).ceil("1D")
+    assert takeover.effective_from == expected.to_pydatetime()
+    demoted = store.record_stage_change("latency", 2, "batch", by="bo", reason="r",
+                                        effective_from=T0)
+    assert demoted.effective_from == T0

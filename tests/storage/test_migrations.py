@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,45 @@ def _round_trip_0006(url: str) -> None:
     assert schema_differences(url) == []
     with Database(url) as database, database.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM label_held_labels").scalar() == 0
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_0008_gives_past_streaming_changes_the_next_window_boundary(kind: str,
+                                                                    tmp_path: Path) -> None:
+    """Changes made before 0008 into or out of streaming get the first boundary of their
+    version's window at or after them; the others none; the downgrade drops the column."""
+    if kind == "postgres":
+        with throwaway_postgres("monitor_migrations") as url:
+            _round_trip_0008(url)
+    else:
+        _round_trip_0008(f"sqlite:///{tmp_path / 'switch.sqlite'}")
+
+
+def _round_trip_0008(url: str) -> None:
+    upgrade(url, "0007")
+    with Database(url) as database, database.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO metric_definitions (name, version, spec_id, spec, owner, description, "
+            "\"window\", stage, created_at) VALUES ('m', 1, 'x', '{}', '', '', '15m', "
+            "'batch', '2026-03-01 00:00:00')")
+        for changed_at, before, after in [("2026-03-01 10:00:00", None, "research"),
+                                          ("2026-03-01 10:05:00", "research", "batch"),
+                                          ("2026-03-01 10:41:07", "batch", "streaming"),
+                                          ("2026-03-01 12:00:00", "streaming", "batch")]:
+            conn.exec_driver_sql(
+                "INSERT INTO stage_changes (metric, metric_version, from_stage, to_stage, "
+                "changed_at, changed_by, reason) VALUES ('m', 1, ?, ?, ?, 'ana', 'r')"
+                if url.startswith("sqlite") else
+                "INSERT INTO stage_changes (metric, metric_version, from_stage, to_stage, "
+                "changed_at, changed_by, reason) VALUES ('m', 1, %s, %s, %s, 'ana', 'r')",
+                (before, after, changed_at + ("" if url.startswith("sqlite") else "+00")))
+    upgrade(url, "0008")
+    with SqlStore.open(url) as store:
+        boundaries = [change.effective_from for change in store.stage_history("m")]
+    assert boundaries == [None, None, datetime(2026, 3, 1, 10, 45, tzinfo=UTC),
+                          datetime(2026, 3, 1, 12, 0, tzinfo=UTC)]
+    down = downgrade(url, "0007")
+    assert (down.before, down.after) == ("0008", "0007")
+    with Database(url) as database, database.connect() as conn:
+        columns = {c["name"] for c in inspect(conn).get_columns("stage_changes")}
+    assert "effective_from" not in columns

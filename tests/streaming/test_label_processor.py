@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from monitor import Monitor
 from monitor.research import evaluate
+from monitor.stage_switch import EPOCH
 from monitor.storage.store import SqlStore
 from monitor.targets import Target, batch_targets
 from streaming.alert_hook import evaluate_alerts
@@ -59,7 +60,7 @@ def promote(store: SqlStore, app: Monitor) -> list[Target]:
         definition = store.register_metric(spec)
         for stage in ("batch", "streaming"):
             store.record_stage_change(spec.name, definition.version, stage, by="test",
-                                      reason="label join test")
+                                      reason="label join test", effective_from=EPOCH)
     return batch_targets(app, store, stages=("streaming",))
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from monitor.research import evaluate
+from monitor.stage_switch import EPOCH
 from monitor.storage.store import SqlStore
 from monitor.targets import Target, batch_targets
 from streaming.broker import create_topics
@@ -45,7 +46,7 @@ def promote(store: SqlStore) -> list[Target]:
         definition = store.register_metric(spec)
         for stage in ("batch", "streaming"):
             store.record_stage_change(spec.name, definition.version, stage, by="test",
-                                      reason="label join end to end")
+                                      reason="label join end to end", effective_from=EPOCH)
     return batch_targets(mon, store, stages=("streaming",))
 
 

@@ -20,6 +20,7 @@ from examples.music_home_events import DEFAULT_START, generate_reference
 from monitor import Monitor
 from monitor.lifecycle import bind_stored_reference
 from monitor.research import evaluate
+from monitor.stage_switch import EPOCH
 from monitor.storage.database import Database
 from monitor.storage.models import Base
 from monitor.storage.store import SqlStore
@@ -44,7 +45,7 @@ def promote_to_streaming(store: SqlStore, profile: Any, app: Monitor = mon) -> l
         stages = ("batch",) if spec.labels is not None else ("batch", "streaming")
         for stage in stages:
             store.record_stage_change(spec.name, definition.version, stage, by="test",
-                                      reason="streaming test")
+                                      reason="streaming test", effective_from=EPOCH)
     return batch_targets(app, store, stages=("streaming",))
 
 
