@@ -35,8 +35,16 @@ rollout's start to the close of the window that fired it. Then the hourly values
 out of the rollout, and a sweep of our rule's threshold over the same series
 (``for_windows`` 1 and 2), walked by the same code (checked: the sweep at the rule's own threshold
 gives the backtest's episodes). The last line printed is one JSON object with every
-figure. The default run (20 weeks) takes about 6-8 minutes on 2 cores: ~15 s a week ours,
-~25 s a week NannyML (mostly its per-country fits), the two running side by side.
+figure. Time: ~15 s a week ours and ~25 s a week NannyML (its five per-country fits and
+estimates) on a quiet 2-core machine, the two running side by side, so about 8-9 minutes
+for the default 20 weeks (estimated from those steps); on 2 cores shared with other jobs
+(load average ~10) the default run took 24 minutes.
+
+Measured (seeds 1000-1019, 2026-12-03): no false alarm from ours or NannyML in 16,580
+quiet country-hours (100 country-weeks), every rollout caught (ours after 2 h, NannyML's
+per-chunk alert after 1 h); our hourly estimate stayed within 0.721-0.836 in quiet hours
+and 0.589-0.638 in the rollout, while the realized AUC dipped under 0.68 in 0.8% of quiet
+country-hours.
 """
 
 from __future__ import annotations
