@@ -19,9 +19,17 @@ from the past decides exactly the same way.
 
 While a partition is idle, its *mark* (how far it lets windows close everywhere) follows
 the wall clock instead, so a quiet partition does not hold every window open. Events it
-receives after that are judged by their own event times as always; if their window was
-closed in the meantime, their partial is merged into the stored window later (a
-correction), so nothing is lost to a pause.
+receives after that are judged by their own event times as always, so nothing is lost to
+a pause; but an event whose window (end plus lateness) its idle mark had passed when it
+came is a *correction*, whether or not another worker has closed the window yet: it is
+kept in a partial of its own (:attr:`PartitionState.corrections`, stored as such), which
+a close merges into the window only after its first value. So a window's first value
+(the one its alert rules judge) holds exactly what each partition absorbed before its
+own mark passed the window — a fact stored with the partition's checkpoint — and never
+depends on when another worker's tick came (the rebalance race: an idle partition that
+resumed within a tick of a close was in the first value or in a correction by luck).
+Once the idle mark passes a window, the partition's other partials of it are complete:
+they are stored, and kept only in the database.
 """
 
 from __future__ import annotations
@@ -73,21 +81,28 @@ class PartitionState:
     # partials whose rows are in the database (loaded or stored since): if one of them is
     # gone at the next store, a worker closed its window meanwhile (see state_store)
     stored_keys: set[PartialKey] = field(default_factory=set)
+    # partials of events that came after the idle mark passed their window (see the module)
+    corrections: set[PartialKey] = field(default_factory=set)
     moved: bool = False  # offset or watermark changed since the last store
     last_event_at: float = 0.0  # wall clock (monotonic) of the last message seen
 
     @classmethod
     def restore(cls, topic: str, partition: int, metrics: Iterable[MetricSpec],
                 checkpoint: Checkpoint, partials: Mapping[PartialKey, Partial],
-                now: float, outliers: int = OUTLIERS) -> PartitionState:
+                now: float, outliers: int = OUTLIERS,
+                corrections: Iterable[PartialKey] = ()) -> PartitionState:
+        """The stored state; ``corrections`` says which of ``partials`` are corrections."""
         engine = Engine(metrics)
         engine.partials.update(partials)
         top = checkpoint.top_ns
         if not top and checkpoint.watermark_ns is not None:  # stored before the top was
             top = (checkpoint.watermark_ns,) * (outliers + 1)
-        return cls(topic, partition, engine, checkpoint, checkpoint.offset,
-                   checkpoint.events, checkpoint.idle_mark_ns, outliers,
-                   top[:outliers + 1], stored_keys=set(partials), last_event_at=now)
+        state = cls(topic, partition, engine, checkpoint, checkpoint.offset,
+                    checkpoint.events, checkpoint.idle_mark_ns, outliers,
+                    top[:outliers + 1], stored_keys=set(partials),
+                    corrections=set(corrections) & set(partials), last_event_at=now)
+        state._let_go_of_complete()
+        return state
 
     @property
     def metrics(self) -> dict[str, MetricSpec]:
@@ -121,7 +136,17 @@ class PartitionState:
         the states, except where ``late``; everything up to ``through_offset`` then counts
         as absorbed."""
         if not events.empty:
-            self.dirty.update(self.engine.update(events, skip=late))
+            after = self._after_idle_mark(events, time, late)
+            if after:  # corrections (see the module): partials of their own
+                self.dirty.update(self.engine.update(events, skip={
+                    name: after[name] | late[name] if name in late else after[name]
+                    for name in after}))
+                correcting = self.engine.update(events, skip={
+                    name: ~after[name] for name in self.metrics})
+                self.dirty.update(correcting)
+                self.corrections.update(correcting)
+            else:
+                self.dirty.update(self.engine.update(events, skip=late))
             self.top_ns = highest(self.top_ns, np.minimum(_ns(events[time]), now_ns),
                                   self.outliers + 1)
             self.events += len(events)
@@ -129,19 +154,56 @@ class PartitionState:
             self.offset = through_offset
             self.moved = True
 
+    def _after_idle_mark(self, events: pd.DataFrame, time: str,
+                         late: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Per metric, which of ``events`` (not ``late``) are in windows the idle mark has
+        passed; empty when there are none (the usual case: the idle mark is behind the
+        event watermark, which makes such events late, or they are newer)."""
+        idle = self.idle_mark_ns
+        if idle is None or (self.watermark_ns is not None and idle <= self.watermark_ns):
+            return {}
+        times = _ns(events[time])
+        if times.min() >= idle:
+            return {}
+        after = {}
+        for name, metric in self.metrics.items():
+            ends = metric.windows.starts_ns(times) + metric.windows.width_ns
+            flags = ends + metric.lateness_ns <= idle
+            if name in late:
+                flags &= ~late[name]
+            after[name] = flags
+        return after if any(flags.any() for flags in after.values()) else {}
+
     @property
     def mark_ns(self) -> int | None:
         return mark(self.watermark_ns, self.idle_mark_ns)
 
     def advance_idle(self, now_ns: int, step_ns: int = IDLE_STEP_NS) -> bool:
         """Move the mark up to ``now_ns`` (the wall clock minus the idle timeout), in steps
-        of at least ``step_ns`` so an idle partition is not rewritten every tick."""
+        of at least ``step_ns`` so an idle partition is not rewritten every tick; not while
+        it holds partials it has not stored (they were absorbed before the mark moved, and
+        are kept apart from the corrections that may come after it)."""
         mark = self.mark_ns
-        if mark is not None and mark + step_ns > now_ns:
+        if self.dirty or (mark is not None and mark + step_ns > now_ns):
             return False
         self.idle_mark_ns = now_ns
         self.moved = True
+        self._let_go_of_complete()
         return True
+
+    def _let_go_of_complete(self) -> None:
+        """Forget the partials (not corrections) of windows the idle mark passed: they are
+        stored (the mark moves only when nothing is unstored) and complete (what comes for
+        them now is a correction); the close reads them from the database."""
+        if self.idle_mark_ns is None:
+            return
+        for name, metric in self.metrics.items():
+            passed = self.idle_mark_ns - metric.lateness_ns - metric.windows.width_ns
+            complete = [key for key in self.engine.partials if key[0] == name
+                        and key[2] <= passed and key not in self.corrections]
+            for key in complete:
+                del self.engine.partials[key]
+                self.stored_keys.discard(key)
 
     def stored(self) -> None:
         """The current states, offset and watermark are durable now."""
@@ -164,6 +226,7 @@ class PartitionState:
             del self.engine.partials[key]
             self.dirty.discard(key)
             self.stored_keys.discard(key)
+            self.corrections.discard(key)
         return len(gone)
 
 

@@ -39,10 +39,12 @@ class Cutoff(NamedTuple):
 
 
 class StoredPartition(NamedTuple):
-    """What a partition's next owner resumes from."""
+    """What a partition's next owner resumes from: ``corrections`` says which partials
+    are corrections (see :mod:`streaming.partition`)."""
 
     checkpoint: Checkpoint
     partials: dict[PartialKey, Partial]
+    corrections: frozenset[PartialKey] = frozenset()
 
 
 class Marks(NamedTuple):
@@ -88,8 +90,10 @@ class WindowSink(Protocol):
         stored meanwhile), ``due`` asked which metric versions close which windows, their
         windows ending by the cutoff merged over every partition's partials (and the
         state stored before, for a correction of a closed window) and stored as ``stage``
-        values, those partials removed, and ``after_final`` called for each metric.
-        Returns the windows stored per metric; metrics with none are left out."""
+        values, ``after_final`` called for each metric, then the same for the partials
+        that are corrections (see :mod:`streaming.partition`), merged into those values,
+        and all of those partials removed. Returns the windows stored per metric (their
+        last values); metrics with none are left out."""
         ...
 
 

@@ -155,11 +155,12 @@ class StreamProcessor:
             self.owned.pop(partition, None)
 
     def _restore(self, partition: int, stored: StoredPartition) -> PartitionState:
-        checkpoint, partials = stored
+        checkpoint, partials, corrections = stored
         log.info("%s[%d]: resuming after offset %d with %d open partial states",
                  self.topic, partition, checkpoint.offset, len(partials))
         return PartitionState.restore(self.topic, partition, self.metrics, checkpoint,
-                                      partials, self.clock(), self.settings.watermark_outliers)
+                                      partials, self.clock(), self.settings.watermark_outliers,
+                                      corrections)
 
     def _state(self, partition: int) -> PartitionState:
         state = self.owned.get(partition)

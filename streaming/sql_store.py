@@ -39,7 +39,7 @@ class SqlStreamStore:
         with self.database.begin() as conn:
             return {partition: StoredPartition(
                         state_store.load_checkpoint(conn, topic, partition),
-                        state_store.load_partials(conn, topic, partition, targets))
+                        *state_store.load_partials(conn, topic, partition, targets))
                     for partition in partitions}
 
     def store_partitions(self, states: Sequence[PartitionState], versions: Mapping[str, int],
@@ -63,15 +63,24 @@ class SqlStreamStore:
                       ) -> dict[str, list[WindowResult]]:
         with self.database.begin() as conn:
             cutoffs = due(_marks(conn, topic, lock=True))
-            closed = state_store.final_windows(conn, topic, cutoffs.values(), stage)
-            write_metrics_windows(conn, stage, ((name, cutoffs[name].version, results)
-                                                for name, results in closed.items()))
+            closed: dict[str, dict[tuple[str, datetime], WindowResult]] = {}
+            # the first values, judged; then the corrections merged into them (see
+            # streaming.partition: what came after a partition's idle mark passed)
+            for corrections in (False, True):
+                found = state_store.final_windows(conn, topic, cutoffs.values(), stage,
+                                                  corrections=corrections)
+                write_metrics_windows(conn, stage, ((name, cutoffs[name].version, results)
+                                                    for name, results in found.items()))
+                if after_final is not None:
+                    alerts = SqlAlertTransaction(conn)
+                    for name, results in found.items():
+                        after_final(alerts, cutoffs[name].metric, cutoffs[name].version,
+                                    results)
+                for name, results in found.items():
+                    closed.setdefault(name, {}).update(
+                        ((r.segment, r.window_start), r) for r in results)
             state_store.delete_partials(conn, topic, [cutoffs[name] for name in closed])
-            if after_final is not None:
-                alerts = SqlAlertTransaction(conn)
-                for name, results in closed.items():
-                    after_final(alerts, cutoffs[name].metric, cutoffs[name].version, results)
-            return closed
+            return {name: list(results.values()) for name, results in closed.items()}
 
 
 def _marks(conn: Connection, topic: str, *, lock: bool) -> Marks:

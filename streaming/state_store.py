@@ -49,7 +49,7 @@ CHECKPOINTS = table_of(StreamCheckpointRow)
 PARTIALS = table_of(StreamPartialRow)
 VALUES = table_of(MetricValueRow)
 PARTIAL_COLUMNS = ("metric", "metric_version", "window_start", "segment", "topic", "partition",
-                   "window_end", "state", "rows", "updated_at")
+                   "correction", "window_end", "state", "rows", "updated_at")
 
 
 def load_checkpoint(conn: Connection, topic: str, partition: int) -> Checkpoint:
@@ -85,18 +85,25 @@ def _times(text: str | None) -> tuple[int, ...]:
 
 
 def load_partials(conn: Connection, topic: str, partition: int,
-                  targets: Mapping[str, tuple[MetricSpec, int]]) -> dict[PartialKey, Partial]:
-    """The stored partials of ``partition`` for the metric versions in ``targets``."""
+                  targets: Mapping[str, tuple[MetricSpec, int]]
+                  ) -> tuple[dict[PartialKey, Partial], frozenset[PartialKey]]:
+    """The stored partials of ``partition`` for the metric versions in ``targets``, and
+    which of them are corrections: where a window has both, the correction (the other is
+    complete, see ``streaming.partition``, and stays in the database for the close)."""
     p = PARTIALS.c
     partials: dict[PartialKey, Partial] = {}
+    corrections: set[PartialKey] = set()
     for name, (metric, version) in targets.items():
-        rows = conn.execute(select(p.window_start, p.segment, p.state, p.rows).where(
-            p.topic == topic, p.partition == partition, p.metric == name,
-            p.metric_version == version))
+        rows = conn.execute(select(p.window_start, p.segment, p.correction, p.state, p.rows)
+                            .where(p.topic == topic, p.partition == partition,
+                                   p.metric == name, p.metric_version == version)
+                            .order_by(p.correction))
         for row in rows:
             key = (name, row.segment, pd.Timestamp(row.window_start).value)
             partials[key] = Partial(metric.aggregate.state_from_bytes(row.state), row.rows)
-    return partials
+            if row.correction:
+                corrections.add(key)
+    return partials, frozenset(corrections)
 
 
 def store_partitions(conn: Connection, states: Sequence[PartitionState],
@@ -126,7 +133,8 @@ def store_partitions(conn: Connection, states: Sequence[PartitionState],
             partial = state.engine.partials[key]
             width = state.metrics[name].windows.width_ns
             rows.append((name, versions[name], as_time(utc_from_ns(start_ns)), segment,
-                         state.topic, state.partition, as_time(utc_from_ns(start_ns + width)),
+                         state.topic, state.partition, key in state.corrections,
+                         as_time(utc_from_ns(start_ns + width)),
                          as_state(partial.state.to_bytes()), partial.rows, as_time(now)))
     upsert_rows(conn, PARTIALS, PARTIAL_COLUMNS, rows)
 
@@ -142,13 +150,16 @@ def _check_not_closed(conn: Connection, states: Sequence[PartitionState],
     p = PARTIALS.c
     earliest = min(start_ns for keys in stored.values() for _, _, start_ns in keys)
     rows = conn.execute(select(p.partition, p.metric, p.metric_version, p.segment,
-                               p.window_start).where(
+                               p.window_start, p.correction).where(
         p.topic == states[0].topic, p.partition.in_(sorted(stored)),
         p.window_start >= utc_from_ns(earliest)))
-    present = {(row.partition, row.metric, row.segment, pd.Timestamp(row.window_start).value)
+    present = {(row.partition, row.metric, row.segment, pd.Timestamp(row.window_start).value,
+                row.correction)
                for row in rows if versions.get(row.metric) == row.metric_version}
+    corrections = {state.partition: state.corrections for state in states}
     for partition, keys in sorted(stored.items()):
-        if gone := {key for key in keys if (partition, *key) not in present}:
+        if gone := {key for key in keys
+                    if (partition, *key, key in corrections[partition]) not in present}:
             name, _, start_ns = min(gone)
             raise CheckpointConflict(
                 f"{states[0].topic}[{partition}]: {len(gone)} window(s) it holds partials "
@@ -180,18 +191,20 @@ def write_checkpoint(conn: Connection, state: PartitionState, now: datetime,
 
 
 def final_windows(conn: Connection, topic: str, due: Iterable[Cutoff],
-                  stage: str = "streaming") -> dict[str, list[WindowResult]]:
-    """Per metric name of ``due``, its windows ending by the cutoff that have partials: the
-    partials of every partition merged, into the window's stored state when it was closed
-    before. Metrics with none are left out. Two queries for all the metrics: every tick
-    that closes a window closes one of each metric."""
+                  stage: str = "streaming", *, corrections: bool = False
+                  ) -> dict[str, list[WindowResult]]:
+    """Per metric name of ``due``, its windows ending by the cutoff that have partials
+    (``corrections`` or the others): the partials of every partition merged, into the
+    window's stored state when it was closed before. Metrics with none are left out. Two
+    queries for all the metrics: every tick that closes a window closes one of each
+    metric."""
     cutoffs = {cutoff.metric.name: cutoff for cutoff in due}
     if not cutoffs:
         return {}
     p = PARTIALS.c
     rows = conn.execute(
         select(p.metric, p.window_start, p.window_end, p.segment, p.state, p.rows)
-        .where(p.topic == topic, _ending_by(cutoffs.values()))
+        .where(p.topic == topic, p.correction == corrections, _ending_by(cutoffs.values()))
         .order_by(p.metric, p.window_start, p.segment, p.partition)).all()
     by_metric: dict[str, list[Any]] = {}
     for row in rows:

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     ForeignKeyConstraint,
     Index,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -224,8 +226,11 @@ class StreamPartialRow(Base):
 
     The stored value of a window is the merge of its partials over all partitions, made
     once every partition's watermark has passed the window's end plus its lateness; the
-    partials are deleted in that same transaction. A partial that comes later (a partition
-    that was idle had let the window close) is merged into the stored state the same way.
+    partials are deleted in that same transaction. A ``correction`` holds the events a
+    partition received after its idle mark had let the window close (migration 0009): it
+    is merged into the stored state after the first value, in that transaction or a later
+    one, so the first value never depends on when the partition resumed (see
+    ``streaming.partition``).
     """
 
     __tablename__ = "stream_partials"
@@ -236,6 +241,7 @@ class StreamPartialRow(Base):
     segment: Mapped[str] = mapped_column(Text, primary_key=True)
     topic: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
     partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    correction: Mapped[bool] = mapped_column(Boolean, primary_key=True, server_default=false())
     window_end: Mapped[datetime] = mapped_column(UTCDateTime)
     state: Mapped[bytes] = mapped_column(LargeBinary)
     rows: Mapped[int] = mapped_column(BigInteger)
