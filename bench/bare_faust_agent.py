@@ -9,8 +9,9 @@ session timeout 10 s, ``stream_wait_empty``, no web server), and one agent itera
 array's length, or 1). Once ``--expect`` events are counted it writes a JSON object to
 ``--out`` and exits at once (``os._exit``: the bench does not need a clean leave).
 
-Also its memory (VmRSS) as it passes 1M, 2M, 5M, 10M (and every 5M more) events, to
-compare with the worker's: what Faust itself holds.
+Also its memory (VmRSS, and its resident pages as bench/memory.py counts them) as it
+passes 1M, 2M, 5M, 10M (and every 5M more) events, to compare with the worker's: what
+Faust itself holds.
 
 Rate: the events after the first message over the time from the first message to the
 last, the same steady-state measure bench/stream.py applies to our worker's checkpoints.
@@ -22,20 +23,17 @@ import argparse
 import json
 import logging
 import os
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import faust
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.memory import distinct_mb, rss_mb
 from streaming.worker import WorkerSettings, faust_app
-
-
-def rss_mb(field: str = "VmRSS") -> float | None:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return None
 
 
 def main() -> None:
@@ -57,6 +55,8 @@ def main() -> None:
     rss_marks = [1_000_000, 2_000_000, 5_000_000,
                  *range(10_000_000, args.expect + 1, 5_000_000)]
     rss: dict[str, float | None] = {}
+    distinct: dict[str, float | None] = {}
+    me = os.getpid()
 
     async def count(stream: Any) -> None:
         async for value in stream:
@@ -65,7 +65,9 @@ def main() -> None:
             counts["messages"] += 1
             counts["events"] += n
             while rss_marks and counts["events"] >= rss_marks[0]:
-                rss[f"{rss_marks.pop(0) // 1_000_000}M"] = rss_mb()
+                mark = f"{rss_marks.pop(0) // 1_000_000}M"
+                rss[mark] = rss_mb(me)
+                distinct[mark] = distinct_mb(me)
             if counts["messages"] == 1:
                 marks["first"] = time.time()
                 marks["first_events"] = n
@@ -80,7 +82,8 @@ def main() -> None:
                                "events_per_second": steady / seconds if seconds > 0 else None,
                                "messages_per_second": (counts["messages"] - 1) / seconds
                                if seconds > 0 else None,
-                               "rss_mb": rss, "peak_rss_mb": rss_mb("VmHWM")}, out)
+                               "rss_mb": rss, "distinct_mb": distinct,
+                               "peak_rss_mb": rss_mb(me, "VmHWM")}, out)
                 os.replace(args.out + ".tmp", args.out)
                 logging.shutdown()
                 os._exit(0)
