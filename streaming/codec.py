@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from monitor.schema import nan_mask
@@ -115,6 +116,44 @@ def decode(value: bytes | None, *, max_bytes: int = MAX_MESSAGE_BYTES) -> list[d
         raise DecodeError(EMPTY, "the message has no value")
     if len(value) > max_bytes:
         raise DecodeError(OVERSIZED, f"{len(value)} bytes, over the limit of {max_bytes}")
+    parsed = _parse_fast(value)
+    if parsed is None:
+        parsed = _parse(value)
+    if isinstance(parsed, dict):
+        return [parsed]
+    if not isinstance(parsed, list):
+        raise DecodeError(NOT_AN_EVENT, f"a JSON {_json_type(parsed)}, not an object or "
+                                        "an array of objects")
+    for index, item in enumerate(parsed):
+        if not isinstance(item, dict):
+            raise DecodeError(NOT_AN_EVENT, f"element {index} of the array is a JSON "
+                                            f"{_json_type(item)}, not an object")
+    return parsed
+
+
+def _parse_fast(value: bytes) -> Any:
+    """``value`` parsed by orjson (4x json's speed on events), or None for anything it
+    would not parse exactly as :func:`_parse` does: whatever it refuses (NaN tokens,
+    ``1e999``, lone surrogate escapes, bad JSON: ``_parse`` accepts or explains them) and
+    integers past 64 bits, which it reads as floats where json keeps them exact."""
+    if _LONG_DIGIT_RUN in value.translate(_DIGITS_AS_NINES):
+        return None
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+
+
+# 19 digits or more in a row: maybe an integer orjson would not keep exact (or a long
+# fraction, which it would: those just take the slower path). Every digit made a 9 and
+# the run looked for as a substring: a tenth of orjson's time on a message, where the
+# regular expression [0-9]{19} took as long as orjson itself.
+_DIGITS_AS_NINES = bytes.maketrans(b"012345678", b"999999999")
+_LONG_DIGIT_RUN = b"9" * 19
+
+
+def _parse(value: bytes) -> Any:
+    """``value`` parsed as json.loads does; DecodeError says why it is not JSON."""
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -127,15 +166,6 @@ def decode(value: bytes | None, *, max_bytes: int = MAX_MESSAGE_BYTES) -> list[d
         parsed = _loads_or_explain(text)
     if has_surrogate_escape(text) and holds_lone_surrogate(parsed):
         raise DecodeError(MALFORMED_JSON, LONE_SURROGATE_DETAIL)
-    if isinstance(parsed, dict):
-        return [parsed]
-    if not isinstance(parsed, list):
-        raise DecodeError(NOT_AN_EVENT, f"a JSON {_json_type(parsed)}, not an object or "
-                                        "an array of objects")
-    for index, item in enumerate(parsed):
-        if not isinstance(item, dict):
-            raise DecodeError(NOT_AN_EVENT, f"element {index} of the array is a JSON "
-                                            f"{_json_type(item)}, not an object")
     return parsed
 
 

@@ -158,7 +158,8 @@ def _decode_with_json_loads(value: bytes) -> list[dict[str, object]] | str:
        cut=st.integers(0, 40), extra=st.sampled_from(["", ",", "}", "]", "x", "{}"]))
 def test_decode_agrees_with_json_loads(value: object, space: str, cut: int,
                                         extra: str) -> None:
-    """The direct scanner call gives json.loads' results on valid, padded and broken JSON."""
+    """orjson, and the direct scanner call where it declines, give json.loads' results on
+    valid, padded and broken JSON."""
     text = json.dumps(value)
     for candidate in (text, space + text + space, text[:cut], text + extra):
         raw = candidate.encode("utf-8")
@@ -170,6 +171,19 @@ def test_decode_agrees_with_json_loads(value: object, space: str, cut: int,
         except DecodeError as err:
             got = err.reason
         assert json.dumps(got, sort_keys=True) == json.dumps(expected, sort_keys=True), candidate
+
+
+@pytest.mark.parametrize("literal", [
+    b"18446744073709551615", b"18446744073709551616", b"-9223372036854775808",
+    b"-9223372036854775809", b"123456789012345678901234567890", b"1e999", b"-1e999", b"NaN",
+    b"-Infinity", b"0.12345678901234567890123", b"1.7976931348623157e308", b"5e-324",
+])
+def test_numbers_at_the_edges_of_orjson_come_out_as_json_loads_reads_them(literal: bytes
+                                                                           ) -> None:
+    """orjson reads integers past 64 bits as floats and refuses the NaN and infinity
+    tokens; json keeps the integers exact and takes the tokens: decode gives json's."""
+    value = b'[{"ts": 1767225600000, "n": ' + literal + b"}]"
+    assert repr(decode(value)) == repr(json.loads(value))
 
 
 def test_an_integer_too_long_to_convert_is_malformed_not_a_crash() -> None:
