@@ -14,6 +14,12 @@ of stage "research" stored for it by ``monitor research run`` or ``backtest``.
 Demotion is always allowed (stopping is safe), with a reason; it moves the current
 stored version whatever the app's definition is now.
 
+A change into or out of streaming applies from a window boundary (see
+:mod:`monitor.stage_switch`): by default the first one after the switch lead, which no
+worker can have read past. One given earlier (``--from``) is refused when a streaming
+checkpoint of the metric's topics has absorbed an event at or after it: the worker has
+counted windows from there already, and they would be counted twice or by neither.
+
 Pure logic over the storage ports: the database is the caller's business.
 """
 
@@ -22,14 +28,19 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Protocol
+
+import pandas as pd
 
 from metrics.base import canonical_json
 from monitor.errors import MonitorError
 from monitor.references import References, bind
 from monitor.spec import MetricSpec
-from monitor.storage.ports import MetricCatalog, ProfileStore, ValueReader
+from monitor.stage_switch import streaming_spans, switch_boundary, touches_streaming
+from monitor.storage.ports import MetricCatalog, ProfileStore, StreamProgress, ValueReader
 from monitor.storage.records import MetricDefinition, StageChange
+from monitor.times import to_utc
 from monitor.values import STAGES
 
 FIRST_STAGE = STAGES[0]
@@ -39,8 +50,9 @@ class CatalogAndProfiles(MetricCatalog, ProfileStore, Protocol):
     """The catalog and the reference profiles its versions were computed with."""
 
 
-class LifecycleStore(CatalogAndProfiles, ValueReader, Protocol):
-    """What the lifecycle reads and writes: the catalog, the profiles and the values."""
+class LifecycleStore(CatalogAndProfiles, ValueReader, StreamProgress, Protocol):
+    """What the lifecycle reads and writes: the catalog, the profiles, the values and how
+    far streaming has read."""
 
 
 class StageChangeRefused(MonitorError, ValueError):
@@ -65,6 +77,8 @@ class MetricStatus:
     definition: MetricDefinition | None
     current: bool
     last_change: StageChange | None
+    # the boundary from which streaming counts the stored version's windows, while it does
+    streaming_from: datetime | None = None
 
     @property
     def stage(self) -> str | None:
@@ -72,10 +86,12 @@ class MetricStatus:
 
 
 def change_stage(metric: MetricSpec, to_stage: str, store: LifecycleStore, *, by: str,
-                 reason: str) -> StageChange:
+                 reason: str, effective_from: datetime | None = None) -> StageChange:
     """Move ``metric`` to ``to_stage``, or raise :class:`StageChangeRefused` saying why not.
 
     ``metric`` is the app's definition, reference unbound (as the app declares it).
+    ``effective_from``: for a change into or out of streaming, the window boundary it
+    applies from (see the module); by default the first after the switch lead.
     """
     if to_stage not in STAGES:
         raise ValueError(f"unknown stage {to_stage!r}; stages are {', '.join(STAGES)}")
@@ -88,8 +104,7 @@ def change_stage(metric: MetricSpec, to_stage: str, store: LifecycleStore, *, by
     from_stage = FIRST_STAGE if definition is None else definition.stage
     step = STAGES.index(to_stage) - STAGES.index(from_stage)
     if definition is not None and step < 0:
-        return store.record_stage_change(name, definition.version, to_stage, by=by,
-                                         reason=reason)
+        return _record(metric, definition, to_stage, store, by, reason, effective_from)
     if step > 1:
         following = STAGES[STAGES.index(from_stage) + 1]
         raise StageChangeRefused(
@@ -115,7 +130,55 @@ def change_stage(metric: MetricSpec, to_stage: str, store: LifecycleStore, *, by
             name, f"no research run is recorded for version {definition.version}; run "
                   f"`monitor research run {name} --data FILE` (or `monitor research backtest "
                   f"{name} --data FILE`) to record one, then promote it")
-    return store.record_stage_change(name, definition.version, to_stage, by=by, reason=reason)
+    return _record(metric, definition, to_stage, store, by, reason, effective_from)
+
+
+def _record(metric: MetricSpec, definition: MetricDefinition, to_stage: str,
+            store: LifecycleStore, by: str, reason: str,
+            effective_from: datetime | None) -> StageChange:
+    """The change stored, once its boundary is checked: unread by streaming here, a
+    window boundary (of this version and the one it takes over from) by the store."""
+    _check_unread(metric, definition.stage, to_stage, store, effective_from)
+    try:
+        return store.record_stage_change(metric.name, definition.version, to_stage, by=by,
+                                         reason=reason, effective_from=effective_from)
+    except ValueError as err:  # e.g. not a window boundary
+        raise StageChangeRefused(metric.name,
+                                 str(err).removeprefix(f"metric {metric.name!r}: ")) from None
+
+
+def stream_topics(metric: MetricSpec) -> list[str]:
+    """The topics streaming reads for ``metric``: its stream's, and its labels' if joined."""
+    streams = [metric.stream] + ([metric.labels.stream] if metric.labels is not None else [])
+    return [s.topic for s in streams if s.topic is not None]
+
+
+def _check_unread(metric: MetricSpec, from_stage: str, to_stage: str, store: StreamProgress,
+                  effective_from: datetime | None) -> None:
+    """Refuse a boundary some streaming worker has read past (see the module)."""
+    if effective_from is None or not touches_streaming(from_stage, to_stage):
+        return
+    boundary = to_utc(effective_from)
+    past = [read for read in store.partition_reads(stream_topics(metric))
+            if read.latest_event is not None and read.latest_event >= boundary]
+    if not past:
+        return
+    latest = max(past, key=lambda read: read.latest_event or boundary)
+    assert latest.latest_event is not None
+    after = switch_boundary([metric.window], latest.latest_event + timedelta(microseconds=1),
+                            pd.Timedelta(0))
+    read = ", ".join(f"topic {r.topic!r} partition {r.partition} up to {_iso(r.latest_event)}"
+                     for r in past)
+    raise StageChangeRefused(
+        metric.name, f"cannot switch {to_stage if to_stage == 'streaming' else from_stage} "
+                     f"from {_iso(boundary)}: streaming has read {read}, so windows from "
+                     f"{_iso(boundary)} on are counted already; give a later --from "
+                     f"(from {_iso(after)}), or leave --from out for the first boundary "
+                     "after the switch lead")
+
+
+def _iso(at: datetime | None) -> str:
+    return "-" if at is None else to_utc(at).isoformat().replace("+00:00", "Z")
 
 
 def as_registered(metric: MetricSpec, store: CatalogAndProfiles,
@@ -183,7 +246,10 @@ def metric_status(metric: MetricSpec, store: LifecycleStore) -> MetricStatus:
     else:
         current = bound.id == definition.spec_id
     history = store.stage_history(metric.name)
-    return MetricStatus(metric.name, definition, current, history[-1] if history else None)
+    streaming_from = next((span.start for span in streaming_spans(history)
+                           if span.version == definition.version and span.end is None), None)
+    return MetricStatus(metric.name, definition, current, history[-1] if history else None,
+                        streaming_from)
 
 
 def describe_change(stored: Mapping[str, Any], metric: MetricSpec) -> str:

@@ -32,6 +32,17 @@ class PartitionStatus:
 
 
 @dataclass(frozen=True)
+class PartitionRead:
+    """How far the streaming stage has read a partition in event time: the latest event
+    time it has absorbed (None: none yet). A stage switch from a boundary at or before it
+    would leave windows the worker already counted to another stage."""
+
+    topic: str
+    partition: int
+    latest_event: datetime | None
+
+
+@dataclass(frozen=True)
 class DeadLetterCount:
     stream: str
     reason: str

@@ -1,7 +1,11 @@
 """Which metrics a stage runs: targets, bound to their stored versions and reference profiles.
 
 A metric runs in batch once it has been promoted there (or on to streaming), and in
-streaming once promoted there. Both stages compare drift metrics against the reference
+streaming once promoted there. Batch runs the current (newest) version when it is in batch
+or streaming, and computes only the windows of it that no streaming span of that version
+covers (:mod:`monitor.batch.handover`): before its promotion's boundary, and from its
+demotion's on. Older versions are not run: a version a newer one took over from keeps the
+windows it had. Both stages compare drift metrics against the reference
 profile stored in the database that the registered version was computed with — not against
 whatever file is around or was fitted since — so a run next month computes what it
 computes today.
@@ -18,6 +22,7 @@ from monitor.errors import DefinitionError, MonitorError
 from monitor.lifecycle import CatalogAndProfiles, as_registered, bind_stored_reference
 from monitor.registry import Monitor
 from monitor.spec import MetricSpec
+from monitor.stage_switch import StreamingSpan, streaming_spans
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +31,12 @@ BATCH_STAGES = ("batch", "streaming")
 
 @dataclass(frozen=True)
 class Target:
-    """A metric to run, bound to its reference, with its stored version.
-
-    ``notify`` False: its alerts are evaluated and recorded but another stage (streaming)
-    announces them, so a metric in two stages does not page twice.
-    """
+    """A metric to run, bound to its reference, with its stored version and the spans of
+    that version's windows that streaming counts (batch leaves those out)."""
 
     metric: MetricSpec
     version: int
-    notify: bool = True
+    streamed: tuple[StreamingSpan, ...] = ()
 
 
 class NotInBatch(DefinitionError):
@@ -66,9 +68,9 @@ def target(app_metric: MetricSpec, store: StoreForBatch,
         raise NotInBatch(f"metric {bound.name!r}",
                          f"is in {definition.stage}; promote it with `monitor promote "
                          f"{bound.name} --to {stages[0]} --reason ...`")
-    # A metric promoted to streaming is still computed in batch; its alerts are announced
-    # by the streaming stage, so the batch stage only records them.
-    return Target(bound, definition.version, notify=definition.stage == "batch")
+    spans = streaming_spans(store.stage_history(bound.name))
+    return Target(bound, definition.version,
+                  tuple(s for s in spans if s.version == definition.version))
 
 
 def batch_targets(app: Monitor, store: StoreForBatch, names: Iterable[str] = (),

@@ -82,13 +82,18 @@ def test_stages_go_in_order_and_every_change_is_kept(results_url: str, data: Pat
     assert monitor(results_url, "promote", "latency", "--to", "batch").exit_code == 2
 
     history = ok(monitor(results_url, "metrics", "history", "latency")).output.splitlines()
-    assert history[0].split() == ["when", "(UTC)", "version", "from", "to", "by", "reason"]
-    assert [line.split()[2:6] for line in history[1:]] == [
+    assert history[0].split() == ["when", "(UTC)", "version", "from", "to", "boundary", "by",
+                                  "reason"]
+    rows = [line.split() for line in history[1:]]
+    assert [row[2:5] + row[6:7] for row in rows] == [
         ["1", "-", "research", "ana"],
         ["1", "research", "batch", "ana"],
         ["1", "batch", "streaming", "bo"],
         ["1", "streaming", "research", "ana"],
     ]
+    # changes into or out of streaming apply from a window boundary, the others have none
+    assert [row[5] for row in rows[:2]] == ["-", "-"]
+    assert all(row[5].endswith(":00:00Z") for row in rows[2:])
     assert history[2].endswith("backtest caught INC-7 two days before the page")
 
     listed = ok(monitor(results_url, "metrics", "list"))

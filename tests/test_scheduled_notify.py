@@ -1,9 +1,8 @@
-"""A scheduled batch run of a metric promoted to streaming records its alerts without
-announcing them: the streaming stage announces them, so a breach pages once, not twice.
-
-``monitor batch run`` kept this; the scheduler's job (``run_metric_once``) rebuilt the
-target without it and queued a second notification for every breach. And a rule removed
-from the metric (which keeps its version) ends its alert at the next run, with a notice.
+"""A window belongs to one stage, and that stage announces its alerts: a scheduled batch
+run announces a breach in a window before the metric's streaming boundary, and leaves a
+window from the boundary on to streaming — neither computed nor announced by batch — so a
+breach pages once, not twice, and never not at all. And a rule removed from the metric
+(which keeps its version) ends its alert at the next run, with a notice.
 """
 
 from __future__ import annotations
@@ -38,8 +37,11 @@ def sqlite_file_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'scheduled.sqlite'}"
 
 
-def breach_in_the_last_closed_hour(url: str, stage: str) -> int:
-    """Queued notifications after one scheduled run of TAPS, promoted to ``stage``."""
+def breach_in_the_last_closed_hour(url: str, stage: str, streaming_from: int = 0,
+                                   windows: int = 1) -> tuple[int, int]:
+    """The firing alerts and queued notifications after one scheduled run of TAPS,
+    promoted to ``stage`` (to streaming from ``streaming_from`` hours after the breach's
+    hour, if there), which computes ``windows`` windows."""
     upgrade(url)
     engine = sa.create_engine(url)
     events_table(STREAM).create(engine)
@@ -51,31 +53,50 @@ def breach_in_the_last_closed_hour(url: str, stage: str) -> int:
     engine.dispose()
     with SqlStore.open(url) as store:
         version = store.register_metric(TAPS).version
-        for to in dict.fromkeys(["batch", stage]):  # batch, then streaming if asked
-            store.record_stage_change("taps", version, to, by="test", reason="notify test")
+        store.record_stage_change("taps", version, "batch", by="test", reason="notify test")
+        if stage == "streaming":
+            boundary = (hour + pd.Timedelta(hours=streaming_from)).to_pydatetime()
+            store.record_stage_change("taps", version, stage, by="test", reason="notify test",
+                                      effective_from=boundary)
     summary = run_metric_once(APP_TARGET, "taps", url, None, Retry(attempts=1))
-    assert summary is not None and summary.windows_written >= 1
+    assert summary is not None and summary.windows_written == windows
     with SqlStore.open(url) as store, store.database.connect() as conn:
         firing = conn.execute(sa.text("SELECT count(*) FROM alert_states "
                                       "WHERE status = 'firing'")).scalar_one()
-        assert firing == 1  # recorded in both cases
-        return outbox.count_unrouted(conn)
+        return firing, outbox.count_unrouted(conn)
 
 
 def test_a_metric_in_batch_only_is_announced_by_its_scheduled_run(sqlite_file_url: str) -> None:
-    assert breach_in_the_last_closed_hour(sqlite_file_url, "batch") == 1
+    assert breach_in_the_last_closed_hour(sqlite_file_url, "batch") == (1, 1)
 
 
-def test_a_metric_in_streaming_is_only_recorded_by_its_scheduled_run(
+def test_a_breach_before_the_streaming_boundary_is_announced_by_batch(
     sqlite_file_url: str,
 ) -> None:
-    assert breach_in_the_last_closed_hour(sqlite_file_url, "streaming") == 0
+    """Batch computed every window before the boundary: it announces the breach, then
+    resolves its alert there (streaming's own alerts judge the windows from it on)."""
+    assert breach_in_the_last_closed_hour(sqlite_file_url, "streaming",
+                                          streaming_from=1) == (0, 2)
+
+
+def test_a_breach_before_a_boundary_still_ahead_stays_firing_in_batch(
+    sqlite_file_url: str,
+) -> None:
+    assert breach_in_the_last_closed_hour(sqlite_file_url, "streaming",
+                                          streaming_from=2) == (1, 1)
+
+
+def test_a_breach_from_the_streaming_boundary_on_is_left_to_streaming(
+    sqlite_file_url: str,
+) -> None:
+    assert breach_in_the_last_closed_hour(sqlite_file_url, "streaming", streaming_from=0,
+                                          windows=0) == (0, 0)
 
 
 def test_a_batch_run_after_the_last_rule_was_removed_resolves_its_alert(
     sqlite_file_url: str,
 ) -> None:
-    assert breach_in_the_last_closed_hour(sqlite_file_url, "batch") == 1
+    assert breach_in_the_last_closed_hour(sqlite_file_url, "batch") == (1, 1)
     without_rules = dataclasses.replace(TAPS, alerts=())
     assert without_rules.id == TAPS.id  # a rule edit keeps the version
     hour = pd.Timestamp.now(tz="UTC").floor("1h") - pd.Timedelta("1h")

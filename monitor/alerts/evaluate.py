@@ -30,7 +30,9 @@ its rule was removed, or edited so that its title changed (a title derived from 
 rule's parameters), or it belongs to an older version of the metric. So each evaluation
 first ends those of its metric and stage — a firing one resolved, a pending one cleared,
 on the last window it saw, with a detail that says why — and the resolution of an
-announced one is sent like any other.
+announced one is sent like any other. The same ending is :func:`end_alerts`, for the
+alerts of a stage that stopped computing the metric's windows (batch, at the boundary
+from which streaming counts them).
 """
 
 from __future__ import annotations
@@ -209,15 +211,31 @@ def _immature_before(alerts: EvaluationStore, key: AlertKey, metric: MetricSpec,
     return mature_prefix(metric.labels.mature_at, horizon, ends, now) < len(ends)
 
 
+def end_alerts(alerts: EvaluationStore, metric: MetricSpec, version: int, stage: str,
+               why: str, now: datetime | None = None) -> list[AlertTransition]:
+    """End every active alert of ``metric`` in ``stage`` (a firing one resolved, a pending
+    one cleared, on the last window it saw, with ``why`` as the detail), recording the
+    transitions and queueing the resolutions of announced ones, inside the caller's
+    transaction; for a stage that no longer computes the metric's windows."""
+    check_stage(stage)
+    now = to_utc(utc_now() if now is None else now)
+    transitions, notifications = _end_orphans(alerts, metric, version, stage, now, why)
+    alerts.record_events(transitions, now)
+    alerts.enqueue(notifications)
+    return transitions
+
+
 def _end_orphans(alerts: EvaluationStore, metric: MetricSpec, version: int, stage: str,
-                 now: datetime) -> tuple[list[AlertTransition], list[Notification]]:
-    """End the active alerts of ``metric`` in ``stage`` that no rule evaluates any more;
-    return their transitions and the resolutions to send (of announced alerts only)."""
+                 now: datetime, why: str | None = None
+                 ) -> tuple[list[AlertTransition], list[Notification]]:
+    """End the active alerts of ``metric`` in ``stage`` that no rule evaluates any more
+    (every one, when ``why`` says why); return their transitions and the resolutions to
+    send (of announced alerts only)."""
     transitions: list[AlertTransition] = []
     notifications: list[Notification] = []
-    rules = {rule.title for rule in metric.alerts}
+    rules = {rule.title for rule in metric.alerts} if why is None else set()
     for alert in alerts.orphaned_alerts(metric.name, version, stage, rules):
-        transition = _orphan_ended(alert, version, now)
+        transition = _orphan_ended(alert, version, now, why)
         transitions.append(transition)
         if transition.transition == "resolved" and alert.notified_at is not None:
             notifications.append(_notification(transition, "resolved", now))
@@ -230,11 +248,12 @@ def _end_orphans(alerts: EvaluationStore, metric: MetricSpec, version: int, stag
     return transitions, notifications
 
 
-def _orphan_ended(alert: StoredAlert, version: int, now: datetime) -> AlertTransition:
+def _orphan_ended(alert: StoredAlert, version: int, now: datetime,
+                  why: str | None = None) -> AlertTransition:
     """The transition that ends ``alert``, on the last window it saw."""
-    if alert.key.version == version:
+    if why is None and alert.key.version == version:
         why = f"rule {alert.key.rule!r} removed or changed"
-    else:
+    elif why is None:
         why = f"metric version {alert.key.version} replaced by version {version}"
     return AlertTransition(
         alert.key, "resolved" if alert.status == "firing" else "cleared",

@@ -1,14 +1,19 @@
 """The batch stage: closed windows of a metric computed from its source and stored.
 
-A run covers whole windows ``[since, until)``. It goes through them in slices of a few
-windows; each slice is read from the source (time filter pushed down), validated,
-computed by the same engine as research, and written — values and states of every window
-of the slice, the rows it rejected as dead letters, and its run recorded as succeeded — in
-one transaction. A failure leaves no partial window: the slice's transaction never
-commits, its run is recorded as failed with the error, and the next run starts again from
-the last slice that succeeded (the watermark). The metric's alert rules are evaluated on
-each slice in that same transaction (see :mod:`monitor.alerts.evaluate`), so a stored
-window has been evaluated exactly once.
+A run covers whole windows ``[since, until)`` less those streaming counts for the metric's
+version (:mod:`monitor.batch.handover`): a window belongs to one stage, and the stage that
+computes it announces its alerts. A run that reaches the boundary from which streaming
+counts every window ends the batch stage's alerts of the version there (a firing one
+resolved, with a note that streaming judges the windows from the boundary on).
+
+A run goes through its windows in slices of a few windows; each slice is read from the
+source (time filter pushed down), validated, computed by the same engine as research, and
+written — values and states of every window of the slice, the rows it rejected as dead
+letters, and its run recorded as succeeded — in one transaction. A failure leaves no
+partial window: the slice's transaction never commits, its run is recorded as failed with
+the error, and the next run starts again from the last slice that succeeded (the
+watermark). The metric's alert rules are evaluated on each slice in that same transaction
+(see :mod:`monitor.alerts.evaluate`), so a stored window has been evaluated exactly once.
 
 Faults (see :class:`Retry`): a database outage, of the results or of the source database,
 is waited out — every write of the run, the records of a slice's start and failure
@@ -54,6 +59,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from monitor.batch import handover
 from monitor.batch.sources import EventSource, UnparsedRows
 from monitor.engine import Engine
 from monitor.errors import MonitorError
@@ -119,10 +125,20 @@ class RunSummary:
     labels_read: int = 0  # label rows read for a metric joined to labels (ranges overlap)
     slices: int = 0
     failures: list[str] = field(default_factory=list)
+    # the parts of [since, until) left to streaming, which counts those windows
+    streamed: list[handover.Range] = field(default_factory=list)
+
+    def left_to_streaming(self) -> str:
+        """What the run left to streaming, as a clause for a run's line ("" if nothing)."""
+        if not self.streamed:
+            return ""
+        return f"; windows {handover.describe(self.streamed)} left to streaming"
 
     @property
     def up_to_date(self) -> bool:
-        return self.since >= self.until
+        """Whether the run had no window of its own to compute."""
+        left = sum((end - start for start, end in self.streamed), pd.Timedelta(0))
+        return self.since + left >= self.until
 
 
 class BatchRunError(MonitorError):
@@ -247,8 +263,9 @@ class BatchRunner:
         if closed:
             log.warning("closed %d batch run(s) of %s left running by an earlier run, as "
                         "abandoned", closed, ", ".join(names))
-        groups: dict[tuple[str, int, pd.Timestamp, pd.Timestamp, LabelSource | None],
+        groups: dict[tuple[str, int, tuple[handover.Range, ...], LabelSource | None],
                      list[Target]] = {}
+        splits: dict[str, tuple[pd.Timestamp, pd.Timestamp, handover.Split]] = {}
         sources: dict[str, EventSource] = {}
         for target in targets:
             metric = target.metric
@@ -270,30 +287,36 @@ class BatchRunner:
                 start = reopened(metric, start)
             if metric.labels is not None:
                 self._check_labels(metric)
+            start = min(_floor(metric, start), end)
+            cut = handover.split(target.streamed, start, end)
+            if cut.streamed:
+                log.info("batch %s v%d: windows %s left to streaming", metric.name,
+                         target.version, handover.describe(cut.streamed))
+            splits[metric.name] = (start, end, cut)
             # metrics joined to the same labels in the same way share their joined rows
-            key = (metric.stream.name, metric.windows.width_ns, _floor(metric, start), end,
+            key = (metric.stream.name, metric.windows.width_ns, tuple(cut.batch),
                    metric.labels)
             groups.setdefault(key, []).append(target)
-        summaries: dict[str, RunSummary] = {}
+        summaries = {t.metric.name: RunSummary(t.metric.name, t.version, *splits[t.metric.name][:2],
+                                               streamed=splits[t.metric.name][2].streamed)
+                     for t in targets}
         errors: list[BatchRunError] = []
-        for (stream, _, start, end, _), group in groups.items():
+        for (stream, _, ranges, _), group in groups.items():
             try:
-                for summary in self._run_group(group, sources[stream], start, end, now):
-                    summaries[summary.metric] = summary
+                self._run_group(group, sources[stream], ranges, summaries, now)
+                self._hand_over(group, summaries, now)
             except BatchRunError as err:
-                summaries.update({s.metric: s for s in err.summaries})
                 errors.append(err)
         ordered = [summaries[t.metric.name] for t in targets if t.metric.name in summaries]
         if errors:
             raise BatchRunError("; ".join(str(e) for e in errors), ordered)
         return ordered
 
-    def _run_group(self, group: list[Target], source: EventSource, start: pd.Timestamp,
-                   end: pd.Timestamp, now: pd.Timestamp) -> list[RunSummary]:
-        summaries = {t.metric.name: RunSummary(t.metric.name, t.version, start, end)
-                     for t in group}
-        names = ", ".join(summaries)
-        cuts = slices(group[0].metric, start, end)
+    def _run_group(self, group: list[Target], source: EventSource,
+                   ranges: Sequence[handover.Range], summaries: dict[str, RunSummary],
+                   now: pd.Timestamp) -> None:
+        names = ", ".join(t.metric.name for t in group)
+        cuts = [cut for start, end in ranges for cut in slices(group[0].metric, start, end)]
         bar = tqdm(cuts, desc=f"batch {names}"[:60], unit="slice", disable=not self.progress,
                    leave=False)
         failed: list[str] = []
@@ -302,15 +325,29 @@ class BatchRunner:
             if not pending:
                 break
             failed += self._run_slice(pending, source, slice_start, slice_end, summaries, now)
-            rows = max(s.rows_read for s in summaries.values())
+            rows = max(summaries[t.metric.name].rows_read for t in group)
             bar.set_postfix(rows=rows)
         if failed:
             raise BatchRunError(
                 "; ".join(f"metric {name!r}: {summaries[name].failures[-1]}" for name in failed)
                 + ". Nothing of the failed ranges was stored; the next run starts there again.",
-                list(summaries.values()),
+                [summaries[t.metric.name] for t in group],
             )
-        return list(summaries.values())
+
+    def _hand_over(self, group: list[Target], summaries: dict[str, RunSummary],
+                   now: pd.Timestamp) -> None:
+        """End the batch alerts of the targets whose run reached the boundary from which
+        streaming counts every window: batch evaluates none of their windows any more."""
+        for target in group:
+            boundary = handover.handed_over_at(target.streamed, summaries[target.metric.name].until)
+            if boundary is None or not self.alerts:
+                continue
+            why = (f"streaming counts the windows from {boundary.isoformat()} on (stage "
+                   "switch); its own alerts judge them")
+            self._record(f"ending the batch alerts of {target.metric.name!r} at the switch",
+                         partial(self.store.end_alerts, target.metric, target.version, STAGE,
+                                 why, now.to_pydatetime()),
+                         summaries)
 
     def _run_slice(self, targets: list[Target], source: EventSource, start: pd.Timestamp,
                    end: pd.Timestamp, summaries: dict[str, RunSummary],
@@ -377,8 +414,7 @@ class BatchRunner:
                 self.store.write_slice(
                     target.metric, target.version, STAGE, results, run_id=runs[name],
                     rows_read=rows, rejected=letters,
-                    evaluate_at=now.to_pydatetime() if evaluate else None,
-                    notify=target.notify)
+                    evaluate_at=now.to_pydatetime() if evaluate else None)
             except Exception as err:  # this metric's slice is not stored; the others are
                 self._failed(runs[name], summaries, name, err)
                 failures[name] = SliceFailure(err, storing)

@@ -285,7 +285,7 @@ def run_metric_once(app_target: str, metric: str, database_url: str, source_url:
         runner = BatchRunner(store, lambda m: source_for(m.stream, source_engine), retry=retry,
                              label_source_for=lambda s: source_for(s, source_engine))
         try:
-            [summary] = runner.run_many([target])  # keeps notify: streaming may announce
+            [summary] = runner.run_many([target])  # leaves out what streaming counts
             return summary
         except BatchRunError:
             raise  # the runner recorded each failed slice
@@ -316,9 +316,9 @@ def _record_failure(store: SqlStore, target: Target, err: Exception,
 def _describe(summary: RunSummary) -> str:
     head = f"{summary.metric} v{summary.version}:"
     if summary.up_to_date:
-        return f"{head} up to date"
+        return f"{head} up to date{summary.left_to_streaming()}"
     return (f"{head} {summary.windows_written} windows from {summary.since} to "
-            f"{summary.until}, {summary.rows_read} rows read")
+            f"{summary.until}, {summary.rows_read} rows read{summary.left_to_streaming()}")
 
 
 __all__ = ["BatchScheduler", "ScheduleSettings", "ScheduledMetric", "run_scheduled_metric",

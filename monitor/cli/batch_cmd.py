@@ -11,7 +11,8 @@ import click
 import pandas as pd
 import sqlalchemy as sa
 
-from monitor.batch.rollup import rollup, rollup_name
+from monitor.batch import handover
+from monitor.batch.rollup import coarse_spec, rollup, rollup_name
 from monitor.batch.runner import BatchRunError, BatchRunner, RunSummary
 from monitor.batch.sources import SourceError, source_for
 from monitor.batch.tables import load_and_report
@@ -115,7 +116,8 @@ def _database_failed(err: sa.exc.SQLAlchemyError) -> click.ClickException:
 def describe(summary: RunSummary) -> str:
     head = f"{summary.metric} v{summary.version}:"
     if summary.up_to_date:
-        return f"{head} up to date (next window closes after {summary.until:%Y-%m-%d %H:%M} UTC)"
+        return (f"{head} up to date (next window closes after {summary.until:%Y-%m-%d %H:%M} "
+                f"UTC){summary.left_to_streaming()}")
     text = (f"{head} {summary.windows_written} windows from {summary.since:%Y-%m-%d %H:%M} to "
             f"{summary.until:%Y-%m-%d %H:%M} UTC, {summary.rows_read:,} rows read")
     if summary.labels_read:
@@ -125,7 +127,7 @@ def describe(summary: RunSummary) -> str:
         text += f", {summary.rows_rejected:,} rejected (see dead letters)"
     if summary.failures:
         text += f", {len(summary.failures)} failed attempts retried"
-    return text
+    return text + summary.left_to_streaming()
 
 
 def _time(text: str | None, option: str) -> pd.Timestamp | None:
@@ -162,8 +164,16 @@ def batch_rollup(ctx: click.Context, metric: str, window: str, since: str, until
     with SqlStore.open(database_url) as store:
         try:
             target = batch_targets(app, store, [metric])[0]
-            written = rollup(store, target.metric, target.version, window,
-                             start.to_pydatetime(), end.to_pydatetime(), stage)
+            ranges = [(start, end)]
+            cut = handover.split(target.streamed, start, end)
+            if stage == "batch" and cut.streamed:  # batch has not every fine window of those
+                width = coarse_spec(target.metric, window).windows.width
+                ranges = handover.whole_windows(width, cut.batch)
+                click.echo(f"left out: the coarse windows with a part in "
+                           f"{handover.describe(cut.streamed)}, which streaming counts")
+            written = sum(rollup(store, target.metric, target.version, window,
+                                 low.to_pydatetime(), high.to_pydatetime(), stage)
+                          for low, high in ranges)
         except KeyError as err:
             raise click.ClickException(str(err.args[0])) from None
         except (MonitorError, ValueError) as err:

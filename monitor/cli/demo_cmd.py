@@ -116,6 +116,7 @@ def _run(plan: Plan, stack: ExitStack) -> None:
         generate_events,
         generate_reference,
     )
+    from monitor.stage_switch import SWITCH_LEAD_ENV
     from streaming.broker import EmbeddedBroker, configured_bootstrap
 
     data = plan.workdir / "data"
@@ -181,12 +182,17 @@ def _run(plan: Plan, stack: ExitStack) -> None:
     _monitor(["batch", "load", history_file, "--stream", "home", *db])
     _monitor(["batch", "load", str(labels_file), "--stream", "outcomes", *db])
     _monitor(["batch", "run", "--since", start.isoformat(), "--until", now.isoformat(), *db])
+    # Batch counted the windows before `now` (an hour boundary, so one of every window of
+    # the app), streaming counts those from it: the live part, exactly.
     for name in metric_names:
         _monitor(["promote", name, "--to", "streaming", "--by", "demo", *db,
-                  "--reason", "batch values match research"])
+                  "--from", now.isoformat(), "--reason", "batch values match research"])
 
     logs = plan.workdir / "logs"
-    env = {DATABASE_URL_ENV: plan.database_url}
+    # The switch lead must cover the workers' --max-future below (a worker may not absorb
+    # an event further ahead than a stage change it has not seen yet could apply from).
+    env = {DATABASE_URL_ENV: plan.database_url,
+           SWITCH_LEAD_ENV: f"{(LIVE_HOURS + 1) * 3600}s"}
     services = [
         # The live hours are streamed compressed in time: their events are stamped up to
         # LIVE_HOURS ahead of the wall clock, which a worker rejects by default (and its

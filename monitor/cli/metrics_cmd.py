@@ -35,7 +35,8 @@ def list_metrics(ctx: click.Context, database_url: str) -> None:
     """Every metric with its stream (and label stream), stage, version, window, segments,
     fields, alerts, owner and last stage change.
 
-    Stages and versions come from the results database; a metric it does not know yet is
+    Stages and versions come from the results database (a metric in streaming with the
+    window it streams from: batch computed the ones before); a metric it does not know yet is
     "unregistered" (a recorded `monitor research run` registers it). A version marked *
     is not the app's definition any more: the app changed it since.
     """
@@ -75,7 +76,8 @@ def list_metrics(ctx: click.Context, database_url: str) -> None:
 @click.argument("metric")
 @database_url_option
 def metric_history(metric: str, database_url: str) -> None:
-    """Every stage change of METRIC, oldest first: when, version, from, to, who and why."""
+    """Every stage change of METRIC, oldest first: when, version, from, to, the window a
+    change into or out of streaming applies from, who and why."""
     with open_results_store(database_url) as store:
         try:
             history = store.stage_history(metric)
@@ -90,6 +92,9 @@ def metric_history(metric: str, database_url: str) -> None:
         "version": change.version,
         "from": change.from_stage or "-",
         "to": change.to_stage,
+        # changes into or out of streaming: the first window they apply to there
+        "boundary": ("-" if change.effective_from is None
+                     else change.effective_from.isoformat().replace("+00:00", "Z")),
         "by": change.by,
         "reason": change.reason,
     } for change in history], left="reason"))
@@ -126,6 +131,8 @@ def _stage(status: MetricStatus | None, known: bool) -> str:
         return "?"
     if status is None or status.stage is None:
         return UNREGISTERED
+    if status.streaming_from is not None:  # where streaming takes over from batch
+        return f"{status.stage} from {status.streaming_from:%Y-%m-%d %H:%M}"
     return status.stage
 
 

@@ -26,6 +26,7 @@ from monitor.storage.records import (
     StoredState,
     WindowResult,
 )
+from monitor.stream_status import PartitionRead
 
 DEFAULT_VALUES_LIMIT = 10_000  # rows a dashboard query returns unless told otherwise
 
@@ -130,6 +131,13 @@ class MetricCatalog(Protocol):
         ...
 
 
+class StreamProgress(Protocol):
+    def partition_reads(self, topics: Sequence[str]) -> list[PartitionRead]:
+        """How far the streaming stage has read each stored partition of ``topics`` in
+        event time (from its checkpoints)."""
+        ...
+
+
 class ProfileStore(Protocol):
     def save_profile(self, profile: ReferenceProfile,
                      fitted_at: datetime | None = None) -> None:
@@ -200,4 +208,10 @@ class SliceSink(Protocol):
         ``evaluate_at`` is given; the slice's ``rejected`` input stored as dead letters
         (once per key); and run ``run_id`` finished as succeeded. Either all of it is
         stored or none. Returns the number of value rows written."""
+        ...
+
+    def end_alerts(self, metric: MetricSpec, version: int, stage: str, why: str,
+                   now: datetime | None = None) -> int:
+        """End every active alert of ``metric``'s ``version`` in ``stage``, with ``why``
+        (:func:`monitor.alerts.evaluate.end_alerts`), in one transaction; how many."""
         ...

@@ -23,10 +23,10 @@ import pandas as pd
 from sqlalchemy import exc
 
 from metrics.drift import ReferenceProfile
-from monitor.alerts.evaluate import evaluate_windows
+from monitor.alerts.evaluate import end_alerts, evaluate_windows
 from monitor.errors import first_line
 from monitor.spec import MetricSpec
-from monitor.storage import dead_letters, definitions, profiles, results, runs
+from monitor.storage import dead_letters, definitions, profiles, results, runs, stream_status
 from monitor.storage.alert_store import SqlAlertTransaction
 from monitor.storage.database import Database
 from monitor.storage.ports import DEFAULT_VALUES_LIMIT, WriteRefused
@@ -39,6 +39,7 @@ from monitor.storage.records import (
     StoredState,
     WindowResult,
 )
+from monitor.stream_status import PartitionRead
 
 
 class SqlStore:
@@ -208,6 +209,17 @@ class SqlStore:
             runs.finish_run(conn, run_id, status="succeeded", rows_read=rows_read,
                             windows_written=len({w.window_start for w in windows}))
             return written
+
+    def end_alerts(self, metric: MetricSpec, version: int, stage: str, why: str,
+                   now: datetime | None = None) -> int:
+        with self.database.begin() as conn:
+            return len(end_alerts(SqlAlertTransaction(conn), metric, version, stage, why, now))
+
+    # -- StreamProgress -------------------------------------------------------------------
+
+    def partition_reads(self, topics: Sequence[str]) -> list[PartitionRead]:
+        with self.database.connect() as conn:
+            return stream_status.read_partition_reads(conn, topics)
 
     # -- DeadLetterSink -------------------------------------------------------------------
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+import pandas as pd
 from sqlalchemy import case, func, select
 from sqlalchemy.engine import Connection
 
 from monitor.storage.models import MetricValueRow, StreamCheckpointRow, table_of
-from monitor.stream_status import DeadLetterCount, PartitionStatus, StreamStatus
+from monitor.stream_status import DeadLetterCount, PartitionRead, PartitionStatus, StreamStatus
 from monitor.times import to_utc
 
 CHECKPOINTS = table_of(StreamCheckpointRow)
@@ -38,6 +39,23 @@ def _partitions(conn: Connection, topics: Sequence[str]) -> list[PartitionStatus
                             _utc(row.watermark), _utc(row.event_watermark),
                             to_utc(row.updated_at))
             for row in conn.execute(query)]
+
+
+def read_partition_reads(conn: Connection, topics: Sequence[str]) -> list[PartitionRead]:
+    """The latest event time absorbed of every stored partition of ``topics``: the highest
+    of the checkpoint's event watermark and the few highest times it sets aside
+    (``event_time_top``, decimal nanoseconds, highest first)."""
+    c = CHECKPOINTS.c
+    query = (select(c.topic, c.partition, c.event_watermark, c.event_time_top)
+             .where(c.topic.in_(list(topics))).order_by(c.topic, c.partition))
+    reads = []
+    for row in conn.execute(query):
+        times = [to_utc(row.event_watermark)] if row.event_watermark is not None else []
+        if row.event_time_top:
+            top_ns = max(int(part) for part in row.event_time_top.split(","))
+            times.append(pd.Timestamp(top_ns, unit="ns", tz="UTC").to_pydatetime())
+        reads.append(PartitionRead(row.topic, row.partition, max(times, default=None)))
+    return reads
 
 
 def _dead_letters(conn: Connection, since: datetime) -> list[DeadLetterCount]:
