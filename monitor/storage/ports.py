@@ -200,7 +200,7 @@ class SliceSink(Protocol):
     def write_slice(
         self, metric: MetricSpec, version: int, stage: str, windows: Sequence[WindowResult],
         *, run_id: int, rows_read: int, rejected: Sequence[DeadLetter] = (),
-        evaluate_at: datetime | None = None, notify: bool = True,
+        evaluate_at: datetime | None = None,
     ) -> int:
         """One slice of a batch run, in one transaction: ``windows`` upserted as
         :meth:`ResultSink.write_windows` does; the metric's alert rules evaluated on them

@@ -195,7 +195,7 @@ class SqlStore:
     def write_slice(self, metric: MetricSpec, version: int, stage: str,
                     windows: Sequence[WindowResult], *, run_id: int, rows_read: int,
                     rejected: Sequence[DeadLetter] = (),
-                    evaluate_at: datetime | None = None, notify: bool = True) -> int:
+                    evaluate_at: datetime | None = None) -> int:
         """Windows, their alert evaluation, the slice's dead letters and the end of its run
         in one transaction: a slice is stored, evaluated and recorded as succeeded, or none
         of it is (its retry or the next run does it again, adding nothing twice)."""
@@ -203,7 +203,7 @@ class SqlStore:
             written = results.write_windows(conn, metric.name, version, stage, windows)
             if evaluate_at is not None:
                 evaluate_windows(SqlAlertTransaction(conn), metric, version, stage, windows,
-                                 evaluate_at, notify=notify)
+                                 evaluate_at)
             if rejected:
                 dead_letters.write_dead_letters(conn, rejected)
             runs.finish_run(conn, run_id, status="succeeded", rows_read=rows_read,
