@@ -25,10 +25,15 @@ from monitor.values import MetricValue
 
 
 class Engine:
-    """Running states for a set of metrics, all fed from one stream's events."""
+    """Running states for a set of metrics, all fed from one stream's events.
 
-    def __init__(self, metrics: Iterable[MetricSpec]) -> None:
-        self.metrics = {m.name: m for m in metrics}
+    Its states are keyed by each metric's name, or by the keys of ``metrics`` when it is a
+    mapping: the streaming stage keeps two versions of one metric apart that way while
+    the new one takes over (see :mod:`streaming.plan`)."""
+
+    def __init__(self, metrics: Iterable[MetricSpec] | Mapping[str, MetricSpec]) -> None:
+        self.metrics = (dict(metrics) if isinstance(metrics, Mapping)
+                        else {m.name: m for m in metrics})
         streams = {m.stream.name for m in self.metrics.values()}
         if len(streams) > 1:
             raise ValueError(f"an engine reads one stream; got {', '.join(sorted(streams))}")
@@ -55,7 +60,7 @@ class Engine:
             if keep is not None and not keep.any():
                 continue
             rows = events if keep is None else events[keep]
-            keys, groups = codes.groups(metric, keep)
+            keys, groups = codes.groups(name, metric, keep)
             partials = [self._partial(metric, key) for key in keys]
             metric.aggregate.update_groups([p.state for p in partials],
                                            _input_columns(metric, rows), groups)
@@ -127,14 +132,15 @@ class _ChunkCodes:
             self._segments[columns] = _segment_codes(self.events, columns)
         return self._segments[columns]
 
-    def groups(self, metric: MetricSpec, keep: np.ndarray | None
+    def groups(self, name: str, metric: MetricSpec, keep: np.ndarray | None
                ) -> tuple[list[PartialKey], Groups]:
-        """The partial keys a metric's rows (those ``keep`` marks, or all) touch, and the
-        groups that put every row in its overall window and its segment's window."""
+        """The partial keys (under ``name``) a metric's rows (those ``keep`` marks, or all)
+        touch, and the groups that put every row in its overall window and its segment's
+        window."""
         window_starts, window_codes = self.windows(metric)
         if keep is not None:
             window_codes = window_codes[keep]
-        keys, groups = _groups_by_code(metric.name, window_starts, window_codes,
+        keys, groups = _groups_by_code(name, window_starts, window_codes,
                                        OVERALL_LABELS)
         if not metric.segment_by:
             return keys, groups
@@ -142,7 +148,7 @@ class _ChunkCodes:
         if keep is not None:
             segment_codes = segment_codes[keep]
         combined = window_codes * len(labels) + segment_codes
-        segment_keys, segment_groups = _groups_by_code(metric.name, window_starts, combined,
+        segment_keys, segment_groups = _groups_by_code(name, window_starts, combined,
                                                        labels)
         return keys + segment_keys, _both(groups, segment_groups)
 

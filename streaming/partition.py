@@ -87,7 +87,8 @@ class PartitionState:
     last_event_at: float = 0.0  # wall clock (monotonic) of the last message seen
 
     @classmethod
-    def restore(cls, topic: str, partition: int, metrics: Iterable[MetricSpec],
+    def restore(cls, topic: str, partition: int,
+                metrics: Iterable[MetricSpec] | Mapping[str, MetricSpec],
                 checkpoint: Checkpoint, partials: Mapping[PartialKey, Partial],
                 now: float, outliers: int = OUTLIERS,
                 corrections: Iterable[PartialKey] = ()) -> PartitionState:

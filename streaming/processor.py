@@ -44,6 +44,7 @@ from streaming.codec import MAX_MESSAGE_BYTES
 from streaming.dead_letter_tally import DeadLetterTally
 from streaming.messages import LATE, OFFSET, PARTITION, RawMessage, Rejected, decode_messages
 from streaming.partition import OUTLIERS, PartitionState, in_offset_order
+from streaming.plan import Interval, PlannedVersion, PlanSource, key_for, within_spans
 from streaming.ports import (
     AfterFinal,
     CheckpointConflict,
@@ -76,6 +77,11 @@ class StreamSettings:
     # clocks run fast cannot close a window that is still filling; a replay compressed in
     # time (the demo's) runs ahead on purpose and needs more.
     watermark_lead_s: float = 0.0
+    # How often the catalog is read for stage changes (see streaming.plan), and the switch
+    # lead (MONITOR_SWITCH_LEAD): a change applies from the first window boundary at least
+    # that long after it, and the processor absorbs nothing that far past its last read.
+    lifecycle_poll_s: float = 5.0
+    switch_lead_s: float = 900.0
 
     def __post_init__(self) -> None:
         if self.watermark_lead_s < 0:
@@ -94,7 +100,8 @@ class Prepared:
 
     messages: Sequence[RawMessage]
     events: dict[int, pd.DataFrame]  # per partition, in offset order
-    late: dict[int, dict[str, np.ndarray]]
+    late: dict[int, dict[str, np.ndarray]]  # what each metric leaves out: late, or outside
+    # its streaming spans (streaming.plan)
     through: dict[int, int]  # per partition, the highest offset of the batch
     cap_ns: int  # no watermark passes it: the wall clock when prepared, plus the lead
     rejected: list[Rejected] = field(default_factory=list)
@@ -113,7 +120,7 @@ class StreamProcessor:
                  after_final: AfterFinal | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], pd.Timestamp] = lambda: pd.Timestamp.now(tz="UTC"),
-                 ) -> None:
+                 plan_source: PlanSource | None = None) -> None:
         if any(t.metric.stream.name != stream.name for t in targets):
             raise ValueError(f"every metric of a processor reads stream {stream.name!r}")
         self.partition_store: PartitionStore = store
@@ -136,10 +143,27 @@ class StreamProcessor:
         self._backlog_until = 0.0  # monotonic time until which the consumer counts as behind
         self._looked_at = -math.inf  # when tick last looked for windows to close...
         self._looked_marks: tuple[int | None, ...] = ()  # ...and the owned marks then
+        # Following the catalog (streaming.plan): without a plan source, the targets are
+        # computed for every window. Keys are the engines' (a name, or name@vN).
+        self.plan_source = plan_source
+        self.spans: dict[str, tuple[Interval, ...]] = {}
+        self.unservable: dict[tuple[str, int], str] = {}  # versions it cannot compute
+        self._horizon_ns: int | None = None  # no event at or after it before a new read
+        self._read_at = -math.inf  # monotonic time of the last read of the catalog
+        if plan_source is not None and self.settings.max_future_s > self.settings.switch_lead_s:
+            raise ValueError(
+                f"max_future_s ({self.settings.max_future_s:g}) may not exceed switch_lead_s "
+                f"({self.settings.switch_lead_s:g}): a stage change could not be seen before "
+                "the events its boundary applies to")
 
     @property
     def metrics(self) -> list[MetricSpec]:
         return [metric for metric, _ in self.targets.values()]
+
+    @property
+    def keyed_metrics(self) -> dict[str, MetricSpec]:
+        """The metrics under their keys in the engines (see :func:`streaming.plan.key_for`)."""
+        return {key: metric for key, (metric, _) in self.targets.items()}
 
     # -- ownership -----------------------------------------------------------------------
 
@@ -158,7 +182,7 @@ class StreamProcessor:
         checkpoint, partials, corrections = stored
         log.info("%s[%d]: resuming after offset %d with %d open partial states",
                  self.topic, partition, checkpoint.offset, len(partials))
-        return PartitionState.restore(self.topic, partition, self.metrics, checkpoint,
+        return PartitionState.restore(self.topic, partition, self.keyed_metrics, checkpoint,
                                       partials, self.clock(), self.settings.watermark_outliers,
                                       corrections)
 
@@ -196,12 +220,17 @@ class StreamProcessor:
         prepared = Prepared(messages, {}, {}, through, cap_ns, list(batch.rejected),
                             len(messages) - len(fresh))
         time_field = self.stream.time
+        if not batch.events.empty:
+            self._before_absorbing(int(batch.events[time_field].max().value))
         for key, events in batch.events.groupby(PARTITION, sort=True):
             partition = int(key)  # type: ignore[arg-type]
             events = in_offset_order(events)
-            late = self.owned[partition].late_for(events, time_field, cap_ns)
+            late = skip = self.owned[partition].late_for(events, time_field, cap_ns)
+            if self.spans:
+                late, skip = within_spans(self.keyed_metrics, self.spans,
+                                          _times_ns(events[time_field]), late)
             prepared.events[partition] = events
-            prepared.late[partition] = late
+            prepared.late[partition] = skip
             prepared.rejected.extend(late_letters(events, late))
         return prepared
 
@@ -332,6 +361,9 @@ class StreamProcessor:
                 if now - state.last_event_at >= self.settings.idle_timeout_s:
                     state.advance_idle(wall_ns - idle_ns)
         self.store()
+        if (self.plan_source is not None and not self._in_flight
+                and now - self._read_at >= self.settings.lifecycle_poll_s):
+            self.follow()
         if not self._worth_a_look(now):
             return []
         return self.finalize()
@@ -351,7 +383,9 @@ class StreamProcessor:
         """Store the windows every partition has passed. A cheap look first (the marks and
         each metric's earliest open window): most ticks close nothing, and the closing
         transaction locks the checkpoints that every worker's store updates."""
-        if not self._due(self.window_sink.marks(self.topic)):
+        marks = self.window_sink.marks(self.topic)
+        self._retire_finished(marks)
+        if not self._due(marks):
             return []
         due_cutoffs: dict[str, int] = {}
 
@@ -381,7 +415,7 @@ class StreamProcessor:
         for name, (metric, version) in self.targets.items():
             cutoff_ns = low - metric.lateness_ns
             cutoff_ns -= cutoff_ns % 1000  # the database keeps microseconds
-            first = earliest.get((name, version))
+            first = earliest.get((metric.name, version))
             first_ns = None if first is None else pd.Timestamp(first).value
             if first_ns is not None and first_ns <= cutoff_ns:
                 due[name] = cutoff_ns
@@ -392,6 +426,111 @@ class StreamProcessor:
             for state in self.owned.values():
                 state.evict(name, below)
         return due
+
+
+    # -- following the catalog (see streaming.plan) ----------------------------------------
+
+    def follow(self, force: bool = False) -> None:
+        """Read the catalog (the whole plan only when the stage history changed, or with
+        ``force``) and apply it; the horizon moves to this read's start plus the lead."""
+        if self.plan_source is None:
+            return
+        started_ns = self.wall_clock().value
+        planned = self.plan_source.read(force or self._horizon_ns is None)
+        if planned is not None:
+            self.apply_plan(planned)
+        self._horizon_ns = started_ns + int(self.settings.switch_lead_s * 1e9)
+        self._read_at = self.clock()
+
+    def _before_absorbing(self, latest_ns: int) -> None:
+        """The exactly-once guard: an event at or after the horizon may belong to a change
+        this processor has not seen; read the catalog first."""
+        if self.plan_source is not None and (self._horizon_ns is None
+                                             or latest_ns >= self._horizon_ns):
+            self.follow()
+
+    def apply_plan(self, planned: Sequence[PlannedVersion]) -> None:
+        """Add the versions whose spans are new here, move the ends of the others' (a
+        version leaves once its windows are closed: :meth:`_retire_finished`)."""
+        running = {(metric.name, version): key
+                   for key, (metric, version) in self.targets.items()}
+        finished: Marks | None = None
+        unservable = {}
+        for item in planned:
+            key = running.get(item.ident)
+            if key is not None:
+                if self.spans.get(key) != item.spans:
+                    log.info("%s: %s version %d now streams windows %s", self.topic,
+                             item.name, item.version, describe_spans(item.spans))
+                self.spans[key] = item.spans
+                continue
+            if item.end_ns is not None:  # ended: only if its last windows are still open
+                finished = finished or self.window_sink.marks(self.topic)
+                if self._is_finished(item.name, item.version, item.end_ns, item.lateness_ns,
+                                     finished):
+                    continue
+            if item.metric is None:
+                unservable[item.ident] = item.problem or "cannot be computed here"
+                if item.ident not in self.unservable:
+                    log.error("%s: %s", self.topic, unservable[item.ident])
+                continue
+            self._add(item, item.metric)
+        self.unservable = unservable
+
+    def _add(self, item: PlannedVersion, metric: MetricSpec) -> None:
+        """Start computing a version: its states as stored (another worker may have
+        absorbed for it on partitions this one owns now), else empty."""
+        key = key_for(item.name, item.version, self.targets)
+        target = {key: (metric, item.version)}
+        stored = self.partition_store.load_partitions(self.topic, list(self.owned), target)
+        self.targets[key] = (metric, item.version)
+        self.versions[key] = item.version
+        self.spans[key] = item.spans
+        for partition, state in self.owned.items():
+            state.engine.metrics[key] = metric
+            partials = stored[partition].partials if partition in stored else {}
+            state.engine.partials.update(partials)
+            state.stored_keys |= set(partials)
+        log.info("%s: streaming %s version %d for windows %s", self.topic, item.name,
+                 item.version, describe_spans(item.spans))
+
+    def _retire_finished(self, marks: Marks) -> None:
+        """Let go of the versions whose spans ended and whose windows are all closed."""
+        for key, (metric, version) in list(self.targets.items()):
+            spans = self.spans.get(key)
+            end_ns = spans[-1][1] if spans else None
+            if end_ns is None or not self._is_finished(metric.name, version, end_ns,
+                                                       metric.lateness_ns, marks):
+                continue
+            if any(k[0] == key for state in self.owned.values() for k in state.engine.partials):
+                continue  # closed in the database, not yet evicted here: next look
+            for state in self.owned.values():
+                del state.engine.metrics[key]
+            del self.targets[key], self.versions[key], self.spans[key]
+            log.info("%s: %s version %d stopped: its windows before %s are closed",
+                     self.topic, metric.name, version, utc_from_ns(end_ns))
+
+    def _is_finished(self, name: str, version: int, end_ns: int, lateness_ns: int,
+                     marks: Marks) -> bool:
+        """Whether every window of a version before ``end_ns`` is closed: every partition
+        has passed it (plus the metric's lateness) and none of its partials is stored."""
+        checkpoints = marks.checkpoints
+        known = [checkpoints[p].mark_ns for p in range(self.partitions) if p in checkpoints]
+        if len(known) < self.partitions or any(mark is None for mark in known):
+            return False
+        low = min(mark for mark in known if mark is not None)
+        return (low - lateness_ns >= end_ns
+                and (name, version) not in marks.earliest_open_ends)
+
+
+def describe_spans(spans: Sequence[Interval]) -> str:
+    return ", ".join(f"from {utc_from_ns(start):%Y-%m-%d %H:%M:%S}"
+                     + ("" if end is None else f" until {utc_from_ns(end):%Y-%m-%d %H:%M:%S}")
+                     for start, end in spans)
+
+
+def _times_ns(times: pd.Series) -> np.ndarray:
+    return times.to_numpy(dtype="datetime64[ns]").view(np.int64)
 
 
 def prepared_empty(stream: StreamSpec) -> pd.DataFrame:

@@ -67,17 +67,18 @@ class SqlStreamStore:
             # the first values, judged; then the corrections merged into them (see
             # streaming.partition: what came after a partition's idle mark passed)
             for corrections in (False, True):
-                found = state_store.final_windows(conn, topic, cutoffs.values(), stage,
+                found = state_store.final_windows(conn, topic, cutoffs, stage,
                                                   corrections=corrections)
-                write_metrics_windows(conn, stage, ((name, cutoffs[name].version, results)
-                                                    for name, results in found.items()))
+                write_metrics_windows(conn, stage, ((cutoffs[key].metric.name,
+                                                     cutoffs[key].version, results)
+                                                    for key, results in found.items()))
                 if after_final is not None:
                     alerts = SqlAlertTransaction(conn)
-                    for name, results in found.items():
-                        after_final(alerts, cutoffs[name].metric, cutoffs[name].version,
+                    for key, results in found.items():
+                        after_final(alerts, cutoffs[key].metric, cutoffs[key].version,
                                     results)
-                for name, results in found.items():
-                    closed.setdefault(name, {}).update(
+                for key, results in found.items():
+                    closed.setdefault(key, {}).update(
                         ((r.segment, r.window_start), r) for r in results)
             state_store.delete_partials(conn, topic, [cutoffs[name] for name in closed])
             return {name: list(results.values()) for name, results in closed.items()}

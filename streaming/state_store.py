@@ -87,19 +87,20 @@ def _times(text: str | None) -> tuple[int, ...]:
 def load_partials(conn: Connection, topic: str, partition: int,
                   targets: Mapping[str, tuple[MetricSpec, int]]
                   ) -> tuple[dict[PartialKey, Partial], frozenset[PartialKey]]:
-    """The stored partials of ``partition`` for the metric versions in ``targets``, and
-    which of them are corrections: where a window has both, the correction (the other is
-    complete, see ``streaming.partition``, and stays in the database for the close)."""
+    """The stored partials of ``partition`` for the metric versions in ``targets``, keyed
+    by the names ``targets`` gives them (a processor's keys: see :mod:`streaming.plan`),
+    and which of them are corrections: where a window has both, the correction (the other
+    is complete, see ``streaming.partition``, and stays in the database for the close)."""
     p = PARTIALS.c
     partials: dict[PartialKey, Partial] = {}
     corrections: set[PartialKey] = set()
-    for name, (metric, version) in targets.items():
+    for key_name, (metric, version) in targets.items():
         rows = conn.execute(select(p.window_start, p.segment, p.correction, p.state, p.rows)
                             .where(p.topic == topic, p.partition == partition,
-                                   p.metric == name, p.metric_version == version)
+                                   p.metric == metric.name, p.metric_version == version)
                             .order_by(p.correction))
         for row in rows:
-            key = (name, row.segment, pd.Timestamp(row.window_start).value)
+            key = (key_name, row.segment, pd.Timestamp(row.window_start).value)
             partials[key] = Partial(metric.aggregate.state_from_bytes(row.state), row.rows)
             if row.correction:
                 corrections.add(key)
@@ -109,7 +110,9 @@ def load_partials(conn: Connection, topic: str, partition: int,
 def store_partitions(conn: Connection, states: Sequence[PartitionState],
                      versions: Mapping[str, int], owner: str | None = None) -> None:
     """Write the states' checkpoints (signed by ``owner``, the writing worker) and dirty
-    partials (one upsert for all).
+    partials (one upsert for all). The partials' keys name the states' metrics (see
+    :class:`monitor.engine.Engine`: a metric's name, or a key of its own for one of two
+    versions kept apart), and ``versions`` gives each key's version.
 
     CheckpointConflict if a stored checkpoint is no longer the one its state was loaded
     from (or last stored), or if a partial it stored before is gone: another worker
@@ -129,11 +132,12 @@ def store_partitions(conn: Connection, states: Sequence[PartitionState],
     rows: list[tuple[Any, ...]] = []
     for state in states:
         for key in sorted(state.dirty):
-            name, segment, start_ns = key
+            key_name, segment, start_ns = key
             partial = state.engine.partials[key]
-            width = state.metrics[name].windows.width_ns
-            rows.append((name, versions[name], as_time(utc_from_ns(start_ns)), segment,
-                         state.topic, state.partition, key in state.corrections,
+            metric = state.metrics[key_name]
+            width = metric.windows.width_ns
+            rows.append((metric.name, versions[key_name], as_time(utc_from_ns(start_ns)),
+                         segment, state.topic, state.partition, key in state.corrections,
                          as_time(utc_from_ns(start_ns + width)),
                          as_state(partial.state.to_bytes()), partial.rows, as_time(now)))
     upsert_rows(conn, PARTIALS, PARTIAL_COLUMNS, rows)
@@ -153,9 +157,11 @@ def _check_not_closed(conn: Connection, states: Sequence[PartitionState],
                                p.window_start, p.correction).where(
         p.topic == states[0].topic, p.partition.in_(sorted(stored)),
         p.window_start >= utc_from_ns(earliest)))
-    present = {(row.partition, row.metric, row.segment, pd.Timestamp(row.window_start).value,
-                row.correction)
-               for row in rows if versions.get(row.metric) == row.metric_version}
+    key_names = {(metric.name, versions[key_name]): key_name
+                 for key_name, metric in states[0].metrics.items() if key_name in versions}
+    present = {(row.partition, key_names[(row.metric, row.metric_version)], row.segment,
+                pd.Timestamp(row.window_start).value, row.correction)
+               for row in rows if (row.metric, row.metric_version) in key_names}
     corrections = {state.partition: state.corrections for state in states}
     for partition, keys in sorted(stored.items()):
         if gone := {key for key in keys
@@ -190,30 +196,31 @@ def write_checkpoint(conn: Connection, state: PartitionState, now: datetime,
                                  "worker since it was loaded here")
 
 
-def final_windows(conn: Connection, topic: str, due: Iterable[Cutoff],
+def final_windows(conn: Connection, topic: str, due: Mapping[str, Cutoff],
                   stage: str = "streaming", *, corrections: bool = False
                   ) -> dict[str, list[WindowResult]]:
-    """Per metric name of ``due``, its windows ending by the cutoff that have partials
-    (``corrections`` or the others): the partials of every partition merged, into the
-    window's stored state when it was closed before. Metrics with none are left out. Two
-    queries for all the metrics: every tick that closes a window closes one of each
-    metric."""
-    cutoffs = {cutoff.metric.name: cutoff for cutoff in due}
-    if not cutoffs:
+    """Per key of ``due`` (a metric version each), its windows ending by the cutoff that
+    have partials (``corrections`` or the others): the partials of every partition
+    merged, into the window's stored state when it was closed before. Versions with none
+    are left out. Two queries for all the metrics: every tick that closes a window closes
+    one of each metric."""
+    if not due:
         return {}
+    keys = {(cutoff.metric.name, cutoff.version): key for key, cutoff in due.items()}
     p = PARTIALS.c
     rows = conn.execute(
-        select(p.metric, p.window_start, p.window_end, p.segment, p.state, p.rows)
-        .where(p.topic == topic, p.correction == corrections, _ending_by(cutoffs.values()))
-        .order_by(p.metric, p.window_start, p.segment, p.partition)).all()
-    by_metric: dict[str, list[Any]] = {}
+        select(p.metric, p.metric_version, p.window_start, p.window_end, p.segment, p.state,
+               p.rows)
+        .where(p.topic == topic, p.correction == corrections, _ending_by(due.values()))
+        .order_by(p.metric, p.metric_version, p.window_start, p.segment, p.partition)).all()
+    by_version: dict[tuple[str, int], list[Any]] = {}
     for row in rows:
-        by_metric.setdefault(row.metric, []).append(row)
+        by_version.setdefault((row.metric, row.metric_version), []).append(row)
     stored = read_metrics_states(conn, stage, {
-        (name, cutoffs[name].version): (min(r.window_start for r in found), cutoffs[name].until)
-        for name, found in by_metric.items()})
-    return {name: _merged(cutoffs[name].metric, found, stored[(name, cutoffs[name].version)])
-            for name, found in by_metric.items()}
+        version: (min(r.window_start for r in found), due[keys[version]].until)
+        for version, found in by_version.items()})
+    return {keys[version]: _merged(due[keys[version]].metric, found, stored[version])
+            for version, found in by_version.items()}
 
 
 def _merged(metric: MetricSpec, rows: Sequence[Any], stored: Sequence[StoredState]

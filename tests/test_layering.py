@@ -36,7 +36,7 @@ PURE_MONITOR = ["monitor.spec", "monitor.registry", "monitor.schema", "monitor.w
                 "monitor.performance_pairs", "monitor.stream_status", "monitor.stage_switch"]
 # The stream processor talks to its ports; the SQL is in streaming.sql_store and state_store.
 PURE_STREAMING = ["streaming.processor", "streaming.ports", "streaming.partition",
-                  "streaming.alert_hook"]
+                  "streaming.plan", "streaming.alert_hook"]
 
 
 def test_pure_modules_import_no_io_clients() -> None:
