@@ -36,11 +36,13 @@ class Figures:
     windows_closed: Counter[str] = field(default_factory=Counter)  # per metric
     store_seconds: list[tuple[str, float]] = field(default_factory=list)  # (operation, s)
     partitions: dict[int, PartitionMarks] | None = None  # None: not known (yet)
+    # the metric versions in streaming it cannot compute, and why (None: not known)
+    problems: list[str] | None = None
 
     @property
     def empty(self) -> bool:
         return not (self.absorbed or self.dead_letters or self.windows_closed
-                    or self.store_seconds) and self.partitions is None
+                    or self.store_seconds) and self.partitions is None and self.problems is None
 
 
 class Tally:
@@ -64,7 +66,9 @@ class Tally:
     def store_took(self, operation: str, seconds: float) -> None:
         self._figures.store_seconds.append((operation, seconds))
 
-    def drain(self, partitions: dict[int, PartitionMarks] | None) -> Figures:
+    def drain(self, partitions: dict[int, PartitionMarks] | None,
+              problems: list[str] | None = None) -> Figures:
         figures, self._figures = self._figures, Figures()
         figures.partitions = partitions
+        figures.problems = problems
         return figures

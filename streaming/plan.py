@@ -88,9 +88,14 @@ def within_spans(metrics: Mapping[str, MetricSpec], spans: Mapping[str, Sequence
     every window."""
     late_inside: dict[str, np.ndarray] = {}
     skip: dict[str, np.ndarray] = {}
+    first_ns, last_ns = (int(times_ns.min()), int(times_ns.max())) if len(times_ns) else (0, 0)
     for key, metric in metrics.items():
         flags = late.get(key)
         if key not in spans:
+            if flags is not None:
+                late_inside[key] = skip[key] = flags
+            continue
+        if covers_all(metric, spans[key], first_ns, last_ns):  # the common case: no mask
             if flags is not None:
                 late_inside[key] = skip[key] = flags
             continue
@@ -98,6 +103,15 @@ def within_spans(metrics: Mapping[str, MetricSpec], spans: Mapping[str, Sequence
         late_inside[key] = inside if flags is None else flags & inside
         skip[key] = ~inside if flags is None else flags | ~inside
     return late_inside, skip
+
+
+def covers_all(metric: MetricSpec, spans: Sequence[Interval], first_ns: int, last_ns: int
+               ) -> bool:
+    """Whether one of ``spans`` covers the windows of every event time from ``first_ns``
+    to ``last_ns``."""
+    width = metric.windows.width_ns
+    first, last = first_ns // width * width, last_ns // width * width
+    return any(first >= start and (end is None or last < end) for start, end in spans)
 
 
 def key_for(name: str, version: int, taken: Mapping[str, object]) -> str:

@@ -33,13 +33,14 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from monitor.spec import StreamSpec
+from monitor.spec import MetricSpec, StreamSpec
 from monitor.storage.database import Database
 from monitor.storage.outages import call_through_outages, describe_error, is_outage
 from monitor.targets import Target
 from streaming.figures import Figures, PartitionMarks, Tally
 from streaming.label_processor import PREDICTIONS, JoinPrepared, LabelJoinProcessor
 from streaming.label_store import SqlHeldStore
+from streaming.lifecycle_poll import CatalogPlan
 from streaming.messages import RawMessage, Rejected
 from streaming.observed_store import ObservedStore
 from streaming.processor import AfterFinal, StreamProcessor, StreamSettings
@@ -58,7 +59,9 @@ class ProcessorSpec:
     app_target: str  # module:attribute of the Monitor
     stream: StreamSpec  # with the worker's topic
     partitions: int
-    metrics: tuple[str, ...]  # the stream's metrics in the streaming stage
+    # A plain stream's metrics, whatever their stage: the processor follows the catalog
+    # (streaming.plan). A label join's: those in the streaming stage as the worker started.
+    metrics: tuple[str, ...]
     settings: StreamSettings
     after_final: AfterFinal | None  # a module-level function (pickled by name)
     log_level: int
@@ -71,6 +74,13 @@ class ProcessorSpec:
     def topic(self) -> str:
         assert self.stream.topic is not None
         return self.stream.topic
+
+    def app_metrics(self) -> list[MetricSpec]:
+        """The app's definitions of the metrics (reference unbound), imported here."""
+        from monitor.app_loading import load_app
+
+        app = load_app(self.app_target)
+        return [app.get(name) for name in self.metrics]
 
     def targets(self, database: Database) -> list[Target]:
         """The metrics with their stored versions and references, as the worker found."""
@@ -200,15 +210,19 @@ def serve(conn: Connection, spec: ProcessorSpec) -> None:
     logging.basicConfig(level=spec.log_level, stream=sys.stderr,
                         format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s")
     database = Database(spec.database_url, pre_ping=False)  # every step is retried
-    targets = call_through_outages(lambda: spec.targets(database),
-                                   f"loading the streaming metrics of {spec.topic}")
     tally = Tally()
     steps: _Steps | _JoinSteps
     if spec.labels is None:
         store = ObservedStore(SqlStreamStore(database, owner=worker_name()), tally)
-        steps = _Steps(StreamProcessor(store, spec.stream, spec.topic, spec.partitions,
-                                       targets, spec.settings, after_final=spec.after_final))
+        processor = StreamProcessor(store, spec.stream, spec.topic, spec.partitions, [],
+                                    spec.settings, after_final=spec.after_final,
+                                    plan_source=CatalogPlan(database, spec.app_metrics()))
+        call_through_outages(lambda: processor.follow(force=True),
+                             f"reading the streaming stage of {spec.topic}'s metrics")
+        steps = _Steps(processor)
     else:  # its store is not observed yet: /metrics shows its partitions, not its counts
+        targets = call_through_outages(lambda: spec.targets(database),
+                                       f"loading the streaming metrics of {spec.topic}")
         steps = _JoinSteps(LabelJoinProcessor(
             SqlHeldStore(database, owner=worker_name()), spec.stream, spec.labels,
             spec.partitions,
@@ -220,7 +234,7 @@ def serve(conn: Connection, spec: ProcessorSpec) -> None:
             except (EOFError, OSError):
                 return  # the worker is gone
             if step == "close":
-                conn.send((True, None, tally.drain(steps.partitions())))
+                conn.send((True, None, tally.drain(steps.partitions(), steps.problems())))
                 return
             try:
                 result = getattr(steps, step)(*args)
@@ -229,7 +243,7 @@ def serve(conn: Connection, spec: ProcessorSpec) -> None:
                 reply = (False, (describe(err), looks_like_an_outage(err)))
             else:
                 reply = (True, result)
-            conn.send((*reply, tally.drain(steps.partitions())))
+            conn.send((*reply, tally.drain(steps.partitions(), steps.problems())))
     finally:
         database.dispose()
 
@@ -249,6 +263,10 @@ class _Steps:
         """The owned partitions as stored (what /metrics reports, not what is in memory)."""
         return {partition: PartitionMarks(state.checkpoint.offset, state.checkpoint.mark_ns)
                 for partition, state in sorted(self.processor.owned.items())}
+
+    def problems(self) -> list[str]:
+        """The metric versions in streaming that this worker cannot compute, and why."""
+        return sorted(self.processor.unservable.values())
 
     def assign(self, partitions: list[int]) -> None:
         self.processor.assign(partitions)
@@ -316,6 +334,9 @@ class _JoinSteps:
         owned = self.processor.sides[PREDICTIONS].owned
         return {partition: PartitionMarks(state.checkpoint.offset, state.checkpoint.mark_ns)
                 for partition, state in sorted(owned.items())}
+
+    def problems(self) -> list[str]:
+        return []  # its metrics were read at start (it does not follow the catalog yet)
 
     def assign(self, side: str, partitions: list[int]) -> None:
         self.processor.assign(side, partitions)

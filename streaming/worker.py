@@ -40,7 +40,7 @@ from typing import Any, NoReturn, TypeVar
 import faust
 from kafka import KafkaConsumer
 
-from monitor.spec import StreamSpec
+from monitor.spec import MetricSpec, StreamSpec
 from monitor.storage.outages import Backoff
 from monitor.targets import Target
 from streaming.broker import create_topics, list_topics
@@ -116,24 +116,26 @@ def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int) -> dic
 
 
 def build_app(settings: WorkerSettings, database_url: str, app_target: str,
-              targets: Sequence[Target], *, after_final: AfterFinal | None = None,
+              metrics: Sequence[MetricSpec], joined: Sequence[Target] = (), *,
+              after_final: AfterFinal | None = None,
               health: WorkerHealth | None = None) -> faust.App:
-    """A Faust app with an agent per stream that has metrics in ``targets`` (of the
-    Monitor at ``app_target``), and for metrics joined to labels an agent per topic of
+    """A Faust app with an agent per stream of ``metrics`` (of the Monitor at
+    ``app_target``, whatever their stage: the processors follow the catalog, see
+    :mod:`streaming.plan`), and for the metrics ``joined`` to labels an agent per topic of
     each (prediction stream, label stream) pair, both feeding one
     :class:`~streaming.label_processor.LabelJoinProcessor`; each processor runs in a
     process of its own (see :mod:`streaming.processor_process`), started now, with a
     connection pool of its own."""
-    streams: dict[str, tuple[StreamSpec, list[Target]]] = {}
+    streams: dict[str, tuple[StreamSpec, list[MetricSpec]]] = {}
     joins: dict[tuple[str, str], tuple[StreamSpec, StreamSpec, list[Target]]] = {}
-    for target in targets:
+    for metric in metrics:
+        stream = _with_topic(settings, metric.stream)
+        streams.setdefault(stream.name, (stream, []))[1].append(metric)
+    for target in joined:
         stream = _with_topic(settings, target.metric.stream)
-        source = target.metric.labels
-        if source is None:
-            streams.setdefault(stream.name, (stream, []))[1].append(target)
-        else:
-            labels = _with_topic(settings, source.stream)
-            joins.setdefault((stream.name, labels.name), (stream, labels, []))[2].append(target)
+        assert target.metric.labels is not None
+        labels = _with_topic(settings, target.metric.labels.stream)
+        joins.setdefault((stream.name, labels.name), (stream, labels, []))[2].append(target)
     topics = sorted({s.topic for s, _ in streams.values() if s.topic is not None}
                     | {s.topic for p, lab, _ in joins.values() for s in (p, lab)
                        if s.topic is not None})
@@ -143,10 +145,10 @@ def build_app(settings: WorkerSettings, database_url: str, app_target: str,
     level = logging.getLevelName(settings.log_level.upper())
     if health is not None:  # the probes and figures of /healthz, /readyz and /metrics
         watch(app, health)
-    for stream, stream_targets in streams.values():
+    for stream, stream_metrics in streams.values():
         assert stream.topic is not None
         spec = ProcessorSpec(database_url, app_target, stream, counts[stream.topic],
-                             tuple(t.metric.name for t in stream_targets), settings.stream,
+                             tuple(m.name for m in stream_metrics), settings.stream,
                              after_final, level)
         _wire(app, settings, f"stream.{stream.name}", stream.topic,
               ProcessorProcess(spec, _figures_sink(health, stream.topic)))
@@ -171,6 +173,13 @@ def build_app(settings: WorkerSettings, database_url: str, app_target: str,
 def _figures_sink(health: WorkerHealth | None, topic: str
                   ) -> Callable[[Figures], None] | None:
     return None if health is None else health.processor_sink(topic)
+
+
+def streamable(metric: MetricSpec, settings: WorkerSettings) -> bool:
+    """Whether a worker reads ``metric``'s stream: it is not joined to labels and its
+    stream has a topic (declared, or given with ``--topic``)."""
+    return metric.labels is None and (metric.stream.topic is not None
+                                      or metric.stream.name in settings.topics)
 
 
 def _with_topic(settings: WorkerSettings, stream: StreamSpec) -> StreamSpec:

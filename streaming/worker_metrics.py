@@ -79,6 +79,7 @@ class WorkerHealth:
         self._lock = threading.Lock()  # figures arrive on the processors' caller threads
         self._partitions: dict[str, dict[int, _Partition]] = {}
         self._highwaters: dict[tuple[str, int], int] = {}
+        self._problems: dict[str, list[str]] = {}  # per topic: versions it cannot compute
         self._beat = wall_clock()
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)  # process_start_time_seconds: restarts
@@ -126,6 +127,9 @@ class WorkerHealth:
             self.store_seconds.labels(topic, operation).observe(seconds)
         if figures.partitions is not None:
             self._update_partitions(topic, figures.partitions)
+        if figures.problems is not None:
+            with self._lock:
+                self._problems[topic] = figures.problems
 
     def _update_partitions(self, topic: str, now_owned: Mapping[int, PartitionMarks]) -> None:
         now = self.wall_clock()
@@ -157,6 +161,10 @@ class WorkerHealth:
 
     def readiness(self) -> Readiness:
         lags = self.lags()
+        with self._lock:
+            problems = [p for found in self._problems.values() for p in found]
+        if problems:  # a metric in streaming that nobody computes here: its windows wait
+            return Readiness(False, "; ".join(problems), lags)
         if not lags:
             return Readiness(False, "no partitions assigned", lags)
         unmarked = [tp for tp, lag in sorted(lags.items()) if lag is None]

@@ -11,6 +11,7 @@ from monitor.cli.app import app_target, load_app
 from monitor.cli.db_cmd import database_url_option
 from monitor.cli.kafka_options import bootstrap_option
 from monitor.errors import MonitorError
+from monitor.stage_switch import switch_lead
 from monitor.storage.database import DatabaseUnavailableError
 from monitor.storage.database_url import mask_url
 from monitor.storage.outages import wait_for_database
@@ -40,6 +41,11 @@ LOG_LEVELS = ["crit", "error", "warn", "info", "debug"]
               show_default=True, metavar="SECONDS",
               help="Events further ahead of the wall clock are dead-lettered (a device "
                    "clock may be a few minutes off; further ahead is more likely wrong).")
+@click.option("--lifecycle-poll", type=click.FloatRange(min=0.1), default=5.0,
+              show_default=True, metavar="SECONDS",
+              help="How often the worker reads the catalog for stage changes (promotions, "
+                   "demotions, new versions): it applies them within this time, from the "
+                   "window boundary `monitor promote` stated, without a restart.")
 @click.option("--watermark-outliers", type=click.IntRange(min=0),
               default=StreamSettings.watermark_outliers, show_default=True, metavar="N",
               help="A partition's watermark (which decides what is too late for a closed "
@@ -77,7 +83,8 @@ LOG_LEVELS = ["crit", "error", "warn", "info", "debug"]
                    "(Kafka): the embedded broker (Tansu) does not.")
 @click.pass_context
 def worker(ctx: click.Context, database_url: str, bootstrap: str, group: str | None,
-           partitions: int, idle_timeout: float, max_future: float, watermark_outliers: int,
+           partitions: int, idle_timeout: float, max_future: float, lifecycle_poll: float,
+           watermark_outliers: int,
            watermark_lead: float, topics: tuple[str, ...],
            max_message_bytes: int, session_timeout: float, loglevel: str,
            health_port: int | None, health_host: str, ready_lag: float,
@@ -99,35 +106,44 @@ def worker(ctx: click.Context, database_url: str, bootstrap: str, group: str | N
     try); a database outage later is retried, holding the micro-batch. A worker is two
     processes
     (Faust, and the processor that decodes, computes and stores); if the processor dies,
-    the worker exits with code 3: start it again. The metrics are read at start: after
-    promoting another metric to streaming (or a new version), restart the workers.
+    the worker exits with code 3: start it again. It reads every stream of the app that
+    has a topic and follows the catalog: a promotion to streaming, a demotion or a new
+    version applies within --lifecycle-poll seconds, from the window boundary `monitor
+    promote` stated (at least MONITOR_SWITCH_LEAD after the change), no restart needed;
+    --max-future may not exceed that lead. Restart the workers only for a version whose
+    code changed (the worker says so and /readyz fails) and for metrics joined to labels,
+    which are read at start.
     With --health-port it serves probes and Prometheus metrics; `monitor stream status`
     shows the whole group from the database.
     """
     import faust  # imported here: Faust is slow to import and only this command needs it
 
     from streaming.health_server import HealthServer
-    from streaming.worker import WorkerSettings, build_app
+    from streaming.worker import WorkerSettings, build_app, streamable
     from streaming.worker_metrics import WorkerHealth
 
     if ready_lag <= idle_timeout:
         raise click.BadParameter(
             f"an idle partition lags by about --idle-timeout ({idle_timeout:g} s): give a "
             "larger bound", param_hint="--ready-lag")
+    lead = switch_lead()
+    if max_future > lead.total_seconds():
+        raise click.BadParameter(
+            f"events up to --max-future ({max_future:g} s) ahead are absorbed, so it may "
+            f"not exceed MONITOR_SWITCH_LEAD ({lead.total_seconds():g} s), the time a stage "
+            "change leaves workers to see it before its boundary", param_hint="--max-future")
     app = load_app(ctx.obj["app_target"])
     store = SqlStore.open(database_url)
     try:
         # Started during an outage, the worker waits for the database (a line per try)
         # rather than exit, as it does when the outage starts later.
         wait_for_database(store.database, threading.Event())
-        targets = batch_targets(app, store, stages=("streaming",))
+        joined = [t for t in batch_targets(app, store, stages=("streaming",))
+                  if t.metric.labels is not None]
     except (MonitorError, DatabaseUnavailableError) as err:
         raise click.ClickException(str(err)) from None
     finally:
         store.database.dispose()  # the worker writes through a pool of its own, below
-    if not targets:
-        raise click.ClickException("no metric is in the streaming stage; promote one with "
-                                   "`monitor promote METRIC --to streaming --reason ...`")
     try:
         wait_until_reachable(bootstrap, 10.0)
     except BrokerError as err:
@@ -140,11 +156,17 @@ def worker(ctx: click.Context, database_url: str, bootstrap: str, group: str | N
         stream=StreamSettings(idle_timeout_s=idle_timeout, max_future_s=max_future,
                               max_message_bytes=max_message_bytes,
                               watermark_outliers=watermark_outliers,
-                              watermark_lead_s=watermark_lead))
+                              watermark_lead_s=watermark_lead,
+                              lifecycle_poll_s=lifecycle_poll,
+                              switch_lead_s=lead.total_seconds()))
+    metrics = [m for m in app.metrics.values() if streamable(m, settings)]
+    if not metrics and not joined:
+        raise click.ClickException("no metric of the app reads a stream with a topic; give "
+                                   "one with mon.stream(NAME, topic=...) or --topic")
     health = None if health_port is None else WorkerHealth(ready_lag, offset_lag=offset_lag)
     # The processors' processes import the app again, as found here.
-    faust_app = build_app(settings, database_url, app_target(ctx.obj["app_target"]), targets,
-                          after_final=evaluate_alerts, health=health)
+    faust_app = build_app(settings, database_url, app_target(ctx.obj["app_target"]), metrics,
+                          joined, after_final=evaluate_alerts, health=health)
     if health is not None and health_port is not None:
         try:
             server = HealthServer(health, health_host, health_port)
@@ -153,9 +175,14 @@ def worker(ctx: click.Context, database_url: str, bootstrap: str, group: str | N
                                        f"{health_port}: {err}") from None
         click.echo(f"probes and metrics on http://{health_host}:{server.port}/ "
                    "(/healthz, /readyz, /metrics)", err=True)
-    names = ", ".join(t.metric.name for t in targets)
-    click.echo(f"streaming {names} from {bootstrap} into {mask_url(database_url)} "
-               f"(group {settings.group})", err=True)
+    streams = ", ".join(sorted({m.stream.name for m in metrics}))
+    click.echo(f"following the streaming stage of the metrics of {streams or 'no stream'} "
+               f"from {bootstrap} into {mask_url(database_url)} (group {settings.group}): "
+               f"stage changes apply within {lifecycle_poll:g} s", err=True)
+    if joined:
+        click.echo("metrics joined to labels (" + ", ".join(t.metric.name for t in joined)
+                   + ") are read at start: restart the workers after promoting or demoting "
+                   "one", err=True)
     faust.Worker(faust_app, loglevel=loglevel, quiet=True).execute_from_commandline()
 
 

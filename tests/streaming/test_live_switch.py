@@ -13,9 +13,6 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from metrics.drift import ReferenceProfile
-from monitor.references import References, bind
-from monitor.research import evaluate
 from monitor.spec import MetricSpec
 from monitor.storage.store import SqlStore
 from streaming.codec import encode_events, event_dicts
@@ -24,7 +21,15 @@ from streaming.plan import Interval, PlannedVersion
 from streaming.processor import StreamProcessor, StreamSettings
 from streaming.sql_store import SqlStreamStore
 from tests.streaming.clock import Clock
-from tests.streaming.switch_app import boundary, events, mon, profile
+from tests.streaming.switch_app import (
+    bound,
+    boundary,
+    events,
+    mon,
+    profile,
+    research,
+    stored,
+)
 
 STREAM = mon.streams["clicks"]
 TOPIC = "switch-clicks"
@@ -98,29 +103,6 @@ class Feed:
 
 def planned(metric: MetricSpec, version: int, *spans: Interval) -> PlannedVersion:
     return PlannedVersion(metric.name, version, spans, metric, metric.lateness_ns)
-
-
-def bound(name: str, fitted: ReferenceProfile | None = None) -> MetricSpec:
-    metric = mon.get(name)
-    return metric if fitted is None else bind(metric, References(profiles={"training": fitted}))
-
-
-def stored(store: SqlStore, name: str, version: int) -> pd.DataFrame:
-    values = store.read_values(metric=name, stage="streaming", version=version, limit=None)
-    return values.drop(columns="stage").reset_index(drop=True)
-
-
-def research(metric: MetricSpec, frame: pd.DataFrame, since: pd.Timestamp | None = None,
-             until: pd.Timestamp | None = None, reference: ReferenceProfile | None = None
-             ) -> pd.DataFrame:
-    """Research's values of ``metric`` over the events of the windows in [since, until)."""
-    keep = pd.Series(True, index=frame.index)
-    if since is not None:
-        keep &= frame.ts >= since
-    if until is not None:
-        keep &= frame.ts < until
-    return evaluate(metric, frame[keep], reference=reference).drop(columns="stage").reset_index(
-        drop=True)
 
 
 def partial_rows(store: SqlStore, name: str) -> int:
@@ -238,3 +220,16 @@ def test_max_future_beyond_the_lead_is_refused(store: SqlStore) -> None:
         StreamProcessor(SqlStreamStore(store.database), STREAM, TOPIC, PARTITIONS, [],
                         StreamSettings(max_future_s=60, switch_lead_s=30),
                         plan_source=FakeCatalog())
+
+
+def test_the_worker_refuses_a_max_future_beyond_the_switch_lead() -> None:
+    from click.testing import CliRunner
+
+    from monitor.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["--app", "tests.streaming.switch_app:mon", "stream",
+                                      "worker", "--max-future", "60"],
+                                env={"MONITOR_SWITCH_LEAD": "30s"})
+    assert result.exit_code == 2, result.output
+    assert "--max-future (60 s)" in result.output
+    assert "MONITOR_SWITCH_LEAD (30 s)" in result.output

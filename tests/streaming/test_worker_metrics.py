@@ -100,6 +100,21 @@ def test_readiness_needs_partitions_marks_and_a_lag_within_the_bound() -> None:
     assert exposition(health)[("monitor_ready", ())] == 1.0
 
 
+def test_readiness_fails_while_a_streaming_version_cannot_be_computed() -> None:
+    clock = Clock(10_000.0)
+    health = WorkerHealth(60.0, wall_clock=clock)
+    home = health.processor_sink("home")
+    problem = ("metric 'latency' version 3 is in streaming, but this worker's code defines "
+               "it otherwise (...): restart the worker with the code of version 3")
+    home(Figures(partitions={0: PartitionMarks(3, 9_990 * S)}, problems=[problem]))
+    readiness = health.readiness()
+    assert (readiness.ready, readiness.reason) == (False, problem)
+    home(Figures(partitions={0: PartitionMarks(3, 9_990 * S)}))  # not known: unchanged
+    assert not health.readiness().ready
+    home(Figures(partitions={0: PartitionMarks(3, 9_990 * S)}, problems=[]))
+    assert health.readiness().ready
+
+
 def test_liveness_fails_when_the_loop_stops_beating() -> None:
     clock = Clock(0.0)
     health = WorkerHealth(60.0, wall_clock=clock, loop_stale_s=30.0)
