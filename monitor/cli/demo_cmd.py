@@ -37,6 +37,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from monitor.cli.demo_services import Service
+from monitor.stage_switch import SWITCH_LEAD_ENV
 from monitor.storage.database_url import DATABASE_URL_ENV, mask_url
 
 APP = "examples.music_home:mon"
@@ -196,12 +197,15 @@ def _run(plan: Plan, stack: ExitStack) -> None:
     services = [
         # The live hours are streamed compressed in time: their events are stamped up to
         # LIVE_HOURS ahead of the wall clock, which a worker rejects by default (and its
-        # watermarks would wait for the wall clock to catch up).
+        # watermarks would wait for the wall clock to catch up). A worker absorbs that far
+        # ahead only with a switch lead as long (the promotions above were made before it
+        # started, so their boundaries hold).
         Service("worker", ["--app", APP, "stream", "worker", *db, "--bootstrap", bootstrap,
                            "--idle-timeout", "3", "--session-timeout", "6",
                            "--max-future", str((LIVE_HOURS + 1) * 3600),
                            "--watermark-lead", str((LIVE_HOURS + 1) * 3600),
-                           "--loglevel", "info"], logs, env),
+                           "--loglevel", "info"], logs,
+                {**env, SWITCH_LEAD_ENV: f"{LIVE_HOURS + 1}h"}),
         Service("scheduler", ["--app", APP, "batch", "schedule", *db], logs, env),
         Service("dispatcher", ["--app", APP, "alerts", "dispatch", *db, "--group-wait", "2s"],
                 logs, env),
