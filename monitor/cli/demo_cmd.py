@@ -117,7 +117,6 @@ def _run(plan: Plan, stack: ExitStack) -> None:
         generate_events,
         generate_reference,
     )
-    from monitor.stage_switch import SWITCH_LEAD_ENV
     from streaming.broker import EmbeddedBroker, configured_bootstrap
 
     data = plan.workdir / "data"
@@ -198,14 +197,13 @@ def _run(plan: Plan, stack: ExitStack) -> None:
         # The live hours are streamed compressed in time: their events are stamped up to
         # LIVE_HOURS ahead of the wall clock, which a worker rejects by default (and its
         # watermarks would wait for the wall clock to catch up). A worker absorbs that far
-        # ahead only with a switch lead as long (the promotions above were made before it
-        # started, so their boundaries hold).
+        # ahead only with a switch lead as long (env above; the promotions were made before
+        # it started, so their boundaries hold).
         Service("worker", ["--app", APP, "stream", "worker", *db, "--bootstrap", bootstrap,
                            "--idle-timeout", "3", "--session-timeout", "6",
                            "--max-future", str((LIVE_HOURS + 1) * 3600),
                            "--watermark-lead", str((LIVE_HOURS + 1) * 3600),
-                           "--loglevel", "info"], logs,
-                {**env, SWITCH_LEAD_ENV: f"{LIVE_HOURS + 1}h"}),
+                           "--loglevel", "info"], logs, env),
         Service("scheduler", ["--app", APP, "batch", "schedule", *db], logs, env),
         Service("dispatcher", ["--app", APP, "alerts", "dispatch", *db, "--group-wait", "2s"],
                 logs, env),
