@@ -211,6 +211,7 @@ def serve(conn: Connection, spec: ProcessorSpec) -> None:
                         format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s")
     database = Database(spec.database_url, pre_ping=False)  # every step is retried
     tally = Tally()
+    give_back = _memory_giver()
     steps: _Steps | _JoinSteps
     if spec.labels is None:
         store = ObservedStore(SqlStreamStore(database, owner=worker_name()), tally)
@@ -244,6 +245,8 @@ def serve(conn: Connection, spec: ProcessorSpec) -> None:
             else:
                 reply = (True, result)
             conn.send((*reply, tally.drain(steps.partitions(), steps.problems())))
+            del step, args, reply
+            give_back()
     finally:
         database.dispose()
 
@@ -439,6 +442,30 @@ def looks_like_an_outage(err: BaseException) -> bool:
 def describe(err: BaseException) -> str:
     """One short line: a driver error's message without the SQL and its parameters."""
     return str(err) if isinstance(err, StepFailed) else describe_error(err)
+
+
+def _memory_giver() -> Callable[[], None]:
+    """Hand the free memory of the allocators back to the system, called after each step:
+    a micro-batch's decoded events and frames are freed when it is done, but glibc's
+    malloc and Arrow's pool (pandas' strings are Arrow arrays) keep the pages they were
+    in, so the process stayed as large as its largest micro-batch made it."""
+    import pyarrow
+
+    pool = pyarrow.default_memory_pool()
+    trim: Callable[[int], Any] | None = None
+    if sys.platform.startswith("linux"):
+        try:
+            trim = ctypes.CDLL("libc.so.6").malloc_trim
+            trim.argtypes = [ctypes.c_size_t]
+        except (OSError, AttributeError):
+            trim = None
+
+    def give_back() -> None:
+        pool.release_unused()
+        if trim is not None:
+            trim(0)
+
+    return give_back
 
 
 def _die_with_parent() -> None:

@@ -1,13 +1,15 @@
 """The Faust worker of the streaming stage: one agent per stream topic, one processor each.
 
 Faust runs the consumer group (several workers share the partitions), the micro-batches
-(``take_events``) and the timer; :class:`streaming.processor.StreamProcessor` does the
-rest. A message is acknowledged only after its states, offset and dead-letter counts are
-committed to the database (and its dead letters delivered to their topic), whatever
-happens — a crash, an exception, a stop during an outage (see :class:`_StreamAgent`) — so
-Kafka's committed offsets never run ahead of what is stored; what comes again is skipped
-by offset. A database outage is retried with backoff, holding the batch, instead of
-dropping it; a stop ends the retries and is over within :data:`STOP_WITHIN_S`.
+(``take_events``; what Faust fetches ahead of them is bounded in bytes as well as
+messages, see :mod:`streaming.prefetch`) and the timer;
+:class:`streaming.processor.StreamProcessor` does the rest. A message is acknowledged
+only after its states, offset and dead-letter counts are committed to the database (and
+its dead letters delivered to their topic), whatever happens — a crash, an exception, a
+stop during an outage (see :class:`_StreamAgent`) — so Kafka's committed offsets never
+run ahead of what is stored; what comes again is skipped by offset. A database outage is
+retried with backoff, holding the batch, instead of dropping it; a stop ends the retries
+and is over within :data:`STOP_WITHIN_S`.
 
 The processor runs in a process of its own (:mod:`streaming.processor_process`): the
 agent ships a micro-batch's raw messages there and awaits, so Faust keeps fetching on
@@ -47,7 +49,9 @@ from streaming.broker import create_topics, list_topics
 from streaming.figures import Figures
 from streaming.health_timer import watch
 from streaming.label_processor import LABELS, PREDICTIONS, join_sources
+from streaming.memory_bounds import PREFETCH_BYTES, TAKE_BYTES
 from streaming.messages import RawMessage, Rejected
+from streaming.prefetch import ByteBoundApp
 from streaming.processor import AfterFinal, StreamSettings
 from streaming.processor_process import (
     JoinSide,
@@ -82,7 +86,10 @@ class WorkerSettings:
     # and goes to the processor in parts of at most this many bytes of messages (at least
     # one message each): 4,000 messages of 500 events are 280 MB, 2M events to decode at
     # once (the processor's process peaked at 1.7 GB; 280 MB with parts of 8 MB)
-    take_bytes: int = 8 * 1024 * 1024
+    take_bytes: int = TAKE_BYTES
+    # Faust fetches ahead of the agent at most this many bytes of values per stream (and
+    # at most stream_buffer_maxsize messages, see faust_app)
+    prefetch_bytes: int = PREFETCH_BYTES
     tick_interval_s: float = 0.1  # how often idle partitions advance and windows close
     # (a tick looks for closed windows when this worker's marks moved, else once a second)
     session_timeout_s: float = 10.0
@@ -194,7 +201,7 @@ def _with_topic(settings: WorkerSettings, stream: StreamSpec) -> StreamSpec:
 def faust_app(settings: WorkerSettings) -> faust.App:
     """The Faust app of a worker, with no agents: a consumer group on ``settings.bootstrap``
     that works on a single broker (Tansu included) and starts from the earliest offset."""
-    return faust.App(
+    app = ByteBoundApp(
         settings.group,
         broker=f"kafka://{settings.bootstrap}",
         store="memory://",
@@ -221,7 +228,10 @@ def faust_app(settings: WorkerSettings) -> faust.App:
         # instead of 4,096 took the worker from 1,050 to 710 MB and cost nothing on
         # single-event messages (bench/stream.py; the bare agent gets the same setting).
         stream_buffer_maxsize=1024,
+        # and at most this many bytes of them (streaming.prefetch)
     )
+    app.buffer_bytes = settings.prefetch_bytes
+    return app
 
 
 def _wire(app: faust.App, settings: WorkerSettings, name: str, topic_name: str,

@@ -20,6 +20,7 @@ from monitor.targets import batch_targets
 from streaming.alert_hook import evaluate_alerts
 from streaming.broker import BrokerError, wait_until_reachable
 from streaming.codec import MAX_MESSAGE_BYTES
+from streaming.memory_bounds import PREFETCH_BYTES
 from streaming.processor import StreamSettings
 
 LOG_LEVELS = ["crit", "error", "warn", "info", "debug"]
@@ -61,6 +62,11 @@ LOG_LEVELS = ["crit", "error", "warn", "info", "debug"]
                    "more streams), e.g. a staging topic.")
 @click.option("--max-message-bytes", type=click.IntRange(min=1), default=MAX_MESSAGE_BYTES,
               show_default=True, help="Larger messages are dead-lettered as oversized.")
+@click.option("--prefetch-bytes", type=click.IntRange(min=1),
+              default=PREFETCH_BYTES, show_default=True,
+              help="Faust fetches at most this many bytes of messages ahead of each stream "
+                   "(and at most 1,024 messages): with --max-message-bytes, what bounds a "
+                   "worker's memory.")
 @click.option("--session-timeout", type=click.FloatRange(min=1), default=10.0,
               show_default=True, metavar="SECONDS",
               help="How long the group waits for a silent worker before giving its partitions "
@@ -86,7 +92,7 @@ def worker(ctx: click.Context, database_url: str, bootstrap: str, group: str | N
            partitions: int, idle_timeout: float, max_future: float, lifecycle_poll: float,
            watermark_outliers: int,
            watermark_lead: float, topics: tuple[str, ...],
-           max_message_bytes: int, session_timeout: float, loglevel: str,
+           max_message_bytes: int, prefetch_bytes: int, session_timeout: float, loglevel: str,
            health_port: int | None, health_host: str, ready_lag: float,
            offset_lag: bool) -> None:
     """Compute every metric in the streaming stage from its stream's Kafka topic (a
@@ -152,7 +158,7 @@ def worker(ctx: click.Context, database_url: str, bootstrap: str, group: str | N
     settings = WorkerSettings(
         bootstrap=bootstrap, group=group or f"monitor-{app.name}", partitions=partitions,
         topics=_topic_overrides(topics, app.streams), session_timeout_s=session_timeout,
-        log_level=loglevel,
+        prefetch_bytes=prefetch_bytes, log_level=loglevel,
         stream=StreamSettings(idle_timeout_s=idle_timeout, max_future_s=max_future,
                               max_message_bytes=max_message_bytes,
                               watermark_outliers=watermark_outliers,
