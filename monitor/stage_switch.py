@@ -39,6 +39,13 @@ SWITCH_LEAD_ENV = "MONITOR_SWITCH_LEAD"
 DEFAULT_SWITCH_LEAD = "15m"
 
 
+# A change into or out of streaming is committed within this long of the time it records
+# (the store refuses a slower one), so a catalog read that started at K has seen every
+# change recorded before K - COMMIT_WITHIN, each with a boundary at least the lead later:
+# a worker's horizon is K + lead - COMMIT_WITHIN, not K + lead.
+COMMIT_WITHIN = pd.Timedelta(seconds=2)
+
+
 def switch_lead(environ: dict[str, str] | None = None) -> pd.Timedelta:
     """The deployment's switch lead (``MONITOR_SWITCH_LEAD``, e.g. ``15m`` or ``30s``)."""
     settings = os.environ if environ is None else environ

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from monitor.spec import MetricSpec, StreamSpec
+from monitor.stage_switch import COMMIT_WITHIN
 from monitor.storage.outages import describe_error, is_outage
 from monitor.storage.records import WindowResult
 from monitor.targets import Target
@@ -427,19 +428,20 @@ class StreamProcessor:
                 state.evict(name, below)
         return due
 
-
     # -- following the catalog (see streaming.plan) ----------------------------------------
 
     def follow(self, force: bool = False) -> None:
         """Read the catalog (the whole plan only when the stage history changed, or with
-        ``force``) and apply it; the horizon moves to this read's start plus the lead."""
+        ``force``) and apply it; the horizon moves to this read's start plus the lead, less
+        the time a change may take to commit (:data:`monitor.stage_switch.COMMIT_WITHIN`)."""
         if self.plan_source is None:
             return
         started_ns = self.wall_clock().value
         planned = self.plan_source.read(force or self._horizon_ns is None)
         if planned is not None:
             self.apply_plan(planned)
-        self._horizon_ns = started_ns + int(self.settings.switch_lead_s * 1e9)
+        self._horizon_ns = (started_ns + int(self.settings.switch_lead_s * 1e9)
+                            - COMMIT_WITHIN.value)
         self._read_at = self.clock()
 
     def _before_absorbing(self, latest_ns: int) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Row
 from metrics.base import canonical_json
 from monitor.spec import MetricSpec
 from monitor.stage_switch import (
+    COMMIT_WITHIN,
     STREAMING,
     check_boundary,
     open_versions,
@@ -149,13 +150,32 @@ def record_stage_change(
         raise LookupError(f"metric {metric!r} has no version {version}; {known}")
     if row.stage == to_stage:
         raise ValueError(f"metric {metric!r} version {version} is already in stage {to_stage!r}")
+    now = at is None
     at = utc_now() if at is None else to_utc(at)
     boundary = _boundary(conn, metric, version, row.window, row.stage, to_stage, at, lead,
                          effective_from)
     conn.execute(update(DEFINITIONS).where(d.id == row.id).values(stage=to_stage))
     change = StageChange(metric, version, row.stage, to_stage, at, by, reason, boundary)
     _insert_change(conn, change)
+    if boundary is not None and now:
+        _committing_in_time(metric, at)
     return change
+
+
+class StageChangeTooSlow(ValueError):
+    """A change into or out of streaming that took too long to record: nothing changed."""
+
+
+def _committing_in_time(metric: str, at: datetime) -> None:
+    """Refuse a change into or out of streaming still uncommitted half of
+    :data:`~monitor.stage_switch.COMMIT_WITHIN` after the time it records: workers count on
+    seeing it by then (the other half is for the commit itself)."""
+    took = pd.Timestamp(utc_now()) - pd.Timestamp(at)
+    if took > COMMIT_WITHIN / 2:
+        raise StageChangeTooSlow(
+            f"metric {metric!r}: the stage change took {took.total_seconds():.1f} s to record "
+            f"(the database is slow or locked), longer than running workers allow for; "
+            f"nothing changed: try again")
 
 
 def _boundary(conn: Connection, metric: str, version: int, window: str,

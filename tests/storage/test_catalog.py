@@ -242,3 +242,23 @@ def test_changes_into_and_out_of_streaming_record_their_boundary(
     demoted = store.record_stage_change("latency", 2, "batch", by="bo", reason="r",
                                         effective_from=T0)
     assert demoted.effective_from == T0
+
+
+def test_a_change_into_streaming_too_slow_to_record_is_refused(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Workers count on seeing a change within COMMIT_WITHIN of the time it records; one
+    that took longer (a slow or locked database) changes nothing and says to try again."""
+    from monitor.storage import definitions
+
+    store.register_metric(latency_spec(window="1h"))
+    store.record_stage_change("latency", 1, "batch", by="ana", reason="r")
+    clock = iter([T0, T0 + timedelta(seconds=1.5)])
+    monkeypatch.setattr(definitions, "utc_now", lambda: next(clock))
+    with pytest.raises(definitions.StageChangeTooSlow, match=r"took 1\.5 s.*try again"):
+        store.record_stage_change("latency", 1, "streaming", by="ana", reason="r")
+    assert [c.to_stage for c in store.stage_history("latency")] == ["research", "batch"]
+    assert store.current_definition("latency").stage == "batch"  # type: ignore[union-attr]
+    clock = iter([T0, T0 + timedelta(seconds=0.5)])
+    assert store.record_stage_change("latency", 1, "streaming", by="ana",
+                                     reason="r").to_stage == "streaming"
