@@ -1,5 +1,6 @@
 """What a worker's event loop tells its :class:`~streaming.worker_metrics.WorkerHealth`:
-that it runs (the liveness probe), and the consumer's high-water marks when asked."""
+that it runs (the liveness probe), that the group assigned it partitions (none, for a
+standby), and the consumer's high-water marks when asked."""
 
 from __future__ import annotations
 
@@ -23,6 +24,10 @@ def watch(app: Any, health: WorkerHealth) -> None:
 
     beat.__name__ = "monitor_health_beat"
     app.timer(HEARTBEAT_S, name="monitor.health.beat")(beat)
+
+    @app.on_partitions_assigned.connect
+    async def assigned(sender: Any, assigned: set[Any], **_: Any) -> None:
+        health.note_assignment(len(assigned))
 
 
 def _highwaters(app: Any, health: WorkerHealth) -> dict[tuple[str, int], int]:

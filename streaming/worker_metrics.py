@@ -79,6 +79,7 @@ class WorkerHealth:
         self._lock = threading.Lock()  # figures arrive on the processors' caller threads
         self._partitions: dict[str, dict[int, _Partition]] = {}
         self._highwaters: dict[tuple[str, int], int] = {}
+        self._assigned: int | None = None  # partitions the last rebalance gave (None: none yet)
         self._problems: dict[str, list[str]] = {}  # per topic: versions it cannot compute
         self._beat = wall_clock()
         self.registry = CollectorRegistry()
@@ -159,6 +160,11 @@ class WorkerHealth:
             return False, f"the event loop has not run for {silent:.0f} s"
         return True, None
 
+    def note_assignment(self, partitions: int) -> None:
+        """The group's last rebalance assigned this worker ``partitions`` partitions (0: a
+        standby)."""
+        self._assigned = partitions
+
     def readiness(self) -> Readiness:
         lags = self.lags()
         with self._lock:
@@ -166,6 +172,9 @@ class WorkerHealth:
         if problems:  # a metric in streaming that nobody computes here: its windows wait
             return Readiness(False, "; ".join(problems), lags)
         if not lags:
+            if self._assigned == 0:  # more workers than partitions: ready to take some over
+                return Readiness(True, "a standby: the group assigned this worker no "
+                                 "partitions", lags)
             return Readiness(False, "no partitions assigned", lags)
         unmarked = [tp for tp, lag in sorted(lags.items()) if lag is None]
         if unmarked:

@@ -14,7 +14,7 @@ from streaming.figures import Figures, PartitionMarks, Tally
 from streaming.health_server import HealthServer
 from streaming.observed_store import ObservedStore
 from streaming.ports import CheckpointConflict
-from streaming.worker_metrics import WorkerHealth, offset_lag
+from streaming.worker_metrics import Readiness, WorkerHealth, offset_lag
 from tests.streaming.probes import by_label, get, get_json, samples
 
 S = 1_000_000_000  # ns
@@ -82,6 +82,8 @@ def test_readiness_needs_partitions_marks_and_a_lag_within_the_bound() -> None:
     home, search = health.processor_sink("home"), health.processor_sink("search")
     readiness = health.readiness()
     assert (readiness.ready, readiness.reason) == (False, "no partitions assigned")
+    health.note_assignment(3)  # assigned, not loaded yet: still not ready
+    assert health.readiness().ready is False
     home(Figures(partitions={0: PartitionMarks(3, 9_990 * S), 1: PartitionMarks(-1, None)}))
     readiness = health.readiness()
     assert not readiness.ready and readiness.reason is not None
@@ -239,3 +241,16 @@ def test_the_worker_refuses_a_ready_lag_an_idle_partition_would_exceed() -> None
                                       "--health-port", "0"])
     assert result.exit_code == 2, result.output
     assert "an idle partition lags by about --idle-timeout (30 s)" in result.output
+
+
+def test_a_standby_worker_is_ready() -> None:
+    """More workers than partitions: one the group gave none is ready to take some over
+    (a rollout waiting for /readyz does not hang on it), until it gets some to load."""
+    health = WorkerHealth(60.0, wall_clock=Clock(10_000.0))
+    assert health.readiness().ready is False  # no rebalance yet
+    health.note_assignment(0)
+    readiness = health.readiness()
+    assert (readiness.ready, readiness.reason) == (
+        True, "a standby: the group assigned this worker no partitions")
+    health.note_assignment(2)
+    assert health.readiness() == Readiness(False, "no partitions assigned", {})
