@@ -13,10 +13,11 @@ alive at once are kept apart by the key each has in the processor's engines (the
 or ``name@vN`` for a second one), mapped back to (name, version) where states are stored.
 
 Exactly once across a switch: the catalog puts the boundary of every change at least the
-switch lead (``MONITOR_SWITCH_LEAD``) after the change, so a read of the catalog that
-started at wall-clock time K has seen every change whose boundary is before K + lead.
-That is the processor's *horizon*: it absorbs no event at or after it before reading the
-catalog again. Events further ahead of the wall clock than ``--max-future`` are
+switch lead (``MONITOR_SWITCH_LEAD``) after the change, and commits a change within
+``COMMIT_WITHIN`` of the time it records, so a read of the catalog that started at
+wall-clock time K has seen every change whose boundary is before K + lead −
+COMMIT_WITHIN. That is the processor's *horizon*: it absorbs no event at or after it
+before reading the catalog again. Events further ahead of the wall clock than ``--max-future`` are
 dead-lettered, which is why that setting may not exceed the lead.
 
 Pure: the catalog is read through :class:`PlanSource`.
