@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from monitor.storage.records import StageChange
+from monitor.times import to_utc
 from monitor.windows import Windows, parse_duration_ns
 
 STREAMING = "streaming"
@@ -64,13 +65,8 @@ def switch_boundary(windows: Iterable[str], at: datetime, lead: pd.Timedelta) ->
     """The first instant at or after ``at + lead`` that starts a window of every width in
     ``windows`` (the metric's, and a version it takes over from: a takeover ends the old
     version's windows where the new one's begin, neither cut in two)."""
-    widths = [Windows.parse(window).width_ns for window in windows]
-    if not widths:
-        raise ValueError("a switch boundary needs at least one window")
-    width = math.lcm(*widths)
-    earliest = pd.Timestamp(at)
-    earliest = earliest.tz_convert("UTC") if earliest.tzinfo else earliest.tz_localize("UTC")
-    earliest_ns = (earliest + lead).value
+    width = _common_width(windows)
+    earliest_ns = (pd.Timestamp(to_utc(at)) + lead).value
     start_ns = -(-earliest_ns // width) * width  # ceiling to a multiple of the width
     return pd.Timestamp(start_ns, unit="ns", tz="UTC").to_pydatetime()
 
@@ -78,10 +74,8 @@ def switch_boundary(windows: Iterable[str], at: datetime, lead: pd.Timedelta) ->
 def check_boundary(metric: str, windows: Iterable[str], boundary: datetime) -> datetime:
     """``boundary`` if it starts a window of every width in ``windows``, else ValueError
     naming the boundaries around it."""
-    widths = [Windows.parse(window).width_ns for window in windows]
-    width = math.lcm(*widths)
-    at = pd.Timestamp(boundary)
-    at = at.tz_convert("UTC") if at.tzinfo else at.tz_localize("UTC")
+    width = _common_width(windows)
+    at = pd.Timestamp(to_utc(boundary))
     if at.value % width:
         before = pd.Timestamp(at.value // width * width, unit="ns", tz="UTC")
         after = before + pd.Timedelta(width, unit="ns")
@@ -89,6 +83,14 @@ def check_boundary(metric: str, windows: Iterable[str], boundary: datetime) -> d
                          f"{at.isoformat()} is not (try {before.isoformat()} or "
                          f"{after.isoformat()})")
     return at.to_pydatetime()
+
+
+def _common_width(windows: Iterable[str]) -> int:
+    """The shortest width (ns) whose multiples start a window of every one of ``windows``."""
+    widths = [Windows.parse(window).width_ns for window in windows]
+    if not widths:
+        raise ValueError("a switch boundary needs at least one window")
+    return math.lcm(*widths)
 
 
 @dataclass(frozen=True)

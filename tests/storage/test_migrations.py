@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Column, Integer, MetaData, inspect
+from sqlalchemy import Column, Integer, MetaData, insert, inspect
 
 from monitor.storage.database import Database
 from monitor.storage.migrate import (
@@ -21,7 +23,7 @@ from monitor.storage.migrate import (
     script_location,
     upgrade,
 )
-from monitor.storage.models import Base
+from monitor.storage.models import Base, StageChangeRow
 from monitor.storage.store import SqlStore
 from tests.storage.conftest import throwaway_postgres
 from tests.storage.helpers import window
@@ -120,11 +122,18 @@ LABEL_JOIN_TABLES = {"label_held_predictions", "label_held_labels", "label_join_
 def test_the_label_join_tables_come_and_go_with_0006(kind: str, tmp_path: Path) -> None:
     """0006 adds the tables streaming holds predictions and labels in, and its downgrade
     removes exactly them (on a database with rows in them)."""
+    with _empty_database(kind, tmp_path) as url:
+        _round_trip_0006(url)
+
+
+@contextmanager
+def _empty_database(kind: str, tmp_path: Path) -> Iterator[str]:
+    """The URL of a database with no tables: a throwaway Postgres one, or a SQLite file."""
     if kind == "postgres":
         with throwaway_postgres("monitor_migrations") as url:
-            _round_trip_0006(url)
+            yield url
     else:
-        _round_trip_0006(f"sqlite:///{tmp_path / 'labels.sqlite'}")
+        yield f"sqlite:///{tmp_path / 'migrations.sqlite'}"
 
 
 def _round_trip_0006(url: str) -> None:
@@ -151,11 +160,8 @@ def test_0008_gives_past_streaming_changes_the_next_window_boundary(kind: str,
                                                                     tmp_path: Path) -> None:
     """Changes made before 0008 into or out of streaming get the first boundary of their
     version's window at or after them; the others none; the downgrade drops the column."""
-    if kind == "postgres":
-        with throwaway_postgres("monitor_migrations") as url:
-            _round_trip_0008(url)
-    else:
-        _round_trip_0008(f"sqlite:///{tmp_path / 'switch.sqlite'}")
+    with _empty_database(kind, tmp_path) as url:
+        _round_trip_0008(url)
 
 
 def _round_trip_0008(url: str) -> None:
@@ -165,17 +171,13 @@ def _round_trip_0008(url: str) -> None:
             "INSERT INTO metric_definitions (name, version, spec_id, spec, owner, description, "
             "\"window\", stage, created_at) VALUES ('m', 1, 'x', '{}', '', '', '15m', "
             "'batch', '2026-03-01 00:00:00')")
-        for changed_at, before, after in [("2026-03-01 10:00:00", None, "research"),
-                                          ("2026-03-01 10:05:00", "research", "batch"),
-                                          ("2026-03-01 10:41:07", "batch", "streaming"),
-                                          ("2026-03-01 12:00:00", "streaming", "batch")]:
-            conn.exec_driver_sql(
-                "INSERT INTO stage_changes (metric, metric_version, from_stage, to_stage, "
-                "changed_at, changed_by, reason) VALUES ('m', 1, ?, ?, ?, 'ana', 'r')"
-                if url.startswith("sqlite") else
-                "INSERT INTO stage_changes (metric, metric_version, from_stage, to_stage, "
-                "changed_at, changed_by, reason) VALUES ('m', 1, %s, %s, %s, 'ana', 'r')",
-                (before, after, changed_at + ("" if url.startswith("sqlite") else "+00")))
+        for (hour, minute, second), before, after in [
+                ((10, 0, 0), None, "research"), ((10, 5, 0), "research", "batch"),
+                ((10, 41, 7), "batch", "streaming"), ((12, 0, 0), "streaming", "batch")]:
+            changed_at = datetime(2026, 3, 1, hour, minute, second, tzinfo=UTC)
+            conn.execute(insert(StageChangeRow).values(
+                metric="m", metric_version=1, from_stage=before, to_stage=after,
+                changed_at=changed_at, changed_by="ana", reason="r"))
     upgrade(url, "0008")
     with SqlStore.open(url) as store:
         boundaries = [change.effective_from for change in store.stage_history("m")]
