@@ -6,10 +6,9 @@ Faust fetches ahead of each stream's agent; the agent gathers a micro-batch from
 was fetched and holds it until it is stored. Bounded by message counts only (1,024
 fetched ahead, 4,000 a micro-batch), 70 KB messages of 500 events held 350 MB in the
 Faust process. What is fetched ahead is bounded in bytes as well (PREFETCH_BYTES, plus
-what the Kafka client has in flight: a fetch of up to 1 MB per partition); a micro-batch
-is still bounded by its count only (Faust's ``take_events`` has no byte bound), and
-goes to the processor in parts of TAKE_BYTES.
+what the Kafka client has in flight: a fetch of up to 1 MB per partition), and so is a
+micro-batch (TAKE_BYTES, :mod:`streaming.micro_batches`).
 """
 
 PREFETCH_BYTES = 16 * 1024 * 1024  # of message values fetched ahead, per stream
-TAKE_BYTES = 8 * 1024 * 1024  # of message values in a part sent to the processor
+TAKE_BYTES = 8 * 1024 * 1024  # of message values in a micro-batch

@@ -1,9 +1,10 @@
 """The Faust worker of the streaming stage: one agent per stream topic, one processor each.
 
-Faust runs the consumer group (several workers share the partitions), the micro-batches
-(``take_events``; what Faust fetches ahead of them is bounded in bytes as well as
-messages, see :mod:`streaming.prefetch`) and the timer;
-:class:`streaming.processor.StreamProcessor` does the rest. A message is acknowledged
+Faust runs the consumer group (several workers share the partitions) and the timer, and
+fetches ahead of the agent (bounded in bytes as well as messages, see
+:mod:`streaming.prefetch`); the agent gathers micro-batches (bounded in messages, bytes
+and time, see :mod:`streaming.micro_batches`); :class:`streaming.processor.StreamProcessor`
+does the rest. A message is acknowledged
 only after its states, offset and dead-letter counts are committed to the database (and
 its dead letters delivered to their topic), whatever happens — a crash, an exception, a
 stop during an outage (see :class:`_StreamAgent`) — so Kafka's committed offsets never
@@ -34,7 +35,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar
@@ -51,6 +52,7 @@ from streaming.health_timer import watch
 from streaming.label_processor import LABELS, PREDICTIONS, join_sources
 from streaming.memory_bounds import PREFETCH_BYTES, TAKE_BYTES
 from streaming.messages import RawMessage, Rejected
+from streaming.micro_batches import Gathering
 from streaming.prefetch import ByteBoundApp
 from streaming.processor import AfterFinal, StreamSettings
 from streaming.processor_process import (
@@ -81,12 +83,14 @@ class WorkerSettings:
     group: str
     topics: dict[str, str] = field(default_factory=dict)  # stream name -> topic, overriding
     partitions: int = 4  # of topics the worker has to create
-    take_messages: int = 4_000  # a micro-batch holds at most this many messages...
-    take_within_s: float = 0.25  # ...or what arrived within this time
-    # and goes to the processor in parts of at most this many bytes of messages (at least
-    # one message each): 4,000 messages of 500 events are 280 MB, 2M events to decode at
-    # once (the processor's process peaked at 1.7 GB; 280 MB with parts of 8 MB)
+    take_messages: int = 4_000  # a micro-batch holds at most this many messages,
+    # and at most this many bytes of message values (at least one message): 4,000
+    # messages of 500 events are 280 MB, which both processes held at once
     take_bytes: int = TAKE_BYTES
+    # and goes to the processor once its first message waited this long. 0.25 s made the
+    # close delay's p99 0.70 to 1.03 s, 0.1 s 0.48 s, with single-event messages at the
+    # same 0.85x the bare agent (bench/stream.py, two runs each on a quiet machine)
+    take_within_s: float = 0.1
     # Faust fetches ahead of the agent at most this many bytes of values per stream (and
     # at most stream_buffer_maxsize messages, see faust_app)
     prefetch_bytes: int = PREFETCH_BYTES
@@ -270,12 +274,13 @@ def _wire(app: faust.App, settings: WorkerSettings, name: str, topic_name: str,
 class _StreamAgent:
     """One stream's agent, timer and rebalance callbacks around its processor's process.
 
-    **Acknowledgements follow the database.** Faust acknowledges a micro-batch's messages
-    when the agent moves on or leaves the loop — on an exception or when the worker
-    stops too — and commits acknowledged offsets to Kafka; a new worker starts from
-    there. So each message gets a reference of its own as it arrives, released only once
-    it is stored: a message that was not stored is never acknowledged, whatever happens
-    (a stop during an outage lost a whole outage's messages before this).
+    **Acknowledgements follow the database.** Faust commits acknowledged offsets to
+    Kafka, and a new worker starts from there. Left to itself, Faust acknowledges a
+    message when the agent moves on or leaves the loop — on an exception or when the
+    worker stops too. So the agent reads the stream with acknowledgements off
+    (``noack``) and acknowledges a micro-batch's messages itself once they are stored: a
+    message that was not stored is never acknowledged, whatever happens (a stop during an
+    outage lost a whole outage's messages before this).
 
     **Stopping is bounded.** When the worker stops, retries end at once; the micro-batch
     in hand gets until :data:`STOP_DRAIN_S` to be stored, then the processor's process is
@@ -300,6 +305,10 @@ class _StreamAgent:
         self.busy = busy or asyncio.Lock()
         self.processor = processor
         self.last_tick = 0.0  # loop time of the last tick
+        self.gathering: Gathering[Any] = Gathering(settings.take_messages,
+                                                   settings.take_bytes, settings.take_within_s)
+        self.manual: Any = None  # the stream, acknowledged by hand (set by consume)
+        self.held = False  # a micro-batch could not be stored: store nothing after it
         self.tick_backoff = Backoff(settings.retry_backoff_s, MAX_BACKOFF_S)
         self.tick_delays = self.tick_backoff.delays()
         self.tick_after = 0.0  # loop time before which a failed tick is not tried again
@@ -307,46 +316,62 @@ class _StreamAgent:
     # -- the agent -------------------------------------------------------------------
 
     async def consume(self, stream: Any) -> None:
-        async for batch in stream.take_events(self.settings.take_messages,
-                                              within=self.settings.take_within_s):
-            held = [event.message for event in batch]
-            for message in held:  # released once stored: see the class's docstring
-                message.incref()
-            if self.stopping:
+        """Gather the stream's messages into micro-batches (:mod:`streaming.micro_batches`)
+        and store each when it is due; the timer stores one that waited long enough with
+        no message after it. Acknowledgements are manual (``noack``): a message is
+        acknowledged only once it is stored."""
+        self.manual = stream.noack()
+        async for event in self.manual.events():
+            if self.stopping or self.held:
                 await self._hold()  # the worker is stopping: leave these for the next one
-            messages = [RawMessage(m.partition, m.offset, m.value, m.key) for m in held]
-            backlog = len(messages) >= self.settings.take_messages
-            async with self.busy:
-                try:
-                    await self._store(messages, backlog)
-                except StoppedBeforeStored as err:
-                    log.warning("%s", err)
-                    stored = False
-                except ProcessorGone as err:
-                    await self._processor_gone(err)
-                else:
-                    stored = True
-                    for message in held:
-                        message.decref()
+            message = event.message
+            self.gathering.add(event, message.partition, len(message.value or b""),
+                               self._loop_time())
+            if self.gathering.due(self._loop_time()):
+                async with self.busy:
+                    await self._store_gathered()
                     # Busy with one micro-batch after another, the agent ticks itself:
                     # the timer skips ticks while it works (and would warn that it
                     # overlaps).
-                    if self._loop_time() - self.last_tick >= self.settings.tick_interval_s:
+                    if (not self.held and self._loop_time() - self.last_tick
+                            >= self.settings.tick_interval_s):
                         await self._tick()
-            if not stored:
+            if self.held:
                 await self._hold()
 
+    async def _store_gathered(self) -> None:
+        """Store the micro-batch gathered so far and acknowledge its messages (``busy``
+        held by the caller). A micro-batch that could not be stored is never acknowledged
+        and nothing after it is stored: the worker holds until it is stopped."""
+        if self.held or self.stopping:
+            return
+        backlog = self.gathering.full
+        events = self.gathering.take()
+        if not events:
+            return
+        messages = [RawMessage(e.message.partition, e.message.offset, e.message.value,
+                               e.message.key) for e in events]
+        try:
+            await self._store(messages, backlog)
+        except StoppedBeforeStored as err:
+            log.warning("%s", err)
+            self.held = True
+        except ProcessorGone as err:
+            await self._processor_gone(err)
+        else:
+            for event in events:
+                await self.manual.ack(event)
+
     async def _store(self, messages: Sequence[RawMessage], backlog: bool) -> None:
-        for part in by_size(messages, self.settings.take_bytes):
-            rejected: list[Rejected] = await self.retry.until_done(
-                functools.partial(self.processor.prepare, part, backlog),
-                f"preparing a micro-batch of {self.topic}")
-            if rejected:
-                await _send_dead_letters(self.dead_letters, self.topic, rejected)
-            refused: list[Rejected] = await self.retry.until_done(
-                self.processor.commit, f"storing a micro-batch of {self.topic}")
-            if refused:  # stored as dead letters already; to the topic too (at most once)
-                await _send_dead_letters(self.dead_letters, self.topic, refused)
+        rejected: list[Rejected] = await self.retry.until_done(
+            functools.partial(self.processor.prepare, messages, backlog),
+            f"preparing a micro-batch of {self.topic}")
+        if rejected:
+            await _send_dead_letters(self.dead_letters, self.topic, rejected)
+        refused: list[Rejected] = await self.retry.until_done(
+            self.processor.commit, f"storing a micro-batch of {self.topic}")
+        if refused:  # stored as dead letters already; to the topic too (at most once)
+            await _send_dead_letters(self.dead_letters, self.topic, refused)
 
     async def _hold(self) -> NoReturn:
         """Wait, holding the micro-batch unacknowledged, until the worker cancels the
@@ -360,7 +385,10 @@ class _StreamAgent:
         if self.busy.locked() or self.stopping:  # a micro-batch (which ticks when it is
             return                                # done), a rebalance, or the stop
         async with self.busy:
-            await self._tick()
+            if self.gathering.due(self._loop_time()):  # no message came after it
+                await self._store_gathered()
+            if not self.held:
+                await self._tick()
 
     async def _tick(self) -> None:
         """Advance idle partitions and close due windows (``busy`` held by the caller).
@@ -392,6 +420,9 @@ class _StreamAgent:
         if not partitions or self.stopping:
             return
         async with self.busy:
+            # Gathered but not yet sent: the next owner reads them from the stored offsets
+            # (not acknowledged, so Kafka's committed offsets do not pass them either).
+            self.gathering.drop(set(partitions))
             try:
                 await self.retry.until_done(self.processor.store,
                                             f"storing {self.topic} before a rebalance")
@@ -474,20 +505,6 @@ class _StreamAgent:
     @staticmethod
     def _loop_time() -> float:
         return asyncio.get_running_loop().time()
-
-
-def by_size(messages: Sequence[RawMessage], limit: int) -> Iterator[Sequence[RawMessage]]:
-    """``messages`` in consecutive parts of at most ``limit`` bytes of values, each of at
-    least one message."""
-    start = size = 0
-    for index, message in enumerate(messages):
-        length = len(message.value or b"")
-        if index > start and size + length > limit:
-            yield messages[start:index]
-            start, size = index, 0
-        size += length
-    if start < len(messages):
-        yield messages[start:]
 
 
 async def _send_dead_letters(topic: Any, source: str, rejected: Sequence[Rejected]) -> None:
