@@ -4,10 +4,13 @@ Every aggregate here is a frozen definition (see :mod:`metrics.base`) whose stat
 exactly, so research, batch and streaming store bit-identical values. Ranking metrics
 (:mod:`metrics.ranking`) read a ``list[str]`` field: the ranked list of items shown.
 Performance estimated without labels (:mod:`metrics.estimation`) reads a classifier's
-scores and a calibration fitted on labelled reference data.
+scores and a calibration fitted on labelled reference data. Assertions
+(:mod:`metrics.assertions`) count the events that violate a rule and keep a sample of
+them that is the same in every stage.
 """
 
 from metrics.aggregates import count, mean, null_rate, rate, share, sum_of
+from metrics.assertions import assertion
 from metrics.base import Aggregate, State, aggregate_from_dict
 from metrics.classification import accuracy, auc, precision, recall
 
@@ -35,6 +38,7 @@ __all__ = [
     "State",
     "accuracy",
     "aggregate_from_dict",
+    "assertion",
     "auc",
     "catalogue_coverage",
     "cbpe",

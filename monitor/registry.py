@@ -26,6 +26,7 @@ from typing import Any, overload
 import numpy as np
 import pandas as pd
 
+from metrics.assertions import ID
 from metrics.base import Aggregate
 from metrics.labelled import Labelled
 from monitor.alerts.fit import rule_problem
@@ -47,6 +48,10 @@ _KIND_HINTS = {
     ("scalar", LIST_OF_STR): ("; drift compares one value per event: use metrics.ndcg, "
                               "hit_rate or catalogue_coverage on a ranked list, or a "
                               "per-event function that reduces the list to a value"),
+    # an assertion samples its violations by id: every event must have one
+    **{(ID, kind): "; every event must have its id: declare the field without '?'"
+       for kind in ("str", "int")},
+    **{(ID, kind): "; an id is a str or int field" for kind in ("float", "bool", LIST_OF_STR)},
 }
 
 
@@ -319,6 +324,8 @@ class Monitor:
             if per_event is not None and column == name:
                 continue
             field = schema.field(column)
+            if field is None and column == schema.time and kind == "any":
+                continue  # the event time, which every event has (an assertion keeps it)
             if field is None:
                 raise fail(f"unknown column {column!r}: stream {stream_spec.name!r} has "
                            f"{', '.join(stream_spec.schema.names)}"
@@ -426,6 +433,8 @@ def _kind_fits(kind: str, field: FieldType) -> bool:
         return field.type == LIST_OF_STR
     if kind == "scalar":
         return field.type != LIST_OF_STR
+    if kind == ID:
+        return field.type in ("str", "int") and not field.nullable
     return True
 
 

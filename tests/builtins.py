@@ -17,6 +17,7 @@ import pandas as pd
 
 import metrics
 import metrics.aggregates as agg
+import metrics.assertions as assertions
 import metrics.classification as classification
 import metrics.labelled as labelled_metrics
 import metrics.ranking as ranking
@@ -136,6 +137,30 @@ def ranked(rng: np.random.Generator, n: int) -> pd.DataFrame:
                          "clicked": pd.Series(clicked, dtype=object)})
 
 
+def violations(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    """An assertion's input: an id drawn from a pool (so some events share one, with other
+    fields), a nullable violation flag, a severity with nulls, zeros, negatives and an
+    infinity, and fields of every type to keep (nulls included)."""
+    flag = pd.array(rng.random(n) < 0.3, dtype="boolean")
+    flag[rng.random(n) < 0.05] = pd.NA
+    severity = rng.normal(size=n)
+    severity[rng.random(n) < 0.1] = 0.0
+    severity[rng.random(n) < 0.05] = np.nan
+    severity[rng.random(n) < 0.01] = np.inf
+    device = rng.choice(["ios", "android", "web"], size=n).astype(object)
+    device[rng.random(n) < 0.05] = None
+    x = rng.normal(size=n)
+    x[rng.random(n) < 0.05] = np.nan
+    return pd.DataFrame({
+        "ts": pd.Timestamp("2026-03-01T00:00:00Z") + pd.to_timedelta(
+            rng.integers(0, 3_600_000_000_000, n), unit="ns"),
+        "view_id": pd.array(rng.integers(0, max(2, n // 2), n), dtype="Int64"),
+        "user": rng.integers(0, max(2, n // 3), n).astype(str).astype(object),
+        "flag": flag, "severity": severity, "device": device, "x": x,
+        "shown": pd.Series([[f"item-{i}"] * (i % 3) for i in range(n)], dtype=object),
+    })
+
+
 DRIFT_REFERENCE = ReferenceProfile.fit(
     drift_window(np.random.default_rng(2024), 5000, shift=0.0), name="training"
 )
@@ -191,6 +216,10 @@ EXAMPLES: list[Case] = [
     Case(labelled_metrics.Labelled(classification.auc("label", "score", bins=20)), joined),
     Case(labelled_metrics.Labelled(classification.accuracy("label", "prediction")), joined),
     Case(labelled_metrics.Labelled(tails.quantiles("score")), joined),
+    Case(assertions.assertion("flag", id="view_id", keep=("ts", "device", "x"), k=7),
+         violations),
+    Case(assertions.assertion("severity", id="user", keep=("shown", "flag")), violations),
+    Case(assertions.assertion("severity", id="view_id", k=1), violations),
     # a new built-in kind adds its cases here
 ]
 

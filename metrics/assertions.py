@@ -1,0 +1,302 @@
+"""Assertions: how many events violate a rule, and a sample of them to look at.
+
+An assertion reads one value per event — True where the event violates it, or a severity
+score (a violation where it is above 0) — usually a per-event function's output
+(``@mon.metric(..., aggregate=metrics.assertion(id=...))``). Its values per segment and
+window are exact counts:
+
+- ``violations``: the events that violate it;
+- ``violation_rate``: violations / the events it judged (a null value judges nothing);
+- ``max_severity``: the highest severity among the violations (1.0 for a boolean; NaN
+  without a violation).
+
+Its state also keeps the violating events to relabel: their id, severity and the fields
+named in ``keep``, for at most ``k`` distinct ids — those of the smallest hash of the id
+(:mod:`metrics.bottom_k`). The sample is a uniform sample of the violating ids, the same
+in every stage whatever the chunking or order, and merges exactly; the state's size is
+bounded by ``k`` however many events violate.
+
+>>> agg = assertion("too_slow", id="view_id", keep=("latency_ms",), k=2)
+>>> state = agg.new_state()
+>>> state.update(pd.DataFrame({"view_id": [1, 2, 3, 4],
+...                            "latency_ms": [900.0, 10.0, 1200.0, 3000.0],
+...                            "too_slow": [True, False, True, True]}))
+>>> agg.value(state)
+{'violations': 3.0, 'violation_rate': 0.75, 'max_severity': 1.0}
+>>> agg.examples(state)
+[{'id': 3, 'severity': 1.0, 'latency_ms': 1200.0}, {'id': 4, 'severity': 1.0, 'latency_ms': 3000.0}]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+
+from metrics.base import Aggregate, ColumnKind, canonical_json, input_column
+from metrics.bottom_k import BottomK, id_hash, id_hashes, id_text, id_texts
+from metrics.counters import ratio
+from metrics.groups import Groups
+
+__all__ = ["ID", "MAX_K", "Assertion", "AssertionState", "assertion"]
+
+# The column kind of an id: a string or integer field that every event has (a violation
+# without an id could not be sampled the same way in every stage).
+ID: ColumnKind = "non-null id"
+MAX_K = 10_000  # the sample's bound; a state holds at most this many records
+
+
+class AssertionState:
+    """Exact counts of judged and violating events, their highest severity, and the
+    bottom-k sample of violating ids with their records."""
+
+    __slots__ = ("judged", "max_severity", "sample", "spec", "violations")
+
+    def __init__(self, spec: Assertion) -> None:
+        self.spec = spec
+        self.judged = 0
+        self.violations = 0
+        self.max_severity = -math.inf  # -inf: no violation yet
+        self.sample = BottomK(spec.k)
+
+    def update(self, frame: pd.DataFrame) -> None:
+        self.spec.update_groups([self], frame, Groups(np.zeros(len(frame), np.intp), 1))
+
+    def merge(self, other: Self) -> None:
+        if other.spec != self.spec:
+            raise ValueError(f"cannot merge an assertion state of {other.spec.to_dict()} into "
+                             f"one of {self.spec.to_dict()}")
+        self.judged += other.judged
+        self.violations += other.violations
+        self.max_severity = max(self.max_severity, other.max_severity)
+        self.sample.merge(other.sample)
+
+    def to_bytes(self) -> bytes:
+        # the records are canonical JSON already: joined as they are, in sample order
+        records = ",".join(record for _, record in self.sample.items())
+        highest = json.dumps(_float_json(self.max_severity))
+        return (f'{{"judged":{self.judged},"max_severity":{highest},"sample":[{records}],'
+                f'"violations":{self.violations}}}').encode()
+
+    def load(self, data: bytes) -> Self:
+        """Fill this empty state from :meth:`to_bytes` output, checking what it holds."""
+        raw = json.loads(data)
+        judged, violations = int(raw["judged"]), int(raw["violations"])
+        records = raw["sample"]
+        if not 0 <= violations <= judged or len(records) > min(violations, self.spec.k):
+            raise ValueError(f"stored assertion state is inconsistent: {violations} "
+                             f"violations of {judged} judged with {len(records)} examples "
+                             f"(k={self.spec.k})")
+        self.judged, self.violations = judged, violations
+        self.max_severity = _float_from_json(raw["max_severity"])
+        self.sample.offer_many((id_text(r["id"]), id_hash(id_text(r["id"])), canonical_json(r))
+                               for r in records)
+        if len(self.sample) != len(records):
+            raise ValueError("stored assertion state holds an id twice")
+        return self
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, AssertionState) and self.spec == other.spec
+                and (self.judged, self.violations) == (other.judged, other.violations)
+                and self.max_severity == other.max_severity and self.sample == other.sample)
+
+    def __repr__(self) -> str:
+        return (f"AssertionState(violations={self.violations}, judged={self.judged}, "
+                f"sample={len(self.sample)})")
+
+
+@dataclass(frozen=True)
+class Assertion(Aggregate):
+    """Violations of a per-event rule, counted exactly, with a deterministic sample."""
+
+    column: str | None  # True / a severity per event; None until a per-event function binds it
+    id_column: str
+    keep: tuple[str, ...] = ()
+    k: int = 100
+    kind = "assertion"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keep", tuple(self.keep))  # a list, from stored JSON
+        if not isinstance(self.id_column, str) or not self.id_column:
+            raise ValueError("assertion id= must name the column that identifies an event")
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or not 1 <= self.k <= MAX_K:
+            raise ValueError(f"assertion k={self.k!r}: the sample keeps 1 to {MAX_K} events")
+        if len(set(self.keep)) != len(self.keep) or not all(
+                isinstance(c, str) for c in self.keep):
+            raise ValueError(f"assertion keep={list(self.keep)!r} must name distinct columns")
+        if clash := {"id", "severity"} & set(self.keep):
+            raise ValueError(f"assertion keep= cannot name {sorted(clash)}: every example has "
+                             "its id and severity already")
+
+    def columns(self) -> dict[str, ColumnKind]:
+        return {input_column(self): "numeric", **dict.fromkeys(self.keep, "any"),
+                self.id_column: ID}
+
+    def fields(self) -> tuple[str, ...]:
+        return ("violations", "violation_rate", "max_severity")
+
+    def new_state(self) -> AssertionState:
+        input_column(self)  # an assertion without its column fails here, not in update
+        return AssertionState(self)
+
+    def state_from_bytes(self, data: bytes) -> AssertionState:
+        return self.new_state().load(data)
+
+    def value(self, state: AssertionState) -> dict[str, float]:
+        return {
+            "violations": float(state.violations),
+            "violation_rate": ratio(state.violations, state.judged),
+            "max_severity": state.max_severity if state.violations else float("nan"),
+        }
+
+    def examples(self, state: AssertionState) -> list[dict[str, Any]]:
+        """The sampled violations, in sample order: id, severity, then the kept fields."""
+        records = (json.loads(record) for _, record in state.sample.items())
+        return [{"id": r["id"], "severity": _float_from_json(r["severity"]), **r["fields"]}
+                for r in records]
+
+    def update_groups(self, states: Sequence[AssertionState], frame: pd.DataFrame,
+                      groups: Groups) -> None:
+        severity = frame[input_column(self)].to_numpy(dtype=np.float64, na_value=np.nan)
+        judged = ~np.isnan(severity)
+        violated = judged & (severity > 0)
+        judged_counts = groups.sums(judged).tolist()
+        violation_counts = groups.sums(violated).tolist()
+        for state, n_judged, n_violated in zip(states, judged_counts, violation_counts,
+                                               strict=True):
+            state.judged += n_judged
+            state.violations += n_violated
+        if not violated.any():
+            return
+        entry_rows = np.arange(len(groups.codes)) if groups.rows is None else groups.rows
+        violating = violated[entry_rows]
+        rows, codes = entry_rows[violating], groups.codes[violating]
+        highest = np.full(groups.n, -np.inf)
+        np.maximum.at(highest, codes, severity[rows])
+        for state, value in zip(states, highest.tolist(), strict=True):
+            state.max_severity = max(state.max_severity, value)
+        _Sampler(self, frame, severity, violated).offer(states, rows, codes)
+
+
+class _Sampler:
+    """One chunk's violating ids, hashed once, offered to every group's sample."""
+
+    def __init__(self, spec: Assertion, frame: pd.DataFrame, severity: np.ndarray,
+                 violated: np.ndarray) -> None:
+        self.spec, self.frame, self.severity = spec, frame, severity
+        violating_rows = np.flatnonzero(violated)
+        # Each violating row's id as a code into the distinct ids (-1: a null id, which
+        # is counted as a violation but cannot be sampled)
+        codes, ids = pd.factorize(frame[spec.id_column].iloc[violating_rows])
+        self.id_code = np.full(len(frame), -1, dtype=np.intp)
+        self.id_code[violating_rows] = codes
+        self.texts = id_texts(ids)
+        self.hashes = id_hashes(self.texts)
+
+    def offer(self, states: Sequence[AssertionState], rows: np.ndarray, codes: np.ndarray
+              ) -> None:
+        """Offer each group its violating rows (``rows[i]`` is in group ``codes[i]``)."""
+        order = np.argsort(codes, kind="stable")
+        rows, codes = rows[order], codes[order]
+        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+        for start, stop in zip(starts.tolist(), [*starts[1:].tolist(), len(codes)],
+                               strict=True):
+            self._offer_group(states[int(codes[start])], rows[start:stop])
+
+    def _offer_group(self, state: AssertionState, rows: np.ndarray) -> None:
+        ids = self.id_code[rows]
+        rows, ids = rows[ids >= 0], ids[ids >= 0]
+        present = np.zeros(len(self.texts), dtype=bool)  # ids are dense codes: no sort
+        present[ids] = True
+        distinct = np.flatnonzero(present)
+        hashes = self.hashes[distinct]
+        k = self.spec.k
+        # Only ids that can be among the k smallest of the group and of the state: the
+        # k-th smallest hash, ties included (the state breaks them by id text).
+        limit = int(np.partition(hashes, k - 1)[k - 1]) if len(distinct) > k else None
+        bound = state.sample.bound()
+        if bound is not None:
+            limit = bound if limit is None else min(limit, bound)
+        if limit is not None:
+            present[distinct[hashes > np.uint64(limit)]] = False
+            rows = rows[present[ids]]
+        if len(rows):
+            state.sample.offer_many(self._records(rows))
+
+    def _records(self, rows: np.ndarray) -> list[tuple[str, int, str]]:
+        read = list(dict.fromkeys([self.spec.id_column, *self.spec.keep]))
+        events = self.frame[read].iloc[rows].to_dict("records")
+        offers = []
+        for row, event in zip(rows.tolist(), events, strict=True):
+            code = self.id_code[row]
+            text = self.texts[code]
+            record = canonical_json({
+                "id": _json_value(event[self.spec.id_column]),
+                "severity": _float_json(float(self.severity[row])),
+                "fields": {name: _json_value(event[name]) for name in self.spec.keep},
+            })
+            offers.append((text, int(self.hashes[code]), record))
+        return offers
+
+
+def _json_value(value: Any) -> Any:
+    """A field's value as JSON: the same text in every stage for the same typed value."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return _float_json(float(value))
+    if isinstance(value, str):
+        return value
+    if isinstance(value, datetime):  # pd.Timestamp too, to the nanosecond
+        return value.isoformat()
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_json_value(item) for item in value]
+    raise TypeError(f"cannot keep a {type(value).__name__} value ({value!r}) in a sample")
+
+
+def _float_json(value: float) -> float | str | None:
+    """A float as strict JSON: NaN as null, the infinities as text."""
+    if math.isnan(value):
+        return None
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
+def _float_from_json(value: float | str | None) -> float:
+    if value is None:
+        return float("nan")
+    return float(value)
+
+
+def assertion(column: str | None = None, *, id: str, keep: Sequence[str] = (),
+              k: int = 100) -> Assertion:
+    """Violations of a rule per event, with a sample of up to ``k`` violating events.
+
+    ``column`` holds the rule's outcome per event (True, or a severity above 0, is a
+    violation; null judges nothing); leave it out to use the assertion as the aggregate
+    of a per-event function (``@mon.metric``). ``id`` names the column that identifies
+    an event (a string or integer every event has); the sample keeps the ``k`` violating
+    ids of the smallest hash, each with its severity and the fields named in ``keep``.
+    Fields: ``violations``, ``violation_rate``, ``max_severity``.
+
+    >>> agg = assertion("score", id="user", keep=("country",), k=1)
+    >>> state = agg.new_state()
+    >>> state.update(pd.DataFrame({"user": ["a", "b", "c"], "country": ["SE", "DE", None],
+    ...                            "score": [0.0, 2.5, 0.5]}))
+    >>> agg.value(state)
+    {'violations': 2.0, 'violation_rate': 0.6666666666666666, 'max_severity': 2.5}
+    >>> agg.examples(state)
+    [{'id': 'b', 'severity': 2.5, 'country': 'DE'}]
+    """
+    return Assertion(column, id, tuple(keep), k)

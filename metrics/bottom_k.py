@@ -1,0 +1,151 @@
+"""A sample that merges exactly: the k distinct ids with the smallest hash (bottom-k).
+
+A random sample of the violating events would differ between research, batch and
+streaming: each stage sees the events in other chunks and another order. Ranking the ids
+by a hash of their own bytes instead gives every stage the same sample, since which ids
+are the k smallest depends only on the set of ids seen. It is still a uniform sample of
+the distinct ids — a good hash orders them like a random permutation — and merging is
+exact: the k smallest of a union are the k smallest of the union of each part's k smallest.
+
+The hash is BLAKE2b (8 bytes, a fixed personalisation) of the id's text in UTF-8 — an
+integer id's text is its decimal digits — so it is the same on every machine and in every
+process, unlike Python's ``hash()`` of a string. Ids are ordered by (hash, id text), so
+even two ids with equal hashes have one order. An id seen in several events keeps one
+record: the smallest (records are canonical JSON text), whatever the order they came in.
+
+>>> sample = BottomK(2)
+>>> for user in ["ann", "bob", "cid", "dan"]:
+...     sample.offer(user, f'{{"id":"{user}"}}')
+>>> [id_text for id_text, _ in sample.items()]
+['dan', 'cid']
+>>> other = BottomK(2)
+>>> other.offer("eve", '{"id":"eve"}')
+>>> other.offer("ann", '{"id":"ann"}')
+>>> sample.merge(other)
+>>> [id_text for id_text, _ in sample.items()]
+['dan', 'cid']
+>>> sorted(["ann", "bob", "cid", "dan", "eve"], key=id_hash)
+['dan', 'cid', 'eve', 'ann', 'bob']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from collections.abc import Iterable, Iterator
+from numbers import Integral
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["BottomK", "id_hash", "id_hashes", "id_text", "id_texts"]
+
+_PERSON = b"dm-bottom-k-v1"  # part of the hash: a new formula would be a new sample
+
+
+def id_text(value: Any) -> str:
+    """The canonical text of an id: a string as it is, an integer as its decimal digits.
+
+    Floats and booleans are refused: ``1.0`` and ``True`` would each name an id that
+    another stage could spell differently.
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Integral) and not isinstance(value, bool | np.bool_):
+        return str(int(value))
+    raise TypeError(f"an id must be a string or an integer, not {type(value).__name__} "
+                    f"({value!r})")
+
+
+def id_texts(ids: Any) -> list[str]:
+    """:func:`id_text` of each of ``ids`` (distinct values, no nulls, as ``pd.factorize``
+    gives them); integers are spelled by numpy at once."""
+    if pd.api.types.is_integer_dtype(ids.dtype):
+        return np.asarray(ids.to_numpy()).astype(str).tolist()
+    values = list(ids)
+    if all(type(value) is str for value in values):
+        return values
+    return [id_text(value) for value in values]
+
+
+_BLANK = hashlib.blake2b(digest_size=8, person=_PERSON)  # copied: cheaper than a new one
+
+
+def id_hash(text: str) -> int:
+    """The 64-bit hash of an id's canonical text (see :func:`id_text`)."""
+    digest = _BLANK.copy()
+    digest.update(text.encode("utf-8"))
+    return int.from_bytes(digest.digest(), "big")
+
+
+def id_hashes(texts: Iterable[str]) -> np.ndarray:
+    """:func:`id_hash` of each text, as uint64."""
+    digests = []
+    for text in texts:
+        digest = _BLANK.copy()
+        digest.update(text.encode("utf-8"))
+        digests.append(digest.digest())
+    return np.frombuffer(b"".join(digests), dtype=">u8").astype(np.uint64)
+
+
+class BottomK:
+    """At most ``k`` (id text -> record) entries: those of the smallest (hash, id text)."""
+
+    __slots__ = ("_entries", "k")
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self._entries: dict[str, tuple[int, str]] = {}  # id text -> (hash, record)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def bound(self) -> int | None:
+        """The largest hash kept while the sample is full (an id hashing above it cannot
+        get in), or None while there is room."""
+        if len(self._entries) < self.k:
+            return None
+        return max(h for h, _ in self._entries.values())
+
+    def offer(self, text: str, record: str, hashed: int | None = None) -> None:
+        """Add an id's record (``hashed``: its :func:`id_hash`, when known)."""
+        self._put(text, id_hash(text) if hashed is None else hashed, record)
+        if len(self._entries) > self.k:
+            self._trim()
+
+    def offer_many(self, offers: Iterable[tuple[str, int, str]]) -> None:
+        """Add (id text, hash, record) triples, trimming once at the end."""
+        for text, hashed, record in offers:
+            self._put(text, hashed, record)
+        if len(self._entries) > self.k:
+            self._trim()
+
+    def merge(self, other: Self) -> None:
+        if other.k != self.k:
+            raise ValueError(f"cannot merge a bottom-{other.k} sample into a bottom-{self.k} "
+                             "one")
+        self.offer_many((text, h, record) for text, (h, record) in other._entries.items())
+
+    def items(self) -> Iterator[tuple[str, str]]:
+        """(id text, record) in sample order: by hash, then id text."""
+        for text, (_, record) in sorted(self._entries.items(),
+                                        key=lambda item: (item[1][0], item[0])):
+            yield text, record
+
+    def _put(self, text: str, hashed: int, record: str) -> None:
+        held = self._entries.get(text)
+        if held is None or record < held[1]:
+            self._entries[text] = (hashed, record)
+
+    def _trim(self) -> None:
+        kept = heapq.nsmallest(self.k, self._entries.items(),
+                               key=lambda item: (item[1][0], item[0]))
+        self._entries = dict(kept)
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, BottomK) and self.k == other.k
+                and self._entries == other._entries)
+
+    def __repr__(self) -> str:
+        return f"BottomK(k={self.k}, ids={[text for text, _ in self.items()]})"

@@ -1,0 +1,59 @@
+"""The sampled violations of an assertion, read out of its windows' states.
+
+Every stage stores a window's state with its values (``WindowResult.state``, or
+``StoredState`` read back), and an assertion's state holds its sample of violating events
+(:mod:`metrics.assertions`); this lays them out as a table, one row per example. Pure:
+states in, a DataFrame out.
+
+>>> import metrics
+>>> from monitor import Monitor
+>>> from monitor.research import run
+>>> mon = Monitor()
+>>> _ = mon.stream("home", schema={"view_id": "int", "score": "float"})
+>>> spec = mon.metric("high_score", "home",
+...                   metrics.assertion("score", id="view_id", keep=("ts",)), window="1h")
+>>> events = pd.DataFrame({"ts": ["2026-01-01T00:10:00Z", "2026-01-01T00:50:00Z"],
+...                        "view_id": [7, 8], "score": [0.0, 0.5]})
+>>> examples(spec, run(spec, events).windows)[["segment", "id", "severity", "ts"]]
+  segment  id  severity                         ts
+0       *   8       0.5  2026-01-01T00:50:00+00:00
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+
+from metrics.assertions import Assertion
+from metrics.labelled import Labelled
+from monitor.spec import MetricSpec
+from monitor.storage.records import StoredState, WindowResult
+
+_WINDOW = ["segment", "window_start", "window_end"]
+
+
+def examples(metric: MetricSpec, windows: Iterable[WindowResult | StoredState]
+             ) -> pd.DataFrame:
+    """One row per sampled violation of each window: its segment and window, then ``id``,
+    ``severity`` and the fields the assertion keeps; windows in the order given, each
+    window's examples in sample order (by hash of the id)."""
+    aggregate = metric.aggregate
+    labelled = isinstance(aggregate, Labelled)
+    inner = aggregate.inner if isinstance(aggregate, Labelled) else aggregate
+    if not isinstance(inner, Assertion):
+        raise ValueError(f"metric {metric.name!r} is not an assertion (its aggregate is "
+                         f"{inner.kind}): it keeps no examples")
+    rows = []
+    for window in windows:
+        if window.state is None:
+            continue
+        state: Any = aggregate.state_from_bytes(window.state)
+        if labelled:
+            state = state.inner  # the assertion's own state, within the label counts
+        for example in inner.examples(state):
+            rows.append({"segment": window.segment, "window_start": window.window_start,
+                         "window_end": window.window_end, **example})
+    columns = [*_WINDOW, "id", "severity", *inner.keep]
+    return pd.DataFrame(rows, columns=columns)

@@ -1,0 +1,298 @@
+"""Assertions: exact violation counts, and a sample of violations that is the same whatever
+the chunking or order, uniform over the violating ids and bounded by k.
+
+The sample is checked against a bottom-k computed here from hashlib directly; its
+uniformity with a chi-square test (and a KS test) of each violation's inclusion
+frequency over many id sets, which a biased sampler fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import metrics
+from metrics.assertions import Assertion, AssertionState
+from monitor import DefinitionError, MetricComputeError, Monitor, Threshold
+from monitor.assertion_examples import examples
+from monitor.engine import Engine
+from monitor.partials import merge_stored
+from monitor.research import backtest, run
+from monitor.spec import OVERALL, MetricSpec
+
+START = pd.Timestamp("2026-03-02T00:00:00Z")
+SCHEMA = {"view_id": "int", "user": "str", "country": "str", "score": "float",
+          "new_user": "bool"}
+
+
+def brute_bottom_k(ids: list[object], k: int) -> list[str]:
+    """The k distinct ids of the smallest BLAKE2b-64 of their text, ties by text."""
+    def key(text: str) -> tuple[int, str]:
+        digest = hashlib.blake2b(text.encode(), digest_size=8, person=b"dm-bottom-k-v1")
+        return int.from_bytes(digest.digest(), "big"), text
+    return sorted({str(i) for i in ids}, key=key)[:k]
+
+
+def homepage(n: int, seed: int, hours: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "ts": START + pd.to_timedelta(rng.integers(0, hours * 3_600_000, n), unit="ms"),
+        # a few views logged twice, with another score: one example per id all the same
+        "view_id": rng.integers(0, int(n * 0.9), n),
+        "user": rng.integers(0, n // 5, n).astype(str).astype(object),
+        "country": rng.choice(["SE", "DE", "BR"], n).astype(object),
+        "score": rng.random(n),
+        "new_user": rng.random(n) < 0.4,
+    })
+
+
+def app(k: int = 20) -> tuple[Monitor, MetricSpec]:
+    mon = Monitor()
+    mon.stream("home", schema=SCHEMA)
+
+    @mon.metric("sure_about_strangers", "home", window="1h", segment_by=["country"],
+                aggregate=metrics.assertion(id="view_id", keep=("ts", "country", "score"),
+                                            k=k),
+                alerts=[Threshold("violations", above=40)])
+    def sure_about_strangers(events: pd.DataFrame) -> pd.Series:
+        """A score above 0.8 for a brand-new user is suspicious."""
+        return (events["score"] > 0.8) & events["new_user"]
+
+    return mon, sure_about_strangers
+
+
+def states_by_window(spec: MetricSpec, events: pd.DataFrame) -> dict[tuple[str, str], bytes]:
+    return {(w.segment, w.window_start.isoformat()): w.state or b""
+            for w in run(spec, events).windows}
+
+
+def test_counts_and_rate_equal_numpys() -> None:
+    _, spec = app()
+    events = homepage(6_000, seed=1)
+    values = run(spec, events).values
+    violated = (events["score"] > 0.8) & events["new_user"]
+    hour = events["ts"].dt.floor("1h")
+    for segment, rows in [(OVERALL, events.index)] + [
+            (f"country={c}", events.index[events["country"] == c]) for c in ("SE", "DE", "BR")]:
+        got = values[values["segment"] == segment].pivot(
+            index="window_start", columns="field", values="value")
+        expected = violated[rows].groupby(hour[rows]).agg(["sum", "mean"])
+        assert got["violations"].to_numpy().tolist() == expected["sum"].astype(float).tolist()
+        np.testing.assert_array_equal(got["violation_rate"].to_numpy(),
+                                      expected["mean"].to_numpy())
+        assert set(got["max_severity"]) == {1.0}
+
+
+def test_severity_scores_count_above_zero_and_nulls_judge_nothing() -> None:
+    agg = metrics.assertion("risk", id="view_id", k=3)
+    risk = np.array([0.0, -1.0, 0.5, np.nan, 7.25, 2.0, np.nan, 0.1])
+    state = agg.new_state()
+    state.update(pd.DataFrame({"view_id": np.arange(len(risk)), "risk": risk}))
+    judged = risk[~np.isnan(risk)]
+    assert agg.value(state) == {"violations": float(np.count_nonzero(judged > 0)),
+                                "violation_rate": np.count_nonzero(judged > 0) / len(judged),
+                                "max_severity": float(np.max(judged))}
+    by_id = {i: r for i, r in enumerate(risk)}
+    sample = agg.examples(state)
+    assert [e["id"] for e in sample] == [int(i) for i in brute_bottom_k(
+        [i for i, r in by_id.items() if r > 0], 3)]
+    assert all(e["severity"] == by_id[e["id"]] for e in sample)
+
+
+def test_sample_is_the_same_for_any_chunking_and_order_and_equals_brute_force() -> None:
+    """Research over one frame against the engine fed shuffled chunks of it, each chunk's
+    states serialized and merged in a random order, as streaming's partitions are."""
+    _, spec = app(k=15)
+    events = homepage(8_000, seed=2)
+    expected = states_by_window(spec, events)
+
+    clean, rejects = spec.stream.schema.validate(events)
+    assert rejects.empty
+    rng = random.Random(5)
+    shuffled = clean.sample(frac=1.0, random_state=6).reset_index(drop=True)
+    cuts = sorted(rng.sample(range(1, len(shuffled)), 40))
+    stored = []
+    for start, stop in zip([0, *cuts], [*cuts, len(shuffled)], strict=True):
+        engine = Engine([spec])
+        engine.update(shuffled.iloc[start:stop])
+        stored += [(key, p.state.to_bytes(), p.rows) for key, p in engine.partials.items()]
+    rng.shuffle(stored)
+    merged = merge_stored(spec.aggregate, stored)
+    got = {(segment, pd.Timestamp(start, unit="ns", tz="UTC").isoformat()): p.state.to_bytes()
+           for (_, segment, start), p in merged.items()}
+    assert got == expected
+
+    violated = clean[(clean["score"] > 0.8) & clean["new_user"]]
+    hours = violated["ts"].dt.floor("1h")
+    for (segment, start), data in expected.items():
+        in_window = violated[hours == pd.Timestamp(start)]
+        if segment != OVERALL:
+            in_window = in_window[in_window["country"] == segment.split("=")[1]]
+        state = spec.aggregate.state_from_bytes(data)
+        sample = spec.aggregate.examples(state)
+        assert [str(e["id"]) for e in sample] == brute_bottom_k(
+            in_window["view_id"].tolist(), 15)
+        # each example is an event with that id (the one of the smallest record, if several)
+        for example in sample:
+            event = in_window[(in_window["view_id"] == example["id"])
+                              & (in_window["score"] == example["score"])]
+            assert len(event) == 1
+            assert example["country"] == event["country"].iloc[0]
+            assert pd.Timestamp(example["ts"]) == event["ts"].iloc[0]
+
+
+def test_an_id_seen_twice_keeps_one_example_whatever_the_order() -> None:
+    agg = metrics.assertion("bad", id="user", keep=("score",), k=5)
+    frame = pd.DataFrame({"user": ["u1", "u1", "u2", "u1"], "bad": [True] * 4,
+                          "score": [0.7, 0.2, 0.5, 0.9]})
+    kept = set()
+    for order in ([0, 1, 2, 3], [3, 2, 1, 0], [1, 3, 0, 2]):
+        state = agg.new_state()
+        for row in order:
+            state.update(frame.iloc[[row]])
+        kept.add(state.to_bytes())
+        assert agg.value(state)["violations"] == 4.0
+        assert sorted(e["id"] for e in agg.examples(state)) == ["u1", "u2"]
+    assert len(kept) == 1
+
+
+def inclusion_counts(sampler, seeds: int, violations: int, k: int) -> np.ndarray:
+    """How often each violating event (by position) is in the sample, over id sets."""
+    counts = np.zeros(violations, dtype=np.int64)
+    for seed in range(seeds):
+        ids = [f"s{seed}-e{i}" for i in range(violations)]
+        chosen = sampler(ids, k)
+        counts[[ids.index(i) if isinstance(i, str) else i for i in chosen]] += 1
+    return counts
+
+
+def bottom_k_sampler(ids: list[str], k: int) -> list[str]:
+    agg = metrics.assertion("bad", id="id_", k=k)
+    state = agg.new_state()
+    # half the events do not violate, and the violations come in two chunks
+    frame = pd.DataFrame({"id_": ids + [f"{i}-ok" for i in ids],
+                          "bad": [True] * len(ids) + [False] * len(ids)})
+    state.update(frame.iloc[1::2])
+    state.update(frame.iloc[::2])
+    assert agg.value(state)["violations"] == len(ids)
+    return [e["id"] for e in agg.examples(state)]
+
+
+def uniformity_p_value(counts: np.ndarray, seeds: int, k: int) -> float:
+    """Chi-square of inclusion counts: each is Binomial(seeds, k/n) under uniform
+    sampling, and their sum is fixed (n - 1 degrees of freedom)."""
+    p = k / len(counts)
+    statistic = float(np.sum((counts - seeds * p) ** 2) / (seeds * p * (1 - p)))
+    return float(stats.chi2.sf(statistic, len(counts) - 1))
+
+
+def test_sample_is_uniform_over_the_violations() -> None:
+    seeds, violations, k = 400, 300, 30
+    counts = inclusion_counts(bottom_k_sampler, seeds, violations, k)
+    assert counts.sum() == seeds * k
+    assert uniformity_p_value(counts, seeds, k) > 0.001
+    # positions of the sampled violations, pooled: uniform over the violations
+    positions = (np.repeat(np.arange(violations), counts) + 0.5) / violations
+    assert stats.kstest(positions, "uniform").pvalue > 0.001
+    # the same test rejects a sampler that favours the first violations a little
+    def biased(ids: list[str], k: int) -> list[int]:
+        rng = np.random.default_rng(int(ids[0][1:].split("-")[0]))
+        weights = np.linspace(1.3, 0.7, len(ids))
+        return rng.choice(len(ids), size=k, replace=False,
+                          p=weights / weights.sum()).tolist()
+    biased_counts = inclusion_counts(biased, seeds, violations, k)
+    assert uniformity_p_value(biased_counts, seeds, k) < 0.001
+
+
+def test_state_size_is_bounded_by_k_however_many_violations() -> None:
+    agg = metrics.assertion("bad", id="view_id", keep=("country", "score"), k=100)
+
+    def serialized(violations: int) -> bytes:
+        rng = np.random.default_rng(violations)
+        state = agg.new_state()
+        for start in range(0, violations, 250_000):
+            n = min(250_000, violations - start)
+            state.update(pd.DataFrame({
+                "view_id": np.arange(start, start + n),
+                "country": rng.choice(["SE", "DE", "BR"], n).astype(object),
+                "score": rng.random(n), "bad": np.ones(n, dtype=bool)}))
+        assert agg.value(state)["violations"] == violations
+        assert len(agg.examples(state)) == 100
+        return state.to_bytes()
+
+    small, large = serialized(10_000), serialized(1_000_000)
+    # the same 100 records; only the ids' and counts' digits are longer
+    assert len(large) <= 1.05 * len(small), (len(small), len(large))
+
+
+@pytest.mark.parametrize(("function", "problem"), [
+    (lambda events: 1 / 0, "failed on sample events with ZeroDivisionError"),
+    (lambda events: events["score"].head(2), "returned 2 values for 4 events"),
+    (lambda events: events["country"], "returned (str|object) values; its aggregate needs numeric"),
+    (lambda events: events[["score"]], "must return a pandas Series, not DataFrame"),
+])
+def test_a_bad_function_fails_at_registration_naming_the_metric(function, problem: str) -> None:
+    mon, _ = app()
+    with pytest.raises(DefinitionError, match=rf"metric 'broken': .*{problem}"):
+        mon.metric("broken", "home", aggregate=metrics.assertion(id="view_id"))(function)
+    assert "broken" not in mon.metrics
+
+
+def test_a_bad_definition_fails_at_registration_naming_the_metric() -> None:
+    mon = Monitor()
+    mon.stream("s", schema={"uid": "str?", "view": "int", "f": "float", "flag": "bool"})
+    with pytest.raises(DefinitionError, match=r"metric 'a': column 'uid' .* non-null id.*"
+                       r"without '\?'"):
+        mon.metric("a", "s", metrics.assertion("flag", id="uid"))
+    with pytest.raises(DefinitionError, match=r"metric 'b': column 'f' .*str or int"):
+        mon.metric("b", "s", metrics.assertion("flag", id="f"))
+    with pytest.raises(DefinitionError, match=r"metric 'c': unknown column 'nope'"):
+        mon.metric("c", "s", metrics.assertion("flag", id="view", keep=("nope",)))
+    with pytest.raises(ValueError, match=r"k=0: the sample keeps 1 to 10000"):
+        metrics.assertion("flag", id="uid", k=0)
+    with pytest.raises(ValueError, match=r"keep= cannot name \['severity'\]"):
+        metrics.assertion("flag", id="uid", keep=("severity",))
+
+
+def test_a_function_failing_on_real_data_names_the_metric() -> None:
+    """What every per-event function does on a chunk it fails on (monitor.engine): the
+    stage gets a MetricComputeError naming the metric; no event goes to dead letters."""
+    mon, _ = app()
+
+    @mon.metric("fragile", "home", aggregate=metrics.assertion(id="view_id"))
+    def fragile(events: pd.DataFrame) -> pd.Series:
+        if (events["view_id"] > 1_000).any():  # not so in the sample events (ids 1 to 4)
+            raise ValueError("cannot judge a sure score")
+        return events["new_user"]
+
+    with pytest.raises(MetricComputeError, match=r"metric 'fragile': per-event function .* "
+                       "raised ValueError: cannot judge a sure score"):
+        run(fragile, homepage(5_000, seed=3))
+
+
+def test_alert_rules_and_examples_like_any_metric() -> None:
+    _, spec = app(k=3)
+    events = homepage(6_000, seed=4)
+    episodes = backtest(spec, events)
+    values = run(spec, events).values
+    over = values[(values["field"] == "violations") & (values["value"] > 40)
+                  & (values["segment"] == OVERALL)]
+    assert len(episodes) >= 1 and len(over) >= 1
+    table = examples(spec, run(spec, events).windows)
+    assert list(table.columns) == ["segment", "window_start", "window_end", "id", "severity",
+                                   "ts", "country", "score"]
+    assert (table.groupby(["segment", "window_start"]).size() == 3).all()
+
+
+def test_definition_round_trips_and_merge_refuses_another_k() -> None:
+    agg = metrics.assertion("flag", id="uid", keep=("a", "b"), k=9)
+    assert Assertion.from_params(agg.params()) == agg
+    other = metrics.assertion("flag", id="uid", keep=("a", "b"), k=10).new_state()
+    with pytest.raises(ValueError, match="cannot merge an assertion state"):
+        agg.new_state().merge(other)
+    assert isinstance(agg.new_state(), AssertionState)
