@@ -1,0 +1,157 @@
+"""An assertion's counts and its sample of violations are the same in research, in batch
+from a SQL table (SQLite and Postgres, read in chunks) and in streaming (the stream
+processor without Kafka: shuffled partitions, messages of random sizes): the stored
+values and the stored states, byte for byte, and so the examples."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+import metrics
+from monitor import Monitor
+from monitor.assertion_examples import examples
+from monitor.batch.runner import BatchRunner, Retry
+from monitor.batch.sources import TableSource
+from monitor.batch.tables import load_events
+from monitor.research import run
+from monitor.spec import MetricSpec
+from monitor.stage_switch import EPOCH
+from monitor.storage.store import SqlStore
+from monitor.targets import batch_targets
+from streaming.codec import encode_events, event_dicts
+from streaming.messages import RawMessage
+from streaming.processor import StreamProcessor, StreamSettings
+from streaming.sql_store import SqlStreamStore
+from tests.streaming.clock import Clock
+
+START = pd.Timestamp("2026-03-02T00:00:00Z")
+HOURS = 4
+END = START + pd.Timedelta(hours=HOURS)
+PARTITIONS = 3
+
+
+def assertion_app() -> tuple[Monitor, MetricSpec]:
+    mon = Monitor("assertion-parity")
+    mon.stream("home", table="assert_events", topic="assert-events",
+               schema={"view_id": "int", "user_id": "str", "country": "str", "score": "float",
+                       "new_user": "bool"})
+
+    @mon.metric("sure_about_strangers", "home", window="1h", segment_by=["country"],
+                aggregate=metrics.assertion(id="view_id", keep=("ts", "user_id", "score"),
+                                            k=10))
+    def sure_about_strangers(events: pd.DataFrame) -> pd.Series:
+        return events["score"].where(events["new_user"], 0.0) - 0.7  # severity over 0.7
+
+    return mon, sure_about_strangers
+
+
+@pytest.fixture(scope="module")
+def events() -> pd.DataFrame:
+    rng = np.random.default_rng(18)
+    n = 3_000
+    offsets = np.sort(rng.integers(0, HOURS * 3_600_000, n))
+    return pd.DataFrame({
+        "ts": START + pd.to_timedelta(offsets, unit="ms"),
+        "view_id": rng.integers(0, 2_800, n),  # some views twice, with other fields
+        "user_id": rng.integers(0, 300, n).astype(str).astype(object),
+        "country": rng.choice(["SE", "DE", "BR"], n).astype(object),
+        "score": rng.random(n).round(6),
+        "new_user": rng.random(n) < 0.4,
+    })
+
+
+@pytest.fixture
+def store(results_url: str) -> Iterator[SqlStore]:
+    with SqlStore.open(results_url) as store:
+        yield store
+
+
+def promote(store: SqlStore, app: Monitor, stage: str) -> int:
+    spec = app.metrics["sure_about_strangers"]
+    version = store.register_metric(spec).version
+    store.record_stage_change(spec.name, version, "batch", by="test", reason="parity")
+    if stage == "streaming":
+        store.record_stage_change(spec.name, version, stage, by="test", reason="parity",
+                                  effective_from=EPOCH)
+    return version
+
+
+def assert_same_as_research(store: SqlStore, spec: MetricSpec, version: int, stage: str,
+                            events: pd.DataFrame) -> None:
+    research = run(spec, events)
+    got = store.read_values(metric=spec.name, stage=stage, limit=None)
+    pd.testing.assert_frame_equal(got.drop(columns="stage").reset_index(drop=True),
+                                  research.values.drop(columns="stage"), check_exact=True,
+                                  check_dtype=False)
+    stored = store.read_states(spec.name, version, stage, START.to_pydatetime(),
+                               END.to_pydatetime())
+    assert len(stored) == len(research.windows) == HOURS * 4
+    assert ({(w.segment, pd.Timestamp(w.window_start)): w.state for w in stored}
+            == {(w.segment, pd.Timestamp(w.window_start)): w.state for w in research.windows})
+    by_window = ["segment", "window_start"]
+    stored_examples = examples(spec, stored).sort_values(by_window, kind="stable")
+    research_examples = examples(spec, research.windows).sort_values(by_window, kind="stable")
+    pd.testing.assert_frame_equal(stored_examples.reset_index(drop=True),
+                                  research_examples.reset_index(drop=True), check_exact=True)
+    assert (stored_examples.groupby(by_window).size() == 10).all()
+
+
+def test_batch_from_a_table_equals_research(store: SqlStore, events: pd.DataFrame) -> None:
+    app, spec = assertion_app()
+    version = promote(store, app, "batch")
+    targets = batch_targets(app, store, stages=("batch",))
+    engine = sa.create_engine(store.database.url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE IF EXISTS assert_events"))
+        assert load_events(engine, app.streams["home"], events) == len(events)
+        batch = BatchRunner(store, lambda m: TableSource(engine, m.stream, chunk_rows=211),
+                            retry=Retry(attempts=1))
+        summaries = batch.run_many(targets, since=START, until=END)
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE assert_events"))
+    finally:
+        engine.dispose()
+    assert [s.rows_read for s in summaries] == [len(events)]
+    assert_same_as_research(store, spec, version, "batch", events)
+
+
+def test_streaming_equals_research(store: SqlStore, events: pd.DataFrame) -> None:
+    app, spec = assertion_app()
+    version = promote(store, app, "streaming")
+    targets = batch_targets(app, store, stages=("streaming",))
+    clock = Clock()
+    stage = StreamProcessor(SqlStreamStore(store.database), app.streams["home"],
+                            "assert-events", PARTITIONS, targets,
+                            StreamSettings(idle_timeout_s=5),
+                            clock=lambda: clock.monotonic, wall_clock=lambda: clock.wall)
+    stage.assign(range(PARTITIONS))
+    rng = random.Random(4)
+    queues: dict[int, list[RawMessage]] = {p: [] for p in range(PARTITIONS)}
+    pending: dict[int, list[dict[str, object]]] = {p: [] for p in range(PARTITIONS)}
+    for event in event_dicts(events):  # keyed by user, in time order per partition
+        pending[int(str(event["user_id"])) % PARTITIONS].append(event)
+    for partition, items in pending.items():
+        while items:
+            size = rng.randint(1, 30)
+            queues[partition].append(RawMessage(partition, len(queues[partition]),
+                                                encode_events(items[:size])))
+            items = items[size:]
+    while any(queues.values()):  # micro-batches with the partitions interleaved
+        batch = []
+        for partition in rng.sample(range(PARTITIONS), PARTITIONS):
+            take = rng.randint(0, 12)
+            batch += queues[partition][:take]
+            queues[partition] = queues[partition][take:]
+        stage.handle(batch)
+        clock.later(0.2)
+        stage.tick()
+    clock.later(6)  # every partition idle: the watermarks move to the wall clock
+    stage.tick()
+    assert_same_as_research(store, spec, version, "streaming", events)
