@@ -34,6 +34,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Self
 
 import numpy as np
@@ -41,6 +42,7 @@ import pandas as pd
 
 from metrics.base import Aggregate, ColumnKind, canonical_json, input_column
 from metrics.bottom_k import BottomK, id_hash, id_hashes, id_text, id_texts
+from metrics.conditions import Condition
 from metrics.counters import ratio
 from metrics.groups import Groups
 
@@ -49,6 +51,8 @@ __all__ = ["ID", "MAX_K", "Assertion", "AssertionState", "assertion"]
 # The column kind of an id: a string or integer field that every event has (a violation
 # without an id could not be sampled the same way in every stage).
 ID: ColumnKind = "non-null id"
+# canonical_json's settings, built once: json.dumps makes an encoder per call otherwise
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
 MAX_K = 10_000  # the sample's bound; a state holds at most this many records
 
 
@@ -130,13 +134,40 @@ class Assertion(Aggregate):
         if len(set(self.keep)) != len(self.keep) or not all(
                 isinstance(c, str) for c in self.keep):
             raise ValueError(f"assertion keep={list(self.keep)!r} must name distinct columns")
+        if self.column is not None:
+            self._condition  # noqa: B018 - an expression that does not parse fails here
         if clash := {"id", "severity"} & set(self.keep):
             raise ValueError(f"assertion keep= cannot name {sorted(clash)}: every example has "
                              "its id and severity already")
 
+    @cached_property
+    def _condition(self) -> Condition | None:  # parsed once per definition; not in its id
+        column = input_column(self)
+        if column.isidentifier():
+            return None
+        try:
+            return Condition(column)
+        except SyntaxError as err:
+            raise ValueError(f"assertion {column!r} is neither a column nor an expression: "
+                             f"{err.msg}") from None
+
     def columns(self) -> dict[str, ColumnKind]:
-        return {input_column(self): "numeric", **dict.fromkeys(self.keep, "any"),
-                self.id_column: ID}
+        condition = self._condition
+        read = ({input_column(self): "numeric"} if condition is None
+                else dict.fromkeys(condition.names, "any"))
+        return {**read, **dict.fromkeys(self.keep, "any"), self.id_column: ID}
+
+    def _severity(self, frame: pd.DataFrame) -> np.ndarray:
+        """Each event's outcome as a float: NaN where it judges nothing (a null outcome,
+        or, for an expression, a null in a column it names, as a rate leaves it out)."""
+        condition = self._condition
+        if condition is None:
+            return frame[input_column(self)].to_numpy(dtype=np.float64, na_value=np.nan)
+        outcome = pd.Series(condition.evaluate(frame), index=frame.index)
+        severity = outcome.to_numpy(dtype=np.float64, na_value=np.nan)
+        for name in condition.names:
+            severity[frame[name].isna().to_numpy()] = np.nan
+        return severity
 
     def fields(self) -> tuple[str, ...]:
         return ("violations", "violation_rate", "max_severity")
@@ -163,7 +194,7 @@ class Assertion(Aggregate):
 
     def update_groups(self, states: Sequence[AssertionState], frame: pd.DataFrame,
                       groups: Groups) -> None:
-        severity = frame[input_column(self)].to_numpy(dtype=np.float64, na_value=np.nan)
+        severity = self._severity(frame)
         judged = ~np.isnan(severity)
         violated = judged & (severity > 0)
         judged_counts = groups.sums(judged).tolist()
@@ -205,11 +236,25 @@ class _Sampler:
         order = np.argsort(codes, kind="stable")
         rows, codes = rows[order], codes[order]
         starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+        offered = []
         for start, stop in zip(starts.tolist(), [*starts[1:].tolist(), len(codes)],
                                strict=True):
-            self._offer_group(states[int(codes[start])], rows[start:stop])
+            state = states[int(codes[start])]
+            candidates = self._candidates(state, rows[start:stop])
+            if len(candidates):
+                offered.append((state, candidates))
+        if not offered:
+            return
+        # The records of every group's candidates from one read of each kept column: the
+        # same rows are often offered twice (overall and in their segment).
+        records = self._records(np.unique(np.concatenate([c for _, c in offered])))
+        for state, candidates in offered:
+            state.sample.offer_many(records[row] for row in candidates.tolist())
 
-    def _offer_group(self, state: AssertionState, rows: np.ndarray) -> None:
+    def _candidates(self, state: AssertionState, rows: np.ndarray) -> np.ndarray:
+        """The rows of ``rows`` whose id may be among the k smallest of the group and of
+        the state: those hashing at most the k-th smallest hash, ties included (the
+        state breaks them by id text); none of a null id."""
         ids = self.id_code[rows]
         rows, ids = rows[ids >= 0], ids[ids >= 0]
         present = np.zeros(len(self.texts), dtype=bool)  # ids are dense codes: no sort
@@ -217,32 +262,31 @@ class _Sampler:
         distinct = np.flatnonzero(present)
         hashes = self.hashes[distinct]
         k = self.spec.k
-        # Only ids that can be among the k smallest of the group and of the state: the
-        # k-th smallest hash, ties included (the state breaks them by id text).
         limit = int(np.partition(hashes, k - 1)[k - 1]) if len(distinct) > k else None
         bound = state.sample.bound()
         if bound is not None:
             limit = bound if limit is None else min(limit, bound)
-        if limit is not None:
-            present[distinct[hashes > np.uint64(limit)]] = False
-            rows = rows[present[ids]]
-        if len(rows):
-            state.sample.offer_many(self._records(rows))
+        if limit is None:
+            return rows
+        present[distinct[hashes > np.uint64(limit)]] = False
+        return rows[present[ids]]
 
-    def _records(self, rows: np.ndarray) -> list[tuple[str, int, str]]:
-        read = list(dict.fromkeys([self.spec.id_column, *self.spec.keep]))
-        events = self.frame[read].iloc[rows].to_dict("records")
-        offers = []
-        for row, event in zip(rows.tolist(), events, strict=True):
+    def _records(self, rows: np.ndarray) -> dict[int, tuple[str, int, str]]:
+        """(id text, hash, record) of each row."""
+        # the arrays' take, not .iloc: a Series' overhead cost more than the records
+        ids = self.frame[self.spec.id_column].array.take(rows).tolist()
+        kept = [self.frame[name].array.take(rows).tolist() for name in self.spec.keep]
+        records = {}
+        for i, row in enumerate(rows.tolist()):
             code = self.id_code[row]
-            text = self.texts[code]
-            record = canonical_json({
-                "id": _json_value(event[self.spec.id_column]),
+            record = _CANONICAL.encode({
+                "id": _json_value(ids[i]),
                 "severity": _float_json(float(self.severity[row])),
-                "fields": {name: _json_value(event[name]) for name in self.spec.keep},
+                "fields": {name: _json_value(values[i])
+                           for name, values in zip(self.spec.keep, kept, strict=True)},
             })
-            offers.append((text, int(self.hashes[code]), record))
-        return offers
+            records[row] = (self.texts[code], int(self.hashes[code]), record)
+        return records
 
 
 def _json_value(value: Any) -> Any:
@@ -284,8 +328,10 @@ def assertion(column: str | None = None, *, id: str, keep: Sequence[str] = (),
     """Violations of a rule per event, with a sample of up to ``k`` violating events.
 
     ``column`` holds the rule's outcome per event (True, or a severity above 0, is a
-    violation; null judges nothing); leave it out to use the assertion as the aggregate
-    of a per-event function (``@mon.metric``). ``id`` names the column that identifies
+    violation; null judges nothing), or is an expression of the columns as a rate's
+    condition is (``"score > 0.99 and new_user"``: an event with a null in a column it
+    names is not judged); leave it out to use the assertion as the aggregate of a
+    per-event function (``@mon.metric``). ``id`` names the column that identifies
     an event (a string or integer every event has); the sample keeps the ``k`` violating
     ids of the smallest hash, each with its severity and the fields named in ``keep``.
     Fields: ``violations``, ``violation_rate``, ``max_severity``.

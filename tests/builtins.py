@@ -220,6 +220,7 @@ EXAMPLES: list[Case] = [
          violations),
     Case(assertions.assertion("severity", id="user", keep=("shown", "flag")), violations),
     Case(assertions.assertion("severity", id="view_id", k=1), violations),
+    Case(assertions.assertion("x > 0.5 and flag", id="user", keep=("x",), k=4), violations),
     # a new built-in kind adds its cases here
 ]
 

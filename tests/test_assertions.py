@@ -146,6 +146,38 @@ def test_sample_is_the_same_for_any_chunking_and_order_and_equals_brute_force() 
             assert pd.Timestamp(example["ts"]) == event["ts"].iloc[0]
 
 
+def test_an_expression_judges_as_a_rate_and_samples_as_a_function() -> None:
+    """``metrics.assertion("score > 0.8 and new_user", ...)`` counts what the rate of the
+    same condition counts (nulls left out), and finds and keeps the violations a per-event
+    function returning the same outcome does (which judges more events: False & null is
+    False in pandas)."""
+    events = homepage(4_000, seed=7)
+    events["new_user"] = events["new_user"].astype(object).where(
+        np.random.default_rng(8).random(len(events)) > 0.1, None)
+    mon = Monitor()
+    mon.stream("home", schema={**SCHEMA, "new_user": "bool?"})
+    condition = "score > 0.8 and new_user"
+    expression = mon.metric("by_expression", "home", metrics.assertion(
+        condition, id="view_id", keep=("score",), k=12))
+    rate = mon.metric("rate", "home", metrics.rate(condition))
+
+    @mon.metric("by_function", "home",
+                aggregate=metrics.assertion(id="view_id", keep=("score",), k=12))
+    def by_function(events: pd.DataFrame) -> pd.Series:
+        return (events["score"] > 0.8) & events["new_user"]  # null where new_user is
+
+    by_expression = run(expression, events)
+    rates = run(rate, events).values
+    assert by_expression.values[by_expression.values["field"] == "violation_rate"][
+        "value"].tolist() == rates["value"].tolist()
+    function = run(by_function, events)
+    violations = [v[v["field"] == "violations"]["value"].tolist()
+                  for v in (by_expression.values, function.values)]
+    assert violations[0] == violations[1] and min(violations[0]) > 12
+    pd.testing.assert_frame_equal(examples(expression, by_expression.windows),
+                                  examples(by_function, function.windows), check_exact=True)
+
+
 def test_an_id_seen_twice_keeps_one_example_whatever_the_order() -> None:
     agg = metrics.assertion("bad", id="user", keep=("score",), k=5)
     frame = pd.DataFrame({"user": ["u1", "u1", "u2", "u1"], "bad": [True] * 4,

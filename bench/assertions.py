@@ -1,0 +1,146 @@
+"""An assertion with a sample of 100 against a plain ``rate`` metric on the same events.
+
+    .venv/bin/python bench/assertions.py [--events 2000000] [--chunk 4000] [--repeats 3]
+                                         [--size-events 10000000]
+
+Both count the events whose score is above 0.99 (1% of them), per country and hour,
+the assertion with the rate's condition (``metrics.assertion("score > 0.99", ...)``); and,
+as a second pair, an assertion on a per-event function against the mean of the same
+per-event flag (the function's own cost, paid by both, is apart from the sample's),
+through the engine every stage shares, fed chunks of ``--chunk`` events (a streaming
+micro-batch is up to 4,000); the assertion also keeps the 100 violating view ids of the
+smallest hash per (segment, window), with three fields each. Best of ``--repeats`` runs
+each, interleaved, so both see the same machine. Then the serialized size of the
+assertion's states over ``--size-events`` events (1% violating, one window and segment,
+fed 1M at a time) against 1% of that. Target (issue 18): the assertion at >= 0.7x the
+rate metric's events/s. The last line printed is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import metrics
+from monitor import Monitor
+from monitor.engine import Engine
+from monitor.spec import MetricSpec
+
+TARGET_RATIO = 0.7
+START = pd.Timestamp("2026-03-02T00:00:00Z")
+
+
+def specs() -> tuple[MetricSpec, MetricSpec, MetricSpec, MetricSpec]:
+    mon = Monitor("bench-assertions")
+    mon.stream("home", schema={"view_id": "int", "country": "str", "score": "float",
+                               "user_id": "str"})
+    rate = mon.metric("sure_rate", "home", metrics.rate("score > 0.99"), window="1h",
+                      segment_by=["country"])
+
+    @mon.metric("sure_share", "home", window="1h", segment_by=["country"],
+                aggregate=metrics.mean())
+    def sure_share(events: pd.DataFrame) -> pd.Series:
+        return (events["score"] > 0.99).astype(float)
+
+    @mon.metric("sure", "home", window="1h", segment_by=["country"],
+                aggregate=metrics.assertion(id="view_id", keep=("ts", "user_id", "score")))
+    def sure(events: pd.DataFrame) -> pd.Series:
+        return events["score"] > 0.99
+
+    sure_expression = mon.metric(
+        "sure_expression", "home", window="1h", segment_by=["country"],
+        compute=metrics.assertion("score > 0.99", id="view_id", keep=("ts", "user_id", "score")))
+    return rate, sure_share, sure, sure_expression
+
+
+def events(n: int, seed: int, offset: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    raw = pd.DataFrame({
+        "ts": START + pd.to_timedelta(np.sort(rng.integers(0, 24 * 3_600_000, n)), unit="ms"),
+        "view_id": np.arange(offset, offset + n),
+        "country": rng.choice(["SE", "DE", "BR", "US", "GB"], n).astype(object),
+        "score": rng.random(n),
+        "user_id": rng.integers(0, 100_000, n).astype(str).astype(object),
+    })
+    return raw
+
+
+def feed_seconds(spec: MetricSpec, chunks: list[pd.DataFrame]) -> tuple[float, Engine]:
+    engine = Engine([spec])
+    start = time.perf_counter()
+    for chunk in chunks:
+        engine.update(chunk)
+    return time.perf_counter() - start, engine
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=2_000_000)
+    parser.add_argument("--chunk", type=int, default=4_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--size-events", type=int, default=10_000_000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    rate, share, sure, expression = specs()
+    clean, _ = rate.stream.schema.validate(events(args.events, args.seed))
+    chunks = [clean.iloc[i:i + args.chunk] for i in range(0, len(clean), args.chunk)]
+    runs = {"rate": rate, "assertion_expression": expression, "per_event_mean": share,
+            "assertion": sure}
+    best = dict.fromkeys(runs, float("inf"))
+    for _ in range(args.repeats):
+        for name, spec in runs.items():
+            seconds, engine = feed_seconds(spec, chunks)
+            best[name] = min(best[name], seconds)
+    violations = int(sum(v.value for v in engine.values("bench")  # the last: the assertion
+                         if v.field == "violations" and v.segment == "*"))
+
+    aggregate = sure.aggregate
+    sizes = {}
+    for total in (args.size_events // 100, args.size_events):
+        state = aggregate.new_state()
+        for start in range(0, total, 1_000_000):
+            n = min(1_000_000, total - start)
+            frame = events(n, args.seed + start, offset=start)
+            state.update(frame.assign(sure=frame["score"] > 0.99))
+        sizes[total] = len(state.to_bytes())
+
+    rates = {name: args.events / seconds for name, seconds in best.items()}
+    figures = {
+        "benchmark": "assertion_vs_rate",
+        "events": args.events,
+        "chunk": args.chunk,
+        "violations": violations,
+        "rate_events_per_s": round(rates["rate"]),
+        "per_event_mean_events_per_s": round(rates["per_event_mean"]),
+        "assertion_events_per_s": round(rates["assertion"]),
+        "assertion_expression_events_per_s": round(rates["assertion_expression"]),
+        "ratio": round(rates["assertion_expression"] / rates["rate"], 3),
+        "function_ratio": round(rates["assertion"] / rates["per_event_mean"], 3),
+        "target_ratio": TARGET_RATIO,
+        "state_bytes": {str(total): size for total, size in sizes.items()},
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg()[0],
+    }
+    print(f"rate('score > 0.99'):           {rates['rate']:>12,.0f} events/s")
+    print(f"assertion('score > 0.99'):      {rates['assertion_expression']:>12,.0f} events/s "
+          f"({figures['ratio']}x the rate; target {TARGET_RATIO}x)")
+    print(f"per-event function, mean:       {rates['per_event_mean']:>12,.0f} events/s")
+    print(f"per-event function, assertion:  {rates['assertion']:>12,.0f} events/s "
+          f"({figures['function_ratio']}x the mean)")
+    for total, size in sizes.items():
+        print(f"assertion state after {total:,} events (1% violating): {size:,} bytes")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
