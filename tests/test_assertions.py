@@ -9,11 +9,14 @@ frequency over many id sets, which a biased sampler fails.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 import metrics
@@ -24,6 +27,7 @@ from monitor.engine import Engine
 from monitor.partials import merge_stored
 from monitor.research import backtest, run
 from monitor.spec import OVERALL, MetricSpec
+from tests.builtins import violations
 
 START = pd.Timestamp("2026-03-02T00:00:00Z")
 SCHEMA = {"view_id": "int", "user": "str", "country": "str", "score": "float",
@@ -176,6 +180,35 @@ def test_an_expression_judges_as_a_rate_and_samples_as_a_function() -> None:
     assert violations[0] == violations[1] and min(violations[0]) > 12
     pd.testing.assert_frame_equal(examples(expression, by_expression.windows),
                                   examples(by_function, function.windows), check_exact=True)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), rows=st.integers(1, 600), k=st.integers(1, 40),
+       cuts=st.lists(st.floats(0, 1), max_size=8), order=st.randoms(use_true_random=False))
+def test_any_chunking_and_merge_tree_gives_the_same_bytes(
+        seed: int, rows: int, k: int, cuts: list[float], order: random.Random) -> None:
+    """The sample as well as the values (the contract tests compare values): shared ids
+    with other fields, null outcomes, an infinite severity, every type of field kept."""
+    agg = metrics.assertion("severity", id="view_id", keep=("ts", "device", "x", "shown"),
+                            k=k)
+    frame = violations(np.random.default_rng(seed), rows).sample(
+        frac=1.0, random_state=seed % 1000)
+    whole = agg.new_state()
+    whole.update(frame)
+    bounds = sorted({0, rows, *(int(c * rows) for c in cuts)})
+    parts = []
+    for start, stop in itertools.pairwise(bounds):
+        part = agg.new_state()
+        part.update(frame.iloc[start:stop])
+        parts.append(agg.state_from_bytes(part.to_bytes()))
+    order.shuffle(parts)
+    while len(parts) > 1:
+        i = order.randrange(len(parts) - 1)
+        parts[i].merge(parts.pop(i + 1))
+    assert parts[0].to_bytes() == whole.to_bytes()
+    flagged = frame[frame["severity"] > 0]
+    assert [str(e["id"]) for e in agg.examples(whole)] == brute_bottom_k(
+        flagged["view_id"].tolist(), k)
 
 
 def test_an_id_seen_twice_keeps_one_example_whatever_the_order() -> None:
