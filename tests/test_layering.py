@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = ["kafka", "faust", "aiokafka", "sqlalchemy", "alembic", "psycopg", "streamlit",
              "apscheduler", "http.client", "urllib.request", "smtplib", "requests", "aiohttp",
-             "sqlite3"]
+             "sqlite3", "adbc_driver_manager", "adbc_driver_postgresql"]
 # The parts of monitor/ that stages and adapters assemble; they must stay pure.
 PURE_MONITOR = ["monitor.spec", "monitor.registry", "monitor.schema", "monitor.windows",
                 "monitor.engine", "monitor.values", "monitor.research", "monitor.references",
@@ -59,7 +59,8 @@ SOURCES = ("monitor", "metrics", "streaming", "dashboard")
 OURS = ("monitor", "metrics", "streaming", "dashboard", "migrations", "examples", "tests",
         "bench")
 CLI = "monitor.cli"
-SQL_CLIENTS = ("sqlalchemy", "alembic", "psycopg", "sqlite3")
+SQL_CLIENTS = ("sqlalchemy", "alembic", "psycopg", "sqlite3", "adbc_driver_manager",
+               "adbc_driver_postgresql")
 # Code that must reach no SQL client, however indirectly: a file is that module, a
 # directory every module under it. Stage logic joins this list once it talks to ports.
 NO_SQL = [

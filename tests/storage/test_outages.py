@@ -80,7 +80,9 @@ def test_a_cut_while_a_source_is_read_is_an_outage_behind_its_source_error(
     postgres_url: str, proxy: OutageProxy,
 ) -> None:
     engine = sa.create_engine(proxy.url(postgres_url))
-    query = sa.select(sa.func.generate_series(1, 100_000).label("n"))
+    # ~60 MB: more than a batch of the columnar read, which holds the rest on the server
+    query = sa.select(sa.func.generate_series(1, 300_000).label("n"),
+                      sa.func.repeat("x", 200).label("text"))
 
     def read() -> None:
         for number, _ in enumerate(read_rows(engine, query, 1_000, "table 'n'")):
