@@ -15,10 +15,11 @@ from typing import Protocol, runtime_checkable
 import pandas as pd
 import sqlalchemy as sa
 
+from monitor.batch.parquet_scan import ParquetScan, scan_for
 from monitor.batch.sql_rows import SourceError, read_rows
 from monitor.errors import first_line
 from monitor.schema import parse_times
-from monitor.sources.files import no_rejects, read_events
+from monitor.sources.files import no_rejects, read_events, resolve_paths
 from monitor.spec import StreamSpec
 from monitor.string_lists import LIST_OF_STR
 
@@ -114,7 +115,15 @@ class TableSource:
 
 @dataclass
 class FileSource:
-    """Event files (a path or glob), filtered to the range after reading.
+    """Event files (a path or glob): Parquet scanned with the time filter pushed down,
+    other files filtered to the range after reading.
+
+    Parquet files of one schema whose time column is a timestamp or epoch milliseconds
+    are read through :mod:`monitor.batch.parquet_scan`: only the range's row groups and
+    rows, in record batches of at most ``chunk_rows``. JSON lines and CSV files (and
+    Parquet the scan cannot filter) are read whole and filtered after their times are
+    parsed, as the files reader has to see every line to report the ones that do not
+    parse.
 
     Rows whose event time cannot be read belong to no range, nor do the lines that do not
     parse at all (:meth:`unparsed`, which have no time); both are handed on with the
@@ -124,6 +133,7 @@ class FileSource:
     """
 
     stream: StreamSpec
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
 
     def __post_init__(self) -> None:
         self._timeless_range: tuple[pd.Timestamp, pd.Timestamp] | None = None
@@ -135,8 +145,14 @@ class FileSource:
 
     def chunks(self, since: pd.Timestamp, until: pd.Timestamp) -> Iterator[pd.DataFrame]:
         assert self.stream.files
-        read = read_events(self.stream.files)
         timeless = self._holds_timeless(since, until)
+        scan = self._scan()
+        if scan is not None:
+            if timeless:
+                self._unparsed = no_rejects()  # Parquet has no line that does not parse
+            yield from scan.frames(since, until, timeless=timeless, batch_rows=self.chunk_rows)
+            return
+        read = read_events(self.stream.files)
         if timeless:
             self._unparsed = read.rejects
         events = read.events
@@ -156,16 +172,26 @@ class FileSource:
             return no_rejects()
         if self._unparsed is None:  # asked before the range's chunks were read
             assert self.stream.files
-            self._unparsed = read_events(self.stream.files).rejects
+            self._unparsed = (no_rejects() if self._scan() is not None
+                              else read_events(self.stream.files).rejects)
         return self._unparsed
 
     def earliest(self) -> pd.Timestamp | None:
         assert self.stream.files
+        scan = self._scan()
+        if scan is not None:
+            return scan.earliest()
         events = read_events(self.stream.files).events
         if events.empty or self.stream.time not in events.columns:
             return None
         first = parse_times(events[self.stream.time]).min()
         return None if pd.isna(first) else pd.Timestamp(first)
+
+    def _scan(self) -> ParquetScan | None:
+        """The files as one Parquet scan, when they can be (looked at on every read: the
+        glob may match new files)."""
+        assert self.stream.files
+        return scan_for(resolve_paths(self.stream.files), self.stream.time)
 
     def _holds_timeless(self, since: pd.Timestamp, until: pd.Timestamp) -> bool:
         """Whether ``[since, until)`` takes the rows with no time: the first range read."""
