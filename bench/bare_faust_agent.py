@@ -9,8 +9,8 @@ session timeout 10 s, ``stream_wait_empty``, no web server), and one agent itera
 array's length, or 1). Once ``--expect`` events are counted it writes a JSON object to
 ``--out`` and exits at once (``os._exit``: the bench does not need a clean leave).
 
-Also its memory (VmRSS, and its resident pages as bench/memory.py counts them) as it
-passes 1M, 2M, 5M, 10M (and every 5M more) events, to compare with the worker's: what
+Also its memory (VmRSS, its resident pages counted once and its PSS: bench/memory.py) as
+it passes 1M, 2M, 5M, 10M (and every 5M more) events, to compare with the worker's: what
 Faust itself holds.
 
 Rate: the events after the first message over the time from the first message to the
@@ -32,7 +32,7 @@ import faust
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.memory import distinct_mb, rss_mb
+from bench.memory import distinct_mb, pss_mb, rss_mb
 from streaming.worker import WorkerSettings, faust_app
 
 
@@ -56,6 +56,7 @@ def main() -> None:
                  *range(10_000_000, args.expect + 1, 5_000_000)]
     rss: dict[str, float | None] = {}
     distinct: dict[str, float | None] = {}
+    pss: dict[str, float | None] = {}
     me = os.getpid()
 
     async def count(stream: Any) -> None:
@@ -68,6 +69,7 @@ def main() -> None:
                 mark = f"{rss_marks.pop(0) // 1_000_000}M"
                 rss[mark] = rss_mb(me)
                 distinct[mark] = distinct_mb(me)
+                pss[mark] = pss_mb(me)
             if counts["messages"] == 1:
                 marks["first"] = time.time()
                 marks["first_events"] = n
@@ -82,7 +84,7 @@ def main() -> None:
                                "events_per_second": steady / seconds if seconds > 0 else None,
                                "messages_per_second": (counts["messages"] - 1) / seconds
                                if seconds > 0 else None,
-                               "rss_mb": rss, "distinct_mb": distinct,
+                               "rss_mb": rss, "distinct_mb": distinct, "pss_mb": pss,
                                "peak_rss_mb": rss_mb(me, "VmHWM")}, out)
                 os.replace(args.out + ".tmp", args.out)
                 logging.shutdown()

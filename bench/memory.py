@@ -7,11 +7,18 @@ those pages twice, though the kernel holds them once (the same files' page cache
 :func:`distinct_mb` counts each physical page the processes have resident once, from
 ``/proc/PID/pagemap`` (page frame numbers need root; without them it returns None and
 only the VmRSS sum is left). Both figures are reported: the sum is what ``ps`` adds up,
-the distinct pages are what the machine spends.
+the distinct pages are what the machine spends. :func:`pss_mb` is the usual measure of
+memory shared between processes: each page divided among the processes that map it
+(Pss of /proc/PID/smaps_rollup), summed over the family; a library page also mapped by
+processes outside the family counts for its share only, so it can be below the distinct
+pages. A worker whose processor is forked shares the pages the two have not written
+since the fork: its VmRSS sum counts them twice, the other two once.
 
 >>> import os
 >>> own = distinct_mb(os.getpid())
 >>> own is None or 0 < own <= rss_mb(os.getpid()) + 1
+True
+>>> 0 < pss_mb(os.getpid()) <= rss_mb(os.getpid()) + 1
 True
 """
 
@@ -57,6 +64,22 @@ def status_mb(pid: int, field: str = "VmRSS") -> float | None:
     except OSError:
         return None
     return None
+
+
+def pss_mb(pid: int) -> float | None:
+    """Proportional set size of the process and its children, in MB (None once gone):
+    each resident page divided by the number of processes mapping it."""
+    total = None
+    for member in family(pid):
+        try:
+            with open(f"/proc/{member}/smaps_rollup") as rollup:
+                for line in rollup:
+                    if line.startswith("Pss:"):
+                        total = (total or 0.0) + int(line.split()[1]) / 1024
+                        break
+        except OSError:
+            continue
+    return total
 
 
 def distinct_mb(pid: int) -> float | None:
