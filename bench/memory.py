@@ -71,15 +71,22 @@ def pss_mb(pid: int) -> float | None:
     each resident page divided by the number of processes mapping it."""
     total = None
     for member in family(pid):
-        try:
-            with open(f"/proc/{member}/smaps_rollup") as rollup:
-                for line in rollup:
-                    if line.startswith("Pss:"):
-                        total = (total or 0.0) + int(line.split()[1]) / 1024
-                        break
-        except OSError:
-            continue
+        value = own_pss_mb(member)
+        if value is not None:
+            total = (total or 0.0) + value
     return total
+
+
+def own_pss_mb(pid: int) -> float | None:
+    """Proportional set size of one process, in MB (None once gone)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
 
 
 def distinct_mb(pid: int) -> float | None:

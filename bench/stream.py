@@ -62,7 +62,14 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.memory import distinct_mb, family, pss_mb, rss_mb, status_mb  # noqa: E402
+from bench.memory import (  # noqa: E402
+    distinct_mb,
+    family,
+    own_pss_mb,
+    pss_mb,
+    rss_mb,
+    status_mb,
+)
 from bench.postgres import throwaway_database  # noqa: E402
 from bench.stream_app import COUNTRIES, DEVICES, live, throughput  # noqa: E402
 from monitor.stage_switch import EPOCH  # noqa: E402
@@ -277,7 +284,7 @@ def run_ours(url: str, engine: sa.Engine, bootstrap: str, topic: str, events: in
                         distinct[mark] = distinct_mb(worker.pid)
                         pss[mark] = pss_mb(worker.pid)
                         by_process[mark] = [status_mb(p) for p in family(worker.pid)]
-                        pss_by_process[mark] = [pss_mb(p) for p in family(worker.pid)]
+                        pss_by_process[mark] = [own_pss_mb(p) for p in family(worker.pid)]
                 if total >= events or now > deadline or worker.poll() is not None:
                     break
                 time.sleep(0.05)
