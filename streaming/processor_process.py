@@ -15,11 +15,17 @@ micro-batches, ticks and rebalances. A step that fails in the child comes back a
 :class:`StepFailed`, saying whether it looks like an outage, so the worker's retry loop
 treats it as before. The child dies with the worker (``PR_SET_PDEATHSIG`` on Linux, and
 end of file on its pipe elsewhere): a killed worker leaves no process writing behind.
+
+The child is forked from the worker when that is safe (no other Python thread, event
+loop or socket yet: see :mod:`streaming.fork_start`), so the libraries both import
+(about 200 MB) are in memory once, shared copy on write; otherwise it is spawned and
+imports them again.
 """
 
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
 import multiprocessing
 import os
@@ -28,16 +34,18 @@ import socket
 import sys
 import threading
 import traceback
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monitor.spec import MetricSpec, StreamSpec
 from monitor.storage.database import Database
 from monitor.storage.outages import call_through_outages, describe_error, is_outage
 from monitor.targets import Target
 from streaming.figures import Figures, PartitionMarks, Tally
+from streaming.fork_start import fork_refusal
 from streaming.label_processor import PREDICTIONS, JoinPrepared, LabelJoinProcessor
 from streaming.label_store import SqlHeldStore
 from streaming.lifecycle_poll import CatalogPlan
@@ -46,14 +54,17 @@ from streaming.observed_store import ObservedStore
 from streaming.processor import AfterFinal, StreamProcessor, StreamSettings
 from streaming.sql_store import SqlStreamStore
 
+if TYPE_CHECKING:
+    from multiprocessing.context import ForkContext, SpawnContext
+
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ProcessorSpec:
-    """What the child needs to build the processor (pickled to it when it starts). The
-    child imports the app itself, as the worker did: metric definitions hold user code,
-    which need not pickle."""
+    """What the child needs to build the processor (pickled to it when it is spawned).
+    The child loads the app itself, as the worker did (a forked child finds it imported):
+    metric definitions hold user code, which need not pickle."""
 
     database_url: str
     app_target: str  # module:attribute of the Monitor
@@ -111,18 +122,40 @@ class ProcessorGone(RuntimeError):
     that was not stored, so whoever owns the partitions next resumes)."""
 
 
+# The processors this process started and has not closed (whose pipes a fork copies).
+_started: weakref.WeakSet[ProcessorProcess] = weakref.WeakSet()
+
+
 class ProcessorProcess:
     """The parent's handle: blocking calls (run them off the event loop). Every reply
     carries the child's :class:`~streaming.figures.Figures`, handed to ``on_figures``."""
 
+    _conn: Connection  # this process's end of the pipe to the child
+
     def __init__(self, spec: ProcessorSpec,
                  on_figures: Callable[[Figures], None] | None = None) -> None:
-        context = multiprocessing.get_context("spawn")  # no fork of a threaded process
+        # Forked when that is safe, to share the imported libraries' pages with this
+        # process; spawned otherwise (see streaming.fork_start).
+        refusal = fork_refusal(p._conn.fileno() for p in _started if not p._conn.closed)
+        self.start_method = "spawn" if refusal else "fork"
+        if refusal:
+            log.warning("the processor of %s is spawned, not forked, so it imports the "
+                        "libraries again (about 200 MB more): %s", spec.topic, refusal)
+        context: ForkContext | SpawnContext = (
+            multiprocessing.get_context("spawn") if refusal
+            else multiprocessing.get_context("fork"))
         self._conn, child = context.Pipe()
-        self._process = context.Process(target=serve, args=(child, spec), daemon=True,
-                                        name=f"monitor-processor-{spec.topic}")
+        # A forked child holds copies of this process's ends of every processor's pipe
+        # (its own too): it closes them, so a pipe ends when the worker closes it.
+        inherited = [self._conn, *(p._conn for p in _started if not p._conn.closed)] \
+            if self.start_method == "fork" else []
+        self._process = context.Process(target=serve, args=(child, spec, inherited),
+                                        daemon=True, name=f"monitor-processor-{spec.topic}")
+        if self.start_method == "fork":
+            gc.freeze()  # see streaming.fork_start; kept frozen in both processes
         self._process.start()
         child.close()
+        _started.add(self)
         self._lock = threading.Lock()
         self.topic = spec.topic
         self.on_figures = on_figures
@@ -176,6 +209,7 @@ class ProcessorProcess:
             self._process.kill()
             self._process.join(timeout)
         self._conn.close()
+        _started.discard(self)
 
     def call(self, step: str, *args: Any) -> Any:
         """A step by name (a label join's steps take the side first, see JoinSide)."""
@@ -200,14 +234,19 @@ class ProcessorProcess:
 # -- the child ----------------------------------------------------------------------------
 
 
-def serve(conn: Connection, spec: ProcessorSpec) -> None:
-    """The child's loop: one step per request, until ``close`` or the parent's end."""
+def serve(conn: Connection, spec: ProcessorSpec, inherited: Sequence[Connection] = ()
+          ) -> None:
+    """The child's loop: one step per request, until ``close`` or the parent's end
+    (``inherited``: the parent's ends of pipes a fork copied here, closed at once)."""
     # Ctrl-C reaches the whole process group, and a service manager's SIGTERM may too:
     # the worker stops this process itself, after its final store through it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent()
-    logging.basicConfig(level=spec.log_level, stream=sys.stderr,
+    for pipe in inherited:
+        pipe.close()
+    # forced: a forked child has the worker's handlers, if it had any by then
+    logging.basicConfig(level=spec.log_level, stream=sys.stderr, force=True,
                         format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s")
     database = Database(spec.database_url, pre_ping=False)  # every step is retried
     tally = Tally()
@@ -468,15 +507,20 @@ def _memory_giver() -> Callable[[], None]:
     return give_back
 
 
+PROCESS_NAME = b"monitor-proc"  # the child's name in ps and /proc/PID/comm (Linux)
+
+
 def _die_with_parent() -> None:
     """Be killed when the worker dies, even by SIGKILL (Linux; elsewhere the pipe's end of
-    file stops the loop at its next request)."""
+    file stops the loop at its next request). Named :data:`PROCESS_NAME` too: forked,
+    the child's command line is the worker's."""
     if not sys.platform.startswith("linux"):
         return
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        pr_set_pdeathsig = 1
+        pr_set_pdeathsig, pr_set_name = 1, 15
         libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+        libc.prctl(pr_set_name, ctypes.c_char_p(PROCESS_NAME))
     except OSError:
         return
     if os.getppid() == 1:  # the parent died before prctl took effect

@@ -152,17 +152,17 @@ def build_app(settings: WorkerSettings, database_url: str, app_target: str,
                        if s.topic is not None})
     counts = ensure_topics(settings.bootstrap,
                            topics + [dead_letter_topic(t) for t in topics], settings.partitions)
-    app = faust_app(settings)
     level = logging.getLevelName(settings.log_level.upper())
-    if health is not None:  # the probes and figures of /healthz, /readyz and /metrics
-        watch(app, health)
+    # The processors' processes first, before the Faust app exists: they are forked when
+    # this process has no thread, loop or socket yet (see streaming.fork_start).
+    plain: list[tuple[StreamSpec, ProcessorProcess]] = []
     for stream, stream_metrics in streams.values():
         assert stream.topic is not None
         spec = ProcessorSpec(database_url, app_target, stream, counts[stream.topic],
                              tuple(m.name for m in stream_metrics), settings.stream,
                              after_final, level)
-        _wire(app, settings, f"stream.{stream.name}", stream.topic,
-              ProcessorProcess(spec, _figures_sink(health, stream.topic)))
+        plain.append((stream, ProcessorProcess(spec, _figures_sink(health, stream.topic))))
+    joint: list[tuple[StreamSpec, StreamSpec, ProcessorProcess]] = []
     for predictions, labels, join_targets in joins.values():
         assert predictions.topic is not None and labels.topic is not None
         spec = ProcessorSpec(database_url, app_target, predictions, counts[predictions.topic],
@@ -171,7 +171,15 @@ def build_app(settings: WorkerSettings, database_url: str, app_target: str,
         # figures under the join's own source name: the prediction topic may also have
         # a plain processor, whose partitions would otherwise overwrite these
         join_source = join_sources(predictions.topic, labels.topic)[0]
-        process = ProcessorProcess(spec, _figures_sink(health, join_source))
+        joint.append((predictions, labels,
+                      ProcessorProcess(spec, _figures_sink(health, join_source))))
+    app = faust_app(settings)
+    if health is not None:  # the probes and figures of /healthz, /readyz and /metrics
+        watch(app, health)
+    for stream, process in plain:
+        assert stream.topic is not None
+        _wire(app, settings, f"stream.{stream.name}", stream.topic, process)
+    for predictions, labels, process in joint:
         sides = [PREDICTIONS, LABELS]
         busy = asyncio.Lock()  # one micro-batch of either topic at a time in the process
         for side, stream in ((PREDICTIONS, predictions), (LABELS, labels)):

@@ -21,6 +21,7 @@ from examples.music_home_events import DEFAULT_START, generate_events
 from monitor.storage.store import SqlStore
 from monitor.targets import Target
 from streaming.codec import encode_event as encode
+from streaming.processor_process import PROCESS_NAME
 from streaming.worker import EXIT_PROCESSOR_GONE, dead_letter_topic
 from tests.streaming.helpers import read_topic
 from tests.streaming.workers import (
@@ -198,11 +199,11 @@ def running(pid: int) -> bool:
 
 def processor_pid(worker_pid: int) -> int:
     """The worker's child process that runs the processor (not multiprocessing's resource
-    tracker)."""
+    tracker, which a spawned processor brings): named PROCESS_NAME, forked or spawned."""
     with open(f"/proc/{worker_pid}/task/{worker_pid}/children") as children:
         for pid in children.read().split():
-            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-                if b"spawn_main" in cmdline.read():
+            with open(f"/proc/{pid}/comm", "rb") as comm:
+                if comm.read().strip() == PROCESS_NAME:
                     return int(pid)
     raise AssertionError(f"worker {worker_pid} has no processor process")
 
