@@ -157,6 +157,7 @@ class ProcessorProcess:
         child.close()
         _started.add(self)
         self._lock = threading.Lock()
+        self._trim = malloc_trimmer()
         self.topic = spec.topic
         self.on_figures = on_figures
 
@@ -182,6 +183,7 @@ class ProcessorProcess:
         """Absorb the prepared micro-batch (once) and store it; call again after a failure.
         The messages the database refused to store, set aside as dead letters."""
         refused: list[Rejected] = self._call("commit")
+        self._trim()
         return refused
 
     def store(self) -> None:
@@ -451,8 +453,7 @@ class JoinSide:
         return rejected
 
     def commit(self) -> list[Rejected]:
-        refused: list[Rejected] = self.process.call("commit")
-        return refused
+        return self.process.commit()  # the join's commit names no side
 
     def store(self) -> None:
         self.process.call("store")
@@ -491,6 +492,21 @@ def _memory_giver() -> Callable[[], None]:
     import pyarrow
 
     pool = pyarrow.default_memory_pool()
+    trim = malloc_trimmer()
+
+    def give_back() -> None:
+        pool.release_unused()
+        trim()
+
+    return give_back
+
+
+def malloc_trimmer() -> Callable[[], None]:
+    """glibc's ``malloc_trim(0)``: free pages inside malloc's arenas go back to the system
+    (a no-op where there is no glibc). The worker's side calls it after each micro-batch
+    too: the messages it pickled to the processor and the micro-batch it held, freed by
+    then, otherwise stay in its arenas (one per thread that allocated: Faust's consumer
+    thread, the caller thread, the loop's)."""
     trim: Callable[[int], Any] | None = None
     if sys.platform.startswith("linux"):
         try:
@@ -499,12 +515,11 @@ def _memory_giver() -> Callable[[], None]:
         except (OSError, AttributeError):
             trim = None
 
-    def give_back() -> None:
-        pool.release_unused()
+    def trim_free_pages() -> None:
         if trim is not None:
             trim(0)
 
-    return give_back
+    return trim_free_pages
 
 
 PROCESS_NAME = b"monitor-proc"  # the child's name in ps and /proc/PID/comm (Linux)
