@@ -21,12 +21,13 @@ states in, a DataFrame out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
 
 import pandas as pd
 
 from metrics.assertions import Assertion
+from metrics.base import Aggregate
 from metrics.labelled import Labelled
 from monitor.spec import MetricSpec
 from monitor.storage.records import StoredState, WindowResult
@@ -39,21 +40,39 @@ def examples(metric: MetricSpec, windows: Iterable[WindowResult | StoredState]
     """One row per sampled violation of each window: its segment and window, then ``id``,
     ``severity`` and the fields the assertion keeps; windows in the order given, each
     window's examples in sample order (by hash of the id)."""
-    aggregate = metric.aggregate
-    labelled = isinstance(aggregate, Labelled)
+    inner = assertion_of(metric.name, metric.aggregate)
+    rows = [{"segment": window.segment, "window_start": window.window_start,
+             "window_end": window.window_end, **example}
+            for window, example in window_examples(metric.aggregate, windows)]
+    columns = [*_WINDOW, "id", "severity", *inner.keep]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def assertion_of(name: str, aggregate: Aggregate) -> Assertion:
+    """The assertion ``aggregate`` is (or wraps, with labels); a ValueError naming metric
+    ``name`` when it is none."""
     inner = aggregate.inner if isinstance(aggregate, Labelled) else aggregate
     if not isinstance(inner, Assertion):
-        raise ValueError(f"metric {metric.name!r} is not an assertion (its aggregate is "
+        raise ValueError(f"metric {name!r} is not an assertion (its aggregate is "
                          f"{inner.kind}): it keeps no examples")
-    rows = []
+    return inner
+
+
+W = TypeVar("W", bound=WindowResult | StoredState)
+
+
+def window_examples(aggregate: Aggregate, windows: Iterable[W]
+                    ) -> Iterator[tuple[W, dict[str, Any]]]:
+    """Each window with each of its sampled violations (id, severity, kept fields), in
+    the order given and then in sample order; the aggregate is an assertion's (see
+    :func:`assertion_of`), the one that made the states."""
+    inner = aggregate.inner if isinstance(aggregate, Labelled) else aggregate
+    assert isinstance(inner, Assertion)
     for window in windows:
         if window.state is None:
             continue
         state: Any = aggregate.state_from_bytes(window.state)
-        if labelled:
+        if isinstance(aggregate, Labelled):
             state = state.inner  # the assertion's own state, within the label counts
         for example in inner.examples(state):
-            rows.append({"segment": window.segment, "window_start": window.window_start,
-                         "window_end": window.window_end, **example})
-    columns = [*_WINDOW, "id", "severity", *inner.keep]
-    return pd.DataFrame(rows, columns=columns)
+            yield window, example
