@@ -26,6 +26,8 @@ COMMANDS = {
                "Send events to Kafka and run the streaming stage."),
     "broker": ("monitor.cli.broker_cmd:broker", "Run a Kafka-compatible broker (Tansu, in "
                "memory) on 127.0.0.1 until Ctrl-C."),
+    "assertions": ("monitor.cli.assertions_cmd:assertions_group",
+                   "Get the examples an assertion keeps out of the database."),
     "alerts": ("monitor.cli.alerts_cmd:alerts_group", "See, silence and deliver alerts."),
     "dashboard": ("monitor.cli.dashboard_cmd:dashboard_command", "Serve the dashboard: "
                   "metrics, stages, drift, tails, alerts and dead letters."),

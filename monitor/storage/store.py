@@ -114,6 +114,10 @@ class SqlStore:
         with self.database.connect() as conn:
             return definitions.current_definition(conn, name)
 
+    def get_definition(self, name: str, version: int) -> MetricDefinition | None:
+        with self.database.connect() as conn:
+            return definitions.get_definition(conn, name, version)
+
     def refresh_definition(self, spec: MetricSpec, version: int) -> MetricDefinition:
         with self.database.begin() as conn:
             return definitions.refresh_definition(conn, spec, version)
