@@ -7,8 +7,9 @@ import metrics
 from monitor import Monitor
 
 mon = Monitor("assertions-cli-test")
-mon.stream("home", schema={"view_id": "int", "user_id": "str", "country": "str",
-                           "score": "float", "new_user": "bool"})
+mon.stream("home", table="assertions_cli_events",
+           schema={"view_id": "int", "user_id": "str", "country": "str", "score": "float",
+                   "new_user": "bool"})
 mon.metric("sure_about_strangers", "home",
            metrics.assertion("score > 0.8 and new_user", id="view_id",
                              keep=("ts", "user_id", "score"), k=5),

@@ -1,5 +1,6 @@
-"""`monitor assertions export` on a research run recorded through the command line, in
-SQLite and Postgres: the lines are the examples research computes on the same events."""
+"""`monitor assertions export` on a research run recorded through the command line and on
+a batch run from a SQL table, in SQLite and Postgres: the lines are the examples research
+computes in process on the same events."""
 
 from __future__ import annotations
 
@@ -9,11 +10,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from monitor.assertion_examples import examples
+from monitor.batch.runner import BatchRunner, Retry
+from monitor.batch.sources import TableSource
+from monitor.batch.tables import load_events
 from monitor.cli.main import cli
 from monitor.research import run
+from monitor.storage.store import SqlStore
+from monitor.targets import batch_targets
 from tests.assertions_cli_app import mon
 
 APP = ["--app", "tests.assertions_cli_app:mon"]
@@ -56,7 +63,8 @@ def record_research_run(tmp_path: Path, data: pd.DataFrame) -> None:
 
 
 def expected_lines(data: pd.DataFrame, since: pd.Timestamp, until: pd.Timestamp,
-                   segments: set[str] | None = None) -> list[dict[str, object]]:
+                   segments: set[str] | None = None, stage: str = "research"
+                   ) -> list[dict[str, object]]:
     """The examples research computes in process, laid out as the export promises."""
     spec = mon.metrics["sure_about_strangers"]
     table = examples(spec, run(spec, data).windows)
@@ -66,7 +74,7 @@ def expected_lines(data: pd.DataFrame, since: pd.Timestamp, until: pd.Timestamp,
         table = table[table["segment"].isin(segments)]
     table = table.assign(start=pd.to_datetime(table["window_start"], utc=True))
     table = table.sort_values(["start", "segment"], kind="stable")  # sample order kept
-    return [{"metric": "sure_about_strangers", "version": 1, "stage": "research",
+    return [{"metric": "sure_about_strangers", "version": 1, "stage": stage,
              "segment": row["segment"], "window_start": iso(row["window_start"]),
              "window_end": iso(row["window_end"]), "id": row["id"],
              "severity": row["severity"],
@@ -108,6 +116,40 @@ def test_export_to_stdout_of_some_segments(database: str, tmp_path: Path) -> Non
     everything = START, START + pd.Timedelta(hours=HOURS)
     assert got == expected_lines(data, *everything, segments={"country=SE", "country=BR"})
     assert {line["segment"] for line in got} == {"country=SE", "country=BR"}
+
+
+def test_export_from_batch_equals_the_examples_research_computes(
+        database: str, tmp_path: Path) -> None:
+    data = events(seed=11)
+    table = data.assign(ts=pd.to_datetime(data["ts"], utc=True))
+    engine = sa.create_engine(database)
+    with SqlStore.open(database) as store:
+        version = store.register_metric(mon.metrics["sure_about_strangers"]).version
+        store.record_stage_change("sure_about_strangers", version, "batch", by="test",
+                                  reason="export")
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.text("DROP TABLE IF EXISTS assertions_cli_events"))
+            load_events(engine, mon.streams["home"], table)
+            batch = BatchRunner(store, lambda m: TableSource(engine, m.stream, chunk_rows=97),
+                                retry=Retry(attempts=1))
+            batch.run_many(batch_targets(mon, store, names=["sure_about_strangers"]),
+                           since=START, until=START + pd.Timedelta(hours=HOURS))
+            with engine.begin() as conn:
+                conn.execute(sa.text("DROP TABLE assertions_cli_events"))
+        finally:
+            engine.dispose()
+
+    # the metric is in batch: the stage it is read from by default
+    result = invoke("assertions", "export", "sure_about_strangers",
+                    "--since", "2026-04-01T02:00Z", "--until", "2026-04-01T05:00Z", "--out", "-")
+
+    assert result.exit_code == 0, result.output
+    got = [json.loads(line) for line in result.stdout.splitlines()]
+    since, until = START + pd.Timedelta(hours=2), START + pd.Timedelta(hours=5)
+    assert got == expected_lines(data, since, until, stage="batch")
+    windows = {(line["window_start"], line["segment"]) for line in got}
+    assert len(windows) == 3 * 4  # 3 hours x (3 countries and '*')
 
 
 def test_errors_say_what_to_run_next(database: str, tmp_path: Path) -> None:

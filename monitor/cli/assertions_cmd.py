@@ -71,7 +71,8 @@ def assertions_export(name: str, since: str | None, until: str | None, stage: st
        "window_end": "2026-03-02T11:00:00Z", "id": 81523, "severity": 0.27,
        "fields": {"user_id": "u4410", "score": 0.97}}
 
-    Windows go by start then segment, each window's examples in sample order; research,
+    The file is strict JSON: an infinite severity is the string "Infinity". Windows go
+    by start then segment, each window's examples in sample order; research,
     batch and streaming keep the same examples of the same events. The states come from
     the database (--database-url) as the metric's stored definition made them, so no
     --app is needed. For example, yesterday's batch examples from Sweden:
