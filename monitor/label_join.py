@@ -61,7 +61,9 @@ stages do, because labels keep coming for ``horizon`` after the window closes. S
    held label) nothing can change the window any more: its predictions and its labels
    are deleted, so the rows held are bounded by the horizon, not growing with time;
    held labels no prediction took go with them (streaming does not count them as
-   unmatched).
+   unmatched). A prediction that comes for a forgotten window after that, or a label
+   that could have joined a forgotten prediction, is a dead letter, never held for
+   nothing.
 
 Because every step goes through :func:`join_labels`, research, batch and streaming agree
 bit for bit once every horizon has passed.

@@ -74,6 +74,31 @@ DeadLetterCounts = Mapping[str, Mapping[tuple[datetime, datetime, str], int]]
 Valuer = Callable[[MetricSpec, HeldWindow], list[WindowResult]]
 
 
+class Forgotten(NamedTuple):
+    """What a store did not hold for a metric version because nothing can count it any
+    more: predictions of windows already forgotten (ending by ``purged_through``), and
+    labels that could have joined a forgotten prediction (see
+    :mod:`streaming.label_store`)."""
+
+    metric: MetricSpec
+    version: int
+    purged_through: datetime
+    predictions: list[HeldPrediction]
+    labels: list[HeldLabel]
+
+
+class Refused(NamedTuple):
+    """Dead letters to store: counts per counting metric, and samples."""
+
+    counts: DeadLetterCounts
+    samples: list[DeadLetter]
+
+
+# The dead letters of the rows a store found forgotten (a store finds them under its
+# locks; the processor says what the letters are).
+Refuser = Callable[[Sequence[Forgotten]], Refused]
+
+
 class Progress(NamedTuple):
     """How far a metric version's windows are closed and purged (None: none yet)."""
 
@@ -109,10 +134,13 @@ class HeldStore(Protocol):
 
     def store_held(self, states: Sequence[PartitionState], held: Sequence[MetricHeld],
                    value: Valuer, *, stage: str, counts: DeadLetterCounts,
-                   samples: Sequence[DeadLetter], after_final: AfterFinal | None = None
-                   ) -> dict[str, int]:
+                   samples: Sequence[DeadLetter], refuse: Refuser,
+                   after_final: AfterFinal | None = None) -> dict[str, int]:
         """In one transaction: each state's checkpoint (optimistic check, as
-        :func:`streaming.state_store.store_partitions`), the rows ``held``, the windows
+        :func:`streaming.state_store.store_partitions`), the rows ``held`` but those that
+        can no longer be counted (read after the checkpoints, which a close locks: a
+        prediction of a forgotten window, a label that could have joined a forgotten
+        prediction), which are stored as the dead letters ``refuse`` makes of them; the
         they touch that are closed and not purged valued again with ``value`` and their
         results upserted as ``stage`` values, ``counts`` added to the values of their
         counting metrics (field ``count``) and ``samples`` stored as dead letters;
@@ -139,6 +167,8 @@ class HeldStore(Protocol):
         and not closed yet valued and stored as ``stage`` values; the held rows of the
         purged windows deleted; the progress stored; ``after_final`` called per metric
         with the windows closed and those purged (their last values: no label can change
-        them any more, so alert rules judge them now if they have not yet). Returns the
-        windows closed per metric."""
+        them any more, so alert rules judge them now if they have not yet). The purge
+        keeps the id and time of the predictions it forgets for as long as a label that
+        could have joined one of them can still arrive and be held. Returns the windows
+        closed per metric."""
         ...

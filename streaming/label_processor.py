@@ -13,7 +13,8 @@ use.
   transaction that stores the checkpoints (offset, watermark) of the partitions it came
   from, so a replayed message (at or below the stored offset) is skipped and nothing is
   held twice. A label with a null or empty id, or a value its schema refuses, is a dead
-  letter with its reason; so is a late prediction or label (below).
+  letter with its reason; so is a prediction or label that can no longer be counted
+  (below).
 - **Closing.** A window closes when every prediction partition's mark has passed its end
   plus the metric's lateness, as in :mod:`streaming.processor`: it is valued from its held
   predictions and the held labels with their ids, and stored (its label coverage tells
@@ -35,23 +36,31 @@ closing transaction and the revising stores take turns, see
 a rebalance or a replay either. Each source's checkpoints are kept apart from the plain
 stream processor's (:func:`join_sources`), so both can read the prediction topic.
 
-**Lateness.** A prediction is late when its window's end plus the lateness is at or
-before its partition's watermark before it (as in :mod:`streaming.partition`). A label
-is late when the earliest window it could join (the one holding ``label time -
-horizon``) ended, plus the horizon and the lateness, at or before its partition's
-watermark: that window may have been forgotten already. Give label streams that arrive
-out of order a lateness that covers it. A label or prediction that reaches a partition
-only after the partition was advanced by the clock (idle) may find its window forgotten:
-it is then held and forgotten at the next purge, without changing any value.
+**Lateness.** A row is counted as long as the windows it can change are held, however
+late it comes, and is a dead letter (reason ``late``, counted, saying which window was
+forgotten and to raise the metric's lateness) once they are not: a prediction whose
+window was forgotten, a label that could have joined a forgotten prediction or whose
+every window was forgotten. Nothing is judged by a partition's own watermark or idle
+mark: the store decides from what the forgetting close stored (how far it purged, the ids
+and times of the predictions it forgot), read under the checkpoint locks that close
+takes, so the outcome is the same whichever commits first — a prediction or label that
+reaches an idle partition just before or just after another worker's tick forgot its
+window is counted (before) or a dead letter (after), never held for nothing (see
+:mod:`streaming.label_store`). The metric's lateness delays the first close (every
+prediction partition past the window's end plus it) and the forgetting (every label
+partition past the end plus the horizon plus it): raise it to count rows that come later.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -59,12 +68,13 @@ import pandas as pd
 from monitor.engine import Engine
 from monitor.label_join import id_problems, join_labels
 from monitor.spec import MetricSpec, StreamSpec
-from monitor.storage.records import WindowResult, window_results
+from monitor.storage.records import DeadLetter, WindowResult, window_results
 from monitor.targets import Target
 from monitor.windows import utc_from_ns
 from streaming.dead_letter_tally import DeadLetterTally
 from streaming.held_rows import event_numbers, event_payloads, held_frame, id_text
 from streaming.label_ports import (
+    Forgotten,
     HeldLabel,
     HeldPrediction,
     HeldStore,
@@ -72,16 +82,16 @@ from streaming.label_ports import (
     JoinCutoff,
     JoinMarks,
     MetricHeld,
+    Refused,
 )
-from streaming.messages import OFFSET, PARTITION, RawMessage, Rejected, decode_messages
-from streaming.partition import PartitionState, in_offset_order, running_watermarks
+from streaming.messages import LATE, OFFSET, PARTITION, RawMessage, Rejected, decode_messages
+from streaming.partition import PartitionState, in_offset_order
 from streaming.ports import AfterFinal, CheckpointConflict
 from streaming.processor import (
     LOOK_INTERVAL_S,
     STAGE,
     Finalized,
     StreamSettings,
-    late_letters,
     prepared_empty,
 )
 
@@ -117,7 +127,6 @@ class JoinPrepared:
     side: str
     messages: Sequence[RawMessage]
     events: dict[int, pd.DataFrame]  # per partition, in offset order
-    late: dict[int, dict[str, np.ndarray]]
     through: dict[int, int]
     cap_ns: int
     rejected: list[Rejected] = field(default_factory=list)
@@ -225,20 +234,15 @@ class LabelJoinProcessor:
                                 max_bytes=self.settings.max_message_bytes,
                                 max_time=wall + pd.Timedelta(seconds=self.settings.max_future_s))
         cap_ns = wall.value + int(self.settings.watermark_lead_s * 1e9)
-        prepared = JoinPrepared(side, messages, {}, {}, through, cap_ns, list(batch.rejected),
+        prepared = JoinPrepared(side, messages, {}, through, cap_ns, list(batch.rejected),
                                 len(messages) - len(fresh))
         events = batch.events
         if side == LABELS and len(events):
             events, refused = self._refuse_bad_ids(events)
             prepared.rejected.extend(refused)
-        time_field = join_side.stream.time
+        # nothing is judged late here: the store does, from what it reads (see the module)
         for key, part in events.groupby(PARTITION, sort=True):
-            partition = int(key)  # type: ignore[arg-type]
-            part = in_offset_order(part)
-            late = self._late(side, join_side.owned[partition], part[time_field], cap_ns)
-            prepared.events[partition] = part
-            prepared.late[partition] = late
-            prepared.rejected.extend(late_letters(part, late))
+            prepared.events[int(key)] = in_offset_order(part)  # type: ignore[arg-type]
         return prepared
 
     def _refuse_bad_ids(self, events: pd.DataFrame) -> tuple[pd.DataFrame, list[Rejected]]:
@@ -260,25 +264,6 @@ class LabelJoinProcessor:
                                                    reasons[bad].tolist(), records, strict=True)]
         return events[~bad], refused
 
-    def _late(self, side: str, state: PartitionState, times: pd.Series, cap_ns: int
-              ) -> dict[str, np.ndarray]:
-        """Per metric, which events are late (see the module)."""
-        ns = times.to_numpy(dtype="datetime64[ns]").view(np.int64)
-        before = running_watermarks(state.top_ns, np.minimum(ns, cap_ns), state.outliers)
-        late = {}
-        for name, metric in self.targets.items():
-            spec = metric[0]
-            width = spec.windows.width_ns
-            if side == PREDICTIONS:
-                ends = spec.windows.starts_ns(ns) + width
-                late[name] = ends + spec.lateness_ns <= before
-            else:
-                assert spec.labels is not None
-                horizon = spec.labels.horizon_ns
-                ends = spec.windows.starts_ns(ns - horizon) + width
-                late[name] = ends + horizon + spec.lateness_ns <= before
-        return late
-
     def absorb(self, prepared: JoinPrepared) -> None:
         join_side = self.sides[prepared.side]
         for partition, offset in prepared.through.items():
@@ -287,11 +272,11 @@ class LabelJoinProcessor:
             if events is None:
                 events = prepared_empty(join_side.stream)
             elif len(events):
-                self._hold(prepared.side, events, prepared.late.get(partition, {}))
+                self._hold(prepared.side, events)
             state.absorb(events, join_side.stream.time, {}, offset, prepared.cap_ns)
         self._letters[prepared.side].add(prepared.rejected)
 
-    def _hold(self, side: str, events: pd.DataFrame, late: dict[str, np.ndarray]) -> None:
+    def _hold(self, side: str, events: pd.DataFrame) -> None:
         """Add one partition's events (offset order) to what the next store holds."""
         stream = self.sides[side].stream
         times, payloads = event_payloads(events, stream.schema)
@@ -306,7 +291,6 @@ class LabelJoinProcessor:
             if column not in ids_of:
                 ids_of[column] = id_text(events[column])
             ids = ids_of[column]
-            keep = np.flatnonzero(~late[name]) if name in late else np.arange(len(events))
             held = self._held[name]
             if side == PREDICTIONS:
                 starts = metric.windows.starts_ns(times)
@@ -315,12 +299,12 @@ class LabelJoinProcessor:
                     HeldPrediction(int(partitions[i]), int(offsets[i]), int(numbers[i]),
                                    ids[i], int(times[i]), int(starts[i]),
                                    int(starts[i]) + width, payloads[i])
-                    for i in keep.tolist())
+                    for i in range(len(events)))
             else:
                 held.labels.extend(
                     HeldLabel(int(partitions[i]), int(offsets[i]), int(numbers[i]),
                               ids[i] or "", int(times[i]), payloads[i])
-                    for i in keep.tolist())
+                    for i in range(len(events)))
 
     def handle(self, side: str, messages: Sequence[RawMessage]) -> JoinPrepared:
         """prepare, absorb and store in one go."""
@@ -375,7 +359,7 @@ class LabelJoinProcessor:
         samples = [sample for tally in self._letters.values() for sample in tally.samples]
         revised = self.held_store.store_held(pending, held, self.value, stage=STAGE,
                                              counts=counts, samples=samples,
-                                             after_final=self.after_final)
+                                             refuse=self.refuse, after_final=self.after_final)
         for state in pending:
             state.stored()
         for tally in self._letters.values():
@@ -384,6 +368,55 @@ class LabelJoinProcessor:
         for name, windows in revised.items():
             log.debug("%s: %d closed windows revised", name, windows)
         return len(pending)
+
+    def refuse(self, forgotten: Sequence[Forgotten]) -> Refused:
+        """The dead letters of rows a store found it can no longer count: one per event
+        (naming every metric it is too late for), counted with the side's others."""
+        reasons: dict[tuple[str, int, int, int], list[str]] = {}
+        rows: dict[tuple[str, int, int, int], HeldPrediction | HeldLabel] = {}
+        for item in forgotten:
+            purged = _moment(item.purged_through)
+            for prediction in item.predictions:
+                key = (PREDICTIONS, prediction.partition, prediction.offset, prediction.event)
+                rows[key] = prediction
+                reasons.setdefault(key, []).append(
+                    f"{item.metric.name}'s window {_moment(prediction.window_start_ns)} to "
+                    f"{_moment(prediction.window_end_ns)} was forgotten (every window "
+                    f"ending by {purged} was)")
+            source = item.metric.labels
+            assert source is not None
+            for label in item.labels:
+                key = (LABELS, label.partition, label.offset, label.event)
+                rows[key] = label
+                if label.time_ns + source.early_ns < pd.Timestamp(item.purged_through).value:
+                    why = "every window it could join was forgotten"
+                else:
+                    why = f"a prediction {label.label_id!r} it could join was forgotten"
+                reasons.setdefault(key, []).append(
+                    f"{item.metric.name}: {why} (every window ending by {purged} was)")
+        counts: dict[str, dict[tuple[datetime, datetime, str], int]] = {}
+        samples: list[DeadLetter] = []
+        for side_name, side in self.sides.items():
+            letters = [Rejected(key[1], key[2], LATE,
+                                "too late: " + "; ".join(reasons[key])
+                                + "; raise the metric's lateness to keep windows longer",
+                                self._event_json(side, rows[key]).encode())
+                       for key in sorted(rows) if key[0] == side_name]
+            if not letters:
+                continue
+            tally = DeadLetterTally(side.topic, lambda: self.wall_clock())
+            tally.add(letters)
+            counts[self.dead_letter_metrics[side_name]] = dict(tally.counts)
+            # apart from the keys of the letters the same message had when decoded
+            samples.extend(dataclasses.replace(sample, key=f"{sample.key}/forgotten")
+                           for sample in tally.samples)
+        return Refused(counts, samples)
+
+    @staticmethod
+    def _event_json(side: JoinSide, row: HeldPrediction | HeldLabel) -> str:
+        fields = json.loads(row.payload)
+        fields[side.stream.time] = _moment(row.time_ns)
+        return json.dumps(fields, sort_keys=True)
 
     # -- valuing ---------------------------------------------------------------------
 
@@ -462,6 +495,12 @@ def _lowest(marks: JoinMarks, side: JoinSide) -> int | None:
     if any(mark is None for mark in found):
         return None
     return min(mark for mark in found if mark is not None)
+
+
+def _moment(moment: int | datetime) -> str:
+    """A time (ns or a datetime) as ISO 8601 UTC, to the nanosecond when it has them."""
+    stamp = pd.Timestamp(moment, tz="UTC") if isinstance(moment, int) else pd.Timestamp(moment)
+    return stamp.isoformat().replace("+00:00", "Z")
 
 
 def _micros(ns: int) -> int:

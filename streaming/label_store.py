@@ -17,6 +17,17 @@ that stores the offsets they came from, and a window is valued from the database
   take turns too, and the second reads (after the lock, under read committed) what the
   first committed; whichever revises last sees both. On SQLite one writer at a time
   does the same.
+- A row that can no longer be counted is a dead letter, never held for nothing, whichever
+  of its store and the forgetting close commits first. A close forgets (purges) windows
+  with every checkpoint locked, and records how far (``purged_through``) and which
+  predictions it forgot (their id and time, ``label_forgotten_predictions``); a store
+  reads both after writing its checkpoints, so either the close came first and the store
+  sees what it forgot, or the store came first and the close counts its rows before
+  forgetting them. A prediction is forgotten with its window. A label can take the
+  predictions stamped from its time less the horizon to its time plus ``early``: when
+  all of those windows are forgotten, or it is a candidate of a forgotten prediction
+  (same id, within that span), it is a dead letter; otherwise (its prediction is held,
+  still to come, or never came) it is held, and counted where it joins.
 
 Rows are keyed by (metric, version, source partition, offset, event in message), so a
 replayed message cannot be held twice even if it were not skipped.
@@ -30,7 +41,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from sqlalchemy import any_, bindparam, delete, func, select, update
+from sqlalchemy import any_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 from sqlalchemy.types import Text
@@ -41,6 +52,7 @@ from monitor.storage.database import Database
 from monitor.storage.dead_letters import write_dead_letters
 from monitor.storage.insert_ignore import insert_ignore
 from monitor.storage.models import (
+    LabelForgottenPredictionRow,
     LabelHeldLabelRow,
     LabelHeldPredictionRow,
     LabelJoinProgressRow,
@@ -53,11 +65,14 @@ from monitor.windows import utc_from_ns
 from streaming import state_store
 from streaming.label_ports import (
     DeadLetterCounts,
+    Forgotten,
+    HeldLabel,
     HeldWindow,
     JoinCutoff,
     JoinMarks,
     MetricHeld,
     Progress,
+    Refuser,
     Valuer,
 )
 from streaming.partition import Checkpoint, PartitionState
@@ -66,6 +81,7 @@ from streaming.ports import AfterFinal
 PREDICTIONS = table_of(LabelHeldPredictionRow)
 LABELS = table_of(LabelHeldLabelRow)
 PROGRESS = table_of(LabelJoinProgressRow)
+FORGOTTEN = table_of(LabelForgottenPredictionRow)
 SOURCE_KEY = ("metric", "metric_version", "partition", "offset", "event")
 IN_CHUNK = 5_000  # ids per IN (...) list or array
 
@@ -98,17 +114,30 @@ class SqlHeldStore:
 
     def store_held(self, states: Sequence[PartitionState], held: Sequence[MetricHeld],
                    value: Valuer, *, stage: str, counts: DeadLetterCounts,
-                   samples: Sequence[DeadLetter], after_final: AfterFinal | None = None
-                   ) -> dict[str, int]:
+                   samples: Sequence[DeadLetter], refuse: Refuser,
+                   after_final: AfterFinal | None = None) -> dict[str, int]:
+        if not states and any(item.predictions or item.labels for item in held):
+            raise ValueError("rows are held only with the checkpoints of the partitions "
+                             "they came from: their locks order a store and a close")
         with self._begin() as conn:
             now = utc_now()
             # checkpoints first, in (source, partition) order: that locks them, as a close
             # locks them all in the same order (see the module)
             for state in sorted(states, key=lambda s: (s.topic, s.partition)):
                 state_store.write_checkpoint(conn, state, now, self.owner)
+            # read after the checkpoints: no close can forget anything until this commits
+            progress = _progress(conn, [(item.metric.name, item.version) for item in held])
+            kept, forgotten = [], []
+            for item in held:
+                keep, lost = _split_forgotten(
+                    conn, item, progress.get((item.metric.name, item.version)))
+                kept.append(keep)
+                if lost is not None:
+                    forgotten.append(lost)
+            held = kept
             hold_rows(conn, held)
-            touched = {(item.metric.name, item.version): _closed_windows_touched(conn, item)
-                       for item in held}
+            touched = {(item.metric.name, item.version): _closed_windows_touched(
+                conn, item, progress.get((item.metric.name, item.version))) for item in held}
             revising = [item for item in held if touched[(item.metric.name, item.version)]]
             # one lock per metric version, taken in key order (no two stores deadlock)
             _lock_progress(conn, [(item.metric.name, item.version) for item in revising])
@@ -124,6 +153,10 @@ class SqlHeldStore:
                     after_final(SqlAlertTransaction(conn), item.metric, item.version,
                                 results)
                 revised[item.metric.name] = len(starts)
+            if forgotten:
+                letters = refuse(forgotten)
+                counts = _summed(counts, letters.counts)
+                samples = [*samples, *letters.samples]
             for count_metric, metric_counts in sorted(counts.items()):
                 state_store.add_counts(conn, count_metric, stage, metric_counts)
             if samples:
@@ -229,13 +262,85 @@ def _among(conn: Connection, column: Any, values: list[str]) -> Any:
     return column.in_(values)
 
 
-def _closed_windows_touched(conn: Connection, item: MetricHeld) -> set[int]:
+def _progress(conn: Connection, keys: Iterable[tuple[str, int]]
+              ) -> dict[tuple[str, int], Progress]:
+    """The progress of the metric versions that have one (unlocked)."""
+    wanted = set(keys)
+    if not wanted:
+        return {}
+    g = PROGRESS.c
+    return {(row.metric, row.metric_version): Progress(row.closed_through, row.purged_through)
+            for row in conn.execute(select(g.metric, g.metric_version, g.closed_through,
+                                           g.purged_through).where(
+                g.metric.in_(sorted({metric for metric, _ in wanted}))))
+            if (row.metric, row.metric_version) in wanted}
+
+
+def _split_forgotten(conn: Connection, item: MetricHeld, progress: Progress | None
+                     ) -> tuple[MetricHeld, Forgotten | None]:
+    """``item``'s rows that can still be counted, and those that cannot (see the module):
+    predictions of windows ending by ``purged_through``; labels whose every window ends
+    by it, or that are a candidate of a prediction the purge forgot."""
+    if progress is None or progress.purged_through is None:
+        return item, None
+    source = item.metric.labels
+    assert source is not None
+    purged_ns = _ns(progress.purged_through)  # a window boundary
+    predictions = [r for r in item.predictions if r.window_end_ns > purged_ns]
+    lost_predictions = [r for r in item.predictions if r.window_end_ns <= purged_ns]
+    # a label can take the predictions stamped in [time - horizon, time + early]
+    partly = [r for r in item.labels
+              if r.time_ns - source.horizon_ns < purged_ns <= r.time_ns + source.early_ns]
+    took = _candidates_of_forgotten(conn, item, partly, source.horizon_ns, source.early_ns)
+    labels: list[HeldLabel] = []
+    lost_labels: list[HeldLabel] = []
+    for index, row in enumerate(item.labels):
+        lost = row.time_ns + source.early_ns < purged_ns or index in took
+        (lost_labels if lost else labels).append(row)
+    if not lost_predictions and not lost_labels:
+        return item, None
+    return (MetricHeld(item.metric, item.version, predictions, labels),
+            Forgotten(item.metric, item.version, progress.purged_through, lost_predictions,
+                      lost_labels))
+
+
+def _candidates_of_forgotten(conn: Connection, item: MetricHeld, labels: list[HeldLabel],
+                             horizon_ns: int, early_ns: int) -> set[int]:
+    """The indexes (in ``item.labels``) of ``labels`` that a forgotten prediction would
+    have had as a candidate: same id, stamped within the label's span."""
+    if not labels:
+        return set()
+    f = FORGOTTEN.c
+    ids = sorted({row.label_id for row in labels})
+    times: dict[str, list[int]] = {}
+    for chunk in range(0, len(ids), IN_CHUNK):
+        for prediction_id, event_time in conn.execute(select(f.prediction_id, f.event_time)
+                                                      .where(
+                f.metric == item.metric.name, f.metric_version == item.version,
+                _among(conn, f.prediction_id, ids[chunk:chunk + IN_CHUNK]))):
+            times.setdefault(prediction_id, []).append(event_time)
+    wanted = set(labels)
+    return {index for index, row in enumerate(item.labels) if row in wanted and any(
+        row.time_ns - horizon_ns <= t <= row.time_ns + early_ns
+        for t in times.get(row.label_id, ()))}
+
+
+def _summed(a: DeadLetterCounts, b: DeadLetterCounts) -> DeadLetterCounts:
+    total: dict[str, dict[tuple[datetime, datetime, str], int]] = {
+        metric: dict(counts) for metric, counts in a.items()}
+    for metric, counts in b.items():
+        mine = total.setdefault(metric, {})
+        for key, n in counts.items():
+            mine[key] = mine.get(key, 0) + n
+    return total
+
+
+def _closed_windows_touched(conn: Connection, item: MetricHeld, row: Progress | None
+                            ) -> set[int]:
     """The windows (starts, ns) closed and not purged that the rows ``item`` holds may
     change: those of its predictions, and those with a prediction of one of its label
-    ids."""
-    p, g = PREDICTIONS.c, PROGRESS.c
-    row = conn.execute(select(g.closed_through, g.purged_through).where(
-        g.metric == item.metric.name, g.metric_version == item.version)).first()
+    ids (``row``: the metric version's progress, read after the checkpoints)."""
+    p = PREDICTIONS.c
     if row is None or row.closed_through is None:
         return set()
     closed_ns = _ns(row.closed_through)
@@ -305,8 +410,20 @@ def _purged_windows(conn: Connection, cutoff: JoinCutoff) -> list[int]:
 
 
 def _purge(conn: Connection, cutoff: JoinCutoff) -> None:
-    assert cutoff.purge_until is not None
-    p, lab = PREDICTIONS.c, LABELS.c
+    assert cutoff.purge_until is not None and cutoff.metric.labels is not None
+    p, lab, f = PREDICTIONS.c, LABELS.c, FORGOTTEN.c
+    # Remember what is forgotten (id and time), for the labels still to come (see the
+    # module), until no label that could take it can be held: one stamped before the
+    # purge less early, less the horizon, could take only forgotten predictions.
+    columns = ["metric", "metric_version", "partition", "offset", "event", "prediction_id",
+               "event_time"]
+    conn.execute(insert(FORGOTTEN).from_select(columns, select(*(p[c] for c in columns)).where(
+        p.metric == cutoff.metric.name, p.metric_version == cutoff.version,
+        p.window_end <= cutoff.purge_until, p.prediction_id.is_not(None))))
+    conn.execute(delete(FORGOTTEN).where(
+        f.metric == cutoff.metric.name, f.metric_version == cutoff.version,
+        f.event_time < _ns(cutoff.purge_until) - cutoff.metric.labels.early_ns
+        - cutoff.metric.labels.horizon_ns))
     conn.execute(delete(PREDICTIONS).where(
         p.metric == cutoff.metric.name, p.metric_version == cutoff.version,
         p.window_end <= cutoff.purge_until))

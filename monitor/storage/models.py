@@ -299,6 +299,28 @@ class LabelHeldLabelRow(Base):
     payload: Mapped[str] = mapped_column(Text)
 
 
+class LabelForgottenPredictionRow(Base):
+    """A prediction the streaming label join forgot (its window purged), by id and time
+    only: a label that arrives later and could have joined it is a dead letter, one that
+    could not is held (see ``streaming.label_store``). Kept until every label that could
+    join it is too late for all the windows it could join, so bounded by the horizon."""
+
+    __tablename__ = "label_forgotten_predictions"
+    # named: the convention's names pass Postgres's 63 characters
+    __table_args__ = (Index("ix_label_forgotten_id", "prediction_id", "metric",
+                            "metric_version"),
+                      Index("ix_label_forgotten_time", "event_time", "metric",
+                            "metric_version"))
+
+    metric: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    metric_version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    offset: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prediction_id: Mapped[str] = mapped_column(Text)
+    event_time: Mapped[int] = mapped_column(BigInteger)
+
+
 class LabelJoinProgressRow(Base):
     """How far the streaming stage has closed (valued) and purged the windows of a metric
     joined to labels. Its row is also the lock that keeps two workers from revising the

@@ -188,3 +188,26 @@ def _round_trip_0008(url: str) -> None:
     with Database(url) as database, database.connect() as conn:
         columns = {c["name"] for c in inspect(conn).get_columns("stage_changes")}
     assert "effective_from" not in columns
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_the_forgotten_predictions_table_comes_and_goes_with_0010(kind: str,
+                                                                  tmp_path: Path) -> None:
+    """0010 adds the table the label join keeps forgotten predictions' ids in, and its
+    downgrade removes exactly it (with rows in it)."""
+    with _empty_database(kind, tmp_path) as url:
+        upgrade(url, "0009")
+        before = _tables(url)
+        assert "label_forgotten_predictions" not in before
+        upgrade(url, "0010")
+        assert _tables(url) == before | {"label_forgotten_predictions"}
+        with Database(url) as database, database.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO label_forgotten_predictions (metric, metric_version, partition, "
+                "\"offset\", event, prediction_id, event_time) VALUES ('m', 1, 0, 5, 0, "
+                "'p1', 7)")
+        down = downgrade(url, "0009")
+        assert (down.before, down.after) == ("0010", "0009")
+        assert _tables(url) == before
+        upgrade(url)
+        assert schema_differences(url) == []

@@ -5,6 +5,7 @@ held rows forgotten when purged, and conflicting checkpoints refused."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import pandas as pd
 import pytest
@@ -16,12 +17,14 @@ from monitor.storage.records import WindowResult
 from monitor.windows import utc_from_ns
 from streaming.held_rows import event_payloads, held_frame
 from streaming.label_ports import (
+    Forgotten,
     HeldLabel,
     HeldPrediction,
     HeldWindow,
     JoinCutoff,
     JoinMarks,
     MetricHeld,
+    Refused,
 )
 from streaming.label_store import SqlHeldStore, held_counts
 from streaming.partition import PartitionState
@@ -49,6 +52,11 @@ class Recorder:
 
     def __init__(self) -> None:
         self.seen: list[HeldWindow] = []
+        self.refused: list[Forgotten] = []
+
+    def refuse(self, forgotten: Sequence[Forgotten]) -> Refused:
+        self.refused.extend(forgotten)
+        return Refused({}, [])
 
     def __call__(self, metric: MetricSpec, window: HeldWindow) -> list[WindowResult]:
         self.seen.append(window)
@@ -81,7 +89,7 @@ def store(held_store: SqlHeldStore, metric: MetricSpec, recorder: Recorder,
     revised = held_store.store_held(states, [MetricHeld(metric, 1, list(predictions),
                                                         list(labels))],
                                     recorder, stage="streaming", counts={},
-                                    samples=[])
+                                    samples=[], refuse=recorder.refuse)
     for s in states:
         s.stored()
     return revised
@@ -150,9 +158,39 @@ def test_a_purge_forgets_the_windows_past_the_horizon_and_their_labels(
           labels=[label(0, "a", 0), label(0, "b", 3, event=1)])
     close(held_store, metric, recorder, until_hour=3, purge_hour=1)
     assert counts(held_store, metric) == (1, 1)  # window 0 and the label stamped before 1h
-    # a label for a purged window's id revises nothing (its predictions are gone)
+    # a label for a purged window's id revises nothing (its predictions are gone): it is
+    # refused, not held
     assert store(held_store, metric, recorder, [state(1, 1, 0)], labels=[label(1, "a", 0)]
                  ) == {}
+    assert [(f.labels, f.predictions) for f in recorder.refused] == [([label(1, "a", 0)], [])]
+    assert counts(held_store, metric) == (1, 1)
+
+
+def test_rows_that_can_no_longer_be_counted_are_refused_not_held(
+        held_store: SqlHeldStore, metric: MetricSpec) -> None:
+    """After a purge through hour 2 (horizon 1 day, early 10 minutes): a prediction of a
+    forgotten window is refused, one of a held window held; a label is refused when every
+    window it could join is forgotten, or when a forgotten prediction had it as a
+    candidate, and held otherwise (its prediction held, or never seen)."""
+    recorder = Recorder()
+    store(held_store, metric, recorder, [state(0, 0)],
+          [prediction(0, "a", 0), prediction(0, "b", 1, event=1),
+           prediction(0, "c", 2, event=2)])
+    close(held_store, metric, recorder, until_hour=3, purge_hour=2)
+    assert counts(held_store, metric) == (1, 0)
+    day = 24
+    late = [label(0, "a", 1),            # every window it could join is forgotten
+            label(0, "b", day, event=1),  # a candidate of forgotten prediction b
+            label(0, "c", day, event=2),  # its prediction c is held
+            label(0, "zz", day, event=3),  # no prediction of its id (yet)
+            label(0, "a", day + 2, event=4)]  # stamped past a's horizon: no candidate
+    store(held_store, metric, recorder, [state(1, 0)],
+          [prediction(1, "d", 1), prediction(1, "e", 2, event=1)], late)
+    (refused,) = recorder.refused
+    assert refused.predictions == [prediction(1, "d", 1)]
+    assert refused.labels == late[:2]
+    assert refused.purged_through == utc_from_ns(T0 + 2 * HOUR)
+    assert counts(held_store, metric) == (2, 3)
 
 
 def test_rows_are_held_once_and_a_stale_checkpoint_stores_nothing(
