@@ -198,3 +198,37 @@ def dead_letters(store: SqlStore) -> tuple[set[Key], set[Key], dict[str, int]]:
     counted = {TOPICS[0]: int(counts.get("home.label_join.dead_letters", 0)),
                TOPICS[1]: int(counts.get("outcomes.label_join.dead_letters", 0))}
     return found[TOPICS[0]], found[TOPICS[1]], counted
+
+
+def test_a_row_later_than_the_lateness_is_counted_while_its_window_is_held(
+        store: SqlStore, app: Monitor) -> None:
+    """Lateness is not judged by a partition's own watermark: a prediction and a label of
+    W1 that come after their partitions' events of W2 closed W1 revise it (its rows are
+    held until every label partition passes it by the horizon), where they were dead
+    letters before."""
+    targets = promote(store, app)
+    clock = Clock(WALL)
+    stage = worker(store, app, targets, clock, [0, 1], [0, 1])
+    on_time = [predictions_at(f"p{p}", W1, 40, p) for p in (0, 1)]
+    later = [predictions_at(f"q{p}", W2, 40, 2 + p) for p in (0, 1)]
+    labels = [labels_of(part[:20], pd.Timedelta("5min"), 4 + p)
+              for p, part in enumerate(on_time)]
+    for p in (0, 1):
+        stage.handle(PREDICTIONS, message(p, 0, pd.concat([on_time[p], later[p]])))
+        stage.handle(LABELS, message(p, 0, labels[p]))
+    closed = stage.tick()
+    assert {pd.Timestamp(r.window_start) for f in closed for r in f.windows} == {W1}
+    late_prediction = predictions_at("late", W1, 5, 6)
+    late_label = labels_of(on_time[0][20:25], pd.Timedelta("10min"), 7)
+    stage.handle(PREDICTIONS, message(0, 1, late_prediction))
+    stage.handle(LABELS, message(0, 1, late_label))
+    assert dead_letters(store) == (set(), set(), {TOPICS[0]: 0, TOPICS[1]: 0})
+    predictions = pd.concat([*on_time, *later, late_prediction])
+    every_label = pd.concat([*labels, late_label])
+    for target in targets:
+        expected = evaluate(target.metric, predictions[predictions["ts"] < W1 + HOUR],
+                            labels=every_label).drop(columns="stage")
+        got = store.read_values(metric=target.metric.name, stage="streaming", limit=None)
+        pd.testing.assert_frame_equal(got.drop(columns="stage").reset_index(drop=True),
+                                      expected, check_exact=True, check_dtype=False,
+                                      obj=f"streaming values of {target.metric.name}")
