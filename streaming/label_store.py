@@ -41,7 +41,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from sqlalchemy import any_, bindparam, delete, func, insert, select, update
+from sqlalchemy import any_, bindparam, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 from sqlalchemy.types import Text
@@ -417,9 +418,12 @@ def _purge(conn: Connection, cutoff: JoinCutoff) -> None:
     # purge less early, less the horizon, could take only forgotten predictions.
     columns = ["metric", "metric_version", "partition", "offset", "event", "prediction_id",
                "event_time"]
-    conn.execute(insert(FORGOTTEN).from_select(columns, select(*(p[c] for c in columns)).where(
+    # once, as rows are held once (a topic recreated from offset 0 reuses their keys)
+    insert_into = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    conn.execute(insert_into(FORGOTTEN).from_select(columns, select(*(p[c] for c in columns)).where(
         p.metric == cutoff.metric.name, p.metric_version == cutoff.version,
-        p.window_end <= cutoff.purge_until, p.prediction_id.is_not(None))))
+        p.window_end <= cutoff.purge_until, p.prediction_id.is_not(None)))
+        .on_conflict_do_nothing(index_elements=list(SOURCE_KEY)))
     conn.execute(delete(FORGOTTEN).where(
         f.metric == cutoff.metric.name, f.metric_version == cutoff.version,
         f.event_time < _ns(cutoff.purge_until) - cutoff.metric.labels.early_ns

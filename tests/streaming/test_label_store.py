@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 import pytest
+from sqlalchemy import text
 
 from monitor.engine import Engine
 from monitor.spec import MetricSpec
@@ -204,3 +205,25 @@ def test_rows_are_held_once_and_a_stale_checkpoint_stores_nothing(
     store(held_store, metric, recorder, [state(0, 1, 0)], [prediction(0, "a", 0),
                                                            prediction(1, "b", 0)])
     assert counts(held_store, metric) == (2, 0)
+
+
+def test_a_forgotten_prediction_is_remembered_once_and_not_for_ever(
+        held_store: SqlHeldStore, metric: MetricSpec) -> None:
+    """A topic recreated from offset 0 reuses the keys of rows forgotten before: forgetting
+    them again is no conflict. And what is remembered goes once no label that could join
+    it can be held (stamped before the purge less early less the horizon)."""
+    recorder = Recorder()
+    store(held_store, metric, recorder, [state(0, 0)], [prediction(0, "a", 0)])
+    close(held_store, metric, recorder, until_hour=1, purge_hour=1)
+    store(held_store, metric, recorder, [state(0, 0, 0)], [prediction(0, "a", 1)])
+    close(held_store, metric, recorder, until_hour=2, purge_hour=2)
+    assert forgotten(held_store) == [("a", T0 + 60 * 10**9)]  # the first, kept
+    close(held_store, metric, recorder, until_hour=27, purge_hour=27)
+    assert forgotten(held_store) == []  # 27h - 10 min - 1 day is past both
+
+
+def forgotten(held_store: SqlHeldStore) -> list[tuple[str, int]]:
+    with held_store.database.connect() as conn:
+        return [tuple(row) for row in conn.execute(text(
+            "SELECT prediction_id, event_time FROM label_forgotten_predictions "
+            "ORDER BY event_time"))]
