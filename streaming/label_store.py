@@ -127,6 +127,8 @@ class SqlHeldStore:
             for state in sorted(states, key=lambda s: (s.topic, s.partition)):
                 state_store.write_checkpoint(conn, state, now, self.owner)
             # read after the checkpoints: no close can forget anything until this commits
+            # (it waits on their locks; a first checkpoint, inserted here, it cannot see,
+            # but while a partition has none it closes and forgets nothing)
             progress = _progress(conn, [(item.metric.name, item.version) for item in held])
             kept, forgotten = [], []
             for item in held:
