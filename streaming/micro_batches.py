@@ -2,12 +2,13 @@
 
 The agent adds each message as Faust hands it over; a micro-batch is due when it holds
 ``max_messages`` messages, or ``max_bytes`` bytes of values, or when its first message has
-waited ``within_s`` seconds. The byte bound is why this is not Faust's ``take_events``,
-which counts messages only: 4,000 messages of 500 events are 280 MB, and the Faust process
-held a whole micro-batch of them (385 MB against the bare agent's 254 MB in
-bench/stream.py). The time bound counts from the first message, not from the last
-micro-batch, so no message waits more than ``within_s`` (plus one timer tick when no
-other message follows it) before it goes to the processor.
+waited ``within_s`` seconds and no more messages wait in Faust's buffer. The byte bound
+is why this is not Faust's ``take_events``, which counts messages only: 4,000 messages of
+500 events are 280 MB, and the Faust process held a whole micro-batch of them (385 MB
+against the bare agent's 254 MB in bench/stream.py). The time bound counts from the
+first message, not from the last micro-batch, so once the worker has caught up no
+message waits more than ``within_s`` (plus one timer tick when no other message follows
+it) before it goes to the processor.
 
 Pure bookkeeping, no I/O: the agent decides when to store what :meth:`Gathering.take`
 returns (:class:`streaming.worker._StreamAgent`).
@@ -48,8 +49,13 @@ class Gathering(Generic[M]):
         """Full by count or bytes: the consumer is behind (a backlog)."""
         return len(self.items) >= self.max_messages or self.size >= self.max_bytes
 
-    def due(self, now: float) -> bool:
-        return bool(self.items) and (self.full or now - self.first_at >= self.within_s)
+    def due(self, now: float, waiting: bool = False) -> bool:
+        """Full, or the first item waited ``within_s`` and no more are ``waiting`` in
+        Faust's buffer. While more wait, the consumer is behind: the micro-batch grows
+        to its bounds (fewer, larger micro-batches catch up faster, and a full one tells
+        the processor it is behind) — the wait bounds latency once it has caught up."""
+        return bool(self.items) and (
+            self.full or (not waiting and now - self.first_at >= self.within_s))
 
     def take(self) -> list[M]:
         """The items gathered, in the order they came; the gathering starts afresh."""

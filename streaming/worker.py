@@ -335,7 +335,7 @@ class _StreamAgent:
             message = event.message
             self.gathering.add(event, message.partition, len(message.value or b""),
                                self._loop_time())
-            if self.gathering.due(self._loop_time()):
+            if self.gathering.due(self._loop_time(), self._waiting()):
                 async with self.busy:
                     await self._store_gathered()
                     # Busy with one micro-batch after another, the agent ticks itself:
@@ -346,6 +346,12 @@ class _StreamAgent:
                         await self._tick()
             if self.held:
                 await self._hold()
+
+    def _waiting(self) -> bool:
+        """Whether more messages of the stream wait in Faust's buffer (the agent is
+        behind)."""
+        queue = getattr(getattr(self.manual, "channel", None), "_queue", None)
+        return queue is not None and not queue.empty()
 
     async def _store_gathered(self) -> None:
         """Store the micro-batch gathered so far and acknowledge its messages (``busy``
@@ -393,7 +399,7 @@ class _StreamAgent:
         if self.busy.locked() or self.stopping:  # a micro-batch (which ticks when it is
             return                                # done), a rebalance, or the stop
         async with self.busy:
-            if self.gathering.due(self._loop_time()):  # no message came after it
+            if self.gathering.due(self._loop_time(), self._waiting()):  # none came after it
                 await self._store_gathered()
             if not self.held:
                 await self._tick()

@@ -54,3 +54,13 @@ def test_drop_forgets_only_the_revoked_partitions_in_order() -> None:
     assert dropped == ["p1-a", "p1-b"]
     assert g.size == 5 + 11 + 13
     assert g.take() == ["p0-a", "p0-b", "p2-a"]
+
+
+def test_while_messages_wait_it_grows_to_its_bounds() -> None:
+    g = gathering(messages=3, within=0.5)
+    g.add("a", partition=0, length=1, now=0.0)
+    assert not g.due(1.0, waiting=True)  # behind: keep gathering
+    assert g.due(1.0, waiting=False)  # caught up: the wait is over
+    g.add("b", partition=0, length=1, now=1.0)
+    g.add("c", partition=0, length=1, now=1.0)
+    assert g.due(1.0, waiting=True) and g.full  # full goes whatever waits
