@@ -71,7 +71,7 @@ NO_SQL = [
     "monitor/app_loading.py", "monitor/function_code.py", "monitor/lifecycle.py",
     "monitor/segments.py", "monitor/errors.py", "monitor/stage_switch.py",
     "monitor/alerts/", "monitor/times.py",
-    "monitor/batch/handover.py",
+    "monitor/batch/handover.py", "monitor/batch/slice_states.py", "monitor/batch/spark_tasks.py",
     "monitor/storage/__init__.py", "monitor/storage/ports.py", "monitor/storage/records.py",
     "streaming/processor.py", "streaming/ports.py", "streaming/partition.py",
     "streaming/alert_hook.py", "streaming/label_ports.py", "streaming/held_rows.py",

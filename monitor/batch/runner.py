@@ -45,7 +45,6 @@ stored once.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from collections import Counter
@@ -60,11 +59,13 @@ import pandas as pd
 from tqdm import tqdm
 
 from monitor.batch import handover
+from monitor.batch.slice_states import StateSource, rejected_payloads
 from monitor.batch.sources import EventSource, UnparsedRows
 from monitor.engine import Engine
 from monitor.errors import MonitorError
 from monitor.label_join import id_problems, join_labels
 from monitor.labels import LabelSource
+from monitor.partials import Partial, PartialKey
 from monitor.spec import MetricSpec, StreamSpec
 from monitor.storage.outages import Backoff, call_through_outages, describe_error, is_outage
 from monitor.storage.ports import RunLog, SliceSink
@@ -209,7 +210,7 @@ class BatchRunner:
     """
 
     store: BatchStore
-    source_for: Callable[[MetricSpec], EventSource]
+    source_for: Callable[[MetricSpec], EventSource | StateSource]
     retry: Retry = field(default_factory=Retry)
     progress: bool = False
     sleep: Callable[[float], None] = time.sleep
@@ -266,7 +267,7 @@ class BatchRunner:
         groups: dict[tuple[str, int, tuple[handover.Range, ...], LabelSource | None],
                      list[Target]] = {}
         splits: dict[str, tuple[pd.Timestamp, pd.Timestamp, handover.Split]] = {}
-        sources: dict[str, EventSource] = {}
+        sources: dict[str, EventSource | StateSource] = {}
         for target in targets:
             metric = target.metric
             source = sources.get(metric.stream.name)
@@ -312,7 +313,7 @@ class BatchRunner:
             raise BatchRunError("; ".join(str(e) for e in errors), ordered)
         return ordered
 
-    def _run_group(self, group: list[Target], source: EventSource,
+    def _run_group(self, group: list[Target], source: EventSource | StateSource,
                    ranges: Sequence[handover.Range], summaries: dict[str, RunSummary],
                    now: pd.Timestamp) -> None:
         names = ", ".join(t.metric.name for t in group)
@@ -349,8 +350,8 @@ class BatchRunner:
                                  why, now.to_pydatetime()),
                          summaries)
 
-    def _run_slice(self, targets: list[Target], source: EventSource, start: pd.Timestamp,
-                   end: pd.Timestamp, summaries: dict[str, RunSummary],
+    def _run_slice(self, targets: list[Target], source: EventSource | StateSource,
+                   start: pd.Timestamp, end: pd.Timestamp, summaries: dict[str, RunSummary],
                    now: pd.Timestamp) -> list[str]:
         """Run one slice for the targets, with retries; the names that failed for good.
 
@@ -385,8 +386,8 @@ class BatchRunner:
                         start, end, ", ".join(t.metric.name for t in pending), delay)
             self.sleep(delay)
 
-    def _attempt_slice(self, targets: list[Target], source: EventSource, start: pd.Timestamp,
-                       end: pd.Timestamp, summaries: dict[str, RunSummary],
+    def _attempt_slice(self, targets: list[Target], source: EventSource | StateSource,
+                       start: pd.Timestamp, end: pd.Timestamp, summaries: dict[str, RunSummary],
                        now: pd.Timestamp) -> dict[str, SliceFailure]:
         """One try at a slice; why it failed, for the targets it failed for."""
         runs = {t.metric.name: self._record(
@@ -396,7 +397,7 @@ class BatchRunner:
                     summaries)
                 for t in targets}
         try:
-            engine, rows, rejected, labels_read = self._compute(targets, source, start, end)
+            partials, rows, rejected, labels_read = self._compute(targets, source, start, end)
         except Exception as err:  # recorded on every run of the slice, then retried
             for target in targets:
                 self._failed(runs[target.metric.name], summaries, target.metric.name, err)
@@ -407,7 +408,7 @@ class BatchRunner:
             name = target.metric.name
             storing = False
             try:
-                results = window_results(target.metric, engine.partials)
+                results = window_results(target.metric, partials)
                 # with no rules left, evaluation still ends the alerts of removed rules
                 evaluate = self.alerts
                 storing = True
@@ -473,18 +474,25 @@ class BatchRunner:
         self._through_outages(f"checking the source of label stream {stream.name!r}",
                               self._label_source(stream).check)
 
-    def _compute(self, targets: list[Target], source: EventSource, start: pd.Timestamp,
-                 end: pd.Timestamp) -> tuple[Engine, int, list[DeadLetter], int]:
+    def _compute(self, targets: list[Target], source: EventSource | StateSource,
+                 start: pd.Timestamp, end: pd.Timestamp
+                 ) -> tuple[dict[PartialKey, Partial], int, list[DeadLetter], int]:
         """The slice's states, the prediction rows read, the dead letters (of labels
         too) and the label rows read."""
         metrics = [t.metric for t in targets]
-        engine = Engine(metrics)
         rows = 0
         rejected: list[DeadLetter] = []
         labels, labels_read = None, 0
         if metrics[0].labels is not None:
             labels, rejected, labels_read = self._read_labels(metrics[0], start, end)
         seen: Counter[str] = Counter()  # identical rows so far in the slice, by content
+        if isinstance(source, StateSource):  # computed where the rows are (e.g. Spark)
+            computed = source.states(metrics, start, end, labels)
+            rejected += _keyed_letters(metrics[0].stream, computed.rejected, seen)
+            if computed.unparsed is not None:
+                rejected += _unparsed_letters(metrics[0].stream, computed.unparsed)
+            return computed.partials, computed.rows, rejected, labels_read
+        engine = Engine(metrics)
         for chunk in source.chunks(start, end):
             rows += len(chunk)
             clean, rejects = metrics[0].stream.schema.validate(chunk)
@@ -499,7 +507,7 @@ class BatchRunner:
             unparsed = source.unparsed(start, end)
             rows += len(unparsed)
             rejected += _unparsed_letters(metrics[0].stream, unparsed)
-        return engine, rows, rejected, labels_read
+        return engine.partials, rows, rejected, labels_read
 
     def _read_labels(self, metric: MetricSpec, start: pd.Timestamp, end: pd.Timestamp
                      ) -> tuple[pd.DataFrame, list[DeadLetter], int]:
@@ -557,11 +565,17 @@ def _dead_letters(stream: StreamSpec, chunk: pd.DataFrame, rejects: pd.DataFrame
                   seen: Counter[str]) -> list[DeadLetter]:
     """The rejected rows as dead letters, keyed by content (see the module); ``seen``
     counts the rows of each content met so far in the slice."""
+    return _keyed_letters(stream, rejected_payloads(chunk, rejects), seen)
+
+
+def _keyed_letters(stream: StreamSpec, payloads: list[tuple[str, str]],
+                   seen: Counter[str]) -> list[DeadLetter]:
+    """Dead letters of ``(reason, row as JSON)``, keyed by content and how many identical
+    rows came before in the slice (``seen``; identical rows have the same reason, so the
+    order they come in does not change the keys)."""
     source = _letter_source(stream)
-    rows = chunk.loc[rejects["row"]]
     letters = []
-    for reason, row in zip(rejects["reason"], rows.to_dict("records"), strict=True):
-        payload = json.dumps(row, default=str)
+    for reason, payload in payloads:
         digest = hashlib.sha256(payload.encode()).hexdigest()  # JSON: ASCII
         key = f"row:{digest}#{seen[digest]}"
         seen[digest] += 1

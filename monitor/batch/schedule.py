@@ -21,6 +21,7 @@ metrics it no longer schedules.
 from __future__ import annotations
 
 import logging
+import threading
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.app_loading import load_app
+from monitor.batch.engines import BatchEngine
 from monitor.batch.runner import (
     BatchRunError,
     BatchRunner,
@@ -45,6 +47,7 @@ from monitor.batch.runner import (
     watermark,
 )
 from monitor.batch.sources import source_for
+from monitor.batch.spark_session import DEFAULT_MASTER
 from monitor.errors import DefinitionError
 from monitor.spec import MetricSpec
 from monitor.storage.database import Database
@@ -62,6 +65,9 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # windows are aligned to multiples of 
 
 # The real URLs behind the masked ones stored with the jobs, for this process only.
 _REAL_URLS: dict[str, str] = {}
+# The engines of this process's jobs, by (engine, master): a Spark session is shared.
+_ENGINES: dict[tuple[str, str], BatchEngine] = {}
+_ENGINES_LOCK = threading.Lock()
 
 
 def trigger_for(metric: MetricSpec, delay_s: float = DEFAULT_DELAY_S) -> BaseTrigger:
@@ -107,6 +113,8 @@ class ScheduleSettings:
     misfire_grace_s: int = DEFAULT_MISFIRE_GRACE_S
     delay_s: float = DEFAULT_DELAY_S
     retry: Retry = field(default_factory=Retry)
+    engine: str = "local"  # or "spark" (monitor.batch.engines)
+    master: str = DEFAULT_MASTER  # Spark's, with engine "spark"
 
     def __post_init__(self) -> None:
         if self.misfire_grace_s < 1:
@@ -196,7 +204,8 @@ class BatchScheduler:
             args=[settings.app_target, name, remember_url(settings.database_url),
                   remember_url(settings.source_url) if settings.source_url else None],
             kwargs={"retry_attempts": settings.retry.attempts,
-                    "retry_backoff_s": settings.retry.backoff_seconds},
+                    "retry_backoff_s": settings.retry.backoff_seconds,
+                    "engine": settings.engine, "master": settings.master},
             replace_existing=True, coalesce=True, max_instances=1,
             misfire_grace_time=settings.misfire_grace_s, next_run_time=first,
         )
@@ -247,7 +256,8 @@ def _real_url(stored: str) -> str:
 
 def run_scheduled_metric(app_target: str, metric: str, database_url: str,
                          source_url: str | None = None, *, retry_attempts: int = 3,
-                         retry_backoff_s: float = 2.0) -> None:
+                         retry_backoff_s: float = 2.0, engine: str = "local",
+                         master: str = DEFAULT_MASTER) -> None:
     """One fire of a metric's job: every window closed since its watermark, computed once.
 
     Never raises, so a failure cannot stop the scheduler: a failed run is recorded in
@@ -259,7 +269,8 @@ def run_scheduled_metric(app_target: str, metric: str, database_url: str,
     try:
         summary = run_metric_once(app_target, metric, urls[0],
                                   urls[1] if source_url else None,
-                                  Retry(retry_attempts, retry_backoff_s))
+                                  Retry(retry_attempts, retry_backoff_s),
+                                  _engine(engine, master))
     except Exception as err:
         log.error("scheduled batch run of %r failed: %s", metric,
                   mask_text(f"{type(err).__name__}: {err}", secrets))
@@ -269,8 +280,15 @@ def run_scheduled_metric(app_target: str, metric: str, database_url: str,
         log.info("scheduled batch run: %s", _describe(summary))
 
 
+def _engine(engine: str, master: str) -> BatchEngine:
+    """The scheduler process's engine: one Spark session for all its jobs, kept between
+    fires (starting Spark takes seconds)."""
+    with _ENGINES_LOCK:
+        return _ENGINES.setdefault((engine, master), BatchEngine(engine, master))
+
+
 def run_metric_once(app_target: str, metric: str, database_url: str, source_url: str | None,
-                    retry: Retry) -> RunSummary | None:
+                    retry: Retry, engine: BatchEngine | None = None) -> RunSummary | None:
     """Run ``metric`` once, from its watermark; None when it is no longer in batch."""
     spec = load_app(app_target).get(metric)
     store = SqlStore.open(database_url)
@@ -282,7 +300,8 @@ def run_metric_once(app_target: str, metric: str, database_url: str, source_url:
         except NotInBatch as err:
             log.warning("scheduled batch run skipped: %s", err)
             return None
-        runner = BatchRunner(store, lambda m: source_for(m.stream, source_engine), retry=retry,
+        sources = (engine or BatchEngine()).sources(source_engine)
+        runner = BatchRunner(store, lambda m: sources(m.stream), retry=retry,
                              label_source_for=lambda s: source_for(s, source_engine))
         try:
             [summary] = runner.run_many([target])  # leaves out what streaming counts

@@ -12,9 +12,12 @@ import pandas as pd
 import sqlalchemy as sa
 
 from monitor.batch import handover
+from monitor.batch.engines import ENGINES, BatchEngine
 from monitor.batch.rollup import coarse_spec, rollup, rollup_name
 from monitor.batch.runner import BatchRunError, BatchRunner, RunSummary
 from monitor.batch.sources import SourceError, source_for
+from monitor.batch.spark_engine import SparkJobError
+from monitor.batch.spark_session import DEFAULT_MASTER, SparkUnavailableError
 from monitor.batch.tables import load_and_report
 from monitor.cli.app import load_app
 from monitor.cli.db_cmd import database_url_option
@@ -41,6 +44,19 @@ def source_url_option(function: F) -> F:
     )(function)
 
 
+def engine_options(function: F) -> F:
+    """``--engine`` and ``--master``: where a run's slices are computed."""
+    function = click.option(
+        "--master", default=DEFAULT_MASTER, show_default=True, metavar="URL",
+        help="With --engine spark: the Spark master (local[N], spark://HOST:7077, ...).",
+    )(function)
+    return click.option(
+        "--engine", type=click.Choice(ENGINES), default="local", show_default=True,
+        help="Compute in this process, or on Spark from the streams' files (needs the "
+             "extra: pip install 'domain-monitor[spark]').",
+    )(function)
+
+
 @click.group("batch")
 def batch_group() -> None:
     """Compute metrics in the batch stage, one-shot or on a schedule."""
@@ -53,16 +69,19 @@ def batch_group() -> None:
               help="Backfill from this UTC time (ISO 8601) instead of each metric's watermark.")
 @click.option("--until", type=str, metavar="TIME",
               help="Stop at this UTC time instead of the end of the last closed window.")
+@engine_options
 @database_url_option
 @source_url_option
 @click.pass_context
 def batch_run(ctx: click.Context, metrics: tuple[str, ...], since: str | None,
-              until: str | None, database_url: str, source_url: str | None) -> None:
+              until: str | None, engine: str, master: str, database_url: str,
+              source_url: str | None) -> None:
     """Compute every closed window since each metric's watermark, and store it.
 
     The first run of a metric starts at the earliest event in its source. With --since
     and --until it is a backfill over that range, with a progress bar; windows already
-    stored are recomputed and replaced, so running it again is safe.
+    stored are recomputed and replaced, so running it again is safe. With --engine
+    spark, Spark computes each slice from the streams' files and this process stores it.
     """
     app = load_app(ctx.obj["app_target"])
     start, end = _time(since, "--since"), _time(until, "--until")
@@ -71,6 +90,7 @@ def batch_run(ctx: click.Context, metrics: tuple[str, ...], since: str | None,
     click.echo(f"results: {mask_url(database_url)}", err=True)
     store = SqlStore.open(database_url)
     source_engine = sa.create_engine(normalize_url(source_url) if source_url else database_url)
+    computing = BatchEngine(engine, master)
     try:
         try:
             targets = batch_targets(app, store, metrics)
@@ -84,7 +104,8 @@ def batch_run(ctx: click.Context, metrics: tuple[str, ...], since: str | None,
             click.echo("no metric is in the batch stage; promote one with "
                        "`monitor promote METRIC --to batch --reason ...`")
             return
-        runner = BatchRunner(store, lambda m: source_for(m.stream, source_engine),
+        sources = computing.sources(source_engine)
+        runner = BatchRunner(store, lambda m: sources(m.stream),
                              progress=sys.stderr.isatty(),  # no bars in a log
                              label_source_for=lambda s: source_for(s, source_engine))
         try:
@@ -92,7 +113,8 @@ def batch_run(ctx: click.Context, metrics: tuple[str, ...], since: str | None,
             failure = None
         except BatchRunError as err:
             summaries, failure = err.summaries, err
-        except (SourceError, DatabaseUnavailableError) as err:
+        except (SourceError, DatabaseUnavailableError, SparkUnavailableError,
+                SparkJobError) as err:
             raise click.ClickException(str(err)) from None
         except sa.exc.SQLAlchemyError as err:  # before its first slice: nothing stored
             raise _database_failed(err) from None
@@ -101,6 +123,7 @@ def batch_run(ctx: click.Context, metrics: tuple[str, ...], since: str | None,
         if failure is not None:
             raise click.ClickException(f"batch run failed: {failure}")
     finally:
+        computing.stop()
         source_engine.dispose()
         store.close()
 

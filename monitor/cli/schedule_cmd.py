@@ -17,7 +17,7 @@ from monitor.batch.schedule import (
     ScheduleSettings,
 )
 from monitor.cli.app import app_target, find_metric, load_app
-from monitor.cli.batch_cmd import batch_group, source_url_option
+from monitor.cli.batch_cmd import batch_group, engine_options, source_url_option
 from monitor.cli.db_cmd import database_url_option
 from monitor.errors import DefinitionError, MonitorError
 from monitor.notifiers.service import start_dispatcher_thread
@@ -46,18 +46,20 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 @click.option("--dispatch-alerts", is_flag=True,
               help="Also deliver alert notifications (as `monitor alerts dispatch` does) "
                    "in a thread of this process.")
+@engine_options
 @database_url_option
 @source_url_option
 @click.pass_context
 def schedule_command(ctx: click.Context, metrics: tuple[str, ...], misfire_grace: int,
-                     delay: float, dispatch_alerts: bool, database_url: str,
-                     source_url: str | None) -> None:
+                     delay: float, dispatch_alerts: bool, engine: str, master: str,
+                     database_url: str, source_url: str | None) -> None:
     """Run every metric in batch as each of its windows closes, until SIGINT or SIGTERM.
 
     Each run computes every window closed since the metric's watermark, so windows that
     closed while the scheduler was down are caught up when it restarts. A metric's cron
     schedule (schedule= in mon.metric) overrides its window. Jobs are kept in the
-    results database (table apscheduler_jobs): run one scheduler per database.
+    results database (table apscheduler_jobs): run one scheduler per database. With
+    --engine spark the runs compute on Spark (one session for the scheduler's life).
     """
     located = app_target(ctx.obj["app_target"])  # the jobs import the app from here
     app = load_app(located)
@@ -75,7 +77,8 @@ def schedule_command(ctx: click.Context, metrics: tuple[str, ...], misfire_grace
             raise click.ClickException("no metric is in the batch stage; promote one with "
                                        "`monitor promote METRIC --to batch --reason ...`")
         settings = ScheduleSettings(located, database_url, source_url,
-                                    misfire_grace_s=misfire_grace, delay_s=delay)
+                                    misfire_grace_s=misfire_grace, delay_s=delay,
+                                    engine=engine, master=master)
         scheduler = BatchScheduler(settings)
         dispatcher = _dispatcher(app, database_url) if dispatch_alerts else None
         try:

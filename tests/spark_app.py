@@ -1,0 +1,57 @@
+"""The example app's metrics over event files, for the Spark engine's tests (loaded as
+``--app tests.spark_app:mon``, and imported by Spark's Python workers, which find it on
+PYTHONPATH).
+
+Every metric of :mod:`examples.music_home` is kept as it is, bound to the same streams
+declared with ``files=`` (``$SPARK_TEST_EVENTS``, ``$SPARK_TEST_OUTCOMES``), since the
+Spark engine reads a stream's files. Two metrics of its own make faults: one raises on
+the third day's events, one is slow (``$SPARK_TEST_SLOW_S`` seconds a chunk) so that an
+executor can be killed while its task runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+
+import pandas as pd
+
+import metrics
+from examples.music_home import mon as example
+from examples.music_home_events import DEFAULT_START
+from monitor import Monitor
+
+EVENTS_ENV, OUTCOMES_ENV, SLOW_ENV = "SPARK_TEST_EVENTS", "SPARK_TEST_OUTCOMES", "SPARK_TEST_SLOW_S"
+FAILING_DAY = DEFAULT_START + pd.Timedelta(days=2)
+EXAMPLE_METRICS = tuple(example.metrics)
+
+mon = Monitor("spark_home")
+home = example.streams["home"]
+outcomes = example.streams["outcomes"]
+mon.stream("home", schema=home.schema.to_dict(), time=home.time,
+           files=os.environ.get(EVENTS_ENV, "data/home-*.parquet"))
+mon.stream("outcomes", schema=outcomes.schema.to_dict(), time=outcomes.time,
+           files=os.environ.get(OUTCOMES_ENV, "data/outcomes.jsonl"))
+for reference, path in example.references.items():
+    mon.reference(reference, path)
+for name, spec in example.metrics.items():  # the same definitions, on these streams
+    labels = (None if spec.labels is None else
+              dataclasses.replace(spec.labels, stream=mon.streams[spec.labels.stream.name]))
+    mon.metrics[name] = dataclasses.replace(spec, stream=mon.streams["home"], labels=labels)
+
+
+@mon.metric("breaks_on_day_3", "home", aggregate=metrics.mean(), window="1h")
+def breaks_on_day_3(events: pd.DataFrame) -> pd.Series:
+    """Latency, but it raises on any event of the third day."""
+    ts = events["ts"]
+    if ((ts >= FAILING_DAY) & (ts < FAILING_DAY + pd.Timedelta(days=1))).any():
+        raise RuntimeError("injected failure on the third day's events")
+    return events["latency_ms"]
+
+
+@mon.metric("slow_latency", "home", aggregate=metrics.quantiles(ps=(0.5, 0.99)), window="1h")
+def slow_latency(events: pd.DataFrame) -> pd.Series:
+    """Latency, computed slowly: a task stays running long enough to kill its executor."""
+    time.sleep(float(os.environ.get(SLOW_ENV, "0")))
+    return events["latency_ms"]
