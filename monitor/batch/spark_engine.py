@@ -115,22 +115,21 @@ class SparkFileSource:
 
         parquet, text = self._files()
         timeless = self._holds_timeless(since, until)
-        every_parquet = parquet
-        parquet = [path for path in parquet if self._may_hold(path, since, until, timeless)]
         context = self.spark.sparkContext
         names = ", ".join(m.name for m in metrics)
         merger = StateMerger({m.name: m.aggregate for m in metrics})
 
         def job() -> list[Any]:
-            if not parquet and not text:
+            schema = _file_schema(parquet) if parquet else None
+            held = [path for path in parquet if self._may_hold(path, since, until, timeless)]
+            if not held and not text:
                 return []
-            schema = _file_schema(every_parquet) if every_parquet else None
             plan = context.broadcast(cloudpickle.dumps(
                 TaskPlan(tuple(metrics), since, until, timeless, labels, schema)))
             try:
                 parts = []
-                if parquet:
-                    frame = self.spark.read.parquet(*map(str, parquet))
+                if held:
+                    frame = self.spark.read.parquet(*map(str, held))
                     condition = _time_filter(schema, self.stream.time, since, until, timeless)
                     if condition is not None:
                         frame = frame.where(condition)
