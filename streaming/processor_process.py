@@ -136,7 +136,8 @@ class ProcessorProcess:
                  on_figures: Callable[[Figures], None] | None = None) -> None:
         # Forked when that is safe, to share the imported libraries' pages with this
         # process; spawned otherwise (see streaming.fork_start).
-        refusal = fork_refusal(p._conn.fileno() for p in _started if not p._conn.closed)
+        open_pipes = [p._conn for p in _started if not p._conn.closed]
+        refusal = fork_refusal(pipe.fileno() for pipe in open_pipes)
         self.start_method = "spawn" if refusal else "fork"
         if refusal:
             log.warning("the processor of %s is spawned, not forked, so it imports the "
@@ -147,8 +148,7 @@ class ProcessorProcess:
         self._conn, child = context.Pipe()
         # A forked child holds copies of this process's ends of every processor's pipe
         # (its own too): it closes them, so a pipe ends when the worker closes it.
-        inherited = [self._conn, *(p._conn for p in _started if not p._conn.closed)] \
-            if self.start_method == "fork" else []
+        inherited = [self._conn, *open_pipes] if self.start_method == "fork" else []
         self._process = context.Process(target=serve, args=(child, spec, inherited),
                                         daemon=True, name=f"monitor-processor-{spec.topic}")
         if self.start_method == "fork":
