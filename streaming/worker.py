@@ -333,9 +333,9 @@ class _StreamAgent:
             if self.stopping or self.held:
                 await self._hold()  # the worker is stopping: leave these for the next one
             message = event.message
-            self.gathering.add(event, message.partition, len(message.value or b""),
-                               self._loop_time())
-            if self.gathering.due(self._loop_time(), self._waiting()):
+            now = self._loop_time()
+            self.gathering.add(event, message.partition, len(message.value or b""), now)
+            if self.gathering.due(now, self._waiting()):
                 async with self.busy:
                     await self._store_gathered()
                     # Busy with one micro-batch after another, the agent ticks itself:
