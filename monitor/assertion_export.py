@@ -53,8 +53,8 @@ def example_lines(metric: str, version: int, stage: str, aggregate: Aggregate,
     ordered = sorted(windows, key=lambda w: (_utc(w.window_start), w.segment))
     for window, example in window_examples(aggregate, ordered):
         line = {"metric": metric, "version": version, "stage": stage,
-                "segment": window.segment, "window_start": _iso(window.window_start),
-                "window_end": _iso(window.window_end), "id": example["id"],
+                "segment": window.segment, "window_start": iso_utc(window.window_start),
+                "window_end": iso_utc(window.window_end), "id": example["id"],
                 "severity": _severity(example["severity"]),
                 "fields": {name: example[name] for name in keep}}
         # strict JSON: a labelling tool's parser need not accept NaN or Infinity
@@ -72,5 +72,6 @@ def _utc(moment: datetime) -> pd.Timestamp:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
-def _iso(moment: datetime) -> str:
+def iso_utc(moment: datetime) -> str:
+    """A moment as ISO 8601 UTC with a ``Z``, as the lines write window bounds."""
     return _utc(moment).isoformat().replace("+00:00", "Z")

@@ -42,6 +42,7 @@ import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from monitor.alerts.examples import examples_note
 from monitor.alerts.explain import explained
 from monitor.alerts.lifecycle import AlertState
 from monitor.alerts.ports import EvaluationStore
@@ -52,6 +53,7 @@ from monitor.alerts.records import (
     NotificationKind,
     StoredAlert,
     alert_labels,
+    with_examples,
 )
 from monitor.alerts.rules import Point, Rule
 from monitor.alerts.walk import Position, Walked, walk
@@ -150,7 +152,10 @@ def evaluate_windows(
         for transition in found:
             if transition.transition == "firing":
                 if notify and to_utc(transition.window_end) >= recent:
-                    notifications.append(_notification(transition, "firing", now))
+                    note = examples_note(metric, version, stage,
+                                         by_start[transition.window_start])
+                    notifications.append(_notification(transition, "firing", now,
+                                                       examples=note))
                     notified_at = now
                 else:
                     log.info("alert %s fired on window %s: %s", key, transition.window_start,
@@ -167,7 +172,9 @@ def evaluate_windows(
             since = walked.position.active_since or last.window_start
             current = AlertTransition(key, "firing", last.window_start, last.window_end, value,
                                       check.bound, check.detail, severity, alert_labels_)
-            notifications.append(_notification(current, "firing", now, episode=since))
+            notifications.append(_notification(current, "firing", now, episode=since,
+                                               examples=examples_note(metric, version,
+                                                                      stage, last)))
             notified_at = now
         _save(alerts, key, walked, last.window_end, severity, alert_labels_, notified_at, now)
     alerts.record_events(transitions, now)
@@ -287,13 +294,17 @@ def _history(alerts: EvaluationStore, key: AlertKey, field: str, before: datetim
 
 
 def _notification(transition: AlertTransition, kind: NotificationKind, now: datetime,
-                  episode: datetime | None = None) -> Notification:
+                  episode: datetime | None = None, examples: str | None = None
+                  ) -> Notification:
     """The notification of a transition; its key names the alert, the kind and the window
-    (or, for a late announcement, the episode's first window), so it is queued once."""
+    (or, for a late announcement, the episode's first window), so it is queued once.
+    ``examples`` (an assertion's example ids, :mod:`monitor.alerts.examples`) goes on a
+    line of its own after the detail: the message only, not the alert's history, whose
+    detail stays the backtest's."""
     if episode is None:
         key = transition.key.digest(kind, to_utc(transition.window_start).isoformat())
     else:
         key = transition.key.digest(kind, "episode", to_utc(episode).isoformat())
     return Notification(key, kind, transition.key, transition.severity, transition.labels,
                         transition.window_start, transition.window_end, transition.value,
-                        transition.bound, transition.detail, now)
+                        transition.bound, with_examples(transition.detail, examples), now)

@@ -81,6 +81,16 @@ class Notification:
     detail: str
     created_at: datetime
 
+    @property
+    def finding(self) -> str:
+        """What the rule found: the detail's first line (see :func:`with_examples`)."""
+        return self.detail.split("\n", 1)[0]
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """The detail's further lines, shown below the alert's line."""
+        return tuple(self.detail.split("\n")[1:])
+
 
 @dataclass(frozen=True)
 class StoredAlert:
@@ -138,3 +148,14 @@ def alert_labels(metric: MetricSpec, rule: Rule, segment: str, stage: str) -> di
     if metric.owner:
         labels["owner"] = metric.owner
     return labels
+
+
+def with_examples(detail: str, examples: str | None) -> str:
+    r"""A notification's detail: the rule's finding, then ``examples`` (an assertion's
+    example ids and export command, one line each) below it. The outbox stores the detail
+    as text, so the lines travel with it and need no column of their own.
+
+    >>> with_examples("0.2 > 0.1", "example ids 7, 9\nall sampled: `monitor ...`")
+    '0.2 > 0.1\nexample ids 7, 9\nall sampled: `monitor ...`'
+    """
+    return detail if not examples else f"{detail}\n{examples}"

@@ -3,6 +3,8 @@ r"""What a message says: a subject, plain text, HTML and a Slack payload for a g
 Pure functions of the notifications, so the wording is tested without a server. Each
 alert line tells what a person on call needs first: firing or resolved, the metric and
 segment, the window, the value against the threshold, and a link to the dashboard page.
+The lines of a detail after its first (a firing assertion's example ids and the command
+that exports the rest, :mod:`monitor.alerts.examples`) follow the alert's line.
 
 >>> from datetime import datetime, UTC
 >>> from monitor.alerts.records import AlertKey, Notification
@@ -51,6 +53,11 @@ def subject(notes: Sequence[Notification]) -> str:
     return f"[{head}:{len(notes)}] {', '.join(metrics)}: {len(notes)} alerts"
 
 
+def _slack(text: str) -> str:
+    """Text as Slack's mrkdwn shows it literally: its three control characters escaped."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _number(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.6g}"
 
@@ -63,7 +70,7 @@ def alert_line(note: Notification) -> str:
     """One line per alert: what, where, how far over, when."""
     a = note.alert
     return (f"{HEADLINES[note.kind]} {a.metric} [{a.segment}] {a.rule}: value "
-            f"{_number(note.value)} vs threshold {_number(note.bound)} ({note.detail}), "
+            f"{_number(note.value)} vs threshold {_number(note.bound)} ({note.finding}), "
             f"window {_window(note)}")
 
 
@@ -71,6 +78,7 @@ def text_body(notes: Sequence[Notification], dashboard_url: str, key: str) -> st
     lines = []
     for note in notes:
         lines.append(alert_line(note))
+        lines.extend(f"  {line}" for line in note.notes)
         owner = note.labels.get("owner")
         lines.append(f"  severity {note.severity}, stage {note.alert.stage}"
                      + (f", owner {owner}" if owner else ""))
@@ -91,6 +99,9 @@ def html_body(notes: Sequence[Notification], dashboard_url: str, key: str) -> st
                 _number(note.value), _number(note.bound), _window(note)))
             + f'<td><a href="{link}">dashboard</a></td></tr>'
         )
+        if note.notes:  # an assertion's example ids, under its row
+            rows.append(f'<tr><td></td><td colspan="8">'
+                        f'{"<br>".join(html.escape(line) for line in note.notes)}</td></tr>')
     header = "".join(f"<th>{h}</th>" for h in ("", "metric", "segment", "rule", "severity",
                                                "value", "threshold", "window", ""))
     return (f"<html><body><h3>{html.escape(subject(notes))}</h3>"
@@ -110,8 +121,8 @@ def slack_payload(notes: Sequence[Notification], dashboard_url: str, key: str
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": (
             f"{EMOJI[note.kind]} *{HEADLINES[note.kind]}* `{a.metric}` [{a.segment}] "
             f"{a.rule}\nvalue *{_number(note.value)}* vs threshold {_number(note.bound)} "
-            f"({note.detail})\nwindow {_window(note)} · {note.severity} · "
-            f"<{link}|dashboard>")}})
+            f"({note.finding})\nwindow {_window(note)} · {note.severity} · "
+            f"<{link}|dashboard>" + "".join(f"\n{_slack(line)}" for line in note.notes))}})
     blocks.append({"type": "context", "elements": [
         {"type": "mrkdwn", "text": f"domain-monitor · notification id {key}"}]})
     return {"text": "\n".join(alert_line(n) for n in notes), "blocks": blocks,
