@@ -35,14 +35,24 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
+from typing import Any, cast
 
 import pandas as pd
 
-from metrics.base import Aggregate
+import metrics  # noqa: F401  (registers every built-in aggregate kind, to decode stored ones)
+from metrics.base import Aggregate, aggregate_from_dict
 from monitor.assertion_examples import assertion_of, window_examples
-from monitor.storage.records import StoredState
+from monitor.storage.records import MetricDefinition, StoredState
+
+
+def stored_assertion(definition: MetricDefinition) -> Aggregate:
+    """The aggregate of a stored definition, the one that made its stored states; a
+    ValueError naming the metric when it is no assertion."""
+    aggregate = aggregate_from_dict(dict(cast(Mapping[str, Any], definition.spec["aggregate"])))
+    assertion_of(definition.name, aggregate)
+    return aggregate
 
 
 def example_lines(metric: str, version: int, stage: str, aggregate: Aggregate,

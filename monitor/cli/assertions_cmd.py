@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import TextIO
 
 import click
 
-import metrics  # noqa: F401  (registers every built-in aggregate kind, to decode stored ones)
-from metrics.base import Aggregate, aggregate_from_dict
-from monitor.assertion_examples import assertion_of
-from monitor.assertion_export import example_lines
+from metrics.base import Aggregate
+from monitor.assertion_export import example_lines, stored_assertion
 from monitor.cli.db_cmd import database_url_option
 from monitor.cli.values_cmd import open_results_store, utc_time
 from monitor.storage.database import DatabaseUnavailableError
@@ -133,13 +131,10 @@ def _definition(store: SqlStore, name: str, version: int | None) -> MetricDefini
 def _stored_assertion(definition: MetricDefinition) -> Aggregate:
     """The aggregate that made the stored states, or an error when it is no assertion."""
     try:
-        aggregate = aggregate_from_dict(dict(cast(Mapping[str, Any],
-                                                  definition.spec["aggregate"])))
-        assertion_of(definition.name, aggregate)
+        return stored_assertion(definition)
     except ValueError as err:
         raise click.ClickException(
             f"{err}; only a metric made with metrics.assertion(...) can be exported") from None
-    return aggregate
 
 
 def _nothing_stored(definition: MetricDefinition, stage: str, since: str | None,
