@@ -32,6 +32,7 @@ PAGES = (
     PageSpec("screens/drift.py", "Drift", "drift", ":material/waves:"),
     PageSpec("screens/tails.py", "Tails", "tails", ":material/stacked_line_chart:"),
     PageSpec("screens/performance.py", "Performance", "performance", ":material/insights:"),
+    PageSpec("screens/assertions.py", "Assertions", "assertions", ":material/rule:"),
     PageSpec("screens/alerts.py", "Alerts", "alerts", ":material/notifications:"),
     PageSpec("screens/dead_letters.py", "Dead letters", "dead-letters", ":material/mail:"),
 )

@@ -14,7 +14,8 @@ from monitor.storage.migrate import upgrade
 from tests.dashboard.seed import Seeded, seed
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
-PAGES = ("overview", "metric", "drift", "tails", "performance", "alerts", "dead_letters")
+PAGES = ("overview", "metric", "drift", "tails", "performance", "assertions", "alerts",
+         "dead_letters")
 TIMEOUT_S = 30
 
 AppFactory = Callable[..., AppTest]

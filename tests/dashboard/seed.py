@@ -10,13 +10,14 @@ it: the dashboard never writes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import text, update
+from sqlalchemy import select, text, update
 
 import metrics
 from examples.music_home import mon, training_profile
@@ -26,6 +27,7 @@ from examples.music_home_events import (
     generate_events,
     generate_reference,
 )
+from monitor import Threshold
 from monitor.alerts.dispatcher import Dispatcher
 from monitor.alerts.ports import DeliveryError
 from monitor.alerts.records import Notification
@@ -39,7 +41,7 @@ from monitor.storage.alert_store import SqlDispatchStore
 from monitor.storage.database import Database
 from monitor.storage.dead_letters import write_dead_letters
 from monitor.storage.migrate import upgrade
-from monitor.storage.models import Base
+from monitor.storage.models import Base, MetricStateRow, table_of
 from monitor.storage.outbox import DELIVERIES
 from monitor.storage.records import DeadLetter, WindowResult, window_results
 from monitor.storage.store import SqlStore
@@ -62,6 +64,15 @@ SEGMENTED_DRIFT = MetricSpec(
     window="1h", segment_by=("country",), owner="home-personalization",
     description="Drift of the favourite carousel's rank, the carousels served and the "
                 "device mix per country.")
+# An assertion in batch with an alert rule: the assertions page's violations, examples and
+# download; the latency spike makes it fire.
+SLOW_VIEWS = MetricSpec(
+    "slow_views", STREAM,
+    metrics.assertion("latency_ms > 1500", id="view_id",
+                      keep=("user_id", "device", "latency_ms"), k=20),
+    window="1h", segment_by=("country",), owner="home-platform",
+    alerts=(Threshold("violation_rate", above=0.02, name="slow views over 2%"),),
+    description="Homepage views slower than 1.5 s, with the view's user, device and latency.")
 # A dead letter whose payload looks like a secret: the secrets test checks it is masked.
 PAYLOAD_WITH_TOKEN = '{"ts": "not a time", "note": "token=SEEDED-TOKEN-123"}'
 
@@ -114,6 +125,10 @@ def seed(url: str, *, days: int = DAYS) -> Seeded:
         segmented = bind_stored_reference(SEGMENTED_DRIFT, store)
         _write_engine(store, segmented, store.register_metric(segmented, by="seed").version,
                       "research", valid)
+        slow = store.register_metric(SLOW_VIEWS, by="seed").version
+        store.record_stage_change(SLOW_VIEWS.name, slow, "batch", by="seed",
+                                  reason="backtest over the example week")
+        _write_engine(store, SLOW_VIEWS, slow, "batch", valid, evaluate_at=now)
         latest_start = end - pd.Timedelta("2D")  # streamed since then
         latest = valid[pd.to_datetime(valid["ts"], utc=True) >= latest_start]
         streamed = targets[STREAMING_METRIC]
@@ -130,7 +145,8 @@ def seed(url: str, *, days: int = DAYS) -> Seeded:
                 ends_at=now + timedelta(hours=6), reason="SE holiday traffic",
                 created_by="oncall"), now - timedelta(hours=1))
         firing = sorted({a.key.metric for a in _firing(store)})
-    return Seeded(url, (*mon.metrics, SEGMENTED_DRIFT.name, *performance), tuple(firing))
+    return Seeded(url, (*mon.metrics, SEGMENTED_DRIFT.name, SLOW_VIEWS.name, *performance),
+                  tuple(firing))
 
 
 def _with_bad_rows(events: pd.DataFrame) -> pd.DataFrame:
@@ -142,10 +158,14 @@ def _with_bad_rows(events: pd.DataFrame) -> pd.DataFrame:
 
 
 def _write_engine(store: SqlStore, metric, version: int, stage: str,  # type: ignore[no-untyped-def]
-                  events: pd.DataFrame) -> None:
+                  events: pd.DataFrame, evaluate_at: datetime | None = None) -> None:
     engine = Engine([metric])
     engine.update(events)
-    store.write_windows(metric.name, version, stage, window_results(metric, engine.partials))
+    windows = window_results(metric, engine.partials)
+    if evaluate_at is None:
+        store.write_windows(metric.name, version, stage, windows)
+    else:  # with its alert rules, as the batch stage stores windows
+        store.write_windows_and_evaluate(metric, version, stage, windows, evaluate_at)
 
 
 def _dead_letters(store: SqlStore, end: pd.Timestamp) -> None:
@@ -199,11 +219,23 @@ def copy_database(source_url: str, target_url: str) -> None:
 
 
 def plant_secrets(url: str, secrets: Sequence[str]) -> None:
-    """Secrets in a delivery error and a dead letter, as a careless channel or producer
-    might leave them."""
+    """Secrets in a delivery error, a dead letter and an assertion's sampled example, as
+    a careless channel or producer might leave them."""
     with Database(url) as database, database.begin() as conn:
         conn.execute(update(DELIVERIES).where(DELIVERIES.c.status == "failed")
                      .values(last_error=f"POST {' '.join(secrets)} failed"))
         write_dead_letters(conn, [DeadLetter("stream:home-events", "invalid JSON: leaked",
                                              f'{{"password": "{secret}"}}')
                                   for secret in secrets])
+        # and in a field an assertion keeps: the newest overall window's first example
+        states = table_of(MetricStateRow)
+        newest = next(row for row in conn.execute(
+            select(states.c.window_start, states.c.state)
+            .where(states.c.metric == SLOW_VIEWS.name, states.c.segment == "*")
+            .order_by(states.c.window_start.desc())) if b'"device":' in bytes(row.state))
+        planted = re.sub(rb'"device":"[^"]*"', f'"device":"{" ".join(secrets)}"'.encode(),
+                         bytes(newest.state), count=1)
+        conn.execute(update(states).where(states.c.metric == SLOW_VIEWS.name,
+                                          states.c.segment == "*",
+                                          states.c.window_start == newest.window_start)
+                     .values(state=planted))

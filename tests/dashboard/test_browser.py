@@ -21,7 +21,7 @@ import pytest
 
 from monitor.storage.database_url import DATABASE_URL_ENV
 from tests.dashboard.browser import Browser, find_chromium
-from tests.dashboard.seed import SEGMENTED_DRIFT, Seeded
+from tests.dashboard.seed import SEGMENTED_DRIFT, SLOW_VIEWS, Seeded
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "out" / "test-artifacts" / "dashboard"
@@ -173,3 +173,23 @@ def test_performance_page_draws_the_estimate_beside_the_realized_auc(dashboard_u
         browser.resize(1400, 2000)
     assert "±3 sampling errors" in text
     assert dom.count("vega-embed") >= 2  # a chart per segment
+
+
+def test_assertions_page_draws_the_violation_rate_and_lists_the_examples(
+        dashboard_url: str, browser: Browser) -> None:
+    """The seeded assertion on Brazil over 30 days: the rate per window with its threshold
+    and the spike's alert, and the sampled violations of the newest windows with their
+    kept fields and the download (see assertions-slow_views.png)."""
+    browser.resize(1400, 2400)
+    try:
+        text = browser.open(
+            f"{dashboard_url}/assertions?metric={SLOW_VIEWS.name}&segment=country%3DBR",
+            ["Latest window of each assertion", "Violation rate per window",
+             "Latest sampled violations", "Download these", "monitor assertions export"],
+            charts=1)
+        dom, _ = _keep(browser, f"assertions-{SLOW_VIEWS.name}")
+    finally:
+        browser.resize(1400, 2000)
+    assert "sampled violations of 24 windows" in text  # the table itself is a canvas
+    assert "--segment country=BR" in text
+    assert dom.count("vega-embed") >= 1

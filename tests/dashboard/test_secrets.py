@@ -55,3 +55,4 @@ def test_no_secret_appears_on_any_page(secret_url: str, run_app: AppFactory,
     assert b"postgres:***@" in shown["overview"]  # the database is named, masked
     assert b"POST *** *** *** failed" in shown["alerts"]  # the planted error, scrubbed
     assert b'{"password": "***"}' in shown["dead_letters"]
+    assert b"*** *** ***" in shown["assertions"]  # the planted example's field, scrubbed

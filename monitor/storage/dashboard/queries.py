@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from monitor.storage.dashboard.alerts import AlertQueries
+from monitor.storage.dashboard.assertions import AssertionQueries
 from monitor.storage.dashboard.catalog import CatalogQueries
 from monitor.storage.dashboard.dead_letters import DeadLetterQueries
 from monitor.storage.dashboard.drift import DriftQueries
@@ -34,6 +35,7 @@ class DashboardQueries:
         self.values = ValueQueries(read)
         self.drift = DriftQueries(read)
         self.performance = PerformanceQueries(read)
+        self.assertions = AssertionQueries(read)
         self.alerts = AlertQueries(read)
         self.dead_letters = DeadLetterQueries(read)
 
