@@ -44,7 +44,8 @@ ID_CHARS = 40  # an id longer than this is cut, so one odd id cannot flood the m
 def examples_note(metric: MetricSpec, version: int, stage: str, window: WindowResult,
                   shown: int = SHOWN) -> str | None:
     """Two lines: up to ``shown`` example ids of ``window``'s sample, then the command
-    that exports them all (in backticks: code in Slack and Markdown); None when ``metric`` is no assertion or the window holds no example."""
+    that exports them all (in backticks: code in Slack and Markdown); None when
+    ``metric`` is no assertion or the window holds no example."""
     try:
         assertion_of(metric.name, metric.aggregate)
     except ValueError:
