@@ -27,6 +27,9 @@ so a file from the page and one from the command line read the same.
 1  2026-01-01 00:00       *   7       1.0   0.95
 >>> len(shown.jsonl(str).splitlines())
 2
+>>> kept, cut = newest_within(spec.aggregate, stored, limit=1)  # the newest window only
+>>> [f"{s.window_start:%H:%M}" for s in kept], cut
+(['01:00'], True)
 """
 
 from __future__ import annotations
@@ -44,6 +47,26 @@ from monitor.storage.records import StoredState
 
 Scrub = Callable[[str], str]
 WINDOW_COLUMNS = ["window (UTC)", "segment", "id", "severity"]
+MAX_EXAMPLES = 2_000  # rows a page shows: a sample keeps up to 10,000 per window
+
+
+def newest_within(aggregate: Aggregate, states: Sequence[StoredState],
+                  limit: int = MAX_EXAMPLES) -> tuple[list[StoredState], bool]:
+    """The states of the newest window starts whose examples come to at most ``limit``
+    (the newest start's always, whatever their number), whole starts only so the shown
+    windows stay a range the export can name; and whether older ones were left out."""
+    by_start: dict[Any, list[StoredState]] = {}
+    for state in states:
+        by_start.setdefault(pd.Timestamp(state.window_start), []).append(state)
+    kept: list[StoredState] = []
+    total = 0
+    for start in sorted(by_start, reverse=True):
+        count = sum(1 for _ in window_examples(aggregate, by_start[start]))
+        if kept and total + count > limit:
+            return sorted(kept, key=lambda s: (pd.Timestamp(s.window_start), s.segment)), True
+        kept += by_start[start]
+        total += count
+    return sorted(kept, key=lambda s: (pd.Timestamp(s.window_start), s.segment)), False
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,8 @@ PURE_MONITOR = ["monitor.spec", "monitor.registry", "monitor.schema", "monitor.w
                 "monitor.alerts.render", "monitor.alerts.settings", "monitor.alerts.ports",
                 "monitor.storage", "monitor.storage.ports", "monitor.storage.records",
                 "monitor.alerts.evaluate", "monitor.alerts.dispatcher", "monitor.alerts.explain",
-                "monitor.alerts.fit", "monitor.alerts.significance", "monitor.times",
+                "monitor.alerts.fit", "monitor.alerts.significance", "monitor.alerts.examples",
+                "monitor.assertion_examples", "monitor.assertion_export", "monitor.times",
                 "monitor.performance_pairs", "monitor.stream_status", "monitor.stage_switch"]
 # The stream processor talks to its ports; the SQL is in streaming.sql_store and state_store.
 PURE_STREAMING = ["streaming.processor", "streaming.ports", "streaming.partition",

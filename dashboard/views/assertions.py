@@ -11,7 +11,8 @@ from datetime import timedelta
 import pandas as pd
 import streamlit as st
 
-from dashboard.assertion_table import Shown
+from dashboard import assertion_table
+from dashboard.assertion_table import Shown, newest_within
 from dashboard.charts import series_chart
 from dashboard.context import (
     fmt,
@@ -136,7 +137,9 @@ def _examples(queries: DashboardQueries, definition: MetricDefinition, aggregate
     st.subheader("Latest sampled violations")
     windows = int(st.selectbox("Of the newest windows", WINDOW_CHOICES, index=2,
                                key=f"assertion_windows:{name}"))
-    states = queries.assertions.latest_states(name, version, stage, span, segments, windows)
+    limit = assertion_table.MAX_EXAMPLES
+    states, cut = newest_within(aggregate, queries.assertions.latest_states(
+        name, version, stage, span, segments, windows), limit)
     shown = Shown(name, version, stage, aggregate, states)
     scrub = settings().scrub
     table = shown.table(scrub)
@@ -144,9 +147,11 @@ def _examples(queries: DashboardQueries, definition: MetricDefinition, aggregate
         st.success("No violation was sampled in these windows.",
                    icon=":material/check_circle:")
         return
-    st.caption(f"{len(table)} sampled violations of {len({s.window_start for s in states})} "
-               f"windows, newest first; each window keeps at most k of its violating events "
-               "(the same ones in every stage).")
+    n_windows = len({s.window_start for s in states})
+    st.caption(f"{len(table)} sampled violations of {n_windows} windows, newest first; each "
+               "window keeps at most k of its violating events (the same ones in every "
+               "stage)." + (f" Only the newest {n_windows} windows are listed: older ones "
+                            f"would pass {limit:,} rows." if cut else ""))
     st.dataframe(table, hide_index=True)
     st.download_button(f"Download these {len(table)} examples (JSON lines)",
                        shown.jsonl(scrub), file_name=f"{name}-{stage}.jsonl",

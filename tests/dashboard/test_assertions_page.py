@@ -18,6 +18,7 @@ from streamlit.runtime.media_file_storage import MediaFileKind
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest, app_test
 
+from dashboard import assertion_table
 from dashboard.assertion_table import Shown
 from monitor.assertion_examples import window_examples
 from monitor.cli.main import cli
@@ -126,6 +127,30 @@ def test_filters_by_segment_range_and_windows_and_a_link_preselects(
              .splitlines()]
     assert {line["segment"] for line in lines} == {"country=BR"}
     assert len(lines) == len(table)
+
+
+def test_a_long_listing_stops_at_whole_windows_within_the_row_limit(
+    seeded: Seeded, run_app: AppFactory, downloads: dict[str, bytes],
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(assertion_table, "MAX_EXAMPLES", 10)
+    app = run_app(seeded.url, page="assertions", metric=NAME)
+    app.radio(key="assertion_range").set_value("last 30 days").run()
+    app.selectbox(key=f"assertion_windows:{NAME}").set_value(168).run()
+    table = example_table(app)
+    every = stored_examples(seeded.url, ["*"], 10_000)  # newest first
+    shown, rest = every[:len(table)], every[len(table):]
+    assert list(table["id"]) == [e["id"] for e in shown] and 0 < len(table) <= 10
+    oldest = shown[-1]["window"]
+    assert rest[0]["window"] < oldest  # whole windows only
+    next_window = [e for e in rest if e["window"] == rest[0]["window"]]
+    assert len(table) + len(next_window) > 10  # one window more would pass the limit
+    assert "windows are listed: older ones would pass 10 rows" in texts(app)
+    lines = downloads[f"{NAME}-batch.jsonl"].decode().splitlines()
+    assert sorted(json.loads(line)["id"] for line in lines) == sorted(table["id"])
+    [command] = [c.value for c in app.code]
+    since = pd.Timestamp(shlex.split(command)[shlex.split(command).index("--since") + 1])
+    assert rest[0]["window"] < since <= oldest
 
 
 def test_the_download_is_the_export_with_secrets_masked() -> None:
