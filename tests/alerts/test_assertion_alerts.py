@@ -8,6 +8,7 @@ import json
 import random
 import re
 import shlex
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from click.testing import CliRunner
 
 import metrics
 from monitor import Monitor, Threshold
+from monitor.alerts.evaluate import evaluate_windows
 from monitor.alerts.examples import SHOWN, examples_note
 from monitor.alerts.records import Notification
 from monitor.alerts.settings import AlertSettings
@@ -25,7 +27,8 @@ from monitor.cli.main import cli
 from monitor.research import run
 from monitor.spec import MetricSpec
 from monitor.stage_switch import EPOCH
-from monitor.storage import alert_states, outbox
+from monitor.storage import alert_states, outbox, results
+from monitor.storage.alert_store import SqlAlertTransaction
 from monitor.storage.database import Database
 from monitor.storage.store import SqlStore
 from monitor.targets import batch_targets
@@ -236,3 +239,27 @@ def test_a_resolution_and_a_metric_that_is_no_assertion_name_no_examples(
     assert len(overall[0].notes) == 2 and overall[1].notes == ()
     [window] = hour(0, {"*": 1500.0})
     assert examples_note(latency_metric(), 1, "batch", window) is None
+
+
+def test_a_late_announcement_names_examples_of_the_window_it_is_made_on(
+    database: Database,
+) -> None:
+    """An alert that fired on a window too old to page and still fires on a recent one is
+    announced once, on the recent window: the ids are of that window's sample."""
+    _, spec = assertion_app()
+    events = incident_events()
+    windows = [w for w in run(spec, events).windows if w.segment == "*"]
+    last = max(windows, key=lambda w: w.window_start)
+    with database.begin() as conn:
+        results.write_windows(conn, spec.name, 1, "batch", windows)
+        found = evaluate_windows(SqlAlertTransaction(conn), spec, 1, "batch", windows,
+                                 END.to_pydatetime() + timedelta(minutes=10),
+                                 notify_within=timedelta(minutes=30))
+    assert [(t.transition, t.window_start) for t in found] == [
+        ("firing", START + pd.Timedelta(hours=INCIDENT_HOUR))]  # on the older window
+    [note] = firing_notes(database)
+    assert note.window_start == last.window_start  # announced on the recent one
+    sample = [e["id"] for _, e in window_examples(spec.aggregate, [last])]
+    assert note.notes[0].startswith(f"example ids {', '.join(map(str, sample[:SHOWN]))} "
+                                    f"({SHOWN} of the 8 sampled")
+    assert f"--since {last.window_start.isoformat().replace('+00:00', 'Z')}" in note.notes[1]
