@@ -6,7 +6,8 @@ exactly, so research, batch and streaming store bit-identical values. Ranking me
 Performance estimated without labels (:mod:`metrics.estimation`) reads a classifier's
 scores and a calibration fitted on labelled reference data. Assertions
 (:mod:`metrics.assertions`) count the events that violate a rule and keep a sample of
-them that is the same in every stage.
+them that is the same in every stage; consistency checks (:mod:`metrics.key_consistency`)
+count the keys whose events disagree on a field within a window.
 """
 
 from metrics.aggregates import count, mean, null_rate, rate, share, sum_of
@@ -29,6 +30,7 @@ from metrics.drift import (
 )
 from metrics.drift import drift as drift_report
 from metrics.estimation.aggregate import cbpe, estimated_performance
+from metrics.key_consistency import consistency
 from metrics.ranking import catalogue_coverage, hit_rate, mrr, ndcg
 from metrics.tails import quantiles
 
@@ -44,6 +46,7 @@ __all__ = [
     "cbpe",
     "chi2",
     "chi2_gof",
+    "consistency",
     "count",
     "drift_report",
     "estimated_performance",

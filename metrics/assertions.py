@@ -33,7 +33,6 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cached_property
 from typing import Any, Self
 
@@ -45,6 +44,7 @@ from metrics.bottom_k import BottomK, id_hash, id_hashes, id_text, id_texts
 from metrics.conditions import Condition
 from metrics.counters import ratio
 from metrics.groups import Groups
+from metrics.json_values import float_from_json, float_json, json_value
 
 __all__ = ["ID", "MAX_K", "Assertion", "AssertionState", "assertion"]
 
@@ -67,7 +67,7 @@ class AssertionState:
         self.judged = 0
         self.violations = 0
         self.max_severity = -math.inf  # -inf: no violation yet
-        self.sample = BottomK(spec.k)
+        self.sample: BottomK[str] = BottomK(spec.k)
 
     def update(self, frame: pd.DataFrame) -> None:
         self.spec.update_groups([self], frame, Groups(np.zeros(len(frame), np.intp), 1))
@@ -84,7 +84,7 @@ class AssertionState:
     def to_bytes(self) -> bytes:
         # the records are canonical JSON already: joined as they are, in sample order
         records = ",".join(record for _, record in self.sample.items())
-        highest = json.dumps(_float_json(self.max_severity))
+        highest = json.dumps(float_json(self.max_severity))
         return (f'{{"judged":{self.judged},"max_severity":{highest},"sample":[{records}],'
                 f'"violations":{self.violations}}}').encode()
 
@@ -98,7 +98,7 @@ class AssertionState:
                              f"violations of {judged} judged with {len(records)} examples "
                              f"(k={self.spec.k})")
         self.judged, self.violations = judged, violations
-        self.max_severity = _float_from_json(raw["max_severity"])
+        self.max_severity = float_from_json(raw["max_severity"])
         self.sample.offer_many((id_text(r["id"]), id_hash(id_text(r["id"])), canonical_json(r))
                                for r in records)
         if len(self.sample) != len(records):
@@ -189,7 +189,7 @@ class Assertion(Aggregate):
     def examples(self, state: AssertionState) -> list[dict[str, Any]]:
         """The sampled violations, in sample order: id, severity, then the kept fields."""
         records = (json.loads(record) for _, record in state.sample.items())
-        return [{"id": r["id"], "severity": _float_from_json(r["severity"]), **r["fields"]}
+        return [{"id": r["id"], "severity": float_from_json(r["severity"]), **r["fields"]}
                 for r in records]
 
     def update_groups(self, states: Sequence[AssertionState], frame: pd.DataFrame,
@@ -280,47 +280,13 @@ class _Sampler:
         for i, row in enumerate(rows.tolist()):
             code = self.id_code[row]
             record = _CANONICAL.encode({
-                "id": _json_value(ids[i]),
-                "severity": _float_json(float(self.severity[row])),
-                "fields": {name: _json_value(values[i])
+                "id": json_value(ids[i]),
+                "severity": float_json(float(self.severity[row])),
+                "fields": {name: json_value(values[i])
                            for name, values in zip(self.spec.keep, kept, strict=True)},
             })
             records[row] = (self.texts[code], int(self.hashes[code]), record)
         return records
-
-
-def _json_value(value: Any) -> Any:
-    """A field's value as JSON: the same text in every stage for the same typed value."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        return _float_json(float(value))
-    if isinstance(value, str):
-        return value
-    if isinstance(value, datetime):  # pd.Timestamp too, to the nanosecond
-        return value.isoformat()
-    if isinstance(value, list | tuple | np.ndarray):
-        return [_json_value(item) for item in value]
-    raise TypeError(f"cannot keep a {type(value).__name__} value ({value!r}) in a sample")
-
-
-def _float_json(value: float) -> float | str | None:
-    """A float as strict JSON: NaN as null, the infinities as text."""
-    if math.isnan(value):
-        return None
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return value
-
-
-def _float_from_json(value: float | str | None) -> float:
-    if value is None:
-        return float("nan")
-    return float(value)
 
 
 def assertion(column: str | None = None, *, id: str, keep: Sequence[str] = (),

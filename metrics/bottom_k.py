@@ -11,7 +11,10 @@ The hash is BLAKE2b (8 bytes, a fixed personalisation) of the id's text in UTF-8
 integer id's text is its decimal digits — so it is the same on every machine and in every
 process, unlike Python's ``hash()`` of a string. Ids are ordered by (hash, id text), so
 even two ids with equal hashes have one order. An id seen in several events keeps one
-record: the smallest (records are canonical JSON text), whatever the order they came in.
+record: the smallest (records are canonical JSON text), whatever the order they came in —
+or, given ``combine``, the records of an id combined (an associative and commutative
+function, such as a sum of counts or a union of value sets: consistency checks keep a
+key's values that way, :mod:`metrics.key_consistency`).
 
 >>> sample = BottomK(2)
 >>> for user in ["ann", "bob", "cid", "dan"]:
@@ -32,9 +35,9 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from numbers import Integral
-from typing import Any, Self
+from typing import Any, Generic, Self, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -89,14 +92,25 @@ def id_hashes(texts: Iterable[str]) -> np.ndarray:
     return np.frombuffer(b"".join(digests), dtype=">u8").astype(np.uint64)
 
 
-class BottomK:
-    """At most ``k`` (id text -> record) entries: those of the smallest (hash, id text)."""
+R = TypeVar("R")
 
-    __slots__ = ("_entries", "k")
 
-    def __init__(self, k: int) -> None:
+class BottomK(Generic[R]):
+    """At most ``k`` (id text -> record) entries: those of the smallest (hash, id text).
+
+    ``combine`` merges two records of one id (by default the smaller is kept).
+    ``dropped`` says whether an id was ever left out for want of room, here or in a
+    sample merged in: then the ids seen were more than ``k``. It is not part of equality
+    (a stored sample need not keep it: an assertion counts its violations apart).
+    """
+
+    __slots__ = ("_entries", "combine", "dropped", "k")
+
+    def __init__(self, k: int, combine: Callable[[R, R], R] | None = None) -> None:
         self.k = k
-        self._entries: dict[str, tuple[int, str]] = {}  # id text -> (hash, record)
+        self.combine = combine
+        self.dropped = False
+        self._entries: dict[str, tuple[int, R]] = {}  # id text -> (hash, record)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -108,13 +122,13 @@ class BottomK:
             return None
         return max(h for h, _ in self._entries.values())
 
-    def offer(self, text: str, record: str, hashed: int | None = None) -> None:
+    def offer(self, text: str, record: R, hashed: int | None = None) -> None:
         """Add an id's record (``hashed``: its :func:`id_hash`, when known)."""
         self._put(text, id_hash(text) if hashed is None else hashed, record)
         if len(self._entries) > self.k:
             self._trim()
 
-    def offer_many(self, offers: Iterable[tuple[str, int, str]]) -> None:
+    def offer_many(self, offers: Iterable[tuple[str, int, R]]) -> None:
         """Add (id text, hash, record) triples, trimming once at the end."""
         for text, hashed, record in offers:
             self._put(text, hashed, record)
@@ -125,23 +139,34 @@ class BottomK:
         if other.k != self.k:
             raise ValueError(f"cannot merge a bottom-{other.k} sample into a bottom-{self.k} "
                              "one")
+        self.dropped |= other.dropped
         self.offer_many((text, h, record) for text, (h, record) in other._entries.items())
 
-    def items(self) -> Iterator[tuple[str, str]]:
+    def items(self) -> Iterator[tuple[str, R]]:
         """(id text, record) in sample order: by hash, then id text."""
         for text, (_, record) in sorted(self._entries.items(),
                                         key=lambda item: (item[1][0], item[0])):
             yield text, record
 
-    def _put(self, text: str, hashed: int, record: str) -> None:
+    def hashed_items(self) -> Iterator[tuple[str, int, R]]:
+        """(id text, hash, record) in no particular order."""
+        for text, (hashed, record) in self._entries.items():
+            yield text, hashed, record
+
+    def _put(self, text: str, hashed: int, record: R) -> None:
         held = self._entries.get(text)
-        if held is None or record < held[1]:
+        if held is None:
+            self._entries[text] = (hashed, record)
+        elif self.combine is not None:
+            self._entries[text] = (hashed, self.combine(held[1], record))
+        elif record < held[1]:  # type: ignore[operator]  # records are text by default
             self._entries[text] = (hashed, record)
 
     def _trim(self) -> None:
         kept = heapq.nsmallest(self.k, self._entries.items(),
                                key=lambda item: (item[1][0], item[0]))
         self._entries = dict(kept)
+        self.dropped = True
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, BottomK) and self.k == other.k

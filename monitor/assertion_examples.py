@@ -2,8 +2,9 @@
 
 Every stage stores a window's state with its values (``WindowResult.state``, or
 ``StoredState`` read back), and an assertion's state holds its sample of violating events
-(:mod:`metrics.assertions`); this lays them out as a table, one row per example. Pure:
-states in, a DataFrame out.
+(:mod:`metrics.assertions`), a consistency check's its violating keys with their values
+(:mod:`metrics.key_consistency`: the key as ``id``); this lays them out as a table, one row
+per example. Pure: states in, a DataFrame out.
 
 >>> import metrics
 >>> from monitor import Monitor
@@ -28,6 +29,7 @@ import pandas as pd
 
 from metrics.assertions import Assertion
 from metrics.base import Aggregate
+from metrics.key_consistency import Consistency
 from metrics.labelled import Labelled
 from monitor.spec import MetricSpec
 from monitor.storage.records import StoredState, WindowResult
@@ -48,11 +50,11 @@ def examples(metric: MetricSpec, windows: Iterable[WindowResult | StoredState]
     return pd.DataFrame(rows, columns=columns)
 
 
-def assertion_of(name: str, aggregate: Aggregate) -> Assertion:
-    """The assertion ``aggregate`` is (or wraps, with labels); a ValueError naming metric
-    ``name`` when it is none."""
+def assertion_of(name: str, aggregate: Aggregate) -> Assertion | Consistency:
+    """The assertion or consistency check ``aggregate`` is (or wraps, with labels); a
+    ValueError naming metric ``name`` when it is none."""
     inner = aggregate.inner if isinstance(aggregate, Labelled) else aggregate
-    if not isinstance(inner, Assertion):
+    if not isinstance(inner, Assertion | Consistency):
         raise ValueError(f"metric {name!r} is not an assertion (its aggregate is "
                          f"{inner.kind}): it keeps no examples")
     return inner
@@ -66,8 +68,7 @@ def window_examples(aggregate: Aggregate, windows: Iterable[W]
     """Each window with each of its sampled violations (id, severity, kept fields), in
     the order given and then in sample order; the aggregate is an assertion's (see
     :func:`assertion_of`), the one that made the states."""
-    inner = aggregate.inner if isinstance(aggregate, Labelled) else aggregate
-    assert isinstance(inner, Assertion)
+    inner = assertion_of("", aggregate)
     for window in windows:
         if window.state is None:
             continue

@@ -19,6 +19,7 @@ import metrics
 import metrics.aggregates as agg
 import metrics.assertions as assertions
 import metrics.classification as classification
+import metrics.key_consistency as key_consistency
 import metrics.labelled as labelled_metrics
 import metrics.ranking as ranking
 import metrics.tails as tails
@@ -221,6 +222,9 @@ EXAMPLES: list[Case] = [
     Case(assertions.assertion("severity", id="user", keep=("shown", "flag")), violations),
     Case(assertions.assertion("severity", id="view_id", k=1), violations),
     Case(assertions.assertion("x > 0.5 and flag", id="user", keep=("x",), k=4), violations),
+    Case(key_consistency.consistency("device", key="user"), violations),
+    Case(key_consistency.consistency("shown", key="view_id", max_values=2, k=3), violations),
+    Case(key_consistency.consistency("x", key="view_id", max_keys=5), violations),  # past it
     # a new built-in kind adds its cases here
 ]
 

@@ -1,7 +1,8 @@
 """An assertion's counts and its sample of violations are the same in research, in batch
 from a SQL table (SQLite and Postgres, read in chunks) and in streaming (the stream
 processor without Kafka: shuffled partitions, messages of random sizes): the stored
-values and the stored states, byte for byte, and so the examples."""
+values and the stored states, byte for byte, and so the examples. So are a consistency
+check's violating keys, exact and past its max_keys (a sample of keys, flagged)."""
 
 from __future__ import annotations
 
@@ -48,7 +49,17 @@ def assertion_app() -> tuple[Monitor, MetricSpec]:
     def sure_about_strangers(events: pd.DataFrame) -> pd.Series:
         return events["score"].where(events["new_user"], 0.0) - 0.7  # severity over 0.7
 
+    # a view logged twice must have one score; one user's views one "new_user" (an hour
+    # overall has more users than the 200 keys kept: a sample of users, alike in every stage)
+    mon.metric("one_score_per_view", "home", metrics.consistency("score", key="view_id"),
+               segment_by=["country"])
+    mon.metric("new_user_agrees", "home",
+               metrics.consistency("new_user", key="user_id", max_keys=200, k=5),
+               segment_by=["country"])
     return mon, sure_about_strangers
+
+
+CHECKED = ("sure_about_strangers", "one_score_per_view", "new_user_agrees")
 
 
 @pytest.fixture(scope="module")
@@ -72,14 +83,25 @@ def store(results_url: str) -> Iterator[SqlStore]:
         yield store
 
 
-def promote(store: SqlStore, app: Monitor, stage: str) -> int:
-    spec = app.metrics["sure_about_strangers"]
-    version = store.register_metric(spec).version
-    store.record_stage_change(spec.name, version, "batch", by="test", reason="parity")
-    if stage == "streaming":
-        store.record_stage_change(spec.name, version, stage, by="test", reason="parity",
-                                  effective_from=EPOCH)
-    return version
+def promote(store: SqlStore, app: Monitor, stage: str) -> dict[str, int]:
+    versions = {}
+    for name in CHECKED:
+        spec = app.metrics[name]
+        version = versions[name] = store.register_metric(spec).version
+        store.record_stage_change(spec.name, version, "batch", by="test", reason="parity")
+        if stage == "streaming":
+            store.record_stage_change(spec.name, version, stage, by="test", reason="parity",
+                                      effective_from=EPOCH)
+    return versions
+
+
+def assert_all_same_as_research(store: SqlStore, app: Monitor, versions: dict[str, int],
+                                stage: str, events: pd.DataFrame) -> None:
+    for name in CHECKED:
+        assert_same_as_research(store, app.metrics[name], versions[name], stage, events)
+    states = [app.metrics["new_user_agrees"].aggregate.state_from_bytes(w.state)
+              for w in run(app.metrics["new_user_agrees"], events).windows]
+    assert any(s.keys.dropped for s in states) and not all(s.keys.dropped for s in states)
 
 
 def assert_same_as_research(store: SqlStore, spec: MetricSpec, version: int, stage: str,
@@ -99,12 +121,16 @@ def assert_same_as_research(store: SqlStore, spec: MetricSpec, version: int, sta
     research_examples = examples(spec, research.windows).sort_values(by_window, kind="stable")
     pd.testing.assert_frame_equal(stored_examples.reset_index(drop=True),
                                   research_examples.reset_index(drop=True), check_exact=True)
-    assert (stored_examples.groupby(by_window).size() == 10).all()
+    sizes = stored_examples.groupby(by_window).size()
+    if spec.name == "sure_about_strangers":
+        assert (sizes == 10).all()
+    else:  # violating keys: not in every window, at most k
+        assert sizes.sum() > 0 and (sizes <= spec.aggregate.k).all()
 
 
 def test_batch_from_a_table_equals_research(store: SqlStore, events: pd.DataFrame) -> None:
-    app, spec = assertion_app()
-    version = promote(store, app, "batch")
+    app, _ = assertion_app()
+    versions = promote(store, app, "batch")
     targets = batch_targets(app, store, stages=("batch",))
     engine = sa.create_engine(store.database.url)
     try:
@@ -118,13 +144,13 @@ def test_batch_from_a_table_equals_research(store: SqlStore, events: pd.DataFram
             conn.execute(sa.text("DROP TABLE assert_events"))
     finally:
         engine.dispose()
-    assert [s.rows_read for s in summaries] == [len(events)]
-    assert_same_as_research(store, spec, version, "batch", events)
+    assert [s.rows_read for s in summaries] == [len(events)] * len(CHECKED)
+    assert_all_same_as_research(store, app, versions, "batch", events)
 
 
 def test_streaming_equals_research(store: SqlStore, events: pd.DataFrame) -> None:
-    app, spec = assertion_app()
-    version = promote(store, app, "streaming")
+    app, _ = assertion_app()
+    versions = promote(store, app, "streaming")
     targets = batch_targets(app, store, stages=("streaming",))
     clock = Clock()
     stage = StreamProcessor(SqlStreamStore(store.database), app.streams["home"],
@@ -154,4 +180,4 @@ def test_streaming_equals_research(store: SqlStore, events: pd.DataFrame) -> Non
         stage.tick()
     clock.later(6)  # every partition idle: the watermarks move to the wall clock
     stage.tick()
-    assert_same_as_research(store, spec, version, "streaming", events)
+    assert_all_same_as_research(store, app, versions, "streaming", events)

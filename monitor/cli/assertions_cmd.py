@@ -134,7 +134,8 @@ def _stored_assertion(definition: MetricDefinition) -> Aggregate:
         return stored_assertion(definition)
     except ValueError as err:
         raise click.ClickException(
-            f"{err}; only a metric made with metrics.assertion(...) can be exported") from None
+            f"{err}; only a metric made with metrics.assertion(...) or "
+            "metrics.consistency(...) can be exported") from None
 
 
 def _nothing_stored(definition: MetricDefinition, stage: str, since: str | None,
