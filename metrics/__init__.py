@@ -7,7 +7,9 @@ Performance estimated without labels (:mod:`metrics.estimation`) reads a classif
 scores and a calibration fitted on labelled reference data. Assertions
 (:mod:`metrics.assertions`) count the events that violate a rule and keep a sample of
 them that is the same in every stage; consistency checks (:mod:`metrics.key_consistency`)
-count the keys whose events disagree on a field within a window.
+count the keys whose events disagree on a field within a window. Data expectations
+(:mod:`metrics.expectations`, :mod:`metrics.uniqueness`) are shares of events failing a
+check, summed per window by :mod:`metrics.validation`.
 """
 
 from metrics.aggregates import count, mean, null_rate, rate, share, sum_of
@@ -30,9 +32,18 @@ from metrics.drift import (
 )
 from metrics.drift import drift as drift_report
 from metrics.estimation.aggregate import cbpe, estimated_performance
+from metrics.expectations import (
+    expect_in_range,
+    expect_in_set,
+    expect_match,
+    expect_no_unknown_fields,
+    expect_not_null,
+)
 from metrics.key_consistency import consistency
 from metrics.ranking import catalogue_coverage, hit_rate, mrr, ndcg
 from metrics.tails import quantiles
+from metrics.uniqueness import expect_unique
+from metrics.validation import validation_summary
 
 __all__ = [
     "Aggregate",
@@ -50,6 +61,12 @@ __all__ = [
     "count",
     "drift_report",
     "estimated_performance",
+    "expect_in_range",
+    "expect_in_set",
+    "expect_match",
+    "expect_no_unknown_fields",
+    "expect_not_null",
+    "expect_unique",
     "hellinger",
     "hit_rate",
     "jensenshannon",
@@ -66,5 +83,6 @@ __all__ = [
     "recall",
     "share",
     "sum_of",
+    "validation_summary",
     "wasserstein",
 ]

@@ -156,6 +156,12 @@ class Aggregate(ABC):
             raise TypeError(f"{self.kind} aggregates more than one column")
         return dataclasses.replace(self, column=column)
 
+    def bind_schema(self, names: Sequence[str]) -> Self:
+        """A copy that knows the field names of the stream it is registered on (the
+        registry asks every aggregate); only one that judges the fields beyond the schema
+        needs them (``metrics.expect_no_unknown_fields``): the others return themselves."""
+        return self
+
     def reference_name(self) -> str | None:
         """The name of the reference profile this aggregate compares against, if any."""
         return None

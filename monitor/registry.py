@@ -33,6 +33,7 @@ from monitor.alerts.fit import rule_problem
 from monitor.alerts.routing import Route
 from monitor.alerts.rules import Rule
 from monitor.errors import DefinitionError
+from monitor.expectations import register_expectations
 from monitor.labels import Labels, joined_schema
 from monitor.labels import resolve as resolve_labels
 from monitor.per_event import check_per_event_result
@@ -232,6 +233,33 @@ class Monitor:
 
         return decorate
 
+    def expectations(
+        self,
+        stream: str | StreamSpec,
+        expectations: Sequence[Aggregate] | Mapping[str, Aggregate],
+        *,
+        prefix: str | None = None,
+        window: str = "1h",
+        lateness: str = "0s",
+        segment_by: Sequence[str] = (),
+        owner: str | None = None,
+        severity: str = "warning",
+        for_windows: int = 1,
+        schedule: str | None = None,
+    ) -> list[MetricSpec]:
+        """Register data expectations (``metrics.expect_not_null``, ``expect_in_range``,
+        ``expect_in_set``, ``expect_match``, ``expect_unique``,
+        ``expect_no_unknown_fields``) on a stream: a metric each, named
+        ``<prefix>.<kind>.<column>`` (``prefix`` defaults to the stream's name; pass a
+        mapping to name them), with a default rule on its ``failure_rate``, and a
+        validation summary ``<prefix>.expectations`` counting per window how many passed
+        and failed (see :mod:`monitor.expectations`). Returns the specs, summary last.
+        """
+        return register_expectations(
+            self, stream, expectations, prefix=prefix, severity=severity,
+            for_windows=for_windows, window=window, lateness=lateness,
+            segment_by=tuple(segment_by), owner=owner, schedule=schedule)
+
     def get(self, name: str) -> MetricSpec:
         try:
             return self.metrics[name]
@@ -275,6 +303,7 @@ class Monitor:
         if not isinstance(aggregate, Aggregate):
             raise fail(f"compute must be a metrics aggregate (e.g. metrics.mean(...)), "
                        f"not {type(aggregate).__name__}")
+        aggregate = aggregate.bind_schema(schema.names)
         try:
             Windows.parse(options["window"])
         except ValueError as err:

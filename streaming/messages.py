@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from metrics.expectations import UNKNOWN_FIELDS
 from monitor.event_frames import frame_from_records
 from monitor.schema import Schema
 from streaming.codec import MAX_MESSAGE_BYTES, DecodeError, decode
@@ -77,7 +78,11 @@ def decode_messages(messages: Sequence[RawMessage], schema: Schema, *,
     """The usable events of ``messages`` (in message order) and everything rejected.
 
     Only the schema's fields are read from each event: a hostile event with thousands of
-    keys costs nothing. Events later than ``max_time`` are rejected as from the future.
+    keys costs one comparison of its keys with the schema's. When an event has a field
+    beyond the schema with a value, the batch gains a column :data:`UNKNOWN_FIELDS` saying
+    which events do (what ``metrics.expect_no_unknown_fields`` judges, as it judges the
+    extra columns of a file's events in research and batch). Events later than
+    ``max_time`` are rejected as from the future.
     """
     rejected: list[Rejected] = []
     events: list[dict[str, Any]] = []
@@ -97,6 +102,10 @@ def decode_messages(messages: Sequence[RawMessage], schema: Schema, *,
     if not events:
         return DecodedBatch(_empty(schema), rejected)
     raw = frame_from_records(events, columns=names)  # a NaN is not a null
+    known = frozenset(names)
+    unknown = [not event.keys() <= known and _has_unknown(event, known) for event in events]
+    if any(unknown):
+        raw[UNKNOWN_FIELDS] = np.array(unknown, dtype=bool)
     raw[PARTITION] = np.repeat(np.array([m.partition for m in origins], dtype=np.int64), counts)
     raw[OFFSET] = np.repeat(np.array([m.offset for m in origins], dtype=np.int64), counts)
     clean, rejects = schema.validate(raw, max_time=max_time)
@@ -111,6 +120,12 @@ def decode_messages(messages: Sequence[RawMessage], schema: Schema, *,
                                      f"event {row - first_event[message]} of the message",
                                      _event_bytes(events[row]), origin.key))
     return DecodedBatch(clean, rejected)
+
+
+def _has_unknown(event: dict[str, Any], known: frozenset[str]) -> bool:
+    """Whether an event has a field beyond ``known`` with a value (not null, not NaN)."""
+    return any(key not in known and value is not None and value == value
+               for key, value in event.items())
 
 
 def _event_bytes(event: dict[str, Any]) -> bytes:

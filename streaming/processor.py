@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from metrics.expectations import BOOKKEEPING_PREFIX
 from monitor.spec import MetricSpec, StreamSpec
 from monitor.stage_switch import COMMIT_WITHIN
 from monitor.storage.outages import describe_error, is_outage
@@ -550,7 +551,8 @@ def late_letters(events: pd.DataFrame, late: dict[str, np.ndarray]) -> list[Reje
         return []
     partitions = events[PARTITION].to_numpy()
     offsets = events[OFFSET].to_numpy()
-    records = events.iloc[rows].drop(columns=[PARTITION, OFFSET]).to_json(
+    bookkeeping = [c for c in events.columns if str(c).startswith(BOOKKEEPING_PREFIX)]
+    records = events.iloc[rows].drop(columns=bookkeeping).to_json(
         orient="records", lines=True, date_format="iso").splitlines()
     return [
         Rejected(int(partitions[row]), int(offsets[row]), LATE,

@@ -19,10 +19,13 @@ import metrics
 import metrics.aggregates as agg
 import metrics.assertions as assertions
 import metrics.classification as classification
+import metrics.expectations as expectations
 import metrics.key_consistency as key_consistency
 import metrics.labelled as labelled_metrics
 import metrics.ranking as ranking
 import metrics.tails as tails
+import metrics.uniqueness as uniqueness
+import metrics.validation as validation
 from metrics.base import Aggregate, aggregate_kinds
 from metrics.drift import (
     ReferenceProfile,
@@ -225,6 +228,18 @@ EXAMPLES: list[Case] = [
     Case(key_consistency.consistency("device", key="user"), violations),
     Case(key_consistency.consistency("shown", key="view_id", max_values=2, k=3), violations),
     Case(key_consistency.consistency("x", key="view_id", max_keys=5), violations),  # past it
+    Case(expectations.expect_not_null("device"), violations),
+    Case(expectations.expect_in_range("x", low=-1.0, high=1.5, tolerance=0.2), violations),
+    Case(expectations.expect_in_range("severity", high=0.0), violations),
+    Case(expectations.expect_in_set("device", values=["ios", "web"]), violations),
+    Case(expectations.expect_match("user", pattern=r"[1-4]\d*"), violations),
+    Case(expectations.expect_no_unknown_fields(["ts", "view_id", "user", "flag"]),
+         violations),
+    Case(uniqueness.expect_unique("view_id"), violations),
+    Case(uniqueness.expect_unique("user", max_keys=4, tolerance=0.5), violations),
+    Case(validation.validation_summary([
+        expectations.expect_not_null("x", tolerance=0.1), uniqueness.expect_unique("user"),
+        expectations.expect_in_set("device", values=["ios"])]), violations),
     # a new built-in kind adds its cases here
 ]
 
