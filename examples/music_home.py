@@ -4,12 +4,15 @@ The homepage is a stack of carousels ranked per user by a model. What the busine
 about is whether the user's most-used carousel is near the top, so the headline metric is
 the rank of that carousel (P50 and P95 per country, 1 = top); around it are the usual
 suspects: latency tails, score and feature drift against the training data, click-through
-and a feature's null rate. The score is the ranker's predicted chance of a click: how well
-it tells clickers apart is estimated from the scores alone as they arrive
-(``click_auc_estimate``) and realized from the click outcomes, a label stream that arrives
-minutes to half an hour late (``click_auc_realized``, in every stage). Every rule is
-tuned on the generated week (:mod:`examples.music_home_events`) to catch its
-:data:`INCIDENTS` and stay quiet elsewhere; ``tests/test_example_backtest.py`` holds it to that.
+and a feature's null rate; a consistency check that a user's homepages agree on their
+favourite carousel within the hour, and an input expectation (the favourite is a
+personal carousel) with its validation summary. The score is the ranker's predicted
+chance of a click: how well it tells clickers apart is estimated from the scores alone as
+they arrive (``click_auc_estimate``) and realized from the click outcomes, a label stream
+that arrives minutes to half an hour late (``click_auc_realized``, in every stage). Every
+rule is tuned on the generated week (:mod:`examples.music_home_events`) to catch its
+:data:`INCIDENTS` and stay quiet elsewhere; ``tests/test_example_backtest.py`` holds it to
+that.
 
 Load it with ``--app examples.music_home:mon`` (or ``MONITOR_APP``). Generate data with::
 
@@ -36,6 +39,7 @@ import pandas as pd
 
 import metrics
 from examples.music_home_events import (
+    CAROUSELS,
     DEFAULT_EVENTS_PER_HOUR,
     DEFAULT_START,
     FEATURE_SHIFT,
@@ -89,6 +93,8 @@ SCHEMA = {
     "tracks_played_7d": "int?",
 }
 FEATURES = ["session_length_s", "tracks_played_7d"]
+# A user's favourite carousel is one of their own, never an editorial one.
+PERSONAL_CAROUSELS = list(CAROUSELS)
 OUTCOMES_ENV = "MUSIC_HOME_OUTCOMES"
 DEFAULT_OUTCOMES = "data/outcomes.jsonl"
 
@@ -219,6 +225,30 @@ mon.metric(
     owner="home-data",
     description="Share of events without session_length_s: a broken feature pipeline "
                 "shows up here before it shows up in the model.",
+)
+
+
+mon.metric(
+    "fav_consistency", "home",
+    metrics.consistency("fav_carousel", key="user_id", k=20),
+    window="1h",
+    alerts=[Threshold("violating_keys", above=5.0, severity="critical",
+                      name="users shown two different favourite carousels in an hour")],
+    owner="home-personalization",
+    description="Users whose homepages disagree, within the hour, on which carousel the "
+                "ranker promoted as their favourite: it comes from their profile, so it "
+                "should not change from one view to the next. Zero normally; a ranker "
+                "that serves pages without the profile (a cold cache) makes users who "
+                "reload see two. The state keeps every user of the hour up to 20,000 "
+                "(a uniform sample past that, flagged by exact=0) and 20 of the users who "
+                "disagree, with the carousels they saw (monitor assertions export).",
+)
+
+# Input expectations, with a validation summary of them per hour (home.expectations).
+mon.expectations(
+    "home",
+    [metrics.expect_in_set("fav_carousel", values=PERSONAL_CAROUSELS, tolerance=0.01)],
+    owner="home-data",
 )
 
 

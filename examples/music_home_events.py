@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "CAROUSELS",
     "DEFAULT_EVENTS_PER_HOUR",
     "DEFAULT_START",
     "FEATURE_SHIFT",
@@ -85,7 +86,10 @@ class Incident:
 LATENCY_SPIKE = Incident(
     "latency_spike", 60, 64, "*",
     "Day 3, 12:00-16:00 UTC: a cache cluster fails over and ~6% of homepage requests wait "
-    "on a cold backend (x14 latency). P99 jumps several-fold; P50 barely moves.",
+    "on a cold backend (x14 latency). P99 jumps several-fold; P50 barely moves. The cold "
+    "backend has no user profiles: it ranks the editorial top_hits in the favourite "
+    "carousel's place, and most users reload such a slow page seconds later (a warm "
+    "replica serves their own favourite), so their homepages disagree within the hour.",
 )
 MODEL_ROLLOUT = Incident(
     "model_rollout", 108, 118, "country=BR",
@@ -135,6 +139,11 @@ EDITORIAL = ("top_hits", "new_releases", "chill", "workout", "focus", "party", "
              "local_heroes", "acoustic", "latin_hits")
 ALL_CAROUSELS = np.asarray(CAROUSELS + EDITORIAL, dtype=object)
 FAVOURITE_CLICK = 0.8  # a click is on the favourite carousel, else on one of the top 3
+# The latency spike's cold backend knows no user: it ranks an editorial default in the
+# favourite's place, and most users reload such a slow page a few seconds later.
+COLD_FAVOURITE = len(CAROUSELS) + EDITORIAL.index("top_hits")
+RELOADED = 0.6
+RELOAD_DELAY_S = 6.0
 
 USERS = 100_000
 SESSION_TIMEOUT_S = 1800.0  # a view's "no click" is known when its session times out
@@ -324,6 +333,7 @@ def _simulate(
                * rng.lognormal(0.0, 0.42, n))
     slow = rng.random(n) < 0.015
     latency[slow] *= 2.0 + 2.0 * rng.pareto(2.5, int(slow.sum()))
+    cold = np.zeros(n, dtype=bool)
     if incidents:
         cold = _active(incidents, LATENCY_SPIKE, hour) & (rng.random(n) < 0.06)
         latency[cold] *= rng.lognormal(np.log(14.0), 0.35, int(cold.sum()))
@@ -354,7 +364,7 @@ def _simulate(
     score = np.round(1.0 / (1.0 + np.exp(-z)), 4)
     clicked = rng.random(n) < p_click
 
-    favourite = users.favourite[user]
+    favourite = np.where(cold, COLD_FAVOURITE, users.favourite[user])
     shown, clicked_on = _homepages(order_rng, favourite, rank, carousels, clicked)
 
     frame = pd.DataFrame({
@@ -374,10 +384,42 @@ def _simulate(
         "session_length_s": session,
         "tracks_played_7d": pd.array(tracks, dtype="Int64"),
     })
+    if cold.any():  # drawn from a stream of their own: the other events stay as they were
+        reload_rng = np.random.default_rng(seeds.spawn(1)[0])
+        frame = pd.concat([frame, _reloads(reload_rng, frame, cold, users.favourite[user])],
+                          ignore_index=True)
     frame = frame.sort_values("ts", kind="stable").reset_index(drop=True)
     # The prediction id the click outcomes are joined on: the view's place in time order.
     frame.insert(1, "view_id", np.arange(1, len(frame) + 1, dtype=np.int64))
     return frame
+
+
+def _reloads(rng: np.random.Generator, frame: pd.DataFrame, cold: np.ndarray,
+             favourite: np.ndarray) -> pd.DataFrame:
+    """The views of users who reloaded a slow homepage of the cold backend
+    (:data:`RELOADED` of them, a few seconds later): the same page from a warm replica,
+    with the user's own favourite in the place the cold one gave the editorial default,
+    at a warm latency."""
+    again = np.flatnonzero(cold & (rng.random(len(frame)) < RELOADED))
+    reloads = frame.iloc[again].copy()
+    delay_ms = np.round(rng.lognormal(np.log(RELOAD_DELAY_S), 0.5, len(again)) * 1000.0)
+    reloads["ts"] = reloads["ts"] + pd.to_timedelta(delay_ms, unit="ms")
+    device = reloads["device"].map(DEVICES.index).to_numpy()
+    country = reloads["country"].map(COUNTRIES.index).to_numpy()
+    latency = (DEVICE_LATENCY_MS[device] * COUNTRY_LATENCY[country]
+               * rng.lognormal(0.0, 0.42, len(again)))
+    reloads["latency_ms"] = np.round(latency, 1)
+    fallback, pages, clicks = ALL_CAROUSELS[COLD_FAVOURITE], [], []
+    for page, own, click in zip(reloads["carousels_shown"].tolist(),
+                                ALL_CAROUSELS[favourite[again]].tolist(),
+                                reloads["clicked_carousel"].tolist(), strict=True):
+        swap = {fallback: own, own: fallback}  # the favourite may be further down already
+        pages.append([swap.get(item, item) for item in page])
+        clicks.append(None if click is None else swap.get(click, click))
+    reloads["carousels_shown"] = pd.Series(pages, index=reloads.index, dtype=object)
+    reloads["clicked_carousel"] = pd.Series(clicks, index=reloads.index, dtype=object)
+    reloads["fav_carousel"] = ALL_CAROUSELS[favourite[again]]
+    return reloads
 
 
 def _active(incidents: tuple[Incident, ...], which: Incident, hour: np.ndarray) -> np.ndarray:

@@ -1,7 +1,8 @@
 """`monitor demo --duration 60` from a fresh folder on the embedded defaults: values in
-every stage, the latency incident's alert fired (and no alarm before it), the realized
-click AUC joined to the click outcomes streamed live (equal to research's), the dashboard
-answering while it runs, and no process left behind."""
+every stage, the latency incident's alerts fired (latency, the consistency check and the
+input expectation; no alarm before it), the realized click AUC joined to the click
+outcomes streamed live (equal to research's), the dashboard answering while it runs, and
+no process left behind."""
 
 from __future__ import annotations
 
@@ -83,6 +84,11 @@ def test_the_demo_runs_every_stage_fires_the_incident_alert_and_stops_everything
     early = [a for a in alerts if pd.Timestamp(a[2], tz="UTC") < spike and a[1] == "firing"]
     assert early == []
     assert "ALERT FIRING: latency" in output
+    # The failover's cold backend ranks without user profiles: the consistency check
+    # (users shown two favourites in an hour) and the input expectation (the favourite is
+    # a personal carousel) with its summary fire in its first hour, as research has it.
+    for name in ("fav_consistency", "home.in_set.fav_carousel", "home.expectations"):
+        assert (name, spike) in fired, (name, alerts)
     # The BR ranker rollout, an hour into the failover: the click AUC estimated from the
     # scores alone fires at the end of its second hour, while its outcomes still come in.
     rollout = origin + pd.Timedelta(hours=ROLLOUT_HOURS[0] - HISTORY_HOURS)

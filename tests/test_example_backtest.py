@@ -46,6 +46,9 @@ OWNER = {
     "click_auc_estimate": MODEL_ROLLOUT,
     "feature_drift": FEATURE_SHIFT,
     "session_null_rate": FEATURE_SHIFT,
+    "fav_consistency": LATENCY_SPIKE,
+    "home.in_set.fav_carousel": LATENCY_SPIKE,
+    "home.expectations": LATENCY_SPIKE,
 }
 # Metrics without alert rules, each the realized value of an estimate that has them.
 REALIZES = {"click_auc_realized": "click_auc_estimate"}
