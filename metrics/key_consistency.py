@@ -191,12 +191,12 @@ class Consistency(Aggregate):
         return self.new_state().load(data)
 
     def value(self, state: ConsistencyState) -> dict[str, float]:
-        held = len(state.keys)
-        rate = ratio(state.violating(), held)
+        violating = state.violating()
+        rate = ratio(violating, len(state.keys))
         keys = estimated_keys(state.keys)
         exact = not state.keys.dropped
         return {
-            "violating_keys": float(state.violating()) if exact else rate * keys,
+            "violating_keys": float(violating) if exact else rate * keys,
             "violating_key_rate": rate,
             "keys": keys,
             "exact": 1.0 if exact else 0.0,
@@ -227,29 +227,54 @@ class Consistency(Aggregate):
             return
         rows, codes = rows[entries], groups.codes[entries]
         value_codes, value_texts = _value_codes(field, np.flatnonzero(judged))
-        value_hashes = id_hashes(value_texts).tolist()
-        # distinct (group, key, value) with their events: one pass, group-major
-        triples, counts = np.unique(np.stack([codes, chunk.codes[rows], value_codes[rows]],
-                                             axis=1), axis=0, return_counts=True)
+        # each distinct text ranked in (hash, text) order, so that a key's values come out
+        # of one sort in the order its record keeps them (two codes may spell one text)
+        pairs = sorted(set(zip(id_hashes(value_texts).tolist(), value_texts, strict=True)))
+        rank_of = {text: rank for rank, (_, text) in enumerate(pairs)}
+        ranks = np.array([rank_of[text] for text in value_texts], dtype=np.intp)
+        group, key, value, counts = _distinct(codes, chunk.codes[rows],
+                                              ranks[value_codes[rows]], groups.n,
+                                              len(chunk.texts), len(pairs))
+        # one run per (group, key): its events, and its values from the lowest
+        key_starts = np.flatnonzero(np.r_[True, (group[1:] != group[:-1])
+                                          | (key[1:] != key[:-1])])
+        events = np.add.reduceat(counts, key_starts).tolist()
+        sizes = np.diff(np.r_[key_starts, len(key)]).tolist()
+        firsts, values = key_starts.tolist(), value.tolist()
         keep = self.max_values + 1
-        starts = np.flatnonzero(np.r_[True, triples[1:, 0] != triples[:-1, 0]])
-        for start, stop in zip(starts.tolist(), [*starts[1:].tolist(), len(triples)],
-                               strict=True):
-            records: dict[int, tuple[int, set[tuple[int, str]]]] = {}
-            for _, key, value, n in zip(*triples[start:stop].T.tolist(),
-                                        counts[start:stop].tolist(), strict=True):
-                events, values = records.get(key, (0, set()))
-                values.add((value_hashes[value], value_texts[value]))  # a set: two codes
-                records[key] = (events + n, values)  # may spell one value (0.0 and -0.0)
-            offer(states[int(triples[start, 0])].keys, chunk,
-                  np.fromiter(records, dtype=np.intp, count=len(records)),
-                  _record_of(records, keep))
+
+        def records(run_of: dict[int, int]) -> Callable[[int], KeyRecord]:
+            """A group's record of each key code, from its run of the sorted entries."""
+            def record(code: int) -> KeyRecord:
+                run = run_of[code]
+                first = firsts[run]
+                kept = values[first: first + min(sizes[run], keep)]
+                return events[run], tuple(pairs[v] for v in kept)
+            return record
+
+        run_group, run_key = group[key_starts], key[key_starts]
+        group_starts = np.flatnonzero(np.r_[True, run_group[1:] != run_group[:-1]])
+        for begin, stop in zip(group_starts.tolist(),
+                               [*group_starts[1:].tolist(), len(key_starts)], strict=True):
+            run_of = dict(zip(run_key[begin:stop].tolist(), range(begin, stop), strict=True))
+            offer(states[int(run_group[begin])].keys, chunk, run_key[begin:stop],
+                  records(run_of))
 
 
-def _record_of(records: dict[int, tuple[int, set[tuple[int, str]]]], keep: int
-               ) -> Callable[[int], KeyRecord]:
-    """A key's record from one chunk's events and values: its ``keep`` lowest values."""
-    return lambda key: (records[key][0], tuple(sorted(records[key][1])[:keep]))
+def _distinct(groups: np.ndarray, keys: np.ndarray, values: np.ndarray, n_groups: int,
+              n_keys: int, n_values: int
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct (group, key, value) entries, sorted, and how many rows each has: one
+    1-d sort of a combined code while it fits in 62 bits, else a sort of the rows."""
+    if n_groups * n_keys * n_values < 2**62:
+        combined = (groups.astype(np.int64) * n_keys + keys) * n_values + values
+        distinct, counts = np.unique(combined, return_counts=True)
+        group_key, value = np.divmod(distinct, n_values)
+        group, key = np.divmod(group_key, n_keys)
+        return group, key, value, counts
+    triples, counts = np.unique(np.stack([groups, keys, values], axis=1), axis=0,
+                                return_counts=True)
+    return triples[:, 0], triples[:, 1], triples[:, 2], counts
 
 
 def _value_codes(field: pd.Series, judged: np.ndarray) -> tuple[np.ndarray, list[str]]:

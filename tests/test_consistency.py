@@ -20,8 +20,10 @@ import metrics
 from metrics.key_consistency import Consistency, ConsistencyState
 from monitor import DefinitionError, Monitor
 from monitor.assertion_examples import examples
+from monitor.assertion_export import example_lines
 from monitor.research import run
 from monitor.spec import OVERALL
+from monitor.storage.records import StoredState
 
 START = pd.Timestamp("2026-03-02T00:00:00Z")
 
@@ -216,3 +218,27 @@ def test_a_per_event_function_feeds_it_and_examples_come_out_as_a_table() -> Non
     top = frame.assign(top=frame["ranking"].str[0])
     for row in table.itertuples():
         assert set(row.values) <= set(top.loc[top["request_id"] == row.id, "top"])
+
+
+def test_the_export_writes_the_violating_keys_as_json_lines() -> None:
+    """``monitor assertions export`` lays out a consistency check's examples as an
+    assertion's: the key as id, its number of distinct values kept as severity, its
+    events and values as fields."""
+    mon = Monitor()
+    mon.stream("requests", schema={"request_id": "str", "user": "int", "country": "str",
+                                   "prediction": "float?", "ranking": "list[str]"})
+    spec = mon.metric("same_ranking", "requests",
+                      metrics.consistency("ranking", key="request_id", k=4))
+    frame = requests(2_000, seed=9)
+    stored = [StoredState(w.segment, w.window_start, w.window_end, w.state, w.rows)
+              for w in run(spec, frame).windows]
+    lines = [json.loads(line) for line in
+             example_lines("same_ranking", 1, "research", spec.aggregate, stored)]
+    assert len(lines) == 3 * 4
+    hour = frame["ts"].dt.floor("1h")
+    for line in lines:
+        rows = frame[(frame["request_id"] == line["id"])
+                     & (hour == pd.Timestamp(line["window_start"]))]
+        assert line["fields"]["events"] == len(rows) and line["severity"] == 2.0
+        assert {json.dumps(v) for v in line["fields"]["values"]} <= {
+            json.dumps(v) for v in rows["ranking"]}
