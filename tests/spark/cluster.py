@@ -1,6 +1,7 @@
 """A Spark standalone cluster on this machine: a master and workers started from
 pyspark's own ``bin/spark-class`` (the pyspark package ships no ``sbin/start-*.sh``), on
-loopback, stopped (SIGTERM, then SIGKILL) with every executor they started."""
+loopback, stopped (SIGTERM, then SIGKILL) with every executor they started; and finding
+(to kill) the executor a Python worker serves."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ class Cluster:
                 continue
             try:
                 command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                parent = parent_of(int(entry.name))
             except (OSError, ValueError, IndexError):
                 continue
             if EXECUTOR_CLASS in command and _descends(parent, workers):
@@ -69,6 +70,43 @@ class Cluster:
                          for path in sorted(self.logs.glob("*.log")))
 
 
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def executor_of(pid: int) -> int:
+    """The executor JVM a Python worker descends from (executor -> pyspark's daemon ->
+    the worker it forked)."""
+    current = pid
+    for _ in range(5):
+        if EXECUTOR_CLASS.encode() in Path(f"/proc/{current}/cmdline").read_bytes():
+            return current
+        current = parent_of(current)
+    raise AssertionError(f"Python worker {pid} has no executor JVM among its ancestors")
+
+
+def executor_id(pid: int) -> str:
+    """Spark's id of an executor JVM (the driver's log names executors by id)."""
+    words = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    return words[words.index("--executor-id") + 1]
+
+
+def kill_and_wait(pid: int, timeout: float = 30) -> None:
+    """SIGKILL ``pid`` and wait until it is dead (gone, or a zombie not yet reaped)."""
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return
+        if state == "Z":
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"process {pid} still alive {timeout:g} s after SIGKILL")
+        time.sleep(0.05)
+
+
 def _descends(pid: int, ancestors: set[int]) -> bool:
     """Whether ``pid`` is one of ``ancestors`` or a descendant (the worker may start the
     executor through a shell)."""
@@ -76,7 +114,7 @@ def _descends(pid: int, ancestors: set[int]) -> bool:
         if pid in ancestors:
             return True
         try:
-            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            pid = parent_of(pid)
         except (OSError, ValueError, IndexError):
             return False
         if pid <= 1:
