@@ -16,7 +16,10 @@ of a few repeats:
 - ``ours``: ``BatchRunner.run_many`` over the example metrics for the same range (all but
   the one joined to click outcomes, which reads a second table): the columnar read in
   chunks, validation, every metric's states, values and states upserted, runs recorded.
-  The stored results are deleted before each repeat so every run writes.
+  The stored results are deleted before each repeat so every run writes. Its first run
+  is reported too: it alone simulates the drift tests' null distributions (once per
+  reference column and window size, then kept in the process), a cost a one-shot
+  ``monitor batch run`` pays and a scheduler pays once.
 
 Targets: ours within 1.3x of the columnar read, and at most 1.5x the pandas read. The
 last line printed is one JSON object with the figures.
@@ -56,16 +59,20 @@ RESULT_TABLES = ("metric_values", "metric_states", "batch_runs", "dead_letters")
 
 
 def best_of(repeats: int, runs: dict[str, Callable[[], object]],
-            before: dict[str, Callable[[], None]]) -> dict[str, float]:
+            before: dict[str, Callable[[], None]]) -> tuple[dict[str, float], dict[str, float]]:
+    """The best and the first time of each run."""
     best = dict.fromkeys(runs, float("inf"))
+    first: dict[str, float] = {}
     for _ in range(repeats):
         for name, run in runs.items():
             if name in before:
                 before[name]()
             start = time.perf_counter()
             run()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
+            seconds = time.perf_counter() - start
+            best[name] = min(best[name], seconds)
+            first.setdefault(name, seconds)
+    return best, first
 
 
 def main() -> None:
@@ -140,7 +147,7 @@ def run(url: str, args: argparse.Namespace) -> None:
             for name in RESULT_TABLES:
                 conn.execute(sa.text(f"DELETE FROM {name}"))
 
-    seconds = best_of(args.repeats, {"columnar": columnar, "bare": bare, "read": read,
+    seconds, first = best_of(args.repeats, {"columnar": columnar, "bare": bare, "read": read,
                                      "ours": ours}, {"ours": clear_results})
     values = store.read_values(stage="batch", limit=None)
     ratio = seconds["ours"] / seconds["bare"]
@@ -160,6 +167,8 @@ def run(url: str, args: argparse.Namespace) -> None:
           f"{'met' if columnar_ratio <= COLUMNAR_TARGET else 'NOT met'}")
     print(f"  read / columnar {seconds['read'] / seconds['columnar']:6.2f}x  (what the batch "
           "stage reads before computing)")
+    print(f"  ours, first run {first['ours']:7.2f} s  (a process's first run also simulates "
+          "the drift tests' null distributions, once per column and window size)")
     print(f"  ours / pandas   {ratio:6.2f}x  (target <= {TARGET_RATIO}x): "
           f"{'met' if ratio <= TARGET_RATIO else 'NOT met'}")
     print(json.dumps({
@@ -171,6 +180,7 @@ def run(url: str, args: argparse.Namespace) -> None:
         "bare_seconds": seconds["bare"],
         "read_seconds": seconds["read"],
         "our_seconds": seconds["ours"],
+        "our_first_seconds": first["ours"],
         "columnar_rows_per_second": rows / seconds["columnar"],
         "bare_rows_per_second": rows / seconds["bare"],
         "read_rows_per_second": rows / seconds["read"],
