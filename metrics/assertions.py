@@ -33,7 +33,6 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cached_property
 from typing import Any, Self
 
@@ -45,14 +44,13 @@ from metrics.bottom_k import BottomK, id_hash, id_hashes, id_text, id_texts
 from metrics.conditions import Condition
 from metrics.counters import ratio
 from metrics.groups import Groups
+from metrics.sample_records import column_texts, float_json, float_texts, quote
 
 __all__ = ["ID", "MAX_K", "Assertion", "AssertionState", "assertion"]
 
 # The column kind of an id: a string or integer field that every event has (a violation
 # without an id could not be sampled the same way in every stage).
 ID: ColumnKind = "non-null id"
-# canonical_json's settings, built once: json.dumps makes an encoder per call otherwise
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
 MAX_K = 10_000  # the sample's bound; a state holds at most this many records
 
 
@@ -84,7 +82,7 @@ class AssertionState:
     def to_bytes(self) -> bytes:
         # the records are canonical JSON already: joined as they are, in sample order
         records = ",".join(record for _, record in self.sample.items())
-        highest = json.dumps(_float_json(self.max_severity))
+        highest = json.dumps(float_json(self.max_severity))
         return (f'{{"judged":{self.judged},"max_severity":{highest},"sample":[{records}],'
                 f'"violations":{self.violations}}}').encode()
 
@@ -151,6 +149,13 @@ class Assertion(Aggregate):
             raise ValueError(f"assertion {column!r} is neither a column nor an expression: "
                              f"{err.msg}") from None
 
+    @cached_property
+    def record_template(self) -> str:
+        """A sampled event's record as canonical JSON, with ``%s`` for the JSON text of
+        each kept field (in sorted order), then the id, then the severity."""
+        fields = ",".join(quote(name).replace("%", "%%") + ":%s" for name in sorted(self.keep))
+        return f'{{"fields":{{{fields}}},"id":%s,"severity":%s}}'
+
     def columns(self) -> dict[str, ColumnKind]:
         condition = self._condition
         read = ({input_column(self): "numeric"} if condition is None
@@ -163,10 +168,12 @@ class Assertion(Aggregate):
         condition = self._condition
         if condition is None:
             return frame[input_column(self)].to_numpy(dtype=np.float64, na_value=np.nan)
-        outcome = pd.Series(condition.evaluate(frame), index=frame.index)
+        outcome = condition.evaluate(frame)
+        if not isinstance(outcome, pd.Series):  # a constant, or an array from eval
+            outcome = pd.Series(outcome, index=frame.index)
         severity = outcome.to_numpy(dtype=np.float64, na_value=np.nan)
         for name in condition.names:
-            severity[frame[name].isna().to_numpy()] = np.nan
+            severity[np.asarray(frame[name].array.isna(), dtype=bool)] = np.nan
         return severity
 
     def fields(self) -> tuple[str, ...]:
@@ -216,105 +223,78 @@ class Assertion(Aggregate):
 
 
 class _Sampler:
-    """One chunk's violating ids, hashed once, offered to every group's sample."""
+    """One chunk's violating rows, each id hashed once, offered to every group's sample.
+
+    Every row is hashed (a BLAKE2b of a short text is cheaper than finding the distinct
+    ids first); only the rows whose hash may still get into their group's sample get a
+    record, built a column at a time (:mod:`metrics.sample_records`)."""
 
     def __init__(self, spec: Assertion, frame: pd.DataFrame, severity: np.ndarray,
                  violated: np.ndarray) -> None:
         self.spec, self.frame, self.severity = spec, frame, severity
-        violating_rows = np.flatnonzero(violated)
-        # Each violating row's id as a code into the distinct ids (-1: a null id, which
-        # is counted as a violation but cannot be sampled)
-        codes, ids = pd.factorize(frame[spec.id_column].iloc[violating_rows])
-        self.id_code = np.full(len(frame), -1, dtype=np.intp)
-        self.id_code[violating_rows] = codes
-        self.texts = id_texts(ids)
+        violating = np.flatnonzero(violated)
+        self.id_column = frame[spec.id_column]
+        ids = self.id_column.array.take(violating)
+        known = ~np.asarray(pd.isna(ids), dtype=bool)  # a null id is counted, not sampled
+        # Each row's place in texts and hashes (-1: not violating, or a null id)
+        self.slot = np.full(len(frame), -1, dtype=np.intp)
+        self.slot[violating[known]] = np.arange(int(known.sum()))
+        self.texts = id_texts(ids[known])
         self.hashes = id_hashes(self.texts)
 
     def offer(self, states: Sequence[AssertionState], rows: np.ndarray, codes: np.ndarray
               ) -> None:
         """Offer each group its violating rows (``rows[i]`` is in group ``codes[i]``)."""
+        sampled = self.slot[rows] >= 0
+        rows, codes = rows[sampled], codes[sampled]
         order = np.argsort(codes, kind="stable")
         rows, codes = rows[order], codes[order]
-        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+        hashes = self.hashes[self.slot[rows]]
+        starts: list[int] = (np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]).tolist()
+                             if len(codes) else [])
         offered = []
-        for start, stop in zip(starts.tolist(), [*starts[1:].tolist(), len(codes)],
-                               strict=True):
+        for start, stop in zip(starts, [*starts[1:], len(codes)], strict=True):
             state = states[int(codes[start])]
-            candidates = self._candidates(state, rows[start:stop])
+            limit = self._limit(state, hashes[start:stop])
+            candidates = (rows[start:stop] if limit is None
+                          else rows[start:stop][hashes[start:stop] <= limit])
             if len(candidates):
                 offered.append((state, candidates))
         if not offered:
             return
-        # The records of every group's candidates from one read of each kept column: the
-        # same rows are often offered twice (overall and in their segment).
+        # The records of every group's candidates at once: the same rows are often
+        # offered twice (overall and in their segment).
         records = self._records(np.unique(np.concatenate([c for _, c in offered])))
         for state, candidates in offered:
             state.sample.offer_many(records[row] for row in candidates.tolist())
 
-    def _candidates(self, state: AssertionState, rows: np.ndarray) -> np.ndarray:
-        """The rows of ``rows`` whose id may be among the k smallest of the group and of
-        the state: those hashing at most the k-th smallest hash, ties included (the
-        state breaks them by id text); none of a null id."""
-        ids = self.id_code[rows]
-        rows, ids = rows[ids >= 0], ids[ids >= 0]
-        present = np.zeros(len(self.texts), dtype=bool)  # ids are dense codes: no sort
-        present[ids] = True
-        distinct = np.flatnonzero(present)
-        hashes = self.hashes[distinct]
-        k = self.spec.k
-        limit = int(np.partition(hashes, k - 1)[k - 1]) if len(distinct) > k else None
+    def _limit(self, state: AssertionState, hashes: np.ndarray) -> np.uint64 | None:
+        """The highest hash of a group's rows that may be among the k smallest of the
+        group and of its state, ties included (the state breaks them by id text); None:
+        any. Distinct ids are told apart by their hash: two that collide count as one,
+        which only lets more rows through."""
         bound = state.sample.bound()
         if bound is not None:
-            limit = bound if limit is None else min(limit, bound)
-        if limit is None:
-            return rows
-        present[distinct[hashes > np.uint64(limit)]] = False
-        return rows[present[ids]]
+            hashes = hashes[hashes <= np.uint64(bound)]
+        k = self.spec.k
+        if len(hashes) > k:
+            distinct = np.unique(hashes)
+            if len(distinct) > k:
+                return distinct[k - 1]
+        return None if bound is None else np.uint64(bound)
 
     def _records(self, rows: np.ndarray) -> dict[int, tuple[str, int, str]]:
-        """(id text, hash, record) of each row."""
-        # the arrays' take, not .iloc: a Series' overhead cost more than the records
-        ids = self.frame[self.spec.id_column].array.take(rows).tolist()
-        kept = [self.frame[name].array.take(rows).tolist() for name in self.spec.keep]
-        records = {}
-        for i, row in enumerate(rows.tolist()):
-            code = self.id_code[row]
-            record = _CANONICAL.encode({
-                "id": _json_value(ids[i]),
-                "severity": _float_json(float(self.severity[row])),
-                "fields": {name: _json_value(values[i])
-                           for name, values in zip(self.spec.keep, kept, strict=True)},
-            })
-            records[row] = (self.texts[code], int(self.hashes[code]), record)
-        return records
-
-
-def _json_value(value: Any) -> Any:
-    """A field's value as JSON: the same text in every stage for the same typed value."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        return _float_json(float(value))
-    if isinstance(value, str):
-        return value
-    if isinstance(value, datetime):  # pd.Timestamp too, to the nanosecond
-        return value.isoformat()
-    if isinstance(value, list | tuple | np.ndarray):
-        return [_json_value(item) for item in value]
-    raise TypeError(f"cannot keep a {type(value).__name__} value ({value!r}) in a sample")
-
-
-def _float_json(value: float) -> float | str | None:
-    """A float as strict JSON: NaN as null, the infinities as text."""
-    if math.isnan(value):
-        return None
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return value
+        """(id text, hash, record) of each row; the record as canonical JSON would spell
+        ``{"fields": {...}, "id": ..., "severity": ...}`` (keys sorted)."""
+        frame = self.frame
+        columns = [column_texts(frame[name], rows) for name in sorted(self.spec.keep)]
+        columns += [column_texts(self.id_column, rows), float_texts(self.severity[rows])]
+        template = self.spec.record_template
+        slots = self.slot[rows].tolist()
+        texts, hashes = self.texts, self.hashes.tolist()
+        return {row: (texts[slot], hashes[slot], template % values)
+                for row, slot, values in zip(rows.tolist(), slots, zip(*columns, strict=True),
+                                             strict=True)}
 
 
 def _float_from_json(value: float | str | None) -> float:
