@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Self
@@ -52,6 +52,7 @@ __all__ = ["ID", "MAX_K", "Assertion", "AssertionState", "assertion"]
 # without an id could not be sampled the same way in every stage).
 ID: ColumnKind = "non-null id"
 MAX_K = 10_000  # the sample's bound; a state holds at most this many records
+_NO_BOUND = np.iinfo(np.uint64).max  # a sample with room takes any hash
 
 
 class AssertionState:
@@ -241,57 +242,72 @@ class _Sampler:
         self.slot[violating[known]] = np.arange(int(known.sum()))
         self.texts = id_texts(ids[known])
         self.hashes = id_hashes(self.texts)
+        # An id's JSON from its text when the column's type says how: an integer's text
+        # is its JSON, a string's is quoted; else (objects) column_texts spells it.
+        dtype = self.id_column.dtype
+        self.id_json: Callable[[str], str] | None = (
+            str if pd.api.types.is_integer_dtype(dtype)
+            else quote if isinstance(dtype, pd.StringDtype) else None)
 
     def offer(self, states: Sequence[AssertionState], rows: np.ndarray, codes: np.ndarray
               ) -> None:
-        """Offer each group its violating rows (``rows[i]`` is in group ``codes[i]``)."""
-        sampled = self.slot[rows] >= 0
-        rows, codes = rows[sampled], codes[sampled]
-        order = np.argsort(codes, kind="stable")
-        rows, codes = rows[order], codes[order]
-        hashes = self.hashes[self.slot[rows]]
-        starts: list[int] = (np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]).tolist()
-                             if len(codes) else [])
-        offered = []
-        for start, stop in zip(starts, [*starts[1:], len(codes)], strict=True):
-            state = states[int(codes[start])]
-            limit = self._limit(state, hashes[start:stop])
-            candidates = (rows[start:stop] if limit is None
-                          else rows[start:stop][hashes[start:stop] <= limit])
-            if len(candidates):
-                offered.append((state, candidates))
-        if not offered:
+        """Offer each group its violating rows (``rows[i]`` is in group ``codes[i]``):
+        those whose hash may be among the k smallest of the group and of its state, ties
+        included (the state breaks them by id text)."""
+        slots = self.slot[rows]
+        sampled = slots >= 0  # not a null id
+        rows, codes, hashes = rows[sampled], codes[sampled], self.hashes[slots[sampled]]
+        # Each group's bound (the largest hash a full sample keeps), at once for all rows
+        bounds = np.array([_NO_BOUND if (bound := state.sample.bound()) is None else bound
+                           for state in states], dtype=np.uint64)
+        held = hashes <= bounds[codes]
+        if not held.all():
+            rows, codes, hashes = rows[held], codes[held], hashes[held]
+        rows, codes = self._smallest_of_each(rows, codes, hashes)
+        if not len(rows):
             return
         # The records of every group's candidates at once: the same rows are often
         # offered twice (overall and in their segment).
-        records = self._records(np.unique(np.concatenate([c for _, c in offered])))
-        for state, candidates in offered:
-            state.sample.offer_many(records[row] for row in candidates.tolist())
+        chosen = np.zeros(len(self.frame), dtype=bool)  # a mask: cheaper than np.unique
+        chosen[rows] = True
+        records = self._records(np.flatnonzero(chosen))
+        order = np.argsort(codes, kind="stable")
+        rows, codes = rows[order].tolist(), codes[order]
+        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]).tolist()
+        for start, stop in zip(starts, [*starts[1:], len(rows)], strict=True):
+            states[int(codes[start])].sample.offer_many(
+                records[row] for row in rows[start:stop])
 
-    def _limit(self, state: AssertionState, hashes: np.ndarray) -> np.uint64 | None:
-        """The highest hash of a group's rows that may be among the k smallest of the
-        group and of its state, ties included (the state breaks them by id text); None:
-        any. Distinct ids are told apart by their hash: two that collide count as one,
-        which only lets more rows through."""
-        bound = state.sample.bound()
-        if bound is not None:
-            hashes = hashes[hashes <= np.uint64(bound)]
+    def _smallest_of_each(self, rows: np.ndarray, codes: np.ndarray, hashes: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray]:
+        """Of a group with more than k rows, only those whose hash is at most its k-th
+        smallest distinct hash. Distinct ids are told apart by their hash: two that
+        collide count as one, which only lets more rows through."""
         k = self.spec.k
-        if len(hashes) > k:
-            distinct = np.unique(hashes)
+        crowded = np.flatnonzero(np.bincount(codes) > k)
+        if not len(crowded):
+            return rows, codes
+        keep = np.ones(len(rows), dtype=bool)
+        for group in crowded.tolist():
+            members = np.flatnonzero(codes == group)
+            distinct = np.unique(hashes[members])
             if len(distinct) > k:
-                return distinct[k - 1]
-        return None if bound is None else np.uint64(bound)
+                keep[members[hashes[members] > distinct[k - 1]]] = False
+        return rows[keep], codes[keep]
+
 
     def _records(self, rows: np.ndarray) -> dict[int, tuple[str, int, str]]:
         """(id text, hash, record) of each row; the record as canonical JSON would spell
         ``{"fields": {...}, "id": ..., "severity": ...}`` (keys sorted)."""
         frame = self.frame
         columns = [column_texts(frame[name], rows) for name in sorted(self.spec.keep)]
-        columns += [column_texts(self.id_column, rows), float_texts(self.severity[rows])]
-        template = self.spec.record_template
         slots = self.slot[rows].tolist()
         texts, hashes = self.texts, self.hashes.tolist()
+        id_json = self.id_json
+        columns += [column_texts(self.id_column, rows) if id_json is None
+                    else [id_json(texts[slot]) for slot in slots],
+                    float_texts(self.severity[rows])]
+        template = self.spec.record_template
         return {row: (texts[slot], hashes[slot], template % values)
                 for row, slot, values in zip(rows.tolist(), slots, zip(*columns, strict=True),
                                              strict=True)}
