@@ -30,8 +30,8 @@ record: the smallest (records are canonical JSON text), whatever the order they 
 
 from __future__ import annotations
 
+import bisect
 import hashlib
-import heapq
 from collections.abc import Iterable, Iterator
 from numbers import Integral
 from typing import Any, Self
@@ -92,14 +92,15 @@ def id_hashes(texts: Iterable[str]) -> np.ndarray:
 class BottomK:
     """At most ``k`` (id text -> record) entries: those of the smallest (hash, id text)."""
 
-    __slots__ = ("_bound", "_entries", "k")
+    __slots__ = ("_entries", "_order", "k")
 
     def __init__(self, k: int) -> None:
         self.k = k
         self._entries: dict[str, tuple[int, str]] = {}  # id text -> (hash, record)
-        # bound()'s answer while the sample is full and unchanged (None: work it out):
-        # asked for every group of every chunk, and the sample rarely changes once full
-        self._bound: int | None = None
+        # The same ids as (hash, id text), sorted: the bound is its last while the sample
+        # is full, and an id that gets in costs one insertion and one deletion, where
+        # working the k smallest out again cost most of the time of an offer
+        self._order: list[tuple[int, str]] = []
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -107,31 +108,29 @@ class BottomK:
     def bound(self) -> int | None:
         """The largest hash kept while the sample is full (an id hashing above it cannot
         get in), or None while there is room."""
-        if len(self._entries) < self.k:
-            return None
-        if self._bound is None:
-            self._bound = max(h for h, _ in self._entries.values())
-        return self._bound
+        return self._order[-1][0] if len(self._order) >= self.k else None
 
     def offer(self, text: str, record: str, hashed: int | None = None) -> None:
         """Add an id's record (``hashed``: its :func:`id_hash`, when known)."""
-        self._put(text, id_hash(text) if hashed is None else hashed, record)
-        if len(self._entries) > self.k:
-            self._trim()
+        self.offer_many([(text, id_hash(text) if hashed is None else hashed, record)])
 
     def offer_many(self, offers: Iterable[tuple[str, int, str]]) -> None:
-        """Add (id text, hash, record) triples, trimming once at the end."""
-        entries = self._entries
-        changed = False
-        for text, hashed, record in offers:  # _put, inlined: called per violation
+        """Add (id text, hash, record) triples: an id keeps its smallest record, and
+        only the k smallest (hash, id text) stay."""
+        entries, order, k = self._entries, self._order, self.k
+        for text, hashed, record in offers:
             held = entries.get(text)
-            if held is None or record < held[1]:
-                entries[text] = (hashed, record)
-                changed = True
-        if changed:
-            self._bound = None
-        if len(entries) > self.k:
-            self._trim()
+            if held is not None:
+                if record < held[1]:
+                    entries[text] = (hashed, record)
+                continue
+            key = (hashed, text)
+            if len(order) >= k and key > order[-1]:
+                continue  # cannot get in
+            entries[text] = (hashed, record)
+            bisect.insort(order, key)
+            if len(order) > k:
+                del entries[order.pop()[1]]
 
     def merge(self, other: Self) -> None:
         if other.k != self.k:
@@ -141,26 +140,9 @@ class BottomK:
 
     def items(self) -> Iterator[tuple[str, str]]:
         """(id text, record) in sample order: by hash, then id text."""
-        for text, (_, record) in sorted(self._entries.items(),
-                                        key=lambda item: (item[1][0], item[0])):
-            yield text, record
-
-    def _put(self, text: str, hashed: int, record: str) -> None:
-        held = self._entries.get(text)
-        if held is None or record < held[1]:
-            self._entries[text] = (hashed, record)
-            self._bound = None
-
-    def _trim(self) -> None:
-        # Drop the few largest (hash, id text) pairs in place: they compare as tuples,
-        # without a key function, and the dict is not rebuilt (a sort of every entry
-        # with a key cost 4x more, and it runs for most offers while samples fill)
-        excess = len(self._entries) - self.k
-        largest = heapq.nlargest(excess + 1, [(hashed, text) for text, (hashed, _)
-                                              in self._entries.items()])
-        for _, text in largest[:excess]:
-            del self._entries[text]
-        self._bound = largest[excess][0]  # the largest kept
+        entries = self._entries
+        for _, text in self._order:
+            yield text, entries[text][1]
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, BottomK) and self.k == other.k
