@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Self
@@ -44,16 +44,16 @@ from metrics.bottom_k import BottomK, id_hash, id_hashes, id_text, id_texts
 from metrics.conditions import Condition
 from metrics.counters import ratio
 from metrics.groups import Groups
-from metrics.json_values import float_from_json, float_json, json_value
+from metrics.json_values import float_from_json, float_json
+from metrics.sample_records import column_texts, float_texts, quote
 
 __all__ = ["ID", "MAX_K", "Assertion", "AssertionState", "assertion"]
 
 # The column kind of an id: a string or integer field that every event has (a violation
 # without an id could not be sampled the same way in every stage).
 ID: ColumnKind = "non-null id"
-# canonical_json's settings, built once: json.dumps makes an encoder per call otherwise
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
 MAX_K = 10_000  # the sample's bound; a state holds at most this many records
+_NO_BOUND = np.iinfo(np.uint64).max  # a sample with room takes any hash
 
 
 class AssertionState:
@@ -151,6 +151,13 @@ class Assertion(Aggregate):
             raise ValueError(f"assertion {column!r} is neither a column nor an expression: "
                              f"{err.msg}") from None
 
+    @cached_property
+    def record_template(self) -> str:
+        """A sampled event's record as canonical JSON, with ``%s`` for the JSON text of
+        each kept field (in sorted order), then the id, then the severity."""
+        fields = ",".join(quote(name).replace("%", "%%") + ":%s" for name in sorted(self.keep))
+        return f'{{"fields":{{{fields}}},"id":%s,"severity":%s}}'
+
     def columns(self) -> dict[str, ColumnKind]:
         condition = self._condition
         read = ({input_column(self): "numeric"} if condition is None
@@ -163,10 +170,12 @@ class Assertion(Aggregate):
         condition = self._condition
         if condition is None:
             return frame[input_column(self)].to_numpy(dtype=np.float64, na_value=np.nan)
-        outcome = pd.Series(condition.evaluate(frame), index=frame.index)
+        outcome = condition.evaluate(frame)
+        if not isinstance(outcome, pd.Series):  # a constant, or an array from eval
+            outcome = pd.Series(outcome, index=frame.index)
         severity = outcome.to_numpy(dtype=np.float64, na_value=np.nan)
         for name in condition.names:
-            severity[frame[name].isna().to_numpy()] = np.nan
+            severity[np.asarray(frame[name].array.isna(), dtype=bool)] = np.nan
         return severity
 
     def fields(self) -> tuple[str, ...]:
@@ -216,77 +225,94 @@ class Assertion(Aggregate):
 
 
 class _Sampler:
-    """One chunk's violating ids, hashed once, offered to every group's sample."""
+    """One chunk's violating rows, each id hashed once, offered to every group's sample.
+
+    Every row is hashed (a BLAKE2b of a short text is cheaper than finding the distinct
+    ids first); only the rows whose hash may still get into their group's sample get a
+    record, built a column at a time (:mod:`metrics.sample_records`)."""
 
     def __init__(self, spec: Assertion, frame: pd.DataFrame, severity: np.ndarray,
                  violated: np.ndarray) -> None:
         self.spec, self.frame, self.severity = spec, frame, severity
-        violating_rows = np.flatnonzero(violated)
-        # Each violating row's id as a code into the distinct ids (-1: a null id, which
-        # is counted as a violation but cannot be sampled)
-        codes, ids = pd.factorize(frame[spec.id_column].iloc[violating_rows])
-        self.id_code = np.full(len(frame), -1, dtype=np.intp)
-        self.id_code[violating_rows] = codes
-        self.texts = id_texts(ids)
+        violating = np.flatnonzero(violated)
+        self.id_column = frame[spec.id_column]
+        ids = self.id_column.array.take(violating)
+        known = ~np.asarray(pd.isna(ids), dtype=bool)  # a null id is counted, not sampled
+        # Each row's place in texts and hashes (-1: not violating, or a null id)
+        self.slot = np.full(len(frame), -1, dtype=np.intp)
+        self.slot[violating[known]] = np.arange(int(known.sum()))
+        self.texts = id_texts(ids[known])
         self.hashes = id_hashes(self.texts)
+        # An id's JSON from its text when the column's type says how: an integer's text
+        # is its JSON, a string's is quoted; else (objects) column_texts spells it.
+        dtype = self.id_column.dtype
+        self.id_json: Callable[[str], str] | None = (
+            str if pd.api.types.is_integer_dtype(dtype)
+            else quote if isinstance(dtype, pd.StringDtype) else None)
 
     def offer(self, states: Sequence[AssertionState], rows: np.ndarray, codes: np.ndarray
               ) -> None:
-        """Offer each group its violating rows (``rows[i]`` is in group ``codes[i]``)."""
-        order = np.argsort(codes, kind="stable")
-        rows, codes = rows[order], codes[order]
-        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-        offered = []
-        for start, stop in zip(starts.tolist(), [*starts[1:].tolist(), len(codes)],
-                               strict=True):
-            state = states[int(codes[start])]
-            candidates = self._candidates(state, rows[start:stop])
-            if len(candidates):
-                offered.append((state, candidates))
-        if not offered:
+        """Offer each group its violating rows (``rows[i]`` is in group ``codes[i]``):
+        those whose hash may be among the k smallest of the group and of its state, ties
+        included (the state breaks them by id text)."""
+        slots = self.slot[rows]
+        sampled = slots >= 0  # not a null id
+        rows, codes, hashes = rows[sampled], codes[sampled], self.hashes[slots[sampled]]
+        # Each group's bound (the largest hash a full sample keeps), at once for all rows
+        bounds = np.array([_NO_BOUND if (bound := state.sample.bound()) is None else bound
+                           for state in states], dtype=np.uint64)
+        held = hashes <= bounds[codes]
+        if not held.all():
+            rows, codes, hashes = rows[held], codes[held], hashes[held]
+        rows, codes = self._smallest_of_each(rows, codes, hashes)
+        if not len(rows):
             return
-        # The records of every group's candidates from one read of each kept column: the
-        # same rows are often offered twice (overall and in their segment).
-        records = self._records(np.unique(np.concatenate([c for _, c in offered])))
-        for state, candidates in offered:
-            state.sample.offer_many(records[row] for row in candidates.tolist())
+        # The records of every group's candidates at once: the same rows are often
+        # offered twice (overall and in their segment).
+        chosen = np.zeros(len(self.frame), dtype=bool)  # a mask: cheaper than np.unique
+        chosen[rows] = True
+        records = self._records(np.flatnonzero(chosen))
+        order = np.argsort(codes, kind="stable")
+        rows, codes = rows[order].tolist(), codes[order]
+        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]).tolist()
+        for start, stop in zip(starts, [*starts[1:], len(rows)], strict=True):
+            states[int(codes[start])].sample.offer_many(
+                records[row] for row in rows[start:stop])
 
-    def _candidates(self, state: AssertionState, rows: np.ndarray) -> np.ndarray:
-        """The rows of ``rows`` whose id may be among the k smallest of the group and of
-        the state: those hashing at most the k-th smallest hash, ties included (the
-        state breaks them by id text); none of a null id."""
-        ids = self.id_code[rows]
-        rows, ids = rows[ids >= 0], ids[ids >= 0]
-        present = np.zeros(len(self.texts), dtype=bool)  # ids are dense codes: no sort
-        present[ids] = True
-        distinct = np.flatnonzero(present)
-        hashes = self.hashes[distinct]
+    def _smallest_of_each(self, rows: np.ndarray, codes: np.ndarray, hashes: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray]:
+        """Of a group with more than k rows, only those whose hash is at most its k-th
+        smallest distinct hash. Distinct ids are told apart by their hash: two that
+        collide count as one, which only lets more rows through."""
         k = self.spec.k
-        limit = int(np.partition(hashes, k - 1)[k - 1]) if len(distinct) > k else None
-        bound = state.sample.bound()
-        if bound is not None:
-            limit = bound if limit is None else min(limit, bound)
-        if limit is None:
-            return rows
-        present[distinct[hashes > np.uint64(limit)]] = False
-        return rows[present[ids]]
+        crowded = np.flatnonzero(np.bincount(codes) > k)
+        if not len(crowded):
+            return rows, codes
+        keep = np.ones(len(rows), dtype=bool)
+        for group in crowded.tolist():
+            members = np.flatnonzero(codes == group)
+            distinct = np.unique(hashes[members])
+            if len(distinct) > k:
+                keep[members[hashes[members] > distinct[k - 1]]] = False
+        return rows[keep], codes[keep]
+
 
     def _records(self, rows: np.ndarray) -> dict[int, tuple[str, int, str]]:
-        """(id text, hash, record) of each row."""
-        # the arrays' take, not .iloc: a Series' overhead cost more than the records
-        ids = self.frame[self.spec.id_column].array.take(rows).tolist()
-        kept = [self.frame[name].array.take(rows).tolist() for name in self.spec.keep]
-        records = {}
-        for i, row in enumerate(rows.tolist()):
-            code = self.id_code[row]
-            record = _CANONICAL.encode({
-                "id": json_value(ids[i]),
-                "severity": float_json(float(self.severity[row])),
-                "fields": {name: json_value(values[i])
-                           for name, values in zip(self.spec.keep, kept, strict=True)},
-            })
-            records[row] = (self.texts[code], int(self.hashes[code]), record)
-        return records
+        """(id text, hash, record) of each row; the record as canonical JSON would spell
+        ``{"fields": {...}, "id": ..., "severity": ...}`` (keys sorted)."""
+        frame = self.frame
+        columns = [column_texts(frame[name], rows) for name in sorted(self.spec.keep)]
+        slots = self.slot[rows].tolist()
+        texts, hashes = self.texts, self.hashes.tolist()
+        id_json = self.id_json
+        columns += [column_texts(self.id_column, rows) if id_json is None
+                    else [id_json(texts[slot]) for slot in slots],
+                    float_texts(self.severity[rows])]
+        template = self.spec.record_template
+        return {row: (texts[slot], hashes[slot], template % values)
+                for row, slot, values in zip(rows.tolist(), slots, zip(*columns, strict=True),
+                                             strict=True)}
+
 
 
 def assertion(column: str | None = None, *, id: str, keep: Sequence[str] = (),

@@ -33,8 +33,8 @@ key's values that way, :mod:`metrics.key_consistency`).
 
 from __future__ import annotations
 
+import bisect
 import hashlib
-import heapq
 from collections.abc import Callable, Iterable, Iterator
 from numbers import Integral
 from typing import Any, Generic, Self, TypeVar
@@ -62,8 +62,8 @@ def id_text(value: Any) -> str:
 
 
 def id_texts(ids: Any) -> list[str]:
-    """:func:`id_text` of each of ``ids`` (distinct values, no nulls, as ``pd.factorize``
-    gives them); integers are spelled by numpy at once."""
+    """:func:`id_text` of each of ``ids`` (a pandas or numpy array without nulls);
+    integers are spelled by numpy at once."""
     if pd.api.types.is_integer_dtype(ids.dtype):
         return np.asarray(ids.to_numpy()).astype(str).tolist()
     values = list(ids)
@@ -104,13 +104,17 @@ class BottomK(Generic[R]):
     (a stored sample need not keep it: an assertion counts its violations apart).
     """
 
-    __slots__ = ("_entries", "combine", "dropped", "k")
+    __slots__ = ("_entries", "_order", "combine", "dropped", "k")
 
     def __init__(self, k: int, combine: Callable[[R, R], R] | None = None) -> None:
         self.k = k
         self.combine = combine
         self.dropped = False
         self._entries: dict[str, tuple[int, R]] = {}  # id text -> (hash, record)
+        # The same ids as (hash, id text), sorted: the bound is its last while the sample
+        # is full, and an id that gets in costs one insertion and one deletion, where
+        # working the k smallest out again cost most of the time of an offer
+        self._order: list[tuple[int, str]] = []
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -118,22 +122,33 @@ class BottomK(Generic[R]):
     def bound(self) -> int | None:
         """The largest hash kept while the sample is full (an id hashing above it cannot
         get in), or None while there is room."""
-        if len(self._entries) < self.k:
-            return None
-        return max(h for h, _ in self._entries.values())
+        return self._order[-1][0] if len(self._order) >= self.k else None
 
     def offer(self, text: str, record: R, hashed: int | None = None) -> None:
         """Add an id's record (``hashed``: its :func:`id_hash`, when known)."""
-        self._put(text, id_hash(text) if hashed is None else hashed, record)
-        if len(self._entries) > self.k:
-            self._trim()
+        self.offer_many([(text, id_hash(text) if hashed is None else hashed, record)])
 
     def offer_many(self, offers: Iterable[tuple[str, int, R]]) -> None:
-        """Add (id text, hash, record) triples, trimming once at the end."""
+        """Add (id text, hash, record) triples: an id keeps its smallest record (or its
+        records combined), and only the k smallest (hash, id text) stay."""
+        entries, order, k, combine = self._entries, self._order, self.k, self.combine
         for text, hashed, record in offers:
-            self._put(text, hashed, record)
-        if len(self._entries) > self.k:
-            self._trim()
+            held = entries.get(text)
+            if held is not None:
+                if combine is not None:
+                    entries[text] = (hashed, combine(held[1], record))
+                elif record < held[1]:  # type: ignore[operator]  # records are text by default
+                    entries[text] = (hashed, record)
+                continue
+            key = (hashed, text)
+            if len(order) >= k and key > order[-1]:
+                self.dropped = True  # cannot get in
+                continue
+            entries[text] = (hashed, record)
+            bisect.insort(order, key)
+            if len(order) > k:
+                del entries[order.pop()[1]]
+                self.dropped = True
 
     def merge(self, other: Self) -> None:
         if other.k != self.k:
@@ -144,29 +159,14 @@ class BottomK(Generic[R]):
 
     def items(self) -> Iterator[tuple[str, R]]:
         """(id text, record) in sample order: by hash, then id text."""
-        for text, (_, record) in sorted(self._entries.items(),
-                                        key=lambda item: (item[1][0], item[0])):
-            yield text, record
+        entries = self._entries
+        for _, text in self._order:
+            yield text, entries[text][1]
 
     def hashed_items(self) -> Iterator[tuple[str, int, R]]:
         """(id text, hash, record) in no particular order."""
         for text, (hashed, record) in self._entries.items():
             yield text, hashed, record
-
-    def _put(self, text: str, hashed: int, record: R) -> None:
-        held = self._entries.get(text)
-        if held is None:
-            self._entries[text] = (hashed, record)
-        elif self.combine is not None:
-            self._entries[text] = (hashed, self.combine(held[1], record))
-        elif record < held[1]:  # type: ignore[operator]  # records are text by default
-            self._entries[text] = (hashed, record)
-
-    def _trim(self) -> None:
-        kept = heapq.nsmallest(self.k, self._entries.items(),
-                               key=lambda item: (item[1][0], item[0]))
-        self._entries = dict(kept)
-        self.dropped = True
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, BottomK) and self.k == other.k

@@ -10,18 +10,41 @@ because states merge exactly, and every stage values them through
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from metrics.groups import Groups
-from monitor.errors import DefinitionError, MetricComputeError
+from monitor.errors import DefinitionError
 from monitor.partials import Partial, PartialKey, partial_values
 from monitor.per_event import check_per_event_result
 from monitor.segments import escape, label_value
 from monitor.spec import OVERALL, MetricSpec
 from monitor.values import MetricValue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FailedEvents:
+    """Events a metric's per-event function failed on, left out of that metric's states
+    (see :func:`derive`); each stage turns them into dead letters."""
+
+    metric: str  # the metric's name
+    rows: np.ndarray  # positions in the events given to Engine.update, ascending
+    problems: list[str]  # per row, what the function did ("raised ValueError: ...")
+
+    @property
+    def reason(self) -> str:
+        """A label to count dead letters by (no colon: a stage appends the problem)."""
+        return f"per-event function of metric {self.metric!r} failed"
+
+    def reasons(self) -> list[str]:
+        """Per row, the reason and the problem."""
+        return [f"{self.reason}: {problem}" for problem in self.problems]
 
 
 class Engine:
@@ -38,6 +61,8 @@ class Engine:
         if len(streams) > 1:
             raise ValueError(f"an engine reads one stream; got {', '.join(sorted(streams))}")
         self.partials: dict[PartialKey, Partial] = {}
+        # the events per-event functions failed on, until the stage takes them
+        self.failed: list[FailedEvents] = []
 
     def update(self, events: pd.DataFrame, skip: Mapping[str, np.ndarray] | None = None
                ) -> set[PartialKey]:
@@ -49,6 +74,10 @@ class Engine:
         Each row's window and segment are worked out once per chunk and shared by the
         metrics; each metric then updates all the states the chunk touches in one call of
         its aggregate's ``update_groups``.
+
+        A per-event function that fails on some events leaves them out of its metric
+        only (see :func:`derive`): they are added to :attr:`failed`, which the stage takes
+        with :meth:`take_failed` and turns into dead letters.
         """
         touched: set[PartialKey] = set()
         if events.empty or not self.metrics:
@@ -60,14 +89,27 @@ class Engine:
             if keep is not None and not keep.any():
                 continue
             rows = events if keep is None else events[keep]
+            frame, failed = _input_columns(metric, rows)
+            if failed:
+                positions = np.arange(len(events)) if keep is None else np.flatnonzero(keep)
+                self.failed.append(FailedEvents(metric.name, positions[[r for r, _ in failed]],
+                                                [problem for _, problem in failed]))
+                keep = np.ones(len(events), dtype=bool) if keep is None else keep.copy()
+                keep[self.failed[-1].rows] = False
+                if not keep.any():
+                    continue
             keys, groups = codes.groups(name, metric, keep)
             partials = [self._partial(metric, key) for key in keys]
-            metric.aggregate.update_groups([p.state for p in partials],
-                                           _input_columns(metric, rows), groups)
+            metric.aggregate.update_groups([p.state for p in partials], frame, groups)
             for partial, added in zip(partials, groups.sizes().tolist(), strict=True):
                 partial.rows += added
             touched.update(keys)
         return touched
+
+    def take_failed(self) -> list[FailedEvents]:
+        """The events per-event functions failed on since the last call (and forget them)."""
+        failed, self.failed = self.failed, []
+        return failed
 
     def _partial(self, metric: MetricSpec, key: PartialKey) -> Partial:
         partial = self.partials.get(key)
@@ -153,28 +195,84 @@ class _ChunkCodes:
         return keys + segment_keys, _both(groups, segment_groups)
 
 
-def _input_columns(metric: MetricSpec, events: pd.DataFrame) -> pd.DataFrame:
+def _input_columns(metric: MetricSpec, events: pd.DataFrame
+                   ) -> tuple[pd.DataFrame, list[tuple[int, str]]]:
     """The events the aggregate reads, with the per-event function's output added as a
-    column named after the metric. (Aggregates pick their columns by name, so the other
+    column named after the metric, less the events it failed on; and those (position
+    in ``events``, problem). (Aggregates pick their columns by name, so the other
     columns ride along: selecting a subset cost a millisecond per call.)"""
     if metric.per_event is None:
-        return events
+        return events, []
+    values, failed = derive(metric, events)
+    frame = events.copy(deep=False)  # copy-on-write: the caller's frame is not touched
+    if failed:
+        ok = np.ones(len(events), dtype=bool)
+        ok[[row for row, _ in failed]] = False
+        frame = frame[ok]
+        log.warning("metric %r: per-event function failed on %d of %d events, left out of "
+                    "it as dead letters (the first: %s)", metric.name, len(failed),
+                    len(events), failed[0][1])
+    frame[metric.name] = values
+    return frame, failed
+
+
+class _Failed(Exception):
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+def derive(metric: MetricSpec, events: pd.DataFrame
+           ) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """A metric's per-event function over ``events``: its values for the events it did not
+    fail on (in order) and, for the others, (position, problem).
+
+    The rule for a failure at run time: when the function raises on a chunk, or returns
+    something that is not one value per event of the kind its aggregate reads, it is run
+    again on each half of the chunk, then on their halves, down to single events. The
+    events it fails on alone are the ones it failed on; the others take their values
+    from the smallest parts it succeeded on. For a function whose value for an event
+    depends on that event only (what a per-event function is), that is the same set of
+    events and the same values whatever the chunking, so every stage leaves out the same
+    events, and a chunk with one bad event costs about 2 log2(n) more calls, not n.
+    """
+    parts: list[np.ndarray] = []
+    failed: list[tuple[int, str]] = []
+    _run_halving(metric, events, 0, len(events), parts, failed)
+    if not parts:
+        return np.array([], dtype=float), failed
+    return (parts[0] if len(parts) == 1 else np.concatenate(parts)), failed
+
+
+def _run_halving(metric: MetricSpec, events: pd.DataFrame, start: int, stop: int,
+                 parts: list[np.ndarray], failed: list[tuple[int, str]]) -> None:
+    try:
+        parts.append(_run(metric, events if stop - start == len(events)
+                          else events.iloc[start:stop]))
+    except _Failed as err:
+        if stop - start == 1:
+            failed.append((start, err.problem))
+            return
+        middle = (start + stop) // 2
+        _run_halving(metric, events, start, middle, parts, failed)
+        _run_halving(metric, events, middle, stop, parts, failed)
+
+
+def _run(metric: MetricSpec, events: pd.DataFrame) -> np.ndarray:
+    """The function's values for ``events``; a _Failed saying what went wrong."""
+    assert metric.per_event is not None
     subject = f"metric {metric.name!r}"
     try:
         derived = metric.per_event.function(events)
-        derived = check_per_event_result(
+        checked = check_per_event_result(
             subject, derived, len(events), metric.aggregate.columns()[metric.name]
         )
     except DefinitionError as err:
-        raise MetricComputeError(metric.name, err.problem) from None
-    except Exception as err:  # the user's function: name it in the error
-        raise MetricComputeError(
-            metric.name, f"per-event function {metric.per_event.path} raised "
-            f"{type(err).__name__}: {err}"
-        ) from err
-    frame = events.copy(deep=False)  # copy-on-write: the caller's frame is not touched
-    frame[metric.name] = derived.to_numpy()
-    return frame
+        raise _Failed(err.problem) from None
+    except Exception as err:  # the user's function: say which and what it raised
+        raise _Failed(f"{metric.per_event.path} raised {type(err).__name__}: {err}"
+                      ) from None
+    return checked.to_numpy()
 
 
 def _segment_codes(events: pd.DataFrame, columns: tuple[str, ...]) -> tuple[list[str], np.ndarray]:

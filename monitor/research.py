@@ -24,7 +24,7 @@ import pandas as pd
 
 from metrics.drift import ReferenceProfile
 from monitor.alerts.backtest import alert_episodes, mature_values
-from monitor.engine import Engine
+from monitor.engine import Engine, FailedEvents
 from monitor.label_join import LabelCounts
 from monitor.label_stage import LabelsLike, joined_events
 from monitor.references import References, bind, fit_reference
@@ -40,7 +40,9 @@ ReferenceLike = ReferenceProfile | pd.DataFrame | str | Path | None
 @dataclass
 class ResearchResult:
     values: pd.DataFrame
-    rejects: pd.DataFrame  # row, reason (and excerpt for rows that did not parse)
+    # row, reason (and excerpt for rows that did not parse); the events a per-event
+    # function failed on too, with a reason naming the metric (monitor.engine.derive)
+    rejects: pd.DataFrame
     events: int  # events offered, rejected ones included
     metric: MetricSpec  # as computed: its reference profile bound in
     windows: list[WindowResult]  # values and states as a stage stores them; ``values`` too
@@ -83,6 +85,9 @@ def run(metric: MetricSpec, events: pd.DataFrame, reference: ReferenceLike = Non
     engine = Engine([bound])
     joined = joined_events(bound, clean, labels)
     engine.update(clean if joined is None else joined.events)
+    if failed := engine.take_failed():
+        rejects = pd.concat([rejects, failed_rejects(events, rejects, failed)],
+                            ignore_index=True)
     # Valued once, as batch values its windows: the values returned are the floats a
     # recorded run stores (valuing again added a quarter to a recorded run of quantiles).
     windows = window_results(bound, engine.partials)
@@ -115,6 +120,18 @@ def backtest(
     :mod:`monitor.label_maturity`)."""
     result = run(metric, events, reference, labels=labels, as_of=as_of)
     return alert_episodes(metric, result.values, as_of=result.as_of)
+
+
+def failed_rejects(events: pd.DataFrame, rejects: pd.DataFrame,
+                   failed: list[FailedEvents]) -> pd.DataFrame:
+    """The events a per-event function failed on as rejects (``row``: the event's index
+    label in ``events``; ``reason`` names the metric and says what the function did):
+    they are left out of that metric, as a stage's dead letters are."""
+    valid = events.index[~events.index.isin(rejects["row"])]  # the validated events' rows
+    found = pd.concat([pd.DataFrame({"row": valid[f.rows], "reason": f.reasons()})
+                       for f in failed], ignore_index=True)
+    log.warning("%d events left out of a metric: %s", len(found), summarize_reasons(found))
+    return found
 
 
 def summarize_reasons(rejects: pd.DataFrame, top: int = 10) -> str:

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from metrics.expectations import BOOKKEEPING_PREFIX
+from monitor.engine import FailedEvents
 from monitor.spec import MetricSpec, StreamSpec
 from monitor.stage_switch import COMMIT_WITHIN
 from monitor.storage.outages import describe_error, is_outage
@@ -108,6 +109,10 @@ class Prepared:
     cap_ns: int  # no watermark passes it: the wall clock when prepared, plus the lead
     rejected: list[Rejected] = field(default_factory=list)
     skipped: int = 0  # messages at or below the stored offsets
+    # Events a metric's per-event function failed on (monitor.engine.derive), found as
+    # they are absorbed: dead letters counted and sampled with the batch's store, then
+    # sent to the topic after it (at most once, as the messages the database refused)
+    failed: list[Rejected] = field(default_factory=list)
 
 
 @dataclass
@@ -237,6 +242,7 @@ class StreamProcessor:
         return prepared
 
     def absorb(self, prepared: Prepared) -> None:
+        failed: list[Rejected] = []
         for partition, offset in prepared.through.items():
             state = self.owned[partition]
             events = prepared.events.get(partition)
@@ -244,7 +250,10 @@ class StreamProcessor:
                 events = prepared_empty(self.stream)
             state.absorb(events, self.stream.time, prepared.late.get(partition, {}), offset,
                          prepared.cap_ns)
-        self._letters.add(prepared.rejected)
+            failed += failed_letters(events, state.engine.take_failed())
+        prepared.failed = failed
+        # one call: a message's letters are numbered in one order on every replay
+        self._letters.add([*prepared.rejected, *failed])
 
     def handle(self, messages: Sequence[RawMessage]) -> Prepared:
         """prepare, absorb and store in one go (no dead-letter topic in between)."""
@@ -541,6 +550,31 @@ def prepared_empty(stream: StreamSpec) -> pd.DataFrame:
                          OFFSET: pd.Series(dtype=np.int64)})
 
 
+def event_lines(events: pd.DataFrame, rows: np.ndarray) -> list[str]:
+    """The JSON lines of some of ``events`` as a dead letter keeps them: their fields,
+    without the columns the worker adds (partition, offset, the unknown-fields mark)."""
+    bookkeeping = [c for c in events.columns if str(c).startswith(BOOKKEEPING_PREFIX)]
+    return events.iloc[rows].drop(columns=bookkeeping).to_json(
+        orient="records", lines=True, date_format="iso").splitlines()
+
+
+def failed_letters(events: pd.DataFrame, failed: Sequence[FailedEvents]) -> list[Rejected]:
+    """The events per-event functions failed on (positions in ``events``) as dead letters,
+    one per event and metric, the reason naming the metric."""
+    if not failed:
+        return []
+    partitions = events[PARTITION].to_numpy()
+    offsets = events[OFFSET].to_numpy()
+    letters = []
+    for f in failed:
+        records = event_lines(events, f.rows)
+        letters += [Rejected(int(partitions[row]), int(offsets[row]), f.reason, problem,
+                             record.encode())
+                    for row, problem, record in zip(f.rows.tolist(), f.problems, records,
+                                                    strict=True)]
+    return letters
+
+
 def late_letters(events: pd.DataFrame, late: dict[str, np.ndarray]) -> list[Rejected]:
     if not late:
         return []
@@ -551,9 +585,7 @@ def late_letters(events: pd.DataFrame, late: dict[str, np.ndarray]) -> list[Reje
         return []
     partitions = events[PARTITION].to_numpy()
     offsets = events[OFFSET].to_numpy()
-    bookkeeping = [c for c in events.columns if str(c).startswith(BOOKKEEPING_PREFIX)]
-    records = events.iloc[rows].drop(columns=bookkeeping).to_json(
-        orient="records", lines=True, date_format="iso").splitlines()
+    records = event_lines(events, rows)
     return [
         Rejected(int(partitions[row]), int(offsets[row]), LATE,
                  "too late for the closed window of "

@@ -330,15 +330,16 @@ class _Steps:
         return list(self.pending.rejected)
 
     def commit(self) -> list[Rejected]:
-        """Store the prepared micro-batch; the messages the database refused (see
-        StreamProcessor.store_isolating)."""
+        """Store the prepared micro-batch; the dead letters found as it was absorbed
+        (events a per-event function failed on), or the messages the database refused
+        (see StreamProcessor.store_isolating)."""
         if self.pending is None:
             return []
         if not self.absorbed:
             self.processor.absorb(self.pending)
             self.absorbed = True
         try:
-            self.processor.store_or_reload(self.pending)
+            stored = self.processor.store_or_reload(self.pending)
         except Exception as err:
             if looks_like_an_outage(err):
                 raise  # retried as it is: what is absorbed waits in memory
@@ -349,7 +350,7 @@ class _Steps:
                 self.absorbed = False
                 raise
         else:
-            refused = []
+            refused = stored.failed  # stored with the batch; to the topic now
         self.pending = None
         return refused
 

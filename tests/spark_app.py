@@ -44,12 +44,18 @@ for name, spec in example.metrics.items():  # the same definitions, on these str
     mon.metrics[name] = dataclasses.replace(spec, stream=mon.streams["home"], labels=labels)
 
 
+class InjectedTaskError(BaseException):
+    """Not an Exception: a per-event function's Exception sends the events it fails on
+    to dead letters (monitor.engine.derive), while this one fails the task, as a fault
+    of the metric's code or of the executor would."""
+
+
 @mon.metric("breaks_on_day_3", "home", aggregate=metrics.mean(), window="1h")
 def breaks_on_day_3(events: pd.DataFrame) -> pd.Series:
-    """Latency, but it raises on any event of the third day."""
+    """Latency, but it fails the task on any event of the third day."""
     ts = events["ts"]
     if ((ts >= FAILING_DAY) & (ts < FAILING_DAY + pd.Timedelta(days=1))).any():
-        raise RuntimeError("injected failure on the third day's events")
+        raise InjectedTaskError("injected failure on the third day's events")
     return events["latency_ms"]
 
 

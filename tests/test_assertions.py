@@ -21,7 +21,7 @@ from scipy import stats
 
 import metrics
 from metrics.assertions import Assertion, AssertionState
-from monitor import DefinitionError, MetricComputeError, Monitor, Threshold
+from monitor import DefinitionError, Monitor, Threshold
 from monitor.assertion_examples import examples
 from monitor.engine import Engine
 from monitor.partials import merge_stored
@@ -324,20 +324,31 @@ def test_a_bad_definition_fails_at_registration_naming_the_metric() -> None:
         metrics.assertion("flag", id="uid", keep=("severity",))
 
 
-def test_a_function_failing_on_real_data_names_the_metric() -> None:
-    """What every per-event function does on a chunk it fails on (monitor.engine): the
-    stage gets a MetricComputeError naming the metric; no event goes to dead letters."""
+def test_a_function_failing_on_an_events_data_sends_it_to_dead_letters() -> None:
+    """A function that raises on some events' data at run time (monitor.engine.derive):
+    those events are reported with a reason naming the metric and left out of it; the
+    others are counted and sampled as without them (tests/test_per_event_failures.py has
+    batch and streaming)."""
     mon, _ = app()
 
     @mon.metric("fragile", "home", aggregate=metrics.assertion(id="view_id"))
     def fragile(events: pd.DataFrame) -> pd.Series:
-        if (events["view_id"] > 1_000).any():  # not so in the sample events (ids 1 to 4)
+        if (events["view_id"] > 4_000).any():  # not so in the sample events (ids 1 to 4)
             raise ValueError("cannot judge a sure score")
         return events["new_user"]
 
-    with pytest.raises(MetricComputeError, match=r"metric 'fragile': per-event function .* "
-                       "raised ValueError: cannot judge a sure score"):
-        run(fragile, homepage(5_000, seed=3))
+    events = homepage(5_000, seed=3)
+    result = run(fragile, events)
+    failing = events.index[events["view_id"] > 4_000]
+    assert len(failing) > 100
+    assert sorted(result.rejects["row"]) == sorted(failing)
+    assert set(result.rejects["reason"]) == {
+        "per-event function of metric 'fragile' failed: tests.test_assertions:"
+        "test_a_function_failing_on_an_events_data_sends_it_to_dead_letters.<locals>.fragile "
+        "raised ValueError: cannot judge a sure score"}
+    without = run(fragile, events.drop(failing))
+    pd.testing.assert_frame_equal(result.values, without.values, check_exact=True)
+    assert [w.state for w in result.windows] == [w.state for w in without.windows]
 
 
 def test_alert_rules_and_examples_like_any_metric() -> None:

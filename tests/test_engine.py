@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 import metrics
-from monitor import OVERALL, MetricComputeError, Monitor
-from monitor.research import evaluate
+from monitor import OVERALL, Monitor
+from monitor.research import evaluate, run
 from monitor.segments import parse_label
 
 
@@ -93,15 +93,28 @@ def test_per_event_function_feeds_the_aggregate(mon: Monitor) -> None:
     assert overall["value"].to_numpy() == pytest.approx(expected.to_numpy(), rel=1e-12)
 
 
-def test_a_per_event_function_failing_on_real_data_names_the_metric(mon: Monitor) -> None:
+def test_a_per_event_function_failing_on_a_chunk_is_run_on_its_halves(mon: Monitor) -> None:
+    """The rule of monitor.engine.derive: a function that fails on a chunk (here, wrong
+    for more than 10 events, though right for each event) is run on the chunk's halves,
+    down to single events; the values come from the parts it succeeded on, and an event
+    is left out only if it fails alone (none here)."""
+    sizes: list[int] = []
+
     @mon.metric("fragile", "home", aggregate=metrics.mean(), window="1h")
     def fragile(frame: pd.DataFrame) -> pd.Series:
+        sizes.append(len(frame))
         if len(frame) > 10:
             return frame["latency_ms"].head(10)
         return frame["latency_ms"]
 
-    with pytest.raises(MetricComputeError, match=r"metric 'fragile': .*returned 10 values"):
-        evaluate(fragile, events())
+    data = events()
+    result = run(fragile, data)
+    assert result.rejects.empty
+    assert max(sizes) == len(data) and max(s for s in sizes if s < len(data)) <= len(data) // 2
+    expected = data.groupby(data["ts"].dt.floor("1h"))["latency_ms"].mean()
+    overall = result.values[result.values["segment"] == OVERALL]
+    assert overall["value"].to_numpy() == pytest.approx(expected.to_numpy(), rel=1e-12)
+    assert overall["count"].sum() == len(data)
 
 
 def test_null_segment_values_get_their_own_segment() -> None:

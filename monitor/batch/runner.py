@@ -29,6 +29,10 @@ died, or lost the database for longer than it would wait, before it could record
 (Should a manual ``monitor batch run`` of a metric run alongside the scheduler's after
 all, the other run's own end still overwrites its row: only the record is touched.)
 
+The events a metric's per-event function fails on (see :func:`monitor.engine.derive`) are
+left out of that metric and stored as dead letters as refused rows are, the reason naming
+the metric and what the function did.
+
 Dead letters are keyed by their row, so a retry or a rerun stores each once: the key is
 the SHA-256 of the row as read (its columns as JSON) and how many identical rows came
 before it in the slice. Identical rows share their event time, so they fall in the same
@@ -59,7 +63,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from monitor.batch import handover
-from monitor.batch.slice_states import StateSource, rejected_payloads
+from monitor.batch.slice_states import StateSource, failed_payloads, rejected_payloads
 from monitor.batch.sources import EventSource, UnparsedRows
 from monitor.engine import Engine
 from monitor.errors import MonitorError
@@ -503,6 +507,9 @@ class BatchRunner:
                 clean = join_labels(clean, labels,
                                     metrics[0].labels.rule(metrics[0].stream.time)).events
             engine.update(clean)
+            if failed := engine.take_failed():
+                rejected += _keyed_letters(metrics[0].stream,
+                                           failed_payloads(chunk, rejects, failed), seen)
         if isinstance(source, UnparsedRows):
             unparsed = source.unparsed(start, end)
             rows += len(unparsed)

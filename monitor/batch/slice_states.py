@@ -4,8 +4,9 @@ The batch runner reads most sources chunk by chunk and feeds its own engine. A s
 that runs elsewhere (Spark's executors, :mod:`monitor.batch.spark_engine`) runs the same
 engine where the rows are and hands back only the merged states of the slice, with what
 the runner needs to store it exactly as it stores its own: the rows read, the rows
-validation refused (as the payloads their dead letters are keyed by) and the lines that
-did not parse. Storing, run records, watermarks and alerts stay the runner's.
+validation refused and those a per-event function failed on (as the payloads their dead
+letters are keyed by) and the lines that did not parse. Storing, run records, watermarks
+and alerts stay the runner's.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Protocol, runtime_checkable
 
 import pandas as pd
 
+from monitor.engine import FailedEvents
 from monitor.partials import Partial, PartialKey
 from monitor.spec import MetricSpec
 
@@ -47,6 +49,16 @@ class StateSource(Protocol):
         """The states of ``metrics`` (one stream's, one window width) over the events of
         ``[since, until)``, joined to ``labels`` (validated, the slice's label range) when
         the metrics join labels."""
+
+
+def failed_payloads(chunk: pd.DataFrame, rejects: pd.DataFrame,
+                    failed: Sequence[FailedEvents]) -> list[tuple[str, str]]:
+    """The events per-event functions failed on (positions in the validated rows of
+    ``chunk``, which validation refused ``rejects`` of) as ``(reason, the row as JSON)``,
+    the reason naming the metric: dead letters as validation's are."""
+    valid = chunk.index[~chunk.index.isin(rejects["row"])]
+    return [payload for f in failed for payload in rejected_payloads(
+        chunk, pd.DataFrame({"row": valid[f.rows], "reason": f.reasons()}))]
 
 
 def rejected_payloads(chunk: pd.DataFrame, rejects: pd.DataFrame) -> list[tuple[str, str]]:

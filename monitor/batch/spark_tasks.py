@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 
 from metrics.base import Aggregate
-from monitor.batch.slice_states import rejected_payloads
+from monitor.batch.slice_states import failed_payloads, rejected_payloads
 from monitor.engine import Engine
 from monitor.event_frames import frame_from_arrow
 from monitor.label_join import join_labels
@@ -91,6 +91,9 @@ def absorb(plan: TaskPlan, frames: Iterable[pd.DataFrame],
             clean = join_labels(clean, plan.labels,
                                 metrics[0].labels.rule(plan.time)).events
         engine.update(clean)
+        if failed := engine.take_failed():
+            records += [(REJECTED, None, None, None, None, None, reason, payload, None)
+                        for reason, payload in failed_payloads(events, rejects, failed)]
     for lines in unparsed:
         rows += len(lines)
         records += [(UNPARSED, None, None, None, None, None, where, reason, excerpt)

@@ -1,0 +1,112 @@
+"""The canonical JSON text of some rows of a column, built a column at a time.
+
+An assertion's sample keeps each violating event as canonical JSON (sorted keys, no
+spaces, NaN as null, the infinities as text: :func:`metrics.json_values.json_value`), and
+the stages must agree on it byte for byte. Encoding one row at a time through a dict and
+``json.JSONEncoder`` cost about 20 µs an event, more than everything else the assertion
+does, since every violation of a group whose sample is not yet full is kept. Here each
+column's values are spelled at once for its dtype — the text ``json`` would write for the
+value ``json_value`` gives — and other dtypes (lists, objects) go through ``json_value``
+itself. A test holds the two to the same text on every dtype a schema makes.
+
+>>> frame = pd.DataFrame({"score": [0.5, np.nan, np.inf], "user": ["ann", None, "é"]})
+>>> column_texts(frame["score"], np.array([0, 1, 2]))
+['0.5', 'null', '"inf"']
+>>> column_texts(frame["user"], np.array([2, 1]))
+['"\\\\u00e9"', 'null']
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from metrics.json_values import float_json, json_value
+
+__all__ = ["CANONICAL", "column_texts", "float_json", "float_texts", "json_value", "quote"]
+
+# canonical JSON's settings, built once: json.dumps makes an encoder per call otherwise
+CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
+# how the encoder spells a string (ensure_ascii): quoted, escaped, ASCII only
+quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
+
+_NS_PER_S = 1_000_000_000
+
+
+def float_texts(values: np.ndarray) -> list[str]:
+    """The JSON text of each float64 of ``values`` (as :func:`float_json` spells it)."""
+    texts = list(map(float.__repr__, values.tolist()))  # what json writes for a float
+    if not np.isfinite(values).all():
+        for i in np.flatnonzero(~np.isfinite(values)).tolist():
+            texts[i] = CANONICAL.encode(float_json(float(values[i])))
+    return texts
+
+
+def column_texts(column: pd.Series, rows: np.ndarray) -> list[str]:
+    """The canonical JSON text of ``column``'s values at positions ``rows``."""
+    dtype = column.dtype
+    if isinstance(dtype, np.dtype):  # a numpy column: its rows without pandas' overhead
+        if dtype.kind in "fiub":
+            return _numpy_texts(column.to_numpy()[rows])
+        return _texts(column.array.take(rows).tolist())  # objects, naive times: as they are
+    values = column.array
+    if isinstance(dtype, pd.DatetimeTZDtype) and str(dtype.tz) == "UTC":
+        ns = np.asarray(values.asi8)[rows]
+        return _with_nulls(_utc_texts(ns), ns == np.iinfo(np.int64).min)
+    if isinstance(dtype, pd.StringDtype):
+        if dtype.storage == "pyarrow":  # pyarrow's take without pandas' wrapping: half
+            strings = values.__arrow_array__().take(rows).to_pylist()
+        else:
+            strings = values.take(rows).to_numpy(dtype=object, na_value=None).tolist()
+        return [quote(s) if isinstance(s, str) else "null" for s in strings]
+    taken = values.take(rows)
+    numpy_dtype = getattr(dtype, "numpy_dtype", None)  # masked and Arrow numbers, booleans
+    if isinstance(numpy_dtype, np.dtype) and numpy_dtype.kind in "fiub":
+        missing = np.asarray(taken.isna(), dtype=bool)
+        fill = False if numpy_dtype.kind == "b" else 0
+        plain = np.asarray(taken.to_numpy(dtype=numpy_dtype, na_value=fill))
+        return _with_nulls(_numpy_texts(plain), missing)
+    return _texts(taken.tolist())
+
+
+def _numpy_texts(values: np.ndarray) -> list[str]:
+    """The JSON text of each of a numpy array of floats, integers or booleans."""
+    kind = values.dtype.kind
+    if kind == "f":
+        return float_texts(values.astype(np.float64, copy=False))
+    if kind == "b":
+        return np.where(values, "true", "false").tolist()
+    return values.astype(str).tolist()
+
+
+def _texts(values: list[Any]) -> list[str]:
+    return [CANONICAL.encode(json_value(value)) for value in values]
+
+
+def _with_nulls(texts: list[str], missing: np.ndarray) -> list[str]:
+    for i in np.flatnonzero(missing).tolist():
+        texts[i] = "null"
+    return texts
+
+
+def _utc_texts(ns: np.ndarray) -> list[str]:
+    """pd.Timestamp.isoformat() of UTC times given as ns since the epoch (NaT: any
+    text; the caller writes null): seconds, then six digits for a whole microsecond or
+    nine for a nanosecond, none for a whole second."""
+    ns = np.where(ns == np.iinfo(np.int64).min, 0, ns)  # NaT
+    seconds = np.floor_divide(ns, _NS_PER_S)
+    fraction = ns - seconds * _NS_PER_S
+    base = np.datetime_as_string(seconds.astype("datetime64[s]"), unit="s").tolist()
+    texts = []
+    for text, part in zip(base, fraction.tolist(), strict=True):
+        if part == 0:
+            texts.append(f'"{text}+00:00"')
+        elif part % 1000 == 0:
+            texts.append(f'"{text}.{part // 1000:06d}+00:00"')
+        else:
+            texts.append(f'"{text}.{part:09d}+00:00"')
+    return texts

@@ -1,0 +1,84 @@
+"""The JSON text of sampled fields, spelled a column at a time, is byte for byte the text
+that encoding each value on its own gives (``json_value`` then canonical JSON): the
+samples every stage stored before the column-wise encoding stay the same."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import metrics
+from metrics.base import canonical_json
+from metrics.sample_records import CANONICAL, column_texts, json_value
+from monitor.schema import Schema
+from tests.builtins import violations
+
+
+def one_by_one(column: pd.Series, rows: np.ndarray) -> list[str]:
+    return [CANONICAL.encode(json_value(value)) for value in column.array.take(rows).tolist()]
+
+
+def columns(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    """A column of every dtype a schema makes (validated), and some it does not."""
+    raw = pd.DataFrame({
+        "ts": pd.Timestamp("2026-03-01T00:00:00Z") + pd.to_timedelta(
+            rng.choice([0, 1, 1_000, 1_000_000, 123_456_789, 3_599_999_999_999], n)
+            + rng.integers(0, 3_600, n) * 1_000_000_000, unit="ns"),
+        "i": rng.integers(-2**62, 2**62, n), "i_null": rng.integers(-5, 5, n).astype(object),
+        "f": rng.normal(size=n) * 10.0 ** rng.integers(-30, 30, n),
+        "b": rng.random(n) < 0.5, "b_null": (rng.random(n) < 0.5).astype(object),
+        "s": rng.choice(["ann", "é ü", 'quo"te', "tab\t", "\u2603", ""], n).astype(object),
+        "tags": pd.Series([["a", "b"][: i % 3] for i in range(n)], dtype=object),
+    })
+    raw["f"] = raw["f"].where(rng.random(n) > 0.1, np.nan)
+    raw.loc[rng.random(n) < 0.1, ["i_null", "b_null", "s"]] = None
+    schema = Schema.parse({"i": "int", "i_null": "int?", "f": "float?", "b": "bool",
+                           "b_null": "bool?", "s": "str?", "tags": "list[str]?"})
+    clean, rejects = schema.validate(raw)
+    assert rejects.empty
+    clean["inf"] = rng.choice([np.inf, -np.inf, 0.5, np.nan], n)
+    clean["f32"] = rng.normal(size=n).astype(np.float32)
+    clean["u8"] = rng.integers(0, 255, n).astype(np.uint8)
+    clean["naive"] = pd.Timestamp("2026-01-01") + pd.to_timedelta(rng.integers(0, 10**12, n))
+    clean["np_bool"] = rng.random(n) < 0.5
+    clean["obj"] = rng.choice(["x", "y"], n).astype(object)
+    clean["big"] = pd.array(rng.integers(2**63, 2**64 - 1, n, dtype=np.uint64), dtype="UInt64")
+    clean["floats"] = pd.array(rng.normal(size=n), dtype="Float64")
+    clean.loc[rng.random(n) < 0.2, "floats"] = pd.NA
+    clean["tz"] = clean["ts"].dt.tz_convert("Europe/Stockholm")
+    return clean
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_every_dtype_is_spelled_as_one_value_at_a_time(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    frame = columns(rng, 400)
+    rows = np.sort(rng.choice(400, 150, replace=False))
+    assert {str(frame[name].dtype) for name in frame} >= {
+        "datetime64[ns, UTC]", "Int64", "float64", "bool", "boolean", "str", "object"}
+    for name in frame:
+        assert column_texts(frame[name], rows) == one_by_one(frame[name], rows), name
+        assert column_texts(frame[name], rows[::-1]) == one_by_one(frame[name], rows[::-1])
+    assert column_texts(frame["f"], rows[:0]) == []
+
+
+def test_an_assertions_records_are_the_canonical_json_of_each_event() -> None:
+    """The records a state keeps are those the definition names: canonical JSON of the id,
+    severity and kept fields of the event, built here value by value."""
+    frame = violations(np.random.default_rng(3), 3_000)
+    agg = metrics.assertion("severity", id="view_id", keep=("x", "ts", "device", "shown"),
+                            k=300)
+    state = agg.new_state()
+    for start in range(0, len(frame), 700):
+        state.update(frame.iloc[start:start + 700])
+    records = [record for _, record in state.sample.items()]
+    assert len(records) == 300
+    by_id = {}
+    for _, event in frame[frame["severity"] > 0].iterrows():
+        record = canonical_json({
+            "id": json_value(event["view_id"]), "severity": json_value(event["severity"]),
+            "fields": {name: json_value(event[name]) for name in agg.keep}})
+        held = by_id.get(str(event["view_id"]))
+        by_id[str(event["view_id"])] = record if held is None else min(held, record)
+    assert records == [by_id[text] for text, _ in state.sample.items()]
