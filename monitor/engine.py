@@ -136,11 +136,22 @@ def _groups_by_code(metric: str, window_starts: np.ndarray, codes: np.ndarray,
                     labels: list[str]) -> tuple[list[PartialKey], Groups]:
     """One group per (segment, window) code present; ``code = window * len(labels) +
     segment``."""
-    present, dense = np.unique(codes, return_inverse=True)
+    present, dense = _dense(codes)
     per_window = len(labels)
     keys = [(metric, labels[code % per_window], int(window_starts[code // per_window]))
             for code in present.tolist()]
     return keys, Groups(dense, len(keys))
+
+
+def _dense(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(codes, return_inverse=True)`` for small non-negative codes (a window's
+    index times the segments, plus a segment's): counted, not sorted, in one pass."""
+    if not len(codes):
+        return np.unique(codes, return_inverse=True)
+    present = np.flatnonzero(np.bincount(codes))
+    position = np.zeros(int(present[-1]) + 1, dtype=np.intp)
+    position[present] = np.arange(len(present))
+    return present, position[codes]
 
 
 def _both(overall: Groups, segments: Groups) -> Groups:
@@ -159,6 +170,10 @@ class _ChunkCodes:
         self.times_ns = events[time].to_numpy(dtype="datetime64[ns]").view(np.int64)
         self._windows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._segments: dict[tuple[str, ...], tuple[list[str], np.ndarray]] = {}
+        # The groups of the metrics that keep every row, per (window width, segment
+        # columns): the metrics of a stream mostly share them, and with them the order
+        # Groups sorts its rows in once (keys under a placeholder name, see groups).
+        self._shared: dict[tuple[int, tuple[str, ...]], tuple[list[PartialKey], Groups]] = {}
 
     def windows(self, metric: MetricSpec) -> tuple[np.ndarray, np.ndarray]:
         """The distinct window starts (ns) and each row's index into them."""
@@ -179,6 +194,16 @@ class _ChunkCodes:
         """The partial keys (under ``name``) a metric's rows (those ``keep`` marks, or all)
         touch, and the groups that put every row in its overall window and its segment's
         window."""
+        if keep is not None:
+            return self._groups(name, metric, keep)
+        shared = (metric.windows.width_ns, tuple(metric.segment_by))
+        if shared not in self._shared:
+            self._shared[shared] = self._groups("", metric, None)
+        keys, groups = self._shared[shared]
+        return [(name, segment, start) for _, segment, start in keys], groups
+
+    def _groups(self, name: str, metric: MetricSpec, keep: np.ndarray | None
+                ) -> tuple[list[PartialKey], Groups]:
         window_starts, window_codes = self.windows(metric)
         if keep is not None:
             window_codes = window_codes[keep]

@@ -205,7 +205,8 @@ def parse_times(values: pd.Series) -> pd.Series:
         )
     as_number = pd.to_numeric(values, errors="coerce")
     moments = None
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if numeric:
         millis = as_number
     else:
         is_moment = values.map(lambda v: isinstance(v, datetime))
@@ -216,6 +217,8 @@ def parse_times(values: pd.Series) -> pd.Series:
     finite = np.isfinite(millis.to_numpy(dtype=np.float64, na_value=np.nan))
     finite &= np.abs(millis.to_numpy(dtype=np.float64, na_value=np.nan)) < 2.5e14
     from_millis = pd.to_datetime(millis.where(finite), unit="ms", utc=True, errors="coerce")
+    if numeric:  # no text to parse: the string test below was a fifth of decoding a batch
+        return from_millis.astype("datetime64[ns, UTC]")
     text = values.where(~finite & values.map(lambda v: isinstance(v, str)))
     from_text = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
     times = from_millis.fillna(from_text)

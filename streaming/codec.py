@@ -124,11 +124,16 @@ def decode(value: bytes | None, *, max_bytes: int = MAX_MESSAGE_BYTES) -> list[d
     if not isinstance(parsed, list):
         raise DecodeError(NOT_AN_EVENT, f"a JSON {_json_type(parsed)}, not an object or "
                                         "an array of objects")
+    if set(map(type, parsed)) <= _DICT:  # a third of the loop below's time, in C
+        return parsed
     for index, item in enumerate(parsed):
         if not isinstance(item, dict):
             raise DecodeError(NOT_AN_EVENT, f"element {index} of the array is a JSON "
                                             f"{_json_type(item)}, not an object")
     return parsed
+
+
+_DICT = {dict}
 
 
 def _parse_fast(value: bytes) -> Any:

@@ -83,24 +83,51 @@ def decode_messages(messages: Sequence[RawMessage], schema: Schema, *,
     which events do (what ``metrics.expect_no_unknown_fields`` judges, as it judges the
     extra columns of a file's events in research and batch). Events later than
     ``max_time`` are rejected as from the future.
+
+    The events are decoded, framed and validated :data:`CHUNK_EVENTS` at a time: a
+    decoded event is a dict of Python objects, ten times the bytes of its JSON, and a
+    whole micro-batch of them at once (8 MB of messages) was the processor's largest
+    allocation. Validation is row by row, so chunks give the rows and reasons a whole
+    batch would.
     """
-    rejected: list[Rejected] = []
-    events: list[dict[str, Any]] = []
-    origins: list[RawMessage] = []
-    counts: list[int] = []
+    undecodable: list[Rejected] = []
+    invalid: list[Rejected] = []
+    clean: list[pd.DataFrame] = []
+    chunk: list[tuple[RawMessage, list[dict[str, Any]]]] = []
+    in_chunk = 0
     for message in messages:
         try:
             items = decode(message.value, max_bytes=max_bytes)
         except DecodeError as err:
-            rejected.append(Rejected(message.partition, message.offset, err.reason, err.detail,
-                                     message.value or b"", message.key))
+            undecodable.append(Rejected(message.partition, message.offset, err.reason,
+                                        err.detail, message.value or b"", message.key))
             continue
-        events.extend(items)
-        origins.append(message)
-        counts.append(len(items))
-    names = list(schema.names)
-    if not events:
+        chunk.append((message, items))
+        in_chunk += len(items)
+        if in_chunk >= CHUNK_EVENTS:
+            clean.append(_validated(chunk, schema, max_time, invalid))
+            chunk, in_chunk = [], 0
+    if in_chunk:
+        clean.append(_validated(chunk, schema, max_time, invalid))
+    rejected = undecodable + invalid
+    if not clean:
         return DecodedBatch(_empty(schema), rejected)
+    events = clean[0] if len(clean) == 1 else pd.concat(clean, ignore_index=True)
+    if UNKNOWN_FIELDS in events.columns:  # a chunk without the mark had none
+        events[UNKNOWN_FIELDS] = events[UNKNOWN_FIELDS].fillna(False).astype(bool)
+    return DecodedBatch(events, rejected)
+
+
+CHUNK_EVENTS = 16_384
+
+
+def _validated(chunk: Sequence[tuple[RawMessage, list[dict[str, Any]]]], schema: Schema,
+               max_time: pd.Timestamp | None, rejected: list[Rejected]) -> pd.DataFrame:
+    """The clean events of a chunk of decoded messages; its rejects added to ``rejected``."""
+    origins = [message for message, _ in chunk]
+    counts = [len(items) for _, items in chunk]
+    events = [event for _, items in chunk for event in items]
+    names = list(schema.names)
     raw = frame_from_records(events, columns=names)  # a NaN is not a null
     known = frozenset(names)
     unknown = [not event.keys() <= known and _has_unknown(event, known) for event in events]
@@ -119,7 +146,7 @@ def decode_messages(messages: Sequence[RawMessage], schema: Schema, *,
             rejected.append(Rejected(origin.partition, origin.offset, reason,
                                      f"event {row - first_event[message]} of the message",
                                      _event_bytes(events[row]), origin.key))
-    return DecodedBatch(clean, rejected)
+    return clean
 
 
 def _has_unknown(event: dict[str, Any], known: frozenset[str]) -> bool:

@@ -81,6 +81,36 @@ def test_values_do_not_depend_on_chunking(mon: Monitor) -> None:
     assert whole.values("x") == chunked.values("x")
 
 
+def test_metrics_of_one_engine_get_the_states_each_gets_alone(mon: Monitor) -> None:
+    """The metrics that keep every row share their groups per (window, segment columns):
+    each still ends with the very states (bytes, rows) an engine of its own gives it,
+    beside metrics with other windows or segments and one leaving rows out."""
+    from monitor.engine import Engine
+
+    specs = [
+        mon.metric("lat_mean", "home", metrics.mean("latency_ms"), window="1h",
+                   segment_by=["country"]),
+        mon.metric("lat_tail", "home", metrics.quantiles("latency_ms", ps=(0.5, 0.99)),
+                   window="1h", segment_by=["country"]),
+        mon.metric("n_device", "home", metrics.count(), window="1h", segment_by=["device"]),
+        mon.metric("n_15m", "home", metrics.count(), window="15m", segment_by=["country"]),
+        mon.metric("lat_sum", "home", metrics.sum_of("latency_ms"), window="1h",
+                   segment_by=["country"]),
+    ]
+    clean, _ = specs[0].stream.schema.validate(events())
+    skip = np.random.default_rng(5).random(len(clean)) < 0.3
+    together = Engine(specs)
+    together.update(clean, skip={"lat_sum": skip})
+    for spec in specs:
+        alone = Engine([spec])
+        alone.update(clean[~skip] if spec.name == "lat_sum" else clean)
+        mine = {key: p for key, p in together.partials.items() if key[0] == spec.name}
+        assert mine.keys() == alone.partials.keys()
+        for key, partial in alone.partials.items():
+            assert mine[key].rows == partial.rows
+            assert mine[key].state.to_bytes() == partial.state.to_bytes()
+
+
 def test_per_event_function_feeds_the_aggregate(mon: Monitor) -> None:
     @mon.metric("slow_share", "home", aggregate=metrics.mean(), window="1h")
     def slow_share(frame: pd.DataFrame) -> pd.Series:

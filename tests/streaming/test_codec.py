@@ -208,3 +208,23 @@ def test_a_lone_surrogate_escape_is_malformed_not_a_crash() -> None:
     assert batch.events["c"].tolist() == ["\U0001f600"]
     assert [(r.offset, r.reason) for r in batch.rejected] == [(1, "malformed_json"),
                                                               (2, "malformed_json")]
+
+
+def test_the_unknown_fields_mark_is_false_in_chunks_that_had_none(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Micro-batches are framed a chunk at a time and a chunk gains the unknown-fields
+    mark only when one of its events has an unknown field: joined, the other chunks' rows
+    must read False, not NaN (which a bool cast would make True)."""
+    import streaming.messages
+    from metrics.expectations import UNKNOWN_FIELDS
+    from monitor.schema import Schema
+    from streaming.messages import RawMessage, decode_messages
+
+    monkeypatch.setattr(streaming.messages, "CHUNK_EVENTS", 2)
+    schema = Schema.parse({"c": "str"})
+    events = [{"ts": 1767225600000, "c": str(i)} for i in range(6)]
+    events[4]["debug"] = "x"  # the third chunk's first event
+    batch = decode_messages([RawMessage(0, i, json.dumps(e).encode())
+                             for i, e in enumerate(events)], schema)
+    assert batch.events[UNKNOWN_FIELDS].dtype == bool
+    assert batch.events[UNKNOWN_FIELDS].tolist() == [False, False, False, False, True, False]
