@@ -264,15 +264,16 @@ def _value_codes(field: pd.Series, judged: np.ndarray) -> tuple[np.ndarray, list
     elsewhere), and the texts: equal values spell the same in every stage (a float zero
     of either sign as 0.0)."""
     codes = np.full(len(field), -1, dtype=np.intp)
-    values = field.iloc[judged]
-    if values.dtype == object:  # lists or mixed objects: unhashable, so by text
-        texts = [_value_text(v) for v in values.tolist()]
+    if field.dtype == object:  # lists or mixed objects: unhashable, so by text
+        texts = [_value_text(v) for v in field.iloc[judged].tolist()]
         value_codes, uniques = pd.factorize(pd.Series(texts, dtype=object))
         codes[judged] = value_codes
         return codes, list(uniques)
-    value_codes, uniques = pd.factorize(values)
-    codes[judged] = value_codes
-    return codes, [_value_text(v) for v in uniques.tolist()]
+    # the whole column factorizes faster than a slice of it (arrow strings), but only the
+    # judged rows' values are spelled
+    value_codes, uniques = pd.factorize(field)
+    used, codes[judged] = np.unique(value_codes[judged], return_inverse=True)
+    return codes, [_value_text(v) for v in uniques.take(used).tolist()]
 
 
 def _split(items: list[str], sizes: np.ndarray) -> list[list[str]]:

@@ -266,7 +266,8 @@ def _sorted_runs(numbers: tuple[np.ndarray, ...], texts: np.ndarray
     entry starts a run of equal ones. The numbers include a 64-bit hash of the text, so
     two texts compare only when their hashes are equal: the same text, but for a
     collision, which falls back to sorting with Python tuples."""
-    order = np.lexsort(numbers[::-1])
+    # any order within a run of equal numbers will do: each run is one entry
+    order = np.argsort(numbers[0]) if len(numbers) == 1 else np.lexsort(numbers[::-1])
     same = np.ones(max(len(order) - 1, 0), dtype=bool)
     for column in numbers:
         ordered = column[order]
