@@ -11,10 +11,9 @@ The hash is BLAKE2b (8 bytes, a fixed personalisation) of the id's text in UTF-8
 integer id's text is its decimal digits — so it is the same on every machine and in every
 process, unlike Python's ``hash()`` of a string. Ids are ordered by (hash, id text), so
 even two ids with equal hashes have one order. An id seen in several events keeps one
-record: the smallest (records are canonical JSON text), whatever the order they came in —
-or, given ``combine``, the records of an id combined (an associative and commutative
-function, such as a sum of counts or a union of value sets: consistency checks keep a
-key's values that way, :mod:`metrics.key_consistency`).
+record: the smallest (records are canonical JSON text), whatever the order they came in.
+(Consistency checks keep the keys of the smallest hash the same way, with a record per
+key that unites its events: as numpy arrays, :mod:`metrics.key_table`.)
 
 >>> sample = BottomK(2)
 >>> for user in ["ann", "bob", "cid", "dan"]:
@@ -35,7 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from numbers import Integral
 from typing import Any, Generic, Self, TypeVar
 
@@ -98,17 +97,16 @@ R = TypeVar("R")
 class BottomK(Generic[R]):
     """At most ``k`` (id text -> record) entries: those of the smallest (hash, id text).
 
-    ``combine`` merges two records of one id (by default the smaller is kept).
-    ``dropped`` says whether an id was ever left out for want of room, here or in a
-    sample merged in: then the ids seen were more than ``k``. It is not part of equality
-    (a stored sample need not keep it: an assertion counts its violations apart).
+    Of two records of one id the smaller is kept. ``dropped`` says whether an id was
+    ever left out for want of room, here or in a sample merged in: then the ids seen were
+    more than ``k``. It is not part of equality (a stored sample need not keep it: an
+    assertion counts its violations apart).
     """
 
-    __slots__ = ("_entries", "combine", "dropped", "k")
+    __slots__ = ("_entries", "dropped", "k")
 
-    def __init__(self, k: int, combine: Callable[[R, R], R] | None = None) -> None:
+    def __init__(self, k: int) -> None:
         self.k = k
-        self.combine = combine
         self.dropped = False
         self._entries: dict[str, tuple[int, R]] = {}  # id text -> (hash, record)
 
@@ -155,11 +153,7 @@ class BottomK(Generic[R]):
 
     def _put(self, text: str, hashed: int, record: R) -> None:
         held = self._entries.get(text)
-        if held is None:
-            self._entries[text] = (hashed, record)
-        elif self.combine is not None:
-            self._entries[text] = (hashed, self.combine(held[1], record))
-        elif record < held[1]:  # type: ignore[operator]  # records are text by default
+        if held is None or record < held[1]:  # type: ignore[operator]  # records are text
             self._entries[text] = (hashed, record)
 
     def _trim(self) -> None:

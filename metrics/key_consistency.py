@@ -26,9 +26,11 @@ Values per segment and window:
 the key, :mod:`metrics.key_table`), the key's text, its count of events and at most
 ``max_values + 1`` of its distinct values (those of the smallest hash of their canonical
 JSON text): so at most ``max_keys`` x (``max_values`` + 2) texts, whatever the number of
-events. A window with more keys keeps a uniform sample of them, each complete: the rate
-is the sample's and ``violating_keys`` and ``keys`` are estimated from it (relative error
-about ``1 / sqrt(max_keys)``), identically in every stage, and ``exact`` says so.
+events (and, between reads, recent chunks' keys not yet merged in: fewer than
+``max(max_keys, 4096)``, see :mod:`metrics.key_table`). A window with more keys keeps a
+uniform sample of them, each complete: the rate is the sample's and ``violating_keys``
+and ``keys`` are estimated from it (relative error about ``1 / sqrt(max_keys)``),
+identically in every stage, and ``exact`` says so.
 
 The examples to look at are the violating keys of the smallest hash of the key (up to
 ``k``), each with its events and its conflicting values.

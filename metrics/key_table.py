@@ -24,8 +24,9 @@ chunk's keys as arrays too (:class:`Keys`). They wait in a queue and are merged 
 one sort of everything held and queued (:meth:`KeyTable.held`) once the queue holds
 ``max(k, 4096)`` keys, or when the table is read: the result depends only on the set of
 (key, value) pairs and events seen, so when the merge happens changes nothing. Keys
-hashing above the largest hash of a full table are dropped on arrival, so the queue
-stays bounded: memory is at most about twice that of ``k`` keys, plus one chunk's.
+hashing above the largest hash of a full table are dropped on arrival, and a chunk
+brings at most its ``k`` lowest: between chunks a table holds fewer than ``k + max(k,
+4096)`` keys, about twice the bound, each with at most ``keep`` values.
 
 >>> table = KeyTable(2)
 >>> chunk = KeyChunk(pd.Series(["a", "b", "a", "c"]))
