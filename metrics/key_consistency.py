@@ -281,7 +281,7 @@ def _value_codes(field: pd.Series, judged: np.ndarray) -> tuple[np.ndarray, list
 def _split(items: list[str], sizes: np.ndarray) -> list[list[str]]:
     """``items`` cut into consecutive lists of ``sizes``."""
     ends = np.cumsum(sizes).tolist()
-    return [items[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]
+    return [items[start:end] for start, end in zip([0, *ends][:-1], ends, strict=True)]
 
 
 def _value_text(value: Any) -> str:
