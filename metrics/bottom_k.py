@@ -11,10 +11,9 @@ The hash is BLAKE2b (8 bytes, a fixed personalisation) of the id's text in UTF-8
 integer id's text is its decimal digits — so it is the same on every machine and in every
 process, unlike Python's ``hash()`` of a string. Ids are ordered by (hash, id text), so
 even two ids with equal hashes have one order. An id seen in several events keeps one
-record: the smallest (records are canonical JSON text), whatever the order they came in —
-or, given ``combine``, the records of an id combined (an associative and commutative
-function, such as a sum of counts or a union of value sets: consistency checks keep a
-key's values that way, :mod:`metrics.key_consistency`).
+record: the smallest (records are canonical JSON text), whatever the order they came in.
+(Consistency checks keep the keys of the smallest hash the same way, with a record per
+key that unites its events: as numpy arrays, :mod:`metrics.key_table`.)
 
 >>> sample = BottomK(2)
 >>> for user in ["ann", "bob", "cid", "dan"]:
@@ -35,7 +34,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from numbers import Integral
 from typing import Any, Generic, Self, TypeVar
 
@@ -63,9 +62,9 @@ def id_text(value: Any) -> str:
 
 def id_texts(ids: Any) -> list[str]:
     """:func:`id_text` of each of ``ids`` (a pandas or numpy array without nulls);
-    integers are spelled by numpy at once."""
+    integers as Python spells them (numpy's ``astype(str)`` is slower)."""
     if pd.api.types.is_integer_dtype(ids.dtype):
-        return np.asarray(ids.to_numpy()).astype(str).tolist()
+        return list(map(str, ids.tolist()))
     values = list(ids)
     if all(type(value) is str for value in values):
         return values
@@ -98,17 +97,16 @@ R = TypeVar("R")
 class BottomK(Generic[R]):
     """At most ``k`` (id text -> record) entries: those of the smallest (hash, id text).
 
-    ``combine`` merges two records of one id (by default the smaller is kept).
-    ``dropped`` says whether an id was ever left out for want of room, here or in a
-    sample merged in: then the ids seen were more than ``k``. It is not part of equality
-    (a stored sample need not keep it: an assertion counts its violations apart).
+    Of two records of one id the smaller is kept. ``dropped`` says whether an id was
+    ever left out for want of room, here or in a sample merged in: then the ids seen were
+    more than ``k``. It is not part of equality (a stored sample need not keep it: an
+    assertion counts its violations apart).
     """
 
-    __slots__ = ("_entries", "_order", "combine", "dropped", "k")
+    __slots__ = ("_entries", "_order", "dropped", "k")
 
-    def __init__(self, k: int, combine: Callable[[R, R], R] | None = None) -> None:
+    def __init__(self, k: int) -> None:
         self.k = k
-        self.combine = combine
         self.dropped = False
         self._entries: dict[str, tuple[int, R]] = {}  # id text -> (hash, record)
         # The same ids as (hash, id text), sorted: the bound is its last while the sample
@@ -129,15 +127,13 @@ class BottomK(Generic[R]):
         self.offer_many([(text, id_hash(text) if hashed is None else hashed, record)])
 
     def offer_many(self, offers: Iterable[tuple[str, int, R]]) -> None:
-        """Add (id text, hash, record) triples: an id keeps its smallest record (or its
-        records combined), and only the k smallest (hash, id text) stay."""
-        entries, order, k, combine = self._entries, self._order, self.k, self.combine
+        """Add (id text, hash, record) triples: an id keeps its smallest record, and
+        only the k smallest (hash, id text) stay."""
+        entries, order, k = self._entries, self._order, self.k
         for text, hashed, record in offers:
             held = entries.get(text)
             if held is not None:
-                if combine is not None:
-                    entries[text] = (hashed, combine(held[1], record))
-                elif record < held[1]:  # type: ignore[operator]  # records are text by default
+                if record < held[1]:  # type: ignore[operator]  # records are text by default
                     entries[text] = (hashed, record)
                 continue
             key = (hashed, text)

@@ -26,9 +26,11 @@ Values per segment and window:
 the key, :mod:`metrics.key_table`), the key's text, its count of events and at most
 ``max_values + 1`` of its distinct values (those of the smallest hash of their canonical
 JSON text): so at most ``max_keys`` x (``max_values`` + 2) texts, whatever the number of
-events. A window with more keys keeps a uniform sample of them, each complete: the rate
-is the sample's and ``violating_keys`` and ``keys`` are estimated from it (relative error
-about ``1 / sqrt(max_keys)``), identically in every stage, and ``exact`` says so.
+events (and, between reads, recent chunks' keys not yet merged in: fewer than
+``max(max_keys, 4096)``, see :mod:`metrics.key_table`). A window with more keys keeps a
+uniform sample of them, each complete: the rate is the sample's and ``violating_keys``
+and ``keys`` are estimated from it (relative error about ``1 / sqrt(max_keys)``),
+identically in every stage, and ``exact`` says so.
 
 The examples to look at are the violating keys of the smallest hash of the key (up to
 ``k``), each with its events and its conflicting values.
@@ -46,7 +48,7 @@ The examples to look at are the violating keys of the smallest hash of the key (
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -55,34 +57,24 @@ import pandas as pd
 
 from metrics.assertions import ID
 from metrics.base import Aggregate, ColumnKind, canonical_json, input_column
-from metrics.bottom_k import BottomK, id_hash, id_hashes
+from metrics.bottom_k import id_hashes
 from metrics.counters import ratio
 from metrics.groups import Groups
 from metrics.json_values import json_value
-from metrics.key_table import MAX_KEYS, KeyChunk, estimated_keys, offer
+from metrics.key_table import (
+    MAX_KEYS,
+    KeyChunk,
+    Keys,
+    KeyTable,
+    add_by_group,
+    estimated_keys,
+    text_array,
+)
 
 __all__ = ["Consistency", "ConsistencyState", "consistency"]
 
 MAX_VALUES = 100  # a key keeps at most this many + 1 distinct values
 MAX_EXAMPLES = 10_000
-
-# A key's record: its events, and its lowest distinct values as (hash, JSON text), sorted
-KeyRecord = tuple[int, tuple[tuple[int, str], ...]]
-
-
-class _Union:
-    """Combines two records of a key: events added, values united and cut to ``keep``."""
-
-    __slots__ = ("keep",)
-
-    def __init__(self, keep: int) -> None:
-        self.keep = keep
-
-    def __call__(self, a: KeyRecord, b: KeyRecord) -> KeyRecord:
-        if a[1] == b[1]:
-            return a[0] + b[0], a[1]
-        return a[0] + b[0], tuple(sorted(set(a[1]) | set(b[1]))[: self.keep])
-
 
 class ConsistencyState:
     """The records of the window's keys of the lowest hash (see the module's Memory)."""
@@ -91,8 +83,7 @@ class ConsistencyState:
 
     def __init__(self, spec: Consistency) -> None:
         self.spec = spec
-        self.keys: BottomK[KeyRecord] = BottomK(spec.max_keys,
-                                                combine=_Union(spec.max_values + 1))
+        self.keys = KeyTable(spec.max_keys, keep=spec.max_values + 1)
 
     def update(self, frame: pd.DataFrame) -> None:
         self.spec.update_groups([self], frame, Groups(np.zeros(len(frame), np.intp), 1))
@@ -103,14 +94,20 @@ class ConsistencyState:
                              f"into one of {self.spec.to_dict()}")
         self.keys.merge(other.keys)
 
+    def value_counts(self) -> np.ndarray:
+        """Each key's number of distinct values kept, keys in hash order."""
+        held = self.keys.held()
+        return np.bincount(held.owners, minlength=len(held.hashes))
+
     def violating(self) -> int:
         """Keys held with more than ``max_values`` distinct values."""
-        limit = self.spec.max_values
-        return sum(1 for _, (_, values) in self.keys.items() if len(values) > limit)
+        return int((self.value_counts() > self.spec.max_values).sum())
 
     def to_bytes(self) -> bytes:
-        keys = [[text, events, [value for _, value in values]]
-                for text, (events, values) in self.keys.items()]
+        held = self.keys.held()
+        values = _split(held.value_texts.tolist(), self.value_counts())
+        keys = [list(key) for key in zip(held.texts.tolist(), held.events.tolist(), values,
+                                         strict=True)]
         return canonical_json({"dropped": self.keys.dropped, "keys": keys}).encode()
 
     def load(self, data: bytes) -> Self:
@@ -126,22 +123,21 @@ class ConsistencyState:
                     and len(set(values)) == len(values) and int(events) >= len(values)):
                 raise ValueError(f"stored consistency state is inconsistent for key "
                                  f"{text!r}: {events} events, values {values}")
-        hashes = id_hashes(value for _, _, values in keys for value in values).tolist()
-        records = []
-        at = 0
-        for text, events, values in keys:
-            pairs = tuple(sorted(zip(hashes[at: at + len(values)], values, strict=True)))
-            at += len(values)
-            records.append((text, id_hash(text), (int(events), pairs)))
-        self.keys.offer_many(records)
+        texts = [text for text, _, _ in keys]
+        value_texts = [value for _, _, values in keys for value in values]
+        sizes = [len(values) for _, _, values in keys]
+        self.keys.restore(Keys(id_hashes(texts), text_array(texts),
+                               np.array([int(events) for _, events, _ in keys], np.int64),
+                               np.repeat(np.arange(len(keys)), sizes),
+                               id_hashes(value_texts), text_array(value_texts)),
+                          dropped=bool(raw["dropped"]))
         if len(self.keys) != len(keys):
             raise ValueError("stored consistency state holds a key twice")
-        self.keys.dropped = bool(raw["dropped"])
         return self
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, ConsistencyState) and self.spec == other.spec
-                and self.keys.dropped == other.keys.dropped and self.keys == other.keys)
+                and self.keys == other.keys)
 
     def __repr__(self) -> str:
         return (f"ConsistencyState(keys={len(self.keys)}, violating={self.violating()}, "
@@ -206,13 +202,16 @@ class Consistency(Aggregate):
         """Up to ``k`` violating keys of the lowest hash: the key's text as ``id``, its
         number of distinct values kept as ``severity``, its ``events`` and its
         ``values`` (at most ``max_values + 1``, by hash of their JSON text)."""
+        held = state.keys.held()
+        counts = state.value_counts()
+        firsts = np.r_[0, np.cumsum(counts)[:-1]]
         found = []
-        for text, (events, values) in state.keys.items():
-            if len(values) > self.max_values:
-                found.append({"id": text, "severity": float(len(values)), "events": events,
-                              "values": [json.loads(value) for _, value in values]})
-                if len(found) == self.k:
-                    break
+        for key in np.flatnonzero(counts > self.max_values)[: self.k].tolist():
+            first, n = int(firsts[key]), int(counts[key])
+            found.append({"id": held.texts[key], "severity": float(n),
+                          "events": int(held.events[key]),
+                          "values": [json.loads(value) for value
+                                     in held.value_texts[first:first + n].tolist()]})
         return found
 
     def update_groups(self, states: Sequence[ConsistencyState], frame: pd.DataFrame,
@@ -235,30 +234,15 @@ class Consistency(Aggregate):
         group, key, value, counts = _distinct(codes, chunk.codes[rows],
                                               ranks[value_codes[rows]], groups.n,
                                               len(chunk.texts), len(pairs))
-        # one run per (group, key): its events, and its values from the lowest
-        key_starts = np.flatnonzero(np.r_[True, (group[1:] != group[:-1])
-                                          | (key[1:] != key[:-1])])
-        events = np.add.reduceat(counts, key_starts).tolist()
-        sizes = np.diff(np.r_[key_starts, len(key)]).tolist()
-        firsts, values = key_starts.tolist(), value.tolist()
-        keep = self.max_values + 1
-
-        def records(run_of: dict[int, int]) -> Callable[[int], KeyRecord]:
-            """A group's record of each key code, from its run of the sorted entries."""
-            def record(code: int) -> KeyRecord:
-                run = run_of[code]
-                first = firsts[run]
-                kept = values[first: first + min(sizes[run], keep)]
-                return events[run], tuple(pairs[v] for v in kept)
-            return record
-
-        run_group, run_key = group[key_starts], key[key_starts]
-        group_starts = np.flatnonzero(np.r_[True, run_group[1:] != run_group[:-1]])
-        for begin, stop in zip(group_starts.tolist(),
-                               [*group_starts[1:].tolist(), len(key_starts)], strict=True):
-            run_of = dict(zip(run_key[begin:stop].tolist(), range(begin, stop), strict=True))
-            offer(states[int(run_group[begin])].keys, chunk, run_key[begin:stop],
-                  records(run_of))
+        # one run per (group, key): its events, and its lowest values (the first)
+        starts = np.r_[True, (group[1:] != group[:-1]) | (key[1:] != key[:-1])]
+        run_of = np.cumsum(starts) - 1
+        firsts = np.flatnonzero(starts)
+        kept = np.arange(len(key)) - firsts[run_of] < self.max_values + 1
+        add_by_group([state.keys for state in states], chunk, group[firsts], key[firsts],
+                     np.add.reduceat(counts, firsts), run_of[kept],
+                     np.array([h for h, _ in pairs], dtype=np.uint64)[value[kept]],
+                     text_array([text for _, text in pairs])[value[kept]])
 
 
 def _distinct(groups: np.ndarray, keys: np.ndarray, values: np.ndarray, n_groups: int,
@@ -282,15 +266,22 @@ def _value_codes(field: pd.Series, judged: np.ndarray) -> tuple[np.ndarray, list
     elsewhere), and the texts: equal values spell the same in every stage (a float zero
     of either sign as 0.0)."""
     codes = np.full(len(field), -1, dtype=np.intp)
-    values = field.iloc[judged]
-    if values.dtype == object:  # lists or mixed objects: unhashable, so by text
-        texts = [_value_text(v) for v in values.tolist()]
+    if field.dtype == object:  # lists or mixed objects: unhashable, so by text
+        texts = [_value_text(v) for v in field.iloc[judged].tolist()]
         value_codes, uniques = pd.factorize(pd.Series(texts, dtype=object))
         codes[judged] = value_codes
         return codes, list(uniques)
-    value_codes, uniques = pd.factorize(values)
-    codes[judged] = value_codes
-    return codes, [_value_text(v) for v in uniques.tolist()]
+    # the whole column factorizes faster than a slice of it (arrow strings), but only the
+    # judged rows' values are spelled
+    value_codes, uniques = pd.factorize(field)
+    used, codes[judged] = np.unique(value_codes[judged], return_inverse=True)
+    return codes, [_value_text(v) for v in uniques.take(used).tolist()]
+
+
+def _split(items: list[str], sizes: np.ndarray) -> list[list[str]]:
+    """``items`` cut into consecutive lists of ``sizes``."""
+    ends = np.cumsum(sizes).tolist()
+    return [items[start:end] for start, end in zip([0, *ends][:-1], ends, strict=True)]
 
 
 def _value_text(value: Any) -> str:

@@ -21,7 +21,6 @@ the sample's (``checked`` stays exact, ``failed`` is estimated from the rate) an
 from __future__ import annotations
 
 import json
-import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Self
@@ -31,11 +30,11 @@ import pandas as pd
 
 from metrics.assertions import ID
 from metrics.base import Aggregate, ColumnKind, canonical_json, input_column
-from metrics.bottom_k import BottomK, id_hash
+from metrics.bottom_k import id_hashes
 from metrics.counters import ratio
 from metrics.expectations import check_tolerance, passes
 from metrics.groups import Groups
-from metrics.key_table import MAX_KEYS, KeyChunk, offer
+from metrics.key_table import MAX_KEYS, KeyChunk, Keys, KeyTable, add_by_group, text_array
 
 __all__ = ["Unique", "UniqueState", "expect_unique"]
 
@@ -48,7 +47,7 @@ class UniqueState:
     def __init__(self, spec: Unique) -> None:
         self.spec = spec
         self.checked = 0
-        self.values: BottomK[int] = BottomK(spec.max_keys, combine=operator.add)
+        self.values = KeyTable(spec.max_keys)
 
     def update(self, frame: pd.DataFrame) -> None:
         self.spec.update_groups([self], frame, Groups(np.zeros(len(frame), np.intp), 1))
@@ -62,12 +61,15 @@ class UniqueState:
 
     def held(self) -> tuple[int, int]:
         """Events of the values held, and those of them whose value is in another event."""
-        counts = [n for _, n in self.values.items()]
-        return sum(counts), sum(n for n in counts if n > 1)
+        counts = self.values.held().events
+        return int(counts.sum()), int(counts[counts > 1].sum())
 
     def to_bytes(self) -> bytes:
+        held = self.values.held()
+        values = [list(pair) for pair in zip(held.texts.tolist(), held.events.tolist(),
+                                             strict=True)]
         return canonical_json({"checked": self.checked, "dropped": self.values.dropped,
-                               "values": [[t, n] for t, n in self.values.items()]}).encode()
+                               "values": values}).encode()
 
     def load(self, data: bytes) -> Self:
         raw = json.loads(data)
@@ -77,17 +79,17 @@ class UniqueState:
             raise ValueError(f"stored uniqueness state is inconsistent: {len(values)} values "
                              f"(max_keys={self.spec.max_keys}) of {raw['checked']} events")
         self.checked = int(raw["checked"])
-        self.values.offer_many((text, id_hash(text), int(n)) for text, n in values)
+        texts = [text for text, _ in values]
+        self.values.restore(Keys(id_hashes(texts), text_array(texts),
+                                 np.array([int(n) for _, n in values], dtype=np.int64)),
+                            dropped=bool(raw["dropped"]))
         if len(self.values) != len(values):
             raise ValueError("stored uniqueness state holds a value twice")
-        self.values.dropped = bool(raw["dropped"])
         return self
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, UniqueState) and self.spec == other.spec
-                and self.checked == other.checked
-                and self.values.dropped == other.values.dropped
-                and self.values == other.values)
+                and self.checked == other.checked and self.values == other.values)
 
 
 @dataclass(frozen=True)
@@ -145,15 +147,11 @@ class Unique(Aggregate):
             state.checked += n
         if not len(rows):
             return
-        pairs, counts = np.unique(np.stack([codes, chunk.codes[rows]], axis=1), axis=0,
+        # the distinct (group, key) pairs, sorted, with their events: one 1-d sort
+        pairs, counts = np.unique(codes.astype(np.int64) * len(chunk.texts) + chunk.codes[rows],
                                   return_counts=True)
-        starts = np.flatnonzero(np.r_[True, pairs[1:, 0] != pairs[:-1, 0]])
-        for start, stop in zip(starts.tolist(), [*starts[1:].tolist(), len(pairs)],
-                               strict=True):
-            events = dict(zip(pairs[start:stop, 1].tolist(), counts[start:stop].tolist(),
-                              strict=True))
-            offer(states[int(pairs[start, 0])].values, chunk, pairs[start:stop, 1],
-                  events.__getitem__)
+        group, key = np.divmod(pairs, len(chunk.texts))
+        add_by_group([state.values for state in states], chunk, group, key, counts)
 
 
 def expect_unique(column: str | None = None, *, tolerance: float = 0.0,
