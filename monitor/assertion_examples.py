@@ -60,6 +60,19 @@ def assertion_of(name: str, aggregate: Aggregate) -> Assertion | Consistency:
     return inner
 
 
+def violation_fields(aggregate: Aggregate) -> tuple[str, str]:
+    """The value fields that count an assertion's violations and give their rate: its
+    violating events, or a consistency check's violating keys.
+
+    >>> import metrics
+    >>> violation_fields(metrics.consistency("fav", key="user_id"))
+    ('violating_keys', 'violating_key_rate')
+    """
+    if isinstance(assertion_of("", aggregate), Consistency):
+        return "violating_keys", "violating_key_rate"
+    return "violations", "violation_rate"
+
+
 W = TypeVar("W", bound=WindowResult | StoredState)
 
 

@@ -25,13 +25,13 @@ from dashboard.context import (
 )
 from dashboard.views.metric import markers, rules_of, thresholds
 from metrics.base import Aggregate
+from monitor.assertion_examples import violation_fields
 from monitor.assertion_export import iso_utc, stored_assertion
 from monitor.spec import OVERALL
 from monitor.storage.dashboard.queries import DashboardQueries
 from monitor.storage.dashboard.records import TimeRange
 from monitor.storage.records import MetricDefinition
 
-RATE = "violation_rate"
 MAX_SEGMENTS = 10
 WINDOW_CHOICES = (1, 6, 24, 168)  # how many of the newest windows to list examples of
 
@@ -46,7 +46,7 @@ def render() -> None:
         return
     st.subheader("Latest window of each assertion")
     st.caption("The overall segment of each assertion's newest window in its own stage.")
-    st.dataframe(latest_table(queries, [d for d, _ in found]), hide_index=True)
+    st.dataframe(latest_table(queries, found), hide_index=True)
 
     name = pick_one("Assertion", [d.name for d, _ in found], param="metric",
                     key="assertion_metric")
@@ -73,7 +73,8 @@ def render() -> None:
         chosen = st.multiselect(f"Segments (up to {MAX_SEGMENTS})", stored.segments,
                                 default=segments, max_selections=MAX_SEGMENTS,
                                 key=f"assertion_segments:{name}")
-    _rate_chart(queries, definition, stored.span, stage, chosen)
+    _rate_chart(queries, definition, violation_fields(aggregate)[1], stored.span, stage,
+                chosen)
     _examples(queries, definition, aggregate, stored.span, stage, chosen)
 
 
@@ -89,10 +90,13 @@ def assertions(definitions: list[MetricDefinition]
     return found
 
 
-def latest_table(queries: DashboardQueries, definitions: list[MetricDefinition]
-                 ) -> pd.DataFrame:
+def latest_table(queries: DashboardQueries,
+                 found: list[tuple[MetricDefinition, Aggregate]]) -> pd.DataFrame:
+    """The newest overall window of each assertion: its violations (violating keys, for a
+    consistency check) and their rate."""
     rows = []
-    for d in definitions:
+    for d, aggregate in found:
+        count, rate = violation_fields(aggregate)
         latest = queries.values.latest_window(d.name, d.version)
         stages = queries.values.stages_with_values(d.name, d.version)
         stage = d.stage if d.stage in stages else (stages[-1] if stages else d.stage)
@@ -105,17 +109,17 @@ def latest_table(queries: DashboardQueries, definitions: list[MetricDefinition]
             "latest window (UTC)": "—" if window is None
             else f"{window.window_start:%Y-%m-%d %H:%M}",
             "events": None if window is None else window.count,
-            "violations": fmt(values.get("violations", float("nan"))),
-            "violation rate": fmt(values.get(RATE, float("nan"))),
+            "violations": fmt(values.get(count, float("nan"))),
+            "violation rate": fmt(values.get(rate, float("nan"))),
             "max severity": fmt(values.get("max_severity", float("nan")))})
     return pd.DataFrame(rows)
 
 
-def _rate_chart(queries: DashboardQueries, definition: MetricDefinition, span: TimeRange,
-                stage: str, segments: list[str]) -> None:
+def _rate_chart(queries: DashboardQueries, definition: MetricDefinition, rate: str,
+                span: TimeRange, stage: str, segments: list[str]) -> None:
     name = definition.name
     series = queries.values.series(name, definition.version, span, window=definition.window,
-                                   fields=[RATE], segments=segments, stages=[stage])
+                                   fields=[rate], segments=segments, stages=[stage])
     st.subheader("Violation rate per window")
     if series.empty:
         st.info("No violation rate to plot: pick a segment, or a longer range.")
@@ -126,8 +130,8 @@ def _rate_chart(queries: DashboardQueries, definition: MetricDefinition, span: T
     rules = rules_of(definition.spec)
     events = queries.alerts.events(metric=name, span=span, transitions=("firing", "resolved"))
     events = events[events["stage"] == stage] if not events.empty else events
-    st.altair_chart(series_chart(series, thresholds(rules, RATE),
-                                 markers(events, rules, RATE, segments), title=RATE),
+    st.altair_chart(series_chart(series, thresholds(rules, rate),
+                                 markers(events, rules, rate, segments), title=rate),
                     width="stretch")
 
 

@@ -32,7 +32,7 @@ import json
 import math
 import shlex
 
-from monitor.assertion_examples import assertion_of, window_examples
+from monitor.assertion_examples import assertion_of, violation_fields, window_examples
 from monitor.assertion_export import iso_utc
 from monitor.spec import MetricSpec
 from monitor.storage.records import WindowResult
@@ -54,8 +54,9 @@ def examples_note(metric: MetricSpec, version: int, stage: str, window: WindowRe
     if not found:
         return None
     named = ", ".join(_id_text(i) for i in found[:shown])
-    violations = window.values.get("violations", math.nan)
-    counted = "" if math.isnan(violations) else f", {violations:.0f} violations"
+    field = violation_fields(metric.aggregate)[0]
+    violations = window.values.get(field, math.nan)
+    counted = "" if math.isnan(violations) else f", {violations:.0f} {field.replace('_', ' ')}"
     return (f"example ids {named} ({min(shown, len(found))} of the {len(found)} "
             f"sampled{counted})\nall sampled: "
             f"`{export_command(metric.name, version, stage, window)}`")

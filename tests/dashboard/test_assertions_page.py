@@ -20,6 +20,7 @@ from streamlit.testing.v1 import AppTest, app_test
 
 from dashboard import assertion_table
 from dashboard.assertion_table import Shown
+from dashboard.context import fmt
 from monitor.assertion_examples import window_examples
 from monitor.cli.main import cli
 from monitor.storage.store import SqlStore
@@ -60,6 +61,14 @@ def stored_examples(url: str, segments: list[str], newest: int) -> list[dict[str
             for w, e in window_examples(SLOW_VIEWS.aggregate, chosen)]
 
 
+def newest_overall_values(url: str, name: str) -> dict[str, float]:
+    """The stored values of ``name``'s newest overall batch window, by field."""
+    with SqlStore.open(url) as store:
+        values = store.read_values(metric=name, stage="batch", segment="*", limit=None)
+    newest = values[values["window_start"] == values["window_start"].max()]
+    return dict(zip(newest["field"], newest["value"], strict=True))
+
+
 def example_table(app: AppTest) -> pd.DataFrame:
     [table] = [d.value for d in app.dataframe if "severity" in d.value.columns]
     return table
@@ -68,10 +77,17 @@ def example_table(app: AppTest) -> pd.DataFrame:
 def test_the_page_lists_the_latest_violations_with_their_fields(
     seeded: Seeded, run_app: AppFactory, downloads: dict[str, bytes]
 ) -> None:
-    app = run_app(seeded.url, page="assertions")
+    app = run_app(seeded.url, page="assertions", metric=NAME)
     assert [t.value for t in app.title] == ["Assertions"]
-    latest = app.dataframe[0].value
-    assert list(latest["assertion"]) == [NAME] and list(latest["stage"]) == ["batch"]
+    latest = app.dataframe[0].value.set_index("assertion")
+    # the example app's consistency check is listed too, its violating keys as violations
+    assert sorted(latest.index) == sorted([NAME, "fav_consistency"])
+    assert set(latest["stage"]) == {"batch"}
+    for name, count, rate in [(NAME, "violations", "violation_rate"),
+                              ("fav_consistency", "violating_keys", "violating_key_rate")]:
+        values = newest_overall_values(seeded.url, name)
+        assert latest.loc[name, "violations"] == fmt(values[count])
+        assert latest.loc[name, "violation rate"] == fmt(values[rate])
     assert app.selectbox(key="assertion_metric").value == NAME
     table = example_table(app)
     assert list(table.columns) == ["window (UTC)", "segment", "id", "severity", "user_id",
