@@ -35,6 +35,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -79,16 +80,13 @@ def _first_days(folder: Path, days: int) -> str:
     return str(linked / "home-*.parquet")
 
 
-def run_one(engine: str, master: str, files: str, days: int, store_url: str) -> None:
-    """One batch run (in a process of its own): the example metrics, ``days`` days."""
+def example_targets(files: str, store_url: str, reason: str) -> tuple[Any, list[Any]]:
+    """A store at ``store_url`` with the example metrics (all but the label-joined) moved
+    to batch, and their batch targets reading ``files``: what a bench runs over."""
     import dataclasses
-
-    import pandas as pd
 
     from examples.music_home import mon, training_profile
     from examples.music_home_events import DEFAULT_START, generate_reference
-    from monitor.batch.engines import BatchEngine
-    from monitor.batch.runner import BatchRunner
     from monitor.lifecycle import bind_stored_reference
     from monitor.storage.migrate import upgrade
     from monitor.storage.store import SqlStore
@@ -100,10 +98,22 @@ def run_one(engine: str, master: str, files: str, days: int, store_url: str) -> 
     names = [name for name, spec in mon.metrics.items() if spec.labels is None]
     for name in names:
         version = store.register_metric(bind_stored_reference(mon.get(name), store)).version
-        store.record_stage_change(name, version, "batch", by="bench", reason="scale")
+        store.record_stage_change(name, version, "batch", by="bench", reason=reason)
     targets = [dataclasses.replace(t, metric=dataclasses.replace(
         t.metric, stream=dataclasses.replace(t.metric.stream, files=files)))
         for t in batch_targets(mon, store, names)]
+    return store, targets
+
+
+def run_one(engine: str, master: str, files: str, days: int, store_url: str) -> None:
+    """One batch run (in a process of its own): the example metrics, ``days`` days."""
+    import pandas as pd
+
+    from examples.music_home_events import DEFAULT_START
+    from monitor.batch.engines import BatchEngine
+    from monitor.batch.runner import BatchRunner
+
+    store, targets = example_targets(files, store_url, "scale")
     computing = BatchEngine(engine, master)
     sources = computing.sources(None)
     start = time.perf_counter()

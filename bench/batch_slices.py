@@ -21,7 +21,6 @@ last line printed is one JSON object with the figures.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -36,18 +35,15 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from examples.music_home import mon, training_profile  # noqa: E402
+from bench.batch_scale import example_targets  # noqa: E402
+from examples.music_home import mon  # noqa: E402
 from examples.music_home_events import (  # noqa: E402
     DEFAULT_START,
     generate_events,
-    generate_reference,
 )
 from monitor.batch.engines import BatchEngine  # noqa: E402
 from monitor.batch.runner import BatchRunner  # noqa: E402
-from monitor.lifecycle import bind_stored_reference  # noqa: E402
-from monitor.storage.migrate import upgrade  # noqa: E402
 from monitor.storage.store import SqlStore  # noqa: E402
-from monitor.targets import batch_targets  # noqa: E402
 
 
 def generate(days: int, per_hour: float, folder: Path) -> str:
@@ -64,16 +60,7 @@ def generate(days: int, per_hour: float, folder: Path) -> str:
 
 def run(files: str, days: int, url: str) -> float:
     """One batch run of the example metrics over ``days`` days; its seconds."""
-    upgrade(url)
-    store = SqlStore.open(url)
-    store.save_profile(training_profile(generate_reference(start=DEFAULT_START, seed=1)))
-    names = [name for name, spec in mon.metrics.items() if spec.labels is None]
-    for name in names:
-        version = store.register_metric(bind_stored_reference(mon.get(name), store)).version
-        store.record_stage_change(name, version, "batch", by="bench", reason="history")
-    targets = [dataclasses.replace(t, metric=dataclasses.replace(
-        t.metric, stream=dataclasses.replace(t.metric.stream, files=files)))
-        for t in batch_targets(mon, store, names)]
+    store, targets = example_targets(files, url, "history")
     sources = BatchEngine("local", "local[1]").sources(None)
     start = time.perf_counter()
     BatchRunner(store, lambda m: sources(m.stream)).run_many(
