@@ -30,7 +30,9 @@ events (and, between reads, recent chunks' keys not yet merged in: fewer than
 ``max(max_keys, 4096)``, see :mod:`metrics.key_table`). A window with more keys keeps a
 uniform sample of them, each complete: the rate is the sample's and ``violating_keys``
 and ``keys`` are estimated from it (relative error about ``1 / sqrt(max_keys)``),
-identically in every stage, and ``exact`` says so.
+identically in every stage, and ``exact`` says so. A rule on an estimated count fires by
+chance near its threshold: :func:`metrics.consistency_alarms.rule_fire_chance` says how
+often, to size ``max_keys`` by.
 
 The examples to look at are the violating keys of the smallest hash of the key (up to
 ``k``), each with its events and its conflicting values.
