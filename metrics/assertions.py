@@ -170,12 +170,13 @@ class Assertion(Aggregate):
         condition = self._condition
         if condition is None:
             return frame[input_column(self)].to_numpy(dtype=np.float64, na_value=np.nan)
-        outcome = condition.evaluate(frame)
+        columns = {name: frame[name] for name in condition.names}
+        outcome = condition.evaluate_columns(frame, columns)
         if not isinstance(outcome, pd.Series):  # a constant, or an array from eval
             outcome = pd.Series(outcome, index=frame.index)
         severity = outcome.to_numpy(dtype=np.float64, na_value=np.nan)
-        for name in condition.names:
-            severity[np.asarray(frame[name].array.isna(), dtype=bool)] = np.nan
+        for column in columns.values():
+            severity[np.asarray(column.array.isna(), dtype=bool)] = np.nan
         return severity
 
     def fields(self) -> tuple[str, ...]:
@@ -238,10 +239,12 @@ class _Sampler:
         self.id_column = frame[spec.id_column]
         ids = self.id_column.array.take(violating)
         known = ~np.asarray(pd.isna(ids), dtype=bool)  # a null id is counted, not sampled
+        if not known.all():
+            violating, ids = violating[known], ids[known]
         # Each row's place in texts and hashes (-1: not violating, or a null id)
         self.slot = np.full(len(frame), -1, dtype=np.intp)
-        self.slot[violating[known]] = np.arange(int(known.sum()))
-        self.texts = id_texts(ids[known])
+        self.slot[violating] = np.arange(len(violating))
+        self.texts = id_texts(ids)
         self.hashes = id_hashes(self.texts)
         # An id's JSON from its text when the column's type says how: an integer's text
         # is its JSON, a string's is quoted; else (objects) column_texts spells it.
