@@ -164,18 +164,19 @@ class Assertion(Aggregate):
                 else dict.fromkeys(condition.names, "any"))
         return {**read, **dict.fromkeys(self.keep, "any"), self.id_column: ID}
 
-    def _severity(self, frame: pd.DataFrame) -> np.ndarray:
+    def _severity(self, columns: _Columns) -> np.ndarray:
         """Each event's outcome as a float: NaN where it judges nothing (a null outcome,
         or, for an expression, a null in a column it names, as a rate leaves it out)."""
         condition = self._condition
         if condition is None:
-            return frame[input_column(self)].to_numpy(dtype=np.float64, na_value=np.nan)
-        outcome = condition.evaluate(frame)
+            return columns[input_column(self)].to_numpy(dtype=np.float64, na_value=np.nan)
+        named = {name: columns[name] for name in condition.names}
+        outcome = condition.evaluate_columns(columns.frame, named)
         if not isinstance(outcome, pd.Series):  # a constant, or an array from eval
-            outcome = pd.Series(outcome, index=frame.index)
+            outcome = pd.Series(outcome, index=columns.frame.index)
         severity = outcome.to_numpy(dtype=np.float64, na_value=np.nan)
-        for name in condition.names:
-            severity[np.asarray(frame[name].array.isna(), dtype=bool)] = np.nan
+        for column in named.values():
+            severity[np.asarray(column.array.isna(), dtype=bool)] = np.nan
         return severity
 
     def fields(self) -> tuple[str, ...]:
@@ -203,7 +204,8 @@ class Assertion(Aggregate):
 
     def update_groups(self, states: Sequence[AssertionState], frame: pd.DataFrame,
                       groups: Groups) -> None:
-        severity = self._severity(frame)
+        columns = _Columns(frame)
+        severity = self._severity(columns)
         judged = ~np.isnan(severity)
         violated = judged & (severity > 0)
         judged_counts = groups.sums(judged).tolist()
@@ -221,7 +223,20 @@ class Assertion(Aggregate):
         np.maximum.at(highest, codes, severity[rows])
         for state, value in zip(states, highest.tolist(), strict=True):
             state.max_severity = max(state.max_severity, value)
-        _Sampler(self, frame, severity, violated).offer(states, rows, codes)
+        _Sampler(self, columns, severity, violated).offer(states, rows, codes)
+
+
+class _Columns(dict[str, pd.Series]):
+    """A chunk's columns, each looked up once: ``frame[name]`` costs tens of µs, and the
+    rule's columns are often kept fields too."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        super().__init__()
+        self.frame = frame
+
+    def __missing__(self, name: str) -> pd.Series:
+        column = self[name] = self.frame[name]
+        return column
 
 
 class _Sampler:
@@ -231,17 +246,19 @@ class _Sampler:
     ids first); only the rows whose hash may still get into their group's sample get a
     record, built a column at a time (:mod:`metrics.sample_records`)."""
 
-    def __init__(self, spec: Assertion, frame: pd.DataFrame, severity: np.ndarray,
+    def __init__(self, spec: Assertion, columns: _Columns, severity: np.ndarray,
                  violated: np.ndarray) -> None:
-        self.spec, self.frame, self.severity = spec, frame, severity
+        self.spec, self.columns, self.severity = spec, columns, severity
         violating = np.flatnonzero(violated)
-        self.id_column = frame[spec.id_column]
+        self.id_column = columns[spec.id_column]
         ids = self.id_column.array.take(violating)
         known = ~np.asarray(pd.isna(ids), dtype=bool)  # a null id is counted, not sampled
+        if not known.all():
+            violating, ids = violating[known], ids[known]
         # Each row's place in texts and hashes (-1: not violating, or a null id)
-        self.slot = np.full(len(frame), -1, dtype=np.intp)
-        self.slot[violating[known]] = np.arange(int(known.sum()))
-        self.texts = id_texts(ids[known])
+        self.slot = np.full(len(severity), -1, dtype=np.intp)
+        self.slot[violating] = np.arange(len(violating))
+        self.texts = id_texts(ids)
         self.hashes = id_hashes(self.texts)
         # An id's JSON from its text when the column's type says how: an integer's text
         # is its JSON, a string's is quoted; else (objects) column_texts spells it.
@@ -269,7 +286,7 @@ class _Sampler:
             return
         # The records of every group's candidates at once: the same rows are often
         # offered twice (overall and in their segment).
-        chosen = np.zeros(len(self.frame), dtype=bool)  # a mask: cheaper than np.unique
+        chosen = np.zeros(len(self.severity), dtype=bool)  # a mask: cheaper than np.unique
         chosen[rows] = True
         records = self._records(np.flatnonzero(chosen))
         order = np.argsort(codes, kind="stable")
@@ -300,8 +317,7 @@ class _Sampler:
     def _records(self, rows: np.ndarray) -> dict[int, tuple[str, int, str]]:
         """(id text, hash, record) of each row; the record as canonical JSON would spell
         ``{"fields": {...}, "id": ..., "severity": ...}`` (keys sorted)."""
-        frame = self.frame
-        columns = [column_texts(frame[name], rows) for name in sorted(self.spec.keep)]
+        columns = [column_texts(self.columns[name], rows) for name in sorted(self.spec.keep)]
         slots = self.slot[rows].tolist()
         texts, hashes = self.texts, self.hashes.tolist()
         id_json = self.id_json

@@ -63,8 +63,10 @@ def id_text(value: Any) -> str:
 def id_texts(ids: Any) -> list[str]:
     """:func:`id_text` of each of ``ids`` (a pandas or numpy array without nulls);
     integers as Python spells them (numpy's ``astype(str)`` is slower)."""
-    if pd.api.types.is_integer_dtype(ids.dtype):
-        return list(map(str, ids.tolist()))
+    if pd.api.types.is_integer_dtype(ids.dtype):  # no nulls: plain numpy integers
+        return list(map(str, np.asarray(ids, dtype=ids.dtype.numpy_dtype
+                                        if hasattr(ids.dtype, "numpy_dtype")
+                                        else ids.dtype).tolist()))
     values = list(ids)
     if all(type(value) is str for value in values):
         return values

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from metrics.json_values import float_json, json_value
 
@@ -33,8 +34,6 @@ __all__ = ["CANONICAL", "column_texts", "float_json", "float_texts", "json_value
 CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
 # how the encoder spells a string (ensure_ascii): quoted, escaped, ASCII only
 quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
-
-_NS_PER_S = 1_000_000_000
 
 
 def float_texts(values: np.ndarray) -> list[str]:
@@ -58,8 +57,9 @@ def column_texts(column: pd.Series, rows: np.ndarray) -> list[str]:
         ns = np.asarray(values.asi8)[rows]
         return _with_nulls(_utc_texts(ns), ns == np.iinfo(np.int64).min)
     if isinstance(dtype, pd.StringDtype):
-        if dtype.storage == "pyarrow":  # pyarrow's take without pandas' wrapping: half
-            strings = values.__arrow_array__().take(rows).to_pylist()
+        if dtype.storage == "pyarrow":  # pyarrow's take without pandas' wrapping: half;
+            # with the rows as an Arrow array, as pyarrow converts numpy indices slowly
+            strings = values.__arrow_array__().take(pa.array(rows)).to_pylist()
         else:
             strings = values.take(rows).to_numpy(dtype=object, na_value=None).tolist()
         return [quote(s) if isinstance(s, str) else "null" for s in strings]
@@ -96,17 +96,15 @@ def _with_nulls(texts: list[str], missing: np.ndarray) -> list[str]:
 def _utc_texts(ns: np.ndarray) -> list[str]:
     """pd.Timestamp.isoformat() of UTC times given as ns since the epoch (NaT: any
     text; the caller writes null): seconds, then six digits for a whole microsecond or
-    nine for a nanosecond, none for a whole second."""
+    nine for a nanosecond, none for a whole second. numpy spells every time to the
+    microsecond at once (a Python loop formatting each part cost twice as much); the
+    whole seconds lose their fraction, the few times with nanoseconds gain three digits."""
     ns = np.where(ns == np.iinfo(np.int64).min, 0, ns)  # NaT
-    seconds = np.floor_divide(ns, _NS_PER_S)
-    fraction = ns - seconds * _NS_PER_S
-    base = np.datetime_as_string(seconds.astype("datetime64[s]"), unit="s").tolist()
-    texts = []
-    for text, part in zip(base, fraction.tolist(), strict=True):
-        if part == 0:
-            texts.append(f'"{text}+00:00"')
-        elif part % 1000 == 0:
-            texts.append(f'"{text}.{part // 1000:06d}+00:00"')
-        else:
-            texts.append(f'"{text}.{part:09d}+00:00"')
+    micro, nano = np.divmod(ns, 1000)
+    base = np.datetime_as_string(micro.astype("datetime64[us]"), unit="us").tolist()
+    texts = [f'"{text}+00:00"' for text in base]
+    for i in np.flatnonzero(micro % 1_000_000 == 0).tolist():
+        texts[i] = f'"{base[i][:-7]}+00:00"'  # no ".000000"
+    for i in np.flatnonzero(nano).tolist():
+        texts[i] = f'"{base[i]}{nano[i]:03d}+00:00"'
     return texts

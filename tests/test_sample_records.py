@@ -63,6 +63,22 @@ def test_every_dtype_is_spelled_as_one_value_at_a_time(seed: int) -> None:
     assert column_texts(frame["f"], rows[:0]) == []
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_utc_times_are_spelled_as_one_value_at_a_time_over_the_whole_range(seed: int) -> None:
+    """Times before 1970, whole seconds, whole microseconds and nanoseconds, and NaT, at
+    every nanosecond a pandas time can hold."""
+    rng = np.random.default_rng(seed)
+    low, high = pd.Timestamp.min.value, pd.Timestamp.max.value
+    ns = np.concatenate([rng.integers(low, high, 2_000),
+                         rng.integers(low // 1_000, high // 1_000, 500) * 1_000,
+                         rng.integers(low // 10**9 + 1, high // 10**9, 500) * 10**9,
+                         [0, -1, 1, 999, 1_000, -1_000, -10**9, low, high]])
+    times = pd.Series(pd.to_datetime(ns, unit="ns", utc=True))
+    times[rng.random(len(times)) < 0.05] = pd.NaT
+    rows = rng.permutation(len(times))
+    assert column_texts(times, rows) == one_by_one(times, rows)
+
+
 def test_an_assertions_records_are_the_canonical_json_of_each_event() -> None:
     """The records a state keeps are those the definition names: canonical JSON of the id,
     severity and kept fields of the event, built here value by value."""
