@@ -36,6 +36,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from psycopg import sql
 
+from monitor.arrow_lists import holds_string_lists, string_lists
 from monitor.event_frames import frame_from_arrow
 
 # Where the driver names a column's Postgres type in its Arrow field's metadata.
@@ -225,6 +226,8 @@ def _decimal_values(column: pa.ChunkedArray) -> list[Any]:
 
 
 def _python_values(column: pa.ChunkedArray) -> list[Any]:
+    if holds_string_lists(column.type):  # a ranked list's items: each text made once
+        return string_lists(column)
     return column.to_pylist()  # lists as lists (Arrow's own conversion makes numpy arrays)
 
 
