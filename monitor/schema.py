@@ -4,9 +4,11 @@ Types are ``"float"``, ``"int"``, ``"bool"``, ``"str"`` and ``"list[str]"`` (a r
 item ids; see :mod:`monitor.string_lists` for what is taken as one: a list, or a JSON array
 as text); a trailing ``?`` makes the field nullable (it may be missing or null). The
 event-time field is required and is ISO 8601 or epoch milliseconds. Validation is
-vectorised (but for lists, read one by one): each rejected row gets the first reason that
-applies, and the clean rows come out typed (numbers as float64 / Int64, booleans as pandas
-``boolean``, lists as Python lists of str, event time as UTC ``datetime64[ns]``).
+vectorised (a column of lists is checked in one pass at C speed, and read one by one only
+when it holds other shapes; see :mod:`monitor.string_lists`): each rejected row gets the
+first reason that applies, and the clean rows come out typed (numbers as float64 / Int64,
+booleans as pandas ``boolean``, lists as Python lists of str, event time as UTC
+``datetime64[ns]``).
 
 Null and NaN are different problems: a null (None, a missing field, SQL NULL) is "is
 null" (and allowed in a nullable field), a NaN that the source held (JSON's ``NaN``, a

@@ -300,6 +300,38 @@ def test_anything_else_is_rejected_with_its_reason() -> None:
     assert lists == []
 
 
+@pytest.mark.parametrize(("bad", "reason"), [
+    (["a", 1], "holds an item that is not a string"),
+    (["a", None], "holds an item that is not a string"),
+    ([["a"]], "holds an item that is not a string"),
+    (["\udc00"], "holds an item that is not UTF-8 text"),  # a str no UTF-8 can hold
+    ('["a"]', None),  # text among lists: read, not rejected
+    (("a",), None),
+])
+def test_one_value_that_is_no_clean_list_among_lists_is_judged_alone(
+        bad: object, reason: str | None) -> None:
+    """A column of lists is checked at once; one value that is no list of text among them
+    is judged as it is alone (and only its row is rejected)."""
+    lists, reasons = validate([["a", "b"], bad, ["é"], []])
+    if reason is None:
+        assert reasons == [] and lists == [["a", "b"], ["a"], ["é"], []]
+    else:
+        assert reasons == [f"field 'shown' {reason}"]
+        assert lists == [["a", "b"], ["é"], []]
+
+
+def test_clean_lists_are_copies_and_nulls_of_a_nullable_column_stay_null() -> None:
+    given = [["a", "b"], None, ["c"]]
+    raw = pd.DataFrame({"ts": [TS] * 3, "shown": pd.Series([["x"]] * 3, dtype=object),
+                        "maybe": pd.Series(given, dtype=object)})
+    clean, rejects = LISTS.validate(raw)
+    assert rejects.empty and clean["maybe"].tolist() == given
+    # the caller's lists are never shared, with nulls in the column or without
+    assert clean["maybe"][0] is not given[0]
+    assert not any(mine is theirs for mine, theirs in zip(clean["shown"], raw["shown"],
+                                                        strict=True))
+
+
 def test_a_nullable_list_may_be_null_or_missing_but_not_nan() -> None:
     from monitor.schema import SOURCE_NAN
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -36,6 +36,8 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from psycopg import sql
 
+from monitor.arrow_lists import holds_string_lists, string_lists
+from monitor.batch.idle_connections import IDLE
 from monitor.event_frames import frame_from_arrow
 
 # Where the driver names a column's Postgres type in its Arrow field's metadata.
@@ -82,13 +84,15 @@ class ReadFailed(Exception):
     :meth:`ColumnRead.record_batches`)."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class ColumnRead:
-    """A query under way: its record batches, the session's time zone, the connection."""
+    """A query under way: its record batches, the session's time zone, the connection,
+    and whether the batches were read to the end (then the connection can be reused)."""
 
     batches: pa.RecordBatchReader
     zone: str
     connection: Any
+    finished: bool = False
 
     def record_batches(self) -> Iterator[pa.RecordBatch]:
         """The batches; a :class:`ReadFailed` if the stream breaks off.
@@ -101,6 +105,7 @@ class ColumnRead:
         """
         try:
             yield from self.batches
+            self.finished = True
         except OSError as err:  # pyarrow raises the stream's failure as an IOError
             # "[libpq] Execution error [PGRES_FATAL_ERROR]: ERROR:  division by zero"
             message = str(err).strip().rpartition("ERROR:")[2].strip()
@@ -117,21 +122,50 @@ class ColumnRead:
 def open_read(engine: sa.Engine, query: sa.Select[Any]) -> Iterator[ColumnRead | None]:
     """The rows of ``query`` as a stream of record batches; None when a column has a type
     the frames cannot give as the row path does (read those with the row path). The
-    connection is the driver's own, closed on the way out."""
-    with adbc.connect(connection_uri(engine.url), autocommit=True) as connection, \
-            connection.cursor() as cursor:
-        zone = _session_zone(cursor)
-        cursor.adbc_statement.set_options(
-            **{"adbc.postgresql.batch_size_hint_bytes": str(BATCH_BYTES)})
-        cursor.execute(literal_sql(engine, query))
-        batches = cursor.fetch_record_batch()
+    connection is the driver's own: kept for the next read when this one read its batches
+    to the end, closed otherwise (:mod:`monitor.batch.idle_connections`)."""
+    uri = connection_uri(engine.url)
+    connection, zone = _connect(uri)
+    read = None
+    try:
+        with connection.cursor() as cursor:
+            cursor.adbc_statement.set_options(
+                **{"adbc.postgresql.batch_size_hint_bytes": str(BATCH_BYTES)})
+            cursor.execute(literal_sql(engine, query))
+            batches = cursor.fetch_record_batch()
+            try:
+                if all(_convert(field) is not None for field in batches.schema):
+                    read = ColumnRead(batches, zone, connection)
+                    yield read
+                else:
+                    yield None
+            finally:
+                batches.close()
+    finally:
+        if read is not None and read.finished:
+            IDLE.give_back(uri, connection)
+        else:
+            connection.close()
+
+
+def _connect(uri: str) -> tuple[Any, str]:
+    """A connection to ``uri`` (the idle one when it still answers) and its session's
+    time zone."""
+    idle = IDLE.take(uri)
+    if idle is not None:
         try:
-            if all(_convert(field) is not None for field in batches.schema):
-                yield ColumnRead(batches, zone, connection)
-            else:
-                yield None
-        finally:
-            batches.close()
+            with idle.cursor() as cursor:
+                return idle, _session_zone(cursor)
+        except Error:  # gone stale while idle: a fresh one below
+            with suppress(Error):
+                idle.close()
+    connection = adbc.connect(uri, autocommit=True)
+    try:
+        with connection.cursor() as cursor:
+            return connection, _session_zone(cursor)
+    except BaseException:
+        connection.close()
+        raise
 
 
 def frames(read: ColumnRead, chunk_rows: int) -> Iterator[pd.DataFrame]:
@@ -225,6 +259,8 @@ def _decimal_values(column: pa.ChunkedArray) -> list[Any]:
 
 
 def _python_values(column: pa.ChunkedArray) -> list[Any]:
+    if holds_string_lists(column.type):  # a ranked list's items: each text made once
+        return string_lists(column)
     return column.to_pylist()  # lists as lists (Arrow's own conversion makes numpy arrays)
 
 

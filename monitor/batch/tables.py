@@ -4,44 +4,72 @@ For trying the batch stage on files (the demo loads the example history this way
 tests and for benchmarks; production tables are the upstream team's.
 
 Loading leaves out the rows that fail validation and the rows the database cannot hold,
-and says why for each: on Postgres, a ``str`` value with a NUL character (its text type
-holds any other character of a UTF-8 database; a lone surrogate never reaches here, the
-file readers reject it). One such row would otherwise fail the whole load.
+and says why for each: on Postgres, a ``str`` value or a ``list[str]`` item with a NUL
+character (its text type holds any other character of a UTF-8 database; a lone surrogate
+never reaches here, the file readers reject it). One such row would otherwise fail the
+whole load.
+
+On Postgres a ``list[str]`` field is an array of text. Tables made by versions before it
+was (JSON columns) are read as before, and loading into one writes JSON into it; to move
+one to arrays (read in C, where JSON is parsed row by row in Python), load its events
+into a new table.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from monitor.spec import StreamSpec
+from monitor.string_lists import LIST_OF_STR
 
 _SQL_TYPES: dict[str, Any] = {
     "float": sa.Float(precision=53),  # double precision: every float64 bit survives
     "int": sa.BigInteger(),
     "bool": sa.Boolean(),
     "str": sa.Text(),
-    # JSON on both: SQLite has no arrays, and a JSON array read back is a list (Postgres'
-    # driver parses it) or JSON text (SQLite through a query), which validation takes.
-    "list[str]": sa.JSON(),
+    # An array of text on Postgres, which the columnar read decodes into an Arrow list
+    # column in C (a JSON column is parsed row by row in Python, which cost more than
+    # reading all the other columns); JSON on SQLite, which has no arrays (read back as
+    # JSON text, which validation takes). Tables made as JSON on Postgres by earlier
+    # versions are read and loaded as they are (see load_and_report).
+    "list[str]": sa.JSON().with_variant(postgresql.ARRAY(sa.Text()), "postgresql"),
 }
 _INSERT_ROWS = 20_000
 
 
-def events_table(stream: StreamSpec, name: str | None = None) -> sa.Table:
-    """A table for the stream's events: typed columns, event time as timestamptz, indexed."""
+def events_table(stream: StreamSpec, name: str | None = None, json_lists: Iterable[str] = ()
+                 ) -> sa.Table:
+    """A table for the stream's events: typed columns, event time as timestamptz, indexed.
+
+    ``json_lists`` names ``list[str]`` columns to write as JSON whatever the database (as
+    an existing table made by an earlier version holds them)."""
     table_name = name or stream.table
     if not table_name:
         raise ValueError(f"stream {stream.name!r} declares no table=; pass a table name")
     schema = stream.schema
+    as_json = set(json_lists)
     columns = [sa.Column(schema.time, sa.DateTime(timezone=True), nullable=False, index=True)]
-    columns += [sa.Column(f.name, _SQL_TYPES[f.type], nullable=f.nullable)
+    columns += [sa.Column(f.name, sa.JSON() if f.name in as_json else _SQL_TYPES[f.type],
+                          nullable=f.nullable)
                 for f in schema.fields]
     return sa.Table(table_name, sa.MetaData(), *columns)
+
+
+def _json_list_columns(engine: sa.Engine, stream: StreamSpec, table_name: str) -> list[str]:
+    """The ``list[str]`` columns an existing Postgres table holds as JSON (an earlier
+    version made them so), which a load must write as JSON, not as arrays."""
+    if engine.dialect.name != "postgresql":
+        return []
+    declared = {f.name for f in stream.schema.fields if f.type == LIST_OF_STR}
+    return [column["name"] for column in sa.inspect(engine).get_columns(table_name)
+            if column["name"] in declared and isinstance(column["type"], sa.JSON)]
 
 
 @dataclass(frozen=True)
@@ -62,8 +90,11 @@ def load_and_report(engine: sa.Engine, stream: StreamSpec, events: pd.DataFrame,
     """:func:`load_events`, and which events were left out and why (see the module)."""
     table = events_table(stream, name)
     table.create(engine, checkfirst=True)
+    json_lists = _json_list_columns(engine, stream, table.name)
+    if json_lists:
+        table = events_table(stream, name, json_lists)
     clean, rejects = stream.schema.validate(events)
-    unstorable = _unstorable(clean, stream, engine.dialect.name)  # by position in clean
+    unstorable = _unstorable(clean, stream, engine.dialect.name, json_lists)  # by position
     if len(unstorable):
         kept = events.index[~events.index.isin(rejects["row"])]  # clean's rows, in order
         clean = clean.drop(index=unstorable["row"].tolist())
@@ -77,17 +108,25 @@ def load_and_report(engine: sa.Engine, stream: StreamSpec, events: pd.DataFrame,
     return LoadReport(len(records), rejects)
 
 
-def _unstorable(clean: pd.DataFrame, stream: StreamSpec, dialect: str) -> pd.DataFrame:
+def _unstorable(clean: pd.DataFrame, stream: StreamSpec, dialect: str,
+                json_lists: Iterable[str] = ()) -> pd.DataFrame:
     """The rows of ``clean`` the database cannot hold (``row``: their position, ``reason``):
-    on Postgres, those with a NUL in a ``str`` field (SQLite's text holds it)."""
+    on Postgres, those with a NUL in a ``str`` field or in an item of a ``list[str]`` field
+    held as an array (SQLite's text holds it, and Postgres' json its ``\\u0000``)."""
     reasons = pd.Series(None, index=clean.index, dtype=object)
     if dialect == "postgresql":
         for field in stream.schema.fields:
-            if field.type != "str":
+            if field.type == "str":
+                nul = clean[field.name].str.contains("\x00", regex=False, na=False).to_numpy()
+                what = "a NUL character"
+            elif field.type == LIST_OF_STR and field.name not in set(json_lists):
+                nul = np.array([items is not None and "\x00" in "".join(items)
+                                for items in clean[field.name]], dtype=bool)
+                what = "an item with a NUL character"
+            else:
                 continue
-            nul = clean[field.name].str.contains("\x00", regex=False, na=False).to_numpy()
             reasons[nul & reasons.isna().to_numpy()] = (
-                f"field {field.name!r} holds a NUL character, which Postgres text cannot hold")
+                f"field {field.name!r} holds {what}, which Postgres text cannot hold")
     found = reasons.dropna()
     return pd.DataFrame({"row": found.index, "reason": found.to_numpy()})
 

@@ -4,6 +4,7 @@ that leave no partial window, and clear errors on bad sources."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Iterator
 
@@ -22,7 +23,7 @@ from monitor.batch.query_source import QuerySource
 from monitor.batch.rollup import rollup
 from monitor.batch.runner import BatchRunError, BatchRunner, Retry
 from monitor.batch.sources import EventSource, FileSource, SourceError, TableSource, source_for
-from monitor.batch.tables import events_table, load_events, rows_for_insert
+from monitor.batch.tables import events_table, load_and_report, load_events, rows_for_insert
 from monitor.lifecycle import bind_stored_reference
 from monitor.references import fit_profile
 from monitor.research import evaluate
@@ -431,3 +432,62 @@ def test_files_matched_by_a_glob_feed_the_batch_stage(
     expected = research_values(spec, events, profile)
     pd.testing.assert_frame_equal(stored(store, "latency"), expected, check_exact=True,
                                   check_dtype=False)
+
+
+def test_a_table_whose_lists_an_earlier_version_stored_as_json_still_loads_and_reads(
+    store: SqlStore, database: Database, events: pd.DataFrame, profile
+) -> None:
+    """list[str] columns are arrays of text on Postgres now; a table made before (JSON)
+    takes new loads as JSON and feeds the batch stage the same values."""
+    [target] = promote(store, profile, ["click_ndcg"])
+    engine = sa.create_engine(database.url)
+    lists = [f.name for f in STREAM.schema.fields if f.type == "list[str]"]
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE IF EXISTS home_events"))
+    events_table(STREAM, json_lists=lists).create(engine)  # as earlier versions made it
+    try:
+        assert load_events(engine, STREAM, events) == len(events)
+        [column] = [c for c in sa.inspect(engine).get_columns("home_events")
+                    if c["name"] == "carousels_shown"]
+        assert isinstance(column["type"], sa.JSON)  # left as it was
+        runner(store, engine).run(target.metric, target.version, since=START, until=END)
+        pd.testing.assert_frame_equal(stored(store, "click_ndcg"),
+                                      research_values(target.metric, events, profile),
+                                      check_exact=True, check_dtype=False)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE home_events"))
+        engine.dispose()
+
+
+def test_a_new_table_holds_lists_as_arrays_on_postgres_and_as_json_on_sqlite(
+    database: Database, source_engine: sa.Engine
+) -> None:
+    [column] = [c for c in sa.inspect(source_engine).get_columns("home_events")
+                if c["name"] == "carousels_shown"]
+    expected = sa.ARRAY if database.url.startswith("postgresql") else sa.JSON
+    assert isinstance(column["type"], expected)
+
+
+def test_a_list_item_with_a_nul_is_left_out_where_postgres_cannot_hold_it(
+    database: Database, events: pd.DataFrame
+) -> None:
+    rows = events.head(3).copy()
+    rows["carousels_shown"] = pd.Series([["a"], ["a\x00b", "c"], ["d"]], dtype=object)
+    engine = sa.create_engine(database.url)
+    try:
+        report = load_and_report(engine, STREAM, rows, "nul_lists")
+        with engine.connect() as conn:
+            kept = [list(v) if isinstance(v, list) else json.loads(v) for v in conn.execute(
+                sa.text("SELECT carousels_shown FROM nul_lists ORDER BY view_id")).scalars()]
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE IF EXISTS nul_lists"))
+        engine.dispose()
+    if database.url.startswith("postgresql"):
+        assert kept == [["a"], ["d"]] and report.loaded == 2
+        assert report.rejects.to_dict("records") == [{
+            "row": 1, "reason": "field 'carousels_shown' holds an item with a NUL character, "
+                                "which Postgres text cannot hold"}]
+    else:  # SQLite's JSON text holds it
+        assert kept == [["a"], ["a\x00b", "c"], ["d"]] and report.rejects.empty

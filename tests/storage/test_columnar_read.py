@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 
 from monitor import Monitor
 from monitor.batch import postgres_columns, sql_rows
+from monitor.batch.idle_connections import IDLE
 from monitor.batch.query_source import QuerySource
 from monitor.batch.sources import SourceError, TableSource
 
@@ -207,3 +208,73 @@ def test_a_failing_query_says_what_failed(engine: sa.Engine) -> None:
     with pytest.raises(SourceError, match=r"^reading the query of stream 'events' failed: "
                                           r".*division by zero"):
         source.check()
+
+
+# -- the connection a read leaves for the next (monitor.batch.idle_connections) ------------
+
+
+def counting_connects(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The URIs the columnar read opens a new connection to, from now on."""
+    IDLE.close_all()
+    opened: list[str] = []
+    real = postgres_columns.adbc.connect
+
+    def connect(uri: str, **options: Any) -> Any:
+        opened.append(uri)
+        return real(uri, **options)
+
+    monkeypatch.setattr(postgres_columns.adbc, "connect", connect)
+    return opened
+
+
+def read_all(engine: sa.Engine) -> list[pd.DataFrame]:
+    table = sa.Table("columnar_events", sa.MetaData(), autoload_with=engine)
+    query = sa.select(table).order_by(table.c.n)
+    return list(sql_rows.read_rows(engine, query, 3, "columnar_events"))
+
+
+def test_reads_one_after_another_share_one_connection(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened = counting_connects(monkeypatch)
+    first, second = read_all(engine), read_all(engine)
+    assert len(opened) == 1
+    assert_same_frames(second, first)
+    assert_same_frames(second, list(sql_rows.row_by_row(
+        engine, sa.select(sa.Table("columnar_events", sa.MetaData(), autoload_with=engine)
+                          ).order_by(sa.text("n")), 3)))
+
+
+def test_a_connection_that_went_stale_while_idle_is_replaced(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened = counting_connects(monkeypatch)
+    expected = read_all(engine)
+    idle = IDLE.take(opened[0])
+    with idle.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        [pid] = cursor.fetchone()
+    IDLE.give_back(opened[0], idle)
+    with engine.begin() as conn:  # the server ends the idle session (a restart, a timeout)
+        conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    assert_same_frames(read_all(engine), expected)
+    assert len(opened) == 2
+
+
+def test_a_read_that_stops_early_or_fails_does_not_leave_its_connection(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened = counting_connects(monkeypatch)
+    expected = read_all(engine)
+    table = sa.Table("columnar_events", sa.MetaData(), autoload_with=engine)
+    chunks = sql_rows.read_rows(engine, sa.select(table).order_by(table.c.n), 3, "early")
+    next(chunks)
+    chunks.close()  # the consumer stopped mid-result: the connection is closed
+    assert IDLE.take(opened[0]) is None
+    failing = sa.select((1 / (table.c.n - table.c.n)).label("x"))
+    with pytest.raises(SourceError, match="division by zero"):
+        list(sql_rows.read_rows(engine, failing, 3, "failing"))
+    assert IDLE.take(opened[0]) is None
+    assert_same_frames(read_all(engine), expected)
+    # the first read's (reused and closed by the early stop), the failure's, this one's
+    assert len(opened) == 3
