@@ -222,7 +222,9 @@ class StreamProcessor:
         wall = self.wall_clock()
         max_time = wall + pd.Timedelta(seconds=self.settings.max_future_s)
         batch = decode_messages(fresh, self.stream.schema,
-                                max_bytes=self.settings.max_message_bytes, max_time=max_time)
+                                max_bytes=self.settings.max_message_bytes, max_time=max_time,
+                                mark_unknown=any(m.aggregate.judges_unknown_fields()
+                                                 for m in self.metrics))
         cap_ns = wall.value + int(self.settings.watermark_lead_s * 1e9)
         prepared = Prepared(messages, {}, {}, through, cap_ns, list(batch.rejected),
                             len(messages) - len(fresh))

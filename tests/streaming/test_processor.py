@@ -315,3 +315,32 @@ def test_a_flood_of_one_reason_leaves_room_for_samples_of_the_rare_ones(
     reasons = Counter(reason.split(":", 1)[0] for (reason,) in samples)
     assert reasons == {"malformed_json": SAMPLES_PER_REASON, "field 'country' is null": 5}
     assert counted == 2_005
+
+
+def test_events_are_marked_for_unknown_fields_only_when_a_metric_judges_them(
+        store: SqlStore, targets: list[Target], events: pd.DataFrame) -> None:
+    """The mark costs a look at every event's keys, so a processor asks for it only when
+    one of its metrics judges unknown fields (the example app's do not; one with
+    expect_no_unknown_fields does, and so does a validation summary holding it)."""
+    import metrics
+    from metrics.expectations import UNKNOWN_FIELDS
+    from monitor import Monitor
+
+    with_debug = events.head(20).assign(debug="trace")  # a field the schema lacks
+    batch = messages_of(with_debug, max_batch=5)
+    plain = StreamProcessor(SqlStreamStore(store.database), STREAM, TOPIC, PARTITIONS, targets)
+    prepared = plain.prepare(batch)
+    assert sum(len(e) for e in prepared.events.values()) == 20
+    assert not any(UNKNOWN_FIELDS in e.columns for e in prepared.events.values())
+
+    judging = Monitor("unknown-fields")
+    judging.stream("home", schema=STREAM.schema.to_dict(), time=STREAM.time, topic=TOPIC)
+    judging.expectations("home", [metrics.expect_no_unknown_fields()], prefix="fields")
+    for name in ("fields.no_unknown_fields", "fields.expectations"):
+        spec = judging.metrics[name]
+        version = store.register_metric(spec).version
+        processor = StreamProcessor(SqlStreamStore(store.database), spec.stream,
+                                    f"{TOPIC}-{name}", PARTITIONS,
+                                    [Target(spec, version)])
+        prepared = processor.prepare(batch)
+        assert all(e[UNKNOWN_FIELDS].all() for e in prepared.events.values())
