@@ -10,7 +10,10 @@ bench/stream_app.py, against a throwaway Postgres database, for micro-batches of
 ``EVENTS_PER_MESSAGE x MESSAGES`` (e.g. ``1x1000``: 1000 single-event messages). Prints
 the time per micro-batch split into prepare / absorb / store / tick, the events/s this
 processor alone can reach at that batch shape, and with ``--profile`` a cProfile of
-each shape (top functions by own time). Last line: one JSON object.
+each shape (top functions by own time). ``--behind`` tells the processor it is behind
+before each micro-batch, as the worker does when they are full; ``--cpu`` times by this
+process's CPU seconds, steadier than the wall clock on a shared machine. Last line: one
+JSON object.
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ from streaming.sql_store import SqlStreamStore  # noqa: E402
 
 
 def shape_run(store: SqlStore, per_message: int, count: int, batches: int,
-              profile: bool, sort: str = "tottime", top: int = 18) -> dict[str, Any]:
+              profile: bool, sort: str = "tottime", top: int = 18,
+              behind: bool = False) -> dict[str, Any]:
     stream = throughput.streams["events"]
     topic = f"proc-{per_message}x{count}-{secrets.token_hex(3)}"
     targets = batch_targets(throughput, store, stages=("streaming",))
@@ -63,6 +67,8 @@ def shape_run(store: SqlStore, per_message: int, count: int, batches: int,
         if profiler:
             profiler.enable()
         t0 = time.perf_counter()
+        if behind:  # as the worker says when its micro-batch was full
+            processor.note_backlog()
         prepared = processor.prepare(batch)
         t1 = time.perf_counter()
         processor.absorb(prepared)
@@ -100,11 +106,19 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=400_000,
                         help="about this many events per shape (at least 3 batches)")
     parser.add_argument("--max-batches", type=int, default=60)
+    parser.add_argument("--behind", action="store_true",
+                        help="tell the processor it is behind before each micro-batch, as "
+                             "the worker does when its micro-batches are full (a backlog)")
+    parser.add_argument("--cpu", action="store_true",
+                        help="time by this process's CPU seconds instead of the wall clock "
+                             "(steadier on a loaded machine; Postgres' own time not counted)")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--profile-sort", default="tottime",
                         help="cProfile order: tottime (own time) or cumulative")
     parser.add_argument("--profile-top", type=int, default=18)
     args = parser.parse_args()
+    if args.cpu:
+        time.perf_counter = time.process_time  # type: ignore[assignment]
     results = []
     with throwaway_database("bench_stream") as url:
         upgrade(url)
@@ -114,7 +128,7 @@ def main() -> None:
                 per_message, count = (int(x) for x in size.split("x"))
                 batches = max(3, min(args.max_batches, args.events // (per_message * count)))
                 r = shape_run(store, per_message, count, batches, args.profile,
-                              args.profile_sort, args.profile_top)
+                              args.profile_sort, args.profile_top, args.behind)
                 ms = r["ms_per_batch"]
                 print(f"{r['shape']:>8} x {batches:5} batches: {r['events_per_second']:>10,.0f} "
                       f"events/s; per batch {r['ms_per_batch_total']:7.2f} ms = prepare "

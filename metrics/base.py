@@ -162,6 +162,12 @@ class Aggregate(ABC):
         needs them (``metrics.expect_no_unknown_fields``): the others return themselves."""
         return self
 
+    def judges_unknown_fields(self) -> bool:
+        """Whether it reads the fields an event has beyond the stream's schema (the
+        streaming stage marks the events that have one only when a metric does: see
+        :func:`streaming.messages.decode_messages`)."""
+        return False
+
     def reference_name(self) -> str | None:
         """The name of the reference profile this aggregate compares against, if any."""
         return None

@@ -245,6 +245,9 @@ class NoUnknownFields(Expectation):
             return self
         return type(self)(tuple(names), self.tolerance)
 
+    def judges_unknown_fields(self) -> bool:
+        return True
+
     def columns(self) -> dict[str, ColumnKind]:
         return {}
 

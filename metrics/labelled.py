@@ -174,6 +174,9 @@ class Labelled(Aggregate):
     def reference_name(self) -> str | None:
         return self.inner.reference_name()
 
+    def judges_unknown_fields(self) -> bool:
+        return self.inner.judges_unknown_fields()
+
     def bind_reference(self, profile: Any) -> Self:
         return type(self)(self.inner.bind_reference(profile))
 

@@ -107,6 +107,9 @@ class ValidationSummary(Aggregate):
     def bind_schema(self, names: Sequence[str]) -> Self:
         return type(self)(tuple(e.bind_schema(names) for e in self.expectations))
 
+    def judges_unknown_fields(self) -> bool:
+        return any(e.judges_unknown_fields() for e in self.expectations)
+
     def columns(self) -> dict[str, ColumnKind]:
         read: dict[str, ColumnKind] = {}
         for expectation in self.expectations:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -84,4 +84,9 @@ class Windows:
 
 def utc_from_ns(ns: int) -> datetime:
     """A time in ns since the epoch (how the engine keys windows) as a UTC datetime."""
+    if ns % 1000 == 0:  # a whole microsecond (every window bound): 1.6 us, not pandas' 11
+        return _EPOCH + timedelta(microseconds=ns // 1000)
     return pd.Timestamp(ns, unit="ns", tz="UTC").to_pydatetime()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -74,15 +74,19 @@ class DecodedBatch:
 
 def decode_messages(messages: Sequence[RawMessage], schema: Schema, *,
                     max_bytes: int = MAX_MESSAGE_BYTES,
-                    max_time: pd.Timestamp | None = None) -> DecodedBatch:
+                    max_time: pd.Timestamp | None = None,
+                    mark_unknown: bool = True) -> DecodedBatch:
     """The usable events of ``messages`` (in message order) and everything rejected.
 
     Only the schema's fields are read from each event: a hostile event with thousands of
     keys costs one comparison of its keys with the schema's. When an event has a field
     beyond the schema with a value, the batch gains a column :data:`UNKNOWN_FIELDS` saying
     which events do (what ``metrics.expect_no_unknown_fields`` judges, as it judges the
-    extra columns of a file's events in research and batch). Events later than
-    ``max_time`` are rejected as from the future.
+    extra columns of a file's events in research and batch) — unless ``mark_unknown`` is
+    false: the mark costs a look at every event's keys (a third of the decoding time of
+    events that all carry a field the schema lacks), and no metric but that one reads
+    it, so a processor without one asks for none. Events later than ``max_time`` are
+    rejected as from the future.
 
     The events are decoded, framed and validated :data:`CHUNK_EVENTS` at a time: a
     decoded event is a dict of Python objects, ten times the bytes of its JSON, and a
@@ -105,10 +109,10 @@ def decode_messages(messages: Sequence[RawMessage], schema: Schema, *,
         chunk.append((message, items))
         in_chunk += len(items)
         if in_chunk >= CHUNK_EVENTS:
-            clean.append(_validated(chunk, schema, max_time, invalid))
+            clean.append(_validated(chunk, schema, max_time, invalid, mark_unknown))
             chunk, in_chunk = [], 0
     if in_chunk:
-        clean.append(_validated(chunk, schema, max_time, invalid))
+        clean.append(_validated(chunk, schema, max_time, invalid, mark_unknown))
     rejected = undecodable + invalid
     if not clean:
         return DecodedBatch(_empty(schema), rejected)
@@ -122,17 +126,20 @@ CHUNK_EVENTS = 16_384
 
 
 def _validated(chunk: Sequence[tuple[RawMessage, list[dict[str, Any]]]], schema: Schema,
-               max_time: pd.Timestamp | None, rejected: list[Rejected]) -> pd.DataFrame:
+               max_time: pd.Timestamp | None, rejected: list[Rejected],
+               mark_unknown: bool = True) -> pd.DataFrame:
     """The clean events of a chunk of decoded messages; its rejects added to ``rejected``."""
     origins = [message for message, _ in chunk]
     counts = [len(items) for _, items in chunk]
     events = [event for _, items in chunk for event in items]
     names = list(schema.names)
     raw = frame_from_records(events, columns=names)  # a NaN is not a null
-    known = frozenset(names)
-    unknown = [not event.keys() <= known and _has_unknown(event, known) for event in events]
-    if any(unknown):
-        raw[UNKNOWN_FIELDS] = np.array(unknown, dtype=bool)
+    if mark_unknown:
+        known = frozenset(names)
+        unknown = [not event.keys() <= known and _has_unknown(event, known)
+                   for event in events]
+        if any(unknown):
+            raw[UNKNOWN_FIELDS] = np.array(unknown, dtype=bool)
     raw[PARTITION] = np.repeat(np.array([m.partition for m in origins], dtype=np.int64), counts)
     raw[OFFSET] = np.repeat(np.array([m.offset for m in origins], dtype=np.int64), counts)
     clean, rejects = schema.validate(raw, max_time=max_time)

@@ -228,3 +228,42 @@ def test_the_unknown_fields_mark_is_false_in_chunks_that_had_none(
                              for i, e in enumerate(events)], schema)
     assert batch.events[UNKNOWN_FIELDS].dtype == bool
     assert batch.events[UNKNOWN_FIELDS].tolist() == [False, False, False, False, True, False]
+
+
+def test_the_unknown_fields_mark_is_left_out_when_asked_and_nothing_else_changes() -> None:
+    """``mark_unknown=False`` (a processor none of whose metrics judges unknown fields)
+    skips the look at every event's keys: the same events and rejects, without the mark."""
+    from metrics.expectations import UNKNOWN_FIELDS
+    from monitor.schema import Schema
+    from streaming.messages import RawMessage, decode_messages
+
+    schema = Schema.parse({"c": "str", "x": "float?"})
+    messages = [
+        RawMessage(0, 0, b'[{"ts": 1767225600000, "c": "a", "debug": "x"},'
+                         b' {"ts": 1767225600001, "c": "b", "x": 1.5}]'),
+        RawMessage(1, 0, b'{"ts": 1767225600002, "c": null, "debug": 3}'),
+        RawMessage(1, 1, b'{"ts": 1767225600003, "c": "d", "debug": null}'),
+    ]
+    marked = decode_messages(messages, schema)
+    unmarked = decode_messages(messages, schema, mark_unknown=False)
+    assert marked.events[UNKNOWN_FIELDS].tolist() == [True, False, False]
+    assert UNKNOWN_FIELDS not in unmarked.events.columns
+    pd.testing.assert_frame_equal(unmarked.events,
+                                  marked.events.drop(columns=UNKNOWN_FIELDS))
+    assert unmarked.rejected == marked.rejected
+    assert [(r.partition, r.offset) for r in unmarked.rejected] == [(1, 0)]
+
+
+def test_only_metrics_judging_unknown_fields_ask_for_the_mark() -> None:
+    import metrics
+    from metrics.labelled import Labelled
+
+    assert metrics.expect_no_unknown_fields().judges_unknown_fields()
+    assert not metrics.expect_not_null("c").judges_unknown_fields()
+    assert not metrics.mean("x").judges_unknown_fields()
+    summary = metrics.validation_summary
+    assert summary([metrics.expect_not_null("c"),
+                    metrics.expect_no_unknown_fields()]).judges_unknown_fields()
+    assert not summary([metrics.expect_not_null("c")]).judges_unknown_fields()
+    assert Labelled(metrics.expect_no_unknown_fields()).judges_unknown_fields()
+    assert not Labelled(metrics.mean("x")).judges_unknown_fields()

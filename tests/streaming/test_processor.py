@@ -3,6 +3,7 @@ crashes resumed from the stored state, lateness, idle partitions and dead letter
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from collections import Counter
@@ -315,3 +316,70 @@ def test_a_flood_of_one_reason_leaves_room_for_samples_of_the_rare_ones(
     reasons = Counter(reason.split(":", 1)[0] for (reason,) in samples)
     assert reasons == {"malformed_json": SAMPLES_PER_REASON, "field 'country' is null": 5}
     assert counted == 2_005
+
+
+def test_events_are_marked_for_unknown_fields_only_when_a_metric_judges_them(
+        store: SqlStore, targets: list[Target], events: pd.DataFrame) -> None:
+    """The mark costs a look at every event's keys, so a processor asks for it only when
+    one of its metrics judges unknown fields (the example app's do not; one with
+    expect_no_unknown_fields does, and so does a validation summary holding it)."""
+    import metrics
+    from metrics.expectations import UNKNOWN_FIELDS
+    from monitor import Monitor
+
+    with_debug = events.head(20).assign(debug="trace")  # a field the schema lacks
+    batch = messages_of(with_debug, max_batch=5)
+    plain = StreamProcessor(SqlStreamStore(store.database), STREAM, TOPIC, PARTITIONS, targets)
+    prepared = plain.prepare(batch)
+    assert sum(len(e) for e in prepared.events.values()) == 20
+    assert not any(UNKNOWN_FIELDS in e.columns for e in prepared.events.values())
+
+    judging = Monitor("unknown-fields")
+    judging.stream("home", schema=STREAM.schema.to_dict(), time=STREAM.time, topic=TOPIC)
+    judging.expectations("home", [metrics.expect_no_unknown_fields()], prefix="fields")
+    for name in ("fields.no_unknown_fields", "fields.expectations"):
+        spec = judging.metrics[name]
+        version = store.register_metric(spec).version
+        processor = StreamProcessor(SqlStreamStore(store.database), spec.stream,
+                                    f"{TOPIC}-{name}", PARTITIONS,
+                                    [Target(spec, version)])
+        prepared = processor.prepare(batch)
+        assert all(e[UNKNOWN_FIELDS].all() for e in prepared.events.values())
+
+
+def close_times(store: SqlStore, targets: list[Target], events: pd.DataFrame, behind: bool
+                ) -> tuple[StreamProcessor, Clock, list[float]]:
+    """Replay the events in micro-batches 0.2 s apart, ticking after each (as the worker
+    does while busy), the consumer behind or not; when windows closed (monotonic s)."""
+    clock = Clock()
+    stage = processor(store, targets, clock)
+    stage.assign(range(PARTITIONS))
+    closed_at = []
+    for batch in interleave(messages_of(events), seed=1, most=4):  # about 60 batches
+        if behind:
+            stage.note_backlog()  # the worker's micro-batch was full
+        stage.handle(batch)
+        clock.later(0.2)
+        if stage.tick():
+            closed_at.append(clock.monotonic)
+    return stage, clock, closed_at
+
+
+def test_a_worker_that_keeps_up_closes_windows_as_soon_as_its_marks_pass_them(
+        store: SqlStore, targets: list[Target], events: pd.DataFrame) -> None:
+    _, _, closed_at = close_times(store, targets, events, behind=False)
+    assert min(b - a for a, b in itertools.pairwise(closed_at)) < 1.0
+
+
+def test_a_worker_behind_closes_windows_once_a_second_with_the_same_values(
+        store: SqlStore, targets: list[Target], events: pd.DataFrame, profile) -> None:
+    """Behind, the marks move with every micro-batch: the processor looks for windows to
+    close once a second and closes what is due together (the test above, with the same
+    micro-batches and ticks, closes some within 0.2 s of each other). The values are
+    research's all the same."""
+    stage, clock, closed_at = close_times(store, targets, events, behind=True)
+    assert len(closed_at) >= 3
+    assert min(b - a for a, b in itertools.pairwise(closed_at)) >= 1.0
+    clock.later(6)  # past the backlog and the idle timeout: every window closes
+    stage.tick()
+    assert_parity(store, targets, events, profile)
