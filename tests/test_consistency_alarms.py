@@ -4,6 +4,7 @@ the stated false-alarm and detection rates hold."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -54,7 +55,7 @@ def test_exact_counts_fire_exactly_above_the_threshold() -> None:
 def test_fire_chance_grows_with_the_violating_keys_and_refuses_impossible_windows() -> None:
     chances = [rule_fire_chance(KEYS, v, MAX_KEYS, THRESHOLD) for v in range(0, 60, 5)]
     assert chances[0] == 0.0 and chances[-1] > 0.99
-    assert all(a <= b for a, b in zip(chances, chances[1:], strict=False))
+    assert all(a <= b for a, b in itertools.pairwise(chances))
     assert rule_fire_chance(KEYS, 3, MAX_KEYS, 0) == pytest.approx(
         1 - math.comb(KEYS - 3, MAX_KEYS) / math.comb(KEYS, MAX_KEYS))
     with pytest.raises(ValueError):
