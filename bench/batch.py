@@ -41,17 +41,14 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.example_store import example_batch_store
 from bench.postgres import throwaway_database
-from examples.music_home import mon, training_profile
-from examples.music_home_events import DEFAULT_START, generate_events, generate_reference
+from examples.music_home import mon
+from examples.music_home_events import DEFAULT_START, generate_events
 from monitor.batch.postgres_columns import connection_uri, literal_sql
 from monitor.batch.runner import BatchRunner
 from monitor.batch.sources import TableSource
 from monitor.batch.tables import events_table, load_events
-from monitor.lifecycle import bind_stored_reference
-from monitor.storage.migrate import upgrade
-from monitor.storage.store import SqlStore
-from monitor.targets import batch_targets
 
 TARGET_RATIO = 1.5  # ours / pd.read_sql
 COLUMNAR_TARGET = 1.3  # ours / the columnar read
@@ -88,7 +85,6 @@ def main() -> None:
 
 
 def run(url: str, args: argparse.Namespace) -> None:
-    upgrade(url)
     stream = mon.streams["home"]
     engine = sa.create_engine(url)
     start = DEFAULT_START
@@ -101,16 +97,7 @@ def run(url: str, args: argparse.Namespace) -> None:
     with engine.begin() as conn:
         conn.execute(sa.text("ANALYZE home_events"))
 
-    store = SqlStore.open(url)
-    reference = generate_reference(start=start, seed=args.seed,
-                                   events_per_hour=args.events_per_hour)
-    store.save_profile(training_profile(reference))
-    unlabelled = [spec for spec in mon.metrics.values() if spec.labels is None]
-    for spec in unlabelled:
-        definition = store.register_metric(bind_stored_reference(spec, store))
-        store.record_stage_change(spec.name, definition.version, "batch", by="bench",
-                                  reason="benchmark")
-    targets = batch_targets(mon, store, [spec.name for spec in unlabelled])
+    store, targets = example_batch_store(url, "benchmark", args.seed, args.events_per_hour)
     runner = BatchRunner(store, lambda m: TableSource(engine, m.stream))
 
     table = events_table(stream)

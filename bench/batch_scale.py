@@ -85,23 +85,12 @@ def example_targets(files: str, store_url: str, reason: str) -> tuple[Any, list[
     to batch, and their batch targets reading ``files``: what a bench runs over."""
     import dataclasses
 
-    from examples.music_home import mon, training_profile
-    from examples.music_home_events import DEFAULT_START, generate_reference
-    from monitor.lifecycle import bind_stored_reference
-    from monitor.storage.migrate import upgrade
-    from monitor.storage.store import SqlStore
-    from monitor.targets import batch_targets
+    from bench.example_store import example_batch_store
 
-    upgrade(store_url)
-    store = SqlStore.open(store_url)
-    store.save_profile(training_profile(generate_reference(start=DEFAULT_START, seed=1)))
-    names = [name for name, spec in mon.metrics.items() if spec.labels is None]
-    for name in names:
-        version = store.register_metric(bind_stored_reference(mon.get(name), store)).version
-        store.record_stage_change(name, version, "batch", by="bench", reason=reason)
+    store, table_targets = example_batch_store(store_url, reason)
     targets = [dataclasses.replace(t, metric=dataclasses.replace(
         t.metric, stream=dataclasses.replace(t.metric.stream, files=files)))
-        for t in batch_targets(mon, store, names)]
+        for t in table_targets]
     return store, targets
 
 
