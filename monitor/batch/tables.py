@@ -114,12 +114,13 @@ def _unstorable(clean: pd.DataFrame, stream: StreamSpec, dialect: str,
     on Postgres, those with a NUL in a ``str`` field or in an item of a ``list[str]`` field
     held as an array (SQLite's text holds it, and Postgres' json its ``\\u0000``)."""
     reasons = pd.Series(None, index=clean.index, dtype=object)
+    as_json = set(json_lists)
     if dialect == "postgresql":
         for field in stream.schema.fields:
             if field.type == "str":
                 nul = clean[field.name].str.contains("\x00", regex=False, na=False).to_numpy()
                 what = "a NUL character"
-            elif field.type == LIST_OF_STR and field.name not in set(json_lists):
+            elif field.type == LIST_OF_STR and field.name not in as_json:
                 nul = np.array([items is not None and "\x00" in "".join(items)
                                 for items in clean[field.name]], dtype=bool)
                 what = "an item with a NUL character"
