@@ -182,7 +182,7 @@ class Assertion(Aggregate):
         else:
             severity = outcome.to_numpy(dtype=np.float64, na_value=np.nan)
         for name in named:
-            severity[np.asarray(pd.isna(columns.values(name)), dtype=bool)] = np.nan
+            severity[np.asarray(pd.isna(columns.array_of(name)), dtype=bool)] = np.nan
         return severity
 
     def fields(self) -> tuple[str, ...]:
@@ -246,7 +246,7 @@ class _Columns(dict[str, pd.Series]):
         column = self[name] = self.frame[name]
         return column
 
-    def values(self, name: str) -> Any:
+    def array_of(self, name: str) -> Any:
         """The column's values (a numpy or extension array), not copied."""
         found = self._values.get(name)
         if found is None:
@@ -266,7 +266,7 @@ class _Sampler:
                  violated: np.ndarray) -> None:
         self.spec, self.columns, self.severity = spec, columns, severity
         violating = np.flatnonzero(violated)
-        self.id_values = columns.values(spec.id_column)
+        self.id_values = columns.array_of(spec.id_column)
         ids = self.id_values[violating]
         known = ~np.asarray(pd.isna(ids), dtype=bool)  # a null id is counted, not sampled
         if not known.all():
@@ -333,7 +333,7 @@ class _Sampler:
     def _records(self, rows: np.ndarray) -> dict[int, tuple[str, int, str]]:
         """(id text, hash, record) of each row; the record as canonical JSON would spell
         ``{"fields": {...}, "id": ..., "severity": ...}`` (keys sorted)."""
-        columns = [column_texts(self.columns.values(name), rows)
+        columns = [column_texts(self.columns.array_of(name), rows)
                    for name in sorted(self.spec.keep)]
         slots = self.slot[rows].tolist()
         texts, hashes = self.texts, self.hashes.tolist()

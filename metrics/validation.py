@@ -148,7 +148,7 @@ class ValidationSummary(Aggregate):
         from ``memo``: the engine gives the summary the memo of the expectations' own
         metrics, so a check judges each row once (:mod:`metrics.row_memo`)."""
         for i, expectation in enumerate(self.expectations):
-            members = [s.members[i] for s in states]
+            members: list[Any] = [s.members[i] for s in states]  # the member's own kind
             if isinstance(expectation, RowCounting):
                 expectation.update_groups_memo(members, frame, groups, memo)
             else:  # a uniqueness check keeps its values: its own pass
