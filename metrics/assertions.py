@@ -43,6 +43,7 @@ from metrics.base import Aggregate, ColumnKind, canonical_json, input_column
 from metrics.bottom_k import BottomK, id_hash, id_hashes, id_text, id_texts
 from metrics.conditions import Condition
 from metrics.counters import ratio
+from metrics.frame_columns import column_values, series_values
 from metrics.groups import Groups
 from metrics.json_values import float_from_json, float_json
 from metrics.sample_records import column_texts, float_texts, quote
@@ -174,9 +175,14 @@ class Assertion(Aggregate):
         outcome = condition.evaluate_columns(columns.frame, named)
         if not isinstance(outcome, pd.Series):  # a constant, or an array from eval
             outcome = pd.Series(outcome, index=columns.frame.index)
-        severity = outcome.to_numpy(dtype=np.float64, na_value=np.nan)
-        for column in named.values():
-            severity[np.asarray(column.array.isna(), dtype=bool)] = np.nan
+        values = series_values(outcome)
+        if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
+            # a plain array (the usual outcome, booleans): a copy without pandas' NA checks
+            severity = values.astype(np.float64)
+        else:
+            severity = outcome.to_numpy(dtype=np.float64, na_value=np.nan)
+        for name in named:
+            severity[np.asarray(pd.isna(columns.array_of(name)), dtype=bool)] = np.nan
         return severity
 
     def fields(self) -> tuple[str, ...]:
@@ -228,15 +234,25 @@ class Assertion(Aggregate):
 
 class _Columns(dict[str, pd.Series]):
     """A chunk's columns, each looked up once: ``frame[name]`` costs tens of µs, and the
-    rule's columns are often kept fields too."""
+    rule's columns are often kept fields too. The id and the kept fields need only the
+    values, which :func:`metrics.frame_columns.column_values` gets without a Series."""
 
     def __init__(self, frame: pd.DataFrame) -> None:
         super().__init__()
         self.frame = frame
+        self._values: dict[str, Any] = {}
 
     def __missing__(self, name: str) -> pd.Series:
         column = self[name] = self.frame[name]
         return column
+
+    def array_of(self, name: str) -> Any:
+        """The column's values (a numpy or extension array), not copied."""
+        found = self._values.get(name)
+        if found is None:
+            found = self._values[name] = (series_values(self[name]) if name in self
+                                          else column_values(self.frame, name))
+        return found
 
 
 class _Sampler:
@@ -250,8 +266,8 @@ class _Sampler:
                  violated: np.ndarray) -> None:
         self.spec, self.columns, self.severity = spec, columns, severity
         violating = np.flatnonzero(violated)
-        self.id_column = columns[spec.id_column]
-        ids = self.id_column.array.take(violating)
+        self.id_values = columns.array_of(spec.id_column)
+        ids = self.id_values[violating]
         known = ~np.asarray(pd.isna(ids), dtype=bool)  # a null id is counted, not sampled
         if not known.all():
             violating, ids = violating[known], ids[known]
@@ -262,7 +278,7 @@ class _Sampler:
         self.hashes = id_hashes(self.texts)
         # An id's JSON from its text when the column's type says how: an integer's text
         # is its JSON, a string's is quoted; else (objects) column_texts spells it.
-        dtype = self.id_column.dtype
+        dtype = self.id_values.dtype
         self.id_json: Callable[[str], str] | None = (
             str if pd.api.types.is_integer_dtype(dtype)
             else quote if isinstance(dtype, pd.StringDtype) else None)
@@ -317,11 +333,12 @@ class _Sampler:
     def _records(self, rows: np.ndarray) -> dict[int, tuple[str, int, str]]:
         """(id text, hash, record) of each row; the record as canonical JSON would spell
         ``{"fields": {...}, "id": ..., "severity": ...}`` (keys sorted)."""
-        columns = [column_texts(self.columns[name], rows) for name in sorted(self.spec.keep)]
+        columns = [column_texts(self.columns.array_of(name), rows)
+                   for name in sorted(self.spec.keep)]
         slots = self.slot[rows].tolist()
         texts, hashes = self.texts, self.hashes.tolist()
         id_json = self.id_json
-        columns += [column_texts(self.id_column, rows) if id_json is None
+        columns += [column_texts(self.id_values, rows) if id_json is None
                     else [id_json(texts[slot]) for slot in slots],
                     float_texts(self.severity[rows])]
         template = self.spec.record_template

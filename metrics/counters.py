@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from metrics.groups import Groups
+from metrics.row_memo import RowMemo
 
 Counter = Callable[[pd.DataFrame], Mapping[str, int]]
 
@@ -88,7 +89,18 @@ class RowCounting:
 
     def update_groups(self, states: Sequence[CounterState], frame: pd.DataFrame,
                       groups: Groups) -> None:
-        for name, hits in self.row_counts(frame).items():
+        self._add_counts(states, groups, self.row_counts(frame))
+
+    def update_groups_memo(self, states: Sequence[CounterState], frame: pd.DataFrame,
+                           groups: Groups, memo: RowMemo) -> None:
+        """:meth:`update_groups`, with the per-row counts another metric reading the same
+        rows may have computed already (:mod:`metrics.row_memo`)."""
+        self._add_counts(states, groups, memo.row_counts(self, frame))
+
+    @staticmethod
+    def _add_counts(states: Sequence[CounterState], groups: Groups,
+                    row_counts: Mapping[str, np.ndarray]) -> None:
+        for name, hits in row_counts.items():
             for state, n in zip(states, groups.sums(hits).tolist(), strict=True):
                 state.counts[name] += n
 

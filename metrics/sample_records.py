@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from metrics.frame_columns import series_values
 from metrics.json_values import float_json, json_value
 
 __all__ = ["CANONICAL", "column_texts", "float_json", "float_texts", "json_value", "quote"]
@@ -45,14 +46,19 @@ def float_texts(values: np.ndarray) -> list[str]:
     return texts
 
 
-def column_texts(column: pd.Series, rows: np.ndarray) -> list[str]:
-    """The canonical JSON text of ``column``'s values at positions ``rows``."""
-    dtype = column.dtype
-    if isinstance(dtype, np.dtype):  # a numpy column: its rows without pandas' overhead
+def column_texts(column: pd.Series | Any, rows: np.ndarray) -> list[str]:
+    """The canonical JSON text of ``column``'s values at positions ``rows``: a Series, or
+    the values a frame stores for a column (:func:`metrics.frame_columns.column_values`)."""
+    values = series_values(column) if isinstance(column, pd.Series) else column
+    if isinstance(values, np.ndarray) and values.dtype.kind not in "fiubO":
+        values = pd.array(values)  # times as a plain array: spelled as pandas gives them
+    dtype = values.dtype
+    if isinstance(values, np.ndarray):  # a numpy column: its rows without pandas' overhead
         if dtype.kind in "fiub":
-            return _numpy_texts(column.to_numpy()[rows])
-        return _texts(column.array.take(rows).tolist())  # objects, naive times: as they are
-    values = column.array
+            return _numpy_texts(values[rows])
+        return _texts(values[rows].tolist())  # objects
+    if isinstance(dtype, np.dtype):  # naive times and durations: as pandas gives them
+        return _texts(values.take(rows).tolist())
     if isinstance(dtype, pd.DatetimeTZDtype) and str(dtype.tz) == "UTC":
         ns = np.asarray(values.asi8)[rows]
         return _with_nulls(_utc_texts(ns), ns == np.iinfo(np.int64).min)

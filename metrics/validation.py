@@ -5,8 +5,10 @@ The summary is an aggregate of its own over the expectations it names
 expectation, merged member by member, so it is as exact as they are and the same in
 every stage; a window passes an expectation as that expectation's ``passed`` says.
 (The members' states are kept again beside the expectations' own metrics: a metric's
-value comes from its own state alone in every stage, and that costs the summary a second
-pass over the checks, and a second copy of a uniqueness check's values.)
+value comes from its own state alone in every stage. The checks are not run twice: the
+engine hands the summary the per-row counts the expectations' metrics computed for the
+same rows (:mod:`metrics.row_memo`); only a uniqueness check, which keeps its values,
+takes a second pass and a second copy of them.)
 
 Values: ``expectations`` (how many), ``passed``, ``failed``.
 
@@ -28,7 +30,9 @@ from typing import Any, Protocol, Self, runtime_checkable
 import pandas as pd
 
 from metrics.base import Aggregate, ColumnKind, State, aggregate_from_dict
+from metrics.counters import RowCounting
 from metrics.groups import Groups
+from metrics.row_memo import RowMemo
 
 __all__ = ["SummaryState", "ValidationSummary", "validation_summary"]
 
@@ -136,8 +140,19 @@ class ValidationSummary(Aggregate):
 
     def update_groups(self, states: Sequence[SummaryState], frame: pd.DataFrame,
                       groups: Groups) -> None:
+        self.update_groups_memo(states, frame, groups, RowMemo())
+
+    def update_groups_memo(self, states: Sequence[SummaryState], frame: pd.DataFrame,
+                           groups: Groups, memo: RowMemo) -> None:
+        """:meth:`update_groups`, each member that counts rows taking its per-row counts
+        from ``memo``: the engine gives the summary the memo of the expectations' own
+        metrics, so a check judges each row once (:mod:`metrics.row_memo`)."""
         for i, expectation in enumerate(self.expectations):
-            expectation.update_groups([s.members[i] for s in states], frame, groups)
+            members: list[Any] = [s.members[i] for s in states]  # the member's own kind
+            if isinstance(expectation, RowCounting):
+                expectation.update_groups_memo(members, frame, groups, memo)
+            else:  # a uniqueness check keeps its values: its own pass
+                expectation.update_groups(members, frame, groups)
 
 
 def validation_summary(expectations: Sequence[Aggregate]) -> ValidationSummary:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from metrics.groups import Groups
+from metrics.row_memo import RowMemo
 from monitor.errors import DefinitionError
 from monitor.partials import Partial, PartialKey, partial_values
 from monitor.per_event import check_per_event_result
@@ -83,6 +84,9 @@ class Engine:
         if events.empty or not self.metrics:
             return touched
         codes = _ChunkCodes(events, next(iter(self.metrics.values())).stream.time)
+        # per set of rows (which metrics leave out), what aggregates computed per row: an
+        # expectation and the validation summary that holds it judge each row once
+        memos: dict[bytes | None, RowMemo] = {}
         for name, metric in self.metrics.items():
             mask = None if skip is None else skip.get(name)
             keep = None if mask is None or not mask.any() else ~mask
@@ -100,7 +104,13 @@ class Engine:
                     continue
             keys, groups = codes.groups(name, metric, keep)
             partials = [self._partial(metric, key) for key in keys]
-            metric.aggregate.update_groups([p.state for p in partials], frame, groups)
+            states = [p.state for p in partials]
+            shares = getattr(metric.aggregate, "update_groups_memo", None)
+            if shares is not None and metric.per_event is None:  # reads the events alone
+                rows_key = None if keep is None else np.packbits(keep).tobytes()
+                shares(states, frame, groups, memos.setdefault(rows_key, RowMemo()))
+            else:
+                metric.aggregate.update_groups(states, frame, groups)
             for partial, added in zip(partials, groups.sizes().tolist(), strict=True):
                 partial.rows += added
             touched.update(keys)

@@ -70,8 +70,20 @@ class HeldWindow(NamedTuple):
 # Per counting metric, dead letters per (window start, window end, segment).
 DeadLetterCounts = Mapping[str, Mapping[tuple[datetime, datetime, str], int]]
 
-# The window's stored results (every segment), from its held rows.
-Valuer = Callable[[MetricSpec, HeldWindow], list[WindowResult]]
+class Valued(NamedTuple):
+    """What valuing a window gives: its results (every segment), and the dead letters of
+    the held predictions a per-event function failed on, counted in ``count_metric`` over
+    the hour ``counted_in``. A window is valued again whenever it is revised, and gives
+    the same letters under the same keys: the store keeps each once and counts it then."""
+
+    results: list[WindowResult]
+    failed: Sequence[DeadLetter] = ()
+    count_metric: str = ""
+    counted_in: tuple[datetime, datetime] | None = None
+
+
+# The window's stored results (and failed events), from its held rows.
+Valuer = Callable[[MetricSpec, HeldWindow], Valued]
 
 
 class Forgotten(NamedTuple):

@@ -54,6 +54,7 @@ partition past the end plus the horizon plus it): raise it to count rows that co
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -65,13 +66,13 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from monitor.engine import Engine
+from monitor.engine import Engine, FailedEvents
 from monitor.label_join import id_problems, join_labels
 from monitor.spec import MetricSpec, StreamSpec
-from monitor.storage.records import DeadLetter, WindowResult, window_results
+from monitor.storage.records import DeadLetter, window_results
 from monitor.targets import Target
 from monitor.windows import utc_from_ns
-from streaming.dead_letter_tally import DeadLetterTally
+from streaming.dead_letter_tally import DEAD_LETTER_WINDOW, DeadLetterTally
 from streaming.held_rows import event_numbers, event_payloads, held_frame, id_text
 from streaming.label_ports import (
     Forgotten,
@@ -83,6 +84,7 @@ from streaming.label_ports import (
     JoinMarks,
     MetricHeld,
     Refused,
+    Valued,
 )
 from streaming.messages import LATE, OFFSET, PARTITION, RawMessage, Rejected, decode_messages
 from streaming.partition import PartitionState, in_offset_order
@@ -92,6 +94,7 @@ from streaming.processor import (
     STAGE,
     Finalized,
     StreamSettings,
+    event_lines,
     prepared_empty,
 )
 
@@ -420,9 +423,10 @@ class LabelJoinProcessor:
 
     # -- valuing ---------------------------------------------------------------------
 
-    def value(self, metric: MetricSpec, window: HeldWindow) -> list[WindowResult]:
+    def value(self, metric: MetricSpec, window: HeldWindow) -> Valued:
         """A window's stored results from its held predictions and labels: the join and
-        the computation research does."""
+        the computation research does; and, as dead letters, the predictions a per-event
+        function failed on (left out of that metric, as in the plain path)."""
         source = metric.labels
         assert source is not None
         predictions = held_frame(metric.stream.schema, window.predictions)
@@ -430,7 +434,32 @@ class LabelJoinProcessor:
         joined = join_labels(predictions, labels, source.rule(metric.stream.time))
         engine = Engine([metric])
         engine.update(joined.events)
-        return window_results(metric, engine.partials)
+        results = window_results(metric, engine.partials)
+        failed = engine.take_failed()
+        if not failed:
+            return Valued(results)
+        hour = self.wall_clock().floor(DEAD_LETTER_WINDOW)
+        return Valued(results, self._failed_letters(window, joined.events, failed),
+                      self.dead_letter_metrics[PREDICTIONS],
+                      (hour.to_pydatetime(), (hour + DEAD_LETTER_WINDOW).to_pydatetime()))
+
+    def _failed_letters(self, window: HeldWindow, events: pd.DataFrame,
+                        failed: Sequence[FailedEvents]) -> list[DeadLetter]:
+        """A dead letter per held prediction and metric a per-event function failed on:
+        the joined event (with its label) as payload, keyed by the metric and the held
+        prediction (its time and fields), which valuing the window again gives again
+        whatever label has joined since."""
+        topic = self.sides[PREDICTIONS].topic
+        letters = []
+        for f in failed:
+            for row, problem, record in zip(f.rows.tolist(), f.problems,
+                                            event_lines(events, f.rows), strict=True):
+                time_ns, payload = window.predictions[row]
+                held = hashlib.blake2b(f"{time_ns}\n{payload}".encode(), digest_size=12)
+                letters.append(DeadLetter(
+                    f"stream:{topic}", f"{f.reason}: {problem}", record,
+                    key=f"{topic}/{f.metric}/{held.hexdigest()}"))
+        return letters
 
     # -- the clock -----------------------------------------------------------------------
 

@@ -47,6 +47,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 from sqlalchemy.types import Text
 
+from monitor.segments import segment_label
 from monitor.spec import MetricSpec
 from monitor.storage.alert_store import SqlAlertTransaction
 from monitor.storage.database import Database
@@ -74,6 +75,7 @@ from streaming.label_ports import (
     MetricHeld,
     Progress,
     Refuser,
+    Valued,
     Valuer,
 )
 from streaming.partition import Checkpoint, PartitionState
@@ -148,8 +150,8 @@ class SqlHeldStore:
             for item in revising:
                 starts = sorted(touched[(item.metric.name, item.version)])
                 results = [r for start_ns in starts
-                           for r in value(item.metric, read_window(
-                               conn, item.metric, item.version, start_ns))]
+                           for r in _valued(conn, stage, value(item.metric, read_window(
+                               conn, item.metric, item.version, start_ns)))]
                 write_metrics_windows(conn, stage, [(item.metric.name, item.version,
                                                      results)])
                 if after_final is not None:  # a revision may make a window mature
@@ -188,15 +190,15 @@ class SqlHeldStore:
                 before = progress.get((name, cutoff.version), Progress(None, None))
                 starts = _unclosed_windows(conn, cutoff, before.closed_through)
                 closed[name] = [r for start_ns in starts
-                                for r in value(cutoff.metric, read_window(
-                                    conn, cutoff.metric, cutoff.version, start_ns))]
+                                for r in _valued(conn, stage, value(cutoff.metric, read_window(
+                                    conn, cutoff.metric, cutoff.version, start_ns)))]
                 purged = before.purged_through
                 final: list[WindowResult] = []
                 if cutoff.purge_until is not None:
                     # their last values, judged by the rules now that no label can come
                     final = [r for start_ns in _purged_windows(conn, cutoff)
-                             for r in value(cutoff.metric, read_window(
-                                 conn, cutoff.metric, cutoff.version, start_ns))]
+                             for r in _valued(conn, stage, value(cutoff.metric, read_window(
+                                 conn, cutoff.metric, cutoff.version, start_ns)))]
                     _purge(conn, cutoff)
                     purged = _later(purged, cutoff.purge_until)
                 _save_progress(conn, name, cutoff.version,
@@ -326,6 +328,25 @@ def _candidates_of_forgotten(conn: Connection, item: MetricHeld, labels: list[He
     return {index for index, row in enumerate(item.labels) if row in wanted and any(
         row.time_ns - horizon_ns <= t <= row.time_ns + early_ns
         for t in times.get(row.label_id, ()))}
+
+
+def _valued(conn: Connection, stage: str, valued: Valued) -> list[WindowResult]:
+    """A valued window's results, its failed events stored as dead letters in the same
+    transaction: each once (by its key), counted per reason when first stored."""
+    if valued.failed:
+        assert valued.counted_in is not None
+        by_reason: dict[str, list[DeadLetter]] = {}
+        for letter in valued.failed:
+            by_reason.setdefault(letter.reason.split(":", 1)[0], []).append(letter)
+        counts: dict[tuple[datetime, datetime, str], int] = {}
+        start, end = valued.counted_in
+        for reason, letters in sorted(by_reason.items()):
+            new = write_dead_letters(conn, letters)
+            if new:
+                counts[(start, end, segment_label({"reason": reason}))] = new
+                counts[(start, end, "*")] = counts.get((start, end, "*"), 0) + new
+        state_store.add_counts(conn, valued.count_metric, stage, counts)
+    return valued.results
 
 
 def _summed(a: DeadLetterCounts, b: DeadLetterCounts) -> DeadLetterCounts:

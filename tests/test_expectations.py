@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -16,8 +17,10 @@ from hypothesis import strategies as st
 
 import metrics
 from monitor import DefinitionError, Monitor
+from monitor.engine import Engine
 from monitor.research import backtest, run
 from monitor.spec import OVERALL
+from monitor.values import MetricValue
 
 START = pd.Timestamp("2026-03-02T00:00:00Z")
 SCHEMA = {"view_id": "int", "user_id": "str?", "country": "str", "score": "float?",
@@ -245,3 +248,49 @@ def test_no_unknown_fields_knows_the_stream_it_is_registered_on() -> None:
     values = run(spec, events).values
     failed = values[values["field"] == "failed"]["value"].sum()
     assert failed == events["debug"].notna().sum() > 0
+
+
+def test_the_summary_judges_each_row_once_with_the_expectations_metrics(
+        registered: Monitor, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In one engine, a check that counts rows is evaluated once per chunk for its metric
+    and the summary together (the uniqueness check, which keeps its values, twice); the
+    values are those of each metric computed alone. Where the summary leaves out other
+    rows (streaming's late events), the check runs on each set of rows."""
+    calls: Counter[str] = Counter()
+    originals = {}
+    for expectation in EXPECTATIONS.values():
+        kind = type(expectation)
+        if hasattr(kind, "row_counts") and kind not in originals:
+            originals[kind] = kind.row_counts
+
+            def counted(self, frame, _original=kind.row_counts):  # type: ignore[no-untyped-def]
+                calls[type(self).__name__] += 1
+                return _original(self, frame)
+
+            monkeypatch.setattr(kind, "row_counts", counted)
+    events = views(5_000, seed=3)
+    clean, _ = registered.streams["home"].schema.validate(events)
+    specs = list(registered.metrics.values())
+    together = Engine(specs)
+    chunks = [clean.iloc[at:at + 1_000] for at in range(0, len(clean), 1_000)]
+    for chunk in chunks:
+        together.update(chunk)
+    counting = [type(e).__name__ for e in EXPECTATIONS.values() if type(e) in originals]
+    assert len(counting) == 5 and "Uniqueness" not in counting
+    assert calls == dict.fromkeys(counting, len(chunks))  # before: twice per chunk
+    alone = []
+    for spec in specs:
+        engine = Engine([spec])
+        for chunk in chunks:
+            engine.update(chunk)
+        alone += engine.values("research")
+    def order(v: MetricValue) -> tuple[str, str, pd.Timestamp, str]:
+        return v.metric, v.segment, v.window_start, v.field
+
+    assert sorted(together.values("research"), key=order) == sorted(alone, key=order)
+
+    calls.clear()
+    late = np.zeros(len(chunks[0]), dtype=bool)
+    late[:10] = True
+    Engine(specs).update(chunks[0], skip={"home.expectations": late})
+    assert calls == dict.fromkeys(counting, 2)

@@ -34,7 +34,7 @@ from datetime import datetime
 from monitor.alerts.grouping import ready_groups
 from monitor.alerts.policy import Policy
 from monitor.alerts.ports import Channel, DeliveryError, DispatchStore, scrub
-from monitor.alerts.records import Message, Notification
+from monitor.alerts.records import Message, Notification, with_examples
 from monitor.alerts.routing import Route, channels_for
 from monitor.alerts.silences import Silence, silencing
 from monitor.times import utc_now
@@ -124,7 +124,8 @@ class Dispatcher:
                 reminders.append(Notification(
                     alert.key.digest("repeat", now.isoformat()), "repeat", alert.key,
                     alert.severity, alert.labels, alert.last_window_start,
-                    alert.last_window_end, alert.value, alert.bound, alert.detail, now))
+                    alert.last_window_end, alert.value, alert.bound,
+                    with_examples(alert.detail, alert.examples), now))
                 tx.mark_notified(alert.key, now)
             report.repeats += tx.enqueue(reminders)
 

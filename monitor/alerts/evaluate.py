@@ -176,7 +176,12 @@ def evaluate_windows(
                                                examples=examples_note(metric, version,
                                                                       stage, last)))
             notified_at = now
-        _save(alerts, key, walked, last.window_end, severity, alert_labels_, notified_at, now)
+        # what its reminders name while it fires: the examples of the last window, the
+        # window a reminder reports (the dispatcher builds reminders from the stored row)
+        examples = (examples_note(metric, version, stage, last)
+                    if walked.position.state.status == "firing" else None)
+        _save(alerts, key, walked, last.window_end, severity, alert_labels_, notified_at, now,
+              examples)
     alerts.record_events(transitions, now)
     alerts.enqueue(notifications)
     return transitions
@@ -271,14 +276,14 @@ def _orphan_ended(alert: StoredAlert, version: int, now: datetime,
 
 def _save(alerts: EvaluationStore, key: AlertKey, walked: Walked, last_window_end: datetime,
           severity: str, labels: dict[str, str], notified_at: datetime | None,
-          now: datetime) -> None:
+          now: datetime, examples: str | None = None) -> None:
     value, check = walked.last if walked.last is not None else (math.nan, None)
     alerts.save_position(
         key, walked.position, last_window_end=last_window_end, value=value,
         bound=check.bound if check is not None else math.nan,
         detail=check.detail if check is not None else "", severity=severity, labels=labels,
         notified_at=notified_at if walked.position.state.status == "firing" else None,
-        now=now)
+        now=now, examples=examples)
 
 
 def _history(alerts: EvaluationStore, key: AlertKey, field: str, before: datetime,

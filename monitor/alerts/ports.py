@@ -67,7 +67,11 @@ class EvaluationStore(Protocol):
     def save_position(self, key: AlertKey, position: Position, *,
                       last_window_end: datetime | None, value: float, bound: float,
                       detail: str, severity: str, labels: dict[str, str],
-                      notified_at: datetime | None, now: datetime) -> None: ...
+                      notified_at: datetime | None, now: datetime,
+                      examples: str | None = None) -> None:
+        """Keep where an alert stands; ``examples``: what its reminders name below the
+        detail (a firing assertion's example ids on its last window)."""
+        ...
 
     def record_events(self, transitions: Iterable[AlertTransition], now: datetime) -> None:
         """Keep the transitions in the alert history."""

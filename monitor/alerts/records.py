@@ -109,6 +109,7 @@ class StoredAlert:
     labels: dict[str, str]
     notified_at: datetime | None
     updated_at: datetime
+    examples: str | None = None  # a firing assertion's example ids on its last window
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ def lock_positions(conn: Connection, keys: Sequence[AlertKey],
               "last_window_start": None, "last_window_end": None, "active_since": None,
               "value": None, "bound": None,
               "detail": "", "severity": labels[key][0], "labels": labels[key][1],
-              "notified_at": None, "updated_at": now} for key in keys]
+              "notified_at": None, "updated_at": now, "examples": None} for key in keys]
     insert_ignore(conn, STATES, fresh, STATE_KEY)
     first = keys[0]
     c = STATES.c
@@ -90,13 +90,13 @@ def orphaned_alerts(conn: Connection, metric: str, version: int, stage: str,
 def save_position(conn: Connection, key: AlertKey, position: Position, *,
                   last_window_end: datetime | None, value: float, bound: float, detail: str,
                   severity: str, labels: dict[str, str], notified_at: datetime | None,
-                  now: datetime) -> None:
+                  now: datetime, examples: str | None = None) -> None:
     conn.execute(update(STATES).where(_where(key)).values(
         status=position.state.status, consecutive=position.state.consecutive,
         last_window_start=position.last_window, last_window_end=last_window_end,
         active_since=position.active_since,
         value=value, bound=bound, detail=detail, severity=severity, labels=labels,
-        notified_at=notified_at, updated_at=now))
+        notified_at=notified_at, updated_at=now, examples=examples))
 
 
 def mark_notified(conn: Connection, key: AlertKey, at: datetime) -> None:
@@ -162,7 +162,7 @@ def _stored(row: Any) -> StoredAlert:
                        row["last_window_start"], row["last_window_end"], row["active_since"],
                        row["value"],
                        row["bound"], row["detail"], row["severity"], dict(row["labels"]),
-                       row["notified_at"], row["updated_at"])
+                       row["notified_at"], row["updated_at"], row["examples"])
 
 
 def _event(row: Any) -> AlertEvent:

@@ -73,11 +73,12 @@ class SqlAlertTransaction:
     def save_position(self, key: AlertKey, position: Position, *,
                       last_window_end: datetime | None, value: float, bound: float,
                       detail: str, severity: str, labels: dict[str, str],
-                      notified_at: datetime | None, now: datetime) -> None:
+                      notified_at: datetime | None, now: datetime,
+                      examples: str | None = None) -> None:
         alert_states.save_position(
             self.conn, key, position, last_window_end=last_window_end, value=value,
             bound=bound, detail=detail, severity=severity, labels=labels,
-            notified_at=notified_at, now=now)
+            notified_at=notified_at, now=now, examples=examples)
 
     def record_events(self, transitions: Iterable[AlertTransition], now: datetime) -> None:
         alert_states.record_events(self.conn, transitions, now)

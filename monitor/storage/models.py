@@ -348,6 +348,7 @@ class AlertStateRow(Base):
     ``last_window_start`` is the newest window evaluated; a window at or before it is not
     evaluated again, so re-storing windows never repeats a transition. ``notified_at`` is
     when a firing (or repeat) notification was last queued, for the repeat interval.
+    ``examples`` is what a firing assertion's reminder names below the detail.
     """
 
     __tablename__ = "alert_states"
@@ -370,6 +371,9 @@ class AlertStateRow(Base):
     labels: Mapped[dict[str, str]] = mapped_column(JSON)
     notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # a firing assertion's example ids on its last window (monitor.alerts.examples), for
+    # the reminders the dispatcher builds from this row; None for other metrics
+    examples: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class AlertEventRow(Base):

@@ -222,6 +222,46 @@ def test_streaming_alert_names_the_same_examples_as_batch(
         assert note.notes[0].startswith(f"example ids {', '.join(map(str, sample[:SHOWN]))} ")
 
 
+def test_a_reminder_names_the_examples_of_the_alerts_last_window(
+    database: Database, settings: AlertSettings, clock: Clock, webhook, smtp_server,
+) -> None:
+    """The dispatcher builds a reminder from the alert's stored row: it names the example
+    ids of the last window the alert was evaluated on (the window the reminder reports),
+    read from that window's stored sample, and the command that exports them."""
+    app, spec = assertion_app()
+    store = SqlStore(database)
+    version = promote(store, spec, "batch")
+    BatchRunner(store, lambda m: FrameSource(incident_events())).run_many(
+        batch_targets(app, store), since=START, until=END, now=END + pd.Timedelta("5min"))
+    clock.now = pd.Timestamp.now(tz="UTC").to_pydatetime()
+    dispatcher = dispatcher_for(database, settings, clock)
+    for _ in range(2):  # the first messages, after the group wait
+        dispatcher.run_once()
+        clock.advance(seconds=31)
+    clock.advance(hours=4)
+    for _ in range(2):  # the reminders, queued and sent
+        dispatcher.run_once()
+        clock.advance(seconds=31)
+    _first, reminder = webhook.bodies
+    assert reminder["text"].startswith("STILL FIRING")
+    sections = "\n".join(b["text"]["text"] for b in reminder["blocks"]
+                         if b["type"] == "section")
+    last = END - pd.Timedelta(hours=1)
+    for segment in ("*", "country=BR", "country=SE"):
+        [stored] = store.read_states(spec.name, version, "batch", last, END, segment)
+        sample = [e["id"] for _, e in window_examples(spec.aggregate, [stored])]
+        [violations] = store.read_values(metric=spec.name, stage="batch", segment=segment,
+                                         since=last, until=END).query(
+            "field == 'violations'")["value"]
+        assert (f"example ids {', '.join(map(str, sample[:SHOWN]))} ({SHOWN} of the "
+                f"{len(sample)} sampled, {violations:.0f} violations)") in sections
+    since = f"--since {last.isoformat().replace('+00:00', 'Z')}"
+    assert sections.count(since) == 3 and "--since" not in sections.replace(since, "")
+    [_, mail] = smtp_server.messages
+    plain = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert plain.count("example ids ") == 3
+
+
 def test_a_resolution_and_a_metric_that_is_no_assertion_name_no_examples(
     database: Database,
 ) -> None:

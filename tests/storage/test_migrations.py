@@ -211,3 +211,33 @@ def test_the_forgotten_predictions_table_comes_and_goes_with_0010(kind: str,
         assert _tables(url) == before
         upgrade(url)
         assert schema_differences(url) == []
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_0011_adds_the_reminders_examples_and_keeps_the_alerts(kind: str,
+                                                               tmp_path: Path) -> None:
+    """0011 adds ``alert_states.examples`` (null for an alert stored before it, which the
+    dispatcher reads as no ids) and its downgrade drops it, the alert rows kept."""
+    with _empty_database(kind, tmp_path) as url:
+        upgrade(url, "0010")
+        with Database(url) as database, database.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO alert_states (metric, metric_version, stage, rule, segment, "
+                "status, consecutive, detail, severity, labels, updated_at) VALUES "
+                "('m', 1, 'batch', 'r', '*', 'firing', 2, '0.2 > 0.1', 'warning', '{}', "
+                "'2026-03-01 00:00:00')")
+        upgrade(url, "0011")
+        with Database(url) as database, database.begin() as conn:
+            assert conn.exec_driver_sql(
+                "SELECT status, detail, examples FROM alert_states").one() == (
+                "firing", "0.2 > 0.1", None)
+            conn.exec_driver_sql("UPDATE alert_states SET examples = 'example ids 7'")
+        assert schema_differences(url) == []
+        down = downgrade(url, "0010")
+        assert (down.before, down.after) == ("0011", "0010")
+        with Database(url) as database, database.connect() as conn:
+            columns = {c["name"] for c in inspect(conn).get_columns("alert_states")}
+            assert conn.exec_driver_sql("SELECT status FROM alert_states").scalar() == "firing"
+        assert "examples" not in columns
+        upgrade(url)
+        assert schema_differences(url) == []

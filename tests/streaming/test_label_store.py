@@ -26,6 +26,7 @@ from streaming.label_ports import (
     JoinMarks,
     MetricHeld,
     Refused,
+    Valued,
 )
 from streaming.label_store import SqlHeldStore, held_counts
 from streaming.partition import PartitionState
@@ -59,12 +60,12 @@ class Recorder:
         self.refused.extend(forgotten)
         return Refused({}, [])
 
-    def __call__(self, metric: MetricSpec, window: HeldWindow) -> list[WindowResult]:
+    def __call__(self, metric: MetricSpec, window: HeldWindow) -> Valued:
         self.seen.append(window)
         start = utc_from_ns(window.window_start_ns)
-        return [WindowResult("*", start, utc_from_ns(window.window_start_ns + HOUR),
-                             len(window.predictions),
-                             {"labels": float(len(window.labels))})]
+        return Valued([WindowResult("*", start, utc_from_ns(window.window_start_ns + HOUR),
+                                    len(window.predictions),
+                                    {"labels": float(len(window.labels))})])
 
 
 def state(partition: int, offset: int, stored_offset: int = -1) -> PartitionState:
