@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sqlalchemy import insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from monitor.storage.insert_ignore import insert_ignore
 from monitor.storage.models import (
     DEAD_LETTER_KEY_CHARS,
     NAME_LENGTH,
@@ -59,24 +59,8 @@ def write_dead_letters(conn: Connection, letters: Iterable[DeadLetter]) -> int:
         conn.execute(insert(DEAD_LETTERS), batch)
         written += len(batch)
     for batch in batched(keyed, BATCH_ROWS):
-        written += _insert_new(conn, batch)
+        written += insert_ignore(conn, DEAD_LETTERS, batch, KEY)
     return written
-
-
-def _insert_new(conn: Connection, rows: list[dict[str, object]]) -> int:
-    """Insert the rows whose (source, key) is not stored yet; how many were new.
-
-    As :func:`monitor.storage.insert_ignore.insert_ignore`, but counted from RETURNING:
-    psycopg reports no row count (-1) for the executemany that a list of rows becomes.
-    """
-    dialect = conn.dialect.name
-    if dialect not in ("postgresql", "sqlite"):
-        raise NotImplementedError(f"dead letters with keys are written for postgresql and "
-                                  f"sqlite, not {dialect}")
-    insert_new = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(DEAD_LETTERS)
-    added = conn.execute(insert_new.on_conflict_do_nothing(index_elements=list(KEY))
-                         .returning(DEAD_LETTERS.c.id), rows)
-    return len(added.all())
 
 
 def _source(source: str) -> str:

@@ -12,7 +12,12 @@ from sqlalchemy.engine import Connection
 
 def insert_ignore(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]],
                   key: Sequence[str]) -> int:
-    """Insert the ``rows`` whose ``key`` is not taken yet; returns how many were new."""
+    """Insert the ``rows`` whose ``key`` is not taken yet; returns how many were new.
+
+    The count comes from RETURNING, not the cursor's row count: psycopg reports none (-1,
+    read as 0) for the executemany that a list of rows becomes, so a reminder queued or a
+    dead letter stored on Postgres was counted as nothing.
+    """
     if not rows:
         return 0
     dialect = conn.dialect.name
@@ -23,6 +28,6 @@ def insert_ignore(conn: Connection, table: Table, rows: Sequence[Mapping[str, An
     else:
         raise NotImplementedError(f"insert_ignore is written for postgresql and sqlite, not "
                                   f"{dialect}")
-    result = conn.execute(statement.on_conflict_do_nothing(index_elements=list(key)),
-                          [dict(row) for row in rows])
-    return max(result.rowcount, 0)
+    added = conn.execute(statement.on_conflict_do_nothing(index_elements=list(key))
+                         .returning(table.c[key[0]]), [dict(row) for row in rows])
+    return len(added.all())

@@ -239,9 +239,11 @@ def test_a_reminder_names_the_examples_of_the_alerts_last_window(
         dispatcher.run_once()
         clock.advance(seconds=31)
     clock.advance(hours=4)
+    queued = 0
     for _ in range(2):  # the reminders, queued and sent
-        dispatcher.run_once()
+        queued += dispatcher.run_once().repeats
         clock.advance(seconds=31)
+    assert queued == 3  # one a segment, counted on Postgres too
     _first, reminder = webhook.bodies
     assert reminder["text"].startswith("STILL FIRING")
     sections = "\n".join(b["text"]["text"] for b in reminder["blocks"]
