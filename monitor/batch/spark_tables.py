@@ -94,23 +94,15 @@ class SparkTableSource:
                until: pd.Timestamp, labels: pd.DataFrame | None) -> SliceStates:
         from pyspark import cloudpickle
 
-        query = self._local.range_query(since, until)
-        read = self._table_read(query)
         context = self.spark.sparkContext
         names = ", ".join(m.name for m in metrics)
         merger = StateMerger({m.name: m.aggregate for m in metrics})
-        connection = JdbcConnection.of(self.database.url)
-        slice_sql = postgres_columns.literal_sql(self.database, query)
-        predicates = time_predicates(read.schema.field(self.stream.time), since, until,
-                                     self.partitions or context.defaultParallelism)
 
         def job() -> list[Any]:
             plan = context.broadcast(cloudpickle.dumps(
                 TaskPlan(tuple(metrics), since, until, False, labels)))
             try:
-                rows = (self.spark.read.options(**_read_options(read))
-                        .jdbc(connection.url, f"({slice_sql}) AS slice",
-                              predicates=predicates, properties=connection.properties))
+                rows, read = self.rows(since, until)
                 records = rows.mapInArrow(partial(table_task, plan, read), OUTPUT_DDL)
                 context.setJobDescription(f"batch {names}: {since} to {until}")
                 return merged_states(context, [records.rdd.map(tuple)], merger)
@@ -119,6 +111,20 @@ class SparkTableSource:
 
         merged = run_job(f"the slice {since} to {until} of {names}", job)
         return slice_states(metrics, dict(merged))
+
+    def rows(self, since: pd.Timestamp, until: pd.Timestamp) -> tuple[Any, TableRead]:
+        """The rows of ``[since, until)`` as a Spark DataFrame of the JDBC source (a
+        partition per time predicate), and how a task makes them one process's frames."""
+        query = self._local.range_query(since, until)
+        read = self._table_read(query)
+        connection = JdbcConnection.of(self.database.url)
+        slice_sql = postgres_columns.literal_sql(self.database, query)
+        predicates = time_predicates(read.schema.field(self.stream.time), since, until,
+                                     self.partitions or self.spark.sparkContext.defaultParallelism)
+        rows = (self.spark.read.options(**_read_options(read))
+                .jdbc(connection.url, f"({slice_sql}) AS slice", predicates=predicates,
+                      properties=connection.properties))
+        return rows, read
 
     def _table_read(self, query: sa.Select[Any]) -> TableRead:
         """The Arrow fields and time zone one process reads the query's rows with (read

@@ -105,7 +105,7 @@ def test_the_time_predicates_split_every_row_into_exactly_one_task(spark: Any,
 def test_a_sqlite_table_is_refused_with_what_to_do(spark: Any, tmp_path: Any) -> None:
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'events.sqlite'}")
     stream = StreamSpec("home", Schema.parse({"x": "float"}), table="home_events")
-    with pytest.raises(SourceError, match="reads tables from Postgres.*--engine local"):
+    with pytest.raises(SourceError, match=r"reads tables from Postgres.*--engine local"):
         SparkTableSource(spark, stream, engine)
     TableSource(engine, stream)  # one process takes it
 
