@@ -49,6 +49,10 @@ from monitor.batch.spark_tasks import OUTPUT_DDL, StateMerger, TaskPlan
 from monitor.errors import first_line
 from monitor.spec import MetricSpec, StreamSpec
 
+# Partitions (and so connections at once) of a slice's read at most: a day slice's rows
+# spread over a big cluster's every core would open more connections than Postgres takes
+# by default (max_connections = 100) for little gain, the database's disks being shared.
+MAX_PARTITIONS = 16
 FETCH_ROWS = 10_000  # rows a JDBC connection fetches at a time (PgJDBC reads all without)
 # Postgres types Spark's JDBC source reads as the columnar path does, once cast
 # (numeric read as text: Spark's decimal would round it).
@@ -63,9 +67,10 @@ class SparkTableSource:
     spark: Any  # a pyspark.sql.SparkSession (see monitor.batch.spark_session)
     stream: StreamSpec
     database: sa.Engine
-    partitions: int | None = None  # per slice; None: the session's default parallelism
+    partitions: int | None = None  # per slice; None: the default parallelism, at most 16
     _local: TableSource | QuerySource = field(init=False, repr=False)
     _read: TableRead | None = field(default=None, init=False, repr=False)
+    _driver_checked: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         name = self.stream.name
@@ -117,10 +122,14 @@ class SparkTableSource:
         partition per time predicate), and how a task makes them one process's frames."""
         query = self._local.range_query(since, until)
         read = self._table_read(query)
+        if not self._driver_checked:
+            self._check_driver()
+            self._driver_checked = True
         connection = JdbcConnection.of(self.database.url)
         slice_sql = postgres_columns.literal_sql(self.database, query)
-        predicates = time_predicates(read.schema.field(self.stream.time), since, until,
-                                     self.partitions or self.spark.sparkContext.defaultParallelism)
+        parts = self.partitions or min(MAX_PARTITIONS,
+                                       self.spark.sparkContext.defaultParallelism)
+        predicates = time_predicates(read.schema.field(self.stream.time), since, until, parts)
         rows = (self.spark.read.options(**_read_options(read))
                 .jdbc(connection.url, f"({slice_sql}) AS slice", predicates=predicates,
                       properties=connection.properties))
@@ -153,10 +162,12 @@ class SparkTableSource:
         self._read = TableRead(schema, zone)
         return self._read
 
-    def _check_driver(self) -> None:
+    def _check_driver(self, driver: str = DRIVER_CLASS) -> None:
+        """That Spark can load the JDBC driver; else a SourceError that says how to give it
+        one (a task would fail with a bare ClassNotFoundException)."""
         jvm = self.spark.sparkContext._jvm
         try:
-            jvm.org.apache.spark.util.Utils.classForName(DRIVER_CLASS, True, False)
+            jvm.org.apache.spark.util.Utils.classForName(driver, True, False)
         except Exception as err:
             if "ClassNotFoundException" in str(err):
                 raise SourceError(f"stream {self.stream.name!r}: "

@@ -112,3 +112,14 @@ def test_a_sqlite_table_is_refused_with_what_to_do(spark: Any, tmp_path: Any) ->
 
 def _names(engine: sa.Engine) -> list[str]:
     return [c["name"] for c in sa.inspect(engine).get_columns("odd")]
+
+
+def test_a_session_without_the_jdbc_driver_says_how_to_give_it_one(
+    spark: Any, odd_table: sa.Engine
+) -> None:
+    stream = StreamSpec("odd", Schema.parse({"i8": "int?"}), table="odd")
+    source = SparkTableSource(spark, stream, odd_table)
+    source._check_driver()  # this session has it (spark.jars)
+    with pytest.raises(SourceError, match=r"cannot load.*libpostgresql-jdbc-java.*"
+                                          r"MONITOR_POSTGRES_JDBC_JAR"):
+        source._check_driver("org.example.NoSuchDriver")
