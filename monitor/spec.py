@@ -44,9 +44,9 @@ class StreamSpec:
     table: str | None = None
     query: str | None = None
     files: str | None = None
-    # Where the batch stage computes it: "local" or "spark" (None: as the command says,
-    # else local), and Spark's master. Like table= or files=, not part of any metric's
-    # identity: every engine gives the same values.
+    # Where the batch stage computes it, "local" or "spark", and Spark's master (None:
+    # local, local[*]); the command line's --engine/--master override both. Like table=
+    # or files=, not part of any metric's identity: every engine gives the same values.
     engine: str | None = None
     master: str | None = None
 

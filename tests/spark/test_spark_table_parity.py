@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from monitor.batch.query_source import QuerySource
 from monitor.batch.runner import BatchRunError, Retry
 from monitor.batch.sources import TableSource
 from monitor.batch.spark_jdbc import JdbcConnection
@@ -44,6 +45,7 @@ from tests.spark_app import FAILING_DAY, mon
 from tests.storage.conftest import throwaway_postgres
 
 TABLE = "home_events"
+DAY = pd.Timedelta(days=1)
 SECRET = "hunter2-not-for-logs"  # the local server trusts: any password connects
 
 
@@ -115,26 +117,55 @@ def test_a_failing_job_on_a_table_stores_nothing_of_its_day(
     store.close()
 
 
-def test_the_password_shows_nowhere_spark_shows(
-    spark: Any, week: Week, events_table: sa.Engine, tmp_path: Path
-) -> None:
+def test_the_password_shows_nowhere_spark_shows(spark: Any, events_table: sa.Engine) -> None:
+    """The runs above reached the database with this password; here is what Spark shows
+    of a slice's read."""
     assert events_table.url.password == SECRET
     connection = JdbcConnection.of(events_table.url)  # the password only as a property,
     assert SECRET not in connection.url + repr(connection)  # which Spark redacts
     assert connection.properties["password"] == SECRET
-    store = new_store(f"sqlite:///{tmp_path / 'spark.sqlite'}")
-    targets = on_table(promote(store, week, ["latency"]))
-    run_batch(store, targets, lambda s: SparkTableSource(spark, s, events_table),
-              until=START + pd.Timedelta(hours=2))
-    assert stored_values(store, "latency")["window_start"].max() == START + pd.Timedelta("1h")
     # the slice's rows as Spark plans them: the plans as explain, the UI's SQL tab and
     # the event log show them (the relation's options among them), and Spark's settings
-    source = SparkTableSource(spark, targets[0].metric.stream, events_table)
-    rows, _ = source.rows(START, START + pd.Timedelta(hours=2))
+    stream = dataclasses.replace(mon.streams["home"], table=TABLE, files=None)
+    rows, _ = SparkTableSource(spark, stream, events_table).rows(START, START + DAY)
     execution = rows._jdf.queryExecution()
     plans = execution.toString() + execution.analyzed().treeString() + \
         execution.executedPlan().treeString()
     assert "JDBCRelation((SELECT" in plans and "numPartitions=4" in plans, plans
     assert SECRET not in plans
     assert SECRET not in str(spark.sparkContext.getConf().getAll())
-    store.close()
+
+
+def test_a_query_stream_reads_in_the_time_zone_one_process_reads_in(
+    spark: Any, week: Week, events_table: sa.Engine, tmp_path: Path
+) -> None:
+    """A query= whose values depend on the session's time zone (a segment named with the
+    hour it renders) gives what one process gives with a session in another zone than
+    the server's and the JVM's (UTC)."""
+    names = list(mon.streams["home"].schema.names)
+    columns = ", ".join("to_char(ts, 'TZ') || ' ' || country AS country" if name == "country"
+                        else name for name in names)
+    kolkata = sa.create_engine(events_table.url.update_query_dict(
+        {"options": "-c TimeZone=Asia/Kolkata"}))
+
+    def on_query(targets: list[Target]) -> list[Target]:
+        return [dataclasses.replace(t, metric=dataclasses.replace(t.metric, stream=(
+            dataclasses.replace(t.metric.stream, table=None, files=None,
+                                query=f"SELECT {columns} FROM {TABLE}")))) for t in targets]
+
+    single = new_store(f"sqlite:///{tmp_path / 'single.sqlite'}")
+    on_spark = new_store(f"sqlite:///{tmp_path / 'spark.sqlite'}")
+    until = START + pd.Timedelta(days=1)
+    [local] = on_query(promote(single, week, ["fav_rank"]))
+    [spark_target] = on_query(promote(on_spark, week, ["fav_rank"]))
+    run_batch(single, [local], lambda s: QuerySource(kolkata, s), until=until)
+    run_batch(on_spark, [spark_target], lambda s: SparkTableSource(spark, s, kolkata),
+              until=until)
+    values = stored_values(single, "fav_rank")
+    assert {s.split()[0] for s in values["segment"] if s != "*"} == {"country=IST"}
+    pd.testing.assert_frame_equal(stored_values(on_spark, "fav_rank"), values,
+                                  check_exact=True)
+    assert stored_states(on_spark, spark_target) == stored_states(single, local)
+    kolkata.dispose()
+    single.close()
+    on_spark.close()
