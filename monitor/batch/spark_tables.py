@@ -122,9 +122,8 @@ class SparkTableSource:
         partition per time predicate), and how a task makes them one process's frames."""
         query = self._local.range_query(since, until)
         read = self._table_read(query)
-        if not self._driver_checked:
+        if not self._driver_checked:  # the runner checks its sources; this for others
             self._check_driver()
-            self._driver_checked = True
         connection = JdbcConnection.of(self.database.url)
         slice_sql = postgres_columns.literal_sql(self.database, query)
         parts = self.partitions or min(MAX_PARTITIONS,
@@ -168,6 +167,7 @@ class SparkTableSource:
         jvm = self.spark.sparkContext._jvm
         try:
             jvm.org.apache.spark.util.Utils.classForName(driver, True, False)
+            self._driver_checked = True
         except Exception as err:
             if "ClassNotFoundException" in str(err):
                 raise SourceError(f"stream {self.stream.name!r}: "
