@@ -38,7 +38,7 @@ from monitor.labels import Labels, joined_schema
 from monitor.labels import resolve as resolve_labels
 from monitor.per_event import check_per_event_result
 from monitor.schema import FieldType, Schema
-from monitor.spec import MetricSpec, PerEvent, PerEventFunction, StreamSpec
+from monitor.spec import BATCH_ENGINES, MetricSpec, PerEvent, PerEventFunction, StreamSpec
 from monitor.string_lists import LIST_OF_STR
 from monitor.windows import Windows, parse_duration_ns
 
@@ -78,6 +78,8 @@ class Monitor:
         table: str | None = None,
         query: str | None = None,
         files: str | None = None,
+        engine: str | None = None,
+        master: str | None = None,
     ) -> StreamSpec:
         """Declare an event stream and where each stage finds it.
 
@@ -85,7 +87,10 @@ class Monitor:
         ``"list[str]"`` (a ranked list of item ids), with a trailing ``?`` when it may be
         missing; ``time`` names the event-time field. The
         batch stage reads ``table`` or ``query`` (a SELECT whose columns are the schema's),
-        or ``files`` (a path or glob); streaming reads ``topic``.
+        or ``files`` (a path or glob); streaming reads ``topic``. ``engine`` is where the
+        batch stage computes it, ``"local"`` (this process) or ``"spark"`` on ``master``
+        (``local[*]`` unless named), unless ``monitor batch run``/``schedule`` is told
+        otherwise with ``--engine``/``--master``.
         """
         subject = f"stream {name!r}"
         if not isinstance(name, str) or not _NAME.match(name):
@@ -100,7 +105,14 @@ class Monitor:
             raise DefinitionError(subject, str(err)) from None
         if table and query:
             raise DefinitionError(subject, "declare table= or query=, not both")
-        spec = StreamSpec(name, parsed, topic=topic, table=table, query=query, files=files)
+        if engine is not None and engine not in BATCH_ENGINES:
+            raise DefinitionError(subject, f"engine={engine!r} is not one of "
+                                           f"{', '.join(map(repr, BATCH_ENGINES))}")
+        if master is not None and engine != "spark":
+            raise DefinitionError(subject, "master= names a Spark master; it needs "
+                                           "engine='spark'")
+        spec = StreamSpec(name, parsed, topic=topic, table=table, query=query, files=files,
+                          engine=engine, master=master)
         self.streams[name] = spec
         return spec
 

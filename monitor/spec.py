@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from monitor.labels import LabelSource
 
 OVERALL = "*"  # the segment that holds every event
+BATCH_ENGINES = ("local", "spark")  # where the batch stage computes a stream
 
 PerEventFunction = Callable[[pd.DataFrame], "pd.Series[Any]"]
 
@@ -43,6 +44,11 @@ class StreamSpec:
     table: str | None = None
     query: str | None = None
     files: str | None = None
+    # Where the batch stage computes it, "local" or "spark", and Spark's master (None:
+    # local, local[*]); the command line's --engine/--master override both. Like table=
+    # or files=, not part of any metric's identity: every engine gives the same values.
+    engine: str | None = None
+    master: str | None = None
 
     @property
     def time(self) -> str:
@@ -57,6 +63,9 @@ class StreamSpec:
             "table": self.table,
             "query": self.query,
             "files": self.files,
+            # only when named: what a stream without them holds cannot change (legacy_id)
+            **({"engine": self.engine} if self.engine else {}),
+            **({"master": self.master} if self.master else {}),
         }
 
 

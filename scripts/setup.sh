@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates .venv (if missing) and installs the project with its dev tools and its Spark
-# extra into it, and Java for Spark when there is none.
+# extra into it, and Java and PostgreSQL's JDBC driver for Spark when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -23,6 +23,25 @@ if ! command -v java >/dev/null 2>&1; then
     else
         echo "java is not installed and apt-get is not available; install Java 17 or" \
              "later for the Spark engine" >&2
+    fi
+fi
+
+# PostgreSQL's JDBC driver, with which Spark's executors read a stream's Postgres table
+# (`--engine spark` on a table= or query= stream): Debian's libpostgresql-jdbc-java puts
+# it at /usr/share/java/postgresql.jar, where the engine looks (MONITOR_POSTGRES_JDBC_JAR).
+if [ ! -e "${MONITOR_POSTGRES_JDBC_JAR:-/usr/share/java/postgresql.jar}" ]; then
+    if command -v apt-get >/dev/null 2>&1; then
+        sudo=""
+        if [ "$(id -u)" -ne 0 ]; then sudo="sudo -n"; fi  # never wait for a password
+        echo "installing libpostgresql-jdbc-java (Spark's reads of Postgres tables)"
+        { $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -qq libpostgresql-jdbc-java >/dev/null; } \
+            || echo "could not install the PostgreSQL JDBC driver; Spark cannot read" \
+                    "tables (its files still work)" >&2
+    else
+        echo "apt-get is not available; for Spark to read Postgres tables, put the" \
+             "PostgreSQL JDBC jar at /usr/share/java/postgresql.jar or set" \
+             "MONITOR_POSTGRES_JDBC_JAR" >&2
     fi
 fi
 

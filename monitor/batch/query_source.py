@@ -58,10 +58,14 @@ class QuerySource:
                               f"{reason}; fix the query or the stream's schema")
 
     def chunks(self, since: pd.Timestamp, until: pd.Timestamp) -> Iterator[pd.DataFrame]:
+        yield from read_rows(self.engine, self.range_query(since, until), self.chunk_rows,
+                             self._what)
+
+    def range_query(self, since: pd.Timestamp, until: pd.Timestamp) -> sa.Select[Any]:
+        """The SELECT of the query's rows of ``[since, until)``."""
         time = self._source.c[self.stream.time]
         low, high = self._bounds(since, until)
-        query = sa.select(self._source).where(time >= low, time < high)
-        yield from read_rows(self.engine, query, self.chunk_rows, self._what)
+        return sa.select(self._source).where(time >= low, time < high)
 
     def earliest(self) -> pd.Timestamp | None:
         query = sa.select(sa.func.min(self._source.c[self.stream.time]))

@@ -47,7 +47,6 @@ from monitor.batch.runner import (
     watermark,
 )
 from monitor.batch.sources import source_for
-from monitor.batch.spark_session import DEFAULT_MASTER
 from monitor.errors import DefinitionError
 from monitor.spec import MetricSpec
 from monitor.storage.database import Database
@@ -66,7 +65,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # windows are aligned to multiples of 
 # The real URLs behind the masked ones stored with the jobs, for this process only.
 _REAL_URLS: dict[str, str] = {}
 # The engines of this process's jobs, by (engine, master): a Spark session is shared.
-_ENGINES: dict[tuple[str, str], BatchEngine] = {}
+_ENGINES: dict[tuple[str | None, str | None], BatchEngine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
@@ -113,8 +112,8 @@ class ScheduleSettings:
     misfire_grace_s: int = DEFAULT_MISFIRE_GRACE_S
     delay_s: float = DEFAULT_DELAY_S
     retry: Retry = field(default_factory=Retry)
-    engine: str = "local"  # or "spark" (monitor.batch.engines)
-    master: str = DEFAULT_MASTER  # Spark's, with engine "spark"
+    engine: str | None = None  # "local" or "spark" for every stream; None: the stream's
+    master: str | None = None  # Spark's, for every stream; None: the stream's, else local[*]
 
     def __post_init__(self) -> None:
         if self.misfire_grace_s < 1:
@@ -256,8 +255,8 @@ def _real_url(stored: str) -> str:
 
 def run_scheduled_metric(app_target: str, metric: str, database_url: str,
                          source_url: str | None = None, *, retry_attempts: int = 3,
-                         retry_backoff_s: float = 2.0, engine: str = "local",
-                         master: str = DEFAULT_MASTER) -> None:
+                         retry_backoff_s: float = 2.0, engine: str | None = None,
+                         master: str | None = None) -> None:
     """One fire of a metric's job: every window closed since its watermark, computed once.
 
     Never raises, so a failure cannot stop the scheduler: a failed run is recorded in
@@ -280,7 +279,7 @@ def run_scheduled_metric(app_target: str, metric: str, database_url: str,
         log.info("scheduled batch run: %s", _describe(summary))
 
 
-def _engine(engine: str, master: str) -> BatchEngine:
+def _engine(engine: str | None, master: str | None) -> BatchEngine:
     """The scheduler process's engine: one Spark session for all its jobs, kept between
     fires (starting Spark takes seconds)."""
     with _ENGINES_LOCK:

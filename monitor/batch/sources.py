@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 import sqlalchemy as sa
@@ -70,15 +70,19 @@ class TableSource:
         self._reflect()
 
     def chunks(self, since: pd.Timestamp, until: pd.Timestamp) -> Iterator[pd.DataFrame]:
+        yield from read_rows(self.engine, self.range_query(since, until), self.chunk_rows,
+                             f"table {self.table_name!r}")
+
+    def range_query(self, since: pd.Timestamp, until: pd.Timestamp) -> sa.Select[Any]:
+        """The SELECT of the stream's columns of the rows of ``[since, until)``."""
         table = self._reflect()
         schema = self.stream.schema
         time_column = table.c[schema.time]
         low, high = _time_bounds(time_column, since, until)
         present = [c for c in schema.names if c in table.c]
-        query = sa.select(*(table.c[name] for name in present)).where(
+        return sa.select(*(table.c[name] for name in present)).where(
             time_column >= low, time_column < high
         )
-        yield from read_rows(self.engine, query, self.chunk_rows, f"table {self.table_name!r}")
 
     def earliest(self) -> pd.Timestamp | None:
         table = self._reflect()

@@ -35,11 +35,11 @@ a day, not billions (a join by id on the executors is not done).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import pyarrow as pa
@@ -68,6 +68,7 @@ from monitor.partials import merge_stored
 from monitor.sources.files import file_format, resolve_paths
 from monitor.spec import MetricSpec, StreamSpec
 
+T = TypeVar("T")
 MILLIS_LIMIT = 2.5e14  # epoch milliseconds past this read as no time (monitor.schema)
 
 
@@ -138,16 +139,12 @@ class SparkFileSource:
                 if text:
                     parts.append(self._parallel(text).mapPartitions(partial(file_task, plan)))
                 context.setJobDescription(f"batch {names}: {since} to {until}")
-                # merged per key on the executors; the driver gets one state per key
-                tasks = sum(part.getNumPartitions() for part in parts)
-                reducers = max(1, min(tasks, context.defaultParallelism))
-                return (context.union(parts).map(keyed).reduceByKey(merger, reducers)
-                        .collect())
+                return merged_states(context, parts, merger)
             finally:
                 plan.destroy()
 
         merged = self._collect(f"the slice {since} to {until} of {names}", job)
-        return _slice_states(metrics, dict(merged))
+        return slice_states(metrics, dict(merged))
 
     def _may_hold(self, path: Path, since: pd.Timestamp, until: pd.Timestamp,
                   timeless: bool) -> bool:
@@ -172,14 +169,7 @@ class SparkFileSource:
         return context.parallelize([str(p) for p in paths], len(paths))
 
     def _collect(self, what: str, action: Any) -> Any:
-        try:
-            return action()
-        except OSError as err:  # a file gone between listing and reading, say
-            raise SparkJobError(f"Spark failed computing {what}: {err}") from None
-        except Exception as err:
-            if type(err).__module__.startswith(("pyspark", "py4j")):
-                raise SparkJobError(f"Spark failed computing {what}: {_cause(err)}") from None
-            raise
+        return run_job(what, action)
 
     def _files(self) -> tuple[list[Path], list[Path]]:
         """The stream's Parquet files and its JSON lines and CSV files."""
@@ -202,7 +192,28 @@ class SparkFileSource:
         return self._timeless_range == (since, until)
 
 
-def _slice_states(metrics: Sequence[MetricSpec], merged: dict[Any, Any]) -> SliceStates:
+def run_job(what: str, action: Callable[[], T]) -> T:
+    """``action()``, a Spark job computing ``what``; its failure as a SparkJobError whose
+    message has the cause's line (see _cause), not Spark's JVM stack."""
+    try:
+        return action()
+    except OSError as err:  # a file gone between listing and reading, say
+        raise SparkJobError(f"Spark failed computing {what}: {err}") from None
+    except Exception as err:
+        if type(err).__module__.startswith(("pyspark", "py4j")):
+            raise SparkJobError(f"Spark failed computing {what}: {_cause(err)}") from None
+        raise
+
+
+def merged_states(context: Any, parts: Sequence[Any], merger: StateMerger) -> list[Any]:
+    """The tasks' records of ``parts`` (RDDs of records) merged per key on the executors;
+    the driver gets one value per key."""
+    tasks = sum(part.getNumPartitions() for part in parts)
+    reducers = max(1, min(tasks, context.defaultParallelism))
+    return context.union(list(parts)).map(keyed).reduceByKey(merger, reducers).collect()
+
+
+def slice_states(metrics: Sequence[MetricSpec], merged: dict[Any, Any]) -> SliceStates:
     by_name = {m.name: m for m in metrics}
     stored = [((value[1], key[2], key[3]), value[2], value[3])
               for key, value in merged.items() if key[0] == PARTIAL]
@@ -308,4 +319,4 @@ def _cause(err: BaseException) -> str:
     return " ".join(text.strip().splitlines()[0].split())[:500] if text.strip() else repr(err)
 
 
-__all__ = ["SparkFileSource", "SparkJobError"]
+__all__ = ["SparkFileSource", "SparkJobError", "merged_states", "run_job", "slice_states"]

@@ -16,8 +16,10 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+from monitor.batch.spark_jdbc import jdbc_jar
 from monitor.errors import MonitorError
 
 EXTRA = "domain-monitor[spark]"
@@ -49,6 +51,18 @@ def import_pyspark() -> Any:
     return pyspark
 
 
+def with_jdbc_jar(conf: Mapping[str, str]) -> dict[str, str]:
+    """``conf`` with PostgreSQL's JDBC jar added to ``spark.jars`` when it is there (see
+    :mod:`monitor.batch.spark_jdbc`): Spark serves it to every executor, so a cluster's
+    workers need no copy of their own."""
+    jar = jdbc_jar()
+    settings = dict(conf)
+    if jar is not None and Path(jar).exists():
+        jars = [j for j in settings.get("spark.jars", "").split(",") if j]
+        settings["spark.jars"] = ",".join([*jars, jar] if jar not in jars else jars)
+    return settings
+
+
 def spark_session(master: str = DEFAULT_MASTER, conf: Mapping[str, str] | None = None) -> Any:
     """A SparkSession on ``master`` (``local[*]``, ``local[2]``, ``spark://HOST:7077``, ...)
     with the batch stage's settings; Spark's own ``getOrCreate``, so one per process.
@@ -62,7 +76,7 @@ def spark_session(master: str = DEFAULT_MASTER, conf: Mapping[str, str] | None =
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = SparkSession.builder.master(master).appName(APP_NAME)
-    for key, value in {**SETTINGS, **(conf or {})}.items():
+    for key, value in {**SETTINGS, **with_jdbc_jar(conf or {})}.items():
         builder = builder.config(key, value)
     try:
         return builder.getOrCreate()
@@ -77,4 +91,4 @@ def spark_session(master: str = DEFAULT_MASTER, conf: Mapping[str, str] | None =
 
 
 __all__ = ["DEFAULT_MASTER", "EXTRA", "SparkUnavailableError", "import_pyspark",
-           "spark_session"]
+           "spark_session", "with_jdbc_jar"]

@@ -47,13 +47,15 @@ def source_url_option(function: F) -> F:
 def engine_options(function: F) -> F:
     """``--engine`` and ``--master``: where a run's slices are computed."""
     function = click.option(
-        "--master", default=DEFAULT_MASTER, show_default=True, metavar="URL",
-        help="With --engine spark: the Spark master (local[N], spark://HOST:7077, ...).",
+        "--master", default=None, metavar="URL",
+        help="On Spark: the master (local[N], spark://HOST:7077, ...) for every stream "
+             f"[default: the stream's master=, else {DEFAULT_MASTER}].",
     )(function)
     return click.option(
-        "--engine", type=click.Choice(ENGINES), default="local", show_default=True,
-        help="Compute in this process, or on Spark from the streams' files (needs the "
-             "extra: pip install 'domain-monitor[spark]').",
+        "--engine", type=click.Choice(ENGINES), default=None,
+        help="Compute every stream in this process, or on Spark from its Postgres table "
+             "or query, or its files (needs the extra: pip install "
+             "'domain-monitor[spark]') [default: the stream's engine=, else local].",
     )(function)
 
 
@@ -74,14 +76,15 @@ def batch_group() -> None:
 @source_url_option
 @click.pass_context
 def batch_run(ctx: click.Context, metrics: tuple[str, ...], since: str | None,
-              until: str | None, engine: str, master: str, database_url: str,
+              until: str | None, engine: str | None, master: str | None, database_url: str,
               source_url: str | None) -> None:
     """Compute every closed window since each metric's watermark, and store it.
 
     The first run of a metric starts at the earliest event in its source. With --since
     and --until it is a backfill over that range, with a progress bar; windows already
-    stored are recomputed and replaced, so running it again is safe. With --engine
-    spark, Spark computes each slice from the streams' files and this process stores it.
+    stored are recomputed and replaced, so running it again is safe. On Spark (--engine
+    spark, or a stream's engine=), Spark computes each slice from the stream's table,
+    query or files and this process stores it.
     """
     app = load_app(ctx.obj["app_target"])
     start, end = _time(since, "--since"), _time(until, "--until")

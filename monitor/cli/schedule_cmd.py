@@ -51,15 +51,17 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 @source_url_option
 @click.pass_context
 def schedule_command(ctx: click.Context, metrics: tuple[str, ...], misfire_grace: int,
-                     delay: float, dispatch_alerts: bool, engine: str, master: str,
+                     delay: float, dispatch_alerts: bool, engine: str | None,
+                     master: str | None,
                      database_url: str, source_url: str | None) -> None:
     """Run every metric in batch as each of its windows closes, until SIGINT or SIGTERM.
 
     Each run computes every window closed since the metric's watermark, so windows that
     closed while the scheduler was down are caught up when it restarts. A metric's cron
     schedule (schedule= in mon.metric) overrides its window. Jobs are kept in the
-    results database (table apscheduler_jobs): run one scheduler per database. With
-    --engine spark the runs compute on Spark (one session for the scheduler's life).
+    results database (table apscheduler_jobs): run one scheduler per database. On Spark
+    (--engine spark, or a stream's engine=) the runs compute on Spark (one session for
+    the scheduler's life).
     """
     located = app_target(ctx.obj["app_target"])  # the jobs import the app from here
     app = load_app(located)
