@@ -61,7 +61,6 @@ def inner(url: str, method: str, events: int) -> dict[str, Any]:
     from streaming.messages import RawMessage
     from streaming.processor import StreamSettings
     from streaming.processor_process import ProcessorProcess, ProcessorSpec
-    from streaming.worker import by_size
 
     if method == "spawn":  # a Python thread running: fork is refused
         threading.Thread(target=threading.Event().wait, daemon=True, name="idle").start()
@@ -81,7 +80,7 @@ def inner(url: str, method: str, events: int) -> dict[str, Any]:
     began = time.time()
 
     def feed(part: list[RawMessage]) -> None:
-        for piece in by_size(part, TAKE_BYTES):
+        for piece in by_size(part, TAKE_BYTES):  # as the worker's micro-batches are bounded
             process.prepare(piece, backlog=True)
             process.commit()
         process.tick()
@@ -103,6 +102,22 @@ def inner(url: str, method: str, events: int) -> dict[str, Any]:
     process.store()
     process.close()
     return {"method": method, "events": fed, "seconds": seconds, "marks": marks}
+
+
+def by_size(messages: list[Any], max_bytes: int) -> list[list[Any]]:
+    """``messages`` in consecutive parts of at most ``max_bytes`` of values each (one
+    message more than that alone is a part): what the worker's gathering (see
+    streaming.micro_batches) hands the processor at most at a time."""
+    parts: list[list[Any]] = [[]]
+    size = 0
+    for message in messages:
+        length = len(message.value or b"")
+        if parts[-1] and size + length > max_bytes:
+            parts.append([])
+            size = 0
+        parts[-1].append(message)
+        size += length
+    return parts
 
 
 def main() -> None:

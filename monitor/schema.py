@@ -145,8 +145,14 @@ class Schema:
             typed, mistyped = _coerce(field, values, missing)
             reject(mistyped, _type_error(field))
             if field.type in ("float", "int"):
-                reject(np.isinf(typed.to_numpy(dtype=np.float64, na_value=np.nan)),
-                       f"field {field.name!r} is not finite")
+                numbers = typed.to_numpy(dtype=np.float64, na_value=np.nan)
+                reject(np.isinf(numbers), f"field {field.name!r} is not finite")
+            if field.type == "int":
+                # Int64 holds [-2**63, 2**63): a value outside (or infinite) made the cast
+                # of the whole column raise, so one event stopped every other of its batch
+                outside = np.isfinite(numbers) & ((numbers >= 2.0**63) | (numbers < -(2.0**63)))
+                reject(outside, f"field {field.name!r} is outside the 64-bit integer range")
+                typed = typed.where(np.isfinite(numbers) & ~outside)  # rejected rows only
             columns[field.name] = typed
 
         clean_mask = ~rejected
