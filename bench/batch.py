@@ -16,7 +16,8 @@ of a few repeats:
 - ``ours``: ``BatchRunner.run_many`` over the example metrics for the same range (all but
   the one joined to click outcomes, which reads a second table): the columnar read in
   chunks, validation, every metric's states, values and states upserted, runs recorded.
-  The stored results are deleted before each repeat so every run writes. Its first run
+  The stored results (alert states included) are deleted before each repeat so every
+  run writes and evaluates its alert rules. Its first run
   is reported too: it alone simulates the drift tests' null distributions (once per
   reference column and window size, then kept in the process), a cost a one-shot
   ``monitor batch run`` pays and a scheduler pays once.
@@ -52,7 +53,10 @@ from monitor.batch.tables import events_table, load_events
 
 TARGET_RATIO = 1.5  # ours / pd.read_sql
 COLUMNAR_TARGET = 1.3  # ours / the columnar read
-RESULT_TABLES = ("metric_values", "metric_states", "batch_runs", "dead_letters")
+# what a run stores, deleted before each repeat: its alert states too, or a repeat would
+# find every window evaluated already and skip the alert rules
+RESULT_TABLES = ("metric_values", "metric_states", "batch_runs", "dead_letters",
+                 "alert_deliveries", "alert_notifications", "alert_events", "alert_states")
 
 
 def best_of(repeats: int, runs: dict[str, Callable[[], object]],

@@ -12,7 +12,9 @@ metrics) in the same run:
   are counted in each);
 - ``values``: each metric's values and serialized states (``window_results``: drift
   tests, quantiles, a consistency check's keys as JSON);
-- ``store``: ``write_slice`` per metric (values, states and its run in one transaction).
+- ``store``: the slice's runs started, then every metric's values, states, alert
+  evaluation and run's end in one transaction (``start_runs``, ``write_slices``), as the
+  stage stores a slice.
 
 The first pass warms the process (the drift tests' null distributions) and is not
 counted; the figures are the mean of the passes after. The last line printed is one JSON
@@ -43,7 +45,7 @@ from monitor.batch.postgres_columns import connection_uri, literal_sql
 from monitor.batch.sources import TableSource
 from monitor.batch.tables import events_table, load_events
 from monitor.engine import Engine
-from monitor.storage.records import window_results
+from monitor.storage.records import MetricSlice, window_results
 from monitor.storage.store import SqlStore
 from monitor.targets import Target
 
@@ -114,6 +116,7 @@ def one_slice(seconds: defaultdict[str, float], source: TableSource, targets: li
     for clean in clean_chunks:
         together.update(clean)
     seconds["update: every metric in one engine"] += time.perf_counter() - begin
+    results = {}
     for target in targets:
         metric = target.metric
         alone = Engine([metric])
@@ -122,17 +125,18 @@ def one_slice(seconds: defaultdict[str, float], source: TableSource, targets: li
             alone.update(clean)
         seconds[f"update: {metric.name}"] += time.perf_counter() - begin
         begin = time.perf_counter()
-        results = window_results(metric, together.partials)
+        results[metric.name] = window_results(metric, together.partials)
         took = time.perf_counter() - begin
         seconds[f"values: {metric.name}"] += took
         seconds["values: every metric"] += took
-        begin = time.perf_counter()
-        run_id = store.start_run(metric.name, target.version, low.to_pydatetime(),
-                                 high.to_pydatetime())
-        store.write_slice(metric, target.version, "batch", results, run_id=run_id,
-                          rows_read=sum(len(c) for c in clean_chunks), rejected=[],
-                          evaluate_at=None)
-        seconds["store: every metric"] += time.perf_counter() - begin
+    begin = time.perf_counter()
+    run_ids = store.start_runs([(t.metric.name, t.version) for t in targets],
+                               low.to_pydatetime(), high.to_pydatetime())
+    store.write_slices("batch", [MetricSlice(t.metric, t.version, results[t.metric.name], run_id)
+                                 for t, run_id in zip(targets, run_ids, strict=True)],
+                       rows_read=sum(len(c) for c in clean_chunks), rejected=[],
+                       evaluate_at=pd.Timestamp.now(tz="UTC").to_pydatetime())
+    seconds["store: every metric"] += time.perf_counter() - begin
 
 
 def print_figures(figures: dict[str, float], rows: int, args: argparse.Namespace,

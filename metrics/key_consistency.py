@@ -34,6 +34,12 @@ identically in every stage, and ``exact`` says so. A rule on an estimated count 
 chance near its threshold: :func:`metrics.consistency_alarms.rule_fire_chance` says how
 often, to size ``max_keys`` by.
 
+**Bytes.** The state packs (:mod:`metrics.packed`) its keys' events, their numbers of
+values kept, the keys' texts and the values' JSON texts, in the table's canonical order,
+behind a header of the magic ``DMK1``, whether keys were dropped, and the numbers of keys
+and values. It was canonical JSON before; a state stored so still loads (its first byte,
+``{``, tells), and is written packed when stored again.
+
 The examples to look at are the violating keys of the smallest hash of the key (up to
 ``k``), each with its events and its conflicting values.
 
@@ -50,6 +56,7 @@ The examples to look at are the violating keys of the smallest hash of the key (
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Self
@@ -72,11 +79,14 @@ from metrics.key_table import (
     estimated_keys,
     text_array,
 )
+from metrics.packed import Reader, pack_counts, pack_texts
 
 __all__ = ["Consistency", "ConsistencyState", "consistency"]
 
 MAX_VALUES = 100  # a key keeps at most this many + 1 distinct values
 MAX_EXAMPLES = 10_000
+_MAGIC = b"DMK1"
+_HEADER = struct.Struct("<4sBQQ")  # magic, dropped (0 or 1), keys, values
 
 class ConsistencyState:
     """The records of the window's keys of the lowest hash (see the module's Memory)."""
@@ -106,35 +116,71 @@ class ConsistencyState:
         return int((self.value_counts() > self.spec.max_values).sum())
 
     def to_bytes(self) -> bytes:
+        """The packed state (see the module's Bytes)."""
         held = self.keys.held()
-        values = _split(held.value_texts.tolist(), self.value_counts())
-        keys = [list(key) for key in zip(held.texts.tolist(), held.events.tolist(), values,
-                                         strict=True)]
-        return canonical_json({"dropped": self.keys.dropped, "keys": keys}).encode()
+        return (_HEADER.pack(_MAGIC, int(self.keys.dropped), len(held.hashes),
+                             len(held.value_hashes))
+                + pack_counts(held.events) + pack_counts(self.value_counts())
+                + pack_texts(held.texts.tolist()) + pack_texts(held.value_texts.tolist()))
 
     def load(self, data: bytes) -> Self:
-        """Fill this empty state from :meth:`to_bytes` output, checking what it holds."""
+        """Fill this empty state from :meth:`to_bytes` output (or the JSON of states
+        stored before the packed format), checking what it holds."""
+        if data[:1] == b"{":
+            return self._load_json(data)
+        reader = Reader(data, "stored consistency state")
+        magic, dropped, keys, values = reader.unpack(_HEADER)
+        if magic != _MAGIC or dropped not in (0, 1):
+            raise ValueError("not consistency state bytes (bad header)")
+        assert isinstance(keys, int) and isinstance(values, int)
+        self._check_size(keys, bool(dropped))
+        events, sizes = reader.counts(keys), reader.counts(keys)
+        texts, value_texts = reader.texts(keys), reader.texts(values)
+        reader.end()
+        bad = (sizes < 1) | (sizes > self.spec.max_values + 1) | (events < sizes)
+        if bad.any():
+            key = int(np.argmax(bad))
+            raise ValueError(f"stored consistency state is inconsistent for key "
+                             f"{texts[key]!r}: {int(events[key])} events, "
+                             f"{int(sizes[key])} values")
+        if int(sizes.sum()) != values:
+            raise ValueError(f"stored consistency state holds {values} values, its keys "
+                             f"{int(sizes.sum())}")
+        return self._restore(texts, events, value_texts, sizes, bool(dropped))
+
+    def _load_json(self, data: bytes) -> Self:
         raw = json.loads(data)
         keys = raw["keys"]
-        spec = self.spec
-        if len(keys) > spec.max_keys or (raw["dropped"] and len(keys) != spec.max_keys):
-            raise ValueError(f"stored consistency state holds {len(keys)} keys "
-                             f"(max_keys={spec.max_keys}, dropped={raw['dropped']})")
+        self._check_size(len(keys), bool(raw["dropped"]))
         for text, events, values in keys:
-            if not (isinstance(text, str) and 1 <= len(values) <= spec.max_values + 1
-                    and len(set(values)) == len(values) and int(events) >= len(values)):
+            if not (isinstance(text, str) and 1 <= len(values) <= self.spec.max_values + 1
+                    and int(events) >= len(values)):
                 raise ValueError(f"stored consistency state is inconsistent for key "
                                  f"{text!r}: {events} events, values {values}")
-        texts = [text for text, _, _ in keys]
-        value_texts = [value for _, _, values in keys for value in values]
-        sizes = [len(values) for _, _, values in keys]
-        self.keys.restore(Keys(id_hashes(texts), text_array(texts),
-                               np.array([int(events) for _, events, _ in keys], np.int64),
-                               np.repeat(np.arange(len(keys)), sizes),
+        return self._restore([text for text, _, _ in keys],
+                             np.array([int(events) for _, events, _ in keys], np.int64),
+                             [value for _, _, values in keys for value in values],
+                             np.array([len(values) for _, _, values in keys], np.int64),
+                             bool(raw["dropped"]))
+
+    def _check_size(self, keys: int, dropped: bool) -> None:
+        if keys > self.spec.max_keys or (dropped and keys != self.spec.max_keys):
+            raise ValueError(f"stored consistency state holds {keys} keys "
+                             f"(max_keys={self.spec.max_keys}, dropped={dropped})")
+
+    def _restore(self, texts: list[str], events: np.ndarray, value_texts: list[str],
+                 sizes: np.ndarray, dropped: bool) -> Self:
+        """Fill the table; a key twice, or a value twice for a key, is refused (the
+        table unites them, so its sizes tell)."""
+        self.keys.restore(Keys(id_hashes(texts), text_array(texts), events,
+                               np.repeat(np.arange(len(texts)), sizes),
                                id_hashes(value_texts), text_array(value_texts)),
-                          dropped=bool(raw["dropped"]))
-        if len(self.keys) != len(keys):
+                          dropped=dropped)
+        held = self.keys.held()
+        if len(held.hashes) != len(texts):
             raise ValueError("stored consistency state holds a key twice")
+        if len(held.value_hashes) != len(value_texts):
+            raise ValueError("stored consistency state holds a value twice for a key")
         return self
 
     def __eq__(self, other: object) -> bool:
@@ -278,12 +324,6 @@ def _value_codes(field: pd.Series, judged: np.ndarray) -> tuple[np.ndarray, list
     value_codes, uniques = pd.factorize(field)
     used, codes[judged] = np.unique(value_codes[judged], return_inverse=True)
     return codes, [_value_text(v) for v in uniques.take(used).tolist()]
-
-
-def _split(items: list[str], sizes: np.ndarray) -> list[list[str]]:
-    """``items`` cut into consecutive lists of ``sizes``."""
-    ends = np.cumsum(sizes).tolist()
-    return [items[start:end] for start, end in zip([0, *ends][:-1], ends, strict=True)]
 
 
 def _value_text(value: Any) -> str:

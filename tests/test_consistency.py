@@ -9,6 +9,7 @@ import hashlib
 import itertools
 import json
 import random
+import struct
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 
 import metrics
 from metrics.key_consistency import Consistency, ConsistencyState
+from metrics.packed import pack_counts, pack_texts
 from monitor import DefinitionError, Monitor
 from monitor.assertion_examples import examples
 from monitor.assertion_export import example_lines
@@ -242,3 +244,113 @@ def test_the_export_writes_the_violating_keys_as_json_lines() -> None:
         assert line["fields"]["events"] == len(rows) and line["severity"] == 2.0
         assert {json.dumps(v) for v in line["fields"]["values"]} <= {
             json.dumps(v) for v in rows["ranking"]}
+
+
+# States as the JSON format wrote them before the packed one (taken from that version's
+# to_bytes for the events below), which a store may still hold.
+STORED_AS_JSON = {
+    False: b'{"dropped":false,"keys":[["\\u00e95",1,["\\"\\\\u00fc\\""]],["r2",2,'
+           b'["\\"dog\\""]],["r1",2,["\\"cow\\"","\\"cat\\""]]]}',
+    True: b'{"dropped":true,"keys":[["r7",1,["\\"y\\""]],["r9",1,["\\"x\\""]],'
+          b'["\\u00e95",1,["\\"\\\\u00fc\\""]]]}',
+}
+STORED_EVENTS = {
+    False: pd.DataFrame({"request_id": ["r1", "r2", "r1", "r3", "r2", "é5", "r4"],
+                         "prediction": ["cat", "dog", "cow", None, "dog", "ü", None]}),
+    True: pd.DataFrame({"request_id": ["r1", "r2", "r1", "r3", "r2", "é5", "r4", "r9", "r7"],
+                        "prediction": ["cat", "dog", "cow", None, "dog", "ü", None, "x",
+                                       "y"]}),
+}
+
+
+@pytest.mark.parametrize("dropped", [False, True])
+def test_a_state_stored_as_json_still_loads_and_is_written_packed(dropped: bool) -> None:
+    check = metrics.consistency("prediction", key="request_id", max_keys=3)
+    computed = state_of(check, STORED_EVENTS[dropped])
+    loaded = check.state_from_bytes(STORED_AS_JSON[dropped])
+    assert loaded == computed and loaded.keys.dropped is dropped
+    assert check.value(loaded) == check.value(computed)
+    assert check.examples(loaded) == check.examples(computed)
+    packed = loaded.to_bytes()
+    assert packed[:4] == b"DMK1" and packed == computed.to_bytes()
+    assert check.state_from_bytes(packed) == computed
+
+
+def legacy_json(state: ConsistencyState) -> bytes:
+    """The JSON format of states stored before the packed one, spelled out."""
+    held = state.keys.held()
+    counts = state.value_counts().tolist()
+    firsts = np.r_[0, np.cumsum(counts)].tolist()
+    keys = [[text, events, held.value_texts[firsts[i]:firsts[i + 1]].tolist()]
+            for i, (text, events) in enumerate(zip(held.texts.tolist(), held.events.tolist(),
+                                                   strict=True))]
+    return json.dumps({"dropped": state.keys.dropped, "keys": keys}, sort_keys=True,
+                      separators=(",", ":")).encode()
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), rows=st.integers(0, 300), max_keys=st.integers(1, 40),
+       field=st.sampled_from(["prediction", "ranking"]))
+def test_packed_and_json_bytes_load_to_the_same_state(seed: int, rows: int, max_keys: int,
+                                                      field: str) -> None:
+    check = metrics.consistency(field, key="request_id", max_keys=max_keys)
+    state = state_of(check, requests(rows, seed=seed))
+    packed = state.to_bytes()
+    for data in (packed, legacy_json(state)):
+        loaded = check.state_from_bytes(data)
+        assert loaded == state and loaded.to_bytes() == packed
+
+
+def test_bad_packed_bytes_are_refused_with_a_reason() -> None:
+    check = metrics.consistency("prediction", key="request_id", max_keys=3)
+    good = state_of(check, STORED_EVENTS[False]).to_bytes()
+    header = struct.Struct("<4sBQQ")
+    _, _, keys, values = header.unpack_from(good)
+
+    def with_header(magic: bytes = b"DMK1", dropped: int = 0, n_keys: int = keys,
+                    n_values: int = values) -> bytes:
+        return header.pack(magic, dropped, n_keys, n_values) + good[header.size:]
+
+    cases = {
+        good[:-1]: "the bytes end early",
+        good + b"\0": "1 bytes of trailing data",
+        with_header(magic=b"DMK2"): "bad header",
+        with_header(dropped=2): "bad header",
+        with_header(n_keys=4): "holds 4 keys",
+        with_header(dropped=1, n_keys=2): "holds 2 keys",
+        with_header(n_values=values + 1): "end early|holds",
+    }
+    for data, reason in cases.items():
+        with pytest.raises(ValueError, match=reason):
+            check.state_from_bytes(data)
+
+
+@pytest.mark.parametrize(("frame", "reason"), [
+    # a key written twice: the table unites it, so the state would hold fewer keys
+    (pd.DataFrame({"request_id": ["a", "a"], "prediction": ["x", "y"]}), "a key twice"),
+    # a value written twice for one key
+    (pd.DataFrame({"request_id": ["a", "b"], "prediction": ["x", "x"]}), "a value twice"),
+])
+def test_packed_bytes_that_repeat_a_key_or_a_value_are_refused(frame: pd.DataFrame,
+                                                               reason: str) -> None:
+    """Bytes made by hand (with the same packing) that no state would write."""
+    check = metrics.consistency("prediction", key="request_id", max_keys=3)
+    keys = frame["request_id"].tolist()
+    values = [json.dumps(v) for v in frame["prediction"]]
+    if reason == "a value twice":  # one key holding both values
+        keys, sizes = ["a"], np.array([2])
+    else:
+        sizes = np.ones(len(keys), dtype=np.int64)
+    data = (struct.pack("<4sBQQ", b"DMK1", 0, len(keys), len(values))
+            + pack_counts(sizes.astype(np.int64)) + pack_counts(sizes.astype(np.int64))
+            + pack_texts(keys) + pack_texts(values))
+    with pytest.raises(ValueError, match=reason):
+        check.state_from_bytes(data)
+
+
+def test_packed_bytes_with_more_values_than_events_are_refused() -> None:
+    check = metrics.consistency("prediction", key="request_id", max_keys=3)
+    data = (struct.pack("<4sBQQ", b"DMK1", 0, 1, 2) + pack_counts(np.array([1]))
+            + pack_counts(np.array([2])) + pack_texts(["a"]) + pack_texts(['"x"', '"y"']))
+    with pytest.raises(ValueError, match="inconsistent for key 'a': 1 events, 2 values"):
+        check.state_from_bytes(data)

@@ -9,7 +9,10 @@ resolved, with a note that streaming judges the windows from the boundary on).
 A run goes through its windows in slices of a few windows; each slice is read from the
 source (time filter pushed down), validated, computed by the same engine as research, and
 written — values and states of every window of the slice, the rows it rejected as dead
-letters, and its run recorded as succeeded — in one transaction. A failure leaves no
+letters, and its run recorded as succeeded — in one transaction, shared by the metrics
+computed together (a commit per slice, not per metric and slice; should it fail other
+than by an outage, each metric's slice is stored alone, so one metric's store error does
+not undo the others'). A failure leaves no
 partial window: the slice's transaction never commits, its run is recorded as failed with
 the error, and the next run starts again from the last slice that succeeded (the
 watermark). The metric's alert rules are evaluated on each slice in that same transaction
@@ -73,7 +76,7 @@ from monitor.partials import Partial, PartialKey
 from monitor.spec import MetricSpec, StreamSpec
 from monitor.storage.outages import Backoff, call_through_outages, describe_error, is_outage
 from monitor.storage.ports import RunLog, SliceSink
-from monitor.storage.records import DeadLetter, window_results
+from monitor.storage.records import DeadLetter, MetricSlice, window_results
 from monitor.targets import Target
 
 log = logging.getLogger(__name__)
@@ -209,8 +212,9 @@ class BatchRunner:
 
     Metrics of one stream with the same window and the same starting point are computed
     together: the source is read once per slice for all of them, as the engine takes many
-    metrics of a stream. Each metric's slice is still stored in a transaction of its own
-    and recorded as its own run, so one metric's failure does not undo another's windows.
+    metrics of a stream. Their slices are stored in one transaction, each recorded as its
+    own run; a metric whose values or store fail is stored alone, so one metric's failure
+    does not undo another's windows (see :meth:`_store`).
     """
 
     store: BatchStore
@@ -394,12 +398,13 @@ class BatchRunner:
                        start: pd.Timestamp, end: pd.Timestamp, summaries: dict[str, RunSummary],
                        now: pd.Timestamp) -> dict[str, SliceFailure]:
         """One try at a slice; why it failed, for the targets it failed for."""
-        runs = {t.metric.name: self._record(
-                    f"recording the start of slice {start} to {end} of {t.metric.name!r}",
-                    partial(self.store.start_run, t.metric.name, t.version,
-                            start.to_pydatetime(), end.to_pydatetime()),
-                    summaries)
-                for t in targets}
+        names = ", ".join(repr(t.metric.name) for t in targets)
+        ids = self._record(f"recording the start of slice {start} to {end} of {names}",
+                           partial(self.store.start_runs,
+                                   [(t.metric.name, t.version) for t in targets],
+                                   start.to_pydatetime(), end.to_pydatetime()),
+                           summaries)
+        runs = {t.metric.name: run_id for t, run_id in zip(targets, ids, strict=True)}
         try:
             partials, rows, rejected, labels_read = self._compute(targets, source, start, end)
         except Exception as err:  # recorded on every run of the slice, then retried
@@ -407,30 +412,66 @@ class BatchRunner:
                 self._failed(runs[target.metric.name], summaries, target.metric.name, err)
             return {t.metric.name: SliceFailure(err, storing=False) for t in targets}
         failures = {}
-        letters = rejected  # stored with the first metric whose slice commits
+        ready = []
         for target in targets:
             name = target.metric.name
-            storing = False
             try:
                 results = window_results(target.metric, partials)
-                # with no rules left, evaluation still ends the alerts of removed rules
-                evaluate = self.alerts
-                storing = True
-                self.store.write_slice(
-                    target.metric, target.version, STAGE, results, run_id=runs[name],
-                    rows_read=rows, rejected=letters,
-                    evaluate_at=now.to_pydatetime() if evaluate else None)
             except Exception as err:  # this metric's slice is not stored; the others are
                 self._failed(runs[name], summaries, name, err)
-                failures[name] = SliceFailure(err, storing)
+                failures[name] = SliceFailure(err, storing=False)
                 continue
-            letters = []
-            summary = summaries[name]
+            ready.append(MetricSlice(target.metric, target.version, results, runs[name]))
+        failures |= self._store(ready, rows, rejected, summaries, now)
+        for piece in ready:
+            if piece.metric.name in failures:
+                continue
+            summary = summaries[piece.metric.name]
             summary.rows_read += rows
             summary.rows_rejected += len(rejected)
             summary.labels_read += labels_read
-            summary.windows_written += len({r.window_start for r in results})
+            summary.windows_written += len({r.window_start for r in piece.windows})
             summary.slices += 1
+        return failures
+
+    def _store(self, slices: list[MetricSlice], rows: int, rejected: list[DeadLetter],
+               summaries: dict[str, RunSummary], now: pd.Timestamp
+               ) -> dict[str, SliceFailure]:
+        """Store the metrics' slices in one transaction (one commit a slice, not one a
+        metric); why it failed, for the metrics it failed for.
+
+        Should that transaction fail for a reason other than an outage, each metric's
+        slice is stored again in a transaction of its own, so that one metric's store
+        error does not undo the others' windows; the dead letters then go with the first
+        that commits. (With no rules left, evaluation still ends the alerts of removed
+        rules, so it runs whenever alerts are on.)
+        """
+        if not slices:
+            return {}
+        evaluate_at = now.to_pydatetime() if self.alerts else None
+        try:
+            self.store.write_slices(STAGE, slices, rows_read=rows, rejected=rejected,
+                                    evaluate_at=evaluate_at)
+            return {}
+        except Exception as err:
+            if len(slices) == 1 or is_outage(err):
+                for piece in slices:
+                    self._failed(piece.run_id, summaries, piece.metric.name, err)
+                return {piece.metric.name: SliceFailure(err, storing=True) for piece in slices}
+            log.warning("storing a slice of %s together failed (%s); storing each metric "
+                        "alone", ", ".join(piece.metric.name for piece in slices),
+                        describe_error(err, ERROR_LIMIT))
+        failures = {}
+        letters = rejected
+        for piece in slices:
+            try:
+                self.store.write_slices(STAGE, [piece], rows_read=rows, rejected=letters,
+                                        evaluate_at=evaluate_at)
+            except Exception as err:  # this metric's slice is not stored; the others are
+                self._failed(piece.run_id, summaries, piece.metric.name, err)
+                failures[piece.metric.name] = SliceFailure(err, storing=True)
+                continue
+            letters = []
         return failures
 
     def _failed(self, run_id: int, summaries: dict[str, RunSummary], name: str,

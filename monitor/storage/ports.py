@@ -21,6 +21,7 @@ from monitor.storage.records import (
     BatchRun,
     DeadLetter,
     MetricDefinition,
+    MetricSlice,
     RecordedResearchRun,
     StageChange,
     StoredState,
@@ -169,6 +170,12 @@ class RunLog(Protocol):
         """Record a run as "running" (in its own transaction); returns its id."""
         ...
 
+    def start_runs(self, metrics: Sequence[tuple[str, int]], window_start: datetime,
+                   window_end: datetime) -> list[int]:
+        """:meth:`start_run` for each (metric, version) of a slice, in one transaction;
+        their ids in the same order."""
+        ...
+
     def finish_run(self, run_id: int, *, status: str, rows_read: int, windows_written: int,
                    error: str | None = None) -> None:
         """Close a run as "succeeded" or "failed" (in its own transaction). A run recorded
@@ -197,17 +204,18 @@ class DeadLetterSink(Protocol):
 
 
 class SliceSink(Protocol):
-    def write_slice(
-        self, metric: MetricSpec, version: int, stage: str, windows: Sequence[WindowResult],
-        *, run_id: int, rows_read: int, rejected: Sequence[DeadLetter] = (),
-        evaluate_at: datetime | None = None,
+    def write_slices(
+        self, stage: str, slices: Sequence[MetricSlice], *, rows_read: int,
+        rejected: Sequence[DeadLetter] = (), evaluate_at: datetime | None = None,
     ) -> int:
-        """One slice of a batch run, in one transaction: ``windows`` upserted as
-        :meth:`ResultSink.write_windows` does; the metric's alert rules evaluated on them
-        as :meth:`EvaluatingResultSink.write_windows_and_evaluate` does, when
-        ``evaluate_at`` is given; the slice's ``rejected`` input stored as dead letters
-        (once per key); and run ``run_id`` finished as succeeded. Either all of it is
-        stored or none. Returns the number of value rows written."""
+        """The metrics' windows of one batch slice, read from the same rows, in one
+        transaction: each metric's ``windows`` upserted as :meth:`ResultSink.write_windows`
+        does; its alert rules evaluated on them as
+        :meth:`EvaluatingResultSink.write_windows_and_evaluate` does, when ``evaluate_at``
+        is given; the slice's ``rejected`` input stored as dead letters (once per key); and
+        each metric's run finished as succeeded. Either all of it is stored or none (a
+        retry or the next run does it again, adding nothing twice). Returns the number of
+        value rows written."""
         ...
 
     def end_alerts(self, metric: MetricSpec, version: int, stage: str, why: str,

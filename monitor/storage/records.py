@@ -21,7 +21,7 @@ state and its values — and the store writes all of them in one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -46,6 +46,16 @@ class WindowResult:
     rows: int
     values: Mapping[str, float]
     state: bytes | None = None
+
+
+@dataclass(frozen=True)
+class MetricSlice:
+    """One metric's windows of a batch slice, stored with the end of its run ``run_id``."""
+
+    metric: MetricSpec
+    version: int
+    windows: Sequence[WindowResult]
+    run_id: int
 
 
 @dataclass(frozen=True)

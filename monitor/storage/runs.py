@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from monitor.storage.models import ERROR_CHARS, BatchRunRow, table_of
@@ -19,12 +19,25 @@ RUN_STATUSES = ("running", "succeeded", "failed")
 def start_run(conn: Connection, metric: str, version: int, window_start: datetime,
               window_end: datetime, *, started_at: datetime | None = None) -> int:
     """Record a run as running; returns its id for :func:`finish_run`."""
-    row = {"metric": metric, "metric_version": version, "window_start": window_start,
-           "window_end": window_end, "status": "running", "rows_read": 0,
-           "windows_written": 0, "error": None,
-           "started_at": utc_now() if started_at is None else to_utc(started_at)}
-    run_id = conn.execute(insert(RUNS).values(row).returning(RUNS.c.id)).scalar_one()
-    return int(run_id)
+    [run_id] = start_runs(conn, [(metric, version)], window_start, window_end,
+                          started_at=started_at)
+    return run_id
+
+
+def start_runs(conn: Connection, metrics: Sequence[tuple[str, int]], window_start: datetime,
+               window_end: datetime, *, started_at: datetime | None = None) -> list[int]:
+    """Record a run of each (metric, version) over the same windows as running, in one
+    statement (a batch slice's metrics); their ids, in the order of ``metrics``."""
+    if not metrics:
+        return []
+    at = utc_now() if started_at is None else to_utc(started_at)
+    rows = [{"metric": metric, "metric_version": version, "window_start": window_start,
+             "window_end": window_end, "status": "running", "rows_read": 0,
+             "windows_written": 0, "error": None, "started_at": at}
+            for metric, version in metrics]
+    ids = conn.execute(insert(RUNS).returning(RUNS.c.id, sort_by_parameter_order=True),
+                       rows).scalars().all()
+    return [int(run_id) for run_id in ids]
 
 
 def finish_run(conn: Connection, run_id: int, *, status: str, rows_read: int,
@@ -37,17 +50,33 @@ def finish_run(conn: Connection, run_id: int, *, status: str, rows_read: int,
     connection — does not undo that.) A run closed as failed, e.g. as abandoned, takes the
     status its own process reports at its end.
     """
+    finish_runs(conn, {run_id: windows_written}, status=status, rows_read=rows_read,
+                error=error, finished_at=finished_at)
+
+
+def finish_runs(conn: Connection, windows_written: Mapping[int, int], *, status: str,
+                rows_read: int, error: str | None = None,
+                finished_at: datetime | None = None) -> None:
+    """:func:`finish_run` for several runs of the same rows (run id -> windows written),
+    in one statement; a LookupError if one is not recorded."""
     if status not in RUN_STATUSES[1:]:
         raise ValueError(f"a run finishes as {' or '.join(RUN_STATUSES[1:])}, not {status!r}")
+    if not windows_written:
+        return
     if error is not None and len(error) > ERROR_CHARS:
         error = error[: ERROR_CHARS - 1] + "…"
-    result = conn.execute(
-        update(RUNS).where(RUNS.c.id == run_id, RUNS.c.status != "succeeded").values(
-            status=status, rows_read=rows_read, windows_written=windows_written, error=error,
-            finished_at=utc_now() if finished_at is None else to_utc(finished_at)))
-    if result.rowcount != 1 and conn.execute(
-            select(RUNS.c.id).where(RUNS.c.id == run_id)).first() is None:
-        raise LookupError(f"no batch run with id {run_id}")
+    ids = list(windows_written)
+    written = (case(windows_written, value=RUNS.c.id) if len(set(windows_written.values())) > 1
+               else next(iter(windows_written.values())))
+    updated = set(conn.execute(
+        update(RUNS).where(RUNS.c.id.in_(ids), RUNS.c.status != "succeeded").values(
+            status=status, rows_read=rows_read, windows_written=written, error=error,
+            finished_at=utc_now() if finished_at is None else to_utc(finished_at))
+        .returning(RUNS.c.id)).scalars())
+    if rest := [run_id for run_id in ids if run_id not in updated]:
+        known = set(conn.execute(select(RUNS.c.id).where(RUNS.c.id.in_(rest))).scalars())
+        if missing := [run_id for run_id in rest if run_id not in known]:
+            raise LookupError(f"no batch run with id {missing[0]}")
 
 
 def close_abandoned_runs(conn: Connection, metrics: Sequence[str], reason: str, *,

@@ -34,6 +34,7 @@ from monitor.storage.records import (
     BatchRun,
     DeadLetter,
     MetricDefinition,
+    MetricSlice,
     RecordedResearchRun,
     StageChange,
     StoredState,
@@ -176,6 +177,11 @@ class SqlStore:
         with self.database.begin() as conn:
             return runs.start_run(conn, metric, version, window_start, window_end)
 
+    def start_runs(self, metrics: Sequence[tuple[str, int]], window_start: datetime,
+                   window_end: datetime) -> list[int]:
+        with self.database.begin() as conn:
+            return runs.start_runs(conn, metrics, window_start, window_end)
+
     def finish_run(self, run_id: int, *, status: str, rows_read: int, windows_written: int,
                    error: str | None = None) -> None:
         with self.database.begin() as conn:
@@ -196,22 +202,32 @@ class SqlStore:
 
     # -- SliceSink ------------------------------------------------------------------------
 
-    def write_slice(self, metric: MetricSpec, version: int, stage: str,
-                    windows: Sequence[WindowResult], *, run_id: int, rows_read: int,
-                    rejected: Sequence[DeadLetter] = (),
-                    evaluate_at: datetime | None = None) -> int:
-        """Windows, their alert evaluation, the slice's dead letters and the end of its run
-        in one transaction: a slice is stored, evaluated and recorded as succeeded, or none
-        of it is (its retry or the next run does it again, adding nothing twice)."""
+    def write_slices(self, stage: str, slices: Sequence[MetricSlice], *, rows_read: int,
+                     rejected: Sequence[DeadLetter] = (),
+                     evaluate_at: datetime | None = None) -> int:
+        """The metrics' windows of a batch slice, their alert evaluation, the slice's dead
+        letters and the end of their runs in one transaction: stored, evaluated and
+        recorded as succeeded, or none of it. Values and states go in shared upserts and
+        the runs end in one statement: a commit and a few round trips a slice instead of
+        a metric and slice. Each metric's rules are evaluated after every metric's values
+        are written; an evaluation reads only its own metric's values and alerts, so the
+        order changes nothing."""
+        names = [(s.metric.name, s.version) for s in slices]
+        if len(set(names)) != len(names):
+            raise ValueError(f"a metric's slice is given twice in one write: {names}")
         with self.database.begin() as conn:
-            written = results.write_windows(conn, metric.name, version, stage, windows)
+            written = results.write_metrics_windows(
+                conn, stage, [(s.metric.name, s.version, s.windows) for s in slices])
             if evaluate_at is not None:
-                evaluate_windows(SqlAlertTransaction(conn), metric, version, stage, windows,
-                                 evaluate_at)
+                alerts = SqlAlertTransaction(conn)
+                for piece in slices:
+                    evaluate_windows(alerts, piece.metric, piece.version, stage,
+                                     piece.windows, evaluate_at)
             if rejected:
                 dead_letters.write_dead_letters(conn, rejected)
-            runs.finish_run(conn, run_id, status="succeeded", rows_read=rows_read,
-                            windows_written=len({w.window_start for w in windows}))
+            runs.finish_runs(conn, {s.run_id: len({w.window_start for w in s.windows})
+                                    for s in slices},
+                             status="succeeded", rows_read=rows_read)
             return written
 
     def end_alerts(self, metric: MetricSpec, version: int, stage: str, why: str,

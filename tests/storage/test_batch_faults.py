@@ -5,8 +5,9 @@ retry or a rerun must not store twice."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -19,6 +20,7 @@ from monitor.batch.sources import EventSource, TableSource
 from monitor.batch.tables import events_table, load_events, rows_for_insert
 from monitor.storage.database import Database
 from monitor.storage.models import Base
+from monitor.storage.records import MetricSlice
 from monitor.storage.store import SqlStore
 from monitor.targets import Target
 from tests.outage_proxy import OutageProxy
@@ -94,18 +96,18 @@ class OutageWhileReading:
 
 
 class OutageAtStart(SqlStore):
-    """A store that goes down just as the ``slice``-th slice's run is recorded."""
+    """A store that goes down just as the ``slice``-th slice's runs are recorded."""
 
     def __init__(self, database: Database, proxy: OutageProxy, slice: int) -> None:
         super().__init__(database)
         self.proxy, self.slice, self.starts = proxy, slice, 0
 
-    def start_run(self, metric: str, version: int, window_start: datetime,
-                  window_end: datetime) -> int:
+    def start_runs(self, metrics: Sequence[tuple[str, int]], window_start: datetime,
+                   window_end: datetime) -> list[int]:
         self.starts += 1
-        if self.starts == self.slice * len(METRICS):
+        if self.starts == self.slice:
             restart(self.proxy)
-        return super().start_run(metric, version, window_start, window_end)
+        return super().start_runs(metrics, window_start, window_end)
 
 
 def values_of(store: SqlStore) -> dict[str, pd.DataFrame]:
@@ -245,17 +247,20 @@ def test_a_run_closed_as_abandoned_takes_its_own_end_and_a_succeeded_run_stays_s
 # -- errors that waiting cannot cure ------------------------------------------------------
 
 class BrokenStore(SqlStore):
-    """A store whose slices of one metric fail with a real error of the database."""
+    """A store whose writes of one metric's slices (alone or with others) fail with a real
+    error of the database."""
 
     def __init__(self, database: Database, broken: str) -> None:
         super().__init__(database)
         self.broken = broken
+        self.writes: list[list[str]] = []
 
-    def write_slice(self, metric, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if metric.name == self.broken:
+    def write_slices(self, stage: str, slices: Sequence[MetricSlice], **kwargs: Any) -> int:
+        self.writes.append([piece.metric.name for piece in slices])
+        if any(piece.metric.name == self.broken for piece in slices):
             with self.database.connect() as conn:
                 conn.exec_driver_sql("SELECT * FROM no_such_table")
-        return super().write_slice(metric, *args, **kwargs)
+        return super().write_slices(stage, slices, **kwargs)
 
 
 def test_a_store_error_that_waiting_cannot_cure_fails_its_metric_at_once(
@@ -274,6 +279,10 @@ def test_a_store_error_that_waiting_cannot_cure_fails_its_metric_at_once(
     assert [r.status for r in runs if r.metric == "latency"] == ["failed"]
     assert len([r for r in runs if r.metric == "ctr" and r.status == "succeeded"]) == SLICES
     assert [r for r in runs if r.status == "running"] == []
+    # the slice together failed, then each metric alone: ctr's windows were kept
+    assert store.writes[:3] == [METRICS, ["latency"], ["ctr"]]
+    assert store.writes[3:] == [["ctr"]] * (SLICES - 1)
+    assert stored(store, "ctr")["window_start"].nunique() == (END - START) // pd.Timedelta("1h")
 
 
 # -- dead letters stored once --------------------------------------------------------------

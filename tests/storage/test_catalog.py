@@ -18,7 +18,7 @@ from monitor.spec import MetricSpec
 from monitor.storage.definitions import DEFINITIONS
 from monitor.storage.models import ERROR_CHARS, PAYLOAD_EXCERPT_CHARS
 from monitor.storage.records import DeadLetter
-from monitor.storage.runs import RUNS
+from monitor.storage.runs import RUNS, finish_runs
 from monitor.storage.store import SqlStore
 from monitor.targets import target
 from tests.storage.helpers import HOUR, STREAM, T0, latency_spec
@@ -181,6 +181,25 @@ def test_batch_runs_are_recorded(store: SqlStore) -> None:
         store.finish_run(ok, status="done", rows_read=0, windows_written=0)
     with pytest.raises(LookupError, match="no batch run"):
         store.finish_run(10**9, status="failed", rows_read=0, windows_written=0)
+
+
+def test_the_runs_of_a_slice_start_in_order_and_finish_in_one_statement(
+        store: SqlStore) -> None:
+    metrics = [("ctr", 2), ("latency", 1), ("aaa", 3)]
+    ids = store.start_runs(metrics, T0, T0 + 3 * HOUR)
+    runs = {r.id: r for r in store.recent_runs(limit=10)}
+    assert [(runs[i].metric, runs[i].metric_version, runs[i].status) for i in ids] == [
+        (metric, version, "running") for metric, version in metrics]
+    assert store.start_runs([], T0, T0 + HOUR) == []
+    with store.database.begin() as conn:
+        finish_runs(conn, {ids[0]: 3, ids[1]: 2}, status="succeeded", rows_read=50)
+        finish_runs(conn, {ids[0]: 0, ids[2]: 1}, status="failed", rows_read=0, error="late")
+    runs = {r.id: r for r in store.recent_runs(limit=10)}
+    assert [(runs[i].status, runs[i].rows_read, runs[i].windows_written) for i in ids] == [
+        ("succeeded", 50, 3), ("succeeded", 50, 2), ("failed", 0, 1)]
+    with pytest.raises(LookupError, match="no batch run with id 1000000000"), \
+            store.database.begin() as conn:
+        finish_runs(conn, {ids[2]: 1, 10**9: 1}, status="failed", rows_read=0)
 
 
 def test_the_watermark_survives_more_than_a_thousand_newer_runs(store: SqlStore) -> None:
