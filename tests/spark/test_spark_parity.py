@@ -20,13 +20,11 @@ import pytest
 
 from monitor.batch.sources import FileSource
 from monitor.batch.spark_engine import SparkFileSource
-from monitor.research import evaluate
 from tests.spark.week import (
     DAYS,
-    END,
     START,
     Week,
-    alert_history,
+    assert_spark_equals_one_process,
     new_store,
     promote,
     run_batch,
@@ -53,25 +51,8 @@ def test_every_example_metric_is_identical_in_research_batch_and_spark(
         spark_targets = promote(on_cluster, week)
         local_runs = run_batch(single, local_targets, FileSource)
         spark_runs = run_batch(on_cluster, spark_targets, on_spark(spark))
-        assert [(s.metric, s.rows_read, s.windows_written, s.slices) for s in spark_runs] == [
-            (s.metric, s.rows_read, s.windows_written, s.slices) for s in local_runs]
-        assert all(s.rows_read == len(week.events) and s.slices == DAYS for s in spark_runs)
-        for local, on_spark_ in zip(local_targets, spark_targets, strict=True):
-            metric = local.metric
-            joined = metric.labels is not None
-            expected = evaluate(metric, week.events, reference=week.profile,
-                                labels=week.labels if joined else None).drop(columns="stage")
-            pd.testing.assert_frame_equal(stored_values(single, metric.name), expected,
-                                          check_exact=True, check_dtype=False)
-            pd.testing.assert_frame_equal(stored_values(on_cluster, metric.name), expected,
-                                          check_exact=True, check_dtype=False)
-            assert stored_states(on_cluster, on_spark_) == stored_states(single, local)
-            assert alert_history(on_cluster, metric.name) == alert_history(single, metric.name)
-        # every slice recorded as a succeeded run, and the watermark at the end
-        for target in spark_targets:
-            runs = [r for r in on_cluster.recent_runs(target.metric.name, limit=100)]
-            assert sorted(r.status for r in runs) == ["succeeded"] * DAYS
-            assert on_cluster.succeeded_until(target.metric.name, target.version) == END
+        assert_spark_equals_one_process(week, single, on_cluster, (local_targets, local_runs),
+                                        (spark_targets, spark_runs))
         on_cluster.close()
     single.close()
 

@@ -26,15 +26,12 @@ from monitor.batch.sources import TableSource
 from monitor.batch.spark_jdbc import JdbcConnection
 from monitor.batch.spark_tables import SparkTableSource
 from monitor.batch.tables import load_events
-from monitor.research import evaluate
 from monitor.spec import MetricSpec
 from monitor.targets import Target
 from tests.spark.week import (
-    DAYS,
-    END,
     START,
     Week,
-    alert_history,
+    assert_spark_equals_one_process,
     new_store,
     promote,
     run_batch,
@@ -77,24 +74,8 @@ def test_every_example_metric_is_identical_in_research_batch_and_spark_from_a_ta
     local_runs = run_batch(single, local_targets, lambda s: TableSource(events_table, s))
     spark_runs = run_batch(on_spark, spark_targets,
                            lambda s: SparkTableSource(spark, s, events_table))
-    assert [(s.metric, s.rows_read, s.windows_written, s.slices) for s in spark_runs] == [
-        (s.metric, s.rows_read, s.windows_written, s.slices) for s in local_runs]
-    assert all(s.rows_read == len(week.events) and s.slices == DAYS for s in spark_runs)
-    for local, spark_target in zip(local_targets, spark_targets, strict=True):
-        metric = local.metric
-        joined = metric.labels is not None
-        expected = evaluate(metric, week.events, reference=week.profile,
-                            labels=week.labels if joined else None).drop(columns="stage")
-        pd.testing.assert_frame_equal(stored_values(single, metric.name), expected,
-                                      check_exact=True, check_dtype=False)
-        pd.testing.assert_frame_equal(stored_values(on_spark, metric.name), expected,
-                                      check_exact=True, check_dtype=False)
-        assert stored_states(on_spark, spark_target) == stored_states(single, local)
-        assert alert_history(on_spark, metric.name) == alert_history(single, metric.name)
-    for target in spark_targets:
-        runs = on_spark.recent_runs(target.metric.name, limit=100)
-        assert sorted(r.status for r in runs) == ["succeeded"] * DAYS
-        assert on_spark.succeeded_until(target.metric.name, target.version) == END
+    assert_spark_equals_one_process(week, single, on_spark, (local_targets, local_runs),
+                                    (spark_targets, spark_runs))
     single.close()
     on_spark.close()
 

@@ -26,6 +26,7 @@ from monitor.batch.runner import BatchRunner, Retry, RunSummary
 from monitor.batch.slice_states import StateSource
 from monitor.batch.sources import EventSource, FileSource
 from monitor.lifecycle import bind_stored_reference
+from monitor.research import evaluate
 from monitor.spec import MetricSpec, StreamSpec
 from monitor.storage import alert_states
 from monitor.storage.migrate import upgrade
@@ -125,3 +126,29 @@ def alert_history(store: SqlStore, metric: str) -> list[tuple[object, ...]]:
     with store.database.connect() as conn:
         return [(e.key.rule, e.key.segment, e.transition, e.window_start, e.detail)
                 for e in alert_states.events_of(conn, metric, "batch")]
+
+
+def assert_spark_equals_one_process(week: Week, single: SqlStore, on_spark: SqlStore,
+                                    local: tuple[list[Target], list[RunSummary]],
+                                    spark: tuple[list[Target], list[RunSummary]]) -> None:
+    """Both runs read the whole week; each metric's stored values equal research's, bit
+    for bit, in both stores; Spark's states and alert history equal one process's; every
+    slice is a succeeded run and the watermark is at the end."""
+    (local_targets, local_runs), (spark_targets, spark_runs) = local, spark
+    assert [(s.metric, s.rows_read, s.windows_written, s.slices) for s in spark_runs] == [
+        (s.metric, s.rows_read, s.windows_written, s.slices) for s in local_runs]
+    assert all(s.rows_read == len(week.events) and s.slices == DAYS for s in spark_runs)
+    for one, other in zip(local_targets, spark_targets, strict=True):
+        metric = one.metric
+        expected = evaluate(metric, week.events, reference=week.profile,
+                            labels=week.labels if metric.labels is not None else None
+                            ).drop(columns="stage")
+        for store in (single, on_spark):
+            pd.testing.assert_frame_equal(stored_values(store, metric.name), expected,
+                                          check_exact=True, check_dtype=False)
+        assert stored_states(on_spark, other) == stored_states(single, one)
+        assert alert_history(on_spark, metric.name) == alert_history(single, metric.name)
+    for target in spark_targets:
+        runs = on_spark.recent_runs(target.metric.name, limit=100)
+        assert sorted(r.status for r in runs) == ["succeeded"] * DAYS
+        assert on_spark.succeeded_until(target.metric.name, target.version) == END
