@@ -20,9 +20,10 @@ memory at the full size within +10% of its memory at a fifth (only states reach 
 driver). The last line printed is one JSON object with the figures.
 
 On a shared 2-core machine the default 50M rows take long; try ``--rows 2000000`` first.
-The single process reads its stream's files through ``FileSource``, which (until the
-columnar read of issue 17's third part) reads every file of the glob for each day's slice
-and holds them in pandas: at 50M rows it needs more memory than a 24 GiB machine has.
+The single process reads its stream's Parquet files through ``FileSource``, which scans
+them with ``pyarrow.dataset`` (:mod:`monitor.batch.parquet_scan`): each day's slice reads
+only the row groups its time range can hold, so it no longer holds every file of the glob
+in pandas (50M rows have not been run since).
 """
 
 from __future__ import annotations
