@@ -23,7 +23,7 @@ On a shared 2-core machine the default 50M rows take long; try ``--rows 2000000`
 The single process reads its stream's Parquet files through ``FileSource``, which scans
 them with ``pyarrow.dataset`` (:mod:`monitor.batch.parquet_scan`): each day's slice reads
 only the row groups its time range can hold, so it no longer holds every file of the glob
-in pandas (50M rows have not been run since).
+in pandas (50M rows: README's Scale table).
 """
 
 from __future__ import annotations
