@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from metrics.arrow_strings import arrow_strings_at
 from metrics.frame_columns import series_values
 from metrics.json_values import float_json, json_value
 
@@ -63,10 +64,12 @@ def column_texts(column: pd.Series | Any, rows: np.ndarray) -> list[str]:
         ns = np.asarray(values.asi8)[rows]
         return _with_nulls(_utc_texts(ns), ns == np.iinfo(np.int64).min)
     if isinstance(dtype, pd.StringDtype):
-        if dtype.storage == "pyarrow":  # pyarrow's take without pandas' wrapping: half;
-            # with the rows as an Arrow array, as pyarrow converts numpy indices slowly
+        strings = arrow_strings_at(values, rows)  # read from the Arrow buffers, or None
+        if strings is None and dtype.storage == "pyarrow":  # several chunks, say
+            # pyarrow's take without pandas' wrapping: half; with the rows as an Arrow
+            # array, as pyarrow converts numpy indices slowly
             strings = values.__arrow_array__().take(pa.array(rows)).to_pylist()
-        else:
+        elif strings is None:
             strings = values.take(rows).to_numpy(dtype=object, na_value=None).tolist()
         return [quote(s) if isinstance(s, str) else "null" for s in strings]
     taken = values.take(rows)
