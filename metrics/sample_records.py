@@ -105,15 +105,23 @@ def _with_nulls(texts: list[str], missing: np.ndarray) -> list[str]:
 def _utc_texts(ns: np.ndarray) -> list[str]:
     """pd.Timestamp.isoformat() of UTC times given as ns since the epoch (NaT: any
     text; the caller writes null): seconds, then six digits for a whole microsecond or
-    nine for a nanosecond, none for a whole second. numpy spells every time to the
-    microsecond at once (a Python loop formatting each part cost twice as much); the
-    whole seconds lose their fraction, the few times with nanoseconds gain three digits."""
-    ns = np.where(ns == np.iinfo(np.int64).min, 0, ns)  # NaT
+    nine for a nanosecond, none for a whole second.
+
+    numpy spells every time to the microsecond at once, as bytes (``astype``: twice as
+    fast as ``datetime_as_string``); they are joined, decoded, stripped of a whole
+    second's ``.000000`` and split again by the C string methods, which for the few
+    dozen times an assertion spells a chunk cost less than any Python loop over them;
+    the few times with nanoseconds gain three digits."""
+    missing = ns == np.iinfo(np.int64).min  # NaT
+    if missing.any():
+        ns = np.where(missing, 0, ns)
+    if not len(ns):
+        return []
     micro, nano = np.divmod(ns, 1000)
-    base = np.datetime_as_string(micro.astype("datetime64[us]"), unit="us").tolist()
-    texts = [f'"{text}+00:00"' for text in base]
-    for i in np.flatnonzero(micro % 1_000_000 == 0).tolist():
-        texts[i] = f'"{base[i][:-7]}+00:00"'  # no ".000000"
-    for i in np.flatnonzero(nano).tolist():
-        texts[i] = f'"{base[i]}{nano[i]:03d}+00:00"'
+    spelled = micro.view("datetime64[us]").astype("S26").tolist()  # "...T12:00:00.000000"
+    joined = b'+00:00" "'.join(spelled).decode("ascii")  # ISO times hold no space
+    texts = f'"{joined}+00:00"'.replace(".000000+", "+").split(" ")
+    if nano.any():
+        for i in np.flatnonzero(nano).tolist():
+            texts[i] = f'"{spelled[i].decode("ascii")}{nano[i]:03d}+00:00"'
     return texts
