@@ -329,6 +329,8 @@ class _Sampler:
         smallest distinct hash. Distinct ids are told apart by their hash: two that
         collide count as one, which only lets more entries through."""
         k = self.spec.k
+        if len(codes) <= k:  # the usual chunk: no group can have more than k
+            return slots, codes
         crowded = np.flatnonzero(np.bincount(codes) > k)
         if not len(crowded):
             return slots, codes

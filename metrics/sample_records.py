@@ -61,8 +61,7 @@ def column_texts(column: pd.Series | Any, rows: np.ndarray) -> list[str]:
     if isinstance(dtype, np.dtype):  # naive times and durations: as pandas gives them
         return _texts(values.take(rows).tolist())
     if isinstance(dtype, pd.DatetimeTZDtype) and str(dtype.tz) == "UTC":
-        ns = np.asarray(values.asi8)[rows]
-        return _with_nulls(_utc_texts(ns), ns == np.iinfo(np.int64).min)
+        return _utc_texts(np.asarray(values.asi8)[rows])
     if isinstance(dtype, pd.StringDtype):
         strings = arrow_strings_at(values, rows)  # read from the Arrow buffers, or None
         if strings is None and dtype.storage == "pyarrow":  # several chunks, say
@@ -103,8 +102,8 @@ def _with_nulls(texts: list[str], missing: np.ndarray) -> list[str]:
 
 
 def _utc_texts(ns: np.ndarray) -> list[str]:
-    """pd.Timestamp.isoformat() of UTC times given as ns since the epoch (NaT: any
-    text; the caller writes null): seconds, then six digits for a whole microsecond or
+    """The JSON text of UTC times given as ns since the epoch: null for NaT, else
+    pd.Timestamp.isoformat() quoted: seconds, then six digits for a whole microsecond or
     nine for a nanosecond, none for a whole second.
 
     numpy spells every time to the microsecond at once, as bytes (``astype``: twice as
@@ -112,11 +111,11 @@ def _utc_texts(ns: np.ndarray) -> list[str]:
     second's ``.000000`` and split again by the C string methods, which for the few
     dozen times an assertion spells a chunk cost less than any Python loop over them;
     the few times with nanoseconds gain three digits."""
-    missing = ns == np.iinfo(np.int64).min  # NaT
-    if missing.any():
-        ns = np.where(missing, 0, ns)
     if not len(ns):
         return []
+    missing = ns == np.iinfo(np.int64).min  # NaT
+    if any_missing := missing.any():
+        ns = np.where(missing, 0, ns)
     micro, nano = np.divmod(ns, 1000)
     spelled = micro.view("datetime64[us]").astype("S26").tolist()  # "...T12:00:00.000000"
     joined = b'+00:00" "'.join(spelled).decode("ascii")  # ISO times hold no space
@@ -124,4 +123,4 @@ def _utc_texts(ns: np.ndarray) -> list[str]:
     if nano.any():
         for i in np.flatnonzero(nano).tolist():
             texts[i] = f'"{spelled[i].decode("ascii")}{nano[i]:03d}+00:00"'
-    return texts
+    return _with_nulls(texts, missing) if any_missing else texts
