@@ -4,7 +4,7 @@ An assertion reads its string ids and kept fields at the few violating rows of e
 chunk. ``ArrowStringArray.take`` (Arrow's compute ``take``, then ``to_pylist``) cost
 about 50 µs for 40 rows between the engine's other work on a micro-batch, as much as
 spelling the rest of the records; the offsets and bytes of the array give the same
-strings in about half that. Only a plain Arrow string array in one chunk is read so
+strings in about three fifths of that. Only a plain Arrow string array in one chunk is read so
 (what the schema's ``str`` makes); anything else returns None and the caller takes it
 the usual way.
 
