@@ -158,11 +158,13 @@ class Assertion(Aggregate):
         return tuple(sorted(self.keep))
 
     @cached_property
-    def record_template(self) -> str:
-        """A sampled event's record as canonical JSON, with ``%s`` for the JSON text of
-        each kept field (in sorted order), then the id, then the severity."""
-        fields = ",".join(quote(name).replace("%", "%%") + ":%s" for name in self.sorted_keep)
-        return f'{{"fields":{{{fields}}},"id":%s,"severity":%s}}'
+    def record_parts(self) -> tuple[str, ...]:
+        """A sampled event's record as canonical JSON, cut around the JSON text of each
+        kept field (in sorted order), then of the id, then of the severity."""
+        names = [quote(name) for name in self.sorted_keep]
+        fields = ([f'{{"fields":{{{names[0]}:', *(f",{name}:" for name in names[1:]),
+                   '},"id":'] if names else ['{"fields":{},"id":'])
+        return (*fields, ',"severity":', "}")
 
     def columns(self) -> dict[str, ColumnKind]:
         condition = self._condition
@@ -363,11 +365,25 @@ class _Sampler:
         severity = self.severity[rows]
         columns.append([float_texts(severity[:1])[0]] * len(rows)
                        if severity.min() == severity.max() else float_texts(severity))
-        template = self.spec.record_template
-        hash_list = hashes[slots].tolist()
-        return {slot: (texts[slot], hashed, template % values)
-                for slot, hashed, values in zip(slot_list, hash_list,
-                                                zip(*columns, strict=True), strict=True)}
+        records = _fill(self.spec.record_parts, columns, len(slot_list))
+        return dict(zip(slot_list, zip([texts[slot] for slot in slot_list],
+                                       hashes[slots].tolist(), records, strict=True),
+                        strict=True))
+
+
+def _fill(parts: tuple[str, ...], columns: list[list[str]], n: int) -> list[str]:
+    """``n`` records, the i-th ``parts[0] + columns[0][i] + parts[1] + ... + parts[-1]``.
+
+    Laid out in one list by slice assignments, joined once and split again at a NUL
+    (which canonical JSON escapes): the C string methods do what ``template % values``
+    did a record at a time, in about two thirds of its time for a chunk's few dozen."""
+    width = 2 * len(columns) + 1
+    laid: list[str] = [""] * (width * n)
+    for i, column in enumerate(columns):
+        laid[2 * i::width] = [parts[i]] * n
+        laid[2 * i + 1::width] = column
+    laid[width - 1::width] = [parts[-1] + "\0"] * n
+    return "".join(laid).split("\0")[:n]
 
 
 def assertion(column: str | None = None, *, id: str, keep: Sequence[str] = (),

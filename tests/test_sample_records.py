@@ -135,3 +135,23 @@ def test_an_assertions_records_are_the_canonical_json_of_each_event() -> None:
         held = by_id.get(str(event["view_id"]))
         by_id[str(event["view_id"])] = record if held is None else min(held, record)
     assert records == [by_id[text] for text, _ in state.sample.items()]
+
+
+@pytest.mark.parametrize("keep", [(), ("x",), ("50%s", 'say "hi"', "é", "x")])
+def test_records_are_canonical_json_whatever_the_kept_fields_are_named(keep) -> None:
+    """The record's text around the values is built from the field names (quoted, a
+    ``%s`` or a quote in a name included) and the values are put in place at once."""
+    rng = np.random.default_rng(4)
+    frame = violations(rng, 200)
+    frame["50%s"], frame['say "hi"'], frame["é"] = frame["device"], frame["x"], frame["ts"]
+    agg = metrics.assertion("severity", id="view_id", keep=keep, k=500)
+    state = agg.new_state()
+    state.update(frame)
+    expected = {}
+    for _, event in frame[frame["severity"] > 0].iterrows():
+        record = canonical_json({
+            "id": json_value(event["view_id"]), "severity": json_value(event["severity"]),
+            "fields": {name: json_value(event[name]) for name in keep}})
+        held = expected.get(str(event["view_id"]))
+        expected[str(event["view_id"])] = record if held is None else min(held, record)
+    assert dict(state.sample.items()) == expected
