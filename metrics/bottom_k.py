@@ -41,7 +41,9 @@ from typing import Any, Generic, Self, TypeVar
 import numpy as np
 import pandas as pd
 
-__all__ = ["BottomK", "id_hash", "id_hashes", "id_text", "id_texts"]
+from metrics.arrow_strings import arrow_strings_at
+
+__all__ = ["BottomK", "id_hash", "id_hashes", "id_text", "id_texts", "id_texts_at"]
 
 _PERSON = b"dm-bottom-k-v1"  # part of the hash: a new formula would be a new sample
 
@@ -71,6 +73,46 @@ def id_texts(ids: Any) -> list[str]:
     if all(type(value) is str for value in values):
         return values
     return [id_text(value) for value in values]
+
+
+def id_texts_at(values: Any, rows: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """:func:`id_text` of ``values`` (a column's numpy or extension array, as
+    :func:`metrics.frame_columns.column_values` gives it) at positions ``rows``, the
+    rows with a null id left out; and the rows it kept (``rows`` itself when none is null).
+
+    An assertion needs the ids of a chunk's violating rows alone; taking them out of a
+    pandas array first (``values[rows]``, then ``pd.isna``) cost more than spelling them.
+    The usual id columns are read directly: numpy integers, pandas' nullable integers
+    (their values and mask) and Arrow strings (:mod:`metrics.arrow_strings`).
+
+    >>> id_texts_at(pd.array([7, None, 9], dtype="Int64"), np.array([0, 1, 2]))
+    (['7', '9'], array([0, 2]))
+    >>> id_texts_at(pd.array(["a", "b", None], dtype="str"), np.array([1, 0]))
+    (['b', 'a'], array([1, 0]))
+    """
+    rows = np.asarray(rows, dtype=np.intp)
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iu":  # cannot be null
+        return list(map(str, values[rows].tolist())), rows
+    if isinstance(values, pd.arrays.IntegerArray):
+        data, mask = getattr(values, "_data", None), getattr(values, "_mask", None)
+        if isinstance(data, np.ndarray) and isinstance(mask, np.ndarray):
+            null = mask[rows]
+            if null.any():
+                rows = rows[~null]
+            return list(map(str, data[rows].tolist())), rows
+    found: list[Any] | None = arrow_strings_at(values, rows)
+    if found is None:  # any other array: taken the pandas way
+        taken = values[rows] if isinstance(values, np.ndarray) else values.take(rows)
+        known = ~np.asarray(pd.isna(taken), dtype=bool)
+        if not known.all():
+            rows, taken = rows[known], taken[known]
+        found = list(taken)
+    elif None in found:  # a null string
+        known = np.array([value is not None for value in found], dtype=bool)
+        rows, found = rows[known], [value for value in found if value is not None]
+    if all(type(value) is str for value in found):
+        return found, rows
+    return [id_text(value) for value in found], rows
 
 
 _BLANK = hashlib.blake2b(digest_size=8, person=_PERSON)  # copied: cheaper than a new one

@@ -21,6 +21,7 @@ from scipy import stats
 
 import metrics
 from metrics.assertions import Assertion, AssertionState
+from metrics.groups import Groups
 from monitor import DefinitionError, Monitor, Threshold
 from monitor.assertion_examples import examples
 from monitor.engine import Engine
@@ -209,6 +210,43 @@ def test_any_chunking_and_merge_tree_gives_the_same_bytes(
     flagged = frame[frame["severity"] > 0]
     assert [str(e["id"]) for e in agg.examples(whole)] == brute_bottom_k(
         flagged["view_id"].tolist(), k)
+
+
+@pytest.mark.parametrize("id_dtype", ["Int64", "str", "object"])
+def test_a_violation_without_an_id_is_counted_not_sampled(id_dtype: str) -> None:
+    """In every group a chunk feeds at once (overall and per segment), whatever the
+    chunking: counted as a violation, left out of the sample (the stages refuse such
+    events; the state still has one rule for them)."""
+    rng = np.random.default_rng(11)
+    n = 3_000
+    ids = rng.integers(0, 2_000, n).astype(object)
+    ids[rng.random(n) < 0.2] = None
+    frame = pd.DataFrame({
+        "id_": pd.array(ids.tolist(), dtype="Int64") if id_dtype == "Int64"
+        else pd.array([None if i is None else f"v{i}" for i in ids], dtype=id_dtype),
+        "country": rng.choice(["SE", "DE"], n), "score": rng.random(n)})
+    agg = metrics.assertion("score > 0.7", id="id_", keep=("country",), k=25)
+    codes = (frame["country"] == "DE").to_numpy().astype(np.intp)
+    groups = Groups(np.concatenate([np.zeros(n, np.intp), codes + 1]), 3,
+                    np.concatenate([np.arange(n), np.arange(n)]))
+    whole = [agg.new_state() for _ in range(3)]
+    agg.update_groups(whole, frame, groups)
+    chunked = [agg.new_state() for _ in range(3)]
+    for start in range(0, n, 170):
+        part = frame.iloc[start:start + 170]
+        size = len(part)
+        part_codes = codes[start:start + size]
+        agg.update_groups(chunked, part, Groups(
+            np.concatenate([np.zeros(size, np.intp), part_codes + 1]), 3,
+            np.concatenate([np.arange(size), np.arange(size)])))
+    violated = frame["score"] > 0.7
+    for group, rows in enumerate([np.ones(n, bool), codes == 0, codes == 1]):
+        assert whole[group].to_bytes() == chunked[group].to_bytes()
+        assert whole[group].violations == int((violated & rows).sum())
+        flagged = frame[violated & rows & frame["id_"].notna()]
+        sample = agg.examples(whole[group])
+        assert [str(e["id"]) for e in sample] == brute_bottom_k(flagged["id_"].tolist(), 25)
+        assert len(sample) == 25
 
 
 def test_an_id_seen_twice_keeps_one_example_whatever_the_order() -> None:

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 import metrics
+from metrics.arrow_strings import arrow_strings_at
 from metrics.base import canonical_json
+from metrics.frame_columns import column_values
 from metrics.sample_records import CANONICAL, column_texts, json_value
 from monitor.schema import Schema
 from tests.builtins import violations
@@ -64,6 +67,40 @@ def test_every_dtype_is_spelled_as_one_value_at_a_time(seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", range(3))
+def test_a_chunk_sliced_out_of_a_frame_is_spelled_as_one_value_at_a_time(seed: int) -> None:
+    """A chunk is a slice of a larger frame: its Arrow strings start at an offset into
+    buffers they share with the whole (:mod:`metrics.arrow_strings` reads them there);
+    Arrow strings in several chunks, or with 32-bit offsets, are spelled too."""
+    rng = np.random.default_rng(seed)
+    frame = columns(rng, 600)
+    words = frame["s"].astype(object).where(frame["s"].notna(), None).tolist()
+    frame["two_chunks"] = pd.arrays.ArrowStringArray(pa.chunked_array(
+        [pa.array(words[:250], type=pa.large_string()),
+         pa.array(words[250:], type=pa.large_string())]))
+    frame["short_offsets"] = pd.arrays.ArrowStringArray(
+        pa.chunked_array([pa.array(words, type=pa.string())]))
+    for start, stop in [(0, 600), (1, 599), (313, 471), (250, 251)]:
+        chunk = frame.iloc[start:stop]
+        rows = np.sort(rng.choice(len(chunk), min(len(chunk), 40), replace=False))
+        for name in chunk:
+            assert column_texts(column_values(chunk, name), rows) == one_by_one(
+                chunk[name], rows), (name, start, stop)
+
+
+def test_arrow_strings_are_read_from_the_buffers_as_arrow_takes_them() -> None:
+    values = pd.array(["ann", None, "é ü", "", 'q"', None, "\u2603"] * 3, dtype="str")
+    sliced = values[5:]  # an offset into the parent's buffers
+    rows = np.array([0, 1, 2, 15, 3, 3])
+    assert arrow_strings_at(sliced, rows) == sliced.take(rows).to_numpy(
+        dtype=object, na_value=None).tolist()
+    assert arrow_strings_at(sliced, rows[:0]) == []
+    # not read so (the caller takes them): Python strings, Arrow strings in two chunks
+    assert arrow_strings_at(pd.array(["a"], dtype="string[python]"), rows[:1]) is None
+    assert arrow_strings_at(pd.arrays.ArrowStringArray(pa.chunked_array(
+        [pa.array(["a"]), pa.array(["b"])])), rows[:1]) is None
+
+
+@pytest.mark.parametrize("seed", range(3))
 def test_utc_times_are_spelled_as_one_value_at_a_time_over_the_whole_range(seed: int) -> None:
     """Times before 1970, whole seconds, whole microseconds and nanoseconds, and NaT, at
     every nanosecond a pandas time can hold."""
@@ -98,3 +135,23 @@ def test_an_assertions_records_are_the_canonical_json_of_each_event() -> None:
         held = by_id.get(str(event["view_id"]))
         by_id[str(event["view_id"])] = record if held is None else min(held, record)
     assert records == [by_id[text] for text, _ in state.sample.items()]
+
+
+@pytest.mark.parametrize("keep", [(), ("x",), ("50%s", 'say "hi"', "é", "x")])
+def test_records_are_canonical_json_whatever_the_kept_fields_are_named(keep) -> None:
+    """The record's text around the values is built from the field names (quoted, a
+    ``%s`` or a quote in a name included) and the values are put in place at once."""
+    rng = np.random.default_rng(4)
+    frame = violations(rng, 200)
+    frame["50%s"], frame['say "hi"'], frame["é"] = frame["device"], frame["x"], frame["ts"]
+    agg = metrics.assertion("severity", id="view_id", keep=keep, k=500)
+    state = agg.new_state()
+    state.update(frame)
+    expected = {}
+    for _, event in frame[frame["severity"] > 0].iterrows():
+        record = canonical_json({
+            "id": json_value(event["view_id"]), "severity": json_value(event["severity"]),
+            "fields": {name: json_value(event[name]) for name in keep}})
+        held = expected.get(str(event["view_id"]))
+        expected[str(event["view_id"])] = record if held is None else min(held, record)
+    assert dict(state.sample.items()) == expected
