@@ -454,8 +454,12 @@ class _StreamAgent:
             else:
                 prepare = functools.partial(self._prepare_decoded, messages, decoded,
                                             batch.pre.marked, batch.backlog)
+                del decoded
         rejected: list[Rejected] = await self.retry.until_done(
             prepare, f"preparing a micro-batch of {self.topic}")
+        # The decoded frame is in the processor now: not held here while it stores
+        batch.pre = None
+        del prepare
         if rejected:
             await _send_dead_letters(self.dead_letters, self.topic, rejected)
         refused: list[Rejected] = await self.retry.until_done(
