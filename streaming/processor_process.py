@@ -158,7 +158,9 @@ class ProcessorProcess:
         child.close()
         _started.add(self)
         self._lock = threading.Lock()
-        self._trim = malloc_trimmer()
+        # This process decodes micro-batches too (streaming.pre_decode): their frames'
+        # strings are in Arrow's pool, which keeps freed memory as malloc does
+        self._trim = _memory_giver()
         self.topic = spec.topic
         self.on_figures = on_figures
 
@@ -190,6 +192,11 @@ class ProcessorProcess:
         answer: tuple[list[Rejected], bool] = self._call("prepare_decoded", columns,
                                                          decoded, marked, backlog)
         return answer
+
+    def release_memory(self) -> None:
+        """Hand this process's free memory back to the system (after it let go of a
+        micro-batch's decoded frame and pickle)."""
+        self._trim()
 
     def commit(self) -> list[Rejected]:
         """Absorb the prepared micro-batch (once) and store it; call again after a failure.

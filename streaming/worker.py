@@ -458,8 +458,11 @@ class _StreamAgent:
         rejected: list[Rejected] = await self.retry.until_done(
             prepare, f"preparing a micro-batch of {self.topic}")
         # The decoded frame is in the processor now: not held here while it stores
-        batch.pre = None
-        del prepare
+        if batch.pre is not None:
+            batch.pre = None
+            del prepare
+            assert isinstance(self.processor, ProcessorProcess)
+            await self._call(self.processor.release_memory)
         if rejected:
             await _send_dead_letters(self.dead_letters, self.topic, rejected)
         refused: list[Rejected] = await self.retry.until_done(
