@@ -193,11 +193,6 @@ class ProcessorProcess:
                                                          decoded, marked, backlog)
         return answer
 
-    def release_memory(self) -> None:
-        """Hand this process's free memory back to the system (after it let go of a
-        micro-batch's decoded frame and pickle)."""
-        self._trim()
-
     def commit(self) -> list[Rejected]:
         """Absorb the prepared micro-batch (once) and store it; call again after a failure.
         The messages the database refused to store, set aside as dead letters."""

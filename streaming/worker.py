@@ -457,12 +457,10 @@ class _StreamAgent:
                 del decoded
         rejected: list[Rejected] = await self.retry.until_done(
             prepare, f"preparing a micro-batch of {self.topic}")
-        # The decoded frame is in the processor now: not held here while it stores
-        if batch.pre is not None:
-            batch.pre = None
-            del prepare
-            assert isinstance(self.processor, ProcessorProcess)
-            await self._call(self.processor.release_memory)
+        # The decoded frame is in the processor now: let go of it here, so that the
+        # memory given back after the commit (ProcessorProcess.commit) includes it
+        batch.pre = None
+        del prepare
         if rejected:
             await _send_dead_letters(self.dead_letters, self.topic, rejected)
         refused: list[Rejected] = await self.retry.until_done(

@@ -116,9 +116,6 @@ class Ledger(ProcessorProcess):
         self.pending = None
         return []
 
-    def release_memory(self) -> None:
-        pass
-
     def store(self) -> None:
         self.final_stores += 1
 
