@@ -155,9 +155,7 @@ def build_app(settings: WorkerSettings, database_url: str, app_target: str,
     counts = ensure_topics(settings.bootstrap,
                            topics + [dead_letter_topic(t) for t in topics], settings.partitions)
     level = logging.getLevelName(settings.log_level.upper())
-    # Before the processors fork, so that they inherit it (streaming.malloc_tuning): it
-    # took the worker's memory at 1M events from 1.50-1.59x the bare agent's to
-    # 1.38-1.43x (bench/stream.py, alternated runs).
+    # Before the processors fork, so that they inherit it (streaming.malloc_tuning)
     fix_mmap_threshold()
     # The processors' processes first, before the Faust app exists: they are forked when
     # this process has no thread, loop or socket yet (see streaming.fork_start).
@@ -382,6 +380,7 @@ class _StreamAgent:
                 self._take()
                 if before is not None:  # N+1 is decoding: wait until N is stored
                     await _finished(before)
+                    _raise_failure(before)
             if self.held:
                 await self._hold()
 
@@ -488,7 +487,9 @@ class _StreamAgent:
         if self.busy.locked() or self.stopping or self.in_hand:  # a micro-batch (which
             return  # ticks when it is done), a rebalance, or the stop
         if self.gathering.due(self._loop_time(), self._waiting()):  # none came after it
-            await _finished(self._take(tick=True))
+            task = self._take(tick=True)
+            await _finished(task)
+            _raise_failure(task)
             return
         async with self.busy:
             if not self.held:
@@ -624,6 +625,13 @@ async def _finished(task: asyncio.Future[Any]) -> None:
     """Wait until ``task`` is done, without cancelling it if the waiter is cancelled and
     without raising what it raised (its waiters in turn look at it)."""
     await asyncio.wait([task])
+
+
+def _raise_failure(task: asyncio.Future[Any]) -> None:
+    """Raise what a finished store raised (an unexpected error ends the agent, as it did
+    when the agent stored in its own loop; the stores after it hold, see ``held``)."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        raise error
 
 
 async def _send_dead_letters(topic: Any, source: str, rejected: Sequence[Rejected]) -> None:

@@ -307,3 +307,27 @@ def test_a_stop_whose_store_does_not_end_is_over_in_time_and_acknowledges_nothin
         check_ledger(ledger, stream)
 
     run(test)
+
+
+def test_an_unexpected_error_ends_the_agent_and_nothing_after_it_is_stored() -> None:
+    """Failed stores are retried (streaming.retry); an error outside them (here the
+    acknowledgement) ends the agent as it did when it stored in its own loop, and the
+    micro-batch already taken after it is not stored."""
+    ledger = Ledger()
+
+    class FailingAck(FakeStream):
+        async def ack(self, item: Event) -> None:
+            raise RuntimeError("the consumer is gone")
+
+    async def test() -> None:
+        stream = FailingAck()
+        agent = agent_of(ledger, 4, ThreadPoolExecutor(1))
+        for offset in range(12):
+            stream.queue.put_nowait(event(0, offset))
+        with pytest.raises(RuntimeError, match="the consumer is gone"):
+            await asyncio.wait_for(agent.consume(stream), WAIT_S)
+        await until(lambda: not agent.in_hand, "the micro-batch after it gives up")
+        assert ledger.stored == [(0, 0), (0, 1), (0, 2), (0, 3)] and agent.held
+        await agent.stopped()
+
+    run(test)
