@@ -21,7 +21,7 @@ Both are timed over the same window: events/s = the events counted after the cou
 reached the warm-up (``--warmup-share`` of the run's events, 20% by default) over the time
 from then to the count holding every event. Timed from the first message (the bare
 agent) or the first checkpoint (ours), as before, each clock started at a different
-point of its start-up: the bare agent's with up to 16 MB of messages (115k events of 500)
+point of its start-up: the bare agent's with up to 8 MB of messages (57k events of 500)
 already fetched ahead and the broker's first fetches still coming in, over runs of 2M
 events that lasted under 4 s; the same bare agent measured 2.4x apart in two quiet
 sessions. A common warm-up in events excludes the group join, the first fetches and the

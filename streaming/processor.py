@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from metrics.expectations import BOOKKEEPING_PREFIX
+from metrics.expectations import BOOKKEEPING_PREFIX, UNKNOWN_FIELDS
 from monitor.engine import FailedEvents
 from monitor.spec import MetricSpec, StreamSpec
 from monitor.stage_switch import COMMIT_WITHIN
@@ -45,7 +45,16 @@ from monitor.targets import Target
 from monitor.windows import utc_from_ns
 from streaming.codec import MAX_MESSAGE_BYTES
 from streaming.dead_letter_tally import DeadLetterTally
-from streaming.messages import LATE, OFFSET, PARTITION, RawMessage, Rejected, decode_messages
+from streaming.messages import (
+    LATE,
+    OFFSET,
+    PARTITION,
+    DecodedBatch,
+    RawMessage,
+    Rejected,
+    decode_messages,
+    fresh_only,
+)
 from streaming.partition import OUTLIERS, PartitionState, in_offset_order
 from streaming.plan import Interval, PlannedVersion, PlanSource, key_for, within_spans
 from streaming.ports import (
@@ -207,24 +216,36 @@ class StreamProcessor:
         the batches now is waiting in line, not idle, until the backlog is gone."""
         self._backlog_until = self.clock() + self.settings.idle_timeout_s
 
-    def prepare(self, messages: Sequence[RawMessage]) -> Prepared:
+    def prepare(self, messages: Sequence[RawMessage], decoded: DecodedBatch | None = None,
+                marked: bool = False) -> Prepared:
+        """Decide a micro-batch (changing nothing). ``decoded``: all of ``messages``
+        decoded already (by the Faust process, see :mod:`streaming.pre_decode`), with the
+        unknown-fields mark if ``marked``; the replays' events and rejects are dropped
+        from it, and it is decoded again from ``messages`` if it lacks a mark wanted now."""
         now = self.clock()
         self._in_flight = True
         fresh = []
         through: dict[int, int] = {}
+        absorbed: dict[int, int] = {}  # per partition of the batch, its absorbed offset
         for message in messages:
             state = self._state(message.partition)
             state.last_event_at = now
+            absorbed.setdefault(message.partition, state.offset)
             if state.is_new(message.offset):
                 fresh.append(message)
                 through[message.partition] = max(through.get(message.partition, -1),
                                                   message.offset)
         wall = self.wall_clock()
         max_time = wall + pd.Timedelta(seconds=self.settings.max_future_s)
-        batch = decode_messages(fresh, self.stream.schema,
-                                max_bytes=self.settings.max_message_bytes, max_time=max_time,
-                                mark_unknown=any(m.aggregate.judges_unknown_fields()
-                                                 for m in self.metrics))
+        mark = self.wants_unknown_mark
+        if decoded is None or (mark and not marked):
+            batch = decode_messages(fresh, self.stream.schema,
+                                    max_bytes=self.settings.max_message_bytes,
+                                    max_time=max_time, mark_unknown=mark)
+        else:
+            batch = fresh_only(decoded, absorbed)
+            if not mark and UNKNOWN_FIELDS in batch.events.columns:
+                batch = DecodedBatch(batch.events.drop(columns=UNKNOWN_FIELDS), batch.rejected)
         cap_ns = wall.value + int(self.settings.watermark_lead_s * 1e9)
         prepared = Prepared(messages, {}, {}, through, cap_ns, list(batch.rejected),
                             len(messages) - len(fresh))
@@ -242,6 +263,11 @@ class StreamProcessor:
             prepared.late[partition] = skip
             prepared.rejected.extend(late_letters(events, late))
         return prepared
+
+    @property
+    def wants_unknown_mark(self) -> bool:
+        """Whether a metric judges unknown fields (decoding marks them only then)."""
+        return any(m.aggregate.judges_unknown_fields() for m in self.metrics)
 
     def absorb(self, prepared: Prepared) -> None:
         failed: list[Rejected] = []

@@ -49,7 +49,8 @@ from streaming.fork_start import fork_refusal
 from streaming.label_processor import PREDICTIONS, JoinPrepared, LabelJoinProcessor
 from streaming.label_store import SqlHeldStore
 from streaming.lifecycle_poll import CatalogPlan
-from streaming.messages import RawMessage, Rejected
+from streaming.malloc_tuning import fix_mmap_threshold
+from streaming.messages import DecodedBatch, RawMessage, Rejected
 from streaming.observed_store import ObservedStore
 from streaming.processor import AfterFinal, StreamProcessor, StreamSettings
 from streaming.sql_store import SqlStreamStore
@@ -157,7 +158,9 @@ class ProcessorProcess:
         child.close()
         _started.add(self)
         self._lock = threading.Lock()
-        self._trim = malloc_trimmer()
+        # This process decodes micro-batches too (streaming.pre_decode): their frames'
+        # strings are in Arrow's pool, which keeps freed memory as malloc does
+        self._trim = _memory_giver()
         self.topic = spec.topic
         self.on_figures = on_figures
 
@@ -178,6 +181,17 @@ class ProcessorProcess:
                    [m.value for m in messages], [m.key for m in messages])
         rejected: list[Rejected] = self._call("prepare", columns, backlog)
         return rejected
+
+    def prepare_decoded(self, messages: Sequence[RawMessage], decoded: DecodedBatch,
+                        marked: bool, backlog: bool) -> tuple[list[Rejected], bool]:
+        """:meth:`prepare` with ``messages`` decoded already (``marked``: with the
+        unknown-fields mark; see streaming.pre_decode); its rejects, and whether the
+        processor wants the mark now (for the next micro-batch's decoding)."""
+        columns = ([m.partition for m in messages], [m.offset for m in messages],
+                   [m.value for m in messages], [m.key for m in messages])
+        answer: tuple[list[Rejected], bool] = self._call("prepare_decoded", columns,
+                                                         decoded, marked, backlog)
+        return answer
 
     def commit(self) -> list[Rejected]:
         """Absorb the prepared micro-batch (once) and store it; call again after a failure.
@@ -245,6 +259,7 @@ def serve(conn: Connection, spec: ProcessorSpec, inherited: Sequence[Connection]
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent()
+    fix_mmap_threshold()  # inherited when forked; a spawned child sets it here
     for pipe in inherited:
         pipe.close()
     # forced: a forked child has the worker's handlers, if it had any by then
@@ -328,6 +343,16 @@ class _Steps:
         self.pending = self.processor.prepare(messages)
         self.absorbed = False
         return list(self.pending.rejected)
+
+    def prepare_decoded(self, columns: tuple[list[int], list[int], list[bytes | None],
+                                             list[bytes | None]], decoded: DecodedBatch,
+                        marked: bool, backlog: bool) -> tuple[list[Rejected], bool]:
+        if backlog:
+            self.processor.note_backlog()
+        messages = [RawMessage(*fields) for fields in zip(*columns, strict=True)]
+        self.pending = self.processor.prepare(messages, decoded, marked)
+        self.absorbed = False
+        return list(self.pending.rejected), self.processor.wants_unknown_mark
 
     def commit(self) -> list[Rejected]:
         """Store the prepared micro-batch; the dead letters found as it was absorbed

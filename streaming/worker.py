@@ -50,9 +50,11 @@ from streaming.broker import create_topics, list_topics
 from streaming.figures import Figures
 from streaming.health_timer import watch
 from streaming.label_processor import LABELS, PREDICTIONS, join_sources
+from streaming.malloc_tuning import fix_mmap_threshold
 from streaming.memory_bounds import PREFETCH_BYTES, TAKE_BYTES
 from streaming.messages import RawMessage, Rejected
 from streaming.micro_batches import Gathering
+from streaming.pre_decode import Decoding, PreDecoded
 from streaming.prefetch import ByteBoundApp
 from streaming.processor import AfterFinal, StreamSettings
 from streaming.processor_process import (
@@ -153,6 +155,8 @@ def build_app(settings: WorkerSettings, database_url: str, app_target: str,
     counts = ensure_topics(settings.bootstrap,
                            topics + [dead_letter_topic(t) for t in topics], settings.partitions)
     level = logging.getLevelName(settings.log_level.upper())
+    # Before the processors fork, so that they inherit it (streaming.malloc_tuning)
+    fix_mmap_threshold()
     # The processors' processes first, before the Faust app exists: they are forked when
     # this process has no thread, loop or socket yet (see streaming.fork_start).
     plain: list[tuple[StreamSpec, ProcessorProcess]] = []
@@ -178,7 +182,10 @@ def build_app(settings: WorkerSettings, database_url: str, app_target: str,
         watch(app, health)
     for stream, process in plain:
         assert stream.topic is not None
-        _wire(app, settings, f"stream.{stream.name}", stream.topic, process)
+        decoding = Decoding(stream.schema, settings.stream.max_message_bytes,
+                            settings.stream.max_future_s,
+                            ThreadPoolExecutor(1, f"monitor-decode-{stream.topic}"))
+        _wire(app, settings, f"stream.{stream.name}", stream.topic, process, decoding=decoding)
     for predictions, labels, process in joint:
         sides = [PREDICTIONS, LABELS]
         busy = asyncio.Lock()  # one micro-batch of either topic at a time in the process
@@ -247,12 +254,13 @@ def faust_app(settings: WorkerSettings) -> faust.App:
 
 
 def _wire(app: faust.App, settings: WorkerSettings, name: str, topic_name: str,
-          processor: ProcessorProcess | JoinSide, busy: asyncio.Lock | None = None) -> None:
+          processor: ProcessorProcess | JoinSide, busy: asyncio.Lock | None = None, *,
+          decoding: Decoding | None = None) -> None:
     source = app.topic(topic_name, value_serializer="raw", key_serializer="raw")
     dead_letters = app.topic(dead_letter_topic(topic_name), value_serializer="raw",
                              key_serializer="raw")
     agent = _StreamAgent(settings, topic_name, processor, dead_letters,
-                         lambda: bool(app.should_stop), busy)
+                         lambda: bool(app.should_stop), busy, decoding)
 
     async def consume(stream: Any) -> None:
         await agent.consume(stream)
@@ -279,6 +287,22 @@ def _wire(app: faust.App, settings: WorkerSettings, name: str, topic_name: str,
         await agent.stopped()
 
 
+@dataclass
+class _Batch:
+    """A micro-batch taken from the gathering, until it is stored and acknowledged."""
+
+    events: list[Any]  # Faust events, in the order they came
+    backlog: bool  # full when taken: the consumer is behind
+    pre: PreDecoded | None  # its messages being decoded here (None: the processor does)
+
+    def drop(self, partitions: set[int]) -> None:
+        """Forget the events of revoked ``partitions``; a decoding of the whole batch is
+        dropped with them (the processor decodes what is left)."""
+        kept = [e for e in self.events if e.message.partition not in partitions]
+        if len(kept) < len(self.events):
+            self.events, self.pre = kept, None
+
+
 class _StreamAgent:
     """One stream's agent, timer and rebalance callbacks around its processor's process.
 
@@ -290,16 +314,28 @@ class _StreamAgent:
     message that was not stored is never acknowledged, whatever happens (a stop during an
     outage lost a whole outage's messages before this).
 
+    **Decoding overlaps storing.** A micro-batch taken from the gathering starts decoding
+    at once on a thread of this process (:mod:`streaming.pre_decode`, plain streams) and
+    goes to the processor in a task of its own; each such task waits for the one before
+    it, so micro-batches are stored and acknowledged in the order they were taken, and
+    none is stored after one that was not (``held``). The agent goes on gathering while
+    micro-batch N is stored, and waits for N once N+1 is taken (so at most two are in
+    hand: N in the processor, N+1 decoding or decoded). A rebalance drops the revoked
+    partitions' messages from the micro-batches in hand as from the gathering.
+
     **Stopping is bounded.** When the worker stops, retries end at once; the micro-batch
     in hand gets until :data:`STOP_DRAIN_S` to be stored, then the processor's process is
     killed. Either way nothing unstored was acknowledged, so the worker is gone within
     :data:`STOP_WITHIN_S` of SIGTERM or Ctrl-C and the next one replays from the stored
-    offsets.
+    offsets. Cancelling the agent (as Faust does when it stops) does not cancel a store
+    in progress: the agent only waits for it (``asyncio.wait``), so the store ends with
+    its acknowledgement or without one, and never halfway with the lock released.
     """
 
     def __init__(self, settings: WorkerSettings, topic: str,
                  processor: ProcessorProcess | JoinSide, dead_letters: Any,
-                 app_stopping: Callable[[], bool], busy: asyncio.Lock | None = None) -> None:
+                 app_stopping: Callable[[], bool], busy: asyncio.Lock | None = None,
+                 decoding: Decoding | None = None) -> None:
         self.settings = settings
         self.topic = topic
         self.dead_letters = dead_letters
@@ -312,11 +348,15 @@ class _StreamAgent:
         # both topics of a label join: they share its processor's process)
         self.busy = busy or asyncio.Lock()
         self.processor = processor
+        self.decoding = decoding  # None: the processor decodes (a label join's sides)
+        self.mark_unknown = True  # decode with the unknown-fields mark (until told not to)
         self.last_tick = 0.0  # loop time of the last tick
         self.gathering: Gathering[Any] = Gathering(settings.take_messages,
                                                    settings.take_bytes, settings.take_within_s)
         self.manual: Any = None  # the stream, acknowledged by hand (set by consume)
         self.held = False  # a micro-batch could not be stored: store nothing after it
+        self.in_hand: list[_Batch] = []  # taken, not yet stored (or given up), in order
+        self.last_store: asyncio.Task[None] | None = None  # of the last micro-batch taken
         self.tick_backoff = Backoff(settings.retry_backoff_s, MAX_BACKOFF_S)
         self.tick_delays = self.tick_backoff.delays()
         self.tick_after = 0.0  # loop time before which a failed tick is not tried again
@@ -336,14 +376,11 @@ class _StreamAgent:
             now = self._loop_time()
             self.gathering.add(event, message.partition, len(message.value or b""), now)
             if self.gathering.due(now, self._waiting()):
-                async with self.busy:
-                    await self._store_gathered()
-                    # Busy with one micro-batch after another, the agent ticks itself:
-                    # the timer skips ticks while it works (and would warn that it
-                    # overlaps).
-                    if (not self.held and self._loop_time() - self.last_tick
-                            >= self.settings.tick_interval_s):
-                        await self._tick()
+                before = self.last_store
+                self._take()
+                if before is not None:  # N+1 is decoding: wait until N is stored
+                    await _finished(before)
+                    _raise_failure(before)
             if self.held:
                 await self._hold()
 
@@ -353,39 +390,90 @@ class _StreamAgent:
         queue = getattr(getattr(self.manual, "channel", None), "_queue", None)
         return queue is not None and not queue.empty()
 
-    async def _store_gathered(self) -> None:
-        """Store the micro-batch gathered so far and acknowledge its messages (``busy``
-        held by the caller). A micro-batch that could not be stored is never acknowledged
-        and nothing after it is stored: the worker holds until it is stopped."""
-        if self.held or self.stopping:
-            return
+    def _take(self, tick: bool = False) -> asyncio.Task[None]:
+        """Take the micro-batch gathered so far, start decoding it, and store it once the
+        micro-batch before it is stored (a task; ``tick``: tick after it whenever)."""
         backlog = self.gathering.full
         events = self.gathering.take()
-        if not events:
-            return
-        messages = [RawMessage(e.message.partition, e.message.offset, e.message.value,
-                               e.message.key) for e in events]
+        pre = None
+        if self.decoding is not None and events:
+            pre = self.decoding.pre_decode(_raw_messages(events), self.mark_unknown)
+        batch = _Batch(events, backlog, pre)
+        self.in_hand.append(batch)
+        task = asyncio.ensure_future(self._store_in_turn(self.last_store, batch, tick))
+        self.last_store = task
+        return task
+
+    async def _store_in_turn(self, before: asyncio.Task[None] | None, batch: _Batch,
+                             tick: bool) -> None:
         try:
-            await self._store(messages, backlog)
+            if before is not None:
+                await _finished(before)
+                if before.cancelled() or before.exception() is not None:
+                    self.held = True  # not stored: nor may anything after it be
+            async with self.busy:
+                await self._store_batch(batch)
+                # Busy with one micro-batch after another, the agent ticks itself: the
+                # timer skips ticks while it works (and would warn that it overlaps).
+                if not self.held and (tick or self._loop_time() - self.last_tick
+                                      >= self.settings.tick_interval_s):
+                    await self._tick()
+        finally:
+            self.in_hand.remove(batch)
+
+    async def _store_batch(self, batch: _Batch) -> None:
+        """Store a micro-batch and acknowledge its messages (``busy`` held by the caller).
+        A micro-batch that could not be stored is never acknowledged and nothing after it
+        is stored: the worker holds until it is stopped."""
+        if self.held or self.stopping or not batch.events:
+            return
+        try:
+            await self._store(_raw_messages(batch.events), batch)
         except StoppedBeforeStored as err:
             log.warning("%s", err)
             self.held = True
         except ProcessorGone as err:
             await self._processor_gone(err)
+        except BaseException:
+            self.held = True
+            raise
         else:
-            for event in events:
+            for event in batch.events:
                 await self.manual.ack(event)
 
-    async def _store(self, messages: Sequence[RawMessage], backlog: bool) -> None:
+    async def _store(self, messages: Sequence[RawMessage], batch: _Batch) -> None:
+        prepare = functools.partial(self.processor.prepare, messages, batch.backlog)
+        if batch.pre is not None:
+            assert isinstance(self.processor, ProcessorProcess)
+            try:
+                decoded = await asyncio.wrap_future(batch.pre.future)
+            except Exception as err:  # the processor decodes it instead
+                log.error("%s: decoding a micro-batch failed (%s); the processor decodes "
+                          "it", self.topic, describe(err))
+            else:
+                prepare = functools.partial(self._prepare_decoded, messages, decoded,
+                                            batch.pre.marked, batch.backlog)
+                del decoded
         rejected: list[Rejected] = await self.retry.until_done(
-            functools.partial(self.processor.prepare, messages, backlog),
-            f"preparing a micro-batch of {self.topic}")
+            prepare, f"preparing a micro-batch of {self.topic}")
+        # The decoded frame is in the processor now: let go of it here, so that the
+        # memory given back after the commit (ProcessorProcess.commit) includes it
+        batch.pre = None
+        del prepare
         if rejected:
             await _send_dead_letters(self.dead_letters, self.topic, rejected)
         refused: list[Rejected] = await self.retry.until_done(
             self.processor.commit, f"storing a micro-batch of {self.topic}")
         if refused:  # stored as dead letters already; to the topic too (at most once)
             await _send_dead_letters(self.dead_letters, self.topic, refused)
+
+    def _prepare_decoded(self, messages: Sequence[RawMessage], decoded: Any, marked: bool,
+                         backlog: bool) -> list[Rejected]:
+        """On the caller thread: prepare, noting whether the next decoding marks."""
+        assert isinstance(self.processor, ProcessorProcess)
+        rejected, self.mark_unknown = self.processor.prepare_decoded(messages, decoded,
+                                                                     marked, backlog)
+        return rejected
 
     async def _hold(self) -> NoReturn:
         """Wait, holding the micro-batch unacknowledged, until the worker cancels the
@@ -396,11 +484,14 @@ class _StreamAgent:
     # -- the clock -------------------------------------------------------------------
 
     async def timer_tick(self) -> None:
-        if self.busy.locked() or self.stopping:  # a micro-batch (which ticks when it is
-            return                                # done), a rebalance, or the stop
+        if self.busy.locked() or self.stopping or self.in_hand:  # a micro-batch (which
+            return  # ticks when it is done), a rebalance, or the stop
+        if self.gathering.due(self._loop_time(), self._waiting()):  # none came after it
+            task = self._take(tick=True)
+            await _finished(task)
+            _raise_failure(task)
+            return
         async with self.busy:
-            if self.gathering.due(self._loop_time(), self._waiting()):  # none came after it
-                await self._store_gathered()
             if not self.held:
                 await self._tick()
 
@@ -437,6 +528,8 @@ class _StreamAgent:
             # Gathered but not yet sent: the next owner reads them from the stored offsets
             # (not acknowledged, so Kafka's committed offsets do not pass them either).
             self.gathering.drop(set(partitions))
+            for batch in self.in_hand:  # taken but not yet sent (stored in turn after this)
+                batch.drop(set(partitions))
             try:
                 await self.retry.until_done(self.processor.store,
                                             f"storing {self.topic} before a rebalance")
@@ -496,6 +589,8 @@ class _StreamAgent:
         # not hold up the end; close() kills the process if it does not end at once.
         await loop.run_in_executor(None, self.processor.close)
         self.caller.shutdown(wait=False)
+        if self.decoding is not None:
+            self.decoding.executor.shutdown(wait=False, cancel_futures=True)
         if acquired:  # the other agent of a label join, which shares the lock, stops next
             self.busy.release()
 
@@ -519,6 +614,24 @@ class _StreamAgent:
     @staticmethod
     def _loop_time() -> float:
         return asyncio.get_running_loop().time()
+
+
+def _raw_messages(events: Sequence[Any]) -> list[RawMessage]:
+    return [RawMessage(e.message.partition, e.message.offset, e.message.value, e.message.key)
+            for e in events]
+
+
+async def _finished(task: asyncio.Future[Any]) -> None:
+    """Wait until ``task`` is done, without cancelling it if the waiter is cancelled and
+    without raising what it raised (its waiters in turn look at it)."""
+    await asyncio.wait([task])
+
+
+def _raise_failure(task: asyncio.Future[Any]) -> None:
+    """Raise what a finished store raised (an unexpected error ends the agent, as it did
+    when the agent stored in its own loop; the stores after it hold, see ``held``)."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        raise error
 
 
 async def _send_dead_letters(topic: Any, source: str, rejected: Sequence[Rejected]) -> None:

@@ -24,7 +24,14 @@ from metrics.expectations import UNKNOWN_FIELDS
 from monitor.event_frames import frame_from_records
 from monitor.schema import Schema
 from streaming.codec import DecodeError, decode
-from streaming.messages import OFFSET, PARTITION, RawMessage, Rejected, decode_messages
+from streaming.messages import (
+    OFFSET,
+    PARTITION,
+    RawMessage,
+    Rejected,
+    decode_messages,
+    fresh_only,
+)
 
 SCHEMA = Schema.parse({"x": "float?", "n": "int", "c": "str", "b": "bool?",
                        "tags": "list[str]?"})
@@ -142,3 +149,35 @@ def test_a_reject_in_a_later_chunk_names_its_own_message_and_event() -> None:
                                        "event 1 of the message",
                                        b'{"ts": 1767225600000, "n": "three", "c": "d"}',
                                        b"key")]
+
+
+@st.composite
+def absorbed_offsets(draw: st.DrawFn) -> dict[int, int]:
+    """A processor's absorbed offset per partition (some partitions not yet seen)."""
+    partitions = draw(st.lists(st.integers(0, 2), unique=True, max_size=3))
+    return {p: draw(st.integers(min_value=-1, max_value=12)) for p in partitions}
+
+
+@settings(max_examples=150, deadline=None)
+@given(messages=micro_batches(), after=absorbed_offsets(), mark_unknown=st.booleans())
+def test_dropping_replays_from_a_decoding_equals_decoding_only_the_fresh_messages(
+        messages: list[RawMessage], after: dict[int, int], mark_unknown: bool) -> None:
+    """What the worker's Faust process decodes (every message of a micro-batch) less the
+    replays the processor finds (streaming.messages.fresh_only) is what decoding the
+    fresh messages alone gives; a column of the unknown-fields mark with no event marked
+    counts as none."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(streaming.messages, "CHUNK_EVENTS", 3)
+        whole = decode_messages(messages, SCHEMA, max_time=MAX_TIME, mark_unknown=mark_unknown)
+        fresh = [m for m in messages if m.offset > after.get(m.partition, -1)]
+        expected = decode_messages(fresh, SCHEMA, max_time=MAX_TIME, mark_unknown=mark_unknown)
+    kept = fresh_only(whole, after)
+    assert kept.rejected == expected.rejected
+    if expected.events.empty:
+        assert kept.events.empty
+        return
+    got, want = kept.events, expected.events
+    for frame in (got, want):
+        if UNKNOWN_FIELDS in frame.columns and not frame[UNKNOWN_FIELDS].any():
+            frame.drop(columns=UNKNOWN_FIELDS, inplace=True)
+    pd.testing.assert_frame_equal(got, want)
