@@ -69,9 +69,14 @@ def frame_from_arrow(table: pa.Table) -> pd.DataFrame:
     return frame
 
 
-def _nan_apart(column: pd.Series, missing: np.ndarray, is_nan: np.ndarray) -> np.ndarray:
-    """``column`` as objects: None at the ``missing`` rows, SOURCE_NAN where ``is_nan``."""
+def _nan_apart(column: pd.Series, missing: np.ndarray, is_nan: np.ndarray) -> pd.Series:
+    """``column`` as objects: None at the ``missing`` rows, SOURCE_NAN where ``is_nan``.
+
+    A Series of dtype object, not an object array: pandas 3 infers its string dtype from
+    an array of strings set into a frame, which would turn SOURCE_NAN back into a null
+    (a JSON event ``{"ts": NaN}`` framed with string times was then "missing", alone it
+    was "NaN")."""
     values = column.astype(object).to_numpy(copy=True)
     values[missing] = None
     values[missing[is_nan]] = SOURCE_NAN
-    return values
+    return pd.Series(values, index=column.index, dtype=object, name=column.name)

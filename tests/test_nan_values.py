@@ -65,6 +65,19 @@ def test_json_lines(tmp_path: Path) -> None:
         "field 'x' is null"]
 
 
+def test_a_nan_among_strings_is_nan_not_null(tmp_path: Path) -> None:
+    """pandas 3 gives a column of strings its string dtype, whose only missing value is
+    NaN-as-null: the NaN the source held must survive framing as itself, or it passes as
+    a null (a NaN time was "missing" beside string times and "NaN" alone)."""
+    path = tmp_path / "e.jsonl"
+    path.write_text(f'{{"ts": "{TS}", "x": 1.0, "country": "SE"}}\n'
+                    f'{{"ts": "{TS}", "x": 1.0, "country": NaN}}\n'
+                    f'{{"ts": NaN, "x": 1.0, "country": "SE"}}\n'
+                    f'{{"ts": "{TS}", "x": 1.0, "country": null}}\n')
+    assert reasons(read_events(path).events) == [
+        None, "field 'country' is NaN", "field 'ts' is NaN", None]
+
+
 def test_csv(tmp_path: Path) -> None:
     path = tmp_path / "e.csv"
     path.write_text(f"ts,x,maybe,country\n{TS},1.5,,NaN\n{TS},,1,\n{TS},NaN,1,SE\n"
