@@ -60,7 +60,7 @@ def hit_ranks(frame: pd.DataFrame, shown: str, clicked: str, k: int | None
     it is not there. An item listed twice counts at its first (best) rank."""
     lists = ranked_lists(frame, shown)
     clicks = frame[clicked]
-    engaged = clicks.notna().to_numpy() & np.not_equal(lists, None).astype(bool)
+    engaged = clicks.notna().to_numpy() & pd.notna(lists)
     stop = sys.maxsize if k is None else k
     items = clicks.to_numpy(dtype=object)
     ranks = np.zeros(len(frame), dtype=np.int64)
