@@ -17,6 +17,9 @@ partial window: the slice's transaction never commits, its run is recorded as fa
 the error, and the next run starts again from the last slice that succeeded (the
 watermark). The metric's alert rules are evaluated on each slice in that same transaction
 (see :mod:`monitor.alerts.evaluate`), so a stored window has been evaluated exactly once.
+Where the source reads outside Python (Postgres' columnar read, Parquet), the next slice is
+read on a thread of its own while one is computed and stored
+(:mod:`monitor.batch.read_ahead`); a read's error is its own slice's.
 
 Faults (see :class:`Retry`): a database outage, of the results or of the source database,
 is waited out — every write of the run, the records of a slice's start and failure
