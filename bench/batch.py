@@ -15,7 +15,10 @@ of a few repeats:
   spends before its metrics;
 - ``ours``: ``BatchRunner.run_many`` over the example metrics for the same range (all but
   the one joined to click outcomes, which reads a second table): the columnar read in
-  chunks, validation, every metric's states, values and states upserted, runs recorded.
+  chunks (each day read while the day before is computed and stored), validation, every
+  metric's states, values and states upserted, runs recorded;
+- ``inline``: ``ours`` with each day read only once the day before is stored (no
+  read-ahead), for a paired comparison in the same process.
   The stored results (alert states included) are deleted before each repeat so every
   run writes and evaluates its alert rules. Its first run
   is reported too: it alone simulates the drift tests' null distributions (once per
@@ -60,17 +63,21 @@ RESULT_TABLES = ("metric_values", "metric_states", "batch_runs", "dead_letters",
 
 
 def best_of(repeats: int, runs: dict[str, Callable[[], object]],
-            before: dict[str, Callable[[], None]]) -> tuple[dict[str, float], dict[str, float]]:
-    """The best and the first time of each run."""
+            before: dict[str, Callable[[], None]], cpu: dict[str, float] | None = None
+            ) -> tuple[dict[str, float], dict[str, float]]:
+    """The best and the first time of each run (and, into ``cpu``, the CPU seconds of the
+    process, all threads, in each run's best)."""
     best = dict.fromkeys(runs, float("inf"))
     first: dict[str, float] = {}
     for _ in range(repeats):
         for name, run in runs.items():
             if name in before:
                 before[name]()
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             run()
             seconds = time.perf_counter() - start
+            if seconds < best[name] and cpu is not None:
+                cpu[name] = time.process_time() - start_cpu
             best[name] = min(best[name], seconds)
             first.setdefault(name, seconds)
     return best, first
@@ -103,6 +110,8 @@ def run(url: str, args: argparse.Namespace) -> None:
 
     store, targets = example_batch_store(url, "benchmark", args.seed, args.events_per_hour)
     runner = BatchRunner(store, lambda m: TableSource(engine, m.stream))
+    inline_runner = BatchRunner(store, lambda m: TableSource(engine, m.stream),
+                                read_ahead=False)
 
     table = events_table(stream)
     query = sa.select(*table.c).where(table.c.ts >= start.to_pydatetime(),
@@ -133,13 +142,19 @@ def run(url: str, args: argparse.Namespace) -> None:
         summaries = runner.run_many(targets, since=start, until=end)
         assert all(s.rows_read == rows for s in summaries)
 
+    def inline() -> None:
+        summaries = inline_runner.run_many(targets, since=start, until=end)
+        assert all(s.rows_read == rows for s in summaries)
+
     def clear_results() -> None:
         with engine.begin() as conn:
             for name in RESULT_TABLES:
                 conn.execute(sa.text(f"DELETE FROM {name}"))
 
+    cpu: dict[str, float] = {}
     seconds, first = best_of(args.repeats, {"columnar": columnar, "bare": bare, "read": read,
-                                     "ours": ours}, {"ours": clear_results})
+                                            "ours": ours, "inline": inline},
+                             {"ours": clear_results, "inline": clear_results}, cpu)
     values = store.read_values(stage="batch", limit=None)
     ratio = seconds["ours"] / seconds["bare"]
     columnar_ratio = seconds["ours"] / seconds["columnar"]
@@ -151,9 +166,11 @@ def run(url: str, args: argparse.Namespace) -> None:
     for name, what in (("columnar", "ADBC into Arrow, the same rows, no metrics"),
                        ("bare", "pd.read_sql of the same rows"),
                        ("read", "our chunks of them, validated, a day at a time"),
-                       ("ours", "read + validate + compute + upsert")):
+                       ("inline", "ours, each day read after the last is stored"),
+                       ("ours", "read + validate + compute + upsert, the next day read "
+                                "ahead")):
         print(f"  {name:9} {seconds[name]:7.2f} s  ({rows / seconds[name]:10,.0f} rows/s)  "
-              f"{what}")
+              f"{what}" + (f"  ({cpu[name]:.2f} CPU s)" if name in cpu else ""))
     print(f"  ours / columnar {columnar_ratio:6.2f}x  (target <= {COLUMNAR_TARGET}x): "
           f"{'met' if columnar_ratio <= COLUMNAR_TARGET else 'NOT met'}")
     print(f"  read / columnar {seconds['read'] / seconds['columnar']:6.2f}x  (what the batch "
@@ -172,6 +189,9 @@ def run(url: str, args: argparse.Namespace) -> None:
         "read_seconds": seconds["read"],
         "our_seconds": seconds["ours"],
         "our_first_seconds": first["ours"],
+        "our_cpu_seconds": cpu["ours"],
+        "inline_seconds": seconds["inline"],
+        "inline_cpu_seconds": cpu["inline"],
         "columnar_rows_per_second": rows / seconds["columnar"],
         "bare_rows_per_second": rows / seconds["bare"],
         "read_rows_per_second": rows / seconds["read"],

@@ -32,6 +32,8 @@ __all__ = ["hit_ranks", "ranked_lists", "top_items"]
 def ranked_lists(frame: pd.DataFrame, column: str) -> np.ndarray:
     """The column's lists as an object array, None for nulls; ValueError on other values."""
     values = frame[column].to_numpy(dtype=object)
+    if set(map(type, values)) <= _LIST_OR_NONE:  # validated lists: no row to look at
+        return values.copy()  # a new array (the frame's own may be a view), lists shared
     out = np.full(len(values), None, dtype=object)
     for row, value in enumerate(values):
         if isinstance(value, list | tuple):
@@ -42,6 +44,9 @@ def ranked_lists(frame: pd.DataFrame, column: str) -> np.ndarray:
                 f"stream's schema, which validates it), found {value!r}"
             )
     return out
+
+
+_LIST_OR_NONE = frozenset({list, tuple, type(None)})
 
 
 def _is_null(value: object) -> bool:
@@ -55,7 +60,7 @@ def hit_ranks(frame: pd.DataFrame, shown: str, clicked: str, k: int | None
     it is not there. An item listed twice counts at its first (best) rank."""
     lists = ranked_lists(frame, shown)
     clicks = frame[clicked]
-    engaged = clicks.notna().to_numpy() & np.array([v is not None for v in lists], dtype=bool)
+    engaged = clicks.notna().to_numpy() & pd.notna(lists)
     stop = sys.maxsize if k is None else k
     items = clicks.to_numpy(dtype=object)
     ranks = np.zeros(len(frame), dtype=np.int64)

@@ -45,7 +45,7 @@ from datetime import datetime, timedelta
 from monitor.alerts.examples import examples_note
 from monitor.alerts.explain import explained
 from monitor.alerts.lifecycle import AlertState
-from monitor.alerts.ports import EvaluationStore
+from monitor.alerts.ports import EvaluationStore, PositionSave
 from monitor.alerts.records import (
     AlertKey,
     AlertTransition,
@@ -117,6 +117,7 @@ def evaluate_windows(
             rules[key] = rule
             labels[key] = (rule.severity, alert_labels(metric, rule, segment, stage))
     positions = alerts.lock_positions(list(rules), labels, now)
+    saves: list[PositionSave] = []  # kept in one statement once every rule is walked
     for key, rule in rules.items():
         position, notified_at = positions[key]
         windows = [w for w in by_segment[key.segment]
@@ -180,8 +181,9 @@ def evaluate_windows(
         # window a reminder reports (the dispatcher builds reminders from the stored row)
         examples = (examples_note(metric, version, stage, last)
                     if walked.position.state.status == "firing" else None)
-        _save(alerts, key, walked, last.window_end, severity, alert_labels_, notified_at, now,
-              examples)
+        saves.append(_saved(key, walked, last.window_end, severity, alert_labels_,
+                            notified_at, now, examples))
+    alerts.save_positions(saves)
     alerts.record_events(transitions, now)
     alerts.enqueue(notifications)
     return transitions
@@ -246,17 +248,19 @@ def _end_orphans(alerts: EvaluationStore, metric: MetricSpec, version: int, stag
     transitions: list[AlertTransition] = []
     notifications: list[Notification] = []
     rules = {rule.title for rule in metric.alerts} if why is None else set()
+    ended: list[PositionSave] = []
     for alert in alerts.orphaned_alerts(metric.name, version, stage, rules):
         transition = _orphan_ended(alert, version, now, why)
         transitions.append(transition)
         if transition.transition == "resolved" and alert.notified_at is not None:
             notifications.append(_notification(transition, "resolved", now))
         log.info("alert %s ended: %s", alert.key, transition.detail)
-        alerts.save_position(
+        ended.append(PositionSave(
             alert.key, Position(AlertState(), alert.last_window_start),
             last_window_end=alert.last_window_end, value=transition.value,
             bound=transition.bound, detail=transition.detail, severity=alert.severity,
-            labels=alert.labels, notified_at=None, now=now)
+            labels=alert.labels, notified_at=None, now=now))
+    alerts.save_positions(ended)
     return transitions, notifications
 
 
@@ -274,11 +278,11 @@ def _orphan_ended(alert: StoredAlert, version: int, now: datetime,
         math.nan if alert.bound is None else alert.bound, why, alert.severity, alert.labels)
 
 
-def _save(alerts: EvaluationStore, key: AlertKey, walked: Walked, last_window_end: datetime,
-          severity: str, labels: dict[str, str], notified_at: datetime | None,
-          now: datetime, examples: str | None = None) -> None:
+def _saved(key: AlertKey, walked: Walked, last_window_end: datetime, severity: str,
+           labels: dict[str, str], notified_at: datetime | None, now: datetime,
+           examples: str | None = None) -> PositionSave:
     value, check = walked.last if walked.last is not None else (math.nan, None)
-    alerts.save_position(
+    return PositionSave(
         key, walked.position, last_window_end=last_window_end, value=value,
         bound=check.bound if check is not None else math.nan,
         detail=check.detail if check is not None else "", severity=severity, labels=labels,

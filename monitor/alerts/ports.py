@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -34,6 +35,25 @@ from monitor.alerts.records import (
 from monitor.alerts.rules import Point
 from monitor.alerts.silences import Silence
 from monitor.alerts.walk import Position
+
+
+@dataclass(frozen=True)
+class PositionSave:
+    """Where an alert stands after an evaluation, to keep; ``examples``: what its
+    reminders name below the detail (a firing assertion's example ids on its last
+    window)."""
+
+    key: AlertKey
+    position: Position
+    last_window_end: datetime | None
+    value: float
+    bound: float
+    detail: str
+    severity: str
+    labels: dict[str, str]
+    notified_at: datetime | None
+    now: datetime
+    examples: str | None = None
 
 
 class EvaluationStore(Protocol):
@@ -64,13 +84,9 @@ class EvaluationStore(Protocol):
         events (0: all)."""
         ...
 
-    def save_position(self, key: AlertKey, position: Position, *,
-                      last_window_end: datetime | None, value: float, bound: float,
-                      detail: str, severity: str, labels: dict[str, str],
-                      notified_at: datetime | None, now: datetime,
-                      examples: str | None = None) -> None:
-        """Keep where an alert stands; ``examples``: what its reminders name below the
-        detail (a firing assertion's example ids on its last window)."""
+    def save_positions(self, saves: Sequence[PositionSave]) -> None:
+        """Keep where each alert stands (one statement for all: an evaluation saves every
+        rule and segment of a metric)."""
         ...
 
     def record_events(self, transitions: Iterable[AlertTransition], now: datetime) -> None:

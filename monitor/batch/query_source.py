@@ -57,6 +57,10 @@ class QuerySource:
             raise SourceError(f"{self._what} gives no usable row in a sample of {len(sample)}: "
                               f"{reason}; fix the query or the stream's schema")
 
+    def reads_ahead(self) -> bool:
+        """As a table's (:meth:`monitor.batch.sources.TableSource.reads_ahead`)."""
+        return self.engine.dialect.name == "postgresql"
+
     def chunks(self, since: pd.Timestamp, until: pd.Timestamp) -> Iterator[pd.DataFrame]:
         yield from read_rows(self.engine, self.range_query(since, until), self.chunk_rows,
                              self._what)

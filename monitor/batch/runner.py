@@ -17,6 +17,9 @@ partial window: the slice's transaction never commits, its run is recorded as fa
 the error, and the next run starts again from the last slice that succeeded (the
 watermark). The metric's alert rules are evaluated on each slice in that same transaction
 (see :mod:`monitor.alerts.evaluate`), so a stored window has been evaluated exactly once.
+Where the source reads outside Python (Postgres' columnar read, Parquet), the next slice is
+read on a thread of its own while one is computed and stored
+(:mod:`monitor.batch.read_ahead`); a read's error is its own slice's.
 
 Faults (see :class:`Retry`): a database outage, of the results or of the source database,
 is waited out — every write of the run, the records of a slice's start and failure
@@ -56,6 +59,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -66,6 +70,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from monitor.batch import handover
+from monitor.batch.read_ahead import ReadAhead, reads_ahead
 from monitor.batch.slice_states import StateSource, failed_payloads, rejected_payloads
 from monitor.batch.sources import EventSource, UnparsedRows
 from monitor.engine import Engine
@@ -227,6 +232,9 @@ class BatchRunner:
     # where a label stream is read, for metrics joined to labels (as source_for: a table,
     # a query or files)
     label_source_for: Callable[[StreamSpec], EventSource] | None = None
+    # read a slice while the one before is computed and stored, for the sources where
+    # that pays (see monitor.batch.read_ahead); the values are the same either way
+    read_ahead: bool = True
     _label_sources: dict[str, EventSource] = field(default_factory=dict, init=False,
                                                    repr=False)
 
@@ -329,13 +337,19 @@ class BatchRunner:
         bar = tqdm(cuts, desc=f"batch {names}"[:60], unit="slice", disable=not self.progress,
                    leave=False)
         failed: list[str] = []
-        for slice_start, slice_end in bar:
-            pending = [t for t in group if t.metric.name not in failed]
-            if not pending:
-                break
-            failed += self._run_slice(pending, source, slice_start, slice_end, summaries, now)
-            rows = max(summaries[t.metric.name].rows_read for t in group)
-            bar.set_postfix(rows=rows)
+        # the next slice is read while this one is computed and stored, where that pays
+        ahead = (ReadAhead(source, cuts, name=f"read-ahead {names}"[:60])
+                 if self.read_ahead and not isinstance(source, StateSource)
+                 and reads_ahead(source) else None)
+        with ahead if ahead is not None else nullcontext():
+            for slice_start, slice_end in bar:
+                pending = [t for t in group if t.metric.name not in failed]
+                if not pending:
+                    break
+                failed += self._run_slice(pending, source, slice_start, slice_end, summaries,
+                                          now, ahead)
+                rows = max(summaries[t.metric.name].rows_read for t in group)
+                bar.set_postfix(rows=rows)
         if failed:
             raise BatchRunError(
                 "; ".join(f"metric {name!r}: {summaries[name].failures[-1]}" for name in failed)
@@ -360,7 +374,7 @@ class BatchRunner:
 
     def _run_slice(self, targets: list[Target], source: EventSource | StateSource,
                    start: pd.Timestamp, end: pd.Timestamp, summaries: dict[str, RunSummary],
-                   now: pd.Timestamp) -> list[str]:
+                   now: pd.Timestamp, ahead: ReadAhead | None = None) -> list[str]:
         """Run one slice for the targets, with retries; the names that failed for good.
 
         While every failure is an outage it is waited out (up to ``outage_seconds``);
@@ -373,7 +387,7 @@ class BatchRunner:
         outage_waits = self.retry.outage_backoff().delays()
         outage_began: float | None = None
         while True:
-            failures = self._attempt_slice(pending, source, start, end, summaries, now)
+            failures = self._attempt_slice(pending, source, start, end, summaries, now, ahead)
             lasting = [name for name, failure in failures.items()
                        if failure.storing and not is_outage(failure.error)]
             given_up += lasting
@@ -396,7 +410,8 @@ class BatchRunner:
 
     def _attempt_slice(self, targets: list[Target], source: EventSource | StateSource,
                        start: pd.Timestamp, end: pd.Timestamp, summaries: dict[str, RunSummary],
-                       now: pd.Timestamp) -> dict[str, SliceFailure]:
+                       now: pd.Timestamp, ahead: ReadAhead | None = None
+                       ) -> dict[str, SliceFailure]:
         """One try at a slice; why it failed, for the targets it failed for."""
         names = ", ".join(repr(t.metric.name) for t in targets)
         ids = self._record(f"recording the start of slice {start} to {end} of {names}",
@@ -406,7 +421,8 @@ class BatchRunner:
                            summaries)
         runs = {t.metric.name: run_id for t, run_id in zip(targets, ids, strict=True)}
         try:
-            partials, rows, rejected, labels_read = self._compute(targets, source, start, end)
+            partials, rows, rejected, labels_read = self._compute(targets, source, start, end,
+                                                                  ahead)
         except Exception as err:  # recorded on every run of the slice, then retried
             for target in targets:
                 self._failed(runs[target.metric.name], summaries, target.metric.name, err)
@@ -520,10 +536,10 @@ class BatchRunner:
                               self._label_source(stream).check)
 
     def _compute(self, targets: list[Target], source: EventSource | StateSource,
-                 start: pd.Timestamp, end: pd.Timestamp
+                 start: pd.Timestamp, end: pd.Timestamp, ahead: ReadAhead | None = None
                  ) -> tuple[dict[PartialKey, Partial], int, list[DeadLetter], int]:
-        """The slice's states, the prediction rows read, the dead letters (of labels
-        too) and the label rows read."""
+        """The slice's states, the prediction rows read (by ``ahead`` when it reads
+        ahead), the dead letters (of labels too) and the label rows read."""
         metrics = [t.metric for t in targets]
         rows = 0
         rejected: list[DeadLetter] = []
@@ -538,7 +554,7 @@ class BatchRunner:
                 rejected += _unparsed_letters(metrics[0].stream, computed.unparsed)
             return computed.partials, computed.rows, rejected, labels_read
         engine = Engine(metrics)
-        for chunk in source.chunks(start, end):
+        for chunk in (ahead or source).chunks(start, end):
             rows += len(chunk)
             clean, rejects = metrics[0].stream.schema.validate(chunk)
             if len(rejects):

@@ -69,6 +69,11 @@ class TableSource:
     def check(self) -> None:
         self._reflect()
 
+    def reads_ahead(self) -> bool:
+        """Postgres is read in columns, decoded in C (see :mod:`monitor.batch.read_ahead`);
+        other databases row by row, in Python."""
+        return self.engine.dialect.name == "postgresql"
+
     def chunks(self, since: pd.Timestamp, until: pd.Timestamp) -> Iterator[pd.DataFrame]:
         yield from read_rows(self.engine, self.range_query(since, until), self.chunk_rows,
                              f"table {self.table_name!r}")
@@ -146,6 +151,11 @@ class FileSource:
     def check(self) -> None:
         if not self.stream.files:
             raise SourceError(f"stream {self.stream.name!r} declares no files=")
+
+    def reads_ahead(self) -> bool:
+        """Parquet the scan can filter is read by Arrow, in C (see
+        :mod:`monitor.batch.read_ahead`); other files are read whole, in Python."""
+        return self.stream.files is not None and self._scan() is not None
 
     def chunks(self, since: pd.Timestamp, until: pd.Timestamp) -> Iterator[pd.DataFrame]:
         assert self.stream.files

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.engine import Connection
 
 from monitor.alerts.lifecycle import AlertState
+from monitor.alerts.ports import PositionSave
 from monitor.alerts.records import AlertKey, AlertTransition, StoredAlert
 from monitor.alerts.walk import Position
 from monitor.storage.insert_ignore import insert_ignore
@@ -87,16 +88,37 @@ def orphaned_alerts(conn: Connection, metric: str, version: int, stage: str,
     return [_stored(row._mapping) for row in conn.execute(query)]
 
 
-def save_position(conn: Connection, key: AlertKey, position: Position, *,
-                  last_window_end: datetime | None, value: float, bound: float, detail: str,
-                  severity: str, labels: dict[str, str], notified_at: datetime | None,
-                  now: datetime, examples: str | None = None) -> None:
-    conn.execute(update(STATES).where(_where(key)).values(
-        status=position.state.status, consecutive=position.state.consecutive,
-        last_window_start=position.last_window, last_window_end=last_window_end,
-        active_since=position.active_since,
-        value=value, bound=bound, detail=detail, severity=severity, labels=labels,
-        notified_at=notified_at, updated_at=now, examples=examples))
+# the columns an evaluation saves, each bound by name (``v_...``: a bound parameter may not
+# share a column's name in an UPDATE's SET)
+_SAVED = ("status", "consecutive", "last_window_start", "last_window_end", "active_since",
+          "value", "bound", "detail", "severity", "labels", "notified_at", "updated_at",
+          "examples")
+
+
+def save_positions(conn: Connection, saves: Sequence[PositionSave]) -> None:
+    """Keep where each alert stands, in one statement run for every row (the driver
+    sends them together: one round trip, where a statement per alert cost one each)."""
+    if not saves:
+        return
+    c = STATES.c
+    statement = (update(STATES)
+                 .where(*(c[name] == bindparam(f"k_{name}", type_=c[name].type)
+                          for name in STATE_KEY))
+                 .values({name: bindparam(f"v_{name}", type_=c[name].type)
+                          for name in _SAVED}))
+    rows = []
+    for save in saves:
+        position = save.position
+        saved = {"status": position.state.status, "consecutive": position.state.consecutive,
+                 "last_window_start": position.last_window,
+                 "last_window_end": save.last_window_end,
+                 "active_since": position.active_since, "value": save.value,
+                 "bound": save.bound, "detail": save.detail, "severity": save.severity,
+                 "labels": save.labels, "notified_at": save.notified_at,
+                 "updated_at": save.now, "examples": save.examples}
+        rows.append({**{f"k_{name}": value for name, value in _key_columns(save.key).items()},
+                     **{f"v_{name}": value for name, value in saved.items()}})
+    conn.execute(statement, rows)
 
 
 def mark_notified(conn: Connection, key: AlertKey, at: datetime) -> None:

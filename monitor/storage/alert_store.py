@@ -18,6 +18,7 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 
 from monitor.alerts.grouping import Waiting
+from monitor.alerts.ports import PositionSave
 from monitor.alerts.records import (
     AlertKey,
     AlertTransition,
@@ -70,15 +71,8 @@ class SqlAlertTransaction:
             rows = list(reversed(newest))
         return [Point(to_utc(start), float(value), int(count)) for start, value, count in rows]
 
-    def save_position(self, key: AlertKey, position: Position, *,
-                      last_window_end: datetime | None, value: float, bound: float,
-                      detail: str, severity: str, labels: dict[str, str],
-                      notified_at: datetime | None, now: datetime,
-                      examples: str | None = None) -> None:
-        alert_states.save_position(
-            self.conn, key, position, last_window_end=last_window_end, value=value,
-            bound=bound, detail=detail, severity=severity, labels=labels,
-            notified_at=notified_at, now=now, examples=examples)
+    def save_positions(self, saves: Sequence[PositionSave]) -> None:
+        alert_states.save_positions(self.conn, saves)
 
     def record_events(self, transitions: Iterable[AlertTransition], now: datetime) -> None:
         alert_states.record_events(self.conn, transitions, now)

@@ -110,6 +110,21 @@ class OutageAtStart(SqlStore):
         return super().start_runs(metrics, window_start, window_end)
 
 
+class OutageAtWrite(SqlStore):
+    """A store that goes down just as the ``slice``-th slice is written: with a source that
+    reads ahead, the next slice's read is under way then and meets the outage too."""
+
+    def __init__(self, database: Database, proxy: OutageProxy, slice: int) -> None:
+        super().__init__(database)
+        self.proxy, self.slice, self.writes = proxy, slice, 0
+
+    def write_slices(self, stage: str, slices: Sequence[MetricSlice], **kwargs: Any) -> int:
+        self.writes += 1
+        if self.writes == self.slice:
+            restart(self.proxy)
+        return super().write_slices(stage, slices, **kwargs)
+
+
 def values_of(store: SqlStore) -> dict[str, pd.DataFrame]:
     return {name: stored(store, name) for name in METRICS}
 
@@ -136,7 +151,7 @@ def assert_no_run_left_running(store: SqlStore) -> None:
         assert len([r for r in runs if r.metric == name and r.status == "succeeded"]) == SLICES
 
 
-@pytest.mark.parametrize("where", ["reading", "storing", "starting"])
+@pytest.mark.parametrize("where", ["reading", "storing", "starting", "writing"])
 def test_a_backfill_rides_out_a_postgres_restart(
     postgres: Database, proxy: OutageProxy, profile, where: str,  # type: ignore[no-untyped-def]
     caplog: pytest.LogCaptureFixture,
@@ -151,12 +166,13 @@ def test_a_backfill_rides_out_a_postgres_restart(
     through = Database(proxy.url(postgres.url))
     engine = sa.create_engine(through.url)
     k = 3
-    store = OutageAtStart(through, proxy, k) if where == "starting" else SqlStore(through)
+    stores = {"starting": OutageAtStart, "writing": OutageAtWrite}
+    store = stores[where](through, proxy, k) if where in stores else SqlStore(through)
 
     def source(metric):  # type: ignore[no-untyped-def]
         table = TableSource(engine, metric.stream, chunk_rows=5_000)
-        if where == "starting":
-            return table
+        if where in stores:
+            return table  # reads ahead: the next slice is read while one is stored
         return OutageWhileReading(table, proxy, k, after=where == "storing")
 
     try:

@@ -245,6 +245,20 @@ def test_reads_one_after_another_share_one_connection(
                           ).order_by(sa.text("n")), 3)))
 
 
+def test_two_reads_at_once_keep_a_connection_each_for_the_next_two(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read ahead on its own thread and a label read on the run's, slice after slice."""
+    opened = counting_connects(monkeypatch)
+    table = sa.Table("columnar_events", sa.MetaData(), autoload_with=engine)
+    for _ in range(3):
+        ahead = sql_rows.read_rows(engine, sa.select(table).order_by(table.c.n), 3, "ahead")
+        next(ahead)  # under way, its connection taken
+        read_all(engine)
+        list(ahead)
+    assert len(opened) == 2
+
+
 def test_a_connection_that_went_stale_while_idle_is_replaced(
     engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
