@@ -51,7 +51,7 @@ def frame_from_records(records: Sequence[Any], columns: Sequence[str] | None = N
         is_nan = np.array([isinstance(v, float | np.floating) and v != v for v in found],
                           dtype=bool)
         if is_nan.any():
-            frame.isetitem(position, _nan_apart(column, missing, is_nan))
+            _set_nan_apart(frame, position, column, missing, is_nan)
     return frame
 
 
@@ -65,18 +65,21 @@ def frame_from_arrow(table: pa.Table) -> pd.DataFrame:
         if not nan.any():
             continue
         missing = np.flatnonzero(nan | column.is_null().to_numpy())
-        frame.isetitem(position, _nan_apart(frame.iloc[:, position], missing, nan[missing]))
+        _set_nan_apart(frame, position, frame.iloc[:, position], missing, nan[missing])
     return frame
 
 
-def _nan_apart(column: pd.Series, missing: np.ndarray, is_nan: np.ndarray) -> pd.Series:
-    """``column`` as objects: None at the ``missing`` rows, SOURCE_NAN where ``is_nan``.
+def _set_nan_apart(frame: pd.DataFrame, position: int, column: pd.Series,
+                   missing: np.ndarray, is_nan: np.ndarray) -> None:
+    """Set ``frame``'s column at ``position`` to ``column`` as objects: None at the
+    ``missing`` rows, SOURCE_NAN where ``is_nan``.
 
-    A Series of dtype object, not an object array: pandas 3 infers its string dtype from
-    an array of strings set into a frame, which would turn SOURCE_NAN back into a null
-    (a JSON event ``{"ts": NaN}`` framed with string times was then "missing", alone it
-    was "NaN")."""
+    Set as a Series of dtype object, not an object array: pandas 3 infers its string
+    dtype from an array of strings set into a frame, which would turn SOURCE_NAN back into
+    a null (a JSON event ``{"ts": NaN}`` framed with string times was then "missing",
+    alone it was "NaN")."""
     values = column.astype(object).to_numpy(copy=True)
     values[missing] = None
     values[missing[is_nan]] = SOURCE_NAN
-    return pd.Series(values, index=column.index, dtype=object, name=column.name)
+    as_objects = pd.Series(values, index=column.index, dtype=object, name=column.name)
+    frame.isetitem(position, as_objects)  # type: ignore[arg-type]  # stubs omit Series
