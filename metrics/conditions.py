@@ -7,7 +7,9 @@ into a code object over the columns it names, with the words pandas.eval treats 
 elementwise (``and``, ``or``, ``not``, chained comparisons) rewritten as the operators
 pandas.eval maps them to, and evaluated on the columns as Series. A condition using
 anything beyond comparisons, arithmetic and the boolean words (``&``, ``|``, ``in``,
-calls, attributes) is left to ``DataFrame.eval`` as before.
+calls, attributes) is left to ``DataFrame.eval`` as before. Comparisons of numpy float
+or bool columns and numbers alone can also be evaluated on the arrays, without the
+Series (:meth:`Condition.evaluate_arrays`: an assertion's rule, every chunk).
 
 >>> condition = Condition("latency_ms > 500 and not cached")
 >>> condition.fast
@@ -78,7 +80,6 @@ class Condition:
             return frame.eval(self.text)
         return eval(self._code, {"__builtins__": {}}, dict(columns))
 
-
     def evaluate_arrays(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray | None:
         """The condition per row on numpy float or bool arrays of the columns it names,
         or None where that might not be what the Series give (anything but
@@ -98,8 +99,8 @@ class Condition:
             return None
         try:
             outcome = eval(self._code, {"__builtins__": {}}, dict(arrays))
-        except TypeError:  # ``~`` of floats, say: the Series path raises as it does
-            return None
+        except (TypeError, ValueError, OverflowError):  # ``~`` of floats, say: the
+            return None  # Series path raises as it did
         if isinstance(outcome, np.ndarray) and outcome.dtype == bool and outcome.ndim == 1:
             return outcome
         return None
