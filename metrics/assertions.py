@@ -178,6 +178,14 @@ class Assertion(Aggregate):
         condition = self._condition
         if condition is None:
             return columns[input_column(self)].to_numpy(dtype=np.float64, na_value=np.nan)
+        arrays = {name: columns.array_of(name) for name in condition.names}
+        compared = condition.evaluate_arrays(arrays)
+        if compared is not None:  # numpy float or bool columns: no pandas around numpy
+            severity = compared.astype(np.float64)
+            for values in arrays.values():
+                if values.dtype.kind == "f" and np.isnan(values).any():  # a null judges none
+                    severity[np.isnan(values)] = np.nan
+            return severity
         named = {name: columns[name] for name in condition.names}
         outcome = condition.evaluate_columns(columns.frame, named)
         if not isinstance(outcome, pd.Series):  # a constant, or an array from eval

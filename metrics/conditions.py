@@ -7,7 +7,9 @@ into a code object over the columns it names, with the words pandas.eval treats 
 elementwise (``and``, ``or``, ``not``, chained comparisons) rewritten as the operators
 pandas.eval maps them to, and evaluated on the columns as Series. A condition using
 anything beyond comparisons, arithmetic and the boolean words (``&``, ``|``, ``in``,
-calls, attributes) is left to ``DataFrame.eval`` as before.
+calls, attributes) is left to ``DataFrame.eval`` as before. Comparisons of numpy float
+or bool columns and numbers alone can also be evaluated on the arrays, without the
+Series (:meth:`Condition.evaluate_arrays`: an assertion's rule, every chunk).
 
 >>> condition = Condition("latency_ms > 500 and not cached")
 >>> condition.fast
@@ -26,6 +28,7 @@ from collections.abc import Mapping
 from types import CodeType
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 _ELEMENTWISE = (
@@ -33,6 +36,12 @@ _ELEMENTWISE = (
     ast.Load, ast.And, ast.Or, ast.Not, ast.USub, ast.UAdd, ast.Invert, ast.Eq, ast.NotEq,
     ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv,
     ast.Mod, ast.Pow,
+)
+# Comparisons of columns and numbers joined by the boolean words: on numpy float or bool
+# arrays these give what they give on Series, as pandas compares with numpy itself
+_COMPARISONS = (
+    ast.Expression, ast.Compare, ast.BoolOp, ast.UnaryOp, ast.Name, ast.Load, ast.And,
+    ast.Or, ast.Not, ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE,
 )
 # Not here: ``&`` and ``|``, which pandas.eval binds looser than comparisons (``a > 1 | b``
 # is ``(a > 1) | b`` there, ``a > (1 | b)`` in Python), and ``in``, calls, attributes.
@@ -47,6 +56,10 @@ class Condition:
         self.names = sorted({node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
                             - {"True", "False", "None"})
         self.fast = all(isinstance(node, _ELEMENTWISE) for node in ast.walk(tree))
+        # only comparisons of columns and numbers: numpy arrays may stand for the Series
+        self.comparisons = all(
+            isinstance(node, _COMPARISONS) or (isinstance(node, ast.Constant) and isinstance(
+                node.value, int | float)) for node in ast.walk(tree))
         self._code: CodeType | None = None
         if self.fast:
             elementwise = ast.fix_missing_locations(_Elementwise().visit(tree))
@@ -66,6 +79,31 @@ class Condition:
         if self._code is None:
             return frame.eval(self.text)
         return eval(self._code, {"__builtins__": {}}, dict(columns))
+
+    def evaluate_arrays(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray | None:
+        """The condition per row on numpy float or bool arrays of the columns it names,
+        or None where that might not be what the Series give (anything but
+        :attr:`comparisons`, another dtype, an operation numpy refuses): then use
+        :meth:`evaluate_columns`. A comparison of Series costs ~15 µs of pandas around
+        numpy's ~1 µs for a chunk of thousands of rows.
+
+        >>> Condition("a > 1 and not b").evaluate_arrays(
+        ...     {"a": np.array([0.5, 2.0, np.nan, 3.0]), "b": np.array([0, 0, 0, 1], bool)})
+        array([False,  True, False, False])
+        >>> Condition("a + 1 > 2").evaluate_arrays({"a": np.array([1.0])}) is None
+        True
+        """
+        if self._code is None or not self.comparisons or not all(
+                isinstance(arrays[name], np.ndarray) and arrays[name].dtype.kind in "fb"
+                for name in self.names):
+            return None
+        try:
+            outcome = eval(self._code, {"__builtins__": {}}, dict(arrays))
+        except (TypeError, ValueError, OverflowError):  # ``~`` of floats, say: the
+            return None  # Series path raises as it did
+        if isinstance(outcome, np.ndarray) and outcome.dtype == bool and outcome.ndim == 1:
+            return outcome
+        return None
 
 
 class _Elementwise(ast.NodeTransformer):

@@ -53,7 +53,13 @@ class Groups:
         return [0, *np.cumsum(self.sizes()).tolist()]
 
     def sizes(self) -> np.ndarray:
-        """Rows per group (int64)."""
+        """Rows per group (int64): one array per Groups, which callers only read."""
+        return self._sizes
+
+    @cached_property
+    def _sizes(self) -> np.ndarray:
+        # counted once: an aggregate (an assertion's judged events) and the engine (each
+        # partial's rows) both ask for every chunk, ~10 µs each
         return np.bincount(self.codes, minlength=self.n).astype(np.int64)
 
     def sums(self, per_row: np.ndarray) -> np.ndarray:

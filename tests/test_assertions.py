@@ -183,6 +183,24 @@ def test_an_expression_judges_as_a_rate_and_samples_as_a_function() -> None:
                                   examples(by_function, function.windows), check_exact=True)
 
 
+def test_an_expression_on_numpy_columns_judges_as_on_nullable_ones() -> None:
+    """A numpy float column (NaN for null) is compared with numpy alone, a nullable one
+    through pandas: the same counts, highest severity and sample, byte for byte."""
+    rng = np.random.default_rng(11)
+    score = rng.random(3_000)
+    score[rng.random(3_000) < 0.1] = np.nan
+    events = pd.DataFrame({"view_id": np.arange(3_000), "score": score,
+                           "fresh": rng.random(3_000) < 0.5})
+    spec = metrics.assertion("score > 0.7 and not fresh", id="view_id", keep=("score",), k=9)
+    states = [spec.new_state(), spec.new_state()]
+    states[0].update(events)
+    states[1].update(events.astype({"score": "Float64", "fresh": "boolean"}))
+    assert states[0].to_bytes() == states[1].to_bytes()
+    hits = (score > 0.7) & ~events["fresh"].to_numpy()
+    assert (states[0].judged, states[0].violations) == (
+        int((~np.isnan(score)).sum()), int(hits.sum()))
+
+
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), rows=st.integers(1, 600), k=st.integers(1, 40),
        cuts=st.lists(st.floats(0, 1), max_size=8), order=st.randoms(use_true_random=False))

@@ -56,3 +56,29 @@ def test_other_expressions_go_to_dataframe_eval(text: str) -> None:
 
 def test_names_are_the_columns_read() -> None:
     assert Condition("a > 1 and b == True or c is None").names == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("text", ["latency_ms > 500", "latency_ms > 500 or clicked",
+                                  "not clicked", "100 < latency_ms <= 900",
+                                  "latency_ms != 300.5 and not (score >= 0.5 or clicked)",
+                                  "clicked == True", "score < 1 and latency_ms == latency_ms"])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_numpy_arrays_give_what_the_series_give(text: str, seed: int) -> None:
+    """Comparisons on numpy float and bool arrays (NaN included) are the Series' rows."""
+    events = frame(seed)
+    condition = Condition(text)
+    assert condition.comparisons
+    arrays = {name: events[name].to_numpy() for name in condition.names}
+    ours = condition.evaluate_arrays(arrays)
+    assert ours is not None
+    assert ours.tolist() == condition.evaluate(events).tolist() == events.eval(text).tolist()
+
+
+@pytest.mark.parametrize("text", ["device == 'ios'", "latency_ms / 1000 > 0.25",
+                                  "-latency_ms < -300", "not latency_ms", "1 > 0"])
+def test_numpy_arrays_left_to_the_series_beyond_numeric_comparisons(text: str) -> None:
+    """A string column, arithmetic, ``~`` of floats, no column: None, the Series path."""
+    events = frame(4)
+    condition = Condition(text)
+    arrays = {name: events[name].to_numpy() for name in condition.names}
+    assert condition.evaluate_arrays(arrays) is None
