@@ -19,6 +19,7 @@ from metrics.base import Aggregate, ColumnKind, input_column
 from metrics.conditions import Condition
 from metrics.counters import CounterState, RowCounting, every_row, ratio
 from metrics.exact_sum import ExactSum
+from metrics.frame_columns import column_values
 from metrics.groups import Groups
 
 __all__ = ["Count", "Mean", "NullRate", "Rate", "Share", "Sum", "count", "mean", "null_rate",
@@ -192,6 +193,14 @@ class Rate(_CounterAggregate):
             hits = np.zeros(len(frame), dtype=bool)
             hits[known] = held[known].astype(bool).to_numpy()
             return {"hits": hits, "rows": known}
+        arrays = {name: column_values(frame, name) for name in self._parsed.names}
+        compared = self._parsed.evaluate_arrays(arrays)
+        if compared is not None:  # numpy float or bool columns, as an assertion judges them
+            known = np.ones(len(frame), dtype=bool)
+            for values in arrays.values():
+                if values.dtype.kind == "f":
+                    known &= ~np.isnan(values)  # NaN is the float column's null
+            return {"hits": compared & known, "rows": known}
         held = pd.Series(self._parsed.evaluate(frame), index=frame.index)
         known = np.logical_and.reduce(
             [frame[name].notna().to_numpy() for name in self._parsed.names]

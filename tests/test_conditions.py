@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from metrics.aggregates import Rate
 from metrics.conditions import Condition
 
 EXPRESSIONS = [
@@ -82,3 +83,19 @@ def test_numpy_arrays_left_to_the_series_beyond_numeric_comparisons(text: str) -
     condition = Condition(text)
     arrays = {name: events[name].to_numpy() for name in condition.names}
     assert condition.evaluate_arrays(arrays) is None
+
+
+@pytest.mark.parametrize("text", ["latency_ms > 500", "latency_ms > 500 or clicked",
+                                  "100 < latency_ms <= 900 and not clicked"])
+def test_a_rate_counts_the_same_on_numpy_and_nullable_columns(text: str) -> None:
+    """A rate judges numpy float/bool columns with numpy (as an assertion does) and
+    nullable ones through pandas: the same hits and rows, a NaN or NA left out of both."""
+    events = frame(5)
+    nullable = events.astype({"latency_ms": "Float64", "clicked": "boolean"})
+    numpy_counts = Rate(text).row_counts(events)
+    pandas_counts = Rate(text).row_counts(nullable)
+    known = ~np.isnan(events["latency_ms"].to_numpy())
+    expected = events.eval(text).to_numpy() & known
+    for counts in (numpy_counts, pandas_counts):
+        assert counts["rows"].tolist() == known.tolist()
+        assert counts["hits"].tolist() == expected.tolist()
