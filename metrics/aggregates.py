@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from metrics.base import Aggregate, ColumnKind, input_column
-from metrics.conditions import Condition
+from metrics.conditions import Condition, nan_rows
 from metrics.counters import CounterState, RowCounting, every_row, ratio
 from metrics.exact_sum import ExactSum
 from metrics.frame_columns import column_values
@@ -196,10 +196,8 @@ class Rate(_CounterAggregate):
         arrays = {name: column_values(frame, name) for name in self._parsed.names}
         compared = self._parsed.evaluate_arrays(arrays)
         if compared is not None:  # numpy float or bool columns, as an assertion judges them
-            known = np.ones(len(frame), dtype=bool)
-            for values in arrays.values():
-                if values.dtype.kind == "f":
-                    known &= ~np.isnan(values)  # NaN is the float column's null
+            nan = nan_rows(arrays)
+            known = np.ones(len(frame), dtype=bool) if nan is None else ~nan
             return {"hits": compared & known, "rows": known}
         held = pd.Series(self._parsed.evaluate(frame), index=frame.index)
         known = np.logical_and.reduce(

@@ -41,7 +41,7 @@ import pandas as pd
 
 from metrics.base import Aggregate, ColumnKind, canonical_json, input_column
 from metrics.bottom_k import BottomK, id_hash, id_hashes, id_text, id_texts_at
-from metrics.conditions import Condition
+from metrics.conditions import Condition, nan_rows
 from metrics.counters import ratio
 from metrics.frame_columns import column_values, series_values
 from metrics.groups import Groups
@@ -182,9 +182,9 @@ class Assertion(Aggregate):
         compared = condition.evaluate_arrays(arrays)
         if compared is not None:  # numpy float or bool columns: no pandas around numpy
             severity = compared.astype(np.float64)
-            for values in arrays.values():
-                if values.dtype.kind == "f" and np.isnan(values).any():  # a null judges none
-                    severity[np.isnan(values)] = np.nan
+            nan = nan_rows(arrays)
+            if nan is not None:  # a null judges nothing
+                severity[nan] = np.nan
             return severity
         named = {name: columns[name] for name in condition.names}
         outcome = condition.evaluate_columns(columns.frame, named)

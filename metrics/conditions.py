@@ -106,6 +106,25 @@ class Condition:
         return None
 
 
+def nan_rows(arrays: Mapping[str, np.ndarray]) -> np.ndarray | None:
+    """Where a float array of ``arrays`` holds NaN (a float column's null: the row judges
+    nothing), or None where none does. What :meth:`Condition.evaluate_arrays` leaves to
+    its callers, a rate and an assertion alike.
+
+    >>> nan_rows({"a": np.array([1.0, np.nan]), "b": np.array([True, False])})
+    array([False,  True])
+    >>> nan_rows({"a": np.array([1.0])}) is None
+    True
+    """
+    found: np.ndarray | None = None
+    for values in arrays.values():
+        if values.dtype.kind == "f":
+            nan = np.isnan(values)
+            if nan.any():
+                found = nan if found is None else found | nan
+    return found
+
+
 class _Elementwise(ast.NodeTransformer):
     """``and``/``or``/``not`` and chained comparisons as ``&``/``|``/``~``, as pandas.eval
     reads them."""
