@@ -11,8 +11,8 @@ processor applies after (see :meth:`streaming.processor.StreamProcessor.prepare`
 - the unknown-fields mark, wanted only when a metric judges unknown fields (which a
   promotion can change at any time): decoded here as the processor last said; a
   processor that wants the mark and finds a batch decoded without it decodes the raw
-  messages itself (it receives them too: storing in halves and reloading after a
-  conflict start again from them);
+  messages itself (it asks the worker for them, as storing in halves and reloading
+  after a conflict do: see :mod:`streaming.raw_on_demand`);
 - ``max_time``: the wall clock here as decoding starts, plus ``max_future_s``. The same
   clock as the processor's, read a few hundred milliseconds earlier: an event is as far
   in the future as it was then, never further.

@@ -67,6 +67,7 @@ from streaming.ports import (
     StreamStore,
     WindowSink,
 )
+from streaming.raw_on_demand import positions
 
 log = logging.getLogger(__name__)
 
@@ -221,25 +222,29 @@ class StreamProcessor:
         """Decide a micro-batch (changing nothing). ``decoded``: all of ``messages``
         decoded already (by the Faust process, see :mod:`streaming.pre_decode`), with the
         unknown-fields mark if ``marked``; the replays' events and rejects are dropped
-        from it, and it is decoded again from ``messages`` if it lacks a mark wanted now."""
+        from it, and it is decoded again from ``messages`` if it lacks a mark wanted now.
+        Only the messages' positions are read otherwise: ``messages`` may be a
+        :class:`~streaming.raw_on_demand.RawOnDemand`, whose bytes are fetched when read."""
         now = self.clock()
         self._in_flight = True
-        fresh = []
+        fresh: list[int] = []  # indices in messages
         through: dict[int, int] = {}
         absorbed: dict[int, int] = {}  # per partition of the batch, its absorbed offset
-        for message in messages:
-            state = self._state(message.partition)
+        # Positions only: the messages' bytes are fetched (streaming.raw_on_demand) only if
+        # they are decoded here.
+        for index, (partition, offset) in enumerate(positions(messages)):
+            state = self._state(partition)
             state.last_event_at = now
-            absorbed.setdefault(message.partition, state.offset)
-            if state.is_new(message.offset):
-                fresh.append(message)
-                through[message.partition] = max(through.get(message.partition, -1),
-                                                  message.offset)
+            absorbed.setdefault(partition, state.offset)
+            if state.is_new(offset):
+                fresh.append(index)
+                through[partition] = max(through.get(partition, -1), offset)
         wall = self.wall_clock()
         max_time = wall + pd.Timedelta(seconds=self.settings.max_future_s)
         mark = self.wants_unknown_mark
         if decoded is None or (mark and not marked):
-            batch = decode_messages(fresh, self.stream.schema,
+            raw = list(messages)
+            batch = decode_messages([raw[index] for index in fresh], self.stream.schema,
                                     max_bytes=self.settings.max_message_bytes,
                                     max_time=max_time, mark_unknown=mark)
         else:
@@ -364,7 +369,7 @@ class StreamProcessor:
     def _done(self, prepared: Prepared) -> None:
         """A micro-batch is stored. Its partitions were busy, not idle, until now."""
         now = self.clock()
-        for partition in {m.partition for m in prepared.messages}:
+        for partition in {partition for partition, _ in positions(prepared.messages)}:
             if partition in self.owned:
                 self.owned[partition].last_event_at = now
         self._in_flight = False

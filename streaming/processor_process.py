@@ -6,9 +6,11 @@ Both hold the GIL, so in one process they add up: single-event messages went at 
 0.91 of a bare agent's rate. Time the agent spends *awaiting* is hidden instead: a bare
 agent that awaits 35 µs per event per micro-batch runs as fast as one that does not
 (measured side by side, see the closing note of issue 4), because Faust keeps fetching
-meanwhile. So the agent ships each micro-batch's raw messages here over a pipe (a
-pickle of four lists, about 1 ms per 2,000 messages) and awaits, and the processing
-runs on the other core.
+meanwhile. So the agent ships each micro-batch here over a pipe and awaits, and the
+processing runs on the other core. A plain stream's micro-batch comes decoded already
+(:mod:`streaming.pre_decode`) with its messages' positions but not their bytes, which
+the child asks for on the rare paths that need them (:mod:`streaming.raw_on_demand`):
+the parent keeps the messages of the micro-batch in the child until it is stored.
 
 One request at a time, answered in order: the worker's lock already serialises its
 micro-batches, ticks and rebalances. A step that fails in the child comes back as
@@ -25,7 +27,9 @@ imports them again.
 from __future__ import annotations
 
 import ctypes
+import functools
 import gc
+import itertools
 import logging
 import multiprocessing
 import os
@@ -53,6 +57,7 @@ from streaming.malloc_tuning import fix_mmap_threshold
 from streaming.messages import DecodedBatch, RawMessage, Rejected
 from streaming.observed_store import ObservedStore
 from streaming.processor import AfterFinal, StreamProcessor, StreamSettings
+from streaming.raw_on_demand import NEED_RAW, Columns, RawOnDemand, columns_of
 from streaming.sql_store import SqlStreamStore
 
 if TYPE_CHECKING:
@@ -163,6 +168,10 @@ class ProcessorProcess:
         self._trim = _memory_giver()
         self.topic = spec.topic
         self.on_figures = on_figures
+        self._batches = itertools.count()
+        # The micro-batch in the child whose messages it may ask for, with its number:
+        # kept until it is stored (the agent holds them until then anyway).
+        self._in_child: tuple[int, Sequence[RawMessage]] | None = None
 
     # -- the processor's steps, as the worker uses them --------------------------------
 
@@ -177,26 +186,36 @@ class ProcessorProcess:
 
     def prepare(self, messages: Sequence[RawMessage], backlog: bool) -> list[Rejected]:
         """Decide a micro-batch (kept in the child until :meth:`commit`); its rejects."""
-        columns = ([m.partition for m in messages], [m.offset for m in messages],
-                   [m.value for m in messages], [m.key for m in messages])
-        rejected: list[Rejected] = self._call("prepare", columns, backlog)
+        self._in_child = None  # the child has them all
+        rejected: list[Rejected] = self._call("prepare", columns_of(messages), backlog)
         return rejected
 
     def prepare_decoded(self, messages: Sequence[RawMessage], decoded: DecodedBatch,
                         marked: bool, backlog: bool) -> tuple[list[Rejected], bool]:
         """:meth:`prepare` with ``messages`` decoded already (``marked``: with the
         unknown-fields mark; see streaming.pre_decode); its rejects, and whether the
-        processor wants the mark now (for the next micro-batch's decoding)."""
-        columns = ([m.partition for m in messages], [m.offset for m in messages],
-                   [m.value for m in messages], [m.key for m in messages])
-        answer: tuple[list[Rejected], bool] = self._call("prepare_decoded", columns,
+        processor wants the mark now (for the next micro-batch's decoding). The child gets
+        the messages' positions; it asks for the rest if it needs them (see
+        :meth:`answer_raw`), until the micro-batch is stored."""
+        batch = next(self._batches)
+        self._in_child = (batch, messages)
+        positions = ([m.partition for m in messages], [m.offset for m in messages])
+        answer: tuple[list[Rejected], bool] = self._call("prepare_decoded", batch, positions,
                                                          decoded, marked, backlog)
         return answer
+
+    def answer_raw(self, batch: int) -> Columns | None:
+        """The child's ask for micro-batch ``batch``'s messages: them, if they are still
+        here (None otherwise; the child's step then fails)."""
+        if self._in_child is None or self._in_child[0] != batch:
+            return None
+        return columns_of(self._in_child[1])
 
     def commit(self) -> list[Rejected]:
         """Absorb the prepared micro-batch (once) and store it; call again after a failure.
         The messages the database refused to store, set aside as dead letters."""
         refused: list[Rejected] = self._call("commit")
+        self._in_child = None  # stored: the child will not ask for them
         self._trim()
         return refused
 
@@ -235,7 +254,11 @@ class ProcessorProcess:
         with self._lock:
             try:
                 self._conn.send((step, args))
-                ok, value, figures = self._conn.recv()
+                reply = self._conn.recv()
+                while reply[0] == NEED_RAW:  # the step needs a micro-batch's messages
+                    self._conn.send(self.answer_raw(reply[1]))
+                    reply = self._conn.recv()
+                ok, value, figures = reply
             except (EOFError, OSError) as err:
                 raise ProcessorGone(f"the processor of {self.topic} ended (exit code "
                                     f"{self._process.exitcode})") from err
@@ -276,7 +299,7 @@ def serve(conn: Connection, spec: ProcessorSpec, inherited: Sequence[Connection]
                                     plan_source=CatalogPlan(database, spec.app_metrics()))
         call_through_outages(lambda: processor.follow(force=True),
                              f"reading the streaming stage of {spec.topic}'s metrics")
-        steps = _Steps(processor)
+        steps = _Steps(processor, functools.partial(ask_for_raw, conn))
     else:  # its store is not observed yet: /metrics shows its partitions, not its counts
         targets = call_through_outages(lambda: spec.targets(database),
                                        f"loading the streaming metrics of {spec.topic}")
@@ -307,13 +330,29 @@ def serve(conn: Connection, spec: ProcessorSpec, inherited: Sequence[Connection]
         database.dispose()
 
 
-class _Steps:
-    """The processor's steps as requests name them."""
+def ask_for_raw(conn: Connection, batch: int) -> Columns | None:
+    """In the middle of a step: ask the worker for micro-batch ``batch``'s messages."""
+    conn.send((NEED_RAW, batch))
+    columns: Columns | None = conn.recv()
+    return columns
 
-    def __init__(self, processor: StreamProcessor) -> None:
+
+def _no_worker_to_ask(batch: int) -> Columns | None:
+    return None
+
+
+class _Steps:
+    """The processor's steps as requests name them. ``ask_raw``: how a micro-batch that
+    came decoded gets its messages when a rare path needs them."""
+
+    def __init__(self, processor: StreamProcessor,
+                 ask_raw: Callable[[int], Columns | None] = _no_worker_to_ask) -> None:
         self.processor = processor
+        self.ask_raw = ask_raw
         self.pending: Any = None  # a prepared micro-batch, until it is stored
         self.absorbed = False
+        # A failed store reloaded the stored state: prepare the micro-batch again first
+        self.stale = False
 
     def owned(self) -> list[int]:
         return sorted(self.processor.owned)
@@ -333,25 +372,24 @@ class _Steps:
     def revoke(self, partitions: list[int]) -> None:
         self.processor.revoke(partitions)
 
-    def prepare(self, columns: tuple[list[int], list[int], list[bytes | None],
-                                     list[bytes | None]], backlog: bool) -> list[Rejected]:
+    def prepare(self, columns: Columns, backlog: bool) -> list[Rejected]:
         if backlog:
             self.processor.note_backlog()
         messages = [RawMessage(*fields) for fields in zip(*columns, strict=True)]
         # A partition whose messages come before its assignment callback is loaded by
         # prepare itself; a failed load fails this step, which the worker retries.
         self.pending = self.processor.prepare(messages)
-        self.absorbed = False
+        self.absorbed = self.stale = False
         return list(self.pending.rejected)
 
-    def prepare_decoded(self, columns: tuple[list[int], list[int], list[bytes | None],
-                                             list[bytes | None]], decoded: DecodedBatch,
-                        marked: bool, backlog: bool) -> tuple[list[Rejected], bool]:
+    def prepare_decoded(self, batch: int, positions: tuple[list[int], list[int]],
+                        decoded: DecodedBatch, marked: bool, backlog: bool
+                        ) -> tuple[list[Rejected], bool]:
         if backlog:
             self.processor.note_backlog()
-        messages = [RawMessage(*fields) for fields in zip(*columns, strict=True)]
+        messages = RawOnDemand(batch, *positions, self.ask_raw)
         self.pending = self.processor.prepare(messages, decoded, marked)
-        self.absorbed = False
+        self.absorbed = self.stale = False
         return list(self.pending.rejected), self.processor.wants_unknown_mark
 
     def commit(self) -> list[Rejected]:
@@ -360,6 +398,9 @@ class _Steps:
         (see StreamProcessor.store_isolating)."""
         if self.pending is None:
             return []
+        if self.stale:  # (its messages, not a decoding: asked for if they came decoded)
+            self.pending = self.processor.prepare(self.pending.messages)
+            self.absorbed = self.stale = False
         if not self.absorbed:
             self.processor.absorb(self.pending)
             self.absorbed = True
@@ -371,8 +412,7 @@ class _Steps:
             try:
                 refused = self.processor.store_isolating(self.pending)
             except Exception:  # reloaded: the next attempt starts from the stored state
-                self.pending = self.processor.prepare(self.pending.messages)
-                self.absorbed = False
+                self.absorbed, self.stale = False, True
                 raise
         else:
             refused = stored.failed  # stored with the batch; to the topic now

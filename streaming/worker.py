@@ -13,8 +13,10 @@ retried with backoff, holding the batch, instead of dropping it; a stop ends the
 and is over within :data:`STOP_WITHIN_S`.
 
 The processor runs in a process of its own (:mod:`streaming.processor_process`): the
-agent ships a micro-batch's raw messages there and awaits, so Faust keeps fetching on
-this process's core while the other decodes, computes and stores. A lock keeps the
+agent ships each micro-batch there, decoded on a thread of this process (the messages'
+bytes stay here unless the processor asks for them: :mod:`streaming.raw_on_demand`),
+and awaits, so Faust keeps fetching on this process's core while the other computes
+and stores. A lock keeps the
 agent, the timer and rebalances from overlapping; while micro-batches keep coming, the
 agent ticks after storing one instead of the timer. Every step that touches the
 database is retried (see :mod:`streaming.retry`), which is why the processor's connection
@@ -294,6 +296,8 @@ class _Batch:
     events: list[Any]  # Faust events, in the order they came
     backlog: bool  # full when taken: the consumer is behind
     pre: PreDecoded | None  # its messages being decoded here (None: the processor does)
+    # the events' messages, made once (for the decoding, the processor, and its asks)
+    messages: list[RawMessage] = field(default_factory=list)
 
     def drop(self, partitions: set[int]) -> None:
         """Forget the events of revoked ``partitions``; a decoding of the whole batch is
@@ -301,6 +305,7 @@ class _Batch:
         kept = [e for e in self.events if e.message.partition not in partitions]
         if len(kept) < len(self.events):
             self.events, self.pre = kept, None
+            self.messages = _raw_messages(kept)
 
 
 class _StreamAgent:
@@ -395,10 +400,11 @@ class _StreamAgent:
         micro-batch before it is stored (a task; ``tick``: tick after it whenever)."""
         backlog = self.gathering.full
         events = self.gathering.take()
+        messages = _raw_messages(events)
         pre = None
         if self.decoding is not None and events:
-            pre = self.decoding.pre_decode(_raw_messages(events), self.mark_unknown)
-        batch = _Batch(events, backlog, pre)
+            pre = self.decoding.pre_decode(messages, self.mark_unknown)
+        batch = _Batch(events, backlog, pre, messages)
         self.in_hand.append(batch)
         task = asyncio.ensure_future(self._store_in_turn(self.last_store, batch, tick))
         self.last_store = task
@@ -428,7 +434,7 @@ class _StreamAgent:
         if self.held or self.stopping or not batch.events:
             return
         try:
-            await self._store(_raw_messages(batch.events), batch)
+            await self._store(batch.messages, batch)
         except StoppedBeforeStored as err:
             log.warning("%s", err)
             self.held = True
