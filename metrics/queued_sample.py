@@ -14,7 +14,7 @@ id's smallest record exactly as before: the result depends only on the candidate
 so when the queue is worked through changes nothing, and the stored bytes are those the
 record-at-a-time sample wrote.
 
-**Memory.** Once the queue holds more than ``queue_bound(k) = max(4k, 1024)`` entries it
+**Memory.** Once the queue holds more than ``queue_bound(k) = max(4k, 256)`` entries it
 is trimmed with numpy alone: the entries of hash above the k-th smallest distinct hash
 queued cannot be in the sample and go (every event of a kept id stays, its record is
 chosen when spelled), the rest are gathered into one batch of their own, which lets go
@@ -56,7 +56,7 @@ NO_BOUND = int(np.iinfo(np.uint64).max)  # a sample with room takes any hash
 
 def queue_bound(k: int) -> int:
     """How many entries a sample queues before it is trimmed (see the module)."""
-    return max(4 * k, 1024)
+    return max(4 * k, 256)
 
 
 class ColumnBatch(NamedTuple):
@@ -134,6 +134,11 @@ class QueuedSample:
         fewer than k distinct hashes were seen)."""
         return self._bound
 
+    @property
+    def entries(self) -> int:
+        """How many candidates the sample holds now, spelled or queued (its memory)."""
+        return sum(len(at) for _, at in self._queue)
+
     def add(self, batch: Batch, at: np.ndarray) -> None:
         """Queue the candidates at positions ``at`` of ``batch``."""
         self._queue.append((batch, at))
@@ -141,6 +146,8 @@ class QueuedSample:
         self._queued += len(at)
         if self._queued > queue_bound(self.k):
             self._trim()
+            if self.entries > 2 * queue_bound(self.k):  # an id seen often: one record each
+                self._spell()
 
     def merge(self, other: Self) -> None:
         if other.k != self.k:
@@ -168,19 +175,23 @@ class QueuedSample:
         """The sample, its records spelled (kept until something is added)."""
         if self._read is None:
             self._trim()
-            sample: BottomK[str] = BottomK(self.k)
-            for batch, at in self._queue:
-                sample.offer_many(zip(batch.texts[at].tolist(), batch.hashes[at].tolist(),
-                                      batch.records(at), strict=True))
-            entries = list(sample.hashed_items())
-            order = {text: i for i, (text, _) in enumerate(sample.items())}
-            entries.sort(key=lambda entry: order[entry[0]])
-            self._queue = [(RecordBatch.of(entries), np.arange(len(entries)))]
-            self._queued = 0
-            if len(entries) == self.k:
-                self._bound = min(self._bound, entries[-1][1])
-            self._read = sample
+            self._spell()
+        assert self._read is not None
         return self._read
+
+    def _spell(self) -> None:
+        """Spell the records of the candidates queued, and keep the sample they make."""
+        sample: BottomK[str] = BottomK(self.k)
+        for batch, at in self._queue:
+            sample.offer_many(zip(batch.texts[at].tolist(), batch.hashes[at].tolist(),
+                                  batch.records(at), strict=True))
+        hashes = {text: hashed for text, hashed, _ in sample.hashed_items()}
+        entries = [(text, hashes[text], record) for text, record in sample.items()]
+        self._queue = [(RecordBatch.of(entries), np.arange(len(entries)))]
+        self._queued = 0
+        if len(entries) == self.k:
+            self._bound = min(self._bound, entries[-1][1])
+        self._read = sample
 
     def _trim(self) -> None:
         """Let go of the entries that cannot be in the sample, with numpy, and gather the
@@ -208,9 +219,6 @@ class QueuedSample:
         # gathered even from one batch: a chunk's batch holds its other groups' rows too
         self._queue = [(gathered, np.arange(len(gathered.hashes)))
                        for gathered in (same[0][0].gather(same) for same in picks.values())]
-        if sum(len(at) for _, at in self._queue) > 2 * queue_bound(self.k):  # an id seen often
-            self._read = None
-            self._sample()
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, QueuedSample) and self.k == other.k
