@@ -336,11 +336,12 @@ class _Sampler:
         if codes[0] == codes[-1] and (codes == codes[0]).all():  # one group (no segments)
             states[int(codes[0])].sample.add(batch, places)
             return
-        order = np.argsort(codes, kind="stable")
+        order = codes.argsort(kind="stable")
         codes, places = codes[order], places[order]
-        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]).tolist()
-        for begin, stop in zip(starts, [*starts[1:], len(codes)], strict=True):
-            states[int(codes[begin])].sample.add(batch, places[begin:stop])
+        starts = [0, *(np.flatnonzero(codes[1:] != codes[:-1]) + 1).tolist()]
+        for code, begin, stop in zip(codes[starts].tolist(), starts, [*starts[1:], len(codes)],
+                                     strict=True):
+            states[code].sample.add(batch, places[begin:stop])
 
     def _smallest_of_each(self, slots: np.ndarray, codes: np.ndarray, hashes: np.ndarray
                           ) -> tuple[np.ndarray, np.ndarray]:

@@ -120,12 +120,13 @@ class QueuedSample:
     """The k distinct ids of the smallest (hash, id text) among the candidates added,
     each with its smallest record, as a :class:`BottomK` keeps them (see the module)."""
 
-    __slots__ = ("_bound", "_queue", "_queued", "_read", "k")
+    __slots__ = ("_bound", "_limit", "_queue", "_queued", "_read", "k")
 
     def __init__(self, k: int) -> None:
         self.k = k
         self._queue: list[tuple[Batch, np.ndarray]] = []  # (batch, positions in it)
         self._queued = 0  # entries queued since the last trim
+        self._limit = queue_bound(k)
         self._bound = NO_BOUND  # no hash above it can be in the sample
         self._read: BottomK[str] | None = None  # the sample, while nothing was added since
 
@@ -144,9 +145,9 @@ class QueuedSample:
         self._queue.append((batch, at))
         self._read = None
         self._queued += len(at)
-        if self._queued > queue_bound(self.k):
+        if self._queued > self._limit:
             self._trim()
-            if self.entries > 2 * queue_bound(self.k):  # an id seen often: one record each
+            if self.entries > 2 * self._limit:  # an id seen often: one record each
                 self._spell()
 
     def merge(self, other: Self) -> None:

@@ -26,7 +26,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from metrics.arrow_strings import arrow_strings_at
 from metrics.frame_columns import series_values
 from metrics.json_values import float_json, json_value
 
@@ -84,13 +83,12 @@ def take_column(column: pd.Series | Any, rows: np.ndarray) -> Taken:
     if isinstance(dtype, pd.DatetimeTZDtype) and str(dtype.tz) == "UTC":
         return Taken(_utc_texts, np.asarray(values.asi8)[rows])
     if isinstance(dtype, pd.StringDtype):
-        strings = arrow_strings_at(values, rows)  # read from the Arrow buffers, or None
-        if strings is None and dtype.storage == "pyarrow":  # several chunks, say
+        if dtype.storage == "pyarrow":
             # pyarrow's take without pandas' wrapping: half; with the rows as an Arrow
             # array, as pyarrow converts numpy indices slowly
-            strings = values.__arrow_array__().take(pa.array(rows)).to_pylist()
-        elif strings is None:
-            strings = values.take(rows).to_numpy(dtype=object, na_value=None).tolist()
+            return Taken(quoted, values.__arrow_array__().take(pa.array(rows)).to_numpy(
+                zero_copy_only=False))
+        strings = values.take(rows).to_numpy(dtype=object, na_value=None).tolist()
         return Taken(quoted, object_array(strings))
     taken = values.take(rows)
     numpy_dtype = getattr(dtype, "numpy_dtype", None)  # masked and Arrow numbers, booleans
