@@ -14,7 +14,10 @@ Its state also keeps the violating events to relabel: their id, severity and the
 named in ``keep``, for at most ``k`` distinct ids — those of the smallest hash of the id
 (:mod:`metrics.bottom_k`). The sample is a uniform sample of the violating ids, the same
 in every stage whatever the chunking or order, and merges exactly; the state's size is
-bounded by ``k`` however many events violate.
+bounded by ``k`` however many events violate. While the state is updated, its candidates
+wait as arrays and are spelled as records only when the state is serialized, compared or
+its examples read (:mod:`metrics.queued_sample`: in memory, at most ``3 * max(4k, 256)``
+candidates).
 
 >>> agg = assertion("too_slow", id="view_id", keep=("latency_ms",), k=2)
 >>> state = agg.new_state()
@@ -288,12 +291,13 @@ class _Columns(dict[str, pd.Series]):
 
 
 class _Sampler:
-    """One chunk's violating rows, each id hashed once, offered to every group's sample.
+    """One chunk's violating rows, each id hashed once, queued to every group's sample.
 
     Every violating row's id is spelled and hashed (a BLAKE2b of a short text is cheaper
     than finding the distinct ids first); then, with numpy, only the entries whose hash
-    may still get into their group's sample are kept, and only their rows get a record,
-    built a column at a time (:mod:`metrics.sample_records`)."""
+    may still get into their group's sample are kept, and their rows are taken as arrays
+    once for all groups (:class:`~metrics.queued_sample.ColumnBatch`): no record is
+    spelled here."""
 
     def __init__(self, spec: Assertion, columns: _Columns, severity: np.ndarray,
                  violating: np.ndarray) -> None:

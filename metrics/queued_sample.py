@@ -14,16 +14,18 @@ id's smallest record exactly as before: the result depends only on the candidate
 so when the queue is worked through changes nothing, and the stored bytes are those the
 record-at-a-time sample wrote.
 
-**Memory.** Once the queue holds more than ``queue_bound(k) = max(4k, 256)`` entries it
-is trimmed with numpy alone: the entries of hash above the k-th smallest distinct hash
-queued cannot be in the sample and go (every event of a kept id stays, its record is
-chosen when spelled), the rest are gathered into one batch of their own, which lets go
-of the chunks' batches; the k-th hash becomes the bound above which a chunk's candidates
-are not even queued. A group takes at most its k lowest hashes of a chunk, so between
-trims a sample holds fewer than ``k + queue_bound(k) + k`` entries, plus the events of
-an id seen more than once; should those pass ``2 * queue_bound(k)`` after a trim, the
-records are spelled and each id keeps one, so a sample never holds more than about
-``3 * queue_bound(k) + k`` entries whatever the number of violations.
+**Memory.** Once more than ``queue_bound(k) = max(4k, 256)`` entries were queued since
+the last trim, the queue is trimmed with numpy alone: the entries of hash above the k-th
+smallest distinct hash queued cannot be in the sample and go (every entry of a kept id
+stays: its record is chosen when spelled), and the rest are gathered out of the chunks'
+batches into one batch of their own, letting go of those. That k-th hash becomes the
+bound above which a chunk's candidates are not even queued, and a group takes at most
+the k lowest distinct hashes of a chunk. Should more than ``2 * queue_bound(k)`` entries
+be left after a trim (an id seen in many events), their records are spelled and each id
+keeps one, at most k in all. So after each :meth:`QueuedSample.add` a sample holds at
+most ``3 * queue_bound(k)`` entries (1,200 for k = 100), whatever the number of
+violations; the chunks' batches its entries come from are shared with the chunk's other
+groups and let go at its next trim.
 
 >>> from metrics.bottom_k import id_hash, id_hashes
 >>> from metrics.sample_records import as_is, object_array, Taken

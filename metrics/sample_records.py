@@ -7,7 +7,9 @@ the stages must agree on it byte for byte. Encoding one row at a time through a 
 does, since every violation of a group whose sample is not yet full is kept. Here each
 column's values are spelled at once for its dtype — the text ``json`` would write for the
 value ``json_value`` gives — and other dtypes (lists, objects) go through ``json_value``
-itself. A test holds the two to the same text on every dtype a schema makes.
+itself. A test holds the two to the same text on every dtype a schema makes. The rows
+can also be taken first and spelled later (:func:`take_column`, :class:`Taken`): an
+assertion takes a chunk's candidates and spells only those its sample keeps.
 
 >>> frame = pd.DataFrame({"score": [0.5, np.nan, np.inf], "user": ["ann", None, "é"]})
 >>> column_texts(frame["score"], np.array([0, 1, 2]))
@@ -85,7 +87,8 @@ def take_column(column: pd.Series | Any, rows: np.ndarray) -> Taken:
     if isinstance(dtype, pd.StringDtype):
         if dtype.storage == "pyarrow":
             # pyarrow's take without pandas' wrapping: half; with the rows as an Arrow
-            # array, as pyarrow converts numpy indices slowly
+            # array, as pyarrow converts numpy indices slowly; its own new array, so the
+            # taken rows do not hold the chunk's buffers (nulls come out as None)
             return Taken(quoted, values.__arrow_array__().take(pa.array(rows)).to_numpy(
                 zero_copy_only=False))
         strings = values.take(rows).to_numpy(dtype=object, na_value=None).tolist()
