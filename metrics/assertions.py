@@ -374,7 +374,8 @@ class _Sampler:
         columns = [take_column(self.columns.array_of(name), rows)
                    for name in self.spec.sorted_keep]
         texts = self.texts
-        id_texts = object_array([texts[slot] for slot in slots.tolist()])
+        id_texts = object_array(texts if len(slots) == len(texts)  # every row: the usual
+                                else [texts[slot] for slot in slots.tolist()])
         dtype = self.id_values.dtype
         # An id's JSON from its text when the column's type says how: an integer's text
         # is its JSON, a string's is quoted; else (objects) take_column spells it
