@@ -11,7 +11,7 @@ import pytest
 
 from metrics.bottom_k import BottomK, id_hashes
 from metrics.queued_sample import ColumnBatch, QueuedSample, RecordBatch, kth_distinct, queue_bound
-from metrics.sample_records import Taken, as_is, float_texts, object_array
+from metrics.sample_records import Taken, as_is, float_texts, object_array, take_column
 
 PARTS = ('{"fields":{"x":', '},"id":', "}")
 
@@ -120,3 +120,28 @@ def test_kth_distinct_counts_a_repeated_hash_once() -> None:
     assert kth_distinct(hashes, 3) == 4
     assert kth_distinct(hashes, 4) == 9
     assert kth_distinct(hashes, 5) is None
+
+
+def test_batches_spelled_differently_are_gathered_apart() -> None:
+    """A kept field that is a float in some chunks and an integer in others (research on
+    raw frames): a trim gathers each kind into its own batch, never casting one to the
+    other (an integer 3 is spelled "3", a float 3.0 "3.0")."""
+    rng = np.random.default_rng(4)
+    sample = QueuedSample(30)
+    texts_all: list[str] = []
+    wanted: list[str] = []
+    for i in range(40):
+        texts = [f"id{j}" for j in range(i * 50, (i + 1) * 50)]
+        ints = rng.integers(0, 5, 50)
+        column = take_column(ints.astype(float) if i % 2 else ints, np.arange(50))
+        chunk = ColumnBatch(id_hashes(texts), object_array(texts), PARTS,
+                            (column, Taken(as_is, object_array([f'"{t}"' for t in texts]))))
+        sample.add(chunk, np.arange(50))
+        texts_all += texts
+        wanted += [f'{{"fields":{{"x":{float(v) if i % 2 else int(v)!r}}},"id":"{t}"}}'
+                   for t, v in zip(texts, ints.tolist(), strict=True)]
+    reference: BottomK[str] = BottomK(30)
+    reference.offer_many(zip(texts_all, id_hashes(texts_all).tolist(), wanted, strict=True))
+    assert sample.items() == list(reference.items())
+    assert any('"x":3.0' in r for _, r in sample.items()) and any(
+        '"x":3}' in r for _, r in sample.items())
