@@ -115,7 +115,6 @@ class RecordBatch(NamedTuple):
 
 
 Batch = ColumnBatch | RecordBatch
-_EMPTY = RecordBatch(np.empty(0, np.uint64), object_array([]), object_array([]))
 
 
 class QueuedSample:
@@ -158,7 +157,7 @@ class QueuedSample:
                              "one")
         # the k-th hash of either side is at least the k-th of the union
         self._bound = min(self._bound, other._bound)
-        for batch, at in other._queue:
+        for batch, at in list(other._queue):  # a copy: other may be this sample
             self.add(batch, at)
 
     def restore(self, entries: list[tuple[str, int, str]]) -> int:
