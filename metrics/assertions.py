@@ -95,7 +95,7 @@ class AssertionState:
 
     def to_bytes(self) -> bytes:
         # the records are canonical JSON already: joined as they are, in sample order
-        records = ",".join(record for _, record in self.sample.items())  # spelled now
+        records = self.sample.joined_records()  # spelled now, or kept from the last time
         highest = json.dumps(float_json(self.max_severity))
         return (f'{{"judged":{self.judged},"max_severity":{highest},"sample":[{records}],'
                 f'"violations":{self.violations}}}').encode()

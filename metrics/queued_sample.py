@@ -44,14 +44,14 @@ groups and let go at its next trim.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Self
+from typing import Any, Self
 
 import numpy as np
 
 from metrics.bottom_k import BottomK
 from metrics.sample_records import Taken, object_array
 
-__all__ = ["NO_BOUND", "ColumnBatch", "QueuedSample", "RecordBatch", "queue_bound"]
+__all__ = ["NO_BOUND", "ColumnBatch", "QueuedSample", "queue_bound"]
 
 NO_BOUND = int(np.iinfo(np.uint64).max)  # a sample with room takes any hash
 
@@ -61,18 +61,30 @@ def queue_bound(k: int) -> int:
     return max(4 * k, 256)
 
 
-class ColumnBatch(NamedTuple):
+class ColumnBatch:
     """Candidates as arrays: ``texts[i]`` (an id's text) hashes to ``hashes[i]``, and its
-    record is ``parts[0] + column 0's text + parts[1] + ... + parts[-1]``."""
+    record is ``parts[0] + column 0's text + parts[1] + ... + parts[-1]``.
 
-    hashes: np.ndarray  # uint64
-    texts: np.ndarray  # objects: str
-    parts: tuple[str, ...]
-    columns: tuple[Taken, ...]
+    A chunk's batch is shared by its groups' samples; the first of them read spells the
+    records of every row at once and keeps them for the others (the streaming stage
+    reads every sample a micro-batch touched right after it: one spelling per chunk, not
+    one per group, whose fixed cost was most of a read's)."""
+
+    __slots__ = ("columns", "hashes", "parts", "spelled", "texts")
+
+    def __init__(self, hashes: np.ndarray, texts: np.ndarray, parts: tuple[str, ...],
+                 columns: tuple[Taken, ...]) -> None:
+        self.hashes = hashes  # uint64
+        self.texts = texts  # objects: str
+        self.parts = parts
+        self.columns = columns
+        self.spelled: np.ndarray | None = None  # every row's record, once one was read
 
     def records(self, at: np.ndarray) -> list[str]:
-        return fill(self.parts, [Taken(c.spell, c.values[at]).texts() for c in self.columns],
-                    len(at))
+        if self.spelled is None:
+            self.spelled = object_array(fill(self.parts, [c.texts() for c in self.columns],
+                                             len(self.hashes)))
+        return self.spelled[at].tolist()
 
     def signature(self) -> tuple[Any, ...]:
         """What batches must share to be gathered into one: their columns' spelling."""
@@ -88,48 +100,22 @@ class ColumnBatch(NamedTuple):
                   for i, c in enumerate(self.columns)))
 
 
-class RecordBatch(NamedTuple):
-    """Candidates with their records spelled: stored ones, or a sample once read."""
-
-    hashes: np.ndarray  # uint64
-    texts: np.ndarray  # objects: str
-    recorded: np.ndarray  # objects: str
-
-    def records(self, at: np.ndarray) -> list[str]:
-        return self.recorded[at].tolist()
-
-    def signature(self) -> tuple[Any, ...]:
-        return (RecordBatch,)
-
-    def gather(self, picks: list[tuple[Self, np.ndarray]]) -> Self:
-        return type(self)(np.concatenate([b.hashes[at] for b, at in picks]),
-                          np.concatenate([b.texts[at] for b, at in picks]),
-                          np.concatenate([b.recorded[at] for b, at in picks]))
-
-    @classmethod
-    def of(cls, entries: list[tuple[str, int, str]]) -> Self:
-        """A batch of (id text, hash, record) entries."""
-        return cls(np.array([h for _, h, _ in entries], dtype=np.uint64),
-                   object_array([t for t, _, _ in entries]),
-                   object_array([r for _, _, r in entries]))
-
-
-Batch = ColumnBatch | RecordBatch
-
-
 class QueuedSample:
     """The k distinct ids of the smallest (hash, id text) among the candidates added,
     each with its smallest record, as a :class:`BottomK` keeps them (see the module)."""
 
-    __slots__ = ("_bound", "_limit", "_queue", "_queued", "_read", "k")
+    __slots__ = ("_bound", "_joined", "_limit", "_queue", "_queued", "_spelled", "k")
 
     def __init__(self, k: int) -> None:
         self.k = k
-        self._queue: list[tuple[Batch, np.ndarray]] = []  # (batch, positions in it)
+        # the sample of the candidates spelled so far: read after read, only the
+        # candidates queued since the last read are spelled and offered to it
+        self._spelled: BottomK[str] = BottomK(k)
+        self._joined: str | None = ""  # its records joined (to_bytes), None once changed
+        self._queue: list[tuple[ColumnBatch, np.ndarray]] = []  # (batch, positions in it)
         self._queued = 0  # entries queued since the last trim
         self._limit = queue_bound(k)
         self._bound = NO_BOUND  # no hash above it can be in the sample
-        self._read: BottomK[str] | None = None  # the sample, while nothing was added since
 
     def bound(self) -> int:
         """A hash above which no candidate can get into the sample (:data:`NO_BOUND` while
@@ -139,12 +125,13 @@ class QueuedSample:
     @property
     def entries(self) -> int:
         """How many candidates the sample holds now, spelled or queued (its memory)."""
-        return sum(len(at) for _, at in self._queue)
+        return len(self._spelled) + sum(len(at) for _, at in self._queue)
 
-    def add(self, batch: Batch, at: np.ndarray) -> None:
+    def add(self, batch: ColumnBatch, at: np.ndarray) -> None:
         """Queue the candidates at positions ``at`` of ``batch``."""
+        if not len(at):
+            return
         self._queue.append((batch, at))
-        self._read = None
         self._queued += len(at)
         if self._queued > self._limit:
             self._trim()
@@ -155,61 +142,86 @@ class QueuedSample:
         if other.k != self.k:
             raise ValueError(f"cannot merge a bottom-{other.k} sample into a bottom-{self.k} "
                              "one")
+        if other is self:  # the k smallest of a set and itself: the same
+            return
         # the k-th hash of either side is at least the k-th of the union
         self._bound = min(self._bound, other._bound)
-        for batch, at in list(other._queue):  # a copy: other may be this sample
+        if len(other._spelled):
+            self._spelled.merge(other._spelled)
+            self._spelled_changed()
+        for batch, at in other._queue:
             self.add(batch, at)
 
     def restore(self, entries: list[tuple[str, int, str]]) -> int:
         """Fill this empty sample with stored (id text, hash, record) entries; how many
         distinct ids it holds then."""
-        self.add(RecordBatch.of(entries), np.arange(len(entries)))
-        return len(self.items())
+        self._spelled.offer_many(entries)
+        self._spelled_changed()
+        return len(self._spelled)
 
     def items(self) -> list[tuple[str, str]]:
         """(id text, record) in sample order: by hash, then id text."""
         return list(self._sample().items())
 
+    def joined_records(self) -> str:
+        """The records in sample order joined by commas (a JSON array's inside): kept
+        until the sample changes, as the streaming stage serializes every state a
+        micro-batch touched, most of whose samples are full and take nothing new."""
+        sample = self._sample()
+        if self._joined is None:
+            self._joined = ",".join(sample.records())
+        return self._joined
+
     def __len__(self) -> int:
         return len(self._sample())
 
     def _sample(self) -> BottomK[str]:
-        """The sample, its records spelled (kept until something is added)."""
-        if self._read is None:
-            self._trim()
+        """The sample, its records spelled."""
+        if self._queue:
             self._spell()
-        assert self._read is not None
-        return self._read
+        return self._spelled
 
     def _spell(self) -> None:
-        """Spell the records of the candidates queued, and keep the sample they make."""
-        sample: BottomK[str] = BottomK(self.k)
+        """Spell the records of the queued candidates that may still get in (their hash at
+        most the bound, with numpy first), offer them to the spelled sample, and empty
+        the queue."""
+        bound = self._bound
+        if self._queued > self.k:  # the queue's own k-th hash may cut deeper
+            kth = kth_distinct(np.concatenate([b.hashes[at] for b, at in self._queue]), self.k)
+            if kth is not None:
+                bound = min(bound, kth)
+        offered = False
         for batch, at in self._queue:
-            sample.offer_many(zip(batch.texts[at].tolist(), batch.hashes[at].tolist(),
-                                  batch.records(at), strict=True))
-        hashes = {text: hashed for text, hashed, _ in sample.hashed_items()}
-        entries = [(text, hashes[text], record) for text, record in sample.items()]
-        self._queue = [(RecordBatch.of(entries), np.arange(len(entries)))]
+            if bound != NO_BOUND:
+                at = at[batch.hashes[at] <= bound]
+            if len(at):
+                self._spelled.offer_many(zip(batch.texts[at].tolist(),
+                                             batch.hashes[at].tolist(), batch.records(at),
+                                             strict=True))
+                offered = True
+        self._queue = []
         self._queued = 0
-        if len(entries) == self.k:
-            self._bound = min(self._bound, entries[-1][1])
-        self._read = sample
+        if offered:
+            self._spelled_changed()
+
+    def _spelled_changed(self) -> None:
+        self._joined = None
+        full = self._spelled.bound()
+        if full is not None:
+            self._bound = min(self._bound, full)
 
     def _trim(self) -> None:
-        """Let go of the entries that cannot be in the sample, with numpy, and gather the
-        rest out of their chunks' batches (see the module)."""
+        """Let go of the queued entries that cannot be in the sample, with numpy, and
+        gather the rest out of their chunks' batches (see the module)."""
         self._queued = 0
-        if not self._queue or (len(self._queue) == 1
-                               and isinstance(self._queue[0][0], RecordBatch)):
-            return  # empty, or spelled already: a sample read, or restored
         hashes = np.concatenate([batch.hashes[at] for batch, at in self._queue])
         keep = None
-        if len(hashes) > self.k:
-            bound = kth_distinct(hashes, self.k)
-            if bound is not None:
-                self._bound = min(self._bound, bound)
-                keep = hashes <= self._bound
-        picks: dict[tuple[Any, ...], list[tuple[Any, np.ndarray]]] = {}
+        bound = kth_distinct(hashes, self.k) if len(hashes) > self.k else None
+        if bound is not None:
+            self._bound = min(self._bound, bound)
+        if self._bound != NO_BOUND:
+            keep = hashes <= self._bound
+        picks: dict[tuple[Any, ...], list[tuple[ColumnBatch, np.ndarray]]] = {}
         start = 0
         for batch, at in self._queue:
             stop = start + len(at)
