@@ -96,8 +96,10 @@ class AssertionState:
     def to_bytes(self) -> bytes:
         # the records are canonical JSON already: joined as they are, in sample order
         records = self.sample.joined_records()  # spelled now, or kept from the last time
-        highest = json.dumps(float_json(self.max_severity))
-        return (f'{{"judged":{self.judged},"max_severity":{highest},"sample":[{records}],'
+        highest = self.max_severity  # json.dumps spells a finite float as float's repr
+        highest_text = (float.__repr__(highest) if math.isfinite(highest)
+                        else json.dumps(float_json(highest)))
+        return (f'{{"judged":{self.judged},"max_severity":{highest_text},"sample":[{records}],'
                 f'"violations":{self.violations}}}').encode()
 
     def load(self, data: bytes) -> Self:

@@ -49,7 +49,7 @@ from typing import Any, Self
 import numpy as np
 
 from metrics.bottom_k import BottomK
-from metrics.sample_records import Taken, object_array
+from metrics.sample_records import Taken
 
 __all__ = ["NO_BOUND", "ColumnBatch", "QueuedSample", "queue_bound"]
 
@@ -70,7 +70,7 @@ class ColumnBatch:
     reads every sample a micro-batch touched right after it: one spelling per chunk, not
     one per group, whose fixed cost was most of a read's)."""
 
-    __slots__ = ("columns", "hashes", "parts", "spelled", "texts")
+    __slots__ = ("_offers", "columns", "hashes", "parts", "texts")
 
     def __init__(self, hashes: np.ndarray, texts: np.ndarray, parts: tuple[str, ...],
                  columns: tuple[Taken, ...]) -> None:
@@ -78,13 +78,21 @@ class ColumnBatch:
         self.texts = texts  # objects: str
         self.parts = parts
         self.columns = columns
-        self.spelled: np.ndarray | None = None  # every row's record, once one was read
+        # every row as (id text, hash, record), once one was read
+        self._offers: list[tuple[str, int, str]] | None = None
 
-    def records(self, at: np.ndarray) -> list[str]:
-        if self.spelled is None:
-            self.spelled = object_array(fill(self.parts, [c.texts() for c in self.columns],
-                                             len(self.hashes)))
-        return self.spelled[at].tolist()
+    def offers(self, at: np.ndarray, bound: int = NO_BOUND) -> list[tuple[str, int, str]]:
+        """(id text, hash, record) of the rows at ``at`` whose hash is at most ``bound``.
+        Picked out of Python lists: a group reads a few rows, for which numpy's fancy
+        indexing, once per array, cost more than the loop."""
+        if self._offers is None:
+            records = fill(self.parts, [c.texts() for c in self.columns], len(self.hashes))
+            self._offers = list(zip(self.texts.tolist(), self.hashes.tolist(), records,
+                                    strict=True))
+        offers = self._offers
+        if bound == NO_BOUND:
+            return [offers[i] for i in at.tolist()]
+        return [offer for i in at.tolist() if (offer := offers[i])[1] <= bound]
 
     def signature(self) -> tuple[Any, ...]:
         """What batches must share to be gathered into one: their columns' spelling."""
@@ -183,7 +191,7 @@ class QueuedSample:
 
     def _spell(self) -> None:
         """Spell the records of the queued candidates that may still get in (their hash at
-        most the bound, with numpy first), offer them to the spelled sample, and empty
+        most the bound), offer them to the spelled sample, and empty
         the queue."""
         bound = self._bound
         if self._queued > self.k:  # the queue's own k-th hash may cut deeper
@@ -192,12 +200,9 @@ class QueuedSample:
                 bound = min(bound, kth)
         offered = False
         for batch, at in self._queue:
-            if bound != NO_BOUND:
-                at = at[batch.hashes[at] <= bound]
-            if len(at):
-                self._spelled.offer_many(zip(batch.texts[at].tolist(),
-                                             batch.hashes[at].tolist(), batch.records(at),
-                                             strict=True))
+            offers = batch.offers(at, bound)
+            if offers:
+                self._spelled.offer_many(offers)
                 offered = True
         self._queue = []
         self._queued = 0
