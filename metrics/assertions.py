@@ -16,8 +16,8 @@ named in ``keep``, for at most ``k`` distinct ids — those of the smallest hash
 in every stage whatever the chunking or order, and merges exactly; the state's size is
 bounded by ``k`` however many events violate. While the state is updated, its candidates
 wait as arrays and are spelled as records only when the state is serialized, compared or
-its examples read (:mod:`metrics.queued_sample`: in memory, at most ``3 * max(4k, 256)``
-candidates).
+its examples read, those queued since the last read alone (:mod:`metrics.queued_sample`:
+in memory, at most ``3 * max(4k, 256) + k`` candidates).
 
 >>> agg = assertion("too_slow", id="view_id", keep=("latency_ms",), k=2)
 >>> state = agg.new_state()

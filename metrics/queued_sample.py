@@ -8,24 +8,36 @@ later, lower hash pushes out before anyone reads them. Here a chunk's candidates
 taken as arrays instead (:class:`ColumnBatch`: the id texts, their hashes, and each
 column of the record as :class:`~metrics.sample_records.Taken` values, shared by every
 group of the chunk), and a sample only queues (batch, positions) pairs. Records are
-spelled when the sample is read — serialized, compared, or its examples listed — for its
-k ids alone, and then put through a :class:`BottomK`, which ranks the ids and keeps each
-id's smallest record exactly as before: the result depends only on the candidates seen,
-so when the queue is worked through changes nothing, and the stored bytes are those the
-record-at-a-time sample wrote.
+spelled when the sample is read — serialized, compared, or its examples listed — and
+put through a :class:`BottomK`, which ranks the ids and keeps each id's smallest record
+exactly as before: the result depends only on the candidates seen, so when the queue is
+worked through changes nothing, and the stored bytes are those the record-at-a-time
+sample wrote.
+
+**Reads are incremental.** The streaming stage serializes every state a micro-batch
+touched, after each micro-batch. So the spelled sample stays (a BottomK of at most k
+ids), and a read only spells and offers the candidates queued since the last one whose
+hash is at most the bound, then empties the queue; the records joined for
+``to_bytes`` are kept until the sample changes. A chunk's batch spells all its rows the
+first time one of its groups is read, and keeps them for the others (the chunk's
+groups are read one after another). While windows fill (most violations get in), a
+stage that stores each micro-batch still spells nearly every violation, as the
+record-at-a-time sample did; the engine alone (batch, research, streaming between
+reads) spells the sample's ids alone.
 
 **Memory.** Once more than ``queue_bound(k) = max(4k, 256)`` entries were queued since
-the last trim, the queue is trimmed with numpy alone: the entries of hash above the k-th
-smallest distinct hash queued cannot be in the sample and go (every entry of a kept id
-stays: its record is chosen when spelled), and the rest are gathered out of the chunks'
-batches into one batch of their own, letting go of those. That k-th hash becomes the
-bound above which a chunk's candidates are not even queued, and a group takes at most
-the k lowest distinct hashes of a chunk. Should more than ``2 * queue_bound(k)`` entries
-be left after a trim (an id seen in many events), their records are spelled and each id
-keeps one, at most k in all. So after each :meth:`QueuedSample.add` a sample holds at
-most ``3 * queue_bound(k)`` entries (1,200 for k = 100), whatever the number of
-violations; the chunks' batches its entries come from are shared with the chunk's other
-groups and let go at its next trim.
+the last trim or read, the queue is trimmed with numpy alone: the entries of hash above
+the k-th smallest distinct hash queued cannot be in the sample and go (every entry of a
+kept id stays: its record is chosen when spelled), and the rest are gathered out of the
+chunks' batches into one batch of their own, letting go of those. That k-th hash becomes
+the bound above which a chunk's candidates are not even queued, and a group takes at
+most the k lowest distinct hashes of a chunk. Should more than ``2 * queue_bound(k)``
+entries be left after a trim (an id seen in many events), they are spelled into the
+sample. So after each :meth:`QueuedSample.add` a sample holds at most
+``3 * queue_bound(k)`` queued entries and k spelled ones (1,300 for k = 100), whatever
+the number of violations; the chunks' batches its entries come from are shared with the
+chunk's other groups (with their rows' records once one of them was read) and let go
+at its next trim or read.
 
 >>> from metrics.bottom_k import id_hash, id_hashes
 >>> from metrics.sample_records import as_is, object_array, Taken
