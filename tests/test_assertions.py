@@ -202,10 +202,14 @@ def test_an_expression_on_numpy_columns_judges_as_on_nullable_ones() -> None:
         int((~np.isnan(score)).sum()), int(hits.sum()))
 
 
-def test_one_engine_fed_many_chunks_keeps_what_research_keeps() -> None:
+@pytest.mark.parametrize("stored_each_chunk", [False, True])
+def test_one_engine_fed_many_chunks_keeps_what_research_keeps(stored_each_chunk: bool
+                                                              ) -> None:
     """The states stay in memory across hundreds of chunks, as in streaming between
     checkpoints: their queued candidates are trimmed many times (more than
-    ``queue_bound(k)`` violations per window) before they are serialized."""
+    ``queue_bound(k)`` violations per window) before they are serialized; or every state
+    a chunk touched is serialized after it, as the streaming stage stores its dirty
+    partials (each read spells what was queued since the last)."""
     _, spec = app(k=15)
     events = homepage(60_000, seed=4)
     expected = states_by_window(spec, events)
@@ -213,7 +217,10 @@ def test_one_engine_fed_many_chunks_keeps_what_research_keeps() -> None:
     shuffled = clean.sample(frac=1.0, random_state=8).reset_index(drop=True)
     engine = Engine([spec])
     for start in range(0, len(shuffled), 400):
-        engine.update(shuffled.iloc[start:start + 400])
+        touched = engine.update(shuffled.iloc[start:start + 400])
+        if stored_each_chunk:
+            for key in touched:
+                engine.partials[key].state.to_bytes()
     overall = max(p.state.violations for p in engine.partials.values())
     assert overall > 4 * queue_bound(15), overall  # trimmed several times
     got = {(segment, pd.Timestamp(start, unit="ns", tz="UTC").isoformat()): p.state.to_bytes()

@@ -74,6 +74,29 @@ def test_any_batching_trimming_and_merging_keeps_what_bottom_k_keeps(seed: int) 
     assert parts[0].items() == reference(texts, values, k)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_reads_between_adds_change_nothing(seed: int) -> None:
+    """Read (serialized, compared, listed) after some adds and not others, as the
+    streaming stage reads the states a micro-batch touched: each read spells what was
+    queued since the last, and the sample is what one read at the end makes."""
+    rng = np.random.default_rng(seed)
+    k = int(rng.choice([1, 10, 100]))
+    texts, values = candidates(rng, 4_000, ids=int(rng.choice([50, 1_000, 40_000])))
+    read, unread = QueuedSample(k), QueuedSample(k)
+    for start in range(0, len(texts), 40):
+        chunk = batch(texts[start:start + 40], values[start:start + 40])
+        at = np.arange(len(chunk.hashes))
+        read.add(chunk, at)
+        unread.add(batch(texts[start:start + 40], values[start:start + 40]), at)
+        if rng.random() < 0.7:
+            joined = read.joined_records()
+            assert joined == ",".join(record for _, record in read.items())
+            assert read.joined_records() is joined  # kept while nothing was added
+    assert read == unread
+    assert read.items() == unread.items() == reference(texts, values, k)
+    assert read.joined_records() == ",".join(r for _, r in reference(texts, values, k))
+
+
 def test_memory_is_bounded_however_many_candidates_and_repeats() -> None:
     """A million candidates, a tenth of them one id over and over (its records differ),
     one that hashes low enough to stay in the sample: the sample never holds more than
