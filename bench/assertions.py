@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/assertions.py [--events 2000000] [--chunk 4000] [--repeats 5]
                                          [--size-events 10000000] [--hours 24]
-                                         [--clock wall|cpu]
+                                         [--clock wall|cpu] [--serialize-touched]
 
 Both count the events whose score is above 0.99 (1% of them), per country and hour,
 the assertion with the rate's condition (``metrics.assertion("score > 0.99", ...)``); and,
@@ -19,6 +19,16 @@ serialized size of the assertion's states over ``--size-events`` events (1% viol
 one window and segment, fed 1M at a time) against 1% of that. Target (issue 18): the
 assertion at >= 0.7x the rate metric's events/s. The last line printed is one JSON
 object with the figures.
+
+``--serialize-touched`` times each metric a second way too, in the same rounds: after
+each chunk, every state the chunk touched is serialized (``to_bytes``), as the
+streaming stage stores its dirty partials after each micro-batch. An assertion's sample
+is spelled only when read (:mod:`metrics.queued_sample`), so the engine alone (the
+batch stage, research, streaming between reads) and a stage that stores every touched
+state each micro-batch cost differently; the two ratios are printed side by side
+(``stored_ratio``, ``stored_median_ratio``, ``stored_function_ratio`` and
+``stored_median_function_ratio`` in the JSON line, the seconds each run took counted
+with its serializing).
 
 ``--clock cpu`` times each run by this process's CPU time instead of the wall clock: on a
 machine shared with other work, the wall clock of the short rate run and of the longer
@@ -93,13 +103,18 @@ def events(n: int, seed: int, offset: int = 0, hours: int = 24) -> pd.DataFrame:
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
-def feed_seconds(spec: MetricSpec, chunks: list[pd.DataFrame], clock: str = "wall"
-                 ) -> tuple[float, Engine]:
+def feed_seconds(spec: MetricSpec, chunks: list[pd.DataFrame], clock: str = "wall",
+                 serialize_touched: bool = False) -> tuple[float, Engine]:
+    """Seconds to feed ``chunks`` to a new engine; with ``serialize_touched``, serializing
+    after each chunk every state it touched, as the streaming stage stores them."""
     engine = Engine([spec])
     now = CLOCKS[clock]
     start = now()
     for chunk in chunks:
-        engine.update(chunk)
+        touched = engine.update(chunk)
+        if serialize_touched:
+            for key in touched:
+                engine.partials[key].state.to_bytes()
     return now() - start, engine
 
 
@@ -118,6 +133,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hours", type=int, default=24)
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall")
+    parser.add_argument("--serialize-touched", action="store_true",
+                        help="also time each metric serializing the states each chunk "
+                             "touched, as the streaming stage stores them")
     args = parser.parse_args()
 
     rate, share, sure, expression = specs()
@@ -125,14 +143,18 @@ def main() -> None:
     chunks = [clean.iloc[i:i + args.chunk] for i in range(0, len(clean), args.chunk)]
     runs = {"rate": rate, "assertion_expression": expression, "per_event_mean": share,
             "assertion": sure}
+    modes = {"": False, **({"stored_": True} if args.serialize_touched else {})}
     for spec in runs.values():  # warm-up, not timed
-        feed_seconds(spec, chunks[:max(1, len(chunks) // 10)], args.clock)
+        for serialize in modes.values():
+            feed_seconds(spec, chunks[:max(1, len(chunks) // 10)], args.clock, serialize)
     rounds: list[dict[str, float]] = []
     for _ in range(args.repeats):
         rounds.append({})
-        for name, spec in runs.items():
-            rounds[-1][name], engine = feed_seconds(spec, chunks, args.clock)
-    best = {name: min(r[name] for r in rounds) for name in runs}
+        for prefix, serialize in modes.items():
+            for name, spec in runs.items():
+                rounds[-1][prefix + name], engine = feed_seconds(spec, chunks, args.clock,
+                                                                 serialize)
+    best = {name: min(r[name] for r in rounds) for name in rounds[0]}
     violations = int(sum(v.value for v in engine.values("bench")  # the last: the assertion
                          if v.field == "violations" and v.segment == "*"))
 
@@ -162,6 +184,17 @@ def main() -> None:
         "median_ratio": median_ratio(rounds, "assertion_expression", "rate"),
         "function_ratio": round(rates["assertion"] / rates["per_event_mean"], 3),
         "median_function_ratio": median_ratio(rounds, "assertion", "per_event_mean"),
+        **({"stored_ratio": round(rates["stored_assertion_expression"] / rates["stored_rate"], 3),
+            "stored_median_ratio": median_ratio(rounds, "stored_assertion_expression",
+                                                "stored_rate"),
+            "stored_function_ratio": round(rates["stored_assertion"]
+                                           / rates["stored_per_event_mean"], 3),
+            "stored_median_function_ratio": median_ratio(rounds, "stored_assertion",
+                                                         "stored_per_event_mean"),
+            "stored_rate_events_per_s": round(rates["stored_rate"]),
+            "stored_assertion_expression_events_per_s": round(
+                rates["stored_assertion_expression"]),
+            } if args.serialize_touched else {}),
         "repeats": args.repeats,
         "target_ratio": TARGET_RATIO,
         "state_bytes": {str(total): size for total, size in sizes.items()},
@@ -176,6 +209,15 @@ def main() -> None:
     print(f"per-event function, assertion:  {rates['assertion']:>12,.0f} events/s "
           f"({figures['function_ratio']}x the mean, median of rounds "
           f"{figures['median_function_ratio']}x)")
+    if args.serialize_touched:
+        print(f"touched states serialized after each chunk: rate "
+              f"{rates['stored_rate']:,.0f}, assertion "
+              f"{rates['stored_assertion_expression']:,.0f} events/s "
+              f"({figures['stored_ratio']}x, median of rounds "
+              f"{figures['stored_median_ratio']}x; engine alone {figures['ratio']}x); "
+              f"function {figures['stored_function_ratio']}x (median "
+              f"{figures['stored_median_function_ratio']}x; engine alone "
+              f"{figures['function_ratio']}x)")
     for total, size in sizes.items():
         print(f"assertion state after {total:,} events (1% violating): {size:,} bytes")
     print(json.dumps(figures))

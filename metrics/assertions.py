@@ -14,7 +14,10 @@ Its state also keeps the violating events to relabel: their id, severity and the
 named in ``keep``, for at most ``k`` distinct ids — those of the smallest hash of the id
 (:mod:`metrics.bottom_k`). The sample is a uniform sample of the violating ids, the same
 in every stage whatever the chunking or order, and merges exactly; the state's size is
-bounded by ``k`` however many events violate.
+bounded by ``k`` however many events violate. While the state is updated, its candidates
+wait as arrays and are spelled as records only when the state is serialized, compared or
+its examples read, those queued since the last read alone (:mod:`metrics.queued_sample`:
+in memory, at most ``3 * max(4k, 256) + k`` candidates).
 
 >>> agg = assertion("too_slow", id="view_id", keep=("latency_ms",), k=2)
 >>> state = agg.new_state()
@@ -40,13 +43,22 @@ import numpy as np
 import pandas as pd
 
 from metrics.base import Aggregate, ColumnKind, canonical_json, input_column
-from metrics.bottom_k import BottomK, id_hash, id_hashes, id_text, id_texts_at
+from metrics.bottom_k import id_hash, id_hashes, id_text, id_texts_at
 from metrics.conditions import Condition, nan_rows
 from metrics.counters import ratio
 from metrics.frame_columns import column_values, series_values
 from metrics.groups import Groups
 from metrics.json_values import float_from_json, float_json
-from metrics.sample_records import column_texts, float_texts, quote
+from metrics.queued_sample import ColumnBatch, QueuedSample
+from metrics.sample_records import (
+    Taken,
+    as_is,
+    float_texts,
+    object_array,
+    quote,
+    quoted,
+    take_column,
+)
 
 __all__ = ["ID", "MAX_K", "Assertion", "AssertionState", "assertion"]
 
@@ -54,7 +66,6 @@ __all__ = ["ID", "MAX_K", "Assertion", "AssertionState", "assertion"]
 # without an id could not be sampled the same way in every stage).
 ID: ColumnKind = "non-null id"
 MAX_K = 10_000  # the sample's bound; a state holds at most this many records
-_NO_BOUND = np.iinfo(np.uint64).max  # a sample with room takes any hash
 
 
 class AssertionState:
@@ -68,7 +79,7 @@ class AssertionState:
         self.judged = 0
         self.violations = 0
         self.max_severity = -math.inf  # -inf: no violation yet
-        self.sample: BottomK[str] = BottomK(spec.k)
+        self.sample = QueuedSample(spec.k)
 
     def update(self, frame: pd.DataFrame) -> None:
         self.spec.update_groups([self], frame, Groups(np.zeros(len(frame), np.intp), 1))
@@ -84,9 +95,11 @@ class AssertionState:
 
     def to_bytes(self) -> bytes:
         # the records are canonical JSON already: joined as they are, in sample order
-        records = ",".join(record for _, record in self.sample.items())
-        highest = json.dumps(float_json(self.max_severity))
-        return (f'{{"judged":{self.judged},"max_severity":{highest},"sample":[{records}],'
+        records = self.sample.joined_records()  # spelled now, or kept from the last time
+        highest = self.max_severity  # json.dumps spells a finite float as float's repr
+        highest_text = (float.__repr__(highest) if math.isfinite(highest)
+                        else json.dumps(float_json(highest)))
+        return (f'{{"judged":{self.judged},"max_severity":{highest_text},"sample":[{records}],'
                 f'"violations":{self.violations}}}').encode()
 
     def load(self, data: bytes) -> Self:
@@ -100,9 +113,9 @@ class AssertionState:
                              f"(k={self.spec.k})")
         self.judged, self.violations = judged, violations
         self.max_severity = float_from_json(raw["max_severity"])
-        self.sample.offer_many((id_text(r["id"]), id_hash(id_text(r["id"])), canonical_json(r))
-                               for r in records)
-        if len(self.sample) != len(records):
+        held = self.sample.restore([(id_text(r["id"]), id_hash(id_text(r["id"])),
+                                     canonical_json(r)) for r in records])
+        if held != len(records):
             raise ValueError("stored assertion state holds an id twice")
         return self
 
@@ -280,12 +293,13 @@ class _Columns(dict[str, pd.Series]):
 
 
 class _Sampler:
-    """One chunk's violating rows, each id hashed once, offered to every group's sample.
+    """One chunk's violating rows, each id hashed once, queued to every group's sample.
 
     Every violating row's id is spelled and hashed (a BLAKE2b of a short text is cheaper
     than finding the distinct ids first); then, with numpy, only the entries whose hash
-    may still get into their group's sample are kept, and only their rows get a record,
-    built a column at a time (:mod:`metrics.sample_records`)."""
+    may still get into their group's sample are kept, and their rows are taken as arrays
+    once for all groups (:class:`~metrics.queued_sample.ColumnBatch`): no record is
+    spelled here."""
 
     def __init__(self, spec: Assertion, columns: _Columns, severity: np.ndarray,
                  violating: np.ndarray) -> None:
@@ -298,9 +312,10 @@ class _Sampler:
 
     def offer(self, states: Sequence[AssertionState], rows: np.ndarray, codes: np.ndarray
               ) -> None:
-        """Offer each group its violating rows (``rows[i]`` is in group ``codes[i]``):
-        those whose hash may be among the k smallest of the group and of its state, ties
-        included (the state breaks them by id text)."""
+        """Queue to each group its violating rows (``rows[i]`` is in group ``codes[i]``)
+        whose hash may be among the k smallest of the group and of its sample, ties
+        included: taken as arrays once for every group, and spelled as records only if
+        the sample is read with them in it (:mod:`metrics.queued_sample`)."""
         # Each entry's place in texts and hashes: self.rows (ascending) holds every row
         # of rows bar those of a null id
         slots = np.searchsorted(self.rows, rows)
@@ -309,29 +324,30 @@ class _Sampler:
             with_id[with_id] = self.rows[slots[with_id]] == rows[with_id]
             slots, codes = slots[with_id], codes[with_id]
         hashes = self.hashes[slots]
-        # Each group's bound (the largest hash a full sample keeps), at once for all rows
-        bounds = np.array([_NO_BOUND if (bound := state.sample.bound()) is None else bound
-                           for state in states], dtype=np.uint64)
+        # Each group's bound (no larger hash can get in), at once for all rows
+        bounds = np.array([state.sample.bound() for state in states], dtype=np.uint64)
         held = hashes <= bounds[codes]
         if not held.all():
             slots, codes, hashes = slots[held], codes[held], hashes[held]
         slots, codes = self._smallest_of_each(slots, codes, hashes)
         if not len(slots):
             return
-        # The records of every group's candidates at once: the same rows are often
-        # offered twice (overall and in their segment)
+        # One batch of every group's candidates: the same rows are often offered twice
+        # (overall and in their segment)
         chosen = np.zeros(len(self.texts), dtype=bool)
         chosen[slots] = True
-        records = self._records(np.flatnonzero(chosen))
-        per_group: dict[int, list[tuple[str, int, str]]] = {}
-        for code, slot in zip(codes.tolist(), slots.tolist(), strict=True):
-            offers = per_group.get(code)
-            if offers is None:
-                per_group[code] = [records[slot]]
-            else:
-                offers.append(records[slot])
-        for code, offers in per_group.items():
-            states[code].sample.offer_many(offers)
+        taken = np.flatnonzero(chosen)
+        batch = self._batch(taken)
+        places = np.searchsorted(taken, slots)  # each entry's place in the batch
+        if codes[0] == codes[-1] and (codes == codes[0]).all():  # one group (no segments)
+            states[int(codes[0])].sample.add(batch, places)
+            return
+        order = codes.argsort(kind="stable")
+        codes, places = codes[order], places[order]
+        starts = [0, *(np.flatnonzero(codes[1:] != codes[:-1]) + 1).tolist()]
+        for code, begin, stop in zip(codes[starts].tolist(), starts, [*starts[1:], len(codes)],
+                                     strict=True):
+            states[code].sample.add(batch, places[begin:stop])
 
     def _smallest_of_each(self, slots: np.ndarray, codes: np.ndarray, hashes: np.ndarray
                           ) -> tuple[np.ndarray, np.ndarray]:
@@ -352,46 +368,28 @@ class _Sampler:
                 keep[members[hashes[members] > distinct[k - 1]]] = False
         return slots[keep], codes[keep]
 
-    def _records(self, slots: np.ndarray) -> dict[int, tuple[str, int, str]]:
-        """(id text, hash, record) of the violating rows at ``slots`` (of self.rows), by
-        slot; the record as canonical JSON would spell ``{"fields": {...}, "id": ...,
-        "severity": ...}`` (keys sorted)."""
+    def _batch(self, slots: np.ndarray) -> ColumnBatch:
+        """The violating rows at ``slots`` (of self.rows) as arrays: id texts, hashes, and
+        the columns of their records as canonical JSON would spell ``{"fields": {...},
+        "id": ..., "severity": ...}`` (keys sorted), not spelled yet."""
         rows = self.rows[slots]
-        slot_list = slots.tolist()
-        texts, hashes = self.texts, self.hashes
-        columns = [column_texts(self.columns.array_of(name), rows)
+        columns = [take_column(self.columns.array_of(name), rows)
                    for name in self.spec.sorted_keep]
+        texts = self.texts
+        id_texts = object_array(texts if len(slots) == len(texts)  # every row: the usual
+                                else [texts[slot] for slot in slots.tolist()])
         dtype = self.id_values.dtype
         # An id's JSON from its text when the column's type says how: an integer's text
-        # is its JSON, a string's is quoted; else (objects) column_texts spells it
+        # is its JSON, a string's is quoted; else (objects) take_column spells it
         if pd.api.types.is_integer_dtype(dtype):
-            columns.append([texts[slot] for slot in slot_list])
+            columns.append(Taken(as_is, id_texts))
         elif isinstance(dtype, pd.StringDtype):
-            columns.append([quote(texts[slot]) for slot in slot_list])
+            columns.append(Taken(quoted, id_texts))
         else:
-            columns.append(column_texts(self.id_values, rows))
-        severity = self.severity[rows]
-        columns.append([float_texts(severity[:1])[0]] * len(rows)
-                       if severity.min() == severity.max() else float_texts(severity))
-        records = _fill(self.spec.record_parts, columns, len(slot_list))
-        return dict(zip(slot_list, zip([texts[slot] for slot in slot_list],
-                                       hashes[slots].tolist(), records, strict=True),
-                        strict=True))
-
-
-def _fill(parts: tuple[str, ...], columns: list[list[str]], n: int) -> list[str]:
-    """``n`` records, the i-th ``parts[0] + columns[0][i] + parts[1] + ... + parts[-1]``.
-
-    Laid out in one list by slice assignments, joined once and split again at a NUL
-    (which canonical JSON escapes): the C string methods do what ``template % values``
-    did a record at a time, in about two thirds of its time for a chunk's few dozen."""
-    width = 2 * len(columns) + 1
-    laid: list[str] = [""] * (width * n)
-    for i, column in enumerate(columns):
-        laid[2 * i::width] = [parts[i]] * n
-        laid[2 * i + 1::width] = column
-    laid[width - 1::width] = [parts[-1] + "\0"] * n
-    return "".join(laid).split("\0")[:n]
+            columns.append(take_column(self.id_values, rows))
+        columns.append(Taken(float_texts, self.severity[rows]))
+        return ColumnBatch(self.hashes[slots], id_texts, self.spec.record_parts,
+                           tuple(columns))
 
 
 def assertion(column: str | None = None, *, id: str, keep: Sequence[str] = (),

@@ -7,7 +7,9 @@ the stages must agree on it byte for byte. Encoding one row at a time through a 
 does, since every violation of a group whose sample is not yet full is kept. Here each
 column's values are spelled at once for its dtype — the text ``json`` would write for the
 value ``json_value`` gives — and other dtypes (lists, objects) go through ``json_value``
-itself. A test holds the two to the same text on every dtype a schema makes.
+itself. A test holds the two to the same text on every dtype a schema makes. The rows
+can also be taken first and spelled later (:func:`take_column`, :class:`Taken`): an
+assertion takes a chunk's candidates and spells only those its sample keeps.
 
 >>> frame = pd.DataFrame({"score": [0.5, np.nan, np.inf], "user": ["ann", None, "é"]})
 >>> column_texts(frame["score"], np.array([0, 1, 2]))
@@ -20,17 +22,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from metrics.arrow_strings import arrow_strings_at
 from metrics.frame_columns import series_values
 from metrics.json_values import float_json, json_value
 
-__all__ = ["CANONICAL", "column_texts", "float_json", "float_texts", "json_value", "quote"]
+__all__ = ["CANONICAL", "Taken", "as_is", "column_texts", "float_json", "float_texts", "json_value",
+           "object_array", "quote", "quoted", "take_column"]
 
 # canonical JSON's settings, built once: json.dumps makes an encoder per call otherwise
 CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
@@ -47,38 +49,79 @@ def float_texts(values: np.ndarray) -> list[str]:
     return texts
 
 
+class Taken(NamedTuple):
+    """Some rows of a column, taken out of it, and what spells them as JSON text:
+    ``spell(values)``. Cheap to take (numpy indexing, a few strings), so an assertion can
+    keep the rows it may sample as arrays and spell only those it ends up keeping; the
+    rows of dtypes without a cheap form are spelled at once (``spell`` is then
+    :func:`as_is`)."""
+
+    spell: Callable[[np.ndarray], list[str]]
+    values: np.ndarray
+
+    def texts(self) -> list[str]:
+        return self.spell(self.values)
+
+
 def column_texts(column: pd.Series | Any, rows: np.ndarray) -> list[str]:
     """The canonical JSON text of ``column``'s values at positions ``rows``: a Series, or
     the values a frame stores for a column (:func:`metrics.frame_columns.column_values`)."""
+    return take_column(column, rows).texts()
+
+
+def take_column(column: pd.Series | Any, rows: np.ndarray) -> Taken:
+    """``column``'s values at positions ``rows``, to spell later (:func:`column_texts`:
+    the same text, whenever it is spelled)."""
     values = series_values(column) if isinstance(column, pd.Series) else column
     if isinstance(values, np.ndarray) and values.dtype.kind not in "fiubO":
         values = pd.array(values)  # times as a plain array: spelled as pandas gives them
     dtype = values.dtype
     if isinstance(values, np.ndarray):  # a numpy column: its rows without pandas' overhead
         if dtype.kind in "fiub":
-            return _numpy_texts(values[rows])
-        return _texts(values[rows].tolist())  # objects
+            return Taken(_numpy_texts, values[rows])
+        return _spelled(_texts(values[rows].tolist()))  # objects
     if isinstance(dtype, np.dtype):  # naive times and durations: as pandas gives them
-        return _texts(values.take(rows).tolist())
+        return _spelled(_texts(values.take(rows).tolist()))
     if isinstance(dtype, pd.DatetimeTZDtype) and str(dtype.tz) == "UTC":
-        return _utc_texts(np.asarray(values.asi8)[rows])
+        return Taken(_utc_texts, np.asarray(values.asi8)[rows])
     if isinstance(dtype, pd.StringDtype):
-        strings = arrow_strings_at(values, rows)  # read from the Arrow buffers, or None
-        if strings is None and dtype.storage == "pyarrow":  # several chunks, say
+        if dtype.storage == "pyarrow":
             # pyarrow's take without pandas' wrapping: half; with the rows as an Arrow
-            # array, as pyarrow converts numpy indices slowly
-            strings = values.__arrow_array__().take(pa.array(rows)).to_pylist()
-        elif strings is None:
-            strings = values.take(rows).to_numpy(dtype=object, na_value=None).tolist()
-        return [quote(s) if isinstance(s, str) else "null" for s in strings]
+            # array, as pyarrow converts numpy indices slowly; its own new array, so the
+            # taken rows do not hold the chunk's buffers (nulls come out as None)
+            return Taken(quoted, values.__arrow_array__().take(pa.array(rows)).to_numpy(
+                zero_copy_only=False))
+        strings = values.take(rows).to_numpy(dtype=object, na_value=None).tolist()
+        return Taken(quoted, object_array(strings))
     taken = values.take(rows)
     numpy_dtype = getattr(dtype, "numpy_dtype", None)  # masked and Arrow numbers, booleans
     if isinstance(numpy_dtype, np.dtype) and numpy_dtype.kind in "fiub":
         missing = np.asarray(taken.isna(), dtype=bool)
         fill = False if numpy_dtype.kind == "b" else 0
         plain = np.asarray(taken.to_numpy(dtype=numpy_dtype, na_value=fill))
-        return _with_nulls(_numpy_texts(plain), missing)
-    return _texts(taken.tolist())
+        return _spelled(_with_nulls(_numpy_texts(plain), missing))
+    return _spelled(_texts(taken.tolist()))
+
+
+def object_array(values: list[Any]) -> np.ndarray:
+    """Python objects as a 1-d numpy object array (``np.array`` would make fixed-width
+    strings of texts, and nest lists)."""
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
+
+
+def as_is(texts: np.ndarray) -> list[str]:
+    """The spelling of values that are JSON text already."""
+    return texts.tolist()
+
+
+def _spelled(texts: list[str]) -> Taken:
+    return Taken(as_is, object_array(texts))
+
+
+def quoted(strings: np.ndarray) -> list[str]:
+    return [quote(s) if isinstance(s, str) else "null" for s in strings.tolist()]
 
 
 def _numpy_texts(values: np.ndarray) -> list[str]:

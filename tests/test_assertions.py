@@ -22,6 +22,7 @@ from scipy import stats
 import metrics
 from metrics.assertions import Assertion, AssertionState
 from metrics.groups import Groups
+from metrics.queued_sample import queue_bound
 from monitor import DefinitionError, Monitor, Threshold
 from monitor.assertion_examples import examples
 from monitor.engine import Engine
@@ -199,6 +200,32 @@ def test_an_expression_on_numpy_columns_judges_as_on_nullable_ones() -> None:
     hits = (score > 0.7) & ~events["fresh"].to_numpy()
     assert (states[0].judged, states[0].violations) == (
         int((~np.isnan(score)).sum()), int(hits.sum()))
+
+
+@pytest.mark.parametrize("stored_each_chunk", [False, True])
+def test_one_engine_fed_many_chunks_keeps_what_research_keeps(stored_each_chunk: bool
+                                                              ) -> None:
+    """The states stay in memory across hundreds of chunks, as in streaming between
+    checkpoints: their queued candidates are trimmed many times (more than
+    ``queue_bound(k)`` violations per window) before they are serialized; or every state
+    a chunk touched is serialized after it, as the streaming stage stores its dirty
+    partials (each read spells what was queued since the last)."""
+    _, spec = app(k=15)
+    events = homepage(60_000, seed=4)
+    expected = states_by_window(spec, events)
+    clean, _ = spec.stream.schema.validate(events)
+    shuffled = clean.sample(frac=1.0, random_state=8).reset_index(drop=True)
+    engine = Engine([spec])
+    for start in range(0, len(shuffled), 400):
+        touched = engine.update(shuffled.iloc[start:start + 400])
+        if stored_each_chunk:
+            for key in touched:
+                engine.partials[key].state.to_bytes()
+    overall = max(p.state.violations for p in engine.partials.values())
+    assert overall > 4 * queue_bound(15), overall  # trimmed several times
+    got = {(segment, pd.Timestamp(start, unit="ns", tz="UTC").isoformat()): p.state.to_bytes()
+           for (_, segment, start), p in engine.partials.items()}
+    assert got == expected
 
 
 @settings(max_examples=40, deadline=None)

@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from metrics.bottom_k import id_text, id_texts_at
+from metrics.bottom_k import BottomK, id_hash, id_text, id_texts_at
 from metrics.frame_columns import column_values
 
 
@@ -86,3 +86,24 @@ def test_nulls_are_left_out_and_the_other_rows_kept_in_order() -> None:
 def test_floats_and_booleans_are_refused_as_ids(values: object) -> None:
     with pytest.raises(TypeError, match="an id must be a string or an integer"):
         id_texts_at(values, np.array([0, 1]))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_sample_keeps_each_ids_smallest_record_in_hash_order(seed: int) -> None:
+    """Offered in batches, ids repeating with other records (a smaller one replaces the
+    kept one in place): the records come out in sample order, each its id's smallest."""
+    rng = np.random.default_rng(seed)
+    k = int(rng.choice([1, 5, 40]))
+    offers = [(f"u{i}", f"r{int(rng.integers(0, 1_000)):04d}")
+              for i in rng.integers(0, int(rng.choice([3, 60, 500])), 2_000)]
+    sample: BottomK[str] = BottomK(k)
+    start = 0
+    for stop in [*np.sort(rng.integers(0, len(offers), 30)).tolist(), len(offers)]:
+        sample.offer_many((text, id_hash(text), record) for text, record in offers[start:stop])
+        start = stop
+    smallest: dict[str, str] = {}
+    for text, record in offers:
+        smallest[text] = min(record, smallest.get(text, record))
+    kept = sorted(smallest, key=lambda text: (id_hash(text), text))[:k]
+    assert list(sample.items()) == [(text, smallest[text]) for text in kept]
+    assert sample.records() == [smallest[text] for text in kept]
