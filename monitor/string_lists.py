@@ -7,6 +7,10 @@ array (a CSV cell, a SQLite column, an event that sent the array encoded as a st
 bytes too, when they are UTF-8 text. All of these are accepted and come out as a plain
 Python ``list`` of ``str``, in order; an empty list is a list (nothing was shown).
 
+A column the source read into Arrow (``list<string>``: the batch stage's Postgres read)
+is judged there, with no Python list made (:func:`arrow_list_problems`): Arrow's strings
+are UTF-8 text already (checked), so the one fault such a column can hold is a null item.
+
 Anything else is rejected, never guessed at: a number, a mapping, text that is not a JSON
 array (``"a,b"``, or Python's ``"['a', 'b']"``, whose quotes JSON does not take), and a
 list with an item that is not a string (a null, a number). An item that is no text (a lone
@@ -29,6 +33,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from monitor.gc_pause import paused_collection
 from monitor.surrogates import LONE_SURROGATE
@@ -65,6 +71,24 @@ def parse_string_lists(values: pd.Series, skip: np.ndarray | None = None
 
 
 _SKIPPED: tuple[None, None] = (None, None)
+
+
+def arrow_list_problems(lists: pa.ListArray | pa.LargeListArray) -> np.ndarray | None:
+    """Per row of an Arrow column of string lists the problem :func:`parse_string_lists`
+    finds in the same lists (a null item: :data:`NOT_STRINGS`), or None; a null list has
+    none (the caller judges nulls). None for the whole column when its bytes are not all
+    UTF-8 text (Arrow does not check that when it is handed them): judge those in Python.
+    """
+    try:
+        lists.validate(full=True)
+    except pa.ArrowInvalid:
+        return None
+    problems = np.full(len(lists), None, dtype=object)
+    flat = pc.list_flatten(lists)
+    if flat.null_count:
+        rows = pc.list_parent_indices(lists).to_numpy()
+        problems[rows[flat.is_null().to_numpy(zero_copy_only=False)]] = NOT_STRINGS
+    return problems
 
 
 def _all_string_lists(items: list[Any], skipped: list[bool], none_skipped: bool

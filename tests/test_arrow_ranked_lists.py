@@ -1,0 +1,99 @@
+"""A ranked-list column held in Arrow (the batch stage's Postgres read) against the same
+lists as Python lists (every other source): the same rejects and reasons from validation,
+the same ranks, lists and states from the ranking metrics, for any lists and clicks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import metrics
+from metrics.groups import Groups
+from metrics.ranked_lists import hit_ranks, ranked_lists
+from monitor.schema import Schema
+
+ITEMS = st.sampled_from(["a", "b", "c", "é☃", ""])
+LISTS = st.lists(st.none() | st.lists(ITEMS, max_size=6), min_size=1, max_size=40)
+CLICKS = st.none() | ITEMS
+ARROW = pd.ArrowDtype(pa.list_(pa.string()))
+
+
+def arrow_column(lists: list[Any]) -> pd.arrays.ArrowExtensionArray:
+    return pd.arrays.ArrowExtensionArray(pa.array(lists, pa.list_(pa.string())))
+
+
+def frames(lists: list[list[str] | None], clicks: list[str | None]
+           ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The same rows with the lists in Arrow and as Python lists."""
+    python = np.empty(len(lists), dtype=object)
+    python[:] = lists
+    as_arrow = pd.DataFrame({"shown": arrow_column(lists), "clicked": clicks})
+    as_python = pd.DataFrame({"shown": python, "clicked": clicks})
+    return as_arrow, as_python
+
+
+@settings(max_examples=200, deadline=None)
+@given(LISTS, st.data(), st.sampled_from([None, 1, 2, 5]))
+def test_ranks_and_lists_are_the_same(lists: list[list[str] | None], data: st.DataObject,
+                                      k: int | None) -> None:
+    clicks = data.draw(st.lists(CLICKS, min_size=len(lists), max_size=len(lists)))
+    as_arrow, as_python = frames(lists, clicks)
+    for got, want in zip(hit_ranks(as_arrow, "shown", "clicked", k),
+                         hit_ranks(as_python, "shown", "clicked", k), strict=True):
+        assert got.tolist() == want.tolist()
+        assert got.dtype == want.dtype
+    assert ranked_lists(as_arrow, "shown").tolist() == ranked_lists(as_python, "shown").tolist()
+
+
+@settings(max_examples=100, deadline=None)
+@given(LISTS, st.data())
+def test_metric_states_are_the_same(lists: list[list[str] | None], data: st.DataObject) -> None:
+    clicks = data.draw(st.lists(CLICKS, min_size=len(lists), max_size=len(lists)))
+    codes = np.array(data.draw(st.lists(st.integers(0, 2), min_size=len(lists),
+                                        max_size=len(lists))), dtype=np.int64)
+    as_arrow, as_python = frames(lists, clicks)
+    for aggregate in (metrics.ndcg("shown", "clicked", k=3), metrics.mrr("shown", "clicked"),
+                      metrics.catalogue_coverage("shown", catalogue_size=5, k=2)):
+        got: list[Any] = [aggregate.new_state() for _ in range(3)]
+        want: list[Any] = [aggregate.new_state() for _ in range(3)]
+        aggregate.update_groups(got, as_arrow, Groups(codes, 3))
+        aggregate.update_groups(want, as_python, Groups(codes, 3))
+        assert [s.to_bytes() for s in got] == [s.to_bytes() for s in want]
+
+
+def test_validation_rejects_the_same_rows_for_the_same_reasons() -> None:
+    schema = Schema.parse({"shown": "list[str]", "note": "str?"}, time="ts")
+    lists = [["a", "b"], None, ["a", None], [], ["é☃"], [None]]
+    raw = pd.DataFrame({"ts": [1767225600000 + i for i in range(len(lists))],
+                        "note": list("uvwxyz")})
+    python = np.empty(len(lists), dtype=object)
+    python[:] = lists
+    clean_arrow, rejects_arrow = schema.validate(raw.assign(shown=arrow_column(lists)))
+    clean_python, rejects_python = schema.validate(raw.assign(shown=python))
+    pd.testing.assert_frame_equal(rejects_arrow, rejects_python)
+    assert rejects_arrow["reason"].tolist() == [
+        "field 'shown' is null", "field 'shown' holds an item that is not a string",
+        "field 'shown' holds an item that is not a string"]
+    assert clean_arrow["shown"].dtype == ARROW  # kept in Arrow for the metrics
+    assert clean_arrow["shown"].tolist() == clean_python["shown"].tolist()
+    pd.testing.assert_frame_equal(clean_arrow.drop(columns="shown"),
+                                  clean_python.drop(columns="shown"))
+
+
+def test_bytes_that_are_not_text_are_judged_in_python() -> None:
+    """Arrow trusts whoever built a string array to hand it UTF-8; validation checks."""
+    texts = pa.array([b"a", b"\xed\xa0\x80"], pa.binary()).view(pa.string())
+    lists = pa.ListArray.from_arrays(pa.array([0, 1, 2], pa.int32()), texts)
+    raw = pd.DataFrame({"ts": [1767225600000, 1767225600001],
+                        "shown": pd.arrays.ArrowExtensionArray(lists)})
+    schema = Schema.parse({"shown": "list[str]"}, time="ts")
+    try:
+        clean, rejects = schema.validate(raw)
+    except UnicodeDecodeError:
+        return  # Python's conversion refuses them outright, as before Arrow was kept
+    assert len(clean) + len(rejects) == 2
