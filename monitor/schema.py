@@ -37,8 +37,14 @@ import numpy as np
 import pandas as pd
 
 from metrics.arrow_lists import arrow_lists
-from monitor.arrow_lists import string_lists
-from monitor.string_lists import LIST_OF_STR, PROBLEMS, arrow_list_problems, parse_string_lists
+from monitor.string_lists import (
+    LIST_OF_STR,
+    NOT_TEXT,
+    PROBLEMS,
+    arrow_list_problems,
+    decoded_arrow_lists,
+    parse_string_lists,
+)
 
 TYPES = ("float", "int", "bool", "str", LIST_OF_STR)
 _TRUE = {"true", "1", "yes", "t"}
@@ -179,13 +185,17 @@ def _string_lists(values: pd.Series, missing: np.ndarray) -> tuple[pd.Series, np
     Arrow column stays in Arrow (:mod:`metrics.arrow_lists` reads it), anything else
     becomes Python lists (:mod:`monitor.string_lists`)."""
     held = arrow_lists(values)
-    if held is not None:
-        problems = arrow_list_problems(held)
-        if problems is not None:
-            problems[missing] = None  # a null is the caller's to judge
-            return values, problems
-        values = pd.Series(string_lists(held), index=values.index, dtype=object)
-    return parse_string_lists(values, missing)
+    if held is None:
+        return parse_string_lists(values, missing)
+    problems = arrow_list_problems(held)
+    if problems is not None:
+        problems[missing] = None  # a null is the caller's to judge
+        return values, problems
+    decoded, undecodable = decoded_arrow_lists(held)  # bytes that are no text
+    lists, problems = parse_string_lists(pd.Series(decoded, index=values.index, dtype=object),
+                                         missing | undecodable)
+    problems[undecodable & ~missing] = NOT_TEXT
+    return lists, problems
 
 
 class SourceNaN(float):
