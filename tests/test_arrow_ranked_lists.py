@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 import metrics
 from metrics.groups import Groups
 from metrics.ranked_lists import hit_ranks, ranked_lists
+from monitor import Monitor
+from monitor.engine import Engine
 from monitor.schema import Schema
 
 ITEMS = st.sampled_from(["a", "b", "c", "é☃", ""])
@@ -112,3 +114,61 @@ def test_bytes_outside_a_slice_are_not_judged() -> None:
     clean, rejects = Schema.parse({"shown": "list[str]"}, time="ts").validate(raw)
     assert clean["shown"].tolist() == [["a"], ["b"]]
     assert len(rejects) == 0
+
+
+def test_a_per_event_function_sees_python_lists_and_the_ranking_its_arrow() -> None:
+    """A per-event function is given Python lists whatever held them (it is the user's
+    code, written against what every stage gives it), once per chunk; the ranking
+    aggregates read the Arrow column: the same values as from Python lists."""
+    mon = Monitor()
+    mon.stream("home", schema={"shown": "list[str]?", "clicked": "str?"})
+    seen: list[Any] = []
+
+    @mon.metric("a_position", "home", aggregate=metrics.mean(), window="1h")
+    def a_position(frame: pd.DataFrame) -> pd.Series:  # list.index: Python lists only
+        seen.append(frame["shown"].dtype)
+        return frame["shown"].map(lambda items: float(items.index("a"))
+                                  if items is not None and "a" in items else -1.0)
+
+    @mon.metric("first_is_a", "home", aggregate=metrics.mean(), window="1h")
+    def first_is_a(frame: pd.DataFrame) -> pd.Series:
+        return frame["shown"].map(lambda items: float(bool(items) and items[0] == "a"))
+
+    ndcg = mon.metric("ndcg", "home", metrics.ndcg("shown", "clicked", k=2), window="1h")
+    lists = [["a", "b"], None, ["b", "a"], [], ["c", "a", "b"]] * 30
+    clicks = ["a", "b", "a", None, "b"] * 30
+    as_arrow, as_python = frames(lists, clicks)
+    times = pd.Timestamp("2026-03-01T00:00:00Z") + pd.to_timedelta(
+        np.arange(len(lists)) * 60, unit="s")
+    values = {}
+    seen.clear()  # the registry tried the function on a sample
+    for name, frame in (("arrow", as_arrow), ("python", as_python)):
+        engine = Engine([a_position, first_is_a, ndcg])
+        engine.update(frame.assign(ts=times))
+        values[name] = [(v.metric, v.window_start, v.field, v.value)
+                        for v in engine.values("batch")]
+    assert values["arrow"] == values["python"]
+    assert seen == [np.dtype(object), np.dtype(object)]  # Python lists in both runs
+
+
+def test_an_aggregate_that_compares_lists_whole_reads_python_lists() -> None:
+    """A consistency check over a list column (lists compared whole) and a null rate of it
+    give the same values and states from Arrow lists as from Python lists."""
+    mon = Monitor()
+    mon.stream("home", schema={"shown": "list[str]?", "clicked": "str?", "user": "int"})
+    same = mon.metric("same_lists", "home", metrics.consistency("shown", key="user"),
+                      window="1h")
+    nulls = mon.metric("null_lists", "home", metrics.null_rate("shown"), window="1h")
+    lists = [["a", "b"], None, ["b", "a"], [], ["a", "b"], ["c"]] * 20
+    as_arrow, as_python = frames(lists, [None] * len(lists))
+    times = pd.Timestamp("2026-03-01T00:00:00Z") + pd.to_timedelta(
+        np.arange(len(lists)) * 60, unit="s")
+    users = np.arange(len(lists)) % 7
+    got = {}
+    for name, frame in (("arrow", as_arrow), ("python", as_python)):
+        engine = Engine([same, nulls])
+        engine.update(frame.assign(ts=times, user=users))
+        got[name] = ([(v.metric, v.window_start, v.field, v.value)
+                      for v in engine.values("batch")],
+                     {key: p.state.to_bytes() for key, p in engine.partials.items()})
+    assert got["arrow"] == got["python"]
