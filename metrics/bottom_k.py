@@ -126,28 +126,13 @@ def id_hash(text: str) -> int:
 
 
 def id_hashes(texts: Iterable[str]) -> np.ndarray:
-    """:func:`id_hash` of each text, as uint64.
-
-    The digests are remembered (up to :data:`REMEMBERED` texts, then forgotten all at
-    once): the same ids come back chunk after chunk (a week of the example's homepages
-    hashes 348k ids a day at a time, 97k of them distinct), and a dictionary look-up is a
-    tenth of a BLAKE2b digest. The hash is the same either way; only its cost changes."""
-    known = _DIGESTS
-    if len(known) > REMEMBERED:
-        known.clear()
+    """:func:`id_hash` of each text, as uint64."""
     digests = []
     for text in texts:
-        found = known.get(text)
-        if found is None:
-            digest = _BLANK.copy()
-            digest.update(text.encode("utf-8"))
-            found = known[text] = digest.digest()
-        digests.append(found)
+        digest = _BLANK.copy()
+        digest.update(text.encode("utf-8"))
+        digests.append(digest.digest())
     return np.frombuffer(b"".join(digests), dtype=">u8").astype(np.uint64)
-
-
-REMEMBERED = 1 << 18  # texts whose digest is kept: ~35 MB at most with short texts
-_DIGESTS: dict[str, bytes] = {}  # a text's digest; ids from any thread (dicts are atomic)
 
 
 R = TypeVar("R")

@@ -10,7 +10,6 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from metrics import bottom_k
 from metrics.bottom_k import id_text, id_texts_at
 from metrics.frame_columns import column_values
 
@@ -87,23 +86,3 @@ def test_nulls_are_left_out_and_the_other_rows_kept_in_order() -> None:
 def test_floats_and_booleans_are_refused_as_ids(values: object) -> None:
     with pytest.raises(TypeError, match="an id must be a string or an integer"):
         id_texts_at(values, np.array([0, 1]))
-
-
-def test_remembered_digests_are_the_hashes_and_are_forgotten_past_the_limit(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """id_hashes remembers digests across calls: the same hashes as one digest per id
-    (cold, warm, and after forgetting), and no more than its limit kept."""
-    monkeypatch.setattr(bottom_k, "REMEMBERED", 50)
-    monkeypatch.setattr(bottom_k, "_DIGESTS", {})
-    texts = [f"user-{i}" for i in range(40)] + ["é☃", ""]
-    expected = [bottom_k.id_hash(text) for text in texts]
-    cold = bottom_k.id_hashes(texts)
-    warm = bottom_k.id_hashes(reversed(texts))
-    assert cold.dtype == np.uint64
-    assert cold.tolist() == expected
-    assert warm.tolist() == expected[::-1]
-    more = [f"other-{i}" for i in range(20)]
-    assert bottom_k.id_hashes(more).tolist() == [bottom_k.id_hash(t) for t in more]
-    assert len(bottom_k._DIGESTS) == 62  # past the limit only after this call
-    assert bottom_k.id_hashes(texts).tolist() == expected  # forgotten, then made again
-    assert len(bottom_k._DIGESTS) == len(texts)
