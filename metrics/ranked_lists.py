@@ -1,10 +1,12 @@
 """Reading a ranked-list column row by row: where the engaged item sits, what the top k hold.
 
 A ranked list is a ``list[str]`` field of the stream (items shown, best first), which
-schema validation hands over as Python lists (:mod:`monitor.string_lists`); a null is no
+schema validation hands over as Python lists (:mod:`monitor.string_lists`), or as an
+Arrow ``list<string>`` column when the source read it so (the batch stage's Postgres
+read: :mod:`metrics.arrow_lists`, the same answers without a list per row); a null is no
 list. Any other value raises a ValueError naming the column, rather than being guessed at.
 Python's ``list.index`` finds an item faster than a numpy detour through object arrays
-would, so this works per row; lists are short (a homepage shows tens of items).
+would, so Python lists are read per row; lists are short (a homepage shows tens of items).
 
 >>> frame = pd.DataFrame({"shown": [["a", "b", "c"], ["c", "a"], None, ["b"]],
 ...                       "clicked": ["b", "b", "a", None]})
@@ -26,11 +28,16 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import pandas as pd
 
+from metrics.arrow_lists import arrow_lists, first_positions, python_lists
+
 __all__ = ["hit_ranks", "ranked_lists", "top_items"]
 
 
 def ranked_lists(frame: pd.DataFrame, column: str) -> np.ndarray:
     """The column's lists as an object array, None for nulls; ValueError on other values."""
+    held = arrow_lists(frame[column])
+    if held is not None:  # validated in Arrow: only lists of strings and nulls
+        return python_lists(held)
     values = frame[column].to_numpy(dtype=object)
     if set(map(type, values)) <= _LIST_OR_NONE:  # validated lists: no row to look at
         return values.copy()  # a new array (the frame's own may be a view), lists shared
@@ -58,8 +65,17 @@ def hit_ranks(frame: pd.DataFrame, shown: str, clicked: str, k: int | None
     """Per row: whether it counts (a list was shown and an item engaged with), and the
     1-based rank of the engaged item in the list's top ``k`` (all of it when None), 0 when
     it is not there. An item listed twice counts at its first (best) rank."""
-    lists = ranked_lists(frame, shown)
     clicks = frame[clicked]
+    held = arrow_lists(frame[shown])
+    positions = None if held is None else first_positions(held, clicks)
+    if positions is not None:
+        assert held is not None
+        engaged = clicks.notna().to_numpy() & held.is_valid().to_numpy(zero_copy_only=False)
+        found = engaged & (positions >= 0)
+        if k is not None:
+            found &= positions < k
+        return engaged, np.where(found, positions + 1, 0)
+    lists = ranked_lists(frame, shown)
     engaged = clicks.notna().to_numpy() & pd.notna(lists)
     stop = sys.maxsize if k is None else k
     items = clicks.to_numpy(dtype=object)

@@ -10,20 +10,24 @@ because states merge exactly, and every stage values them through
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from metrics.arrow_lists import arrow_lists
 from metrics.groups import Groups
 from metrics.row_memo import RowMemo
+from monitor.arrow_lists import string_lists
 from monitor.errors import DefinitionError
 from monitor.partials import Partial, PartialKey, partial_values
 from monitor.per_event import check_per_event_result
 from monitor.segments import escape, label_value
 from monitor.spec import OVERALL, MetricSpec
+from monitor.string_lists import LIST_OF_STR
 from monitor.values import MetricValue
 
 log = logging.getLogger(__name__)
@@ -87,13 +91,16 @@ class Engine:
         # per set of rows (which metrics leave out), what aggregates computed per row: an
         # expectation and the validation summary that holds it judge each row once
         memos: dict[bytes | None, RowMemo] = {}
+        as_python: list[pd.DataFrame] = []  # the events with Python lists, made once
         for name, metric in self.metrics.items():
             mask = None if skip is None else skip.get(name)
             keep = None if mask is None or not mask.any() else ~mask
             if keep is not None and not keep.any():
                 continue
-            rows = events if keep is None else events[keep]
-            frame, failed = _input_columns(metric, rows)
+            as_lists = functools.partial(_python_list_events, events, keep, as_python)
+            rows = (as_lists() if _reads_lists_otherwise(metric, events)
+                    else events if keep is None else events[keep])
+            frame, failed = _input_columns(metric, rows, as_lists)
             if failed:
                 positions = np.arange(len(events)) if keep is None else np.flatnonzero(keep)
                 self.failed.append(FailedEvents(metric.name, positions[[r for r, _ in failed]],
@@ -230,15 +237,50 @@ class _ChunkCodes:
         return keys + segment_keys, _both(groups, segment_groups)
 
 
-def _input_columns(metric: MetricSpec, events: pd.DataFrame
+def _reads_lists_otherwise(metric: MetricSpec, events: pd.DataFrame) -> bool:
+    """Whether the metric's aggregate reads a column of Arrow lists other than as a ranked
+    list (a consistency check compares lists whole, an assertion keeps them): it is given
+    Python lists then, as every other source gives them."""
+    if metric.per_event is not None:
+        return False  # reads the function's output
+    return any(kind != LIST_OF_STR and name in events.columns
+               and arrow_lists(events[name]) is not None
+               for name, kind in metric.aggregate.columns().items())
+
+
+def _python_list_events(events: pd.DataFrame, keep: np.ndarray | None,
+                        made: list[pd.DataFrame]) -> pd.DataFrame:
+    """The rows ``keep`` of ``events`` as a per-event function (or an aggregate that does
+    not read them as ranked lists) is given them in every stage: a ranked list held in
+    an Arrow column by the batch stage's reads (:mod:`metrics.arrow_lists`, which the
+    ranking aggregates read as it is) becomes Python lists, as every other source gives
+    them, converted once per chunk (kept in ``made``)."""
+    if not made:
+        held = {name: arrow_lists(events[name]) for name, dtype in events.dtypes.items()
+                if isinstance(dtype, pd.ArrowDtype)}
+        converted = events
+        if any(lists is not None for lists in held.values()):
+            converted = events.copy(deep=False)
+            for name, lists in held.items():
+                if lists is not None:
+                    values = np.empty(len(events), dtype=object)
+                    values[:] = string_lists(lists)  # a slice: numpy must not nest them
+                    converted[name] = values
+        made.append(converted)
+    return made[0] if keep is None else made[0][keep]
+
+
+def _input_columns(metric: MetricSpec, events: pd.DataFrame,
+                   function_events: Callable[[], pd.DataFrame]
                    ) -> tuple[pd.DataFrame, list[tuple[int, str]]]:
     """The events the aggregate reads, with the per-event function's output added as a
     column named after the metric, less the events it failed on; and those (position
     in ``events``, problem). (Aggregates pick their columns by name, so the other
-    columns ride along: selecting a subset cost a millisecond per call.)"""
+    columns ride along: selecting a subset cost a millisecond per call.) The function
+    is given ``function_events()``: the same rows, lists as Python lists."""
     if metric.per_event is None:
         return events, []
-    values, failed = derive(metric, events)
+    values, failed = derive(metric, function_events())
     frame = events.copy(deep=False)  # copy-on-write: the caller's frame is not touched
     if failed:
         ok = np.ones(len(events), dtype=bool)

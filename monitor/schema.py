@@ -7,7 +7,8 @@ event-time field is required and is ISO 8601 or epoch milliseconds. Validation i
 vectorised (a column of lists is checked in one pass at C speed, and read one by one only
 when it holds other shapes; see :mod:`monitor.string_lists`): each rejected row gets the
 first reason that applies, and the clean rows come out typed (numbers as float64 / Int64,
-booleans as pandas ``boolean``, lists as Python lists of str, event time as UTC
+booleans as pandas ``boolean``, lists as Python lists of str (or an Arrow ``list<string>``
+column, when the source read them into one), event time as UTC
 ``datetime64[ns]``).
 
 Null and NaN are different problems: a null (None, a missing field, SQL NULL) is "is
@@ -35,7 +36,15 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from monitor.string_lists import LIST_OF_STR, PROBLEMS, parse_string_lists
+from metrics.arrow_lists import arrow_lists
+from monitor.string_lists import (
+    LIST_OF_STR,
+    NOT_TEXT,
+    PROBLEMS,
+    arrow_list_problems,
+    decoded_arrow_lists,
+    parse_string_lists,
+)
 
 TYPES = ("float", "int", "bool", "str", LIST_OF_STR)
 _TRUE = {"true", "1", "yes", "t"}
@@ -134,7 +143,7 @@ class Schema:
                 reject(missing.to_numpy() & ~nan, f"field {field.name!r} is null")
             reject(nan, f"field {field.name!r} is NaN")
             if field.type == LIST_OF_STR:
-                lists, problems = parse_string_lists(values, missing.to_numpy())
+                lists, problems = _string_lists(values, missing.to_numpy())
                 for problem in PROBLEMS:
                     reject(problems == problem, f"field {field.name!r} {problem}")
                 columns[field.name] = lists
@@ -169,6 +178,24 @@ class Schema:
             {"row": raw.index[rejected], "reason": reasons[rejected]}
         )
         return clean, rejects
+
+
+def _string_lists(values: pd.Series, missing: np.ndarray) -> tuple[pd.Series, np.ndarray]:
+    """A list field's values as the clean frame holds them, and each row's problem: an
+    Arrow column stays in Arrow (:mod:`metrics.arrow_lists` reads it), anything else
+    becomes Python lists (:mod:`monitor.string_lists`)."""
+    held = arrow_lists(values)
+    if held is None:
+        return parse_string_lists(values, missing)
+    problems = arrow_list_problems(held)
+    if problems is not None:
+        problems[missing] = None  # a null is the caller's to judge
+        return values, problems
+    decoded, undecodable = decoded_arrow_lists(held)  # bytes that are no text
+    lists, problems = parse_string_lists(pd.Series(decoded, index=values.index, dtype=object),
+                                         missing | undecodable)
+    problems[undecodable & ~missing] = NOT_TEXT
+    return lists, problems
 
 
 class SourceNaN(float):
@@ -303,6 +330,8 @@ def _null_column(field: FieldType, index: pd.Index) -> pd.Series:
 
 
 def _final_dtype(field: FieldType, values: pd.Series) -> pd.Series:
+    if field.type == LIST_OF_STR and isinstance(values.dtype, pd.ArrowDtype):
+        return values  # lists of strings in Arrow, nulls as nulls (see _string_lists)
     if field.type == "float":
         return values.astype("float64")
     if field.type == "int":

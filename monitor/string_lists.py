@@ -7,6 +7,10 @@ array (a CSV cell, a SQLite column, an event that sent the array encoded as a st
 bytes too, when they are UTF-8 text. All of these are accepted and come out as a plain
 Python ``list`` of ``str``, in order; an empty list is a list (nothing was shown).
 
+A column the source read into Arrow (``list<string>``: the batch stage's Postgres read)
+is judged there, with no Python list made (:func:`arrow_list_problems`): Arrow's strings
+are UTF-8 text already (checked), so the one fault such a column can hold is a null item.
+
 Anything else is rejected, never guessed at: a number, a mapping, text that is not a JSON
 array (``"a,b"``, or Python's ``"['a', 'b']"``, whose quotes JSON does not take), and a
 list with an item that is not a string (a null, a number). An item that is no text (a lone
@@ -29,6 +33,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from monitor.gc_pause import paused_collection
 from monitor.surrogates import LONE_SURROGATE
@@ -65,6 +71,59 @@ def parse_string_lists(values: pd.Series, skip: np.ndarray | None = None
 
 
 _SKIPPED: tuple[None, None] = (None, None)
+
+
+def decoded_arrow_lists(lists: pa.ListArray | pa.LargeListArray
+                        ) -> tuple[list[list[str | None] | None], np.ndarray]:
+    """The lists of an Arrow column whose bytes are not all UTF-8 text as Python lists
+    (None for a null list and item), and where a row holds an item that is no text
+    (:data:`NOT_TEXT`; its list None): a row at fault, not a chunk that cannot be read."""
+    binary = pa.large_list(pa.large_binary()) if pa.types.is_large_list(lists.type) \
+        else pa.list_(pa.binary())
+    out: list[list[str | None] | None] = []
+    undecodable = np.zeros(len(lists), dtype=bool)
+    for row, items in enumerate(lists.cast(binary).to_pylist()):
+        try:
+            out.append(None if items is None else
+                       [None if item is None else item.decode("utf-8") for item in items])
+        except UnicodeDecodeError:
+            out.append(None)
+            undecodable[row] = True
+    return out, undecodable
+_OFFSETS = {pa.string(): np.int32, pa.large_string(): np.int64}  # offset width per type
+
+
+def _all_ascii(texts: pa.Array) -> bool:
+    """Whether the bytes of ``texts`` (their null slots too) are all ASCII, so UTF-8 text:
+    one pass over the bytes, where Arrow's check of UTF-8 goes string by string."""
+    width = _OFFSETS.get(texts.type)
+    if width is None:
+        return False
+    _, offsets, data = texts.buffers()
+    if data is None or not len(texts):
+        return True
+    bounds = np.frombuffer(offsets, dtype=width)[texts.offset:texts.offset + len(texts) + 1]
+    used = np.frombuffer(data, dtype=np.uint8)[bounds[0]:bounds[-1]]
+    return not len(used) or int(used.max()) < 0x80
+
+
+def arrow_list_problems(lists: pa.ListArray | pa.LargeListArray) -> np.ndarray | None:
+    """Per row of an Arrow column of string lists the problem :func:`parse_string_lists`
+    finds in the same lists (a null item: :data:`NOT_STRINGS`), or None; a null list has
+    none (the caller judges nulls). None for the whole column when its bytes are not all
+    UTF-8 text (Arrow does not check that when it is handed them): judge those in Python.
+    """
+    flat = pc.list_flatten(lists)
+    if not _all_ascii(flat):  # the bytes of text are checked, at four times the cost
+        try:
+            lists.validate(full=True)
+        except pa.ArrowInvalid:
+            return None
+    problems = np.full(len(lists), None, dtype=object)
+    if flat.null_count:
+        rows = pc.list_parent_indices(lists).to_numpy()
+        problems[rows[flat.is_null().to_numpy(zero_copy_only=False)]] = NOT_STRINGS
+    return problems
 
 
 def _all_string_lists(items: list[Any], skipped: list[bool], none_skipped: bool

@@ -10,7 +10,9 @@ The frames handed on are the ones the row path (:mod:`monitor.batch.sql_rows`, p
 tuples) gives for the same rows, value for value, so validation, dead letters (whose keys
 hash the row as read) and every stored value stay as they were: a ``json``/``jsonb`` value
 is parsed with :func:`json.loads` as psycopg parses it, an array comes as a list, a
-``numeric`` as a :class:`~decimal.Decimal`, a timestamp with time zone in the session's
+``numeric`` as a :class:`~decimal.Decimal`, a ``text[]`` as the same lists held in Arrow
+(a ``list<string>`` column, which validation and the ranking metrics read without a
+Python list per row: :mod:`metrics.arrow_lists`), a timestamp with time zone in the session's
 time zone, a NaN apart from NULL (:func:`monitor.event_frames.frame_from_arrow`). A result
 with a column of another type (a ``date``, a ``uuid``, an ``interval`` ...) is read by the
 row path instead: the columns are known before any row is read.
@@ -36,7 +38,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from psycopg import sql
 
-from monitor.arrow_lists import holds_string_lists, string_lists
+from monitor.arrow_lists import holds_string_lists
 from monitor.batch.idle_connections import IDLE
 from monitor.event_frames import frame_from_arrow
 
@@ -258,9 +260,9 @@ def _decimal_values(column: pa.ChunkedArray) -> list[Any]:
     return [None if text is None else Decimal(text) for text in column.to_pylist()]
 
 
-def _python_values(column: pa.ChunkedArray) -> list[Any]:
-    if holds_string_lists(column.type):  # a ranked list's items: each text made once
-        return string_lists(column)
+def _python_values(column: pa.ChunkedArray) -> Any:
+    if holds_string_lists(column.type):  # a ranked list's items: kept in Arrow
+        return pd.arrays.ArrowExtensionArray(column)
     return column.to_pylist()  # lists as lists (Arrow's own conversion makes numpy arrays)
 
 

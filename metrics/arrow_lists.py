@@ -1,0 +1,76 @@
+"""A ranked-list column held in Arrow (``list<string>``), read without a Python list per row.
+
+The batch stage reads a Postgres ``text[]`` column straight into Arrow and keeps it there
+(:mod:`monitor.batch.postgres_columns`): turning half a million homepages into Python
+lists, then validating and copying them, cost more than all the metrics that read them.
+Here the same answers as :mod:`metrics.ranked_lists` gives for Python lists come from the
+column's flat items and their row numbers, at C speed: where the engaged item first sits
+in each list (Arrow's ``equal`` compares the UTF-8 bytes, which for text is what Python's
+``==`` compares), and the lists themselves as Python lists when a metric needs them.
+
+>>> frame = pd.DataFrame({"shown": pd.array([["a", "b", "c"], ["c", "a"], None, ["b"]],
+...                                         dtype=pd.ArrowDtype(pa.list_(pa.string()))),
+...                       "clicked": ["b", "b", "a", None]})
+>>> first_positions(arrow_lists(frame["shown"]), frame["clicked"]).tolist()
+[1, -1, -1, -1]
+>>> python_lists(arrow_lists(frame["shown"])).tolist()
+[['a', 'b', 'c'], ['c', 'a'], None, ['b']]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = ["arrow_lists", "first_positions", "python_lists"]
+
+
+def arrow_lists(values: pd.Series) -> pa.ListArray | pa.LargeListArray | None:
+    """The column as one Arrow array of lists of strings, or None when it is held
+    otherwise (Python lists in an object column, as every other source gives them)."""
+    dtype = values.dtype
+    if not isinstance(dtype, pd.ArrowDtype):
+        return None
+    kind = dtype.pyarrow_dtype
+    if not ((pa.types.is_list(kind) or pa.types.is_large_list(kind))
+            and (pa.types.is_string(kind.value_type)
+                 or pa.types.is_large_string(kind.value_type))):
+        return None
+    return values.array.__arrow_array__().combine_chunks()
+
+
+def first_positions(lists: pa.ListArray | pa.LargeListArray, items: pd.Series
+                    ) -> np.ndarray | None:
+    """Per row the 0-based position of the first occurrence of the row's item in its list,
+    -1 where it is not there (or either is null); None when the items cannot be compared
+    in Arrow (not text), for the caller to compare them in Python."""
+    flat = pc.list_flatten(lists)
+    try:  # an Arrow string column as it is; Python strings (None, NaN for null) converted
+        wanted = pa.array(items, from_pandas=True)
+    except (pa.ArrowException, TypeError, UnicodeEncodeError):
+        return None
+    if not (pa.types.is_string(wanted.type) or pa.types.is_large_string(wanted.type)
+            or pa.types.is_null(wanted.type)):  # bytes are no text: Python's == says so
+        return None
+    wanted = wanted.cast(flat.type)
+    rows = pc.list_parent_indices(lists).to_numpy()  # each flat item's row
+    # where each row's items start among the flat ones (a null list has none)
+    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy()
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+    same = pc.fill_null(pc.equal(flat, pc.take(wanted, rows)), False)
+    hits = np.flatnonzero(same.to_numpy(zero_copy_only=False))
+    positions = np.full(len(lists), -1, dtype=np.int64)
+    if len(hits):
+        hit_rows = rows[hits]  # in order: a row's items are consecutive
+        first_rows, first = np.unique(hit_rows, return_index=True)
+        positions[first_rows] = hits[first] - starts[first_rows]
+    return positions
+
+
+def python_lists(lists: pa.ListArray | pa.LargeListArray) -> np.ndarray:
+    """The lists as an object array of Python lists of str, None for a null list."""
+    out = np.empty(len(lists), dtype=object)
+    out[:] = lists.to_pylist()  # a slice: numpy must not nest the lists
+    return out
