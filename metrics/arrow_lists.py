@@ -24,19 +24,21 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["arrow_lists", "first_positions", "python_lists"]
+__all__ = ["arrow_lists", "first_positions", "holds_string_lists", "python_lists"]
+
+
+def holds_string_lists(data_type: pa.DataType) -> bool:
+    """Whether an Arrow column of ``data_type`` holds lists of strings (a ranked list)."""
+    return ((pa.types.is_list(data_type) or pa.types.is_large_list(data_type))
+            and (pa.types.is_string(data_type.value_type)
+                 or pa.types.is_large_string(data_type.value_type)))
 
 
 def arrow_lists(values: pd.Series) -> pa.ListArray | pa.LargeListArray | None:
     """The column as one Arrow array of lists of strings, or None when it is held
     otherwise (Python lists in an object column, as every other source gives them)."""
     dtype = values.dtype
-    if not isinstance(dtype, pd.ArrowDtype):
-        return None
-    kind = dtype.pyarrow_dtype
-    if not ((pa.types.is_list(kind) or pa.types.is_large_list(kind))
-            and (pa.types.is_string(kind.value_type)
-                 or pa.types.is_large_string(kind.value_type))):
+    if not (isinstance(dtype, pd.ArrowDtype) and holds_string_lists(dtype.pyarrow_dtype)):
         return None
     return values.array.__arrow_array__().combine_chunks()
 

@@ -27,14 +27,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from metrics.arrow_lists import holds_string_lists  # the columns string_lists converts
 from monitor.gc_pause import paused_collection
 
-
-def holds_string_lists(data_type: pa.DataType) -> bool:
-    """Whether a column of ``data_type`` is one :func:`string_lists` converts."""
-    return ((pa.types.is_list(data_type) or pa.types.is_large_list(data_type))
-            and (pa.types.is_string(data_type.value_type)
-                 or pa.types.is_large_string(data_type.value_type)))
+__all__ = ["holds_string_lists", "string_lists"]
 
 
 def string_lists(column: pa.ChunkedArray | pa.Array) -> list[list[Any] | None]:
