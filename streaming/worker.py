@@ -297,7 +297,7 @@ class _Batch:
     backlog: bool  # full when taken: the consumer is behind
     pre: PreDecoded | None  # its messages being decoded here (None: the processor does)
     # the events' messages, made once (for the decoding, the processor, and its asks)
-    messages: list[RawMessage] = field(default_factory=list)
+    messages: list[RawMessage]
 
     def drop(self, partitions: set[int]) -> None:
         """Forget the events of revoked ``partitions``; a decoding of the whole batch is
