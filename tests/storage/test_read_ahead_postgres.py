@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
 
 import pandas as pd
 import pytest
@@ -69,7 +72,7 @@ def everything_stored(store: SqlStore, database: Database) -> tuple[dict[str, pd
 
 
 def run(store: SqlStore, source: TableSource | FileSource, targets: list[Target],
-        read_ahead: bool, **options) -> None:  # type: ignore[no-untyped-def]
+        read_ahead: bool, **options) -> None:
     BatchRunner(store, lambda m: source, read_ahead=read_ahead, **options).run_many(
         targets, since=START, until=END)
 
@@ -85,9 +88,21 @@ def read_ahead_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("read-ahead")]
 
 
-def test_postgres_values_and_states_are_identical_read_ahead_or_not(
-    postgres: Database, profile  # type: ignore[no-untyped-def]
-) -> None:
+@dataclass
+class Baseline:
+    """The example's metrics promoted on Postgres, the table's engine, and what a run
+    without reading ahead stored (cleared from the database again, for the run under
+    test)."""
+
+    store: SqlStore
+    targets: list[Target]
+    engine: sa.Engine
+    inline: WatchedTable
+    expected: tuple[dict[str, pd.DataFrame], list[tuple[object, ...]]]
+
+
+@pytest.fixture
+def baseline(postgres: Database, profile) -> Iterator[Baseline]:
     store = SqlStore(postgres)
     targets = promote(store, profile, METRICS)
     engine = sa.create_engine(postgres.url)
@@ -96,38 +111,37 @@ def test_postgres_values_and_states_are_identical_read_ahead_or_not(
         run(store, inline, targets, read_ahead=False)
         expected = everything_stored(store, postgres)
         clear_results(postgres)
-        ahead = WatchedTable(engine, STREAM)
-        assert reads_ahead(ahead)
-        run(store, ahead, targets, read_ahead=True)
-        got = everything_stored(store, postgres)
+        yield Baseline(store, targets, engine, inline, expected)
     finally:
         engine.dispose()
+
+
+def test_postgres_values_and_states_are_identical_read_ahead_or_not(
+    postgres: Database, baseline: Baseline
+) -> None:
+    ahead = WatchedTable(baseline.engine, STREAM)
+    assert reads_ahead(ahead)
+    run(baseline.store, ahead, baseline.targets, read_ahead=True)
+    got = everything_stored(baseline.store, postgres)
+    expected = baseline.expected
     assert_same(got, expected)
     assert len(expected[1]) > 100  # every metric stored states of every window
-    assert {thread for _, thread in inline.reads} == {threading.current_thread().name}
+    assert {thread for _, thread in baseline.inline.reads} == {threading.current_thread().name}
     assert {thread.split()[0] for _, thread in ahead.reads} == {"read-ahead"}
-    assert [since for since, _ in ahead.reads] == [since for since, _ in inline.reads]
+    assert [since for since, _ in ahead.reads] == [since for since, _ in baseline.inline.reads]
     assert not read_ahead_threads()
 
 
 def test_a_read_that_keeps_failing_stores_nothing_of_its_slice(
-    postgres: Database, profile  # type: ignore[no-untyped-def]
+    postgres: Database, baseline: Baseline
 ) -> None:
-    store = SqlStore(postgres)
-    targets = promote(store, profile, METRICS)
-    engine = sa.create_engine(postgres.url)
-    try:
-        run(store, WatchedTable(engine, STREAM), targets, read_ahead=False)
-        expected = everything_stored(store, postgres)
-        clear_results(postgres)
-        failing = WatchedTable(engine, STREAM, failures=99)
-        waits: list[float] = []
-        with pytest.raises(BatchRunError, match="injected failure reading the slice"):
-            run(store, failing, targets, read_ahead=True, retry=Retry(attempts=2),
-                sleep=waits.append)
-        got = everything_stored(store, postgres)
-    finally:
-        engine.dispose()
+    store, expected = baseline.store, baseline.expected
+    failing = WatchedTable(baseline.engine, STREAM, failures=99)
+    waits: list[float] = []
+    with pytest.raises(BatchRunError, match="injected failure reading the slice"):
+        run(store, failing, baseline.targets, read_ahead=True, retry=Retry(attempts=2),
+            sleep=waits.append)
+    got = everything_stored(store, postgres)
     assert waits == [2.0]  # retried once, as any failed slice
     broken_start = START + BROKEN * SLICE
     # the slices before the failing one stored whole, nothing of it nor after it
@@ -135,7 +149,7 @@ def test_a_read_that_keeps_failing_stores_nothing_of_its_slice(
         before = expected[0][name][expected[0][name]["window_start"] < broken_start]
         pd.testing.assert_frame_equal(got[0][name], before.reset_index(drop=True),
                                       check_exact=True)
-    assert got[1] == [s for s in expected[1] if pd.Timestamp(s[2]) < broken_start]
+    assert got[1] == [s for s in expected[1] if pd.Timestamp(cast(datetime, s[2])) < broken_start]
     runs = store.recent_runs(limit=1000)
     assert not [r for r in runs if r.status == "running"]
     failed = [r for r in runs if r.status == "failed"]
@@ -149,29 +163,20 @@ def test_a_read_that_keeps_failing_stores_nothing_of_its_slice(
 
 
 def test_a_read_that_fails_once_is_retried_and_every_value_stored(
-    postgres: Database, profile  # type: ignore[no-untyped-def]
+    postgres: Database, baseline: Baseline
 ) -> None:
-    store = SqlStore(postgres)
-    targets = promote(store, profile, METRICS)
-    engine = sa.create_engine(postgres.url)
-    try:
-        run(store, WatchedTable(engine, STREAM), targets, read_ahead=False)
-        expected = everything_stored(store, postgres)
-        clear_results(postgres)
-        waits: list[float] = []
-        run(store, WatchedTable(engine, STREAM, failures=1), targets, read_ahead=True,
-            sleep=waits.append)
-        got = everything_stored(store, postgres)
-    finally:
-        engine.dispose()
+    waits: list[float] = []
+    run(baseline.store, WatchedTable(baseline.engine, STREAM, failures=1), baseline.targets,
+        read_ahead=True, sleep=waits.append)
+    got = everything_stored(baseline.store, postgres)
     assert waits == [2.0]
-    assert_same(got, expected)
-    failed = [r for r in store.recent_runs(limit=1000) if r.status == "failed"]
+    assert_same(got, baseline.expected)
+    failed = [r for r in baseline.store.recent_runs(limit=1000) if r.status == "failed"]
     assert {pd.Timestamp(r.window_start) for r in failed} == {START + BROKEN * SLICE}
 
 
 def test_parquet_values_and_states_are_identical_read_ahead_or_not(
-    sqlite_database: Database, events: pd.DataFrame, profile, tmp_path  # type: ignore[no-untyped-def]
+    sqlite_database: Database, events: pd.DataFrame, profile, tmp_path
 ) -> None:
     import dataclasses
 
