@@ -8,7 +8,6 @@ holds the schema's columns alone)."""
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 
 import numpy as np
@@ -29,11 +28,7 @@ from monitor.spec import MetricSpec
 from monitor.stage_switch import EPOCH
 from monitor.storage.store import SqlStore
 from monitor.targets import batch_targets
-from streaming.codec import encode_events, event_dicts
-from streaming.messages import RawMessage
-from streaming.processor import StreamProcessor, StreamSettings
-from streaming.sql_store import SqlStreamStore
-from tests.streaming.clock import Clock
+from tests.streaming.interleaved_feed import feed_interleaved
 
 START = pd.Timestamp("2026-03-02T00:00:00Z")
 HOURS = 4
@@ -170,32 +165,6 @@ def test_streaming_equals_research(store: SqlStore, events: pd.DataFrame) -> Non
     app, _ = assertion_app()
     versions = promote(store, app, "streaming")
     targets = batch_targets(app, store, stages=("streaming",))
-    clock = Clock()
-    stage = StreamProcessor(SqlStreamStore(store.database), app.streams["home"],
-                            "assert-events", PARTITIONS, targets,
-                            StreamSettings(idle_timeout_s=5),
-                            clock=lambda: clock.monotonic, wall_clock=lambda: clock.wall)
-    stage.assign(range(PARTITIONS))
-    rng = random.Random(4)
-    queues: dict[int, list[RawMessage]] = {p: [] for p in range(PARTITIONS)}
-    pending: dict[int, list[dict[str, object]]] = {p: [] for p in range(PARTITIONS)}
-    for event in event_dicts(events):  # keyed by user, in time order per partition
-        pending[int(str(event["user_id"])) % PARTITIONS].append(event)
-    for partition, items in pending.items():
-        while items:
-            size = rng.randint(1, 30)
-            queues[partition].append(RawMessage(partition, len(queues[partition]),
-                                                encode_events(items[:size])))
-            items = items[size:]
-    while any(queues.values()):  # micro-batches with the partitions interleaved
-        batch = []
-        for partition in rng.sample(range(PARTITIONS), PARTITIONS):
-            take = rng.randint(0, 12)
-            batch += queues[partition][:take]
-            queues[partition] = queues[partition][take:]
-        stage.handle(batch)
-        clock.later(0.2)
-        stage.tick()
-    clock.later(6)  # every partition idle: the watermarks move to the wall clock
-    stage.tick()
+    feed_interleaved(store.database, app.streams["home"], "assert-events", PARTITIONS, targets,
+                     events, seed=4)
     assert_all_same_as_research(store, app, versions, "streaming", events)

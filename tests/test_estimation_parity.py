@@ -5,7 +5,6 @@ calibration, as a promoted metric is."""
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 
 import numpy as np
@@ -24,11 +23,7 @@ from monitor.research import evaluate
 from monitor.stage_switch import EPOCH
 from monitor.storage.store import SqlStore
 from monitor.targets import Target, batch_targets
-from streaming.codec import encode_events, event_dicts
-from streaming.messages import RawMessage
-from streaming.processor import StreamProcessor, StreamSettings
-from streaming.sql_store import SqlStreamStore
-from tests.streaming.clock import Clock
+from tests.streaming.interleaved_feed import feed_interleaved
 from tests.test_estimation import simulate
 
 START = pd.Timestamp("2026-03-02T00:00:00Z")
@@ -114,32 +109,6 @@ def test_batch_from_a_table_equals_research(store: SqlStore, events: pd.DataFram
 def test_streaming_equals_research(store: SqlStore, events: pd.DataFrame) -> None:
     mon = app()
     targets = promote(store, mon, "streaming")
-    clock = Clock()
-    stage = StreamProcessor(SqlStreamStore(store.database), mon.streams["scores"],
-                            "scored-events", PARTITIONS, targets,
-                            StreamSettings(idle_timeout_s=5),
-                            clock=lambda: clock.monotonic, wall_clock=lambda: clock.wall)
-    stage.assign(range(PARTITIONS))
-    rng = random.Random(3)
-    queues: dict[int, list[RawMessage]] = {p: [] for p in range(PARTITIONS)}
-    pending: dict[int, list[dict[str, object]]] = {p: [] for p in range(PARTITIONS)}
-    for event in event_dicts(events):  # keyed by user, in time order per partition
-        pending[int(str(event["user_id"])) % PARTITIONS].append(event)
-    for partition, items in pending.items():
-        while items:
-            size = rng.randint(1, 30)
-            queues[partition].append(RawMessage(partition, len(queues[partition]),
-                                                encode_events(items[:size])))
-            items = items[size:]
-    while any(queues.values()):  # micro-batches with the partitions interleaved
-        batch = []
-        for partition in rng.sample(range(PARTITIONS), PARTITIONS):
-            take = rng.randint(0, 12)
-            batch += queues[partition][:take]
-            queues[partition] = queues[partition][take:]
-        stage.handle(batch)
-        clock.later(0.2)
-        stage.tick()
-    clock.later(6)  # every partition idle: the watermarks move to the wall clock
-    stage.tick()
+    feed_interleaved(store.database, mon.streams["scores"], "scored-events", PARTITIONS, targets,
+                     events, seed=3)
     assert_same_as_research(store, mon, "streaming", events)
