@@ -99,17 +99,13 @@ def _add_groups(states: Sequence[SumState], column: pd.Series, groups: Groups) -
 
 
 @dataclass(frozen=True)
-class Sum(Aggregate):
-    """The exact sum of a numeric column (nulls skipped)."""
+class _OverExactSum(Aggregate):
+    """An aggregate whose state is a numeric column's exact sum and count (nulls skipped)."""
 
     column: str | None
-    kind = "sum"
 
     def columns(self) -> dict[str, ColumnKind]:
         return {input_column(self): "numeric"}
-
-    def fields(self) -> tuple[str, ...]:
-        return ("sum",)
 
     def new_state(self) -> SumState:
         return SumState(input_column(self))
@@ -120,33 +116,29 @@ class Sum(Aggregate):
 
     def state_from_bytes(self, data: bytes) -> SumState:
         return self.new_state().load(data)
+
+
+@dataclass(frozen=True)
+class Sum(_OverExactSum):
+    """The exact sum of a numeric column (nulls skipped)."""
+
+    kind = "sum"
+
+    def fields(self) -> tuple[str, ...]:
+        return ("sum",)
 
     def value(self, state: SumState) -> dict[str, float]:
         return {"sum": state.total.value()}
 
 
 @dataclass(frozen=True)
-class Mean(Aggregate):
+class Mean(_OverExactSum):
     """The mean of a numeric column (nulls skipped), from an exact sum."""
 
-    column: str | None
     kind = "mean"
-
-    def columns(self) -> dict[str, ColumnKind]:
-        return {input_column(self): "numeric"}
 
     def fields(self) -> tuple[str, ...]:
         return ("mean",)
-
-    def new_state(self) -> SumState:
-        return SumState(input_column(self))
-
-    def update_groups(self, states: Sequence[SumState], frame: pd.DataFrame, groups: Groups
-                      ) -> None:
-        _add_groups(states, frame[input_column(self)], groups)
-
-    def state_from_bytes(self, data: bytes) -> SumState:
-        return self.new_state().load(data)
 
     def value(self, state: SumState) -> dict[str, float]:
         # Python's int/int division rounds once, so the mean is as exact as a float can be.
