@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from metrics.arrow_strings import arrow_strings_at
 from metrics.frame_columns import series_values
 from metrics.json_values import float_json, json_value
 
@@ -86,9 +87,14 @@ def take_column(column: pd.Series | Any, rows: np.ndarray) -> Taken:
         return Taken(_utc_texts, np.asarray(values.asi8)[rows])
     if isinstance(dtype, pd.StringDtype):
         if dtype.storage == "pyarrow":
-            # pyarrow's take without pandas' wrapping: half; with the rows as an Arrow
-            # array, as pyarrow converts numpy indices slowly; its own new array, so the
-            # taken rows do not hold the chunk's buffers (nulls come out as None)
+            # read from the Arrow buffers (Python strings, so the taken rows do not hold
+            # the chunk's buffers; None for a null): in the engine, between its other
+            # work on a micro-batch, ~35 µs for 40 rows against ~50 µs for pyarrow's take
+            strings = arrow_strings_at(values, rows)
+            if strings is not None:
+                return Taken(quoted, object_array(strings))
+            # pyarrow's take without pandas' wrapping (several chunks, string views),
+            # with the rows as an Arrow array, as pyarrow converts numpy indices slowly
             return Taken(quoted, values.__arrow_array__().take(pa.array(rows)).to_numpy(
                 zero_copy_only=False))
         strings = values.take(rows).to_numpy(dtype=object, na_value=None).tolist()
