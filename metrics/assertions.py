@@ -413,9 +413,18 @@ class _Sampler:
             columns.append(Taken(quoted, id_texts))
         else:
             columns.append(take_column(self.id_values, rows))
-        columns.append(Taken(float_texts, self.outcome.severity_at(rows)))
+        if self.outcome.severity is None:  # a boolean outcome: every severity is 1.0
+            columns.append(Taken(unit_texts, np.ones(len(rows))))
+        else:
+            columns.append(Taken(float_texts, self.outcome.severity[rows]))
         return ColumnBatch(self.hashes[slots], id_texts, self.spec.record_parts,
                            tuple(columns))
+
+
+def unit_texts(ones: np.ndarray) -> list[str]:
+    """The JSON text of severities that are all 1.0 (a boolean outcome's), as
+    :func:`~metrics.sample_records.float_texts` spells them without a repr each."""
+    return ["1.0"] * len(ones)
 
 
 def assertion(column: str | None = None, *, id: str, keep: Sequence[str] = (),
