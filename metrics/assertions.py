@@ -406,8 +406,9 @@ class _Sampler:
                                 else [texts[slot] for slot in slots.tolist()])
         dtype = self.id_values.dtype
         # An id's JSON from its text when the column's type says how: an integer's text
-        # is its JSON, a string's is quoted; else (objects) take_column spells it
-        if pd.api.types.is_integer_dtype(dtype):
+        # is its JSON, a string's is quoted; else (objects) take_column spells it. (An
+        # integer dtype by its kind: pandas' is_integer_dtype costs 3 µs a chunk.)
+        if dtype.kind in "iu":
             columns.append(Taken(as_is, id_texts))
         elif isinstance(dtype, pd.StringDtype):
             columns.append(Taken(quoted, id_texts))
