@@ -259,12 +259,12 @@ class Assertion(Aggregate):
             state.violations += n_violated
         if not len(entries):
             return
-        values = outcome.severity_at(rows)
-        if values.min() == values.max():  # a boolean outcome: every violation is 1.0
-            highest = values[0]
+        values = None if outcome.severity is None else outcome.severity[rows]
+        if values is None or values.min() == values.max():  # every violation's the same
+            highest = 1.0 if values is None else float(values[0])  # 1.0: a boolean outcome
             for state, n_violated in zip(states, violation_counts, strict=True):
                 if n_violated and highest > state.max_severity:
-                    state.max_severity = float(highest)
+                    state.max_severity = highest
         else:
             by_group = np.full(groups.n, -np.inf)
             np.maximum.at(by_group, codes, values)
@@ -287,12 +287,6 @@ class _Outcome(NamedTuple):
         unjudged = np.isnan(severity)
         return cls(severity > 0,  # NaN (judges nothing) is not above 0
                    unjudged if unjudged.any() else None, severity)
-
-    def severity_at(self, rows: np.ndarray) -> np.ndarray:
-        """The severity of the events at ``rows`` (violations: above 0)."""
-        if self.severity is None:
-            return np.ones(len(rows))
-        return self.severity[rows]
 
 
 class _Columns(dict[str, pd.Series]):
