@@ -150,6 +150,9 @@ def _with_nulls(texts: list[str], missing: np.ndarray) -> list[str]:
     return texts
 
 
+_NAT = int(np.iinfo(np.int64).min)  # NaT's ns (np.iinfo costs ~2 µs a call)
+
+
 def _utc_texts(ns: np.ndarray) -> list[str]:
     """The JSON text of UTC times given as ns since the epoch: null for NaT, else
     pd.Timestamp.isoformat() quoted: seconds, then six digits for a whole microsecond or
@@ -162,8 +165,9 @@ def _utc_texts(ns: np.ndarray) -> list[str]:
     the few times with nanoseconds gain three digits."""
     if not len(ns):
         return []
-    missing = ns == np.iinfo(np.int64).min  # NaT
-    if any_missing := missing.any():
+    missing = None
+    if ns.min() == _NAT:  # one reduction: a NaT is rare
+        missing = ns == _NAT
         ns = np.where(missing, 0, ns)
     micro, nano = np.divmod(ns, 1000)
     spelled = micro.view("datetime64[us]").astype("S26").tolist()  # "...T12:00:00.000000"
@@ -172,4 +176,4 @@ def _utc_texts(ns: np.ndarray) -> list[str]:
     if nano.any():
         for i in np.flatnonzero(nano).tolist():
             texts[i] = f'"{spelled[i].decode("ascii")}{nano[i]:03d}+00:00"'
-    return _with_nulls(texts, missing) if any_missing else texts
+    return texts if missing is None else _with_nulls(texts, missing)
