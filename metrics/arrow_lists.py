@@ -24,7 +24,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["arrow_lists", "first_positions", "holds_string_lists", "python_lists"]
+__all__ = ["arrow_lists", "first_positions", "holds_arrow_lists", "holds_string_lists",
+           "python_lists"]
 
 
 def holds_string_lists(data_type: pa.DataType) -> bool:
@@ -34,11 +35,16 @@ def holds_string_lists(data_type: pa.DataType) -> bool:
                  or pa.types.is_large_string(data_type.value_type)))
 
 
+def holds_arrow_lists(dtype: object) -> bool:
+    """Whether a pandas column of ``dtype`` holds lists of strings in Arrow (what
+    :func:`arrow_lists` reads), told without the column."""
+    return isinstance(dtype, pd.ArrowDtype) and holds_string_lists(dtype.pyarrow_dtype)
+
+
 def arrow_lists(values: pd.Series) -> pa.ListArray | pa.LargeListArray | None:
     """The column as one Arrow array of lists of strings, or None when it is held
     otherwise (Python lists in an object column, as every other source gives them)."""
-    dtype = values.dtype
-    if not (isinstance(dtype, pd.ArrowDtype) and holds_string_lists(dtype.pyarrow_dtype)):
+    if not holds_arrow_lists(values.dtype):
         return None
     return values.array.__arrow_array__().combine_chunks()
 

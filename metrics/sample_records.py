@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from metrics.arrow_strings import arrow_strings_at
 from metrics.frame_columns import series_values
 from metrics.json_values import float_json, json_value
 
@@ -86,9 +87,14 @@ def take_column(column: pd.Series | Any, rows: np.ndarray) -> Taken:
         return Taken(_utc_texts, np.asarray(values.asi8)[rows])
     if isinstance(dtype, pd.StringDtype):
         if dtype.storage == "pyarrow":
-            # pyarrow's take without pandas' wrapping: half; with the rows as an Arrow
-            # array, as pyarrow converts numpy indices slowly; its own new array, so the
-            # taken rows do not hold the chunk's buffers (nulls come out as None)
+            # read from the Arrow buffers (Python strings, so the taken rows do not hold
+            # the chunk's buffers; None for a null): in the engine, between its other
+            # work on a micro-batch, ~35 µs for 40 rows against ~50 µs for pyarrow's take
+            strings = arrow_strings_at(values, rows)
+            if strings is not None:
+                return Taken(quoted, object_array(strings))
+            # pyarrow's take without pandas' wrapping (several chunks, string views),
+            # with the rows as an Arrow array, as pyarrow converts numpy indices slowly
             return Taken(quoted, values.__arrow_array__().take(pa.array(rows)).to_numpy(
                 zero_copy_only=False))
         strings = values.take(rows).to_numpy(dtype=object, na_value=None).tolist()
@@ -144,6 +150,9 @@ def _with_nulls(texts: list[str], missing: np.ndarray) -> list[str]:
     return texts
 
 
+_NAT = int(np.iinfo(np.int64).min)  # NaT's ns (np.iinfo costs ~2 µs a call)
+
+
 def _utc_texts(ns: np.ndarray) -> list[str]:
     """The JSON text of UTC times given as ns since the epoch: null for NaT, else
     pd.Timestamp.isoformat() quoted: seconds, then six digits for a whole microsecond or
@@ -156,8 +165,9 @@ def _utc_texts(ns: np.ndarray) -> list[str]:
     the few times with nanoseconds gain three digits."""
     if not len(ns):
         return []
-    missing = ns == np.iinfo(np.int64).min  # NaT
-    if any_missing := missing.any():
+    missing = None
+    if ns.min() == _NAT:  # one reduction: a NaT is rare
+        missing = ns == _NAT
         ns = np.where(missing, 0, ns)
     micro, nano = np.divmod(ns, 1000)
     spelled = micro.view("datetime64[us]").astype("S26").tolist()  # "...T12:00:00.000000"
@@ -166,4 +176,4 @@ def _utc_texts(ns: np.ndarray) -> list[str]:
     if nano.any():
         for i in np.flatnonzero(nano).tolist():
             texts[i] = f'"{spelled[i].decode("ascii")}{nano[i]:03d}+00:00"'
-    return _with_nulls(texts, missing) if any_missing else texts
+    return texts if missing is None else _with_nulls(texts, missing)

@@ -455,3 +455,35 @@ def test_definition_round_trips_and_merge_refuses_another_k() -> None:
     with pytest.raises(ValueError, match="cannot merge an assertion state"):
         agg.new_state().merge(other)
     assert isinstance(agg.new_state(), AssertionState)
+
+
+def test_a_boolean_outcome_keeps_what_the_same_outcome_as_severities_keeps() -> None:
+    """Flags (a per-event function's, an expression's on numpy columns) are not turned
+    into float severities: counts, highest severity and stored bytes are those of the
+    same outcome given as 1.0 / 0.0 severities, NaN where the event judges nothing (an
+    expression that holds on a null score still judges nothing)."""
+    rng = np.random.default_rng(21)
+    score = rng.random(2_000)
+    score[rng.random(2_000) < 0.2] = np.nan
+    flags = ~(score > 0.5)  # True on a null score too
+    events = pd.DataFrame({"view_id": np.arange(2_000), "score": score, "flag": flags,
+                           "flag_as_severity": flags.astype(np.float64),
+                           "judged_as_severity": np.where(np.isnan(score), np.nan,
+                                                          flags.astype(np.float64))})
+
+    def stored(column: str) -> tuple[AssertionState, bytes]:
+        state = metrics.assertion(column, id="view_id", keep=("score",), k=50).new_state()
+        for start in range(0, len(events), 300):
+            state.update(events.iloc[start:start + 300])
+        return state, state.to_bytes()
+
+    flagged, as_severity = stored("flag"), stored("flag_as_severity")
+    assert flagged[1] == as_severity[1]
+    assert (flagged[0].judged, flagged[0].violations, flagged[0].max_severity) == (
+        2_000, int(flags.sum()), 1.0)
+    expressed, judged = stored("not (score > 0.5)"), stored("judged_as_severity")
+    assert expressed[1] == judged[1]
+    known = ~np.isnan(score)
+    assert (expressed[0].judged, expressed[0].violations) == (
+        int(known.sum()), int((flags & known).sum()))
+    assert b'"severity":1.0}' in expressed[1] and b'"severity":1}' not in expressed[1]

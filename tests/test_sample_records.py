@@ -100,6 +100,19 @@ def test_arrow_strings_are_read_from_the_buffers_as_arrow_takes_them() -> None:
         [pa.array(["a"]), pa.array(["b"])])), rows[:1]) is None
 
 
+def test_arrow_strings_not_in_one_chunk_are_spelled_as_one_value_at_a_time() -> None:
+    """Kept Arrow strings are read from the buffers; those the buffers cannot give (an
+    array in two chunks) are taken by pyarrow, to the same text."""
+    two_chunks = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array(
+        [pa.array(["ann", None, "é"]), pa.array(['q"', "", None])])))
+    one_chunk = pd.Series(pd.array(["ann", None, "é", 'q"', "", None], dtype="str"))
+    rows = np.array([5, 0, 3, 1, 4, 2, 3])
+    for column in (two_chunks, one_chunk):
+        assert column_texts(column, rows) == one_by_one(column, rows)
+        assert column_texts(column_values(column.to_frame("s"), "s"), rows) == one_by_one(
+            column, rows)
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_utc_times_are_spelled_as_one_value_at_a_time_over_the_whole_range(seed: int) -> None:
     """Times before 1970, whole seconds, whole microseconds and nanoseconds, and NaT, at
