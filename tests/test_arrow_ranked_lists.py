@@ -53,6 +53,18 @@ def test_ranks_and_lists_are_the_same(lists: list[list[str] | None], data: st.Da
     assert ranked_lists(as_arrow, "shown").tolist() == ranked_lists(as_python, "shown").tolist()
 
 
+def test_lists_read_from_arrow_share_their_texts_and_not_their_lists() -> None:
+    """A coverage metric reads an Arrow column's lists as Python lists: each distinct
+    text made once (a catalogue's few items, many times over), each row's list its own."""
+    lists = [["home", "mix"], None, ["mix", "home"], ["mix"]] * 10  # not one letter:
+    # Python keeps one object of each one-letter text whoever makes it
+    got = ranked_lists(frames(lists, [None] * len(lists))[0], "shown")
+    assert got.tolist() == lists
+    present = [row for row in got.tolist() if row is not None]
+    assert len({id(item) for row in present for item in row}) == 2
+    assert len({id(row) for row in present}) == len(present)
+
+
 @settings(max_examples=100, deadline=None)
 @given(LISTS, st.data())
 def test_metric_states_are_the_same(lists: list[list[str] | None], data: st.DataObject) -> None:
