@@ -18,11 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from metrics.arrow_lists import arrow_lists, holds_arrow_lists
+from metrics.arrow_lists import arrow_lists, holds_arrow_lists, python_lists
 from metrics.frame_columns import column_values
 from metrics.groups import Groups
 from metrics.row_memo import RowMemo
-from monitor.arrow_lists import string_lists
 from monitor.errors import DefinitionError
 from monitor.partials import Partial, PartialKey, partial_values
 from monitor.per_event import check_per_event_result
@@ -266,9 +265,7 @@ def _python_list_events(events: pd.DataFrame, keep: np.ndarray | None,
             converted = events.copy(deep=False)
             for name, lists in held.items():
                 if lists is not None:
-                    values = np.empty(len(events), dtype=object)
-                    values[:] = string_lists(lists)  # a slice: numpy must not nest them
-                    converted[name] = values
+                    converted[name] = python_lists(lists)
         made.append(converted)
     return made[0] if keep is None else made[0][keep]
 

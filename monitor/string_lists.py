@@ -36,7 +36,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from monitor.gc_pause import paused_collection
+from metrics.gc_pause import paused_collection
 from monitor.surrogates import LONE_SURROGATE
 
 LIST_OF_STR = "list[str]"  # the schema type's name

@@ -7,7 +7,7 @@ import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.arrow_lists import holds_string_lists, string_lists
+from metrics.arrow_lists import holds_string_lists, string_lists
 
 FEW = st.sampled_from(["home", "mix", "é☃", ""])  # texts that repeat: made once
 MANY = st.text(max_size=6)  # texts that mostly do not

@@ -54,6 +54,35 @@ def test_ranks_and_lists_are_the_same(lists: list[list[str] | None], data: st.Da
 
 
 @settings(max_examples=100, deadline=None)
+@given(LISTS, st.data(), st.integers(1, 5))
+def test_a_slice_of_an_arrow_column_reads_as_its_rows(lists: list[list[str] | None],
+                                                     data: st.DataObject, cut: int) -> None:
+    """The batch read hands chunks that are slices of a larger Arrow column (read as they
+    are, not copied): only the slice's rows count."""
+    clicks = data.draw(st.lists(CLICKS, min_size=len(lists), max_size=len(lists)))
+    before = [["a", "b"], None, ["c", "a"]][:cut] + [["b"]] * (cut - 3)
+    held = pa.array(before + lists, pa.list_(pa.string())).slice(cut)
+    as_arrow = pd.DataFrame({"shown": pd.arrays.ArrowExtensionArray(held), "clicked": clicks})
+    _, as_python = frames(lists, clicks)
+    for got, want in zip(hit_ranks(as_arrow, "shown", "clicked", None),
+                         hit_ranks(as_python, "shown", "clicked", None), strict=True):
+        assert got.tolist() == want.tolist()
+    assert ranked_lists(as_arrow, "shown").tolist() == lists
+
+
+def test_lists_read_from_arrow_share_their_texts_and_not_their_lists() -> None:
+    """A coverage metric reads an Arrow column's lists as Python lists: each distinct
+    text made once (a catalogue's few items, many times over), each row's list its own."""
+    lists = [["home", "mix"], None, ["mix", "home"], ["mix"]] * 10  # not one letter:
+    # Python keeps one object of each one-letter text whoever makes it
+    got = ranked_lists(frames(lists, [None] * len(lists))[0], "shown")
+    assert got.tolist() == lists
+    present = [row for row in got.tolist() if row is not None]
+    assert len({id(item) for row in present for item in row}) == 2
+    assert len({id(row) for row in present}) == len(present)
+
+
+@settings(max_examples=100, deadline=None)
 @given(LISTS, st.data())
 def test_metric_states_are_the_same(lists: list[list[str] | None], data: st.DataObject) -> None:
     clicks = data.draw(st.lists(CLICKS, min_size=len(lists), max_size=len(lists)))

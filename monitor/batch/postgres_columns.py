@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from psycopg import sql
 
-from monitor.arrow_lists import holds_string_lists
+from metrics.arrow_lists import holds_string_lists
 from monitor.batch.idle_connections import IDLE
 from monitor.event_frames import frame_from_arrow
 
