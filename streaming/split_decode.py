@@ -89,5 +89,5 @@ def _with_mark(frame: pd.DataFrame, marked: pd.DataFrame) -> pd.DataFrame:
     if UNKNOWN_FIELDS in frame.columns:
         return frame
     frame = frame.copy(deep=False)
-    frame.insert(marked.columns.get_loc(UNKNOWN_FIELDS), UNKNOWN_FIELDS, False)
+    frame.insert(list(marked.columns).index(UNKNOWN_FIELDS), UNKNOWN_FIELDS, False)
     return frame

@@ -68,6 +68,7 @@ from streaming.processor_process import (
     looks_like_an_outage,
 )
 from streaming.retry import MAX_BACKOFF_S, StoppedBeforeStored, StoreRetry
+from streaming.split_decode import HeadDecoded
 from streaming.worker_metrics import WorkerHealth
 
 log = logging.getLogger(__name__)
@@ -452,14 +453,14 @@ class _StreamAgent:
         if batch.pre is not None:
             assert isinstance(self.processor, ProcessorProcess)
             try:
-                decoded = await asyncio.wrap_future(batch.pre.future)
+                head = await asyncio.wrap_future(batch.pre.future)
             except Exception as err:  # the processor decodes it instead
                 log.error("%s: decoding a micro-batch failed (%s); the processor decodes "
                           "it", self.topic, describe(err))
             else:
-                prepare = functools.partial(self._prepare_decoded, messages, decoded,
-                                            batch.pre.marked, batch.backlog)
-                del decoded
+                prepare = functools.partial(self._prepare_decoded, messages, head,
+                                            batch.backlog)
+                del head
         rejected: list[Rejected] = await self.retry.until_done(
             prepare, f"preparing a micro-batch of {self.topic}")
         # The decoded frame is in the processor now: let go of it here, so that the
@@ -473,12 +474,11 @@ class _StreamAgent:
         if refused:  # stored as dead letters already; to the topic too (at most once)
             await _send_dead_letters(self.dead_letters, self.topic, refused)
 
-    def _prepare_decoded(self, messages: Sequence[RawMessage], decoded: Any, marked: bool,
+    def _prepare_decoded(self, messages: Sequence[RawMessage], head: HeadDecoded,
                          backlog: bool) -> list[Rejected]:
         """On the caller thread: prepare, noting whether the next decoding marks."""
         assert isinstance(self.processor, ProcessorProcess)
-        rejected, self.mark_unknown = self.processor.prepare_decoded(messages, decoded,
-                                                                     marked, backlog)
+        rejected, self.mark_unknown = self.processor.prepare_decoded(messages, head, backlog)
         return rejected
 
     async def _hold(self) -> NoReturn:

@@ -47,7 +47,7 @@ def assert_same(got: DecodedBatch, want: DecodedBatch) -> None:
         assert got.events.empty
 
 
-def samples(rejected: list[streaming.messages.Rejected]) -> list[tuple[str, str, bytes]]:
+def samples(rejected: list[streaming.messages.Rejected]) -> list[tuple[object, ...]]:
     """The dead letters' samples the processor stores, with the keys a replay repeats."""
     tally = DeadLetterTally("t", lambda: pd.Timestamp("2026-01-01", tz="UTC"))
     tally.add(rejected)
