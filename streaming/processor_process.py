@@ -7,9 +7,10 @@ Both hold the GIL, so in one process they add up: single-event messages went at 
 agent that awaits 35 µs per event per micro-batch runs as fast as one that does not
 (measured side by side, see the closing note of issue 4), because Faust keeps fetching
 meanwhile. So the agent ships each micro-batch here over a pipe and awaits, and the
-processing runs on the other core. A plain stream's micro-batch comes decoded already
-(:mod:`streaming.pre_decode`) with its messages' positions but not their bytes, which
-the child asks for on the rare paths that need them (:mod:`streaming.raw_on_demand`):
+processing runs on the other core. A plain stream's micro-batch comes with its head
+decoded already (:mod:`streaming.pre_decode`) and the bytes of the rest, which the child
+decodes (:mod:`streaming.split_decode`), and its messages' positions; the child asks for
+all the bytes on the rare paths that need them (:mod:`streaming.raw_on_demand`):
 the parent keeps the messages of the micro-batch in the child until it is stored.
 
 One request at a time, answered in order: the worker's lock already serialises its

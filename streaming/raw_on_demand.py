@@ -1,9 +1,10 @@
 """A micro-batch's raw messages, fetched from the worker only when the processor needs them.
 
-The worker's Faust process decodes each micro-batch itself (:mod:`streaming.pre_decode`)
-and sends the processor's process the decoded frame. The processor needs the messages'
-positions (partition, offset) for every batch: which are replays, how far each partition
-got. It needs their bytes only on three rare paths: reloading after a checkpoint conflict,
+The worker's Faust process decodes the head of each micro-batch itself
+(:mod:`streaming.pre_decode`) and sends the processor's process the decoded frame and the
+bytes of the rest, which the processor decodes (:mod:`streaming.split_decode`). The
+processor needs the messages' positions (partition, offset) for every batch: which are
+replays, how far each partition got. It needs all their bytes only on three rare paths: reloading after a checkpoint conflict,
 storing in halves when the database refuses a row, and decoding again when a metric wants
 the unknown-fields mark the decoding lacks. Sending the bytes with every batch cost about
 18 ms of pickling per batch of 8 MB, and 8 MB more in the processor's process.

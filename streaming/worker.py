@@ -13,8 +13,9 @@ retried with backoff, holding the batch, instead of dropping it; a stop ends the
 and is over within :data:`STOP_WITHIN_S`.
 
 The processor runs in a process of its own (:mod:`streaming.processor_process`): the
-agent ships each micro-batch there, decoded on a thread of this process (the messages'
-bytes stay here unless the processor asks for them: :mod:`streaming.raw_on_demand`),
+agent ships each micro-batch there, its head decoded on a thread of this process and
+the rest's bytes to be decoded there (:mod:`streaming.split_decode`; the head's bytes stay
+here unless the processor asks for them: :mod:`streaming.raw_on_demand`),
 and awaits, so Faust keeps fetching on this process's core while the other computes
 and stores. A lock keeps the
 agent, the timer and rebalances from overlapping; while micro-batches keep coming, the
@@ -321,7 +322,8 @@ class _StreamAgent:
     outage lost a whole outage's messages before this).
 
     **Decoding overlaps storing.** A micro-batch taken from the gathering starts decoding
-    at once on a thread of this process (:mod:`streaming.pre_decode`, plain streams) and
+    at once on a thread of this process (its head: :mod:`streaming.pre_decode`, plain
+    streams; the processor decodes the rest as it stores it) and
     goes to the processor in a task of its own; each such task waits for the one before
     it, so micro-batches are stored and acknowledged in the order they were taken, and
     none is stored after one that was not (``held``). The agent goes on gathering while
