@@ -1,9 +1,10 @@
 """CPU per micro-batch of the worker's two processes, without Kafka or Faust.
 
-    PYTHONPATH=$PWD .venv/bin/python bench/stream_pipe_cpu.py [BATCHES]
+    PYTHONPATH=$PWD .venv/bin/python bench/stream_pipe_cpu.py [BATCHES [HEAD_SHARE]]
 
-This process decodes each micro-batch of 115 messages x 500 events (8 MB, the batched
-shape of bench/stream.py) as streaming.pre_decode does, and hands it to a real
+This process decodes the head of each micro-batch of 115 messages x 500 events (8 MB, the
+batched shape of bench/stream.py; HEAD_SHARE of its bytes, default
+streaming.split_decode.HEAD_SHARE) as streaming.pre_decode does, and hands it to a real
 :class:`streaming.processor_process.ProcessorProcess` (prepare_decoded, commit, a tick
 every 0.25 s) over a throwaway Postgres database, with the 10 metrics x 3 segments of
 bench/stream_app.py. Prints this process's CPU per batch (the decoding apart) and the
@@ -30,9 +31,10 @@ from bench.postgres import throwaway_database  # noqa: E402
 from bench.stream import PARTITIONS, event_bodies, messages, promote_all  # noqa: E402
 from bench.stream_app import throughput  # noqa: E402
 from monitor.storage.migrate import upgrade  # noqa: E402
-from streaming.messages import RawMessage, decode_messages  # noqa: E402
+from streaming.messages import RawMessage, decode_part  # noqa: E402
 from streaming.processor import StreamSettings  # noqa: E402
 from streaming.processor_process import ProcessorProcess, ProcessorSpec  # noqa: E402
+from streaming.split_decode import HEAD_SHARE, HeadDecoded, head_length  # noqa: E402
 
 MESSAGES_PER_BATCH = 115
 EVENTS_PER_MESSAGE = 500
@@ -46,7 +48,7 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def main(batches: int) -> None:
+def main(batches: int, share: float) -> None:
     stream = dataclasses.replace(throughput.streams["events"], topic="pipe-cpu")
     with throwaway_database("bench_stream") as url:
         upgrade(url)
@@ -72,10 +74,12 @@ def main(batches: int) -> None:
             batch = raw[b * MESSAGES_PER_BATCH:(b + 1) * MESSAGES_PER_BATCH]
             p0, c0 = time.process_time(), process_cpu(child)
             max_time = pd.Timestamp.now(tz="UTC") + pd.Timedelta(seconds=900)
-            decoded = decode_messages(batch, stream.schema, max_time=max_time)
+            through = head_length(batch, share)
+            head = HeadDecoded(decode_part(batch[:through], stream.schema, max_time=max_time),
+                               through, max_time, True)
             p1 = time.process_time()
-            processor.prepare_decoded(batch, decoded, True, False)
-            del decoded
+            processor.prepare_decoded(batch, head, False)
+            del head
             processor.commit()
             if time.perf_counter() - last_tick >= 0.25:
                 processor.tick()
@@ -92,4 +96,5 @@ def main(batches: int) -> None:
 
 
 if __name__ == "__main__":  # the processor may be spawned: it imports this module again
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 40)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 40,
+         float(sys.argv[2]) if len(sys.argv) > 2 else HEAD_SHARE)

@@ -72,10 +72,36 @@ class DecodedBatch:
     rejected: list[Rejected]
 
 
+@dataclass(frozen=True)
+class DecodedPart:
+    """Some messages decoded, their rejects kept in the two runs a decoding lists them in
+    (the messages that did not decode, then the events validation rejected, each in
+    message order): so that parts decoded apart join into what decoding them together
+    gives (see :mod:`streaming.split_decode`)."""
+
+    events: pd.DataFrame
+    undecodable: list[Rejected]
+    invalid: list[Rejected]
+
+    def batch(self) -> DecodedBatch:
+        return DecodedBatch(self.events, self.undecodable + self.invalid)
+
+
 def decode_messages(messages: Sequence[RawMessage], schema: Schema, *,
                     max_bytes: int = MAX_MESSAGE_BYTES,
                     max_time: pd.Timestamp | None = None,
                     mark_unknown: bool = True) -> DecodedBatch:
+    """The usable events of ``messages`` (in message order) and everything rejected: the
+    messages that could not be decoded first, then the events validation rejected (see
+    :func:`decode_part`)."""
+    return decode_part(messages, schema, max_bytes=max_bytes, max_time=max_time,
+                       mark_unknown=mark_unknown).batch()
+
+
+def decode_part(messages: Sequence[RawMessage], schema: Schema, *,
+                max_bytes: int = MAX_MESSAGE_BYTES,
+                max_time: pd.Timestamp | None = None,
+                mark_unknown: bool = True) -> DecodedPart:
     """The usable events of ``messages`` (in message order) and everything rejected.
 
     Only the schema's fields are read from each event: a hostile event with thousands of
@@ -121,7 +147,7 @@ def decode_messages(messages: Sequence[RawMessage], schema: Schema, *,
         frames.append(_framed(chunk, names, mark_unknown))
     del chunk
     if not frames:
-        return DecodedBatch(_empty(schema), undecodable)
+        return DecodedPart(_empty(schema), undecodable, [])
     if any(UNKNOWN_FIELDS in frame.columns for frame in frames):
         for frame in frames:  # a chunk without the mark had none
             if UNKNOWN_FIELDS not in frame.columns:
@@ -130,7 +156,7 @@ def decode_messages(messages: Sequence[RawMessage], schema: Schema, *,
     offsets = np.repeat(np.array([m.offset for m in origins], dtype=np.int64), counts)
     clean, rejects = _validated(frames, schema, max_time, partitions, offsets)
     invalid = _invalid(rejects, origins, counts, max_bytes) if len(rejects) else []
-    return DecodedBatch(clean, undecodable + invalid)
+    return DecodedPart(clean, undecodable, invalid)
 
 
 # Events framed at once. 8,192 rather than 16,384: the decoded dicts of a chunk (ten

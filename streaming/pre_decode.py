@@ -1,5 +1,9 @@
 """Micro-batch N+1 decoded in the Faust process, on a thread, while the processor stores N.
 
+The head of it, :data:`streaming.split_decode.HEAD_SHARE` of its bytes: the processor
+decodes the rest (see :mod:`streaming.split_decode`), so that both processes share the
+work.
+
 Decoding (JSON to a validated frame) was 60-70% of the processor's CPU, and the
 processor's process was the worker's bottleneck while the Faust process sat idle most of
 the time. Decoding is pure but for three inputs the processor owns, each of which the
@@ -27,18 +31,18 @@ from dataclasses import dataclass
 import pandas as pd
 
 from monitor.schema import Schema
-from streaming.messages import DecodedBatch, RawMessage, decode_messages
+from streaming.messages import RawMessage, decode_part
+from streaming.split_decode import HEAD_SHARE, HeadDecoded, head_length
 
 
 @dataclass(frozen=True)
 class PreDecoded:
-    """A micro-batch being decoded; ``marked``: with the unknown-fields mark."""
+    """A micro-batch's head being decoded."""
 
-    future: Future[DecodedBatch]
-    marked: bool
+    future: Future[HeadDecoded]
 
-    def finish(self) -> DecodedBatch:
-        """The decoded batch (blocks until the thread is done; raises what it raised)."""
+    def finish(self) -> HeadDecoded:
+        """The decoded head (blocks until the thread is done; raises what it raised)."""
         return self.future.result()
 
 
@@ -51,12 +55,15 @@ class Decoding:
     max_future_s: float
     executor: Executor
     wall_clock: Callable[[], pd.Timestamp] = lambda: pd.Timestamp.now(tz="UTC")
+    head_share: float = HEAD_SHARE  # of the bytes, decoded here (the processor the rest)
 
     def pre_decode(self, messages: Sequence[RawMessage], mark_unknown: bool) -> PreDecoded:
-        """Start decoding ``messages`` on the thread."""
-        def run() -> DecodedBatch:
+        """Start decoding the head of ``messages`` on the thread."""
+        def run() -> HeadDecoded:
             max_time = self.wall_clock() + pd.Timedelta(seconds=self.max_future_s)
-            return decode_messages(messages, self.schema, max_bytes=self.max_bytes,
-                                   max_time=max_time, mark_unknown=mark_unknown)
+            head = head_length(messages, self.head_share)
+            part = decode_part(messages[:head], self.schema, max_bytes=self.max_bytes,
+                               max_time=max_time, mark_unknown=mark_unknown)
+            return HeadDecoded(part, head, max_time, mark_unknown)
 
-        return PreDecoded(self.executor.submit(run), mark_unknown)
+        return PreDecoded(self.executor.submit(run))

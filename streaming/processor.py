@@ -220,7 +220,8 @@ class StreamProcessor:
     def prepare(self, messages: Sequence[RawMessage], decoded: DecodedBatch | None = None,
                 marked: bool = False) -> Prepared:
         """Decide a micro-batch (changing nothing). ``decoded``: all of ``messages``
-        decoded already (by the Faust process, see :mod:`streaming.pre_decode`), with the
+        decoded already (the head by the Faust process, see :mod:`streaming.pre_decode`,
+        the rest by the processor's, :mod:`streaming.split_decode`), with the
         unknown-fields mark if ``marked``; the replays' events and rejects are dropped
         from it, and it is decoded again from ``messages`` if it lacks a mark wanted now.
         Only the messages' positions are read otherwise: ``messages`` may be a

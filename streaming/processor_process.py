@@ -7,9 +7,10 @@ Both hold the GIL, so in one process they add up: single-event messages went at 
 agent that awaits 35 µs per event per micro-batch runs as fast as one that does not
 (measured side by side, see the closing note of issue 4), because Faust keeps fetching
 meanwhile. So the agent ships each micro-batch here over a pipe and awaits, and the
-processing runs on the other core. A plain stream's micro-batch comes decoded already
-(:mod:`streaming.pre_decode`) with its messages' positions but not their bytes, which
-the child asks for on the rare paths that need them (:mod:`streaming.raw_on_demand`):
+processing runs on the other core. A plain stream's micro-batch comes with its head
+decoded already (:mod:`streaming.pre_decode`) and the bytes of the rest, which the child
+decodes (:mod:`streaming.split_decode`), and its messages' positions; the child asks for
+all the bytes on the rare paths that need them (:mod:`streaming.raw_on_demand`):
 the parent keeps the messages of the micro-batch in the child until it is stored.
 
 One request at a time, answered in order: the worker's lock already serialises its
@@ -54,10 +55,11 @@ from streaming.label_processor import PREDICTIONS, JoinPrepared, LabelJoinProces
 from streaming.label_store import SqlHeldStore
 from streaming.lifecycle_poll import CatalogPlan
 from streaming.malloc_tuning import fix_mmap_threshold
-from streaming.messages import DecodedBatch, RawMessage, Rejected
+from streaming.messages import RawMessage, Rejected
 from streaming.observed_store import ObservedStore
 from streaming.processor import AfterFinal, StreamProcessor, StreamSettings
 from streaming.raw_on_demand import NEED_RAW, Columns, RawOnDemand, columns_of
+from streaming.split_decode import HeadDecoded, decode_tail
 from streaming.sql_store import SqlStreamStore
 
 if TYPE_CHECKING:
@@ -190,18 +192,21 @@ class ProcessorProcess:
         rejected: list[Rejected] = self._call("prepare", columns_of(messages), backlog)
         return rejected
 
-    def prepare_decoded(self, messages: Sequence[RawMessage], decoded: DecodedBatch,
-                        marked: bool, backlog: bool) -> tuple[list[Rejected], bool]:
-        """:meth:`prepare` with ``messages`` decoded already (``marked``: with the
-        unknown-fields mark; see streaming.pre_decode); its rejects, and whether the
-        processor wants the mark now (for the next micro-batch's decoding). The child gets
-        the messages' positions; it asks for the rest if it needs them (see
-        :meth:`answer_raw`), until the micro-batch is stored."""
+    def prepare_decoded(self, messages: Sequence[RawMessage], head: HeadDecoded,
+                        backlog: bool) -> tuple[list[Rejected], bool]:
+        """:meth:`prepare` with the ``head`` of ``messages`` decoded already (see
+        streaming.pre_decode): the child decodes the rest (streaming.split_decode). Its
+        rejects, and whether the processor wants the unknown-fields mark now (for the next
+        micro-batch's decoding). The child gets the messages' positions and the bytes of
+        the rest; it asks for all of them if it needs them (see :meth:`answer_raw`), until
+        the micro-batch is stored."""
         batch = next(self._batches)
         self._in_child = (batch, messages)
         positions = ([m.partition for m in messages], [m.offset for m in messages])
+        tail = messages[head.messages:]
+        tail_bytes = ([m.value for m in tail], [m.key for m in tail])
         answer: tuple[list[Rejected], bool] = self._call("prepare_decoded", batch, positions,
-                                                         decoded, marked, backlog)
+                                                         head, tail_bytes, backlog)
         return answer
 
     def answer_raw(self, batch: int) -> Columns | None:
@@ -383,12 +388,20 @@ class _Steps:
         return list(self.pending.rejected)
 
     def prepare_decoded(self, batch: int, positions: tuple[list[int], list[int]],
-                        decoded: DecodedBatch, marked: bool, backlog: bool
-                        ) -> tuple[list[Rejected], bool]:
+                        head: HeadDecoded,
+                        tail_bytes: tuple[list[bytes | None], list[bytes | None]],
+                        backlog: bool) -> tuple[list[Rejected], bool]:
+        """``tail_bytes``: the values and keys of the messages after the head's."""
         if backlog:
             self.processor.note_backlog()
-        messages = RawOnDemand(batch, *positions, self.ask_raw)
-        self.pending = self.processor.prepare(messages, decoded, marked)
+        partitions, offsets = positions
+        tail = [RawMessage(*fields) for fields in zip(
+            partitions[head.messages:], offsets[head.messages:], *tail_bytes, strict=True)]
+        decoded = decode_tail(head, tail, self.processor.stream.schema,
+                              self.processor.settings.max_message_bytes)
+        del tail
+        messages = RawOnDemand(batch, partitions, offsets, self.ask_raw)
+        self.pending = self.processor.prepare(messages, decoded, head.marked)
         self.absorbed = self.stale = False
         return list(self.pending.rejected), self.processor.wants_unknown_mark
 

@@ -1,20 +1,22 @@
 """A micro-batch's raw messages, fetched from the worker only when the processor needs them.
 
-The worker's Faust process decodes each micro-batch itself (:mod:`streaming.pre_decode`)
-and sends the processor's process the decoded frame. The processor needs the messages'
-positions (partition, offset) for every batch: which are replays, how far each partition
-got. It needs their bytes only on three rare paths: reloading after a checkpoint conflict,
-storing in halves when the database refuses a row, and decoding again when a metric wants
-the unknown-fields mark the decoding lacks. Sending the bytes with every batch cost about
-18 ms of pickling per batch of 8 MB, and 8 MB more in the processor's process.
+The worker's Faust process decodes the head of each micro-batch itself
+(:mod:`streaming.pre_decode`) and sends the processor's process the decoded frame and the
+bytes of the rest, which the processor decodes (:mod:`streaming.split_decode`). The
+processor needs the messages' positions (partition, offset) for every batch: which are
+replays, how far each partition got. It needs all their bytes only on three rare paths:
+reloading after a checkpoint conflict, storing in halves when the database refuses a row,
+and decoding again when a metric wants the unknown-fields mark the decoding lacks. Sending
+all the bytes with every batch cost about 18 ms of pickling per batch of 8 MB, and 8 MB
+more in the processor's process.
 
-So the processor gets the positions, and a :class:`RawOnDemand` asks for the rest the
-first time something reads a message: over the same pipe, in the middle of the step, it
-sends ``(NEED_RAW, batch)`` instead of a reply, and the worker (which holds the batch's
-messages until it is stored, see :class:`streaming.processor_process.ProcessorProcess`)
-answers with the columns, or ``None`` if it no longer holds that batch. The answer is
-checked against the positions: a wrong one fails the step rather than store other
-messages under these offsets.
+So the processor gets the positions (and the bytes of the rest, for its decoding), and a
+:class:`RawOnDemand` asks for all the messages the first time something reads one: over
+the same pipe, in the middle of the step, it sends ``(NEED_RAW, batch)`` instead of a
+reply, and the worker (which holds the batch's messages until it is stored, see
+:class:`streaming.processor_process.ProcessorProcess`) answers with the columns, or
+``None`` if it no longer holds that batch. The answer is checked against the positions:
+a wrong one fails the step rather than store other messages under these offsets.
 """
 
 from __future__ import annotations

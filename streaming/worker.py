@@ -13,8 +13,9 @@ retried with backoff, holding the batch, instead of dropping it; a stop ends the
 and is over within :data:`STOP_WITHIN_S`.
 
 The processor runs in a process of its own (:mod:`streaming.processor_process`): the
-agent ships each micro-batch there, decoded on a thread of this process (the messages'
-bytes stay here unless the processor asks for them: :mod:`streaming.raw_on_demand`),
+agent ships each micro-batch there, its head decoded on a thread of this process and
+the rest's bytes to be decoded there (:mod:`streaming.split_decode`; the head's bytes stay
+here unless the processor asks for them: :mod:`streaming.raw_on_demand`),
 and awaits, so Faust keeps fetching on this process's core while the other computes
 and stores. A lock keeps the
 agent, the timer and rebalances from overlapping; while micro-batches keep coming, the
@@ -68,6 +69,7 @@ from streaming.processor_process import (
     looks_like_an_outage,
 )
 from streaming.retry import MAX_BACKOFF_S, StoppedBeforeStored, StoreRetry
+from streaming.split_decode import HeadDecoded
 from streaming.worker_metrics import WorkerHealth
 
 log = logging.getLogger(__name__)
@@ -320,7 +322,8 @@ class _StreamAgent:
     outage lost a whole outage's messages before this).
 
     **Decoding overlaps storing.** A micro-batch taken from the gathering starts decoding
-    at once on a thread of this process (:mod:`streaming.pre_decode`, plain streams) and
+    at once on a thread of this process (its head: :mod:`streaming.pre_decode`, plain
+    streams; the processor decodes the rest as it stores it) and
     goes to the processor in a task of its own; each such task waits for the one before
     it, so micro-batches are stored and acknowledged in the order they were taken, and
     none is stored after one that was not (``held``). The agent goes on gathering while
@@ -452,14 +455,14 @@ class _StreamAgent:
         if batch.pre is not None:
             assert isinstance(self.processor, ProcessorProcess)
             try:
-                decoded = await asyncio.wrap_future(batch.pre.future)
+                head = await asyncio.wrap_future(batch.pre.future)
             except Exception as err:  # the processor decodes it instead
                 log.error("%s: decoding a micro-batch failed (%s); the processor decodes "
                           "it", self.topic, describe(err))
             else:
-                prepare = functools.partial(self._prepare_decoded, messages, decoded,
-                                            batch.pre.marked, batch.backlog)
-                del decoded
+                prepare = functools.partial(self._prepare_decoded, messages, head,
+                                            batch.backlog)
+                del head
         rejected: list[Rejected] = await self.retry.until_done(
             prepare, f"preparing a micro-batch of {self.topic}")
         # The decoded frame is in the processor now: let go of it here, so that the
@@ -473,12 +476,11 @@ class _StreamAgent:
         if refused:  # stored as dead letters already; to the topic too (at most once)
             await _send_dead_letters(self.dead_letters, self.topic, refused)
 
-    def _prepare_decoded(self, messages: Sequence[RawMessage], decoded: Any, marked: bool,
+    def _prepare_decoded(self, messages: Sequence[RawMessage], head: HeadDecoded,
                          backlog: bool) -> list[Rejected]:
         """On the caller thread: prepare, noting whether the next decoding marks."""
         assert isinstance(self.processor, ProcessorProcess)
-        rejected, self.mark_unknown = self.processor.prepare_decoded(messages, decoded,
-                                                                     marked, backlog)
+        rejected, self.mark_unknown = self.processor.prepare_decoded(messages, head, backlog)
         return rejected
 
     async def _hold(self) -> NoReturn:

@@ -23,9 +23,11 @@ import pytest
 import streaming.pre_decode
 import streaming.worker
 from monitor.schema import Schema
-from streaming.messages import OFFSET, PARTITION, DecodedBatch, RawMessage, Rejected
+from streaming.codec import MAX_MESSAGE_BYTES
+from streaming.messages import OFFSET, PARTITION, DecodedPart, RawMessage, Rejected
 from streaming.pre_decode import Decoding
 from streaming.processor_process import ProcessorProcess
+from streaming.split_decode import HeadDecoded, decode_tail
 from streaming.worker import WorkerSettings, _StreamAgent
 
 SCHEMA = Schema.parse({"x": "float"})
@@ -98,9 +100,10 @@ class Ledger(ProcessorProcess):
         self.pending = [(m.partition, m.offset) for m in messages]
         return []
 
-    def prepare_decoded(self, messages: Sequence[RawMessage], decoded: DecodedBatch,
-                        marked: bool, backlog: bool) -> tuple[list[Rejected], bool]:
-        # the decoding is of these very messages
+    def prepare_decoded(self, messages: Sequence[RawMessage], head: HeadDecoded,
+                        backlog: bool) -> tuple[list[Rejected], bool]:
+        # the head's decoding and the rest's are of these very messages
+        decoded = decode_tail(head, messages[head.messages:], SCHEMA, MAX_MESSAGE_BYTES)
         rows = list(zip(decoded.events[PARTITION], decoded.events[OFFSET], strict=True))
         assert rows == [(m.partition, m.offset) for m in messages]
         self.prepared_decoded += 1
@@ -208,16 +211,16 @@ def test_a_partition_revoked_while_its_micro_batch_decodes_is_neither_stored_nor
         monkeypatch: pytest.MonkeyPatch) -> None:
     decoding_may_end = threading.Event()
     decodings = 0
-    real_decode = streaming.pre_decode.decode_messages
+    real_decode = streaming.pre_decode.decode_part
 
-    def slow_decode(*args: Any, **kwargs: Any) -> DecodedBatch:
+    def slow_decode(*args: Any, **kwargs: Any) -> DecodedPart:
         nonlocal decodings
         decodings += 1
         if decodings == 2:  # the second micro-batch decodes until the test says
             assert decoding_may_end.wait(WAIT_S)
         return real_decode(*args, **kwargs)
 
-    monkeypatch.setattr(streaming.pre_decode, "decode_messages", slow_decode)
+    monkeypatch.setattr(streaming.pre_decode, "decode_part", slow_decode)
     first_store_may_end = threading.Event()
     ledger = Ledger()
     ledger.commit_gate = lambda stored: (stored == 0 and first_store_may_end.wait(WAIT_S)

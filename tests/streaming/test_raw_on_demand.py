@@ -20,10 +20,11 @@ from monitor.stage_switch import EPOCH
 from monitor.storage.store import SqlStore
 from monitor.targets import batch_targets
 from streaming.codec import encode_events, event_dicts
-from streaming.messages import DecodedBatch, RawMessage, decode_messages
+from streaming.messages import RawMessage, decode_part
 from streaming.processor import UNSTORABLE, StreamProcessor, StreamSettings
 from streaming.processor_process import ProcessorProcess, ProcessorSpec, StepFailed
 from streaming.raw_on_demand import Columns, RawOnDemand, RawUnavailable, columns_of
+from streaming.split_decode import HEAD_SHARE, HeadDecoded, head_length
 from streaming.sql_store import SqlStreamStore
 from tests.streaming.raw_ask_app import mon
 from tests.streaming.test_unstorable import drop_refusals, refuse
@@ -87,10 +88,13 @@ def messages_of(events: pd.DataFrame) -> list[RawMessage]:
             for offset, start in enumerate(range(0, len(rows), PER_MESSAGE))]
 
 
-def decoded(messages: list[RawMessage], mark: bool) -> DecodedBatch:
-    """As the worker's Faust process decodes a micro-batch (streaming.pre_decode)."""
+def head_of(messages: list[RawMessage], mark: bool) -> HeadDecoded:
+    """As the worker's Faust process decodes a micro-batch's head (streaming.pre_decode);
+    the processor decodes the rest."""
     max_time = pd.Timestamp.now(tz="UTC") + pd.Timedelta(seconds=SETTINGS.max_future_s)
-    return decode_messages(messages, STREAM.schema, max_time=max_time, mark_unknown=mark)
+    through = head_length(messages, HEAD_SHARE)
+    return HeadDecoded(decode_part(messages[:through], STREAM.schema, max_time=max_time,
+                                   mark_unknown=mark), through, max_time, mark)
 
 
 def close_every_window(process: ProcessorProcess) -> None:
@@ -132,7 +136,7 @@ def test_a_conflict_reloads_and_prepares_again_from_the_messages_it_asks_for(
     events = events_of(400)
     messages = messages_of(events)
     another_worker_stores(promoted, messages[:15])
-    process.prepare_decoded(messages, decoded(messages, mark=True), True, False)
+    process.prepare_decoded(messages, head_of(messages, mark=True), False)
     assert process.asks == []  # the common path needs only the positions
     assert process.commit() == []
     assert len(process.asks) == 1
@@ -148,7 +152,7 @@ def test_a_refused_row_is_stored_around_in_halves_of_the_messages_it_asks_for(
     events.loc[poisoned, "country"] = POISON
     refuse(promoted.database, "stream_partials", f"NEW.segment = 'country={POISON}'")
     messages = messages_of(events)
-    process.prepare_decoded(messages, decoded(messages, mark=True), True, False)
+    process.prepare_decoded(messages, head_of(messages, mark=True), False)
     refused = process.commit()
     assert len(process.asks) == 1
     assert sorted(r.offset for r in refused) == [3, 21]
@@ -164,8 +168,8 @@ def test_a_decoding_without_the_wanted_mark_is_done_again_from_the_messages_it_a
         promoted: SqlStore, process: Asked) -> None:
     events = events_of(200, seed=3)
     messages = messages_of(events.assign(debug="trace"))  # every event has an unknown field
-    unmarked = decoded(messages, mark=False)
-    rejected, wants_mark = process.prepare_decoded(messages, unmarked, False, False)
+    unmarked = head_of(messages, mark=False)
+    rejected, wants_mark = process.prepare_decoded(messages, unmarked, False)
     assert rejected == [] and wants_mark
     assert len(process.asks) == 1
     assert process.commit() == []
@@ -184,7 +188,7 @@ def test_a_worker_that_does_not_answer_with_the_batchs_messages_stores_nothing(
     events = events_of(300, seed=4)
     messages = messages_of(events)
     another_worker_stores(promoted, messages[:10])
-    process.prepare_decoded(messages, decoded(messages, mark=True), True, False)
+    process.prepare_decoded(messages, head_of(messages, mark=True), False)
     right = process.answer
     if answer == "nothing":
         process.answer = lambda batch: None
@@ -202,7 +206,7 @@ def test_a_worker_that_does_not_answer_with_the_batchs_messages_stores_nothing(
 
 def test_an_ask_for_a_stored_batch_or_another_gets_nothing(process: Asked) -> None:
     messages = messages_of(events_of(50, seed=5))
-    process.prepare_decoded(messages, decoded(messages, mark=True), True, False)
+    process.prepare_decoded(messages, head_of(messages, mark=True), False)
     answer = super(Asked, process).answer_raw  # the real answer, not the test's
     assert answer(0) == columns_of(messages)  # the first micro-batch of the process
     assert answer(1) is None
