@@ -66,10 +66,10 @@ def arrow_lists(values: pd.Series) -> pa.ListArray | pa.LargeListArray | None:
     otherwise (Python lists in an object column, as every other source gives them)."""
     if not holds_arrow_lists(values.dtype):
         return None
-    column = values.array.__arrow_array__()
-    if column.num_chunks == 1:  # as it is: joining chunks copies even one (~1 ms a day)
-        return column.chunk(0)
-    return column.combine_chunks()
+    # Joined even when it is one chunk: handing on that chunk as it is (a slice of the
+    # read's batch) saved the copy (~1 ms a day) but measured ~0.1 CPU s a week slower
+    # in bench/batch.py (2026-12-04, alternated runs), for reasons not pinned down.
+    return values.array.__arrow_array__().combine_chunks()
 
 
 def first_positions(lists: pa.ListArray | pa.LargeListArray, items: pd.Series
