@@ -13,10 +13,11 @@ A ranked list's items come from a small catalogue (a homepage's carousels, a she
 items), so a column of them holds a few distinct texts many times over. Arrow's own
 conversion makes a new ``str`` for every item; :func:`string_lists` makes each distinct
 text once and the lists share it (a ``str`` cannot change, so sharing it is safe; each
-row's list is its own): for a day of the example's homepages, 0.13 s where Arrow's
-conversion took 0.20 s. The cyclic collector waits until the lists are made
-(:mod:`metrics.gc_pause`). The values are equal to :meth:`pyarrow.Array.to_pylist`'s: a
-list of ``str`` per row, None for a null list and for a null item.
+row's list is its own): for a day of the example's homepages (72k lists, 832k items, 24
+distinct texts), 33 ms where Arrow's conversion took 61 ms. The cyclic collector waits
+until the lists are made (:mod:`metrics.gc_pause`). The values are equal to
+:meth:`pyarrow.Array.to_pylist`'s: a list of ``str`` per row, None for a null list and
+for a null item.
 
 >>> frame = pd.DataFrame({"shown": pd.array([["a", "b", "c"], ["c", "a"], None, ["b"]],
 ...                                         dtype=pd.ArrowDtype(pa.list_(pa.string()))),
