@@ -6,7 +6,6 @@ a metric now wants is done again from the messages."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 
 import pandas as pd
 import pytest
@@ -20,6 +19,7 @@ from streaming.messages import DecodedBatch, RawMessage, decode_messages
 from streaming.processor import StreamProcessor
 from streaming.sql_store import SqlStreamStore
 from tests.streaming.clock import Clock
+from tests.streaming.own_store import store, targets
 from tests.streaming.test_processor import (
     PARTITIONS,
     STREAM,
@@ -29,7 +29,8 @@ from tests.streaming.test_processor import (
     messages_of,
     processor,
 )
-from tests.streaming.workers import promote_to_streaming
+
+__all__ = ["store", "targets"]  # fixtures of tests.streaming.own_store, used here
 
 
 @pytest.fixture(scope="module")
@@ -41,17 +42,6 @@ def events() -> pd.DataFrame:
 def profile():  # type: ignore[no-untyped-def]
     return training_profile(generate_reference(start=DEFAULT_START, seed=7,
                                                events_per_hour=300))
-
-
-@pytest.fixture
-def store(results_url: str) -> Iterator[SqlStore]:
-    with SqlStore.open(results_url) as store:
-        yield store
-
-
-@pytest.fixture
-def targets(store: SqlStore, profile) -> list[Target]:  # type: ignore[no-untyped-def]
-    return promote_to_streaming(store, profile)
 
 
 def decoded(stage: StreamProcessor, clock: Clock, batch: list[RawMessage], mark: bool

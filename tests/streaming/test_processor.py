@@ -23,7 +23,9 @@ from streaming.partition import OUTLIERS
 from streaming.processor import StreamProcessor, StreamSettings
 from streaming.sql_store import SqlStreamStore
 from tests.streaming.clock import Clock
-from tests.streaming.workers import promote_to_streaming
+from tests.streaming.own_store import store, targets
+
+__all__ = ["store", "targets"]  # fixtures of tests.streaming.own_store, used here
 
 STREAM = mon.streams["home"]
 TOPIC = "home-events"
@@ -41,17 +43,6 @@ def events() -> pd.DataFrame:
 def profile():  # type: ignore[no-untyped-def]
     reference = generate_reference(start=START, seed=5, events_per_hour=400)
     return training_profile(reference)
-
-
-@pytest.fixture
-def store(results_url: str) -> Iterator[SqlStore]:
-    with SqlStore.open(results_url) as store:
-        yield store
-
-
-@pytest.fixture
-def targets(store: SqlStore, profile) -> list[Target]:  # type: ignore[no-untyped-def]
-    return promote_to_streaming(store, profile)
 
 
 def messages_of(events: pd.DataFrame, *, seed: int = 0, max_batch: int = 40
@@ -86,7 +77,6 @@ def interleave(messages: Sequence[RawMessage], seed: int, most: int = 30
             queues[partition] = queues[partition][take:]
         if batch:
             yield batch
-
 
 
 def processor(store: SqlStore, targets: list[Target], clock: Clock) -> StreamProcessor:

@@ -4,8 +4,6 @@ ahead dead-lettered a quarter of a replay as late)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -23,7 +21,9 @@ from streaming.partition import NO_TIME, highest, running_watermarks
 from streaming.processor import StreamProcessor, StreamSettings
 from streaming.sql_store import SqlStreamStore
 from tests.streaming.clock import Clock
-from tests.streaming.workers import promote_to_streaming
+from tests.streaming.own_store import store, targets
+
+__all__ = ["store", "targets"]  # fixtures of tests.streaming.own_store, used here
 
 STREAM = mon.streams["home"]
 TOPIC = "home-events"
@@ -58,18 +58,6 @@ def test_highest_keeps_the_highest_descending(times: list[int], count: int) -> N
 def profile():  # type: ignore[no-untyped-def]
     reference = generate_reference(start=START, seed=31, events_per_hour=300)
     return training_profile(reference)
-
-
-@pytest.fixture
-def store(results_url: str) -> Iterator[SqlStore]:
-    with SqlStore.open(results_url) as store:
-        yield store
-
-
-@pytest.fixture
-def targets(store: SqlStore, profile) -> list[Target]:  # type: ignore[no-untyped-def]
-    return promote_to_streaming(store, profile)
-
 
 
 def processor(store: SqlStore, targets: list[Target], clock: Clock, partitions: int = 1
