@@ -58,7 +58,7 @@ from streaming.malloc_tuning import fix_mmap_threshold
 from streaming.messages import RawMessage, Rejected
 from streaming.observed_store import ObservedStore
 from streaming.processor import AfterFinal, StreamProcessor, StreamSettings
-from streaming.raw_on_demand import NEED_RAW, Columns, RawOnDemand, columns_of
+from streaming.raw_on_demand import NEED_RAW, Columns, RawOnDemand, columns_of, messages_of
 from streaming.split_decode import HeadDecoded, decode_tail
 from streaming.sql_store import SqlStreamStore
 
@@ -380,7 +380,7 @@ class _Steps:
     def prepare(self, columns: Columns, backlog: bool) -> list[Rejected]:
         if backlog:
             self.processor.note_backlog()
-        messages = [RawMessage(*fields) for fields in zip(*columns, strict=True)]
+        messages = messages_of(columns)
         # A partition whose messages come before its assignment callback is loaded by
         # prepare itself; a failed load fails this step, which the worker retries.
         self.pending = self.processor.prepare(messages)
@@ -395,8 +395,7 @@ class _Steps:
         if backlog:
             self.processor.note_backlog()
         partitions, offsets = positions
-        tail = [RawMessage(*fields) for fields in zip(
-            partitions[head.messages:], offsets[head.messages:], *tail_bytes, strict=True)]
+        tail = messages_of((partitions[head.messages:], offsets[head.messages:], *tail_bytes))
         decoded = decode_tail(head, tail, self.processor.stream.schema,
                               self.processor.settings.max_message_bytes)
         del tail
@@ -467,12 +466,10 @@ class _JoinSteps:
     def revoke(self, side: str, partitions: list[int]) -> None:
         self.processor.revoke(side, partitions)
 
-    def prepare(self, side: str, columns: tuple[list[int], list[int], list[bytes | None],
-                                                list[bytes | None]], backlog: bool
-                ) -> list[Rejected]:
+    def prepare(self, side: str, columns: Columns, backlog: bool) -> list[Rejected]:
         if backlog:
             self.processor.note_backlog()
-        messages = [RawMessage(*fields) for fields in zip(*columns, strict=True)]
+        messages = messages_of(columns)
         self.pending = self.processor.prepare(side, messages)
         self.absorbed = False
         return list(self.pending.rejected)

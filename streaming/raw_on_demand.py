@@ -38,6 +38,11 @@ def columns_of(messages: Sequence[RawMessage]) -> Columns:
             [m.value for m in messages], [m.key for m in messages])
 
 
+def messages_of(columns: Columns) -> list[RawMessage]:
+    """The messages :func:`columns_of` gave ``columns`` of."""
+    return [RawMessage(*fields) for fields in zip(*columns, strict=True)]
+
+
 class RawUnavailable(RuntimeError):
     """The worker did not answer an ask for a micro-batch's messages with them."""
 
@@ -87,7 +92,7 @@ class RawOnDemand(Sequence[RawMessage]):
             if columns[0] != self.partitions or columns[1] != self.offsets:
                 raise RawUnavailable(f"the worker answered an ask for the messages of "
                                      f"micro-batch {self.batch} with other messages")
-            self._messages = [RawMessage(*fields) for fields in zip(*columns, strict=True)]
+            self._messages = messages_of(columns)
         return self._messages
 
 
