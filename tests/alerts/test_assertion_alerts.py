@@ -166,8 +166,8 @@ def test_batch_alert_names_ids_of_the_firing_windows_sample_and_how_to_export_th
     sections = "\n".join(b["text"]["text"] for b in message["blocks"]
                          if b["type"] == "section")
     [mail] = smtp_server.messages
-    plain = mail.get_body(("plain",)).get_content().replace("\r\n", "\n")  # type: ignore[union-attr]
-    html = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    plain = mail.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    html = mail.get_body(("html",)).get_content()
     for note in notes:
         ids, command = note.notes
         assert ids in sections and ids in plain and ids in html
@@ -260,7 +260,7 @@ def test_a_reminder_names_the_examples_of_the_alerts_last_window(
     since = f"--since {last.isoformat().replace('+00:00', 'Z')}"
     assert sections.count(since) == 3 and "--since" not in sections.replace(since, "")
     [_, mail] = smtp_server.messages
-    plain = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    plain = mail.get_body(("plain",)).get_content()
     assert plain.count("example ids ") == 3
 
 

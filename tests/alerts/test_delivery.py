@@ -13,6 +13,7 @@ from monitor.alerts.silences import Silence
 from monitor.storage import outbox
 from monitor.storage import silences as silence_store
 from monitor.storage.database import Database
+from monitor.storage.records import WindowResult
 from monitor.storage.store import SqlStore
 from tests.alerts.conftest import RECIPIENT, dispatcher_for
 from tests.alerts.helpers import Clock, hour, latency_metric
@@ -21,7 +22,7 @@ from tests.alerts.servers import SmtpServer, WebhookReceiver
 SPEC = latency_metric()
 
 
-def store_hours(database: Database, clock: Clock, *hours: list) -> None:  # type: ignore[type-arg]
+def store_hours(database: Database, clock: Clock, *hours: list[WindowResult]) -> None:
     """Store each hour's windows as the batch stage does, an hour of clock per window."""
     store = SqlStore(database)
     for windows in hours:
