@@ -5,7 +5,7 @@ held rows forgotten when purged, and conflicting checkpoints refused."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import pandas as pd
 import pytest
@@ -44,7 +44,7 @@ def metric() -> MetricSpec:
 
 
 @pytest.fixture
-def held_store(results_url: str):  # type: ignore[no-untyped-def]
+def held_store(results_url: str) -> Iterator[SqlHeldStore]:
     with Database(results_url) as database:
         yield SqlHeldStore(database)
 

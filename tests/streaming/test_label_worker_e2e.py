@@ -113,7 +113,7 @@ def test_workers_killed_mid_replay_join_labels_as_research_does(
                       idle_timeout=IDLE_TIMEOUT_S)
 
     total = len(preds) + valid_labels
-    killed_at = []
+    killed_at: list[int] = []
     for name, reach in (("first", total // 4), ("second", total * 11 // 20)):
         running = worker(name).start()
         if not producer.is_alive() and not killed_at:

@@ -278,8 +278,8 @@ def test_hostile_input_is_dead_lettered_and_changes_no_value(
         for key, (_, value) in zip(keys, mixed, strict=True):
             producer.send(topic, value=value, key=key)
         producer.flush()
-        for key, (_, value) in enumerate(late):
-            producer.send(topic, value=value, key=str(key).encode())
+        for number, (_, value) in enumerate(late):
+            producer.send(topic, value=value, key=str(number).encode())
         producer.flush()
         wait_for(settled(store, topic, valid_count(valid_events), expected), 120,
                  "every window stored", [worker])
