@@ -120,7 +120,9 @@ def check_against_stored_sample(store: SqlStore, spec: MetricSpec, version: int,
 
 def run_export(command: str, url: str, out: Path) -> list[dict[str, object]]:
     """The command a message gives, as a person would paste it, on the results database."""
-    args = shlex.split(EXPORT.fullmatch(command)[1])[1:]  # type: ignore[index]
+    pasted = EXPORT.fullmatch(command)
+    assert pasted is not None, command
+    args = shlex.split(pasted[1])[1:]
     args[args.index("--out") + 1] = str(out)
     result = CliRunner().invoke(cli, [*args, "--database-url", url])
     assert result.exit_code == 0, result.output

@@ -23,7 +23,7 @@ LINE = re.compile(r"^(FIRING|RESOLVED) latency \[(\S+)\] (.+?): .* window (\S+ \
 
 def alert_lines(text: str) -> list[tuple[str, str, str, str]]:
     """(kind, segment, rule, window) for each alert line of a message's text."""
-    return [m.groups() for line in text.splitlines() if (m := LINE.match(line))]  # type: ignore[misc]
+    return [(m[1], m[2], m[3], m[4]) for line in text.splitlines() if (m := LINE.match(line))]
 
 
 def test_nothing_is_lost_or_doubled_across_an_outage_and_a_restart(

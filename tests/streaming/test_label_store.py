@@ -86,8 +86,8 @@ def label(offset: int, pid: str, hour: int, event: int = 0) -> HeldLabel:
 
 
 def store(held_store: SqlHeldStore, metric: MetricSpec, recorder: Recorder,
-          states: list[PartitionState], predictions: list[HeldPrediction] = (),  # type: ignore[assignment]
-          labels: list[HeldLabel] = ()) -> dict[str, int]:  # type: ignore[assignment]
+          states: list[PartitionState], predictions: Sequence[HeldPrediction] = (),
+          labels: Sequence[HeldLabel] = ()) -> dict[str, int]:
     revised = held_store.store_held(states, [MetricHeld(metric, 1, list(predictions),
                                                         list(labels))],
                                     recorder, stage="streaming", counts={},
