@@ -40,6 +40,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from monitor.alerts.examples import examples_note
@@ -65,6 +66,15 @@ from monitor.times import to_utc, utc_now
 log = logging.getLogger(__name__)
 
 NOTIFY_WITHIN = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class MetricWindows:
+    """New windows of one metric version, to evaluate with other metrics' in one go."""
+
+    metric: MetricSpec
+    version: int
+    results: Sequence[WindowResult]
 
 
 def evaluate_windows(
@@ -98,27 +108,108 @@ def evaluate_windows(
     the resolution of an alert that was announced is still sent. Alerts of the metric in
     ``stage`` that no rule evaluates any more (see above) are ended first.
     """
+    return evaluate_metrics(alerts, stage, [MetricWindows(metric, version, results)], now,
+                            notify_within=notify_within, notify=notify)
+
+
+def evaluate_metrics(
+    alerts: EvaluationStore,
+    stage: str,
+    pieces: Sequence[MetricWindows],
+    now: datetime | None = None,
+    *,
+    notify_within: timedelta = NOTIFY_WITHIN,
+    notify: bool = True,
+) -> list[AlertTransition]:
+    """:func:`evaluate_windows` for several metrics (a batch slice's), with the same
+    reads and writes of alert states for all of them: their orphans read, their states
+    created and locked, saved, their transitions and notifications recorded, each in one
+    statement, not one a metric. Each metric is judged as it would be alone (an
+    evaluation reads only its own metric's values and alerts); the transitions are
+    returned, recorded and queued metric by metric in the order of ``pieces``. A metric
+    with no windows is left as :func:`evaluate_windows` leaves it: untouched. A metric
+    may be given once (two versions of one would end each other's alerts)."""
     check_stage(stage)
-    if not results:
+    pieces = [piece for piece in pieces if piece.results]
+    if not pieces:
         return []
+    names = [piece.metric.name for piece in pieces]
+    if len(set(names)) != len(names):
+        raise ValueError(f"a metric is given twice in one evaluation: {names}")
     now = to_utc(utc_now() if now is None else now)
-    transitions, notifications = _end_orphans(alerts, metric, version, stage, now)
-    by_segment: dict[str, list[WindowResult]] = {}
-    for result in results:
-        by_segment.setdefault(result.segment, []).append(result)
-    labels: dict[AlertKey, tuple[str, dict[str, str]]] = {}
-    rules: dict[AlertKey, Rule] = {}
-    for segment in sorted(by_segment):
-        by_segment[segment].sort(key=lambda r: r.window_start)
-        if metric.labels is not None:  # rules wait for mature windows, in window order
-            by_segment[segment] = _mature(metric, by_segment[segment], now)
-        for rule in metric.alerts:
-            key = AlertKey(metric.name, version, stage, rule.title, segment)
-            rules[key] = rule
-            labels[key] = (rule.severity, alert_labels(metric, rule, segment, stage))
-    positions = alerts.lock_positions(list(rules), labels, now)
-    saves: list[PositionSave] = []  # kept in one statement once every rule is walked
-    for key, rule in rules.items():
+    orphans: dict[str, list[StoredAlert]] = {name: [] for name in names}
+    for alert in alerts.orphaned_alerts(stage, {
+            (piece.metric.name, piece.version): {rule.title for rule in piece.metric.alerts}
+            for piece in pieces}):
+        orphans[alert.key.metric].append(alert)
+    each = [_MetricRules.of(piece, stage, now) for piece in pieces]
+    labels = {key: labelled for rules in each for key, labelled in rules.labels.items()}
+    positions = alerts.lock_positions([key for rules in each for key in rules.rules], labels,
+                                      now)
+    recorded = _Recorded()  # kept in one statement of each once every metric is walked
+    for piece, rules in zip(pieces, each, strict=True):
+        _end(orphans[piece.metric.name], piece.version, now, recorded)
+        _walk_rules(alerts, piece, stage, rules, positions, now, notify_within, notify,
+                    recorded)
+    return recorded.keep(alerts, now)
+
+
+@dataclass
+class _Recorded:
+    """What an evaluation keeps, in the order it happened: the alerts' transitions, the
+    notifications to queue and where each alert stands."""
+
+    transitions: list[AlertTransition] = field(default_factory=list)
+    notifications: list[Notification] = field(default_factory=list)
+    saves: list[PositionSave] = field(default_factory=list)
+
+    def keep(self, alerts: EvaluationStore, now: datetime) -> list[AlertTransition]:
+        """Save the positions, record the transitions and queue the notifications (a
+        statement each, whatever the number of alerts); the transitions."""
+        alerts.save_positions(self.saves)
+        alerts.record_events(self.transitions, now)
+        alerts.enqueue(self.notifications)
+        return self.transitions
+
+
+@dataclass
+class _MetricRules:
+    """A metric's windows by segment (the mature prefix, for a metric joined to labels)
+    and its alerts: the rule, severity and labels of each (rule, segment)."""
+
+    by_segment: dict[str, list[WindowResult]]
+    rules: dict[AlertKey, Rule]
+    labels: dict[AlertKey, tuple[str, dict[str, str]]]
+
+    @classmethod
+    def of(cls, piece: MetricWindows, stage: str, now: datetime) -> _MetricRules:
+        metric = piece.metric
+        by_segment: dict[str, list[WindowResult]] = {}
+        for result in piece.results:
+            by_segment.setdefault(result.segment, []).append(result)
+        labels: dict[AlertKey, tuple[str, dict[str, str]]] = {}
+        rules: dict[AlertKey, Rule] = {}
+        for segment in sorted(by_segment):
+            by_segment[segment].sort(key=lambda r: r.window_start)
+            if metric.labels is not None:  # rules wait for mature windows, in window order
+                by_segment[segment] = _mature(metric, by_segment[segment], now)
+            for rule in metric.alerts:
+                key = AlertKey(metric.name, piece.version, stage, rule.title, segment)
+                rules[key] = rule
+                labels[key] = (rule.severity, alert_labels(metric, rule, segment, stage))
+        return cls(by_segment, rules, labels)
+
+
+def _walk_rules(alerts: EvaluationStore, piece: MetricWindows, stage: str,
+                metric_rules: _MetricRules,
+                positions: dict[AlertKey, tuple[Position, datetime | None]], now: datetime,
+                notify_within: timedelta, notify: bool, recorded: _Recorded) -> None:
+    """Walk each of a metric's (rule, segment) through its new windows from its locked
+    position; add the transitions, notifications and positions to ``recorded``."""
+    metric, version = piece.metric, piece.version
+    by_segment, labels = metric_rules.by_segment, metric_rules.labels
+    transitions, notifications = recorded.transitions, recorded.notifications
+    for key, rule in metric_rules.rules.items():
         position, notified_at = positions[key]
         windows = [w for w in by_segment[key.segment]
                    if position.last_window is None or w.window_start > position.last_window]
@@ -181,12 +272,8 @@ def evaluate_windows(
         # window a reminder reports (the dispatcher builds reminders from the stored row)
         examples = (examples_note(metric, version, stage, last)
                     if walked.position.state.status == "firing" else None)
-        saves.append(_saved(key, walked, last.window_end, severity, alert_labels_,
-                            notified_at, now, examples))
-    alerts.save_positions(saves)
-    alerts.record_events(transitions, now)
-    alerts.enqueue(notifications)
-    return transitions
+        recorded.saves.append(_saved(key, walked, last.window_end, severity, alert_labels_,
+                                     notified_at, now, examples))
 
 
 def _mature(metric: MetricSpec, windows: list[WindowResult], now: datetime
@@ -233,35 +320,28 @@ def end_alerts(alerts: EvaluationStore, metric: MetricSpec, version: int, stage:
     transaction; for a stage that no longer computes the metric's windows."""
     check_stage(stage)
     now = to_utc(utc_now() if now is None else now)
-    transitions, notifications = _end_orphans(alerts, metric, version, stage, now, why)
-    alerts.record_events(transitions, now)
-    alerts.enqueue(notifications)
-    return transitions
+    recorded = _Recorded()
+    _end(alerts.orphaned_alerts(stage, {(metric.name, version): set()}), version, now,
+         recorded, why)
+    return recorded.keep(alerts, now)
 
 
-def _end_orphans(alerts: EvaluationStore, metric: MetricSpec, version: int, stage: str,
-                 now: datetime, why: str | None = None
-                 ) -> tuple[list[AlertTransition], list[Notification]]:
-    """End the active alerts of ``metric`` in ``stage`` that no rule evaluates any more
-    (every one, when ``why`` says why); return their transitions and the resolutions to
-    send (of announced alerts only)."""
-    transitions: list[AlertTransition] = []
-    notifications: list[Notification] = []
-    rules = {rule.title for rule in metric.alerts} if why is None else set()
-    ended: list[PositionSave] = []
-    for alert in alerts.orphaned_alerts(metric.name, version, stage, rules):
+def _end(orphans: Sequence[StoredAlert], version: int, now: datetime, recorded: _Recorded,
+         why: str | None = None) -> None:
+    """End the active alerts ``orphans`` of a metric (whose rules no longer evaluate them,
+    or, with ``why``, for that reason): add their transitions, the resolutions to send (of
+    announced alerts only) and their inactive positions to ``recorded``."""
+    for alert in orphans:
         transition = _orphan_ended(alert, version, now, why)
-        transitions.append(transition)
+        recorded.transitions.append(transition)
         if transition.transition == "resolved" and alert.notified_at is not None:
-            notifications.append(_notification(transition, "resolved", now))
+            recorded.notifications.append(_notification(transition, "resolved", now))
         log.info("alert %s ended: %s", alert.key, transition.detail)
-        ended.append(PositionSave(
+        recorded.saves.append(PositionSave(
             alert.key, Position(AlertState(), alert.last_window_start),
             last_window_end=alert.last_window_end, value=transition.value,
             bound=transition.bound, detail=transition.detail, severity=alert.severity,
             labels=alert.labels, notified_at=None, now=now))
-    alerts.save_positions(ended)
-    return transitions, notifications
 
 
 def _orphan_ended(alert: StoredAlert, version: int, now: datetime,

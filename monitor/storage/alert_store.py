@@ -9,7 +9,7 @@ at a time (SQLite: run a single dispatcher per file).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -51,9 +51,9 @@ class SqlAlertTransaction:
                        ) -> dict[AlertKey, tuple[Position, datetime | None]]:
         return alert_states.lock_positions(self.conn, keys, labels, now)
 
-    def orphaned_alerts(self, metric: str, version: int, stage: str,
-                        rules: Collection[str]) -> list[StoredAlert]:
-        return alert_states.orphaned_alerts(self.conn, metric, version, stage, rules)
+    def orphaned_alerts(self, stage: str, rules: Mapping[tuple[str, int], Collection[str]]
+                        ) -> list[StoredAlert]:
+        return alert_states.orphaned_alerts(self.conn, stage, rules)
 
     def value_history(self, key: AlertKey, field: str, before: datetime, *,
                       span: timedelta | None, last: int, min_count: int) -> list[Point]:
