@@ -46,7 +46,7 @@ from datetime import datetime, timedelta
 from monitor.alerts.examples import examples_note
 from monitor.alerts.explain import explained
 from monitor.alerts.lifecycle import AlertState
-from monitor.alerts.ports import EvaluationStore, PositionSave
+from monitor.alerts.ports import EvaluationStore, HistoryRequest, PositionSave
 from monitor.alerts.records import (
     AlertKey,
     AlertTransition,
@@ -146,11 +146,15 @@ def evaluate_metrics(
     labels = {key: labelled for rules in each for key, labelled in rules.labels.items()}
     positions = alerts.lock_positions([key for rules in each for key in rules.rules], labels,
                                       now)
+    due = [_due(alerts, piece, rules, positions, now)
+           for piece, rules in zip(pieces, each, strict=True)]
+    histories = _histories(alerts, [one for metric in due for one in metric])
     recorded = _Recorded()  # kept in one statement of each once every metric is walked
-    for piece, rules in zip(pieces, each, strict=True):
+    for piece, rules, metric_due in zip(pieces, each, due, strict=True):
         _end(orphans[piece.metric.name], piece.version, now, recorded)
-        _walk_rules(alerts, piece, stage, rules, positions, now, notify_within, notify,
-                    recorded)
+        for one in metric_due:
+            _walk(piece, stage, one, rules.labels[one.key], histories.get(one.key, []), now,
+                  notify_within, notify, recorded)
     return recorded.keep(alerts, now)
 
 
@@ -200,20 +204,30 @@ class _MetricRules:
         return cls(by_segment, rules, labels)
 
 
-def _walk_rules(alerts: EvaluationStore, piece: MetricWindows, stage: str,
-                metric_rules: _MetricRules,
-                positions: dict[AlertKey, tuple[Position, datetime | None]], now: datetime,
-                notify_within: timedelta, notify: bool, recorded: _Recorded) -> None:
-    """Walk each of a metric's (rule, segment) through its new windows from its locked
-    position; add the transitions, notifications and positions to ``recorded``."""
-    metric, version = piece.metric, piece.version
-    by_segment, labels = metric_rules.by_segment, metric_rules.labels
-    transitions, notifications = recorded.transitions, recorded.notifications
+@dataclass(frozen=True)
+class _Due:
+    """An alert with new windows to walk, from the position it was locked at."""
+
+    key: AlertKey
+    rule: Rule
+    position: Position
+    notified_at: datetime | None
+    windows: list[WindowResult]
+
+
+def _due(alerts: EvaluationStore, piece: MetricWindows, metric_rules: _MetricRules,
+         positions: dict[AlertKey, tuple[Position, datetime | None]], now: datetime
+         ) -> list[_Due]:
+    """A metric's (rule, segment)s with windows after their last evaluated one, in rule
+    order; not those whose windows wait for a stored window still immature."""
+    metric = piece.metric
+    due = []
     for key, rule in metric_rules.rules.items():
         position, notified_at = positions[key]
-        windows = [w for w in by_segment[key.segment]
+        segment = metric_rules.by_segment[key.segment]
+        windows = [w for w in segment
                    if position.last_window is None or w.window_start > position.last_window]
-        late = [w for w in by_segment[key.segment] if position.last_window is not None
+        late = [w for w in segment if position.last_window is not None
                 and w.window_start < position.last_window]
         if late:
             log.info("alert %s: %d window(s) before the last evaluated (%s) not evaluated; "
@@ -224,56 +238,84 @@ def _walk_rules(alerts: EvaluationStore, piece: MetricWindows, stage: str,
         if metric.labels is not None and _immature_before(alerts, key, metric, position,
                                                           windows[0].window_start, now):
             continue  # rules wait for it: passing it now would skip it for good
-        field = rule.field or ""
-        history = _history(alerts, key, field, windows[0].window_start, rule)
-        walked = walk(rule, position, history,
-                      [(w.window_start, w.window_end, w.values.get(field, math.nan), w.rows)
-                       for w in windows])
-        severity, alert_labels_ = labels[key]
-        by_start = {w.window_start: w for w in windows}
-        found = [AlertTransition(key, s.transition, s.window_start, s.window_end, s.value,
-                                 s.check.bound,
-                                 explained(metric, field, s, by_start[s.window_start].values,
-                                           by_start[s.window_start].rows),
-                                 severity, alert_labels_)
-                 for s in walked.steps]
-        transitions.extend(found)
-        recent = now - notify_within
-        if metric.labels is not None:  # a window may become mature only its horizon later
-            recent -= timedelta(microseconds=metric.labels.horizon_ns // 1_000)
-        for transition in found:
-            if transition.transition == "firing":
-                if notify and to_utc(transition.window_end) >= recent:
-                    note = examples_note(metric, version, stage,
-                                         by_start[transition.window_start])
-                    notifications.append(_notification(transition, "firing", now,
-                                                       examples=note))
-                    notified_at = now
-                else:
-                    log.info("alert %s fired on window %s: %s", key, transition.window_start,
-                             "too old to notify" if notify else "not notified from this stage")
-            elif transition.transition == "resolved":
-                if notified_at is not None:  # resolve only what was announced
-                    notifications.append(_notification(transition, "resolved", now))
-                notified_at = None
-        last = windows[-1]
-        if (notify and walked.position.state.status == "firing" and notified_at is None
-                and to_utc(last.window_end) >= recent and walked.last is not None):
-            # it fired on old windows (a backfill, a stage catching up) and is firing now
-            value, check = walked.last
-            since = walked.position.active_since or last.window_start
-            current = AlertTransition(key, "firing", last.window_start, last.window_end, value,
-                                      check.bound, check.detail, severity, alert_labels_)
-            notifications.append(_notification(current, "firing", now, episode=since,
-                                               examples=examples_note(metric, version,
-                                                                      stage, last)))
-            notified_at = now
-        # what its reminders name while it fires: the examples of the last window, the
-        # window a reminder reports (the dispatcher builds reminders from the stored row)
-        examples = (examples_note(metric, version, stage, last)
-                    if walked.position.state.status == "firing" else None)
-        recorded.saves.append(_saved(key, walked, last.window_end, severity, alert_labels_,
-                                     notified_at, now, examples))
+        due.append(_Due(key, rule, position, notified_at, windows))
+    return due
+
+
+def _histories(alerts: EvaluationStore, due: Sequence[_Due]) -> dict[AlertKey, list[Point]]:
+    """The stored windows each alert's rule compares its first new window with, oldest
+    first (as :class:`monitor.alerts.walk.History` keeps them): the previous
+    ``history_needed`` ones, or all within ``history_span`` before it, of at least
+    ``min_count`` events; read together for every alert. A rule that looks at no
+    history is not asked."""
+    asked = [alert for alert in due
+             if alert.rule.history_span is not None or alert.rule.history_needed > 0]
+    found = alerts.value_histories([
+        HistoryRequest(alert.key, alert.rule.field or "", alert.windows[0].window_start,
+                       span=alert.rule.history_span, last=alert.rule.history_needed,
+                       min_count=alert.rule.min_count) for alert in asked])
+    return {alert.key: points for alert, points in zip(asked, found, strict=True)}
+
+
+def _walk(piece: MetricWindows, stage: str, alert: _Due, labelled: tuple[str, dict[str, str]],
+          history: list[Point], now: datetime, notify_within: timedelta, notify: bool,
+          recorded: _Recorded) -> None:
+    """Walk an alert through its new windows from its locked position, with the stored
+    ``history`` before them; add the transitions, notifications and its position to
+    ``recorded``."""
+    metric, version = piece.metric, piece.version
+    key, rule, position, notified_at, windows = (alert.key, alert.rule, alert.position,
+                                                 alert.notified_at, alert.windows)
+    transitions, notifications = recorded.transitions, recorded.notifications
+    field = rule.field or ""
+    walked = walk(rule, position, history,
+                  [(w.window_start, w.window_end, w.values.get(field, math.nan), w.rows)
+                   for w in windows])
+    severity, alert_labels_ = labelled
+    by_start = {w.window_start: w for w in windows}
+    found = [AlertTransition(key, s.transition, s.window_start, s.window_end, s.value,
+                             s.check.bound,
+                             explained(metric, field, s, by_start[s.window_start].values,
+                                       by_start[s.window_start].rows),
+                             severity, alert_labels_)
+             for s in walked.steps]
+    transitions.extend(found)
+    recent = now - notify_within
+    if metric.labels is not None:  # a window may become mature only its horizon later
+        recent -= timedelta(microseconds=metric.labels.horizon_ns // 1_000)
+    for transition in found:
+        if transition.transition == "firing":
+            if notify and to_utc(transition.window_end) >= recent:
+                note = examples_note(metric, version, stage,
+                                     by_start[transition.window_start])
+                notifications.append(_notification(transition, "firing", now,
+                                                   examples=note))
+                notified_at = now
+            else:
+                log.info("alert %s fired on window %s: %s", key, transition.window_start,
+                         "too old to notify" if notify else "not notified from this stage")
+        elif transition.transition == "resolved":
+            if notified_at is not None:  # resolve only what was announced
+                notifications.append(_notification(transition, "resolved", now))
+            notified_at = None
+    last = windows[-1]
+    if (notify and walked.position.state.status == "firing" and notified_at is None
+            and to_utc(last.window_end) >= recent and walked.last is not None):
+        # it fired on old windows (a backfill, a stage catching up) and is firing now
+        value, check = walked.last
+        since = walked.position.active_since or last.window_start
+        current = AlertTransition(key, "firing", last.window_start, last.window_end, value,
+                                  check.bound, check.detail, severity, alert_labels_)
+        notifications.append(_notification(current, "firing", now, episode=since,
+                                           examples=examples_note(metric, version,
+                                                                  stage, last)))
+        notified_at = now
+    # what its reminders name while it fires: the examples of the last window, the
+    # window a reminder reports (the dispatcher builds reminders from the stored row)
+    examples = (examples_note(metric, version, stage, last)
+                if walked.position.state.status == "firing" else None)
+    recorded.saves.append(_saved(key, walked, last.window_end, severity, alert_labels_,
+                                 notified_at, now, examples))
 
 
 def _mature(metric: MetricSpec, windows: list[WindowResult], now: datetime
@@ -304,8 +346,10 @@ def _immature_before(alerts: EvaluationStore, key: AlertKey, metric: MetricSpec,
         since = max(since, to_utc(position.last_window))
     if since >= to_utc(first):
         return False
-    stored = [p for p in alerts.value_history(key, "label_coverage", first,
-                                              span=to_utc(first) - since, last=0, min_count=0)
+    [history] = alerts.value_histories([HistoryRequest(key, "label_coverage", first,
+                                                       span=to_utc(first) - since, last=0,
+                                                       min_count=0)])
+    stored = [p for p in history
               if p.start is not None and (position.last_window is None
                                           or p.start > to_utc(position.last_window))]
     ends = [(p.start + width, p.value) for p in stored if p.start is not None]
@@ -368,18 +412,6 @@ def _saved(key: AlertKey, walked: Walked, last_window_end: datetime, severity: s
         detail=check.detail if check is not None else "", severity=severity, labels=labels,
         notified_at=notified_at if walked.position.state.status == "firing" else None,
         now=now, examples=examples)
-
-
-def _history(alerts: EvaluationStore, key: AlertKey, field: str, before: datetime,
-             rule: Rule) -> list[Point]:
-    """The stored windows ``rule`` compares the window starting at ``before`` with, oldest
-    first: the previous ``history_needed`` ones, or all within ``history_span`` before it,
-    of at least ``min_count`` events (as :class:`monitor.alerts.walk.History` keeps them)."""
-    span = rule.history_span
-    if span is None and rule.history_needed <= 0:
-        return []
-    return alerts.value_history(key, field, before, span=span, last=rule.history_needed,
-                                min_count=rule.min_count)
 
 
 def _notification(transition: AlertTransition, kind: NotificationKind, now: datetime,

@@ -56,6 +56,21 @@ class PositionSave:
     examples: str | None = None
 
 
+@dataclass(frozen=True)
+class HistoryRequest:
+    """Stored values an alert's rule compares a window with: those of ``field`` for
+    ``key``'s metric version, stage and segment on windows starting before ``before``,
+    oldest first: those within ``span`` before it, or (``span`` None) the ``last`` newest;
+    only windows of at least ``min_count`` events (0: all)."""
+
+    key: AlertKey
+    field: str
+    before: datetime
+    span: timedelta | None
+    last: int
+    min_count: int
+
+
 class EvaluationStore(Protocol):
     """Alert states, their history, stored values and the outbox, inside the transaction
     that stores the windows being evaluated."""
@@ -78,12 +93,9 @@ class EvaluationStore(Protocol):
         :meth:`lock_positions`."""
         ...
 
-    def value_history(self, key: AlertKey, field: str, before: datetime, *,
-                      span: timedelta | None, last: int, min_count: int) -> list[Point]:
-        """The stored values of ``field`` for ``key``'s metric version, stage and segment
-        on windows starting before ``before``, oldest first: those within ``span`` before
-        it, or (``span`` None) the ``last`` newest; only windows of at least ``min_count``
-        events (0: all)."""
+    def value_histories(self, requests: Sequence[HistoryRequest]) -> list[list[Point]]:
+        """The stored values each request asks for, in the order of ``requests`` (a few
+        statements for all of them, not one a request)."""
         ...
 
     def save_positions(self, saves: Sequence[PositionSave]) -> None:

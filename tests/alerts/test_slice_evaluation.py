@@ -4,14 +4,15 @@ own rules and positions, whatever the others' are."""
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 import metrics
-from monitor import Monitor, Threshold
+from monitor import Anomaly, Change, Monitor, Threshold
 from monitor.alerts.evaluate import MetricWindows, evaluate_metrics, evaluate_windows
 from monitor.alerts.rules import Rule
 from monitor.spec import MetricSpec
-from monitor.storage import alert_states, outbox
+from monitor.storage import alert_states, outbox, results, value_histories
 from monitor.storage.alert_store import SqlAlertTransaction
 from monitor.storage.database import Database
 from monitor.storage.records import WindowResult
@@ -97,3 +98,79 @@ def test_metrics_evaluated_together_leave_what_each_alone_leaves(database: Datab
                       ("fires", "resolved", T0 + 2 * HOUR),
                       ("waits", "firing", T0 + 2 * HOUR),
                       ("edited", "resolved", T0 + HOUR)]
+
+
+# rules that look back, by count (with a minimum of events) and by time, over two
+# segments of three metrics: six alerts a rule, each reading its own history
+LOOKING_BACK: list[Rule] = [Change("p99", relative=0.5, baseline_windows=3, for_windows=1),
+                            Anomaly("p99", z=3.0, season="2h", seasons=2, min_history=1,
+                                    for_windows=1, min_count=50)]
+NAMES = ("a", "b", "c")
+
+
+def looking_back_slices() -> list[list[tuple[MetricSpec, list[WindowResult]]]]:
+    """Four slices of two windows: steady values, then a jump in one segment of "b"."""
+    values = {"BR": [100.0, 110.0, 105.0, 100.0, 95.0, 100.0, 400.0, 410.0],
+              "US": [200.0, 190.0, 210.0, 200.0, 205.0, 195.0, 200.0, 200.0]}
+    slices = []
+    for first in range(0, 8, 2):
+        pieces = []
+        for offset, name in enumerate(NAMES):
+            windows = []
+            for index in (first, first + 1):
+                windows += hour(index, {segment: series[index] if name == "b"
+                                        else min(series[index], 110.0) + offset
+                                        for segment, series in values.items()})
+            windows = [w if w.window_start != T0 + 2 * HOUR else  # too few to look back on
+                       WindowResult(w.segment, w.window_start, w.window_end, 10, w.values)
+                       for w in windows]
+            pieces.append((latency(name, *LOOKING_BACK), windows))
+        slices.append(pieces)
+    return slices
+
+
+class ValueReads:
+    """Counts the statements reading stored values."""
+
+    def __init__(self, database: Database) -> None:
+        self.count = 0
+        sa.event.listen(database.engine, "before_cursor_execute", self.seen)
+
+    def seen(self, conn: sa.Connection, cursor: object, statement: str, *args: object) -> None:
+        self.count += statement.lstrip().startswith("SELECT") and "metric_values" in statement
+
+
+@pytest.mark.parametrize("per_statement", [value_histories.PER_STATEMENT, 5])
+def test_the_histories_of_a_slice_are_read_together_and_judge_as_alone(
+    database: Database, monkeypatch: pytest.MonkeyPatch, per_statement: int
+) -> None:
+    monkeypatch.setattr(value_histories, "PER_STATEMENT", per_statement)
+    slices = looking_back_slices()
+    with database.begin() as conn:
+        conn.execute(sa.text("DELETE FROM metric_values"))
+    for number, pieces in enumerate(slices):
+        for spec, windows in pieces:
+            with database.begin() as conn:
+                results.write_windows(conn, spec.name, 1, "batch", windows)
+                evaluate_windows(SqlAlertTransaction(conn), spec, 1, "batch", windows,
+                                 T0 + (2 * number + 2) * HOUR)
+    alone = snapshot(database)
+    clear(database)
+
+    reads = ValueReads(database)
+    for number, pieces in enumerate(slices):
+        with database.begin() as conn:
+            for spec, windows in pieces:
+                results.write_windows(conn, spec.name, 1, "batch", windows)
+            evaluate_metrics(SqlAlertTransaction(conn), "batch",
+                             [MetricWindows(spec, 1, windows) for spec, windows in pieces],
+                             T0 + (2 * number + 2) * HOUR)
+
+    assert snapshot(database) == alone
+    fired = {(row[0], row[3], row[4]) for row in alone["alert_events"]
+             if row[5] == "'firing'"}
+    change = f"'{LOOKING_BACK[0].title}'"
+    assert {(metric, segment) for metric, rule, segment in fired if rule == change} == {
+        ("'b'", "'BR'")}  # the jump, judged against the stored windows before it
+    alerts = len(NAMES) * len(LOOKING_BACK) * 2  # segments
+    assert reads.count == len(slices) * -(-alerts // per_statement)
