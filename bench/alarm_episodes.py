@@ -17,7 +17,7 @@ Scored(false_alarms=1, quiet_hours=5, caught=True, delay_hours=2)
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -53,7 +53,7 @@ class Scored:
     delay_hours: int | None
 
 
-def episodes(values: Sequence[float], rule: Rule) -> list[Episode]:
+def episodes(values: Iterable[float], rule: Rule) -> list[Episode]:
     """The episodes ``rule`` fires walking ``values`` (one per hour) from a quiet start."""
     windows: list[Window] = [(EPOCH + i * HOUR, EPOCH + (i + 1) * HOUR, float(v), None)
                              for i, v in enumerate(values) if not math.isnan(v)]

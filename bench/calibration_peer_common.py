@@ -24,16 +24,18 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+tqdm_package: ModuleType | None
 try:
-    from tqdm import tqdm
+    import tqdm as tqdm_package
 except ImportError:  # Evidently's venv has no tqdm
-    tqdm = None
+    tqdm_package = None
 
 
 def load_plan(data_dir: Path) -> dict[str, Any]:
@@ -68,8 +70,8 @@ class Progress:
 
     def __init__(self, total: int, description: str) -> None:
         self.total, self.description, self.done = total, description, 0
-        self.bar = tqdm(total=total, desc=description, file=sys.stderr, unit="win",
-                        smoothing=0.05) if tqdm else None
+        self.bar = tqdm_package.tqdm(total=total, desc=description, file=sys.stderr, unit="win",
+                                     smoothing=0.05) if tqdm_package else None
         self.start = time.perf_counter()
         self.next_report = 0.1
 

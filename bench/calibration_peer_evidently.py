@@ -97,7 +97,7 @@ def main() -> None:
 
     cells: dict[str, Any] = {}
     methods: dict[str, list[str]] = {}
-    check = {"windows": 0, "disagreements": [], "seconds": 0.0}
+    check: dict[str, Any] = {"windows": 0, "disagreements": [], "seconds": 0.0}
     for cell in plan["cells"]:
         family, kind = cell["family"], plan["kinds"][cell["family"]]
         raw = [reference_frame(args.data_dir, plan, family, r) for r in range(references)]

@@ -42,13 +42,13 @@ def specs(max_keys: int) -> dict[str, MetricSpec]:
     mon = Monitor("bench-consistency")
     mon.stream("home", schema={"view_id": "int", "user_id": "int", "country": "str",
                                "score": "float", "top": "str"})
-    options = {"window": "1h", "segment_by": ["country"]}
     return {
-        "rate": mon.metric("sure", "home", metrics.rate("score > 0.99"), **options),
+        "rate": mon.metric("sure", "home", metrics.rate("score > 0.99"), window="1h",
+                           segment_by=["country"]),
         "consistency": mon.metric("same_top", "home", metrics.consistency(
-            "top", key="user_id", max_keys=max_keys), **options),
+            "top", key="user_id", max_keys=max_keys), window="1h", segment_by=["country"]),
         "unique": mon.metric("unique_view", "home", metrics.expect_unique(
-            "view_id", max_keys=max_keys), **options),
+            "view_id", max_keys=max_keys), window="1h", segment_by=["country"]),
     }
 
 

@@ -86,8 +86,9 @@ PEERS_DIR = ROOT / os.environ.get("PEERS_DIR", ".peers")
 TELEMETRY_OFF = {"NML_DISABLE_USAGE_LOGGING": "1", "DO_NOT_TRACK": "1"}
 
 METRIC = mon.get("click_auc_estimate")
-RULE = METRIC.alerts[0]
-assert isinstance(RULE, Threshold) and RULE.below is not None
+_RULE = METRIC.alerts[0]
+assert isinstance(_RULE, Threshold) and _RULE.below is not None
+RULE = _RULE  # a Threshold to the functions below too
 FIELD = RULE.field or ""
 HOURS = 7 * 24
 ROLLOUT_HOURS = (MODEL_ROLLOUT.end_hour or 0) - MODEL_ROLLOUT.start_hour
@@ -123,6 +124,7 @@ def realized_auc(events: pd.DataFrame) -> dict[str, np.ndarray]:
         positives, negatives = rows["score"].to_numpy()[clicked], rows["score"].to_numpy()[~clicked]
         if len(positives) and len(negatives):
             u = mannwhitneyu(positives, negatives).statistic
+            assert isinstance(h, (int, np.integer))
             out[f"country={country}"][int(h)] = u / (len(positives) * len(negatives))
     return out
 
@@ -160,10 +162,10 @@ def ours_week(seed: int, rollout_start: int, data_dir: Path | None) -> Week:
         series[hours_after_start(rows["window_start"])] = rows["value"].astype(float)
         estimate[str(segment)] = series
     backtest: dict[str, list[Episode]] = {segment: [] for segment in estimate}
-    for row in found.itertuples():
-        resolved = row.resolved_window_start
-        backtest[str(row.segment)].append(Episode(
-            int(hours_after_start(pd.Series([row.fired_window_start]))[0]),
+    for row in found.to_dict("records"):
+        resolved = row["resolved_window_start"]
+        backtest[str(row["segment"])].append(Episode(
+            int(hours_after_start(pd.Series([row["fired_window_start"]]))[0]),
             None if pd.isna(resolved) else int(hours_after_start(pd.Series([resolved]))[0])))
     return Week(seed, rollout, estimate, realized_auc(events), backtest,
                 time.perf_counter() - began)
@@ -418,10 +420,10 @@ def main() -> None:
               f"({nannyml_chunks['upward_quiet']} of them above its upper threshold)")
     print("hourly values per country-hour: quiet | BR rollout hours")
     for name in ("realized", "ours", "nannyml"):
-        quiet, during = stats[f"{name}_quiet"], stats[f"{name}_rollout"]
-        if quiet:
-            print(f"  {name:>9}: mean {quiet['mean']:.3f} sd {quiet['sd']:.3f} p01 "
-                  f"{quiet['p01']:.3f} min {quiet['min']:.3f} | mean {during['mean']:.3f} "
+        calm, during = stats[f"{name}_quiet"], stats[f"{name}_rollout"]
+        if calm:
+            print(f"  {name:>9}: mean {calm['mean']:.3f} sd {calm['sd']:.3f} p01 "
+                  f"{calm['p01']:.3f} min {calm['min']:.3f} | mean {during['mean']:.3f} "
                   f"max {during['max']:.3f}"
                   + (f"; mean |estimate - realized| {mae[name]:.3f}" if name in mae else ""))
     print(f"our rule at other thresholds (same series; walk at {RULE.below:g} == backtest: "

@@ -161,8 +161,8 @@ def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
     with SqlStore.open(url) as store:
         for spec in mon.metrics.values():
             definition = store.register_metric(spec)
-            for stage in ("batch", "streaming"):
-                store.record_stage_change(spec.name, definition.version, stage, by="bench",
+            for to_stage in ("batch", "streaming"):
+                store.record_stage_change(spec.name, definition.version, to_stage, by="bench",
                                           reason="bench/labels.py", effective_from=EPOCH)
         targets = batch_targets(mon, store, stages=("streaming",))
         log(f"generating {args.predictions:,} predictions and as many labels")

@@ -70,6 +70,7 @@ def inner(url: str, method: str, events: int) -> dict[str, Any]:
     process = ProcessorProcess(spec)
     assert process.start_method == method, process.start_method
     child = process._process.pid
+    assert child is not None  # started: it has a pid
     process.assign(list(range(PARTITIONS)))
     bodies = event_bodies(4096, seed=1)
     start_ms = (int(time.time()) // 3600 - 2) * 3600 * 1000

@@ -19,6 +19,7 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -32,10 +33,12 @@ from bench.postgres import throwaway_database  # noqa: E402
 from examples.music_home import mon  # noqa: E402
 from examples.music_home_events import DEFAULT_START, generate_events  # noqa: E402
 from monitor.batch.runner import BatchRunner  # noqa: E402
-from monitor.batch.sources import TableSource  # noqa: E402
+from monitor.batch.slice_states import StateSource  # noqa: E402
+from monitor.batch.sources import EventSource, TableSource  # noqa: E402
 from monitor.batch.spark_session import spark_session  # noqa: E402
 from monitor.batch.spark_tables import SparkTableSource  # noqa: E402
 from monitor.batch.tables import load_events  # noqa: E402
+from monitor.spec import MetricSpec, StreamSpec  # noqa: E402
 
 
 def main() -> None:
@@ -61,7 +64,7 @@ def run(url: str, args: argparse.Namespace) -> None:
     started = time.perf_counter()
     spark = spark_session(args.master, {"spark.ui.enabled": "false"})
     start_up = time.perf_counter() - started
-    engines = {
+    engines: dict[str, Callable[[StreamSpec], EventSource | StateSource]] = {
         "single": lambda stream: TableSource(database, stream),
         "spark": lambda stream: SparkTableSource(spark, stream, database),
     }
@@ -72,7 +75,13 @@ def run(url: str, args: argparse.Namespace) -> None:
             for name, source in engines.items():
                 store_url = f"sqlite:///{Path(folder) / f'{name}-{repeat}.sqlite'}"
                 store, targets = example_batch_store(store_url, "benchmark")
-                runner = BatchRunner(store, lambda m, source=source: source(m.stream))
+
+                def source_of(metric: MetricSpec,
+                              source: Callable[[StreamSpec], EventSource | StateSource] = source
+                              ) -> EventSource | StateSource:
+                    return source(metric.stream)
+
+                runner = BatchRunner(store, source_of)
                 began = time.perf_counter()
                 summaries = runner.run_many(targets, since=start, until=end)
                 best[name] = min(best[name], time.perf_counter() - began)

@@ -730,7 +730,7 @@ def memory_ratios(ours: list[dict[str, Any]], bare: list[dict[str, Any]]) -> dic
                 if value is not None and base:
                     by_mark.setdefault(mark, {})[kind] = value / base
     def largest(kind: str) -> float:
-        return max((r[kind] for r in by_mark.values() if r.get(kind) is not None),
+        return max((ratio for r in by_mark.values() if (ratio := r.get(kind)) is not None),
                    default=float("nan"))
 
     return {"rss": largest("rss"), "distinct": largest("distinct"), "pss": largest("pss"),

@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument("--profile-top", type=int, default=18)
     args = parser.parse_args()
     if args.cpu:
-        time.perf_counter = time.process_time  # type: ignore[assignment]
+        time.perf_counter = time.process_time
     results = []
     with throwaway_database("bench_stream") as url:
         upgrade(url)

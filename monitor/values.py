@@ -61,7 +61,7 @@ def write_values_csv(frame: pd.DataFrame, path: str | Path | TextIO) -> None:
     out.to_csv(path, index=False, columns=COLUMNS)
 
 
-def read_values_csv(path: str | Path) -> pd.DataFrame:
+def read_values_csv(path: str | Path | TextIO) -> pd.DataFrame:
     frame = pd.read_csv(path, dtype={"segment": str, "field": str}, keep_default_na=False)
     for column in ("window_start", "window_end"):
         frame[column] = pd.to_datetime(frame[column], utc=True).astype("datetime64[ns, UTC]")

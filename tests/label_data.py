@@ -27,6 +27,8 @@ EARLY = pd.Timedelta("10min")
 PREDICTION_SCHEMA = {"prediction_id": "str", "score": "float", "predicted": "bool",
                      "device": "str"}
 LABEL_SCHEMA = {"prediction_id": "str", "clicked": "bool"}
+# the app `--app tests.label_data:cli_app` loads: test_label_cli.py's fixture sets it
+cli_app: Monitor
 REFUSED = 3  # labels refused: an empty id, a null id, a value that is no boolean
 
 
@@ -116,11 +118,11 @@ def reference_join(preds: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
         key = json.dumps({"clicked": clicked, "prediction_id": pid}, sort_keys=True,
                          separators=(",", ":"))
         by_id[pid].append((pd.Timestamp(ts), key, clicked))
-    clicked_of: list[object] = []
+    clicked_of: list[bool | None] = []
     for ts, pid in zip(preds["ts"], preds["prediction_id"], strict=True):
         found = [c for c in by_id.get(pid, []) if ts - EARLY <= c[0] <= ts + HORIZON]
         clicked_of.append(min(found)[2] if found else None)
-    return preds.assign(clicked=clicked_of)
+    return preds.assign(clicked=np.array(clicked_of, dtype=object))  # True, False or None
 
 
 def reference_values(joined: pd.DataFrame) -> pd.DataFrame:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import random
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -135,12 +136,14 @@ def test_sample_is_the_same_for_any_chunking_and_order_and_equals_brute_force() 
 
     violated = clean[(clean["score"] > 0.8) & clean["new_user"]]
     hours = violated["ts"].dt.floor("1h")
-    for (segment, start), data in expected.items():
-        in_window = violated[hours == pd.Timestamp(start)]
+    assertion = spec.aggregate
+    assert isinstance(assertion, Assertion)
+    for (segment, window_start), data in expected.items():
+        in_window = violated[hours == pd.Timestamp(window_start)]
         if segment != OVERALL:
             in_window = in_window[in_window["country"] == segment.split("=")[1]]
-        state = spec.aggregate.state_from_bytes(data)
-        sample = spec.aggregate.examples(state)
+        state = assertion.state_from_bytes(data)
+        sample = assertion.examples(state)
         assert [str(e["id"]) for e in sample] == brute_bottom_k(
             in_window["view_id"].tolist(), 15)
         # each example is an event with that id (the one of the smallest record, if several)
@@ -221,7 +224,11 @@ def test_one_engine_fed_many_chunks_keeps_what_research_keeps(stored_each_chunk:
         if stored_each_chunk:
             for key in touched:
                 engine.partials[key].state.to_bytes()
-    overall = max(p.state.violations for p in engine.partials.values())
+    violations = []
+    for p in engine.partials.values():
+        assert isinstance(p.state, AssertionState)
+        violations.append(p.state.violations)
+    overall = max(violations)
     assert overall > 4 * queue_bound(15), overall  # trimmed several times
     got = {(segment, pd.Timestamp(start, unit="ns", tz="UTC").isoformat()): p.state.to_bytes()
            for (_, segment, start), p in engine.partials.items()}
@@ -258,7 +265,8 @@ def test_any_chunking_and_merge_tree_gives_the_same_bytes(
 
 
 @pytest.mark.parametrize("id_dtype", ["Int64", "str", "object"])
-def test_a_violation_without_an_id_is_counted_not_sampled(id_dtype: str) -> None:
+def test_a_violation_without_an_id_is_counted_not_sampled(
+        id_dtype: Literal["Int64", "str", "object"]) -> None:
     """In every group a chunk feeds at once (overall and per segment), whatever the
     chunking: counted as a violation, left out of the sample (the stages refuse such
     events; the state still has one rule for them)."""

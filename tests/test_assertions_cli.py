@@ -5,6 +5,7 @@ computes in process on the same events."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,7 @@ def events(n: int = 2_000, seed: int = 18) -> pd.DataFrame:
     })
 
 
-def iso(moment: object) -> str:
+def iso(moment: datetime | str) -> str:
     return pd.Timestamp(moment).tz_convert("UTC").isoformat().replace("+00:00", "Z")
 
 

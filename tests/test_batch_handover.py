@@ -6,7 +6,7 @@ streaming takes over."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
 import numpy as np
@@ -81,7 +81,7 @@ def batch_counts(url: str, version: int = 1, metric: str = "taps") -> dict[datet
             for s, v in zip(counts["window_start"], counts["count"], strict=True)}
 
 
-def counted(times: pd.DatetimeIndex, hours: range) -> dict[datetime, float]:
+def counted(times: pd.DatetimeIndex, hours: Iterable[int]) -> dict[datetime, float]:
     """numpy's count of events per hour, for ``hours``."""
     edges = [T0 + pd.Timedelta(hours=h) for h in range(HOURS + 1)]
     per_hour, _ = np.histogram(times.as_unit("ns").asi8, bins=[e.value for e in edges])
@@ -101,7 +101,7 @@ def register(url: str, app: Monitor = APP) -> int:
 
 def alert_statuses(url: str) -> list[tuple[int, str, str]]:
     with sa.create_engine(url).connect() as conn:
-        return [tuple(row) for row in conn.execute(sa.text(  # type: ignore[misc]
+        return [tuple(row) for row in conn.execute(sa.text(
             "SELECT metric_version, stage, status FROM alert_states ORDER BY 1, 2"))]
 
 

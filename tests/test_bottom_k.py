@@ -21,31 +21,36 @@ def straightforward(values: object, rows: np.ndarray) -> tuple[list[str], np.nda
     return [id_text(value) for value in taken[known].tolist()], rows[known]
 
 
+def nulled(null: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` as objects, None where ``null``."""
+    return np.where(null, np.array(None), values)
+
+
 def id_columns(rng: np.random.Generator, n: int) -> dict[str, object]:
     ints = rng.integers(-2**62, 2**62, n)
     null = rng.random(n) < 0.2
     words = rng.choice(["ann", "é ü", 'quo"te', "", "\u2603", "7"], n)
-    with_nulls = pd.array(np.where(null, None, words).tolist(), dtype="str")
+    with_nulls = pd.array(nulled(null, words).tolist(), dtype="str")
     half = n // 2
     return {
         "int64": ints,
         "uint64": rng.integers(2**63, 2**64 - 1, n, dtype=np.uint64),
-        "Int64": pd.array(np.where(null, None, ints.astype(object)).tolist(), dtype="Int64"),
+        "Int64": pd.array(nulled(null, ints.astype(object)).tolist(), dtype="Int64"),
         "UInt64": pd.array(rng.integers(0, 2**64 - 1, n, dtype=np.uint64), dtype="UInt64"),
         "str": pd.array(words.tolist(), dtype="str"),
         "str with nulls": with_nulls,
-        "string[python]": pd.array(np.where(null, None, words).tolist(),
+        "string[python]": pd.array(nulled(null, words).tolist(),
                                    dtype="string[python]"),
         "object": np.array([None if missing else (int(i) if i % 2 else f"u{i}")
                             for i, missing in zip(ints.tolist(), null, strict=True)],
                            dtype=object),
-        "int64[pyarrow]": pd.array(np.where(null, None, ints.astype(object)).tolist(),
+        "int64[pyarrow]": pd.array(nulled(null, ints.astype(object)).tolist(),
                                    dtype="int64[pyarrow]"),
         "string (int32 offsets)": pd.arrays.ArrowStringArray(
             pa.chunked_array([pa.array(words.tolist(), type=pa.string())])),
         "str in two chunks": pd.arrays.ArrowStringArray(pa.chunked_array(
             [pa.array(words[:half].tolist(), type=pa.large_string()),
-             pa.array(np.where(null, None, words)[half:].tolist(),
+             pa.array(nulled(null, words)[half:].tolist(),
                       type=pa.large_string())])),
     }
 
@@ -59,6 +64,7 @@ def test_id_texts_at_equals_the_straightforward_way_for_every_id_column(seed: in
     # at an offset into their buffers)
     chunk = frame.iloc[37:250]
     for name in frame:
+        assert isinstance(name, str)
         values = column_values(chunk, name)
         for rows in (np.flatnonzero(rng.random(len(chunk)) < 0.3),  # ascending, as used
                      rng.integers(0, len(chunk), 40),  # any order, repeated

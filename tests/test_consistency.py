@@ -25,7 +25,7 @@ from monitor.assertion_examples import examples
 from monitor.assertion_export import example_lines
 from monitor.research import run
 from monitor.spec import OVERALL
-from monitor.storage.records import StoredState
+from tests.stored_states import stored_states
 
 START = pd.Timestamp("2026-03-02T00:00:00Z")
 
@@ -113,12 +113,13 @@ def test_windows_and_segments_through_a_monitor_equal_pandas() -> None:
     values = run(spec, frame).values
     hour = frame["ts"].dt.floor("1h")
     checked = 0
-    for (segment, start), got in values.groupby(["segment", "window_start"]):
+    for (segment, start), window in values.groupby(["segment", "window_start"]):
+        assert isinstance(segment, str)
         rows = frame[hour == start]
         if segment != OVERALL:
             rows = rows[rows["country"] == segment.split("=")[1]]
         keys, violating, _ = pandas_counts(rows, "request_id", "ranking", 1)
-        got = dict(zip(got["field"], got["value"], strict=True))
+        got = dict(zip(window["field"], window["value"], strict=True))
         assert (got["keys"], got["violating_keys"]) == (keys, violating)
         checked += 1
     assert checked == 3 * 3
@@ -218,8 +219,8 @@ def test_a_per_event_function_feeds_it_and_examples_come_out_as_a_table() -> Non
                                    "events", "values"]
     assert (table.groupby("window_start").size() == 3).all()
     top = frame.assign(top=frame["ranking"].str[0])
-    for row in table.itertuples():
-        assert set(row.values) <= set(top.loc[top["request_id"] == row.id, "top"])
+    for row in table.to_dict("records"):
+        assert set(row["values"]) <= set(top.loc[top["request_id"] == row["id"], "top"])
 
 
 def test_the_export_writes_the_violating_keys_as_json_lines() -> None:
@@ -232,8 +233,7 @@ def test_the_export_writes_the_violating_keys_as_json_lines() -> None:
     spec = mon.metric("same_ranking", "requests",
                       metrics.consistency("ranking", key="request_id", k=4))
     frame = requests(2_000, seed=9)
-    stored = [StoredState(w.segment, w.window_start, w.window_end, w.state, w.rows)
-              for w in run(spec, frame).windows]
+    stored = stored_states(run(spec, frame).windows)
     lines = [json.loads(line) for line in
              example_lines("same_ranking", 1, "research", spec.aggregate, stored)]
     assert len(lines) == 3 * 4

@@ -103,10 +103,10 @@ def test_the_correction_covers_the_segments_of_a_window(profile: ReferenceProfil
     families_flagged = {"bh": 0, "none": 0}
     for _ in range(60):
         states = {}
-        for segment in range(10):
+        for country in range(10):
             state = loose.new_state()
             state.update(families(rng, 200))
-            states[f"country=c{segment}"] = state
+            states[f"country=c{country}"] = state
         for name, report in (("bh", loose), ("none", unadjusted)):
             values = report.window_values(states)
             families_flagged[name] += any(v["n_drifted"] > 0 for v in values.values())
@@ -196,8 +196,10 @@ def test_an_alert_on_a_drift_flag_says_why_in_backtest_and_live_alike(
     events.loc[events.index >= 300, "normal"] += 1.0  # the second hour drifts
     [episode] = backtest(spec, events, profile).itertuples()
     assert episode.fired_window_start == pd.Timestamp("2026-03-02T01:00", tz="UTC")
-    assert "normal: wasserstein 1" in episode.detail
-    assert ">= 0.1, beyond sampling noise at n = 300 (BH-adjusted p" in episode.detail
+    detail = episode.detail
+    assert isinstance(detail, str)
+    assert "normal: wasserstein 1" in detail
+    assert ">= 0.1, beyond sampling noise at n = 300 (BH-adjusted p" in detail
 
 
 def test_a_change_of_shape_the_cdf_statistics_miss_is_still_drift(

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from metrics.drift import ReferenceProfile
+from metrics.drift import NumericProfile, ReferenceProfile
 from metrics.drift.null import ColumnNull, statistics
 
 SEED = 20261202
@@ -49,6 +49,7 @@ def test_far_tail_p_values_match_brute_force_on_a_heavy_tail(
     p-values came out up to 3 times too small."""
     null, ordered = pareto
     column = ReferenceProfile.fit(pd.DataFrame({"x": ordered}), name="r").column("x")
+    assert isinstance(column, NumericProfile)
     rng = np.random.default_rng(SEED + 1)
     window = np.r_[rng.choice(ordered[:-50], WINDOW - 4), ordered[[-1, -3, -5, -7]]]
     counts = np.asarray(column.count(window).counts)

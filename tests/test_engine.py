@@ -42,12 +42,16 @@ def test_values_match_a_pandas_groupby(mon: Monitor) -> None:
     by_segment = values[values["segment"] != OVERALL]
     assert len(by_segment) == len(expected)
     for row in by_segment.itertuples():
-        segment = parse_label(row.segment)
+        label, window_start, window_end = row.segment, row.window_start, row.window_end
+        assert isinstance(label, str)
+        assert isinstance(window_start, pd.Timestamp) and isinstance(window_end, pd.Timestamp)
+        segment = parse_label(label)
         country, device = segment["country"], segment["device"]
-        mean, size = expected.loc[(row.window_start, country, device)]
+        assert country is not None and device is not None  # the events have no nulls
+        mean, size = expected.loc[(window_start, country, device), :]
         assert row.value == pytest.approx(mean, rel=1e-12)
         assert row.count == size
-        assert row.window_end - row.window_start == pd.Timedelta("1h")
+        assert window_end - window_start == pd.Timedelta("1h")
 
     overall = values[values["segment"] == OVERALL].set_index("window_start")
     expected_overall = data.groupby("window_start")["latency_ms"].mean()

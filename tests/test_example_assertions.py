@@ -48,11 +48,11 @@ def test_the_consistency_check_counts_what_pandas_counts_and_fires_in_the_spike(
 
     table = examples(spec, result.windows)
     assert len(table) == 20 * len(spike)  # k examples an hour, only in the spike
-    for row in table.itertuples():
-        assert row.events >= 2
-        own = {v for v in events.loc[events["user_id"] == int(row.id), "fav_carousel"]
+    for row in table.to_dict("records"):
+        assert row["events"] >= 2
+        own = {v for v in events.loc[events["user_id"] == int(row["id"]), "fav_carousel"]
                if v in PERSONAL_CAROUSELS}
-        assert sorted(row.values) == sorted(["top_hits", *own]), row
+        assert sorted(row["values"]) == sorted(["top_hits", *own]), row
 
 
 def test_the_input_expectation_and_its_summary_fire_in_the_spike(events: pd.DataFrame

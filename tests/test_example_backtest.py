@@ -30,6 +30,7 @@ from examples.music_home import (
 )
 from examples.music_home_events import CANARY_MODEL, DEFAULT_START, STABLE_MODEL, Incident
 from metrics import ReferenceProfile
+from monitor.alerts.rules import Threshold
 from monitor.performance_pairs import performance_pairs
 from monitor.research import backtest, evaluate
 from monitor.sources.files import read_events
@@ -225,7 +226,7 @@ def test_the_estimate_fires_before_the_labels_confirm_it(week: Week) -> None:
     fired = episodes[episodes["segment"] == MODEL_ROLLOUT.segment]["fired_window_start"]
     assert fired.tolist() == [begin + pd.Timedelta(hours=1)]
     [rule] = estimate.alerts
-    assert rule.below is not None
+    assert isinstance(rule, Threshold) and rule.below is not None
     source = mon.get("click_auc_realized").labels
     assert source is not None
 

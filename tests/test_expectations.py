@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections import Counter
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import metrics
-from monitor import DefinitionError, Monitor
+from metrics.base import State
+from metrics.expectations import Expectation, NoUnknownFields
+from metrics.uniqueness import UniqueState
+from metrics.validation import SummaryState
+from monitor import DefinitionError, Monitor, Threshold
 from monitor.engine import Engine
 from monitor.research import backtest, run
 from monitor.spec import OVERALL
@@ -48,7 +53,7 @@ def views(n: int, seed: int) -> pd.DataFrame:
         "country": rng.choice(["SE", "DE", "XX"], n, p=[0.5, 0.45, 0.05]).astype(object),
         "score": score,
         "model": model,
-        "debug": pd.Series(np.where(rng.random(n) < 0.01, "on", None), dtype=object),
+        "debug": pd.Series(np.where(rng.random(n) < 0.01, "on", np.array(None)), dtype=object),
     })
 
 
@@ -97,6 +102,7 @@ def test_names_rules_and_owner(registered: Monitor) -> None:
     for name, metric in registered.metrics.items():
         assert metric.owner == "data" and metric.description
         [rule] = metric.alerts
+        assert isinstance(rule, Threshold)
         field, bound = ("failed", 0.0) if name == "home.expectations" else (
             "failure_rate", TOLERANCE)
         assert (rule.field, rule.above) == (field, bound)
@@ -116,19 +122,18 @@ def test_rates_and_summary_equal_pandas_per_window_and_segment(registered: Monit
             judged = pandas_judgement(rows)
             passed = 0
             for name, (failed, checked) in judged.items():
-                got = values[name]
-                got = got[(got["window_start"] == start) & (got["segment"] == segment)]
-                got = dict(zip(got["field"], got["value"], strict=True))
+                mine = values[name]
+                mine = mine[(mine["window_start"] == start) & (mine["segment"] == segment)]
+                got = dict(zip(mine["field"], mine["value"], strict=True))
                 assert (got["failed"], got["checked"]) == (failed, checked), name
                 rate = failed / checked if checked else np.nan
                 np.testing.assert_equal(got["failure_rate"], rate)
                 ok = checked == 0 or rate <= TOLERANCE
                 assert got["passed"] == float(ok), (name, start, segment)
                 passed += ok
-            summary = values["expectations"]
-            summary = summary[(summary["window_start"] == start)
-                              & (summary["segment"] == segment)]
-            summary = dict(zip(summary["field"], summary["value"], strict=True))
+            totals = values["expectations"]
+            totals = totals[(totals["window_start"] == start) & (totals["segment"] == segment)]
+            summary = dict(zip(totals["field"], totals["value"], strict=True))
             assert summary == {"expectations": 6.0, "passed": float(passed),
                                "failed": float(6 - passed)}
             windows += 1
@@ -171,7 +176,7 @@ def test_uniqueness_and_summary_merge_to_the_same_bytes(
     for aggregate in (unique, summary):
         whole = aggregate.new_state()
         whole.update(frame)
-        parts = []
+        parts: list[State] = []
         for start, stop in itertools.pairwise(sorted({0, rows, *(int(c * rows)
                                                                  for c in cuts)})):
             part = aggregate.new_state()
@@ -182,7 +187,10 @@ def test_uniqueness_and_summary_merge_to_the_same_bytes(
             i = order.randrange(len(parts) - 1)
             parts[i].merge(parts.pop(i + 1))
         assert parts[0].to_bytes() == whole.to_bytes()
-    value = unique.value(whole.members[0] if hasattr(whole, "members") else whole)
+    assert isinstance(whole, SummaryState)  # the summary's, the loop's last
+    member = whole.members[0]
+    assert isinstance(member, UniqueState)
+    value = unique.value(member)
     distinct = frame["view_id"].nunique()
     assert value["exact"] == (1.0 if distinct <= max_keys else 0.0)
     if distinct <= max_keys:
@@ -243,6 +251,7 @@ def test_no_unknown_fields_knows_the_stream_it_is_registered_on() -> None:
     mon = Monitor()
     mon.stream("home", schema=SCHEMA)
     spec = mon.metric("fields", "home", metrics.expect_no_unknown_fields())
+    assert isinstance(spec.aggregate, NoUnknownFields)
     assert spec.aggregate.known == tuple(sorted(["ts", *SCHEMA]))
     events = views(2_000, seed=3)
     values = run(spec, events).values
@@ -263,7 +272,9 @@ def test_the_summary_judges_each_row_once_with_the_expectations_metrics(
         if hasattr(kind, "row_counts") and kind not in originals:
             originals[kind] = kind.row_counts
 
-            def counted(self, frame, _original=kind.row_counts):  # type: ignore[no-untyped-def]
+            def counted(self: Expectation, frame: pd.DataFrame,
+                        _original: Callable[..., Mapping[str, np.ndarray]] = kind.row_counts
+                        ) -> Mapping[str, np.ndarray]:
                 calls[type(self).__name__] += 1
                 return _original(self, frame)
 

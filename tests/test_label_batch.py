@@ -6,6 +6,7 @@ dead-lettered, and alert rules waiting for mature windows."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -197,7 +198,7 @@ def transitions(store: SqlStore, metric: str) -> list[tuple[str, pd.Timestamp]]:
     return [(row[0], utc(row[1])) for row in rows]
 
 
-def utc(moment: object) -> pd.Timestamp:
+def utc(moment: datetime | str) -> pd.Timestamp:
     stamp = pd.Timestamp(moment)  # SQLite gives naive UTC times back
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 

@@ -4,7 +4,9 @@ and filtering after parsing, rows without a readable time included."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -50,8 +52,8 @@ def write_days(directory: Path, kind: str, files: int = 3, rows: int = 3_000,
             "ts": ts,
             "latency_ms": pa.array(np.where(rng.random(rows) < 0.05, np.nan,
                                             rng.gamma(2.0, 40.0, rows))),
-            "country": pa.array(rng.choice(["SE", "BR", None], rows).tolist()),
-            "n": pa.array(np.where(rng.random(rows) < 0.1, None, rng.integers(0, 9, rows)
+            "country": pa.array(rng.choice(np.array(["SE", "BR", None]), rows).tolist()),
+            "n": pa.array(np.where(rng.random(rows) < 0.1, np.array(None), rng.integers(0, 9, rows)
                                    ).tolist(), pa.int64()),
             "items": pa.array([["a", "b"][: i % 3] for i in range(rows)],
                               pa.list_(pa.string())),
@@ -67,9 +69,10 @@ def file_source(glob: str, chunk_rows: int = 1_000) -> FileSource:
     return FileSource(stream, chunk_rows=chunk_rows)
 
 
-def read_all(source: FileSource) -> list[pd.DataFrame]:
-    """Each range's rows (one frame per range), the ranges read in order."""
-    frames = []
+def read_all(source: FileSource) -> list[pd.DataFrame | None]:
+    """Each range's rows (one frame per range, None for a range with none), the ranges
+    read in order."""
+    frames: list[pd.DataFrame | None] = []
     for since, until in RANGES:
         chunks = list(source.chunks(since, until))
         frames.append(pd.concat(chunks, ignore_index=True) if chunks else None)
@@ -115,7 +118,8 @@ def test_only_the_ranges_rows_leave_the_scanner(tmp_path: Path,
     out = []
     real = parquet_scan.ParquetScan.batches
 
-    def batches(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def batches(self: parquet_scan.ParquetScan, *args: Any, **kwargs: Any
+                ) -> Iterator[pa.RecordBatch]:
         for batch in real(self, *args, **kwargs):
             out.append(batch.num_rows)
             yield batch

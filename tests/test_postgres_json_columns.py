@@ -39,7 +39,7 @@ def json_column(texts: list[str | None], type_name: bytes) -> pa.Table:
 @example([[12345678901234567890123], [-9223372036854775809], 1e308, [1, 1.0, -0.0]], b"json")
 def test_json_texts_parse_as_json_loads_parses_them(values: list[Any], type_name: bytes
                                                    ) -> None:
-    texts: list[str | None] = [json.dumps(v) for v in values] + [None, "1e400", "[1E999]"]
+    texts: list[str | None] = [*(json.dumps(v) for v in values), None, "1e400", "[1E999]"]
     frame = to_frame(json_column(texts, type_name))
     expected = [None if text is None else json.loads(text) for text in texts]
     assert [typed(v) for v in frame["doc"]] == [typed(v) for v in expected]

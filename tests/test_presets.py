@@ -18,7 +18,7 @@ from metrics.base import Aggregate
 
 def presets() -> dict[str, Callable[..., Any]]:
     """The functions ``metrics`` exports that return an aggregate."""
-    found = {}
+    found: dict[str, Callable[..., Any]] = {}
     for name in metrics.__all__:
         value = getattr(metrics, name)
         if inspect.isfunction(value):

@@ -83,7 +83,8 @@ def test_a_boundary_must_start_a_window(results_url: str) -> None:
             "2026-03-02T12:30:00+00:00 is not (try 2026-03-02T12:00:00+00:00 or "
             "2026-03-02T13:00:00+00:00)") in refused.output
     with SqlStore.open(results_url) as store:  # nothing changed
-        assert store.current_definition("latency").stage == "batch"  # type: ignore[union-attr]
+        current = store.current_definition("latency")
+        assert current is not None and current.stage == "batch"
 
 
 def test_by_default_the_switch_is_the_first_boundary_after_the_lead(results_url: str) -> None:

@@ -9,6 +9,7 @@ import json
 import math
 import random
 import re
+from collections.abc import Callable
 from fractions import Fraction
 
 import numpy as np
@@ -70,7 +71,8 @@ def bits(value: float) -> bytes:
     return np.float64(value).tobytes()
 
 
-PRESETS = {"ndcg": metrics.ndcg, "mrr": metrics.mrr, "hit_rate": metrics.hit_rate}
+PRESETS: dict[str, Callable[..., Aggregate]] = {
+    "ndcg": metrics.ndcg, "mrr": metrics.mrr, "hit_rate": metrics.hit_rate}
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -209,18 +211,22 @@ def test_a_column_that_holds_no_lists_is_named() -> None:
 
 @pytest.mark.parametrize(("make", "message"), [
     (lambda: metrics.ndcg("shown", "clicked", k=0), "ndcg: k must be an integer of at least 1"),
-    (lambda: metrics.hit_rate("shown", "clicked", k=2.5), "hit_rate: k must be an integer"),
+    # the definitions a caller without a type checker could write: wrong types on purpose
+    (lambda: metrics.hit_rate("shown", "clicked", k=2.5),  # type: ignore[arg-type]
+     "hit_rate: k must be an integer"),
     (lambda: metrics.mrr("shown", "clicked", k=True), "mrr: k must be an integer"),
     (lambda: metrics.ndcg("shown", "shown", k=3), "shown and clicked are both 'shown'"),
     (lambda: metrics.catalogue_coverage("shown"), "give either catalogue="),
     (lambda: metrics.catalogue_coverage("shown", catalogue=["a"], catalogue_size=1),
      "give either catalogue="),
     (lambda: metrics.catalogue_coverage("shown", catalogue=["a", "a"]), "an item twice"),
-    (lambda: metrics.catalogue_coverage("shown", catalogue=[1, 2]), "list of item ids"),
+    (lambda: metrics.catalogue_coverage("shown", catalogue=[1, 2]),  # type: ignore[list-item]
+     "list of item ids"),
     (lambda: metrics.catalogue_coverage("shown", catalogue_size=0), "catalogue_size must be"),
     (lambda: metrics.catalogue_coverage("shown", catalogue_size=5, k=0), "k must be"),
 ])
-def test_bad_parameters_fail_when_the_aggregate_is_made(make, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_parameters_fail_when_the_aggregate_is_made(make: Callable[[], Aggregate],
+                                                        message: str) -> None:
     with pytest.raises(ValueError, match=message):
         make()
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -138,6 +139,7 @@ def test_the_reader_is_at_most_two_chunks_ahead() -> None:
         assert eventually(lambda: source.yielded == 5)
         time.sleep(0.2)
         assert source.yielded == 5
+        assert isinstance(chunks, Generator)
         chunks.close()
 
 
@@ -176,6 +178,7 @@ def test_a_range_asked_for_again_or_out_of_order_is_read_afresh() -> None:
         assert taken(ahead, 0) == [(0, 0), (0, 1)]  # a retried slice (its store failed)
         half = ahead.chunks(*RANGES[1])
         next(half)
+        assert isinstance(half, Generator)
         half.close()  # the slice's computation failed half-way: the rest is not handed on
         assert taken(ahead, 1) == [(1, 0), (1, 1)]
         assert taken(ahead, 3) == [(3, 0), (3, 1)]
@@ -227,7 +230,7 @@ def test_a_bound_of_no_chunk_is_refused() -> None:
         ReadAhead(FakeSource(), RANGES, max_chunks=0)
 
 
-def test_only_the_sources_read_outside_python_read_ahead(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_only_the_sources_read_outside_python_read_ahead(tmp_path: Path) -> None:
     import sqlalchemy as sa
 
     stream = StreamSpec("s", Schema.parse({"x": "float"}), table="t")

@@ -83,6 +83,7 @@ def test_a_chunk_sliced_out_of_a_frame_is_spelled_as_one_value_at_a_time(seed: i
         chunk = frame.iloc[start:stop]
         rows = np.sort(rng.choice(len(chunk), min(len(chunk), 40), replace=False))
         for name in chunk:
+            assert isinstance(name, str)
             assert column_texts(column_values(chunk, name), rows) == one_by_one(
                 chunk[name], rows), (name, start, stop)
 
@@ -92,7 +93,8 @@ def test_arrow_strings_are_read_from_the_buffers_as_arrow_takes_them() -> None:
     sliced = values[5:]  # an offset into the parent's buffers
     rows = np.array([0, 1, 2, 15, 3, 3])
     assert arrow_strings_at(sliced, rows) == sliced.take(rows).to_numpy(
-        dtype=object, na_value=None).tolist()
+        # pandas-stubs want a scalar for na_value; pandas takes None (the nulls as None)
+        dtype=object, na_value=None).tolist()  # type: ignore[arg-type]
     assert arrow_strings_at(sliced, rows[:0]) == []
     # not read so (the caller takes them): Python strings, Arrow strings in two chunks
     assert arrow_strings_at(pd.array(["a"], dtype="string[python]"), rows[:1]) is None
@@ -124,7 +126,7 @@ def test_utc_times_are_spelled_as_one_value_at_a_time_over_the_whole_range(seed:
                          rng.integers(low // 10**9 + 1, high // 10**9, 500) * 10**9,
                          [0, -1, 1, 999, 1_000, -1_000, -10**9, low, high]])
     times = pd.Series(pd.to_datetime(ns, unit="ns", utc=True))
-    times[rng.random(len(times)) < 0.05] = pd.NaT
+    times = times.mask(rng.random(len(times)) < 0.05)  # NaT where drawn
     rows = rng.permutation(len(times))
     assert column_texts(times, rows) == one_by_one(times, rows)
 
@@ -140,7 +142,7 @@ def test_an_assertions_records_are_the_canonical_json_of_each_event() -> None:
         state.update(frame.iloc[start:start + 700])
     records = [record for _, record in state.sample.items()]
     assert len(records) == 300
-    by_id = {}
+    by_id: dict[str, str] = {}
     for _, event in frame[frame["severity"] > 0].iterrows():
         record = canonical_json({
             "id": json_value(event["view_id"]), "severity": json_value(event["severity"]),
@@ -151,7 +153,8 @@ def test_an_assertions_records_are_the_canonical_json_of_each_event() -> None:
 
 
 @pytest.mark.parametrize("keep", [(), ("x",), ("50%s", 'say "hi"', "é", "x")])
-def test_records_are_canonical_json_whatever_the_kept_fields_are_named(keep) -> None:
+def test_records_are_canonical_json_whatever_the_kept_fields_are_named(keep: tuple[str, ...]
+                                                                            ) -> None:
     """The record's text around the values is built from the field names (quoted, a
     ``%s`` or a quote in a name included) and the values are put in place at once."""
     rng = np.random.default_rng(4)
@@ -160,7 +163,7 @@ def test_records_are_canonical_json_whatever_the_kept_fields_are_named(keep) -> 
     agg = metrics.assertion("severity", id="view_id", keep=keep, k=500)
     state = agg.new_state()
     state.update(frame)
-    expected = {}
+    expected: dict[str, str] = {}
     for _, event in frame[frame["severity"] > 0].iterrows():
         record = canonical_json({
             "id": json_value(event["view_id"]), "severity": json_value(event["severity"]),

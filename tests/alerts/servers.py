@@ -26,6 +26,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def body_text(message: EmailMessage, subtype: str) -> str:
+    """The text of ``message``'s ``plain`` or ``html`` part, which every alert mail has."""
+    part = message.get_body((subtype,))
+    assert part is not None, f"no {subtype} part in {message['Subject']!r}"
+    text: str = part.get_content()
+    return text
+
+
 class _Inbox:
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
@@ -34,7 +42,7 @@ class _Inbox:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = message_from_bytes(envelope.content, policy=default_policy)
         with self.lock:
-            self.messages.append(message)  # type: ignore[arg-type]
+            self.messages.append(message)
         return "250 OK"
 
 

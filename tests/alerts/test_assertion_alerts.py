@@ -39,6 +39,7 @@ from streaming.processor import StreamProcessor, StreamSettings
 from streaming.sql_store import SqlStreamStore
 from tests.alerts.conftest import dispatcher_for
 from tests.alerts.helpers import Clock, hour, latency_metric
+from tests.alerts.servers import SmtpServer, WebhookReceiver, body_text
 from tests.frame_source import FrameSource
 from tests.streaming.clock import Clock as StreamClock
 
@@ -119,7 +120,9 @@ def check_against_stored_sample(store: SqlStore, spec: MetricSpec, version: int,
 
 def run_export(command: str, url: str, out: Path) -> list[dict[str, object]]:
     """The command a message gives, as a person would paste it, on the results database."""
-    args = shlex.split(EXPORT.fullmatch(command)[1])[1:]  # type: ignore[index]
+    pasted = EXPORT.fullmatch(command)
+    assert pasted is not None, command
+    args = shlex.split(pasted[1])[1:]
     args[args.index("--out") + 1] = str(out)
     result = CliRunner().invoke(cli, [*args, "--database-url", url])
     assert result.exit_code == 0, result.output
@@ -136,7 +139,8 @@ def promote(store: SqlStore, spec: MetricSpec, stage: str) -> int:
 
 
 def test_batch_alert_names_ids_of_the_firing_windows_sample_and_how_to_export_the_rest(
-    database: Database, settings: AlertSettings, clock: Clock, webhook, smtp_server,
+    database: Database, settings: AlertSettings, clock: Clock,
+    webhook: WebhookReceiver, smtp_server: SmtpServer,
     tmp_path: Path,
 ) -> None:
     app, spec = assertion_app()
@@ -166,8 +170,8 @@ def test_batch_alert_names_ids_of_the_firing_windows_sample_and_how_to_export_th
     sections = "\n".join(b["text"]["text"] for b in message["blocks"]
                          if b["type"] == "section")
     [mail] = smtp_server.messages
-    plain = mail.get_body(("plain",)).get_content().replace("\r\n", "\n")  # type: ignore[union-attr]
-    html = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    plain = body_text(mail, "plain").replace("\r\n", "\n")
+    html = body_text(mail, "html")
     for note in notes:
         ids, command = note.notes
         assert ids in sections and ids in plain and ids in html
@@ -223,7 +227,8 @@ def test_streaming_alert_names_the_same_examples_as_batch(
 
 
 def test_a_reminder_names_the_examples_of_the_alerts_last_window(
-    database: Database, settings: AlertSettings, clock: Clock, webhook, smtp_server,
+    database: Database, settings: AlertSettings, clock: Clock,
+    webhook: WebhookReceiver, smtp_server: SmtpServer,
 ) -> None:
     """The dispatcher builds a reminder from the alert's stored row: it names the example
     ids of the last window the alert was evaluated on (the window the reminder reports),
@@ -260,7 +265,7 @@ def test_a_reminder_names_the_examples_of_the_alerts_last_window(
     since = f"--since {last.isoformat().replace('+00:00', 'Z')}"
     assert sections.count(since) == 3 and "--since" not in sections.replace(since, "")
     [_, mail] = smtp_server.messages
-    plain = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    plain = body_text(mail, "plain")
     assert plain.count("example ids ") == 3
 
 

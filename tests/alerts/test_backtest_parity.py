@@ -8,7 +8,7 @@ over the same events: same metric, rule, segment, firing window and resolving wi
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -53,15 +53,20 @@ def profile() -> ReferenceProfile:
     return training_profile(reference)
 
 
+# (metric, rule, segment, fired window, resolved window or None, the firing text)
+Episode = tuple[str, str, str, datetime, datetime | None, str]
+
+
 @pytest.fixture(scope="module")
 def predicted(events: pd.DataFrame, labels: pd.DataFrame, profile: ReferenceProfile
-              ) -> set[tuple[object, ...]]:
+              ) -> set[Episode]:
     """Episodes (metric, rule, segment, fired window, resolved window, the firing text)
     of the backtest, as of when batch runs."""
-    found = set()
+    found: set[Episode] = set()
     for metric in mon.metrics.values():
-        joined = {"labels": labels, "as_of": NOW} if metric.labels is not None else {}
-        for row in backtest(metric, events, profile, **joined).to_dict("records"):
+        joined = metric.labels is not None
+        for row in backtest(metric, events, profile, labels=labels if joined else None,
+                            as_of=NOW if joined else None).to_dict("records"):
             resolved = row["resolved_window_start"]
             found.add((row["metric"], row["rule"], row["segment"],
                        row["fired_window_start"].to_pydatetime(),
@@ -70,13 +75,13 @@ def predicted(events: pd.DataFrame, labels: pd.DataFrame, profile: ReferenceProf
     return found
 
 
-def fired(database: Database) -> set[tuple[object, ...]]:
+def fired(database: Database) -> set[Episode]:
     """Episodes (metric, rule, segment, fired window, resolved window, the firing text)
     from the stored transitions."""
-    found = set()
+    found: set[Episode] = set()
     with database.connect() as conn:
         for metric in mon.metrics:
-            open_: dict[tuple[str, str], tuple[object, str]] = {}
+            open_: dict[tuple[str, str], tuple[datetime, str]] = {}
             for event in alert_states.events_of(conn, metric, "batch"):
                 alert = (event.key.rule, event.key.segment)
                 if event.transition == "firing":
@@ -92,7 +97,7 @@ def fired(database: Database) -> set[tuple[object, ...]]:
 
 def test_batch_fires_exactly_what_the_backtest_predicted(
     database: Database, events: pd.DataFrame, labels: pd.DataFrame,
-    profile: ReferenceProfile, predicted: set[tuple[object, ...]],
+    profile: ReferenceProfile, predicted: set[Episode],
 ) -> None:
     store = SqlStore(database)
     store.save_profile(profile)

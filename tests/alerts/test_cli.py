@@ -4,6 +4,7 @@ messages, against real receivers and both databases."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
@@ -79,7 +80,7 @@ def test_list_shows_firing_alerts_and_their_history(database: Database) -> None:
     assert "1 notification(s) queued and not dispatched yet" in out
 
 
-def test_list_on_a_missing_database_says_how_to_create_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_list_on_a_missing_database_says_how_to_create_it(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["alerts", "list", "--database-url",
                                       f"sqlite:///{tmp_path / 'none.sqlite'}"])
     assert result.exit_code == 1 and "monitor db upgrade" in result.output

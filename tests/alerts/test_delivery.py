@@ -13,15 +13,16 @@ from monitor.alerts.silences import Silence
 from monitor.storage import outbox
 from monitor.storage import silences as silence_store
 from monitor.storage.database import Database
+from monitor.storage.records import WindowResult
 from monitor.storage.store import SqlStore
 from tests.alerts.conftest import RECIPIENT, dispatcher_for
 from tests.alerts.helpers import Clock, hour, latency_metric
-from tests.alerts.servers import SmtpServer, WebhookReceiver
+from tests.alerts.servers import SmtpServer, WebhookReceiver, body_text
 
 SPEC = latency_metric()
 
 
-def store_hours(database: Database, clock: Clock, *hours: list) -> None:  # type: ignore[type-arg]
+def store_hours(database: Database, clock: Clock, *hours: list[WindowResult]) -> None:
     """Store each hour's windows as the batch stage does, an hour of clock per window."""
     store = SqlStore(database)
     for windows in hours:
@@ -58,8 +59,7 @@ def test_firing_and_resolved_arrive_with_their_content(
     assert mail["Subject"] == "[FIRING] latency: p99 over 1s (critical)"
     assert mail["To"] == RECIPIENT
     assert mail["Message-ID"] == f"<{mail['X-Idempotency-Key']}@domain-monitor>"
-    plain = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-    html = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    plain, html = body_text(mail, "plain"), body_text(mail, "html")
     assert "value 1500 vs threshold 1000" in plain and "owner home-platform" in plain
     assert "<td>country=BR</td>" in html and "<td>1500</td>" in html
 
@@ -283,8 +283,7 @@ def test_a_silence_set_during_an_outage_holds_back_what_was_queued(
     [body] = webhook.bodies
     assert [line.split("]")[0] for line in body["text"].splitlines()] == [
         "FIRING latency [country=SE"]
-    assert "country=BR" not in smtp_server.messages[0].get_body(  # type: ignore[union-attr]
-        ("plain",)).get_content()
+    assert "country=BR" not in body_text(smtp_server.messages[0], "plain")
     with database.connect() as conn:
         statuses = sorted(d.status for d in outbox.recent_deliveries(conn))
     assert statuses == ["sent", "sent", "silenced", "silenced"]

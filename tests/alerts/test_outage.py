@@ -13,7 +13,7 @@ from monitor.storage.database import Database
 from monitor.storage.store import SqlStore
 from tests.alerts.conftest import SMTP_PASSWORD, WEBHOOK_SECRET, dispatcher_for
 from tests.alerts.helpers import Clock, hour, latency_metric
-from tests.alerts.servers import SmtpServer, WebhookReceiver
+from tests.alerts.servers import SmtpServer, WebhookReceiver, body_text
 
 SPEC = latency_metric()
 BR = [1450.0, 1500.0, 200.0, 1450.0, 1500.0, 200.0]  # fires, resolves, fires, resolves
@@ -23,7 +23,7 @@ LINE = re.compile(r"^(FIRING|RESOLVED) latency \[(\S+)\] (.+?): .* window (\S+ \
 
 def alert_lines(text: str) -> list[tuple[str, str, str, str]]:
     """(kind, segment, rule, window) for each alert line of a message's text."""
-    return [m.groups() for line in text.splitlines() if (m := LINE.match(line))]  # type: ignore[misc]
+    return [(m[1], m[2], m[3], m[4]) for line in text.splitlines() if (m := LINE.match(line))]
 
 
 def test_nothing_is_lost_or_doubled_across_an_outage_and_a_restart(
@@ -67,8 +67,7 @@ def test_nothing_is_lost_or_doubled_across_an_outage_and_a_restart(
                 ("FIRING", "country=BR", "04:00"), ("RESOLVED", "country=BR", "05:00"),
                 ("FIRING", "country=SE", "01:00"), ("RESOLVED", "country=SE", "04:00")]
     slack = [line for body in webhook.bodies for line in alert_lines(body["text"])]
-    plain = [m.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-             for m in smtp_server.messages]
+    plain = [body_text(m, "plain") for m in smtp_server.messages]
     email = [line for text in plain for line in alert_lines(text)]
     for received in (slack, email):
         got = [(kind, segment, window[-5:]) for kind, segment, _, window in received]

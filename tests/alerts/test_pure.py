@@ -4,6 +4,7 @@ routing, walking windows, rendering and settings."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ from monitor.alerts.routing import Route, channels_for, routes_from_json
 from monitor.alerts.rules import Threshold
 from monitor.alerts.settings import AlertSettings, parse_smtp_url
 from monitor.alerts.silences import Silence, parse_duration, parse_label, silencing
-from monitor.alerts.walk import Position, Window, walk
+from monitor.alerts.walk import Position, Step, Window, walk
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 S = timedelta(seconds=1)
@@ -92,7 +93,8 @@ LABELS = {"metric": "ctr", "segment": "country=BR", "country": "BR", "owner": "g
     ({"labels": {"owner": "growth", "country": "SE"}}, False),
     ({"metric": "ctr", "labels": {"country": "BR"}}, True),
 ])
-def test_a_silence_matches_when_every_matcher_does(matchers: dict, matches: bool) -> None:  # type: ignore[type-arg]
+def test_a_silence_matches_when_every_matcher_does(matchers: dict[str, Any], matches: bool
+                                                   ) -> None:
     assert silence(**matchers).matches(LABELS, T0 + timedelta(hours=1)) is matches
 
 
@@ -165,7 +167,8 @@ def test_walking_in_pieces_equals_walking_at_once() -> None:
     rule = Threshold("x", above=5, for_windows=2)
     values = windows([1, 9, 9, 9, 1, 9, 9])
     whole = walk(rule, Position(), [], values)
-    position, steps = Position(), []
+    position = Position()
+    steps: list[Step] = []
     for i in range(len(values)):
         piece = walk(rule, position, [], values[: i + 1])  # re-sent windows are skipped
         position, steps = piece.position, steps + piece.steps

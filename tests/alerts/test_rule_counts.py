@@ -14,7 +14,7 @@ import metrics
 from monitor.alerts.fit import rule_problem
 from monitor.alerts.lifecycle import AlertState, step
 from monitor.alerts.rules import Anomaly, Change, Check, Point, Threshold, rule_from_dict
-from monitor.alerts.walk import Position, Window, walk
+from monitor.alerts.walk import Position, Step, Window, walk
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -87,7 +87,8 @@ def test_walking_with_min_count_in_pieces_equals_walking_at_once() -> None:
     counts = [int(c) for c in rng.choice([10, 200, 400], size=40)]
     series = windows(values, counts)
     whole = walk(rule, Position(), [], series)
-    position, steps = Position(), []
+    position = Position()
+    steps: list[Step] = []
     for i in range(0, len(series), 3):
         history = [Point(s, v, n) for s, _, v, n in series[:i]]  # what the store gives
         piece = walk(rule, position, history, series[i:i + 3])
@@ -208,8 +209,10 @@ def test_an_anomaly_beyond_noise_needs_more_than_the_history_spread() -> None:
 
 # -- seasonal baselines -------------------------------------------------------------------
 
-def daily(days: int, bump: dict[int, float] | None = None) -> list[Window]:
-    """Hourly rates with a daily cycle (0.1 at night, 0.4 in the evening)."""
+def daily(days: int, bump: dict[int, float] | None = None
+          ) -> list[tuple[datetime, datetime, float, int]]:
+    """Hourly rates with a daily cycle (0.1 at night, 0.4 in the evening), every window
+    of 1000 events."""
     out = []
     for h in range(days * 24):
         value = 0.25 + 0.15 * np.sin(2 * np.pi * (h % 24 - 12) / 24)
@@ -268,7 +271,8 @@ def test_a_seasonal_rule_walked_in_pieces_with_stored_history_equals_one_walk() 
     assert [s.transition for s in whole.steps].count("firing") == 2
     span = rule.history_span
     assert span is not None
-    position, steps = Position(), []
+    position = Position()
+    steps: list[Step] = []
     for i in range(0, len(series), 7):
         first = series[i][0]
         stored = [Point(s, v, n) for s, _, v, n in series[:i]

@@ -152,12 +152,14 @@ def seed(url: str, *, days: int = DAYS) -> Seeded:
 def _with_bad_rows(events: pd.DataFrame) -> pd.DataFrame:
     """A few rows the schema rejects, so the batch stage writes dead letters."""
     bad = events.sample(8, random_state=1).copy()
-    bad.iloc[:4, bad.columns.get_loc("latency_ms")] = np.inf
-    bad.iloc[4:, bad.columns.get_loc("country")] = None
+    latency, country = bad.columns.get_loc("latency_ms"), bad.columns.get_loc("country")
+    assert isinstance(latency, int) and isinstance(country, int)  # the columns are unique
+    bad.iloc[:4, latency] = np.inf
+    bad.iloc[4:, country] = None
     return pd.concat([events, bad], ignore_index=True)
 
 
-def _write_engine(store: SqlStore, metric, version: int, stage: str,  # type: ignore[no-untyped-def]
+def _write_engine(store: SqlStore, metric: MetricSpec, version: int, stage: str,
                   events: pd.DataFrame, evaluate_at: datetime | None = None) -> None:
     engine = Engine([metric])
     engine.update(events)

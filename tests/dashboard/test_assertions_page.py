@@ -27,6 +27,7 @@ from monitor.storage.store import SqlStore
 from tests.dashboard.conftest import AppFactory
 from tests.dashboard.helpers import charts, marks, texts
 from tests.dashboard.seed import SLOW_VIEWS, Seeded
+from tests.stored_states import stored_states
 
 NAME = SLOW_VIEWS.name
 
@@ -176,7 +177,6 @@ def test_the_download_is_the_export_with_secrets_masked() -> None:
     from monitor import Monitor
     from monitor.research import run
     from monitor.storage.database_url import mask_text
-    from monitor.storage.records import StoredState
 
     mon = Monitor()
     mon.stream("home", schema={"view_id": "int", "device": "str", "latency_ms": "float"})
@@ -186,8 +186,7 @@ def test_the_download_is_the_export_with_secrets_masked() -> None:
     events = pd.DataFrame({
         "ts": [start + timedelta(minutes=m) for m in (1, 2)], "view_id": [1, 2],
         "device": ["postgresql://u:pw-Leak-1@db/x", "ios"], "latency_ms": [2000.0, 1800.0]})
-    stored = [StoredState(w.segment, w.window_start, w.window_end, w.state, w.rows)
-              for w in run(spec, events).windows]
+    stored = stored_states(run(spec, events).windows)
     shown = Shown(NAME, 1, "batch", spec.aggregate, stored)
     assert "pw-Leak-1" not in shown.table(mask_text).to_string()
     masked = [json.loads(line) for line in shown.jsonl(mask_text).splitlines()]

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -19,6 +20,7 @@ from examples.music_home_events import (
     generate_events,
     generate_reference,
 )
+from metrics.drift import ReferenceProfile
 from monitor.batch.query_source import QuerySource
 from monitor.batch.rollup import rollup
 from monitor.batch.runner import BatchRunError, BatchRunner, Retry
@@ -49,7 +51,7 @@ def labels(events: pd.DataFrame) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def profile():  # type: ignore[no-untyped-def]
+def profile() -> ReferenceProfile:
     reference = generate_reference(start=START, seed=3, events_per_hour=600)
     return training_profile(reference)
 
@@ -74,7 +76,8 @@ def source_engine(database: Database, events: pd.DataFrame) -> Iterator[sa.Engin
     engine.dispose()
 
 
-def promote(store: SqlStore, profile, names: list[str] | None = None) -> list[Target]:  # type: ignore[no-untyped-def]
+def promote(store: SqlStore, profile: ReferenceProfile, names: list[str] | None = None
+            ) -> list[Target]:
     store.save_profile(profile)
     for spec in mon.metrics.values():
         if names is None or spec.name in names:
@@ -84,13 +87,13 @@ def promote(store: SqlStore, profile, names: list[str] | None = None) -> list[Ta
     return batch_targets(mon, store, names or ())
 
 
-def runner(store: SqlStore, engine: sa.Engine, **options) -> BatchRunner:  # type: ignore[no-untyped-def]
+def runner(store: SqlStore, engine: sa.Engine, **options: Any) -> BatchRunner:
     options.setdefault("retry", Retry(attempts=1))
     return BatchRunner(store, lambda m: TableSource(engine, m.stream, chunk_rows=5_000),
                        **options)
 
 
-def research_values(spec: MetricSpec, events: pd.DataFrame, profile,  # type: ignore[no-untyped-def]
+def research_values(spec: MetricSpec, events: pd.DataFrame, profile: ReferenceProfile,
                     labels: pd.DataFrame | None = None) -> pd.DataFrame:
     return evaluate(spec, events, reference=profile, labels=labels).drop(columns="stage")
 
@@ -102,7 +105,7 @@ def stored(store: SqlStore, metric: str) -> pd.DataFrame:
 
 def test_batch_values_equal_research_values_for_every_example_metric(
     store: SqlStore, source_engine: sa.Engine, events: pd.DataFrame, labels: pd.DataFrame,
-    profile
+    profile: ReferenceProfile
 ) -> None:
     targets = promote(store, profile)
     assert {t.metric.name for t in targets} == set(mon.metrics)
@@ -110,7 +113,7 @@ def test_batch_values_equal_research_values_for_every_example_metric(
     with source_engine.begin() as conn:
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {outcomes.table}"))
     load_events(source_engine, outcomes, labels)
-    reads = []
+    reads: list[tuple[pd.Timestamp, pd.Timestamp]] = []
     batch = BatchRunner(store, lambda m: CountingSource(TableSource(source_engine, m.stream),
                                                         reads),
                         label_source_for=lambda s: TableSource(source_engine, s))
@@ -127,7 +130,7 @@ def test_batch_values_equal_research_values_for_every_example_metric(
 
 
 def test_rerunning_a_window_changes_nothing_and_adds_no_rows(
-    store: SqlStore, source_engine: sa.Engine, profile
+    store: SqlStore, source_engine: sa.Engine, profile: ReferenceProfile
 ) -> None:
     [target] = promote(store, profile, ["latency"])
     batch = runner(store, source_engine)
@@ -140,7 +143,7 @@ def test_rerunning_a_window_changes_nothing_and_adds_no_rows(
 
 
 def test_a_run_continues_from_its_watermark(
-    store: SqlStore, source_engine: sa.Engine, events: pd.DataFrame, profile
+    store: SqlStore, source_engine: sa.Engine, events: pd.DataFrame, profile: ReferenceProfile
 ) -> None:
     [target] = promote(store, profile, ["ctr"])
     batch = runner(store, source_engine)
@@ -196,7 +199,7 @@ class CrashingSource:
 
 
 def test_a_crash_leaves_no_partial_window_and_the_next_run_completes_it(
-    store: SqlStore, source_engine: sa.Engine, events: pd.DataFrame, profile
+    store: SqlStore, source_engine: sa.Engine, events: pd.DataFrame, profile: ReferenceProfile
 ) -> None:
     [target] = promote(store, profile, ["fav_rank"])
     crashing = CrashingSource(TableSource(source_engine, STREAM, chunk_rows=5_000))
@@ -219,7 +222,7 @@ def test_a_crash_leaves_no_partial_window_and_the_next_run_completes_it(
 
 
 def test_a_failing_slice_is_retried_with_backoff(
-    store: SqlStore, source_engine: sa.Engine, profile
+    store: SqlStore, source_engine: sa.Engine, profile: ReferenceProfile
 ) -> None:
     [target] = promote(store, profile, ["latency"])
     crashing = CrashingSource(TableSource(source_engine, STREAM, chunk_rows=5_000))
@@ -231,7 +234,8 @@ def test_a_failing_slice_is_retried_with_backoff(
     assert len(summary.failures) == 1 and summary.windows_written == DAYS * 24
 
 
-def test_a_missing_source_table_is_named(store: SqlStore, database: Database, profile) -> None:
+def test_a_missing_source_table_is_named(store: SqlStore, database: Database,
+                                         profile: ReferenceProfile) -> None:
     [target] = promote(store, profile, ["latency"])
     engine = sa.create_engine(database.url)
     with engine.begin() as conn:
@@ -245,7 +249,7 @@ def test_a_missing_source_table_is_named(store: SqlStore, database: Database, pr
 
 
 def test_a_source_column_of_the_wrong_type_is_named(
-    store: SqlStore, database: Database, profile
+    store: SqlStore, database: Database, profile: ReferenceProfile
 ) -> None:
     [target] = promote(store, profile, ["latency"])
     engine = sa.create_engine(database.url)
@@ -276,7 +280,7 @@ def test_an_unreachable_database_says_where_and_hides_the_password() -> None:
 
 
 def test_bad_rows_in_the_source_go_to_dead_letters(
-    store: SqlStore, database: Database, events: pd.DataFrame, profile
+    store: SqlStore, database: Database, events: pd.DataFrame, profile: ReferenceProfile
 ) -> None:
     [target] = promote(store, profile, ["latency"])
     engine = sa.create_engine(database.url)
@@ -298,7 +302,7 @@ def test_bad_rows_in_the_source_go_to_dead_letters(
         [letter] = store.recent_dead_letters()
         assert letter.reason == "field 'latency_ms' is null"
         assert letter.source == "batch:home_events"
-        assert f'"user_id": {bad.loc[0, "user_id"]}' in str(letter.payload)
+        assert f'"user_id": {bad["user_id"].loc[0]}' in str(letter.payload)
         counts = stored(store, "latency").groupby("window_start")["count"].first()
         assert counts.sum() == 200  # the bad row is in no value
     finally:
@@ -308,7 +312,7 @@ def test_bad_rows_in_the_source_go_to_dead_letters(
 
 
 def test_batch_run_command_backfills_and_reports(
-    store: SqlStore, database: Database, source_engine: sa.Engine, profile
+    store: SqlStore, database: Database, source_engine: sa.Engine, profile: ReferenceProfile
 ) -> None:
     from click.testing import CliRunner
 
@@ -339,7 +343,8 @@ def stored_rows(engine: sa.Engine) -> list[object]:
 
 @pytest.mark.parametrize("name", ["latency", "fav_rank", "feature_drift"])
 def test_daily_rollup_from_hourly_states_equals_computing_days_directly(
-    store: SqlStore, source_engine: sa.Engine, events: pd.DataFrame, profile, name: str
+    store: SqlStore, source_engine: sa.Engine, events: pd.DataFrame, profile: ReferenceProfile,
+    name: str
 ) -> None:
     [target] = promote(store, profile, [name])
     runner(store, source_engine).run(target.metric, target.version, since=START, until=END)
@@ -354,7 +359,8 @@ def test_daily_rollup_from_hourly_states_equals_computing_days_directly(
                                   check_exact=True, check_dtype=False)
 
 
-def test_rollup_refuses_a_window_that_does_not_tile(store: SqlStore, profile) -> None:
+def test_rollup_refuses_a_window_that_does_not_tile(store: SqlStore, profile: ReferenceProfile
+                                                    ) -> None:
     [target] = promote(store, profile, ["latency"])
     with pytest.raises(ValueError, match="must be a multiple of 1h"):
         rollup(store, target.metric, target.version, "30m", START.to_pydatetime(),
@@ -362,7 +368,7 @@ def test_rollup_refuses_a_window_that_does_not_tile(store: SqlStore, profile) ->
 
 
 def test_a_refit_reference_does_not_change_what_a_promoted_metric_compares_against(
-    store: SqlStore, events: pd.DataFrame, profile
+    store: SqlStore, events: pd.DataFrame, profile: ReferenceProfile
 ) -> None:
     [before] = promote(store, profile, ["score_psi"])
     clean, _ = STREAM.schema.validate(events)  # a "refit" on other data, same name
@@ -374,7 +380,7 @@ def test_a_refit_reference_does_not_change_what_a_promoted_metric_compares_again
 
 
 def test_a_query_source_feeds_the_batch_stage_like_a_table(
-    store: SqlStore, source_engine: sa.Engine, events: pd.DataFrame, profile
+    store: SqlStore, source_engine: sa.Engine, events: pd.DataFrame, profile: ReferenceProfile
 ) -> None:
     from monitor import Monitor
 
@@ -410,7 +416,7 @@ def test_a_query_whose_column_has_the_wrong_type_is_named(
 
 
 def test_files_matched_by_a_glob_feed_the_batch_stage(
-    store: SqlStore, events: pd.DataFrame, profile, tmp_path
+    store: SqlStore, events: pd.DataFrame, profile: ReferenceProfile, tmp_path
 ) -> None:
     from examples.music_home_events import write_events
     from monitor import Monitor
@@ -435,7 +441,7 @@ def test_files_matched_by_a_glob_feed_the_batch_stage(
 
 
 def test_a_table_whose_lists_an_earlier_version_stored_as_json_still_loads_and_reads(
-    store: SqlStore, database: Database, events: pd.DataFrame, profile
+    store: SqlStore, database: Database, events: pd.DataFrame, profile: ReferenceProfile
 ) -> None:
     """list[str] columns are arrays of text on Postgres now; a table made before (JSON)
     takes new loads as JSON and feeds the batch stage the same values."""

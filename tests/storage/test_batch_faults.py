@@ -14,10 +14,12 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
+from metrics.drift import ReferenceProfile
 from monitor.batch import runner as runner_module
 from monitor.batch.runner import ABANDONED, BatchRunError, BatchRunner, Retry
 from monitor.batch.sources import EventSource, TableSource
 from monitor.batch.tables import events_table, load_events, rows_for_insert
+from monitor.spec import MetricSpec
 from monitor.storage.database import Database
 from monitor.storage.models import Base
 from monitor.storage.records import MetricSlice
@@ -153,7 +155,7 @@ def assert_no_run_left_running(store: SqlStore) -> None:
 
 @pytest.mark.parametrize("where", ["reading", "storing", "starting", "writing"])
 def test_a_backfill_rides_out_a_postgres_restart(
-    postgres: Database, proxy: OutageProxy, profile, where: str,  # type: ignore[no-untyped-def]
+    postgres: Database, proxy: OutageProxy, profile: ReferenceProfile, where: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     direct = SqlStore(postgres)
@@ -169,7 +171,7 @@ def test_a_backfill_rides_out_a_postgres_restart(
     stores = {"starting": OutageAtStart, "writing": OutageAtWrite}
     store = stores[where](through, proxy, k) if where in stores else SqlStore(through)
 
-    def source(metric):  # type: ignore[no-untyped-def]
+    def source(metric: MetricSpec) -> EventSource:
         table = TableSource(engine, metric.stream, chunk_rows=5_000)
         if where in stores:
             return table  # reads ahead: the next slice is read while one is stored
@@ -195,7 +197,8 @@ def test_a_backfill_rides_out_a_postgres_restart(
 
 
 def test_batch_run_command_rides_out_a_postgres_restart(
-    postgres: Database, proxy: OutageProxy, profile, monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+    postgres: Database, proxy: OutageProxy, profile: ReferenceProfile,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from monitor.cli import batch_cmd
     from monitor.cli.main import cli
@@ -226,7 +229,7 @@ def test_batch_run_command_rides_out_a_postgres_restart(
 # -- runs left running --------------------------------------------------------------------
 
 def test_the_next_run_closes_the_runs_a_dead_run_left_running(
-    store: SqlStore, database: Database, events: pd.DataFrame, profile  # type: ignore[no-untyped-def]
+    store: SqlStore, database: Database, events: pd.DataFrame, profile: ReferenceProfile
 ) -> None:
     [target] = promote(store, profile, ["latency"])
     crashed = store.start_run("latency", target.version, START.to_pydatetime(),
@@ -237,7 +240,8 @@ def test_the_next_run_closes_the_runs_a_dead_run_left_running(
             target.metric, target.version, since=START, until=END)
     runs = {r.id: r for r in store.recent_runs(limit=1000)}
     assert runs[crashed].status == "failed" and runs[crashed].error == ABANDONED
-    assert runs[crashed].error.startswith("abandoned: ")  # type: ignore[union-attr]
+    error = runs[crashed].error
+    assert error is not None and error.startswith("abandoned: ")
     assert runs[crashed].finished_at is not None
     assert runs[other].status == "running"  # not this run's metric
     assert [r.status for r in runs.values() if r.metric == "latency" and r.id != crashed] == [
@@ -280,7 +284,7 @@ class BrokenStore(SqlStore):
 
 
 def test_a_store_error_that_waiting_cannot_cure_fails_its_metric_at_once(
-    database: Database, events: pd.DataFrame, profile  # type: ignore[no-untyped-def]
+    database: Database, events: pd.DataFrame, profile: ReferenceProfile
 ) -> None:
     store = BrokenStore(database, "latency")
     targets = promote(store, profile, METRICS)
@@ -365,14 +369,14 @@ def dead_letter_count(database: Database) -> int:
 
 
 def run_with(store: SqlStore, targets: list[Target], source: Callable[..., EventSource],
-             since: pd.Timestamp = START, **options) -> list[int]:  # type: ignore[no-untyped-def]
+             since: pd.Timestamp = START, **options: Any) -> list[int]:
     summaries = BatchRunner(store, source, **options).run_many(targets, since=since,
                                                               until=END)
     return [s.rows_rejected for s in summaries]
 
 
 def test_three_identical_runs_store_each_dead_letter_once(
-    store: SqlStore, database: Database, events: pd.DataFrame, profile  # type: ignore[no-untyped-def]
+    store: SqlStore, database: Database, events: pd.DataFrame, profile: ReferenceProfile
 ) -> None:
     targets = promote(store, profile, METRICS)
     with source_table(database, events.head(400), bad_rows(events)) as engine:
@@ -388,7 +392,7 @@ def test_three_identical_runs_store_each_dead_letter_once(
 
 
 def test_a_failed_then_retried_slice_stores_its_dead_letters_once(
-    store: SqlStore, database: Database, events: pd.DataFrame, profile  # type: ignore[no-untyped-def]
+    store: SqlStore, database: Database, events: pd.DataFrame, profile: ReferenceProfile
 ) -> None:
     targets = promote(store, profile, METRICS)
     waits: list[float] = []

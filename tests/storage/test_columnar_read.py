@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import numpy as np
@@ -31,10 +31,16 @@ COLUMNS = """
     x double precision, r real, flag boolean, label text, code varchar(8), fixed char(3),
     items json, tags jsonb, names text[], raw bytea, amount numeric
 """
-ROW = {"n": 0, "ts": "2026-03-01 00:00:00+00", "naive": "2026-03-01 00:00:00", "big": 1,
-       "small": 1, "x": 1.0, "r": 1.0, "flag": False, "label": "a", "code": "b", "fixed": "c",
-       "items": '["a"]', "tags": '["b"]', "names": ["c"], "raw": b"d", "amount": "1"}
-ROWS = [
+ROW: dict[str, object] = {
+    "n": 0, "ts": "2026-03-01 00:00:00+00", "naive": "2026-03-01 00:00:00", "big": 1,
+    "small": 1, "x": 1.0, "r": 1.0, "flag": False, "label": "a", "code": "b", "fixed": "c",
+    "items": '["a"]', "tags": '["b"]', "names": ["c"], "raw": b"d", "amount": "1"}
+# rows 4 on: the first row with one or two values changed
+CHANGES: list[dict[str, object]] = [
+    {"r": math.inf}, {"items": '[1, "1"]'}, {"raw": b"\xff\xfe"},
+    {"tags": '{"not": "a list"}'}, {"amount": "1e-30"}, {"x": -math.inf},
+    {"big": None, "label": None}]
+ROWS: list[dict[str, object]] = [
     {"n": 0, "ts": "2026-03-01 00:00:00+00", "naive": "2026-03-01 00:00:00", "big": 2**53 + 1,
      "small": -3, "x": 1.5, "r": 0.1, "flag": True, "label": "Malmö ☃", "code": "SE",
      "fixed": "ab", "items": '["home", "mix"]', "tags": '["a",  "b"]', "names": ["x", "y"],
@@ -50,10 +56,7 @@ ROWS = [
     {"n": 3, "ts": None, "naive": None, "big": 0, "small": 1, "x": -math.inf, "r": -0.0,
      "flag": True, "label": "a\tb\nc", "code": "x", "fixed": "abc", "items": '[1, "1"]',
      "tags": "[]", "names": [], "raw": b"", "amount": "-0.000001"},
-    *[{**ROW, "n": n, **change} for n, change in enumerate([
-        {"r": math.inf}, {"items": '[1, "1"]'}, {"raw": b"\xff\xfe"},
-        {"tags": '{"not": "a list"}'}, {"amount": "1e-30"}, {"x": -math.inf},
-        {"big": None, "label": None}], start=4)],
+    *[{**ROW, "n": n, **change} for n, change in enumerate(CHANGES, start=4)],
 ]
 # the schema a batch stream would declare over these columns
 SCHEMA = {"n": "int", "naive": "str?", "big": "int?", "small": "int?", "x": "float?",
@@ -290,6 +293,7 @@ def test_a_connection_that_went_stale_while_idle_is_replaced(
     opened = counting_connects(monkeypatch)
     expected = read_all(engine)
     idle = IDLE.take(opened[0])
+    assert idle is not None
     with idle.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         [pid] = cursor.fetchone()
@@ -308,6 +312,7 @@ def test_a_read_that_stops_early_or_fails_does_not_leave_its_connection(
     table = sa.Table("columnar_events", sa.MetaData(), autoload_with=engine)
     chunks = sql_rows.read_rows(engine, sa.select(table).order_by(table.c.n), 3, "early")
     next(chunks)
+    assert isinstance(chunks, Generator)
     chunks.close()  # the consumer stopped mid-result: the connection is closed
     assert IDLE.take(opened[0]) is None
     failing = sa.select((1 / (table.c.n - table.c.n)).label("x"))

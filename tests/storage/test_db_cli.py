@@ -27,7 +27,8 @@ def test_upgrade_current_and_downgrade_on_sqlite(fresh_sqlite_url: str) -> None:
     current = db("current", env=env)
     assert f"database: {fresh_sqlite_url}" in current.output
     assert "yet: run `monitor db upgrade`" in current.output
-    assert not sqlite_path(fresh_sqlite_url).exists()  # type: ignore[union-attr]
+    path = sqlite_path(fresh_sqlite_url)
+    assert path is not None and not path.exists()
     first = db("upgrade", env=env)
     assert first.exit_code == 0, first.output
     assert f"upgraded from an empty database (no migration applied) to {head} (head)" \

@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -27,7 +28,7 @@ from tests.outage_proxy import OutageProxy
 PASSWORD = "outage-s3cret"  # the test server trusts local users, so any password works
 
 
-def raised(operation) -> Exception:  # type: ignore[no-untyped-def]
+def raised(operation: Callable[[], object]) -> Exception:
     try:
         operation()
     except Exception as err:
@@ -96,7 +97,7 @@ def test_a_cut_while_a_source_is_read_is_an_outage_behind_its_source_error(
 
 @pytest.mark.parametrize("change", [{"database": "monitor_no_such_db"},
                                     {"username": "monitor_no_such_role"}])
-def test_a_wrong_database_or_user_is_no_outage(postgres_url: str, change: dict[str, str]
+def test_a_wrong_database_or_user_is_no_outage(postgres_url: str, change: dict[str, Any]
                                               ) -> None:
     url = make_url(postgres_url).set(**change).render_as_string(hide_password=False)
     assert not is_outage(raised(lambda: execute(url, "SELECT 1")))

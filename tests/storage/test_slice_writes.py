@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from examples.music_home_events import FEATURE_SHIFT, LATENCY_SPIKE, generate_events
+from metrics.drift import ReferenceProfile
 from monitor.batch.runner import BatchRunner, Retry
 from monitor.batch.sources import TableSource
 from monitor.batch.tables import events_table, load_events, rows_for_insert
@@ -20,6 +21,7 @@ from monitor.engine import Engine
 from monitor.storage.database import Database
 from monitor.storage.records import DeadLetter, MetricSlice, window_results
 from monitor.storage.store import SqlStore
+from monitor.targets import Target
 from tests.storage.test_batch import END, START, STREAM, events, profile, promote
 
 __all__ = ["events", "profile"]  # module fixtures shared with test_batch
@@ -88,13 +90,13 @@ class Commits:
 
 
 def test_a_slice_of_many_metrics_stores_what_each_alone_stores_in_two_commits(
-    store: SqlStore, incidents: sa.Engine, profile  # type: ignore[no-untyped-def]
+    store: SqlStore, incidents: sa.Engine, profile: ReferenceProfile
 ) -> None:
     targets = promote(store, profile, METRICS)
     clear(store.database)
     commits = Commits(store.database)
 
-    def run(group):  # type: ignore[no-untyped-def]
+    def run(group: list[Target]) -> None:
         BatchRunner(store, lambda m: TableSource(incidents, m.stream, chunk_rows=5_000),
                     retry=Retry(attempts=1)).run_many(group, since=START, until=END, now=NOW)
 
@@ -117,7 +119,7 @@ def test_a_slice_of_many_metrics_stores_what_each_alone_stores_in_two_commits(
 
 
 def test_a_slice_that_fails_in_any_part_stores_nothing(
-    store: SqlStore, events: pd.DataFrame, profile  # type: ignore[no-untyped-def]
+    store: SqlStore, events: pd.DataFrame, profile: ReferenceProfile
 ) -> None:
     targets = promote(store, profile, ["latency", "ctr"])
     engine = Engine([t.metric for t in targets])

@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,7 +84,8 @@ class Ledger(ProcessorProcess):
         self.revoked: list[int] = []
         self.final_stores = 0
         self.closed = False
-        self.commit_gate: Callable[[int], None] = lambda done: None  # before a commit ends
+        # before a commit ends (what it returns is ignored: the tests' one-line gates)
+        self.commit_gate: Callable[[int], object] = lambda done: None
 
     def owned(self) -> set[int]:
         return set()
@@ -157,7 +158,7 @@ async def until(condition: Callable[[], bool], what: str) -> None:
         await asyncio.sleep(0.005)
 
 
-def run(test: Callable[[], Awaitable[None]]) -> None:
+def run(test: Callable[[], Coroutine[Any, Any, None]]) -> None:
     asyncio.run(test())
 
 
@@ -170,11 +171,11 @@ def test_thirty_micro_batches_are_stored_once_in_order_each_decoding_while_one_s
     started = threading.Condition()
     real_submit = decoder.submit
 
-    def counting_submit(fn: Any, *args: Any) -> Any:
+    def counting_submit(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         with started:
             decodings_started.append(len(decodings_started))
             started.notify_all()
-        return real_submit(fn, *args)
+        return real_submit(fn, *args, **kwargs)
 
     decoder.submit = counting_submit  # type: ignore[method-assign]
 

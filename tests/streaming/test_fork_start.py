@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,11 +46,11 @@ print(json.dumps({"method": process.start_method, "owned": sorted(owned), "name"
 """
 
 
-def run(script: str, *args: str) -> dict[str, object]:
+def run(script: str, *args: str) -> dict[str, Any]:
     done = subprocess.run([sys.executable, "-c", script, *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    result: dict[str, object] = json.loads(done.stdout.splitlines()[-1])
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])  # the child's JSON
     return result
 
 

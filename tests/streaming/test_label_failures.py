@@ -65,8 +65,8 @@ def test_failed_events_are_dead_letters_once_and_the_rest_is_researchs(
     labels = labels_for(preds)
     for spec in app.metrics.values():
         version = store.register_metric(spec).version
-        for stage in ("batch", "streaming"):
-            store.record_stage_change(spec.name, version, stage, by="test", reason="t",
+        for to_stage in ("batch", "streaming"):
+            store.record_stage_change(spec.name, version, to_stage, by="test", reason="t",
                                       effective_from=EPOCH)
     targets = batch_targets(app, store, stages=("streaming",))
     clock = Clock()

@@ -192,7 +192,7 @@ def dead_letters(store: SqlStore) -> tuple[set[Key], set[Key], dict[str, int]]:
             event = json.loads(payload)
             found[source.removeprefix("stream:")].add(
                 (event["prediction_id"], pd.Timestamp(event["ts"])))
-        counts = dict(conn.execute(text(
+        counts: dict[str, float] = dict(conn.execute(text(
             "SELECT metric, sum(value) FROM metric_values WHERE metric LIKE "
             "'%.label_join.dead_letters' AND segment = '*' GROUP BY metric")).all())
     counted = {TOPICS[0]: int(counts.get("home.label_join.dead_letters", 0)),

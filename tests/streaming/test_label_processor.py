@@ -211,7 +211,7 @@ def test_two_workers_at_once_join_rows_of_partitions_they_do_not_share(
     if store.database.dialect == "postgresql":
         failures: list[BaseException] = []
 
-        def work(stage: LabelJoinProcessor, work: list[tuple[str, list[RawMessage]]]) -> None:
+        def feed(stage: LabelJoinProcessor, work: list[tuple[str, list[RawMessage]]]) -> None:
             try:
                 for side, batch in work:
                     stage.handle(side, batch)
@@ -219,7 +219,7 @@ def test_two_workers_at_once_join_rows_of_partitions_they_do_not_share(
             except BaseException as err:  # reported by the test's thread
                 failures.append(err)
 
-        threads = [threading.Thread(target=work, args=worker) for worker in workers]
+        threads = [threading.Thread(target=feed, args=worker) for worker in workers]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -276,6 +276,7 @@ def _labelled_of_first_window(store: SqlStore) -> float | None:
 def test_a_metric_of_another_stream_is_refused(app: Monitor) -> None:
     other = dataclasses.replace(app.streams["home"], name="elsewhere")
     with pytest.raises(ValueError, match="is not one of stream 'elsewhere'"):
+        # no database: the definition is refused before the store is used
         LabelJoinProcessor(SqlHeldStore(None), other,  # type: ignore[arg-type]
                            app.streams["outcomes"], 1, 1,
-                           [Target(app.metrics["click_auc"], 1)])  # type: ignore[call-arg]
+                           [Target(app.metrics["click_auc"], 1)])

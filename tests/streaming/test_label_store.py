@@ -5,7 +5,7 @@ held rows forgotten when purged, and conflicting checkpoints refused."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import pandas as pd
 import pytest
@@ -44,7 +44,7 @@ def metric() -> MetricSpec:
 
 
 @pytest.fixture
-def held_store(results_url: str):  # type: ignore[no-untyped-def]
+def held_store(results_url: str) -> Iterator[SqlHeldStore]:
     with Database(results_url) as database:
         yield SqlHeldStore(database)
 
@@ -86,8 +86,8 @@ def label(offset: int, pid: str, hour: int, event: int = 0) -> HeldLabel:
 
 
 def store(held_store: SqlHeldStore, metric: MetricSpec, recorder: Recorder,
-          states: list[PartitionState], predictions: list[HeldPrediction] = (),  # type: ignore[assignment]
-          labels: list[HeldLabel] = ()) -> dict[str, int]:  # type: ignore[assignment]
+          states: list[PartitionState], predictions: Sequence[HeldPrediction] = (),
+          labels: Sequence[HeldLabel] = ()) -> dict[str, int]:
     revised = held_store.store_held(states, [MetricHeld(metric, 1, list(predictions),
                                                         list(labels))],
                                     recorder, stage="streaming", counts={},

@@ -113,14 +113,16 @@ def test_workers_killed_mid_replay_join_labels_as_research_does(
                       idle_timeout=IDLE_TIMEOUT_S)
 
     total = len(preds) + valid_labels
-    killed_at = []
+    killed_at: list[int] = []
     for name, reach in (("first", total // 4), ("second", total * 11 // 20)):
         running = worker(name).start()
         if not producer.is_alive() and not killed_at:
             producer.start()
         try:
-            wait_for(lambda reach=reach: absorbed() >= reach, 120,  # type: ignore[misc]
-                     f"{reach} events stored", [running])
+            def stored_up_to(reach: int = reach) -> bool:
+                return absorbed() >= reach
+
+            wait_for(stored_up_to, 120, f"{reach} events stored", [running])
             killed_at.append(absorbed())
             assert running.alive, running.tail()
         finally:

@@ -5,6 +5,7 @@ version whose definition is not the worker's code named with what to do."""
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 
 import pandas as pd
 
@@ -19,7 +20,7 @@ BOUNDARY = pd.Timestamp("2026-06-01T12:00:00Z")
 EPOCH_NS = pd.Timestamp(EPOCH).value
 
 
-def streaming(store: SqlStore, name: str, version: int, effective_from: object = EPOCH
+def streaming(store: SqlStore, name: str, version: int, effective_from: datetime | None = EPOCH
               ) -> None:
     for stage in ("batch", "streaming"):
         store.record_stage_change(name, version, stage, by="test", reason="poll test",

@@ -108,7 +108,7 @@ def planned(metric: MetricSpec, version: int, *spans: Interval) -> PlannedVersio
 def partial_rows(store: SqlStore, name: str) -> int:
     with store.database.connect() as conn:
         return int(conn.exec_driver_sql(
-            "SELECT COUNT(*) FROM stream_partials WHERE metric = %(m)s", {"m": name}).scalar())
+            "SELECT COUNT(*) FROM stream_partials WHERE metric = %(m)s", {"m": name}).scalar_one())
 
 
 @pytest.fixture

@@ -124,9 +124,10 @@ def test_a_promotion_and_a_refit_reach_a_running_worker(
         assert register(store, "latency_psi") == 2
         takeover = store.record_stage_change("latency_psi", 2, "streaming", by="test",
                                              reason="refit")
-        assert promoted.effective_from is not None and takeover.effective_from is not None
+        promoted_from, takeover_from = promoted.effective_from, takeover.effective_from
+        assert promoted_from is not None and takeover_from is not None
         wait_for(lambda: pd.Timestamp.now(tz="UTC") > max(
-            pd.Timestamp(promoted.effective_from), pd.Timestamp(takeover.effective_from))
+            pd.Timestamp(promoted_from), pd.Timestamp(takeover_from))
             + pd.Timedelta(seconds=12), 60, "the boundaries to pass")
     frame = producer.frame()
     last = last_window(frame)
@@ -139,18 +140,18 @@ def test_a_promotion_and_a_refit_reach_a_running_worker(
     wait_for(closed, 60, "every window to close", [worker])
     assert worker.alive
     latency = stored(store, "latency", 1)
-    assert latency.window_start.min() == pd.Timestamp(promoted.effective_from)
+    assert latency.window_start.min() == pd.Timestamp(promoted_from)
     pd.testing.assert_frame_equal(
-        latency, research(mon.get("latency"), frame, since=promoted.effective_from),
+        latency, research(mon.get("latency"), frame, since=promoted_from),
         check_exact=True, check_dtype=False)
     first, second = profile(1), refit
     pd.testing.assert_frame_equal(
         stored(store, "latency_psi", 1),
-        research(bound("latency_psi", first), frame, until=takeover.effective_from,
+        research(bound("latency_psi", first), frame, until=takeover_from,
                  reference=first), check_exact=True, check_dtype=False)
     pd.testing.assert_frame_equal(
         stored(store, "latency_psi", 2),
-        research(bound("latency_psi", second), frame, since=takeover.effective_from,
+        research(bound("latency_psi", second), frame, since=takeover_from,
                  reference=second), check_exact=True, check_dtype=False)
     log = worker.log_path.read_text(errors="replace")
     assert "latency_psi version 1 stopped" in log

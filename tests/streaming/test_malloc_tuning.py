@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import pytest
 
@@ -38,10 +39,10 @@ LEFT_RESIDENT = textwrap.dedent("""
 """)
 
 
-def left_resident(mode: str) -> dict[str, object]:
+def left_resident(mode: str) -> dict[str, Any]:
     done = subprocess.run([sys.executable, "-c", LEFT_RESIDENT, mode], check=True,
                           capture_output=True, text=True, timeout=60)
-    found: dict[str, object] = json.loads(done.stdout.splitlines()[-1])
+    found: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])  # the child's JSON
     return found
 
 

@@ -7,6 +7,8 @@ import asyncio
 from types import SimpleNamespace
 
 import pytest
+from faust.transport.consumer import ThreadDelegateConsumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Transport
 from mode.utils.queues import FlowControlEvent
 
 from streaming.prefetch import FETCH_MAX_WAIT_MS, ByteBoundQueue
@@ -107,7 +109,10 @@ def test_the_worker_app_uses_both() -> None:
         app = faust_app(WorkerSettings("127.0.0.1:9", "group", prefetch_bytes=12345))
         buffer = app.FlowControlQueue(maxsize=10)
         assert isinstance(buffer, ByteBoundQueue) and buffer.max_bytes == 12345
-        consumer = app.consumer._thread._create_worker_consumer(app.transport)
+        assert isinstance(app.consumer, ThreadDelegateConsumer)
+        thread, transport = app.consumer._thread, app.transport
+        assert isinstance(thread, AIOKafkaConsumerThread) and isinstance(transport, Transport)
+        consumer = thread._create_worker_consumer(transport)
         try:
             assert consumer._fetch_max_wait_ms == FETCH_MAX_WAIT_MS
         finally:

@@ -12,6 +12,7 @@ import pytest
 
 from examples.music_home import training_profile
 from examples.music_home_events import DEFAULT_START, generate_events, generate_reference
+from metrics.drift import ReferenceProfile
 from metrics.expectations import UNKNOWN_FIELDS
 from monitor.storage.store import SqlStore
 from monitor.targets import Target
@@ -39,7 +40,7 @@ def events() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def profile():  # type: ignore[no-untyped-def]
+def profile() -> ReferenceProfile:
     return training_profile(generate_reference(start=DEFAULT_START, seed=7,
                                                events_per_hour=300))
 
@@ -52,7 +53,8 @@ def decoded(stage: StreamProcessor, clock: Clock, batch: list[RawMessage], mark:
 
 
 def test_decoded_micro_batches_with_replays_store_research_values(
-        store: SqlStore, targets: list[Target], events: pd.DataFrame, profile) -> None:
+        store: SqlStore, targets: list[Target], events: pd.DataFrame, profile: ReferenceProfile
+) -> None:
     """Every other micro-batch carries again some messages already stored (as Kafka
     redelivers after a rebalance): each prepared twice, from its decoding and from its
     messages, and both decisions compared, then the decoded one stored."""

@@ -14,6 +14,7 @@ import pytest
 
 from examples.music_home import mon, training_profile
 from examples.music_home_events import DEFAULT_START, generate_events, generate_reference
+from metrics.drift import ReferenceProfile
 from monitor.research import evaluate
 from monitor.storage.store import SqlStore
 from monitor.targets import Target
@@ -40,7 +41,7 @@ def events() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def profile():  # type: ignore[no-untyped-def]
+def profile() -> ReferenceProfile:
     reference = generate_reference(start=START, seed=5, events_per_hour=400)
     return training_profile(reference)
 
@@ -91,7 +92,7 @@ def stored(store: SqlStore, metric: str) -> pd.DataFrame:
 
 
 def assert_parity(store: SqlStore, targets: list[Target], events: pd.DataFrame,
-                  profile) -> None:  # type: ignore[no-untyped-def]
+                  profile: ReferenceProfile) -> None:
     for target in targets:
         expected = evaluate(target.metric, events, reference=profile).drop(columns="stage")
         pd.testing.assert_frame_equal(stored(store, target.metric.name), expected,
@@ -99,7 +100,7 @@ def assert_parity(store: SqlStore, targets: list[Target], events: pd.DataFrame,
 
 
 def test_streaming_values_equal_research_values_for_every_example_metric(
-    store: SqlStore, targets: list[Target], events: pd.DataFrame, profile
+    store: SqlStore, targets: list[Target], events: pd.DataFrame, profile: ReferenceProfile
 ) -> None:
     clock = Clock()
     stage = processor(store, targets, clock)
@@ -119,7 +120,7 @@ def test_streaming_values_equal_research_values_for_every_example_metric(
 
 
 def test_a_crash_loses_and_doubles_nothing(
-    store: SqlStore, targets: list[Target], events: pd.DataFrame, profile
+    store: SqlStore, targets: list[Target], events: pd.DataFrame, profile: ReferenceProfile
 ) -> None:
     """Workers die at random points (states in memory gone, some batches never stored);
     a new one replays from the committed offsets, as Kafka would redeliver."""
@@ -204,7 +205,7 @@ def test_replayed_messages_are_skipped(store: SqlStore, targets: list[Target],
 
 
 def test_streaming_fires_exactly_the_alerts_the_backtest_predicted(
-    store: SqlStore, targets: list[Target], profile
+    store: SqlStore, targets: list[Target], profile: ReferenceProfile
 ) -> None:
     """A week with the example incidents, streamed with alert evaluation in the
     transaction that stores each final window."""
@@ -234,7 +235,7 @@ def test_streaming_fires_exactly_the_alerts_the_backtest_predicted(
             predicted.add((row["metric"], row["rule"], row["segment"],
                            row["fired_window_start"].to_pydatetime(),
                            None if pd.isna(resolved) else resolved.to_pydatetime()))
-    fired = set()
+    fired: set[tuple[str, str, str, object, object]] = set()
     with store.database.connect() as conn:
         for target in targets:
             metric = target.metric.name
@@ -251,7 +252,7 @@ def test_streaming_fires_exactly_the_alerts_the_backtest_predicted(
 
 
 def test_a_partition_that_pauses_past_the_idle_timeout_loses_nothing(
-    store: SqlStore, targets: list[Target], events: pd.DataFrame, profile
+    store: SqlStore, targets: list[Target], events: pd.DataFrame, profile: ReferenceProfile
 ) -> None:
     """Partition 3 goes quiet mid-replay: the others close their windows without it
     (its mark follows the wall clock); when it comes back, its events still count, merged
@@ -362,7 +363,8 @@ def test_a_worker_that_keeps_up_closes_windows_as_soon_as_its_marks_pass_them(
 
 
 def test_a_worker_behind_closes_windows_once_a_second_with_the_same_values(
-        store: SqlStore, targets: list[Target], events: pd.DataFrame, profile) -> None:
+        store: SqlStore, targets: list[Target], events: pd.DataFrame, profile: ReferenceProfile
+) -> None:
     """Behind, the marks move with every micro-batch: the processor looks for windows to
     close once a second and closes what is due together (the test above, with the same
     micro-batches and ticks, closes some within 0.2 s of each other). The values are

@@ -13,6 +13,7 @@ import pytest
 
 from examples.music_home import mon, training_profile
 from examples.music_home_events import DEFAULT_START, generate_events, generate_reference
+from metrics.drift import ReferenceProfile
 from monitor.research import evaluate
 from monitor.storage.database import Database
 from monitor.storage.store import SqlStore
@@ -31,7 +32,7 @@ POISON = "Atlantis"  # a country whose partial states the database refuses
 
 
 @pytest.fixture(scope="module")
-def profile():  # type: ignore[no-untyped-def]
+def profile() -> ReferenceProfile:
     reference = generate_reference(start=START, seed=41, events_per_hour=200)
     return training_profile(reference)
 
@@ -44,7 +45,7 @@ def store(results_url: str) -> Iterator[SqlStore]:
 
 
 @pytest.fixture
-def targets(store: SqlStore, profile) -> list[Target]:  # type: ignore[no-untyped-def]
+def targets(store: SqlStore, profile: ReferenceProfile) -> list[Target]:
     return promote_to_streaming(store, profile)
 
 
@@ -98,7 +99,7 @@ def columns(batch: list[RawMessage]) -> tuple[list[int], list[int], list[bytes |
 
 
 def test_messages_the_database_refuses_are_set_aside_and_the_rest_is_stored(
-    store: SqlStore, targets: list[Target], profile  # type: ignore[no-untyped-def]
+    store: SqlStore, targets: list[Target], profile: ReferenceProfile
 ) -> None:
     events = generate_events(start=START, days=1, seed=42, events_per_hour=200)
     poisoned_rows = events.index[[100, 101, 2000, 3500]]  # in messages 10, 200 and 350
@@ -131,7 +132,7 @@ def test_messages_the_database_refuses_are_set_aside_and_the_rest_is_stored(
 
 
 def test_an_error_that_is_not_about_the_data_sets_nothing_aside(
-    store: SqlStore, targets: list[Target], profile  # type: ignore[no-untyped-def]
+    store: SqlStore, targets: list[Target], profile: ReferenceProfile
 ) -> None:
     """Every checkpoint write refused (as a database that does not match the version
     would): nothing is dead-lettered; once the cause is gone, the retried micro-batch is

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from examples.music_home import mon, training_profile
 from examples.music_home_events import DEFAULT_START, generate_events, generate_reference
+from metrics.drift import ReferenceProfile
 from monitor.research import evaluate
 from monitor.storage.store import SqlStore
 from monitor.targets import Target
@@ -55,7 +56,7 @@ def test_highest_keeps_the_highest_descending(times: list[int], count: int) -> N
 
 
 @pytest.fixture(scope="module")
-def profile():  # type: ignore[no-untyped-def]
+def profile() -> ReferenceProfile:
     reference = generate_reference(start=START, seed=31, events_per_hour=300)
     return training_profile(reference)
 
@@ -74,7 +75,7 @@ def one_partition(events: pd.DataFrame, per_message: int = 25) -> list[RawMessag
 
 
 def test_one_event_far_ahead_of_its_partition_makes_no_event_late(
-        store: SqlStore, targets: list[Target], profile) -> None:  # type: ignore[no-untyped-def]
+        store: SqlStore, targets: list[Target], profile: ReferenceProfile) -> None:
     """History replayed through one partition, with one event stamped 20 h ahead of its
     neighbours (still in the past): every event counts, values equal research's."""
     events = generate_events(start=START, days=1, seed=32, events_per_hour=300)

@@ -132,8 +132,10 @@ def test_workers_killed_during_a_replay_lose_and_double_nothing(
     kills = 0
     try:
         for threshold in thresholds:
-            wait_for(lambda t=threshold: absorbed_events(store, topic) >= t,  # type: ignore[misc]
-                     120, f"{threshold:.0f} events absorbed", [worker])
+            def absorbed_up_to(t: float = threshold) -> bool:
+                return absorbed_events(store, topic) >= t
+
+            wait_for(absorbed_up_to, 120, f"{threshold:.0f} events absorbed", [worker])
             worker.kill()
             kills += 1
             worker.start()
@@ -278,8 +280,8 @@ def test_hostile_input_is_dead_lettered_and_changes_no_value(
         for key, (_, value) in zip(keys, mixed, strict=True):
             producer.send(topic, value=value, key=key)
         producer.flush()
-        for key, (_, value) in enumerate(late):
-            producer.send(topic, value=value, key=str(key).encode())
+        for number, (_, value) in enumerate(late):
+            producer.send(topic, value=value, key=str(number).encode())
         producer.flush()
         wait_for(settled(store, topic, valid_count(valid_events), expected), 120,
                  "every window stored", [worker])
