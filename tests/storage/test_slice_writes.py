@@ -167,7 +167,7 @@ class AlertStatements:
 
 
 def test_the_alert_round_trips_of_a_slice_do_not_grow_with_its_metrics(
-    store: SqlStore, incidents: sa.Engine, profile  # type: ignore[no-untyped-def]
+    store: SqlStore, incidents: sa.Engine, profile: ReferenceProfile
 ) -> None:
     targets = promote(store, profile, METRICS)
     statements = AlertStatements(store.database)
