@@ -40,12 +40,13 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from monitor.alerts.examples import examples_note
 from monitor.alerts.explain import explained
 from monitor.alerts.lifecycle import AlertState
-from monitor.alerts.ports import EvaluationStore, PositionSave
+from monitor.alerts.ports import EvaluationStore, HistoryRequest, PositionSave
 from monitor.alerts.records import (
     AlertKey,
     AlertTransition,
@@ -65,6 +66,15 @@ from monitor.times import to_utc, utc_now
 log = logging.getLogger(__name__)
 
 NOTIFY_WITHIN = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class MetricWindows:
+    """New windows of one metric version, to evaluate with other metrics' in one go."""
+
+    metric: MetricSpec
+    version: int
+    results: Sequence[WindowResult]
 
 
 def evaluate_windows(
@@ -98,31 +108,126 @@ def evaluate_windows(
     the resolution of an alert that was announced is still sent. Alerts of the metric in
     ``stage`` that no rule evaluates any more (see above) are ended first.
     """
+    return evaluate_metrics(alerts, stage, [MetricWindows(metric, version, results)], now,
+                            notify_within=notify_within, notify=notify)
+
+
+def evaluate_metrics(
+    alerts: EvaluationStore,
+    stage: str,
+    pieces: Sequence[MetricWindows],
+    now: datetime | None = None,
+    *,
+    notify_within: timedelta = NOTIFY_WITHIN,
+    notify: bool = True,
+) -> list[AlertTransition]:
+    """:func:`evaluate_windows` for several metrics (a batch slice's), with the same
+    reads and writes of alert states for all of them: their orphans read, their states
+    created and locked, saved, their transitions and notifications recorded, each in one
+    statement, not one a metric. Each metric is judged as it would be alone (an
+    evaluation reads only its own metric's values and alerts); the transitions are
+    returned, recorded and queued metric by metric in the order of ``pieces``. A metric
+    with no windows is left as :func:`evaluate_windows` leaves it: untouched. A metric
+    may be given once (two versions of one would end each other's alerts)."""
     check_stage(stage)
-    if not results:
+    pieces = [piece for piece in pieces if piece.results]
+    if not pieces:
         return []
+    names = [piece.metric.name for piece in pieces]
+    if len(set(names)) != len(names):
+        raise ValueError(f"a metric is given twice in one evaluation: {names}")
     now = to_utc(utc_now() if now is None else now)
-    transitions, notifications = _end_orphans(alerts, metric, version, stage, now)
-    by_segment: dict[str, list[WindowResult]] = {}
-    for result in results:
-        by_segment.setdefault(result.segment, []).append(result)
-    labels: dict[AlertKey, tuple[str, dict[str, str]]] = {}
-    rules: dict[AlertKey, Rule] = {}
-    for segment in sorted(by_segment):
-        by_segment[segment].sort(key=lambda r: r.window_start)
-        if metric.labels is not None:  # rules wait for mature windows, in window order
-            by_segment[segment] = _mature(metric, by_segment[segment], now)
-        for rule in metric.alerts:
-            key = AlertKey(metric.name, version, stage, rule.title, segment)
-            rules[key] = rule
-            labels[key] = (rule.severity, alert_labels(metric, rule, segment, stage))
-    positions = alerts.lock_positions(list(rules), labels, now)
-    saves: list[PositionSave] = []  # kept in one statement once every rule is walked
-    for key, rule in rules.items():
+    orphans: dict[str, list[StoredAlert]] = {name: [] for name in names}
+    for alert in alerts.orphaned_alerts(stage, {
+            (piece.metric.name, piece.version): {rule.title for rule in piece.metric.alerts}
+            for piece in pieces}):
+        orphans[alert.key.metric].append(alert)
+    each = [_MetricRules.of(piece, stage, now) for piece in pieces]
+    labels = {key: labelled for rules in each for key, labelled in rules.labels.items()}
+    positions = alerts.lock_positions([key for rules in each for key in rules.rules], labels,
+                                      now)
+    due = [_due(alerts, piece, rules, positions, now)
+           for piece, rules in zip(pieces, each, strict=True)]
+    histories = _histories(alerts, [one for metric in due for one in metric])
+    recorded = _Recorded()  # kept in one statement of each once every metric is walked
+    for piece, rules, metric_due in zip(pieces, each, due, strict=True):
+        _end(orphans[piece.metric.name], piece.version, now, recorded)
+        for one in metric_due:
+            _walk(piece, stage, one, rules.labels[one.key], histories.get(one.key, []), now,
+                  notify_within, notify, recorded)
+    return recorded.keep(alerts, now)
+
+
+@dataclass
+class _Recorded:
+    """What an evaluation keeps, in the order it happened: the alerts' transitions, the
+    notifications to queue and where each alert stands."""
+
+    transitions: list[AlertTransition] = field(default_factory=list)
+    notifications: list[Notification] = field(default_factory=list)
+    saves: list[PositionSave] = field(default_factory=list)
+
+    def keep(self, alerts: EvaluationStore, now: datetime) -> list[AlertTransition]:
+        """Save the positions, record the transitions and queue the notifications (a
+        statement each, whatever the number of alerts); the transitions."""
+        alerts.save_positions(self.saves)
+        alerts.record_events(self.transitions, now)
+        alerts.enqueue(self.notifications)
+        return self.transitions
+
+
+@dataclass
+class _MetricRules:
+    """A metric's windows by segment (the mature prefix, for a metric joined to labels)
+    and its alerts: the rule, severity and labels of each (rule, segment)."""
+
+    by_segment: dict[str, list[WindowResult]]
+    rules: dict[AlertKey, Rule]
+    labels: dict[AlertKey, tuple[str, dict[str, str]]]
+
+    @classmethod
+    def of(cls, piece: MetricWindows, stage: str, now: datetime) -> _MetricRules:
+        metric = piece.metric
+        by_segment: dict[str, list[WindowResult]] = {}
+        for result in piece.results:
+            by_segment.setdefault(result.segment, []).append(result)
+        labels: dict[AlertKey, tuple[str, dict[str, str]]] = {}
+        rules: dict[AlertKey, Rule] = {}
+        for segment in sorted(by_segment):
+            by_segment[segment].sort(key=lambda r: r.window_start)
+            if metric.labels is not None:  # rules wait for mature windows, in window order
+                by_segment[segment] = _mature(metric, by_segment[segment], now)
+            for rule in metric.alerts:
+                key = AlertKey(metric.name, piece.version, stage, rule.title, segment)
+                rules[key] = rule
+                labels[key] = (rule.severity, alert_labels(metric, rule, segment, stage))
+        return cls(by_segment, rules, labels)
+
+
+@dataclass(frozen=True)
+class _Due:
+    """An alert with new windows to walk, from the position it was locked at."""
+
+    key: AlertKey
+    rule: Rule
+    position: Position
+    notified_at: datetime | None
+    windows: list[WindowResult]
+
+
+def _due(alerts: EvaluationStore, piece: MetricWindows, metric_rules: _MetricRules,
+         positions: dict[AlertKey, tuple[Position, datetime | None]], now: datetime
+         ) -> list[_Due]:
+    """A metric's (rule, segment)s with windows after their last evaluated one, in rule
+    order; not those whose windows wait for a stored window still immature."""
+    metric = piece.metric
+    due = []
+    for key, rule in metric_rules.rules.items():
         position, notified_at = positions[key]
-        windows = [w for w in by_segment[key.segment]
+        segment = metric_rules.by_segment[key.segment]
+        windows = [w for w in segment
                    if position.last_window is None or w.window_start > position.last_window]
-        late = [w for w in by_segment[key.segment] if position.last_window is not None
+        late = [w for w in segment if position.last_window is not None
                 and w.window_start < position.last_window]
         if late:
             log.info("alert %s: %d window(s) before the last evaluated (%s) not evaluated; "
@@ -133,60 +238,84 @@ def evaluate_windows(
         if metric.labels is not None and _immature_before(alerts, key, metric, position,
                                                           windows[0].window_start, now):
             continue  # rules wait for it: passing it now would skip it for good
-        field = rule.field or ""
-        history = _history(alerts, key, field, windows[0].window_start, rule)
-        walked = walk(rule, position, history,
-                      [(w.window_start, w.window_end, w.values.get(field, math.nan), w.rows)
-                       for w in windows])
-        severity, alert_labels_ = labels[key]
-        by_start = {w.window_start: w for w in windows}
-        found = [AlertTransition(key, s.transition, s.window_start, s.window_end, s.value,
-                                 s.check.bound,
-                                 explained(metric, field, s, by_start[s.window_start].values,
-                                           by_start[s.window_start].rows),
-                                 severity, alert_labels_)
-                 for s in walked.steps]
-        transitions.extend(found)
-        recent = now - notify_within
-        if metric.labels is not None:  # a window may become mature only its horizon later
-            recent -= timedelta(microseconds=metric.labels.horizon_ns // 1_000)
-        for transition in found:
-            if transition.transition == "firing":
-                if notify and to_utc(transition.window_end) >= recent:
-                    note = examples_note(metric, version, stage,
-                                         by_start[transition.window_start])
-                    notifications.append(_notification(transition, "firing", now,
-                                                       examples=note))
-                    notified_at = now
-                else:
-                    log.info("alert %s fired on window %s: %s", key, transition.window_start,
-                             "too old to notify" if notify else "not notified from this stage")
-            elif transition.transition == "resolved":
-                if notified_at is not None:  # resolve only what was announced
-                    notifications.append(_notification(transition, "resolved", now))
-                notified_at = None
-        last = windows[-1]
-        if (notify and walked.position.state.status == "firing" and notified_at is None
-                and to_utc(last.window_end) >= recent and walked.last is not None):
-            # it fired on old windows (a backfill, a stage catching up) and is firing now
-            value, check = walked.last
-            since = walked.position.active_since or last.window_start
-            current = AlertTransition(key, "firing", last.window_start, last.window_end, value,
-                                      check.bound, check.detail, severity, alert_labels_)
-            notifications.append(_notification(current, "firing", now, episode=since,
-                                               examples=examples_note(metric, version,
-                                                                      stage, last)))
-            notified_at = now
-        # what its reminders name while it fires: the examples of the last window, the
-        # window a reminder reports (the dispatcher builds reminders from the stored row)
-        examples = (examples_note(metric, version, stage, last)
-                    if walked.position.state.status == "firing" else None)
-        saves.append(_saved(key, walked, last.window_end, severity, alert_labels_,
-                            notified_at, now, examples))
-    alerts.save_positions(saves)
-    alerts.record_events(transitions, now)
-    alerts.enqueue(notifications)
-    return transitions
+        due.append(_Due(key, rule, position, notified_at, windows))
+    return due
+
+
+def _histories(alerts: EvaluationStore, due: Sequence[_Due]) -> dict[AlertKey, list[Point]]:
+    """The stored windows each alert's rule compares its first new window with, oldest
+    first (as :class:`monitor.alerts.walk.History` keeps them): the previous
+    ``history_needed`` ones, or all within ``history_span`` before it, of at least
+    ``min_count`` events; read together for every alert. A rule that looks at no
+    history is not asked."""
+    asked = [alert for alert in due
+             if alert.rule.history_span is not None or alert.rule.history_needed > 0]
+    found = alerts.value_histories([
+        HistoryRequest(alert.key, alert.rule.field or "", alert.windows[0].window_start,
+                       span=alert.rule.history_span, last=alert.rule.history_needed,
+                       min_count=alert.rule.min_count) for alert in asked])
+    return {alert.key: points for alert, points in zip(asked, found, strict=True)}
+
+
+def _walk(piece: MetricWindows, stage: str, alert: _Due, labelled: tuple[str, dict[str, str]],
+          history: list[Point], now: datetime, notify_within: timedelta, notify: bool,
+          recorded: _Recorded) -> None:
+    """Walk an alert through its new windows from its locked position, with the stored
+    ``history`` before them; add the transitions, notifications and its position to
+    ``recorded``."""
+    metric, version = piece.metric, piece.version
+    key, rule, position, notified_at, windows = (alert.key, alert.rule, alert.position,
+                                                 alert.notified_at, alert.windows)
+    transitions, notifications = recorded.transitions, recorded.notifications
+    field = rule.field or ""
+    walked = walk(rule, position, history,
+                  [(w.window_start, w.window_end, w.values.get(field, math.nan), w.rows)
+                   for w in windows])
+    severity, alert_labels_ = labelled
+    by_start = {w.window_start: w for w in windows}
+    found = [AlertTransition(key, s.transition, s.window_start, s.window_end, s.value,
+                             s.check.bound,
+                             explained(metric, field, s, by_start[s.window_start].values,
+                                       by_start[s.window_start].rows),
+                             severity, alert_labels_)
+             for s in walked.steps]
+    transitions.extend(found)
+    recent = now - notify_within
+    if metric.labels is not None:  # a window may become mature only its horizon later
+        recent -= timedelta(microseconds=metric.labels.horizon_ns // 1_000)
+    for transition in found:
+        if transition.transition == "firing":
+            if notify and to_utc(transition.window_end) >= recent:
+                note = examples_note(metric, version, stage,
+                                     by_start[transition.window_start])
+                notifications.append(_notification(transition, "firing", now,
+                                                   examples=note))
+                notified_at = now
+            else:
+                log.info("alert %s fired on window %s: %s", key, transition.window_start,
+                         "too old to notify" if notify else "not notified from this stage")
+        elif transition.transition == "resolved":
+            if notified_at is not None:  # resolve only what was announced
+                notifications.append(_notification(transition, "resolved", now))
+            notified_at = None
+    last = windows[-1]
+    if (notify and walked.position.state.status == "firing" and notified_at is None
+            and to_utc(last.window_end) >= recent and walked.last is not None):
+        # it fired on old windows (a backfill, a stage catching up) and is firing now
+        value, check = walked.last
+        since = walked.position.active_since or last.window_start
+        current = AlertTransition(key, "firing", last.window_start, last.window_end, value,
+                                  check.bound, check.detail, severity, alert_labels_)
+        notifications.append(_notification(current, "firing", now, episode=since,
+                                           examples=examples_note(metric, version,
+                                                                  stage, last)))
+        notified_at = now
+    # what its reminders name while it fires: the examples of the last window, the
+    # window a reminder reports (the dispatcher builds reminders from the stored row)
+    examples = (examples_note(metric, version, stage, last)
+                if walked.position.state.status == "firing" else None)
+    recorded.saves.append(_saved(key, walked, last.window_end, severity, alert_labels_,
+                                 notified_at, now, examples))
 
 
 def _mature(metric: MetricSpec, windows: list[WindowResult], now: datetime
@@ -217,8 +346,10 @@ def _immature_before(alerts: EvaluationStore, key: AlertKey, metric: MetricSpec,
         since = max(since, to_utc(position.last_window))
     if since >= to_utc(first):
         return False
-    stored = [p for p in alerts.value_history(key, "label_coverage", first,
-                                              span=to_utc(first) - since, last=0, min_count=0)
+    [history] = alerts.value_histories([HistoryRequest(key, "label_coverage", first,
+                                                       span=to_utc(first) - since, last=0,
+                                                       min_count=0)])
+    stored = [p for p in history
               if p.start is not None and (position.last_window is None
                                           or p.start > to_utc(position.last_window))]
     ends = [(p.start + width, p.value) for p in stored if p.start is not None]
@@ -233,35 +364,28 @@ def end_alerts(alerts: EvaluationStore, metric: MetricSpec, version: int, stage:
     transaction; for a stage that no longer computes the metric's windows."""
     check_stage(stage)
     now = to_utc(utc_now() if now is None else now)
-    transitions, notifications = _end_orphans(alerts, metric, version, stage, now, why)
-    alerts.record_events(transitions, now)
-    alerts.enqueue(notifications)
-    return transitions
+    recorded = _Recorded()
+    _end(alerts.orphaned_alerts(stage, {(metric.name, version): set()}), version, now,
+         recorded, why)
+    return recorded.keep(alerts, now)
 
 
-def _end_orphans(alerts: EvaluationStore, metric: MetricSpec, version: int, stage: str,
-                 now: datetime, why: str | None = None
-                 ) -> tuple[list[AlertTransition], list[Notification]]:
-    """End the active alerts of ``metric`` in ``stage`` that no rule evaluates any more
-    (every one, when ``why`` says why); return their transitions and the resolutions to
-    send (of announced alerts only)."""
-    transitions: list[AlertTransition] = []
-    notifications: list[Notification] = []
-    rules = {rule.title for rule in metric.alerts} if why is None else set()
-    ended: list[PositionSave] = []
-    for alert in alerts.orphaned_alerts(metric.name, version, stage, rules):
+def _end(orphans: Sequence[StoredAlert], version: int, now: datetime, recorded: _Recorded,
+         why: str | None = None) -> None:
+    """End the active alerts ``orphans`` of a metric (whose rules no longer evaluate them,
+    or, with ``why``, for that reason): add their transitions, the resolutions to send (of
+    announced alerts only) and their inactive positions to ``recorded``."""
+    for alert in orphans:
         transition = _orphan_ended(alert, version, now, why)
-        transitions.append(transition)
+        recorded.transitions.append(transition)
         if transition.transition == "resolved" and alert.notified_at is not None:
-            notifications.append(_notification(transition, "resolved", now))
+            recorded.notifications.append(_notification(transition, "resolved", now))
         log.info("alert %s ended: %s", alert.key, transition.detail)
-        ended.append(PositionSave(
+        recorded.saves.append(PositionSave(
             alert.key, Position(AlertState(), alert.last_window_start),
             last_window_end=alert.last_window_end, value=transition.value,
             bound=transition.bound, detail=transition.detail, severity=alert.severity,
             labels=alert.labels, notified_at=None, now=now))
-    alerts.save_positions(ended)
-    return transitions, notifications
 
 
 def _orphan_ended(alert: StoredAlert, version: int, now: datetime,
@@ -288,18 +412,6 @@ def _saved(key: AlertKey, walked: Walked, last_window_end: datetime, severity: s
         detail=check.detail if check is not None else "", severity=severity, labels=labels,
         notified_at=notified_at if walked.position.state.status == "firing" else None,
         now=now, examples=examples)
-
-
-def _history(alerts: EvaluationStore, key: AlertKey, field: str, before: datetime,
-             rule: Rule) -> list[Point]:
-    """The stored windows ``rule`` compares the window starting at ``before`` with, oldest
-    first: the previous ``history_needed`` ones, or all within ``history_span`` before it,
-    of at least ``min_count`` events (as :class:`monitor.alerts.walk.History` keeps them)."""
-    span = rule.history_span
-    if span is None and rule.history_needed <= 0:
-        return []
-    return alerts.value_history(key, field, before, span=span, last=rule.history_needed,
-                                min_count=rule.min_count)
 
 
 def _notification(transition: AlertTransition, kind: NotificationKind, now: datetime,

@@ -18,7 +18,7 @@ implements the stores over the results database; the notifiers
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -56,6 +56,21 @@ class PositionSave:
     examples: str | None = None
 
 
+@dataclass(frozen=True)
+class HistoryRequest:
+    """Stored values an alert's rule compares a window with: those of ``field`` for
+    ``key``'s metric version, stage and segment on windows starting before ``before``,
+    oldest first: those within ``span`` before it, or (``span`` None) the ``last`` newest;
+    only windows of at least ``min_count`` events (0: all)."""
+
+    key: AlertKey
+    field: str
+    before: datetime
+    span: timedelta | None
+    last: int
+    min_count: int
+
+
 class EvaluationStore(Protocol):
     """Alert states, their history, stored values and the outbox, inside the transaction
     that stores the windows being evaluated."""
@@ -63,30 +78,29 @@ class EvaluationStore(Protocol):
     def lock_positions(self, keys: Sequence[AlertKey],
                        labels: dict[AlertKey, tuple[str, dict[str, str]]], now: datetime
                        ) -> dict[AlertKey, tuple[Position, datetime | None]]:
-        """The position (and ``notified_at``) of each alert in ``keys``, created inactive
-        when new (``labels`` gives each key's severity and labels) and locked until the
-        transaction ends, so two writers evaluating the same windows cannot both fire."""
+        """The position (and ``notified_at``) of each alert in ``keys`` (of one metric or
+        several), created inactive when new (``labels`` gives each key's severity and
+        labels) and locked until the transaction ends, so two writers evaluating the same
+        windows cannot both fire."""
         ...
 
-    def orphaned_alerts(self, metric: str, version: int, stage: str,
-                        rules: Collection[str]) -> list[StoredAlert]:
-        """The pending and firing alerts of ``metric`` in ``stage`` that no rule evaluates
-        any more: those of ``version`` whose rule (title) is not in ``rules``, and those of
-        every older version. Locked until the transaction ends, like
+    def orphaned_alerts(self, stage: str, rules: Mapping[tuple[str, int], Collection[str]]
+                        ) -> list[StoredAlert]:
+        """For each ``(metric, version)`` in ``rules``, the pending and firing alerts of
+        the metric in ``stage`` that no rule evaluates any more: those of that version
+        whose rule (title) is not in its ``rules``, and those of every older version; in
+        (metric, version, rule, segment) order. Locked until the transaction ends, like
         :meth:`lock_positions`."""
         ...
 
-    def value_history(self, key: AlertKey, field: str, before: datetime, *,
-                      span: timedelta | None, last: int, min_count: int) -> list[Point]:
-        """The stored values of ``field`` for ``key``'s metric version, stage and segment
-        on windows starting before ``before``, oldest first: those within ``span`` before
-        it, or (``span`` None) the ``last`` newest; only windows of at least ``min_count``
-        events (0: all)."""
+    def value_histories(self, requests: Sequence[HistoryRequest]) -> list[list[Point]]:
+        """The stored values each request asks for, in the order of ``requests`` (a few
+        statements for all of them, not one a request)."""
         ...
 
     def save_positions(self, saves: Sequence[PositionSave]) -> None:
         """Keep where each alert stands (one statement for all: an evaluation saves every
-        rule and segment of a metric)."""
+        rule and segment of its metrics)."""
         ...
 
     def record_events(self, transitions: Iterable[AlertTransition], now: datetime) -> None:

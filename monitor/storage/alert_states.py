@@ -1,14 +1,16 @@
 """Alert states and their history, on the caller's connection and transaction.
 
-:func:`lock_positions` creates the missing states of a metric's alerts and locks them
+:func:`lock_positions` creates the missing states of alerts and locks them
 (``SELECT ... FOR UPDATE`` on Postgres; SQLite serializes writers anyway), so two
 writers evaluating the same windows cannot both fire. :func:`orphaned_alerts` finds
 (and locks) the active alerts no rule evaluates any more, for evaluation to end them.
+Both take the alerts of several metrics at once: a batch slice evaluates all its
+metrics with one statement of each, not one a metric.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -46,7 +48,8 @@ def lock_positions(conn: Connection, keys: Sequence[AlertKey],
                    ) -> dict[AlertKey, tuple[Position, datetime | None]]:
     """The position (and ``notified_at``) of each alert in ``keys``, created inactive
     when new and locked for this transaction. ``labels`` gives each key's severity and
-    labels."""
+    labels. The keys may be of several metrics (a batch slice's): they are created in
+    one statement and read in one, whatever their number."""
     if not keys:
         return {}
     fresh = [{**_key_columns(key), "status": "inactive", "consecutive": 0,
@@ -55,17 +58,21 @@ def lock_positions(conn: Connection, keys: Sequence[AlertKey],
               "detail": "", "severity": labels[key][0], "labels": labels[key][1],
               "notified_at": None, "updated_at": now, "examples": None} for key in keys]
     insert_ignore(conn, STATES, fresh, STATE_KEY)
-    first = keys[0]
+    segments: dict[tuple[str, int, str], set[str]] = {}
+    for key in keys:
+        segments.setdefault((key.metric, key.version, key.stage), set()).add(key.segment)
     c = STATES.c
-    query = (select(c.rule, c.segment, c.status, c.consecutive, c.last_window_start,
-                    c.active_since, c.notified_at)
-             .where(c.metric == first.metric, c.metric_version == first.version,
-                    c.stage == first.stage, c.segment.in_(sorted({k.segment for k in keys})))
+    # each metric's rows of its segments, as one metric's evaluation locked them alone
+    query = (select(c.metric, c.metric_version, c.stage, c.rule, c.segment, c.status,
+                    c.consecutive, c.last_window_start, c.active_since, c.notified_at)
+             .where(or_(*(and_(c.metric == metric, c.metric_version == version,
+                               c.stage == stage, c.segment.in_(sorted(names)))
+                          for (metric, version, stage), names in segments.items())))
              .with_for_update())
     wanted = set(keys)
     found = {}
     for row in conn.execute(query):
-        key = AlertKey(first.metric, first.version, first.stage, row.rule, row.segment)
+        key = AlertKey(row.metric, row.metric_version, row.stage, row.rule, row.segment)
         if key in wanted:
             state = AlertState(row.status, row.consecutive)
             found[key] = (Position(state, row.last_window_start, row.active_since),
@@ -73,17 +80,24 @@ def lock_positions(conn: Connection, keys: Sequence[AlertKey],
     return found
 
 
-def orphaned_alerts(conn: Connection, metric: str, version: int, stage: str,
-                    rules: Collection[str]) -> list[StoredAlert]:
-    """The pending and firing alerts of ``metric`` in ``stage`` that no rule evaluates any
-    more (of ``version`` with a rule not in ``rules``, or of an older version), locked for
-    this transaction in key order."""
+def orphaned_alerts(conn: Connection, stage: str, rules: Mapping[tuple[str, int],
+                                                                  Collection[str]]
+                    ) -> list[StoredAlert]:
+    """For each ``(metric, version)`` in ``rules``, the pending and firing alerts of the
+    metric in ``stage`` that no rule evaluates any more (of that version with a rule not
+    in its ``rules``, or of an older version), in one statement for all the metrics;
+    locked for this transaction in key order (metric, version, rule, segment)."""
+    if not rules:
+        return []
     c = STATES.c
     query = (select(STATES)
-             .where(c.metric == metric, c.stage == stage, c.status.in_(["pending", "firing"]),
-                    or_(c.metric_version < version,
-                        and_(c.metric_version == version, c.rule.not_in(sorted(rules)))))
-             .order_by(c.metric_version, c.rule, c.segment)
+             .where(c.stage == stage, c.status.in_(["pending", "firing"]),
+                    or_(*(and_(c.metric == metric,
+                               or_(c.metric_version < version,
+                                   and_(c.metric_version == version,
+                                        c.rule.not_in(sorted(titles)))))
+                          for (metric, version), titles in rules.items())))
+             .order_by(c.metric, c.metric_version, c.rule, c.segment)
              .with_for_update())
     return [_stored(row._mapping) for row in conn.execute(query)]
 

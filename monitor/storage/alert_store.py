@@ -9,16 +9,16 @@ at a time (SQLite: run a single dispatcher per file).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from monitor.alerts.grouping import Waiting
-from monitor.alerts.ports import PositionSave
+from monitor.alerts.ports import HistoryRequest, PositionSave
 from monitor.alerts.records import (
     AlertKey,
     AlertTransition,
@@ -31,10 +31,8 @@ from monitor.alerts.silences import Silence
 from monitor.alerts.walk import Position
 from monitor.storage import alert_states, outbox, silences
 from monitor.storage.database import Database
-from monitor.storage.models import MetricValueRow, table_of
-from monitor.storage.types import to_utc
+from monitor.storage.value_histories import value_histories
 
-VALUES = table_of(MetricValueRow)
 ADVISORY_LOCK_ID = 0x6D6F6E616C657274  # "monalert": one dispatcher round at a time
 
 
@@ -51,25 +49,12 @@ class SqlAlertTransaction:
                        ) -> dict[AlertKey, tuple[Position, datetime | None]]:
         return alert_states.lock_positions(self.conn, keys, labels, now)
 
-    def orphaned_alerts(self, metric: str, version: int, stage: str,
-                        rules: Collection[str]) -> list[StoredAlert]:
-        return alert_states.orphaned_alerts(self.conn, metric, version, stage, rules)
+    def orphaned_alerts(self, stage: str, rules: Mapping[tuple[str, int], Collection[str]]
+                        ) -> list[StoredAlert]:
+        return alert_states.orphaned_alerts(self.conn, stage, rules)
 
-    def value_history(self, key: AlertKey, field: str, before: datetime, *,
-                      span: timedelta | None, last: int, min_count: int) -> list[Point]:
-        v = VALUES.c
-        query = select(v.window_start, v.value, v.count).where(
-            v.metric == key.metric, v.metric_version == key.version, v.stage == key.stage,
-            v.segment == key.segment, v.field == field, v.window_start < to_utc(before))
-        if min_count:
-            query = query.where(v.count >= min_count)
-        if span is not None:
-            rows = self.conn.execute(query.where(v.window_start >= to_utc(before) - span)
-                                     .order_by(v.window_start)).all()
-        else:
-            newest = self.conn.execute(query.order_by(v.window_start.desc()).limit(last)).all()
-            rows = list(reversed(newest))
-        return [Point(to_utc(start), float(value), int(count)) for start, value, count in rows]
+    def value_histories(self, requests: Sequence[HistoryRequest]) -> list[list[Point]]:
+        return value_histories(self.conn, requests)
 
     def save_positions(self, saves: Sequence[PositionSave]) -> None:
         alert_states.save_positions(self.conn, saves)

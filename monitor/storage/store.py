@@ -23,7 +23,7 @@ import pandas as pd
 from sqlalchemy import exc
 
 from metrics.drift import ReferenceProfile
-from monitor.alerts.evaluate import end_alerts, evaluate_windows
+from monitor.alerts.evaluate import MetricWindows, end_alerts, evaluate_metrics, evaluate_windows
 from monitor.errors import first_line
 from monitor.spec import MetricSpec
 from monitor.storage import dead_letters, definitions, profiles, results, runs, stream_status
@@ -207,22 +207,24 @@ class SqlStore:
                      evaluate_at: datetime | None = None) -> int:
         """The metrics' windows of a batch slice, their alert evaluation, the slice's dead
         letters and the end of their runs in one transaction: stored, evaluated and
-        recorded as succeeded, or none of it. Values and states go in shared upserts and
-        the runs end in one statement: a commit and a few round trips a slice instead of
-        a metric and slice. Each metric's rules are evaluated after every metric's values
-        are written; an evaluation reads only its own metric's values and alerts, so the
-        order changes nothing."""
-        names = [(s.metric.name, s.version) for s in slices]
+        recorded as succeeded, or none of it. Values and states go in shared upserts, the
+        metrics' alert states are read, locked and saved together
+        (:func:`~monitor.alerts.evaluate.evaluate_metrics`) and the runs end in one
+        statement: a commit and a few round trips a slice instead of a metric and slice.
+        The rules are evaluated after every metric's values are written; an evaluation
+        reads only its own metric's values and alerts, so the order changes nothing. A
+        metric may have one slice in a write (two versions of one would end each other's
+        alerts)."""
+        names = [s.metric.name for s in slices]
         if len(set(names)) != len(names):
             raise ValueError(f"a metric's slice is given twice in one write: {names}")
         with self.database.begin() as conn:
             written = results.write_metrics_windows(
                 conn, stage, [(s.metric.name, s.version, s.windows) for s in slices])
             if evaluate_at is not None:
-                alerts = SqlAlertTransaction(conn)
-                for piece in slices:
-                    evaluate_windows(alerts, piece.metric, piece.version, stage,
-                                     piece.windows, evaluate_at)
+                evaluate_metrics(SqlAlertTransaction(conn), stage,
+                                 [MetricWindows(s.metric, s.version, s.windows)
+                                  for s in slices], evaluate_at)
             if rejected:
                 dead_letters.write_dead_letters(conn, rejected)
             runs.finish_runs(conn, {s.run_id: len({w.window_start for w in s.windows})

@@ -152,3 +152,35 @@ def test_a_slice_that_fails_in_any_part_stores_nothing(
     assert [(runs[i].status, runs[i].rows_read, runs[i].windows_written) for i in (latency, ctr)
             ] == [("succeeded", len(events), (END - START) // timedelta(hours=1))] * 2
     assert len(store.recent_dead_letters()) == 1
+
+
+class AlertStatements:
+    """Counts the statements on the alert tables (the alert evaluation's round trips; a
+    statement run for many rows is one, as the driver sends them together)."""
+
+    def __init__(self, database: Database) -> None:
+        self.count = 0
+        sa.event.listen(database.engine, "before_cursor_execute", self.seen)
+
+    def seen(self, conn: sa.Connection, cursor: object, statement: str, *args: object) -> None:
+        self.count += " alert_" in statement
+
+
+def test_the_alert_round_trips_of_a_slice_do_not_grow_with_its_metrics(
+    store: SqlStore, incidents: sa.Engine, profile: ReferenceProfile
+) -> None:
+    targets = promote(store, profile, METRICS)
+    statements = AlertStatements(store.database)
+    counted = {}
+    for group in ([targets[0]], targets):
+        clear(store.database)
+        statements.count = 0
+        BatchRunner(store, lambda m: TableSource(incidents, m.stream, chunk_rows=5_000),
+                    retry=Retry(attempts=1)).run_many(group, since=START, until=END, now=NOW)
+        counted[len(group)] = statements.count
+    events = snapshot(store.database)
+    assert len(events["alert_events"]) > 0 and len(events["alert_notifications"]) > 0
+    slices = (END - START) // pd.Timedelta("1D")
+    # a slice's orphans read, alert states created, locked and saved: 4 statements,
+    # then at most one recording the transitions and one queueing the notifications
+    assert 4 * slices <= counted[1] <= counted[len(targets)] <= 6 * slices
