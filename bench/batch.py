@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -48,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.example_store import example_batch_store
 from bench.postgres import throwaway_database
+from bench.server_cpu import postgres_cpu_seconds
 from examples.music_home import mon
 from examples.music_home_events import DEFAULT_START, generate_events
 from monitor.batch.postgres_columns import connection_uri, literal_sql
@@ -64,10 +66,12 @@ RESULT_TABLES = ("metric_values", "metric_states", "batch_runs", "dead_letters",
 
 
 def best_of(repeats: int, runs: dict[str, Callable[[], object]],
-            before: dict[str, Callable[[], None]], cpu: dict[str, float] | None = None
+            before: dict[str, Callable[[], None]], cpu: dict[str, float] | None = None,
+            server_cpu: dict[str, float] | None = None
             ) -> tuple[dict[str, float], dict[str, float]]:
     """The best and the first time of each run (and, into ``cpu``, the CPU seconds of the
-    process, all threads, in each run's best)."""
+    process, all threads, in each run's best; into ``server_cpu`` those of the local
+    Postgres server's processes, when it is local)."""
     best = dict.fromkeys(runs, float("inf"))
     first: dict[str, float] = {}
     for _ in range(repeats):
@@ -75,13 +79,27 @@ def best_of(repeats: int, runs: dict[str, Callable[[], object]],
             if name in before:
                 before[name]()
             start, start_cpu = time.perf_counter(), time.process_time()
+            start_server = postgres_cpu_seconds()
             run()
             seconds = time.perf_counter() - start
+            end_server = postgres_cpu_seconds()
             if seconds < best[name] and cpu is not None:
                 cpu[name] = time.process_time() - start_cpu
+            if seconds < best[name] and server_cpu is not None and start_server is not None \
+                    and end_server is not None:
+                server_cpu[name] = end_server - start_server
             best[name] = min(best[name], seconds)
             first.setdefault(name, seconds)
     return best, first
+
+
+def cores_floor(client_cpu: float | None, server_cpu: float | None) -> float | None:
+    """The least wall time a run could take on this machine's cores, were its CPU seconds
+    and the local server's spread over them perfectly: a bound no scheduling beats (None
+    without the server's figure)."""
+    if client_cpu is None or server_cpu is None:
+        return None
+    return (client_cpu + server_cpu) / (os.cpu_count() or 1)
 
 
 def main() -> None:
@@ -157,9 +175,11 @@ def run(url: str, args: argparse.Namespace) -> None:
                 conn.execute(sa.text(f"DELETE FROM {name}"))
 
     cpu: dict[str, float] = {}
+    server_cpu: dict[str, float] = {}
     seconds, first = best_of(args.repeats, {"columnar": columnar, "bare": bare, "read": read,
                                             "ours": ours, "inline": inline},
-                             {"ours": clear_results, "inline": clear_results}, cpu)
+                             {"ours": clear_results, "inline": clear_results}, cpu,
+                             server_cpu)
     values = store.read_values(stage="batch", limit=None)
     ratio = seconds["ours"] / seconds["bare"]
     columnar_ratio = seconds["ours"] / seconds["columnar"]
@@ -175,11 +195,17 @@ def run(url: str, args: argparse.Namespace) -> None:
                        ("ours", "read + validate + compute + upsert, the next day read "
                                 "ahead")):
         print(f"  {name:9} {seconds[name]:7.2f} s  ({rows / seconds[name]:10,.0f} rows/s)  "
-              f"{what}" + (f"  ({cpu[name]:.2f} CPU s)" if name in cpu else ""))
+              f"{what}" + (f"  ({cpu[name]:.2f} CPU s)" if name in cpu else "")
+              + (f"  (server {server_cpu[name]:.2f} CPU s)" if name in server_cpu else ""))
     print(f"  ours / columnar {columnar_ratio:6.2f}x  (target <= {COLUMNAR_TARGET}x): "
           f"{'met' if columnar_ratio <= COLUMNAR_TARGET else 'NOT met'}")
     print(f"  read / columnar {seconds['read'] / seconds['columnar']:6.2f}x  (what the batch "
           "stage reads before computing)")
+    floor = cores_floor(cpu.get("ours"), server_cpu.get("ours"))
+    if floor is not None:
+        print(f"  ours' CPU, ours and the server's, spread over {os.cpu_count()} cores with "
+              f"nothing else to do: at least {floor:.2f} s = "
+              f"{floor / seconds['columnar']:.2f}x the columnar read")
     print(f"  ours, first run {first['ours']:7.2f} s  (a process's first run also simulates "
           "the drift tests' null distributions, once per column and window size)")
     print(f"  ours / pandas   {ratio:6.2f}x  (target <= {TARGET_RATIO}x): "
@@ -195,6 +221,10 @@ def run(url: str, args: argparse.Namespace) -> None:
         "our_seconds": seconds["ours"],
         "our_first_seconds": first["ours"],
         "our_cpu_seconds": cpu["ours"],
+        "our_server_cpu_seconds": server_cpu.get("ours"),
+        "columnar_server_cpu_seconds": server_cpu.get("columnar"),
+        "columnar_cpu_seconds": cpu["columnar"],
+        "our_cores_floor_seconds": floor,
         "inline_seconds": seconds["inline"],
         "inline_cpu_seconds": cpu["inline"],
         "columnar_rows_per_second": rows / seconds["columnar"],
