@@ -78,8 +78,8 @@ def best_of(repeats: int, runs: dict[str, Callable[[], object]],
         for name, run in runs.items():
             if name in before:
                 before[name]()
+            start_server = postgres_cpu_seconds()  # read before the clock starts: /proc
             start, start_cpu = time.perf_counter(), time.process_time()
-            start_server = postgres_cpu_seconds()
             run()
             seconds = time.perf_counter() - start
             end_server = postgres_cpu_seconds()
