@@ -32,7 +32,6 @@ last line printed is one JSON object with the figures.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import sys
@@ -47,15 +46,15 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.example_store import example_batch_store
+from bench.example_store import example_batch_store, load_example_events
 from bench.postgres import throwaway_database
 from bench.server_cpu import postgres_cpu_seconds
 from examples.music_home import mon
-from examples.music_home_events import DEFAULT_START, generate_events
+from examples.music_home_events import DEFAULT_START
 from monitor.batch.postgres_columns import connection_uri, literal_sql
 from monitor.batch.runner import BatchRunner
 from monitor.batch.sources import TableSource
-from monitor.batch.tables import events_table, load_events
+from monitor.batch.tables import events_table
 
 TARGET_RATIO = 1.5  # ours / pd.read_sql
 COLUMNAR_TARGET = 1.3  # ours / the columnar read
@@ -119,15 +118,8 @@ def run(url: str, args: argparse.Namespace) -> None:
     engine = sa.create_engine(url)
     start = DEFAULT_START
     end = start + pd.Timedelta(days=args.days)
-    events = generate_events(start=start, days=args.days, seed=args.seed,
-                             events_per_hour=args.events_per_hour)
-    load_seconds = time.perf_counter()
-    rows = load_events(engine, stream, events)
-    load_seconds = time.perf_counter() - load_seconds
-    # The generated week (half a million Python lists) is not what a batch run holds:
-    # alive, every full collection of the garbage collector walked it in the timed runs.
-    del events
-    gc.collect()
+    rows, load_seconds = load_example_events(engine, args.days, args.seed,
+                                             args.events_per_hour)
     with engine.begin() as conn:
         conn.execute(sa.text("ANALYZE home_events"))
 

@@ -37,15 +37,14 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.batch import RESULT_TABLES
-from bench.example_store import example_batch_store
+from bench.example_store import example_batch_store, load_example_events
 from bench.postgres import throwaway_database
 from examples.music_home import mon
-from examples.music_home_events import DEFAULT_START, generate_events
+from examples.music_home_events import DEFAULT_START
 from monitor.batch.postgres_columns import connection_uri, literal_sql
 from monitor.batch.sources import TableSource
-from monitor.batch.tables import events_table, load_events
+from monitor.batch.tables import events_table
 from monitor.engine import Engine
-from monitor.spec import StreamSpec
 from monitor.storage.records import MetricSlice, window_results
 from monitor.storage.store import SqlStore
 from monitor.targets import Target
@@ -66,7 +65,7 @@ def run(url: str, args: argparse.Namespace) -> None:
     stream = mon.streams["home"]
     engine = sa.create_engine(url)
     start = DEFAULT_START
-    rows = load_generated(engine, stream, start, args)
+    rows, _ = load_example_events(engine, args.days, args.seed, args.events_per_hour)
     store, targets = example_batch_store(url, "benchmark", args.seed, args.events_per_hour)
     table = events_table(stream)
     query = sa.select(*table.c).where(
@@ -94,17 +93,6 @@ def run(url: str, args: argparse.Namespace) -> None:
     store.close()
     engine.dispose()
     print_figures(figures, rows, args, len(targets))
-
-
-def load_generated(engine: sa.Engine, stream: StreamSpec, start: pd.Timestamp,
-                   args: argparse.Namespace) -> int:
-    """Generate the example events and load them; the rows loaded. The generated events
-    (half a million Python lists for a week) die with this call: a batch run does not
-    hold them, and alive they would be walked by every full collection of the garbage
-    collector in the timed passes (as bench/batch.py does, with ``del``)."""
-    events = generate_events(start=start, days=args.days, seed=args.seed,
-                             events_per_hour=args.events_per_hour)
-    return load_events(engine, stream, events)
 
 
 def one_slice(seconds: defaultdict[str, float], source: TableSource, targets: list[Target],

@@ -31,13 +31,11 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import monitor.storage.store as store_module
-from bench.example_store import example_batch_store
+from bench.example_store import example_batch_store, load_example_events
 from bench.postgres import throwaway_database
-from examples.music_home import mon
-from examples.music_home_events import DEFAULT_START, generate_events
+from examples.music_home_events import DEFAULT_START
 from monitor.batch.runner import BatchRunner
 from monitor.batch.sources import TableSource
-from monitor.batch.tables import load_events
 
 ALERT_TABLES = ("alert_states", "alert_events", "alert_notifications")
 EVALUATIONS = ("evaluate_windows", "evaluate_metrics")  # what a version's store calls
@@ -106,11 +104,9 @@ def main() -> None:
 
 
 def run(url: str, args: argparse.Namespace) -> None:
-    stream = mon.streams["home"]
     engine = sa.create_engine(url)
     start, end = DEFAULT_START, DEFAULT_START + pd.Timedelta(days=args.days)
-    rows = load_events(engine, stream, generate_events(
-        start=start, days=args.days, seed=1, events_per_hour=args.events_per_hour))
+    rows, _ = load_example_events(engine, args.days, 1, args.events_per_hour)
     store, targets = example_batch_store(url, "statements", 1, args.events_per_hour)
     runner = BatchRunner(store, lambda m: TableSource(engine, m.stream), read_ahead=False)
     statements = Statements(store.database.engine, args.trace)
